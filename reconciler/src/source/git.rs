@@ -1,0 +1,98 @@
+//! Reading a fleet from a git revision through libgit2, without a checkout: the tree of the
+//! commit is walked in the object database.
+//!
+//! Symlinks and submodules in the tree are reported, never followed; blobs larger than the spec
+//! limit are reported by size (read from the object header) without being loaded.
+
+use super::{Content, MAX_DIR_DEPTH, Snapshot, SourceError, SourceFile};
+use git2::{ObjectType, Repository, Tree};
+use std::path::Path;
+use tether_schema::{FLEET_FILE, MAX_SPEC_BYTES, is_fleet_path};
+
+const MODE_SYMLINK: i32 = 0o120_000;
+const MODE_SUBMODULE: i32 = 0o160_000;
+
+/// Reads the fleet files of revision `rev` (a branch, tag or commit) in the repository at `repo`.
+///
+/// # Errors
+/// The repository cannot be opened, the revision does not name a commit, or an object is
+/// missing from the object database.
+pub fn read(repo: &Path, rev: &str) -> Result<Snapshot, SourceError> {
+    let repository = Repository::open(repo).map_err(|e| SourceError::GitOpen {
+        path: repo.to_owned(),
+        message: e.message().to_owned(),
+    })?;
+    let commit = repository
+        .revparse_single(rev)
+        .and_then(|o| o.peel_to_commit())
+        .map_err(|e| SourceError::GitRev {
+            path: repo.to_owned(),
+            rev: rev.to_owned(),
+            message: e.message().to_owned(),
+        })?;
+    let id = commit.id().to_string();
+    let read_err = |e: git2::Error| SourceError::GitRead {
+        path: repo.to_owned(),
+        commit: id.clone(),
+        message: e.message().to_owned(),
+    };
+    let tree = commit.tree().map_err(read_err)?;
+    let mut files = Vec::new();
+    walk(&repository, &tree, "", 0, &mut files).map_err(read_err)?;
+    files.sort_by(|a, b| a.path.cmp(&b.path));
+    Ok(Snapshot {
+        files,
+        commit: Some(id),
+    })
+}
+
+fn walk(
+    repo: &Repository,
+    tree: &Tree<'_>,
+    prefix: &str,
+    depth: usize,
+    files: &mut Vec<SourceFile>,
+) -> Result<(), git2::Error> {
+    for item in tree {
+        let name = String::from_utf8_lossy(item.name_bytes()).into_owned();
+        let path = format!("{prefix}{name}");
+        let is_tree = item.kind() == Some(ObjectType::Tree);
+        let wanted = if is_tree {
+            // Descend only into agents/ and below.
+            is_fleet_path(&format!("{path}/"))
+        } else {
+            path == FLEET_FILE || is_fleet_path(&path)
+        };
+        if !wanted {
+            continue;
+        }
+        if is_tree && depth < MAX_DIR_DEPTH {
+            let sub = repo.find_tree(item.id())?;
+            walk(repo, &sub, &format!("{path}/"), depth + 1, files)?;
+            continue;
+        }
+        let content = if is_tree {
+            Content::Unreadable {
+                reason: format!("folders nested deeper than {MAX_DIR_DEPTH} levels are not read"),
+            }
+        } else if item.filemode() == MODE_SUBMODULE {
+            Content::Unreadable {
+                reason: "a git submodule, not a file".into(),
+            }
+        } else {
+            let (size, _) = repo.odb()?.read_header(item.id())?;
+            if item.filemode() == MODE_SYMLINK {
+                let blob = repo.find_blob(item.id())?;
+                Content::Symlink {
+                    target: String::from_utf8_lossy(blob.content()).into_owned(),
+                }
+            } else if size as u64 > MAX_SPEC_BYTES {
+                Content::TooLarge { size: size as u64 }
+            } else {
+                Content::Bytes(repo.find_blob(item.id())?.content().to_vec())
+            }
+        };
+        files.push(SourceFile { path, content });
+    }
+    Ok(())
+}

@@ -1,0 +1,367 @@
+//! Loading a whole fleet from its files: classify each file, decode, parse, validate, then
+//! check rules that span files (unique names and subscriptions).
+//!
+//! # Guarantees
+//! - A fleet that has any problem is an error listing every problem found, never a partial or
+//!   empty fleet.
+//! - No input makes this panic or run unbounded: sizes, depth and node counts are capped.
+
+use crate::diagnostic::{self, Code, Diagnostic, Span, span_of_byte};
+use crate::model::{Agent, Fleet};
+use crate::names::AgentName;
+use crate::raw::{RawAgent, RawFleet};
+use crate::validate::{self, FleetContext, Report};
+use crate::yaml::de::{self, UnknownField};
+use crate::yaml::node::{self, Node, NodeKind};
+use std::collections::BTreeMap;
+use std::fmt;
+
+/// Largest spec file accepted, in bytes.
+pub const MAX_SPEC_BYTES: u64 = 64 * 1024;
+/// The fleet settings file, at the repository root.
+pub const FLEET_FILE: &str = "fleet.yaml";
+/// The folder holding agent specs (sub-folders allowed).
+pub const AGENTS_DIR: &str = "agents/";
+
+/// One file of a fleet repository as a source handed it over.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SourceFile {
+    /// Repository-relative path with `/` separators.
+    pub path: String,
+    /// What the source found there.
+    pub content: Content,
+}
+
+/// What a source found at a path.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Content {
+    /// The file's bytes (at most [`MAX_SPEC_BYTES`]).
+    Bytes(Vec<u8>),
+    /// A file larger than [`MAX_SPEC_BYTES`], not read.
+    TooLarge {
+        /// Its size in bytes.
+        size: u64,
+    },
+    /// A symbolic link, not followed.
+    Symlink {
+        /// Where it points, as written.
+        target: String,
+    },
+    /// A file the source could not read.
+    Unreadable {
+        /// Why.
+        reason: String,
+    },
+}
+
+/// A fleet that failed to load, with every problem found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LoadError {
+    /// Every problem, sorted by file and position.
+    pub diagnostics: Vec<Diagnostic>,
+}
+
+impl fmt::Display for LoadError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let n = self.diagnostics.len();
+        write!(
+            f,
+            "the fleet has {n} problem{}",
+            if n == 1 { "" } else { "s" }
+        )?;
+        if let Some(first) = self.diagnostics.first() {
+            write!(f, "; first: {first}")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for LoadError {}
+
+/// Whether `path` is one the loader reads: `fleet.yaml` or anything under `agents/`.
+pub fn is_fleet_path(path: &str) -> bool {
+    path == FLEET_FILE || path.starts_with(AGENTS_DIR)
+}
+
+/// Loads and validates a fleet from its files: `fleet.yaml` and everything under `agents/`.
+/// Other paths are ignored, so a source may hand over the whole repository.
+///
+/// # Errors
+/// Every problem in every file, as [`Diagnostic`]s sorted by file and position.
+pub fn load_fleet(files: &[SourceFile]) -> Result<Fleet, LoadError> {
+    let mut out = Vec::new();
+    let fleet_file = files.iter().find(|f| f.path == FLEET_FILE);
+    let fleet = match fleet_file {
+        None => {
+            out.push(
+                Diagnostic::new(FLEET_FILE, None, Code::MissingFleet, "fleet.yaml not found at the repository root")
+                    .with_hint("every fleet repository needs a `kind: Fleet` document in fleet.yaml; see fleet/fleet.yaml for an example"),
+            );
+            None
+        }
+        Some(file) => read_tree(file, &mut out).and_then(|node| {
+            let raw: RawFleet = deserialize(&node, "Fleet", &file.path, &mut out)?;
+            validate::fleet(raw, &mut Report::new(&file.path, &mut out))
+        }),
+    };
+    let mut agents: Vec<Agent> = Vec::new();
+    let mut spans: BTreeMap<String, (Span, Span)> = BTreeMap::new();
+    let mut agent_files: Vec<&SourceFile> = files
+        .iter()
+        .filter(|f| f.path.starts_with(AGENTS_DIR))
+        .collect();
+    agent_files.sort_by(|a, b| a.path.cmp(&b.path));
+    for file in agent_files {
+        if let Some((agent, name_span, sub_span)) = load_agent(file, fleet.as_ref(), &mut out) {
+            spans.insert(agent.source.clone(), (name_span, sub_span));
+            agents.push(agent);
+        }
+    }
+    check_unique(&agents, &spans, &mut out);
+    if !out.is_empty() {
+        diagnostic::sort(&mut out);
+        return Err(LoadError { diagnostics: out });
+    }
+    let Some(fleet) = fleet else {
+        return Err(LoadError { diagnostics: out });
+    };
+    let agents: BTreeMap<AgentName, Agent> =
+        agents.into_iter().map(|a| (a.name.clone(), a)).collect();
+    Ok(Fleet {
+        settings: fleet.settings,
+        agents,
+    })
+}
+
+fn load_agent(
+    file: &SourceFile,
+    fleet: Option<&FleetContext>,
+    out: &mut Vec<Diagnostic>,
+) -> Option<(Agent, Span, Span)> {
+    let base = file.path.rsplit('/').next().unwrap_or_default();
+    if base == ".gitkeep" {
+        return None;
+    }
+    let is_yaml = file.path.ends_with(".yaml") || file.path.ends_with(".yml");
+    if !is_yaml && matches!(file.content, Content::Bytes(_)) {
+        out.push(
+            Diagnostic::new(
+                &file.path,
+                None,
+                Code::NotYaml,
+                "not a YAML file: agents/ holds only `.yaml` agent specs",
+            )
+            .with_hint("move this file out of agents/, or rename it to `.yaml` if it is a spec"),
+        );
+        return None;
+    }
+    let node = read_tree(file, out)?;
+    let raw: RawAgent = deserialize(&node, "Agent", &file.path, out)?;
+    let name_span = raw.metadata.name.span;
+    let sub_span = raw.spec.subscription.span;
+    let agent = validate::agent(raw, &file.path, fleet, &mut Report::new(&file.path, out))?;
+    Some((agent, name_span, sub_span))
+}
+
+/// Decodes and parses one file into a tree, reporting what stops it.
+fn read_tree(file: &SourceFile, out: &mut Vec<Diagnostic>) -> Option<Node> {
+    let path = file.path.as_str();
+    let bytes = match &file.content {
+        Content::Bytes(b) if b.len() as u64 > MAX_SPEC_BYTES => {
+            out.push(too_large(path, b.len() as u64));
+            return None;
+        }
+        Content::Bytes(b) => b,
+        Content::TooLarge { size } => {
+            out.push(too_large(path, *size));
+            return None;
+        }
+        Content::Symlink { target } => {
+            out.push(
+                Diagnostic::new(path, None, Code::Symlink, format!("a symbolic link (to `{target}`), not a file"))
+                    .with_hint("fleet specs must be regular files; replace the link with the file it points to"),
+            );
+            return None;
+        }
+        Content::Unreadable { reason } => {
+            out.push(
+                Diagnostic::new(
+                    path,
+                    None,
+                    Code::Unreadable,
+                    format!("cannot read the file: {reason}"),
+                )
+                .with_hint("check the file's permissions"),
+            );
+            return None;
+        }
+    };
+    let text = match std::str::from_utf8(bytes) {
+        Ok(t) => t,
+        Err(e) => {
+            let at = span_of_byte(bytes, e.valid_up_to());
+            out.push(
+                Diagnostic::new(
+                    path,
+                    Some(at),
+                    Code::InvalidUtf8,
+                    "the file is not valid UTF-8",
+                )
+                .with_hint("save the file as UTF-8"),
+            );
+            return None;
+        }
+    };
+    if text.trim().is_empty() {
+        out.push(
+            Diagnostic::new(path, None, Code::Empty, "the file is empty")
+                .with_hint("write a spec here, or delete the file"),
+        );
+        return None;
+    }
+    match node::parse(text) {
+        Ok(n) => Some(n),
+        Err(e) => {
+            let mut d = Diagnostic::new(path, Some(e.span), e.code, e.message);
+            d.hint = e.hint;
+            out.push(d);
+            None
+        }
+    }
+}
+
+fn too_large(path: &str, size: u64) -> Diagnostic {
+    Diagnostic::new(
+        path,
+        None,
+        Code::TooLarge,
+        format!("the file is {size} bytes; spec files are limited to {MAX_SPEC_BYTES} bytes"),
+    )
+    .with_hint("an agent spec is a few hundred bytes; check that this is the right file")
+}
+
+/// Checks the document's kind, then reads it as `T`, reporting unknown fields and the first
+/// type error.
+fn deserialize<T: serde::de::DeserializeOwned>(
+    node: &Node,
+    kind: &str,
+    path: &str,
+    out: &mut Vec<Diagnostic>,
+) -> Option<T> {
+    if !matches!(node.kind, NodeKind::Mapping(_)) {
+        out.push(
+            Diagnostic::new(
+                path,
+                Some(node.span),
+                Code::InvalidType,
+                format!(
+                    "expected a `kind: {kind}` mapping, found {}",
+                    node.describe()
+                ),
+            )
+            .with_hint("a spec is a mapping with apiVersion, kind, metadata and spec"),
+        );
+        return None;
+    }
+    if let Some(found) = node.get("kind")
+        && let NodeKind::Scalar { text, .. } = &found.kind
+        && text != kind
+    {
+        let hint = match text.as_str() {
+            "Fleet" => "the Fleet document lives in fleet.yaml at the repository root".to_owned(),
+            "Agent" => "Agent documents live under agents/".to_owned(),
+            _ => format!("this file must hold a `kind: {kind}` document"),
+        };
+        out.push(
+            Diagnostic::new(
+                path,
+                Some(found.span),
+                Code::WrongKind,
+                format!("expected kind `{kind}`, found `{text}`"),
+            )
+            .at_path("kind")
+            .with_hint(hint),
+        );
+        return None;
+    }
+    let (result, unknown) = de::from_node::<T>(node);
+    for u in unknown {
+        out.push(unknown_field(path, u));
+    }
+    match result {
+        Ok(v) => Some(v),
+        Err(e) => {
+            let mut d = Diagnostic::new(path, e.span, e.code, e.message)
+                .at_path(e.path.unwrap_or_default());
+            d.hint = e.hint;
+            out.push(d);
+            None
+        }
+    }
+}
+
+fn unknown_field(path: &str, u: UnknownField) -> Diagnostic {
+    let hint = match u.suggestion {
+        Some(s) => format!("did you mean `{s}`?"),
+        None => format!(
+            "known fields here: {}",
+            u.expected
+                .iter()
+                .map(|f| format!("`{f}`"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+    };
+    Diagnostic::new(
+        path,
+        Some(u.span),
+        Code::UnknownField,
+        format!("unknown field `{}`", u.key),
+    )
+    .at_path(u.path)
+    .with_hint(hint)
+}
+
+fn check_unique(
+    agents: &[Agent],
+    spans: &BTreeMap<String, (Span, Span)>,
+    out: &mut Vec<Diagnostic>,
+) {
+    let mut names: BTreeMap<&str, &Agent> = BTreeMap::new();
+    let mut subs: BTreeMap<&str, &Agent> = BTreeMap::new();
+    for agent in agents {
+        let (name_span, sub_span) = spans[&agent.source];
+        if let Some(first) = names.insert(agent.name.as_str(), agent) {
+            names.insert(first.name.as_str(), first);
+            out.push(
+                Diagnostic::new(
+                    &agent.source,
+                    Some(name_span),
+                    Code::DuplicateName,
+                    format!(
+                        "agent name `{}` is already used by {}",
+                        agent.name, first.source
+                    ),
+                )
+                .at_path("metadata.name")
+                .with_hint("agent names are unique in the fleet; rename one of the two agents"),
+            );
+        }
+        if let Some(first) = subs.insert(agent.subscription.as_str(), agent) {
+            subs.insert(first.subscription.as_str(), first);
+            out.push(
+                Diagnostic::new(
+                    &agent.source,
+                    Some(sub_span),
+                    Code::DuplicateSubscription,
+                    format!(
+                        "subscription `{}` already has agent `{}` ({})",
+                        agent.subscription, first.name, first.source
+                    ),
+                )
+                .at_path("spec.subscription")
+                .with_hint("one subscription gets one agent; remove one of the two specs"),
+            );
+        }
+    }
+}

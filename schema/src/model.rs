@@ -1,0 +1,142 @@
+//! Validated fleet types: what the rest of tether works with. Built only by
+//! [`crate::load_fleet`], so every value here has passed every rule in `docs/spec.md`.
+
+use crate::names::{
+    AgentName, EnvName, FleetName, ImageName, LabelKey, LabelValue, LocationName, RuntimeVersion,
+    ServerTypeName, SshKeyName, Subscription, Tailnet, TailnetTag,
+};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+/// Labels as Hetzner stores them.
+pub type Labels = BTreeMap<LabelKey, LabelValue>;
+
+/// Whether the agent's server should be running.
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    Default,
+    Serialize,
+    Deserialize,
+    JsonSchema,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum Power {
+    /// Running (the default).
+    #[default]
+    On,
+    /// Powered off; the server and its disk are kept.
+    Off,
+}
+
+/// The desired fleet: settings plus every agent, keyed by name.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Fleet {
+    /// Fleet-wide settings from `fleet.yaml`.
+    pub settings: FleetSettings,
+    /// Every agent, ordered by name.
+    pub agents: BTreeMap<AgentName, Agent>,
+}
+
+/// Fleet-wide settings from `fleet.yaml`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct FleetSettings {
+    /// The fleet's name, the value of the `tether/fleet` label.
+    pub name: FleetName,
+    /// The tailnet to manage.
+    pub tailnet: Tailnet,
+    /// Tags agents may carry; also the default tags.
+    pub tags: Vec<TailnetTag>,
+    /// Deletion safety policy.
+    pub policy: Policy,
+    /// What agents may ask for.
+    pub catalog: Catalog,
+}
+
+/// Deletion safety policy.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Policy {
+    /// Delete servers whose spec is gone.
+    pub prune: bool,
+    /// Most servers one run may delete.
+    pub max_deletions_per_run: u32,
+    /// Most servers one run may delete, in percent (0-100) of the managed servers.
+    pub max_deletion_percent: u32,
+}
+
+impl Default for Policy {
+    fn default() -> Self {
+        Policy {
+            prune: false,
+            max_deletions_per_run: 5,
+            max_deletion_percent: 10,
+        }
+    }
+}
+
+/// What agents may ask for.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Catalog {
+    /// Allowed server types.
+    pub server_types: Vec<ServerTypeName>,
+    /// Allowed locations.
+    pub locations: Vec<LocationName>,
+    /// Allowed images.
+    pub images: Vec<ImageName>,
+}
+
+/// One agent: one subscription's VM.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Agent {
+    /// The agent's name: server name and Tailscale hostname.
+    pub name: AgentName,
+    /// Repository-relative path of the spec file.
+    pub source: String,
+    /// User labels copied onto the server.
+    pub labels: Labels,
+    /// Billing subscription id.
+    pub subscription: Subscription,
+    /// The server, with fleet defaults applied.
+    pub server: ServerSpec,
+    /// Tailscale tags, with fleet defaults applied.
+    pub tags: Vec<TailnetTag>,
+    /// The runtime rendered into cloud-init.
+    pub runtime: Runtime,
+    /// Whether the server should run.
+    pub power: Power,
+    /// Whether tether must never delete this agent's server.
+    pub protect: bool,
+}
+
+/// A fully resolved server description.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ServerSpec {
+    /// Hetzner server type.
+    pub server_type: ServerTypeName,
+    /// Hetzner location.
+    pub location: LocationName,
+    /// Hetzner image.
+    pub image: ImageName,
+    /// SSH key names, in the order written.
+    pub ssh_keys: Vec<SshKeyName>,
+}
+
+/// The agent runtime.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Runtime {
+    /// Version to install.
+    pub version: RuntimeVersion,
+    /// Environment for the agent process.
+    pub env: BTreeMap<EnvName, String>,
+}

@@ -1,0 +1,350 @@
+//! Validated newtypes: once a value has one of these types it obeys the rule named in its docs.
+//!
+//! Each `parse` returns an [`Invalid`] with a message and a hint on failure; nothing downstream
+//! holds a raw `String` where one of these exists.
+
+use serde::Serialize;
+use std::fmt;
+
+/// Why a value was refused: what is wrong and what to do.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Invalid {
+    /// What is wrong.
+    pub message: String,
+    /// What to do.
+    pub hint: String,
+}
+
+fn invalid(message: impl Into<String>, hint: impl Into<String>) -> Invalid {
+    Invalid {
+        message: message.into(),
+        hint: hint.into(),
+    }
+}
+
+macro_rules! newtype {
+    ($(#[$doc:meta])* $name:ident, $check:path) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+        #[serde(transparent)]
+        pub struct $name(String);
+
+        impl $name {
+            /// Checks `value` against this type's rule.
+            ///
+            /// # Errors
+            /// The rule the value breaks, with a hint.
+            pub fn parse(value: &str) -> Result<Self, Invalid> {
+                $check(value).map(|()| $name(value.to_owned()))
+            }
+
+            /// The value as written.
+            pub fn as_str(&self) -> &str {
+                &self.0
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(&self.0)
+            }
+        }
+
+        impl AsRef<str> for $name {
+            fn as_ref(&self) -> &str {
+                &self.0
+            }
+        }
+    };
+}
+
+newtype!(
+    /// An agent's name: a lowercase RFC 1123 label of at most 63 characters. It becomes the
+    /// server name and the Tailscale hostname.
+    AgentName,
+    check_dns_label
+);
+newtype!(
+    /// A fleet's name: a lowercase RFC 1123 label; it is the value of the `tether/fleet` label.
+    FleetName,
+    check_dns_label
+);
+newtype!(
+    /// A billing subscription id; it becomes a label value, so Hetzner's value rules apply.
+    Subscription,
+    check_subscription
+);
+newtype!(
+    /// A Hetzner label key: optional DNS-subdomain prefix and `/`, then a name of at most 63
+    /// characters; the `hetzner.cloud/` and `tether/` prefixes are reserved.
+    LabelKey,
+    check_label_key
+);
+newtype!(
+    /// A Hetzner label value: empty, or at most 63 characters starting and ending alphanumeric
+    /// with `-`, `_`, `.` inside.
+    LabelValue,
+    check_label_value
+);
+newtype!(
+    /// A Tailscale ACL tag: `tag:` followed by a letter, then letters, digits and dashes.
+    TailnetTag,
+    check_tag
+);
+newtype!(
+    /// The tailnet to manage: `-` (the credential's default tailnet) or a tailnet id.
+    Tailnet,
+    check_tailnet
+);
+newtype!(
+    /// A Hetzner server type name, such as `cpx21`.
+    ServerTypeName,
+    check_catalog_name
+);
+newtype!(
+    /// A Hetzner location name, such as `fsn1`.
+    LocationName,
+    check_catalog_name
+);
+newtype!(
+    /// A Hetzner image name, such as `ubuntu-24.04`.
+    ImageName,
+    check_catalog_name
+);
+newtype!(
+    /// The name of an SSH key stored in the Hetzner project.
+    SshKeyName,
+    check_ssh_key_name
+);
+newtype!(
+    /// An environment variable name for the agent runtime: `[A-Za-z_][A-Za-z0-9_]*`.
+    EnvName,
+    check_env_name
+);
+newtype!(
+    /// The agent runtime version: 1 to 64 characters of letters, digits, `.`, `-`, `+`.
+    RuntimeVersion,
+    check_runtime_version
+);
+
+fn is_alnum(c: char) -> bool {
+    c.is_ascii_alphanumeric()
+}
+
+fn check_dns_label(v: &str) -> Result<(), Invalid> {
+    let hint =
+        "use 1-63 lowercase letters, digits and `-`, starting and ending with a letter or digit";
+    if v.is_empty() || v.len() > 63 {
+        return Err(invalid(
+            format!("`{v}` must be 1 to 63 characters long, not {}", v.len()),
+            hint,
+        ));
+    }
+    let ok_chars = v
+        .chars()
+        .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
+    let ok_ends = !v.starts_with('-') && !v.ends_with('-');
+    if ok_chars && ok_ends {
+        Ok(())
+    } else {
+        Err(invalid(
+            format!("`{v}` is not a lowercase RFC 1123 label"),
+            hint,
+        ))
+    }
+}
+
+fn label_name_ok(v: &str) -> bool {
+    !v.is_empty()
+        && v.len() <= 63
+        && v.starts_with(is_alnum)
+        && v.ends_with(is_alnum)
+        && v.chars()
+            .all(|c| is_alnum(c) || matches!(c, '-' | '_' | '.'))
+}
+
+fn check_label_value(v: &str) -> Result<(), Invalid> {
+    if v.is_empty() || label_name_ok(v) {
+        Ok(())
+    } else {
+        Err(invalid(
+            format!("`{v}` is not a valid Hetzner label value"),
+            "use at most 63 characters: letters, digits, `-`, `_`, `.`, starting and ending with a letter or digit",
+        ))
+    }
+}
+
+fn check_subscription(v: &str) -> Result<(), Invalid> {
+    if v.is_empty() {
+        return Err(invalid(
+            "the subscription id is empty",
+            "set the billing system's subscription id, e.g. `sub_1OaBc`",
+        ));
+    }
+    check_label_value(v)
+}
+
+fn check_label_key(v: &str) -> Result<(), Invalid> {
+    let (prefix, name) = match v.rsplit_once('/') {
+        Some((p, n)) => (Some(p), n),
+        None => (None, v),
+    };
+    let hint = "use `name` or `prefix/name`: the name at most 63 letters, digits, `-`, `_`, `.`; the prefix a DNS subdomain";
+    if !label_name_ok(name) {
+        return Err(invalid(
+            format!("`{v}` is not a valid Hetzner label key"),
+            hint,
+        ));
+    }
+    if let Some(prefix) = prefix {
+        let dns_ok = prefix.len() <= 253
+            && prefix.split('.').all(|part| {
+                !part.is_empty()
+                    && part.len() <= 63
+                    && part.starts_with(is_alnum)
+                    && part.ends_with(is_alnum)
+                    && part.chars().all(|c| is_alnum(c) || c == '-')
+            });
+        if !dns_ok {
+            return Err(invalid(
+                format!("`{v}` has a prefix that is not a DNS subdomain"),
+                hint,
+            ));
+        }
+        if prefix == "hetzner.cloud" || prefix == crate::labels::TETHER_PREFIX.trim_end_matches('/')
+        {
+            return Err(invalid(
+                format!("the label prefix `{prefix}/` is reserved"),
+                "tether sets `tether/*` labels itself and Hetzner reserves `hetzner.cloud/*`; choose another key",
+            ));
+        }
+    }
+    Ok(())
+}
+
+fn check_tag(v: &str) -> Result<(), Invalid> {
+    let hint = "write tags as `tag:name`: a letter, then letters, digits and `-`";
+    let Some(name) = v.strip_prefix("tag:") else {
+        return Err(invalid(format!("`{v}` does not start with `tag:`"), hint));
+    };
+    if name.starts_with(|c: char| c.is_ascii_alphabetic())
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+    {
+        Ok(())
+    } else {
+        Err(invalid(format!("`{v}` is not a valid Tailscale tag"), hint))
+    }
+}
+
+fn check_tailnet(v: &str) -> Result<(), Invalid> {
+    if v == "-" || (!v.is_empty() && v.len() <= 253 && !v.contains(['/', ' ', '?', '#'])) {
+        Ok(())
+    } else {
+        Err(invalid(
+            format!("`{v}` is not a tailnet id"),
+            "use `-` for the credential's own tailnet",
+        ))
+    }
+}
+
+fn check_catalog_name(v: &str) -> Result<(), Invalid> {
+    if !v.is_empty()
+        && v.len() <= 63
+        && v.chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '.' | '_'))
+    {
+        Ok(())
+    } else {
+        Err(invalid(
+            format!("`{v}` is not a Hetzner name"),
+            "use the name as Hetzner lists it, e.g. `cpx21`, `fsn1`, `ubuntu-24.04`",
+        ))
+    }
+}
+
+fn check_ssh_key_name(v: &str) -> Result<(), Invalid> {
+    if !v.trim().is_empty() && v.len() <= 128 && !v.chars().any(char::is_control) {
+        Ok(())
+    } else {
+        Err(invalid(
+            format!("`{v}` is not an SSH key name"),
+            "use the key's name as stored in the Hetzner project",
+        ))
+    }
+}
+
+fn check_env_name(v: &str) -> Result<(), Invalid> {
+    if v.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_')
+        && v.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+    {
+        Ok(())
+    } else {
+        Err(invalid(
+            format!("`{v}` is not an environment variable name"),
+            "use letters, digits and `_`, not starting with a digit",
+        ))
+    }
+}
+
+fn check_runtime_version(v: &str) -> Result<(), Invalid> {
+    if !v.is_empty()
+        && v.len() <= 64
+        && v.chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '+'))
+    {
+        Ok(())
+    } else {
+        Err(invalid(
+            format!("`{v}` is not a runtime version"),
+            "use a version such as `1.4.2`",
+        ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn agent_names_follow_rfc_1123_labels() {
+        for ok in ["a", "acme-prod", "x1", &"a".repeat(63)] {
+            assert!(AgentName::parse(ok).is_ok(), "{ok}");
+        }
+        for bad in ["", "-a", "a-", "Acme", "a_b", "a.b", &"a".repeat(64)] {
+            assert!(AgentName::parse(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn label_rules_match_hetzner() {
+        for ok in ["customer", "example.com/plan", "a.b_c-d", "x"] {
+            assert!(LabelKey::parse(ok).is_ok(), "{ok}");
+        }
+        for bad in [
+            "",
+            "-a",
+            "a/",
+            "/a",
+            "hetzner.cloud/x",
+            "tether/agent",
+            "bad prefix/x",
+            &"k".repeat(64),
+        ] {
+            assert!(LabelKey::parse(bad).is_err(), "{bad}");
+        }
+        for ok in ["", "cus_123", "a", "1.2-x"] {
+            assert!(LabelValue::parse(ok).is_ok(), "{ok}");
+        }
+        for bad in ["-x", "x-", "a b", &"v".repeat(64)] {
+            assert!(LabelValue::parse(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn tags_need_the_tag_prefix() {
+        assert!(TailnetTag::parse("tag:agent").is_ok());
+        assert!(TailnetTag::parse("agent").is_err());
+        assert!(TailnetTag::parse("tag:1x").is_err());
+        assert!(TailnetTag::parse("tag:a_b").is_err());
+    }
+}

@@ -1,0 +1,475 @@
+//! Stage two: raw documents → validated [`crate::model`] types, reporting every broken rule.
+//!
+//! Each function takes the raw document and a [`Report`] to add problems to; it returns a value
+//! only when that document is entirely valid.
+
+use crate::cloud_init;
+use crate::diagnostic::{Code, Diagnostic, Span};
+use crate::model::{Agent, Catalog, FleetSettings, Labels, Policy, Runtime, ServerSpec};
+use crate::names::{
+    AgentName, EnvName, FleetName, ImageName, Invalid, LabelKey, LabelValue, LocationName,
+    RuntimeVersion, ServerTypeName, SshKeyName, Subscription, Tailnet, TailnetTag,
+};
+use crate::raw::{self, RawAgent, RawFleet, RawServer, Text};
+use crate::spanned::Spanned;
+use std::collections::BTreeMap;
+
+/// Collects the problems of one file.
+pub(crate) struct Report<'a> {
+    pub file: &'a str,
+    pub out: &'a mut Vec<Diagnostic>,
+    failed: bool,
+}
+
+impl<'a> Report<'a> {
+    pub fn new(file: &'a str, out: &'a mut Vec<Diagnostic>) -> Self {
+        Report {
+            file,
+            out,
+            failed: false,
+        }
+    }
+
+    pub fn push(&mut self, span: Span, path: &str, code: Code, message: String, hint: String) {
+        self.failed = true;
+        self.out.push(
+            Diagnostic::new(self.file, Some(span), code, message)
+                .at_path(path)
+                .with_hint(hint),
+        );
+    }
+
+    /// Parses `text` with `parse`, reporting a failure at the value's position.
+    pub fn parse<T>(
+        &mut self,
+        path: &str,
+        text: &Text,
+        parse: fn(&str) -> Result<T, Invalid>,
+    ) -> Option<T> {
+        match parse(&text.value) {
+            Ok(v) => Some(v),
+            Err(Invalid { message, hint }) => {
+                self.push(text.span, path, Code::InvalidValue, message, hint);
+                None
+            }
+        }
+    }
+
+    fn parse_all<T>(
+        &mut self,
+        path: &str,
+        items: &[Text],
+        parse: fn(&str) -> Result<T, Invalid>,
+    ) -> Vec<T> {
+        items
+            .iter()
+            .enumerate()
+            .filter_map(|(i, t)| self.parse(&format!("{path}[{i}]"), t, parse))
+            .collect()
+    }
+
+    fn header(&mut self, api_version: &Text, kind: &Text, expected_kind: &str) {
+        if api_version.value != raw::API_VERSION {
+            self.push(
+                api_version.span,
+                "apiVersion",
+                Code::WrongKind,
+                format!("unsupported apiVersion `{}`", api_version.value),
+                format!("use `apiVersion: {}`", raw::API_VERSION),
+            );
+        }
+        if kind.value != expected_kind {
+            self.push(
+                kind.span,
+                "kind",
+                Code::WrongKind,
+                format!("expected kind `{expected_kind}`, found `{}`", kind.value),
+                format!("this file must hold a `kind: {expected_kind}` document"),
+            );
+        }
+    }
+
+    pub fn ok(&self) -> bool {
+        !self.failed
+    }
+}
+
+/// The fleet's validated settings plus the defaults agents inherit.
+pub(crate) struct FleetContext {
+    pub settings: FleetSettings,
+    pub defaults: Defaults,
+}
+
+/// `spec.defaults.server` of the fleet, validated.
+#[derive(Default)]
+pub(crate) struct Defaults {
+    server_type: Option<ServerTypeName>,
+    location: Option<LocationName>,
+    image: Option<ImageName>,
+    ssh_keys: Option<Vec<SshKeyName>>,
+}
+
+pub(crate) fn fleet(raw: RawFleet, r: &mut Report<'_>) -> Option<FleetContext> {
+    r.header(&raw.api_version, &raw.kind, "Fleet");
+    let name = r.parse("metadata.name", &raw.metadata.name, FleetName::parse);
+    let spec = raw.spec;
+    let tailnet = match &spec.tailscale.tailnet {
+        Some(t) => r.parse("spec.tailscale.tailnet", t, Tailnet::parse),
+        None => Tailnet::parse("-").ok(),
+    };
+    let tags = r.parse_all(
+        "spec.tailscale.tags",
+        &spec.tailscale.tags.value,
+        TailnetTag::parse,
+    );
+    if spec.tailscale.tags.value.is_empty() {
+        r.push(
+            spec.tailscale.tags.span,
+            "spec.tailscale.tags",
+            Code::InvalidValue,
+            "the fleet allows no Tailscale tags".into(),
+            "list at least one tag, e.g. `tags: [\"tag:agent\"]`: auth keys minted by an OAuth client must be tagged".into(),
+        );
+    }
+    let mut policy = Policy::default();
+    if let Some(p) = spec.policy.prune {
+        policy.prune = p;
+    }
+    if let Some(n) = spec.policy.max_deletions_per_run {
+        policy.max_deletions_per_run = n;
+    }
+    if let Some(pct) = spec.policy.max_deletion_percent {
+        if pct.value > 100 {
+            r.push(
+                pct.span,
+                "spec.policy.maxDeletionPercent",
+                Code::InvalidValue,
+                format!("{} is not a percentage", pct.value),
+                "use a whole number from 0 to 100".into(),
+            );
+        }
+        policy.max_deletion_percent = pct.value;
+    }
+    let catalog = catalog(&spec.catalog, r);
+    let defaults = defaults(&spec.defaults.server, &catalog, r);
+    let settings = FleetSettings {
+        name: name?,
+        tailnet: tailnet?,
+        tags,
+        policy,
+        catalog,
+    };
+    r.ok().then_some(FleetContext { settings, defaults })
+}
+
+fn catalog(raw: &raw::RawCatalog, r: &mut Report<'_>) -> Catalog {
+    let lists: [(&str, &Spanned<Vec<Text>>); 3] = [
+        ("serverTypes", &raw.server_types),
+        ("locations", &raw.locations),
+        ("images", &raw.images),
+    ];
+    for (field, list) in lists {
+        if list.value.is_empty() {
+            r.push(
+                list.span,
+                &format!("spec.catalog.{field}"),
+                Code::InvalidValue,
+                format!("`spec.catalog.{field}` is empty, so no agent could be placed"),
+                format!("list the {field} agents may use"),
+            );
+        }
+    }
+    Catalog {
+        server_types: r.parse_all(
+            "spec.catalog.serverTypes",
+            &raw.server_types.value,
+            ServerTypeName::parse,
+        ),
+        locations: r.parse_all(
+            "spec.catalog.locations",
+            &raw.locations.value,
+            LocationName::parse,
+        ),
+        images: r.parse_all("spec.catalog.images", &raw.images.value, ImageName::parse),
+    }
+}
+
+fn in_catalog<T: AsRef<str>>(
+    r: &mut Report<'_>,
+    path: &str,
+    text: &Text,
+    value: Option<T>,
+    allowed: &[T],
+    what: &str,
+) -> Option<T> {
+    let value = value?;
+    if allowed.iter().any(|a| a.as_ref() == value.as_ref()) {
+        return Some(value);
+    }
+    let names: Vec<&str> = allowed.iter().map(AsRef::as_ref).collect();
+    r.push(
+        text.span,
+        path,
+        Code::NotInCatalog,
+        format!("{what} `{}` is not in the fleet catalog", text.value),
+        format!(
+            "use one of [{}], or add it to `spec.catalog` in fleet.yaml",
+            names.join(", ")
+        ),
+    );
+    None
+}
+
+fn defaults(raw: &RawServer, catalog: &Catalog, r: &mut Report<'_>) -> Defaults {
+    let base = "spec.defaults.server";
+    Defaults {
+        server_type: raw.server_type.as_ref().and_then(|t| {
+            let path = format!("{base}.type");
+            let v = r.parse(&path, t, ServerTypeName::parse);
+            in_catalog(r, &path, t, v, &catalog.server_types, "server type")
+        }),
+        location: raw.location.as_ref().and_then(|t| {
+            let path = format!("{base}.location");
+            let v = r.parse(&path, t, LocationName::parse);
+            in_catalog(r, &path, t, v, &catalog.locations, "location")
+        }),
+        image: raw.image.as_ref().and_then(|t| {
+            let path = format!("{base}.image");
+            let v = r.parse(&path, t, ImageName::parse);
+            in_catalog(r, &path, t, v, &catalog.images, "image")
+        }),
+        ssh_keys: raw
+            .ssh_keys
+            .as_ref()
+            .map(|keys| r.parse_all(&format!("{base}.sshKeys"), keys, SshKeyName::parse)),
+    }
+}
+
+/// What the fleet offers for one server field: its default and its catalog, or nothing when
+/// fleet.yaml itself failed to load.
+struct FleetChoice<'f, T> {
+    default: Option<&'f T>,
+    allowed: &'f [T],
+}
+
+/// One server field resolved from the agent or the fleet default.
+fn server_field<T: AsRef<str> + Clone>(
+    r: &mut Report<'_>,
+    own: Option<&Text>,
+    fleet: Option<FleetChoice<'_, T>>,
+    field: &str,
+    parse: fn(&str) -> Result<T, Invalid>,
+    what: &str,
+    spec_span: Span,
+) -> Option<T> {
+    let path = format!("spec.server.{field}");
+    match (own, fleet) {
+        (Some(text), fleet) => {
+            let v = r.parse(&path, text, parse);
+            match fleet {
+                Some(f) => in_catalog(r, &path, text, v, f.allowed, what),
+                None => v,
+            }
+        }
+        (
+            None,
+            Some(FleetChoice {
+                default: Some(d), ..
+            }),
+        ) => Some(d.clone()),
+        (None, Some(_)) => {
+            r.push(
+                spec_span,
+                &path,
+                Code::MissingField,
+                format!("no {what}: the agent sets none and fleet.yaml has no default"),
+                format!(
+                    "set `spec.server.{field}` here or `spec.defaults.server.{field}` in fleet.yaml"
+                ),
+            );
+            None
+        }
+        (None, None) => None,
+    }
+}
+
+/// Validates one agent document; `fleet` is `None` when fleet.yaml itself failed, in which
+/// case checks that need it (defaults, catalog, allowed tags, user_data size) are skipped.
+pub(crate) fn agent(
+    raw: RawAgent,
+    source: &str,
+    fleet: Option<&FleetContext>,
+    r: &mut Report<'_>,
+) -> Option<Agent> {
+    r.header(&raw.api_version, &raw.kind, "Agent");
+    let name = r.parse("metadata.name", &raw.metadata.name, AgentName::parse);
+    let labels = labels(&raw.metadata.labels, r);
+    let spec = raw.spec;
+    let subscription = r.parse("spec.subscription", &spec.subscription, Subscription::parse);
+    let spec_span = spec.subscription.span;
+    let s = &spec.server;
+    let server_type = server_field(
+        r,
+        s.server_type.as_ref(),
+        fleet.map(|f| FleetChoice {
+            default: f.defaults.server_type.as_ref(),
+            allowed: &f.settings.catalog.server_types,
+        }),
+        "type",
+        ServerTypeName::parse,
+        "server type",
+        spec_span,
+    );
+    let location = server_field(
+        r,
+        s.location.as_ref(),
+        fleet.map(|f| FleetChoice {
+            default: f.defaults.location.as_ref(),
+            allowed: &f.settings.catalog.locations,
+        }),
+        "location",
+        LocationName::parse,
+        "location",
+        spec_span,
+    );
+    let image = server_field(
+        r,
+        s.image.as_ref(),
+        fleet.map(|f| FleetChoice {
+            default: f.defaults.image.as_ref(),
+            allowed: &f.settings.catalog.images,
+        }),
+        "image",
+        ImageName::parse,
+        "image",
+        spec_span,
+    );
+    let ssh_keys = match &spec.server.ssh_keys {
+        Some(keys) => r.parse_all("spec.server.sshKeys", keys, SshKeyName::parse),
+        None => fleet
+            .and_then(|f| f.defaults.ssh_keys.clone())
+            .unwrap_or_default(),
+    };
+    let tags = tags(spec.tailscale.as_ref().map(|t| &t.tags), fleet, r);
+    let runtime = runtime(&spec.runtime, r);
+    let power = spec.power.map(|p| p.value).unwrap_or_default();
+    let protect = spec.protect.unwrap_or(false);
+    let fleet = fleet?;
+    if !r.ok() {
+        return None;
+    }
+    let agent = Agent {
+        name: name?,
+        source: source.to_owned(),
+        labels,
+        subscription: subscription?,
+        server: ServerSpec {
+            server_type: server_type?,
+            location: location?,
+            image: image?,
+            ssh_keys,
+        },
+        tags,
+        runtime: runtime?,
+        power,
+        protect,
+    };
+    let size = cloud_init::worst_case_size(&agent, &fleet.settings);
+    if size > cloud_init::MAX_USER_DATA_BYTES {
+        r.push(
+            spec.runtime.version.span,
+            "spec.runtime",
+            Code::UserDataTooLarge,
+            format!(
+                "the rendered cloud-init is {size} bytes; Hetzner accepts at most {} bytes of user_data",
+                cloud_init::MAX_USER_DATA_BYTES
+            ),
+            "shorten `spec.runtime.env`".into(),
+        );
+        return None;
+    }
+    Some(agent)
+}
+
+fn labels(raw: &BTreeMap<Text, Text>, r: &mut Report<'_>) -> Labels {
+    let mut labels = Labels::new();
+    for (key, value) in raw {
+        let path = format!("metadata.labels.{}", key.value);
+        let k = r.parse(&path, key, LabelKey::parse);
+        let v = r.parse(&path, value, LabelValue::parse);
+        if let (Some(k), Some(v)) = (k, v) {
+            labels.insert(k, v);
+        }
+    }
+    labels
+}
+
+fn tags(
+    own: Option<&Spanned<Vec<Text>>>,
+    fleet: Option<&FleetContext>,
+    r: &mut Report<'_>,
+) -> Vec<TailnetTag> {
+    let Some(own) = own else {
+        return fleet.map(|f| f.settings.tags.clone()).unwrap_or_default();
+    };
+    if own.value.is_empty() {
+        r.push(
+            own.span,
+            "spec.tailscale.tags",
+            Code::InvalidValue,
+            "the agent has no Tailscale tags".into(),
+            "list at least one tag, or leave `spec.tailscale` out to use the fleet's tags".into(),
+        );
+    }
+    let mut tags = Vec::new();
+    for (i, text) in own.value.iter().enumerate() {
+        let path = format!("spec.tailscale.tags[{i}]");
+        let Some(tag) = r.parse(&path, text, TailnetTag::parse) else {
+            continue;
+        };
+        if let Some(f) = fleet
+            && !f.settings.tags.contains(&tag)
+        {
+            let allowed: Vec<&str> = f.settings.tags.iter().map(TailnetTag::as_str).collect();
+            r.push(
+                text.span,
+                &path,
+                Code::TagNotAllowed,
+                format!("tag `{tag}` is not allowed by the fleet"),
+                format!(
+                    "use one of [{}], or add it to `spec.tailscale.tags` in fleet.yaml",
+                    allowed.join(", ")
+                ),
+            );
+            continue;
+        }
+        tags.push(tag);
+    }
+    tags
+}
+
+fn runtime(raw: &raw::RawRuntime, r: &mut Report<'_>) -> Option<Runtime> {
+    let version = r.parse("spec.runtime.version", &raw.version, RuntimeVersion::parse);
+    let mut env = BTreeMap::new();
+    for (key, value) in &raw.env {
+        let path = format!("spec.runtime.env.{}", key.value);
+        let name = r.parse(&path, key, EnvName::parse);
+        if value.value.chars().any(char::is_control) {
+            r.push(
+                value.span,
+                &path,
+                Code::InvalidValue,
+                "environment values must be one line without control characters".into(),
+                "remove newlines and tabs from the value".into(),
+            );
+            continue;
+        }
+        if let Some(name) = name {
+            env.insert(name, value.value.clone());
+        }
+    }
+    Some(Runtime {
+        version: version?,
+        env,
+    })
+}
