@@ -3,7 +3,14 @@
 //! The desired fleet lives in a git repository (see the `tether-schema` crate for its format).
 //! Modules, in pipeline order:
 //! - [`source`]: read a fleet's files from a directory or a git revision;
+//! - [`cloud`]: Hetzner and Tailscale clients behind small traits, and the retry policy;
+//! - [`sandbox`]: local emulators of those APIs;
 //! - [`cli`]: the `tether` command line, one file per subcommand.
+//!
+//! [`secret`] holds the type every token and auth key lives in.
 
 pub mod cli;
+pub mod cloud;
+pub mod sandbox;
+pub mod secret;
 pub mod source;
