@@ -158,6 +158,9 @@ pub struct Created {
     pub action: Action,
     /// Follow-up actions (e.g. `start_server`).
     pub next_actions: Vec<Action>,
+    /// Whether an earlier attempt with an unclear outcome had created the server and this call
+    /// adopted it instead of creating another.
+    pub adopted: bool,
 }
 
 /// A price in euros, held exactly in ten-thousandths of a euro.

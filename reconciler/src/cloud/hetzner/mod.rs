@@ -1,6 +1,660 @@
-//! Hetzner Cloud API v1 client (being built).
+//! Hetzner Cloud API v1 client: [`Client`] implements [`crate::cloud::Compute`].
+//!
+//! - [`wire`]: the JSON; [`error`]: typed errors and the retry classifier;
+//! - [`ratelimit`]: the client-side token bucket fed by `RateLimit-*` headers;
+//! - [`waiter`]: batched action polling shared by all concurrent callers.
+//!
+//! Every request is retried by the shared policy in [`crate::cloud::retry`], except server
+//! creation, which follows its own rule (see [`Client::create_server`]).
 
-/// A Hetzner API failure.
-#[derive(Debug, thiserror::Error)]
-#[error("hetzner")]
-pub struct Error;
+pub mod error;
+pub mod ratelimit;
+pub mod waiter;
+pub mod wire;
+
+pub use error::{ApiError, Error, TransportKind};
+
+use crate::cloud::retry::{self, Backoff, Clock, TokioClock};
+use crate::cloud::{self, Action, ActionId, Compute, Created, NewServer, ServerId};
+use crate::secret::Secret;
+use ratelimit::Bucket;
+use reqwest::Method;
+use serde::de::DeserializeOwned;
+use serde_json::{Value, json};
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+use waiter::Waiters;
+
+/// The public API endpoint.
+pub const DEFAULT_ENDPOINT: &str = "https://api.hetzner.cloud/v1";
+/// Largest page the API serves.
+pub const PER_PAGE: u32 = 50;
+
+/// How to reach Hetzner.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// API base URL including `/v1`.
+    pub endpoint: String,
+    /// Project API token.
+    pub token: Secret<String>,
+    /// Retry policy for requests.
+    pub backoff: Backoff,
+    /// Interval between batched action polls.
+    pub poll_interval: Duration,
+    /// Timeout of one HTTP request.
+    pub request_timeout: Duration,
+}
+
+impl Config {
+    /// A configuration for `endpoint` and `token` with default policies.
+    pub fn new(endpoint: impl Into<String>, token: Secret<String>) -> Self {
+        Config {
+            endpoint: endpoint.into().trim_end_matches('/').to_owned(),
+            token,
+            backoff: Backoff::default(),
+            poll_interval: Duration::from_millis(500),
+            request_timeout: Duration::from_secs(30),
+        }
+    }
+
+    /// Reads `HCLOUD_TOKEN` (required) and `HCLOUD_ENDPOINT` (default: the public API).
+    ///
+    /// # Errors
+    /// `HCLOUD_TOKEN` is unset or empty.
+    pub fn from_env() -> Result<Self, Error> {
+        let token = std::env::var("HCLOUD_TOKEN")
+            .ok()
+            .filter(|t| !t.is_empty())
+            .ok_or_else(|| Error::Config("HCLOUD_TOKEN is not set: export a Hetzner Cloud API token (read/write) for the fleet's project".into()))?;
+        let endpoint =
+            std::env::var("HCLOUD_ENDPOINT").unwrap_or_else(|_| DEFAULT_ENDPOINT.to_owned());
+        Ok(Config::new(endpoint, Secret::new(token)))
+    }
+}
+
+/// A Hetzner Cloud client; cheap to clone, safe to share between tasks.
+#[derive(Debug, Clone)]
+pub struct Client<C: Clock = TokioClock> {
+    inner: Arc<Inner<C>>,
+}
+
+#[derive(Debug)]
+struct Inner<C> {
+    http: reqwest::Client,
+    config: Config,
+    clock: C,
+    bucket: Mutex<Bucket>,
+    waiters: Waiters,
+}
+
+impl Client<TokioClock> {
+    /// A client with the real clock.
+    ///
+    /// # Errors
+    /// The HTTP client cannot be built.
+    pub fn new(config: Config) -> Result<Self, Error> {
+        Client::with_clock(config, TokioClock)
+    }
+}
+
+impl<C: Clock + Clone + 'static> Client<C> {
+    /// A client with the given clock (a `ManualClock` in tests).
+    ///
+    /// # Errors
+    /// The HTTP client cannot be built.
+    pub fn with_clock(config: Config, clock: C) -> Result<Self, Error> {
+        let http = reqwest::Client::builder()
+            .timeout(config.request_timeout)
+            .user_agent(concat!("tether/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|e| Error::Config(e.to_string()))?;
+        let bucket = Mutex::new(Bucket::new(clock.now()));
+        Ok(Client {
+            inner: Arc::new(Inner {
+                http,
+                config,
+                clock,
+                bucket,
+                waiters: Waiters::default(),
+            }),
+        })
+    }
+
+    /// The last known `RateLimit-Remaining`.
+    pub fn rate_limit_remaining(&self) -> u32 {
+        self.inner
+            .bucket
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remaining()
+    }
+
+    /// One request, one attempt: waits for the rate limiter, sends, decodes or types the error.
+    async fn send<T: DeserializeOwned>(
+        &self,
+        operation: &str,
+        method: Method,
+        path: &str,
+        query: &[(&str, String)],
+        body: Option<&Value>,
+    ) -> Result<T, Error> {
+        let inner = &self.inner;
+        let wait = inner
+            .bucket
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take(inner.clock.now());
+        if !wait.is_zero() {
+            tracing::debug!(
+                provider = "hetzner",
+                wait_ms = wait.as_millis() as u64,
+                "pacing for the rate limit"
+            );
+            inner.clock.sleep(wait).await;
+        }
+        let url = format!("{}{path}", inner.config.endpoint);
+        let mut request = inner
+            .http
+            .request(method, &url)
+            .bearer_auth(inner.config.token.expose())
+            .query(query);
+        if let Some(body) = body {
+            request = request.json(body);
+        }
+        let response = request.send().await.map_err(|e| transport(operation, &e))?;
+        let status = response.status().as_u16();
+        let headers = response.headers().clone();
+        if let Some(observed) = ratelimit::observed(&headers) {
+            inner
+                .bucket
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .observe(observed, inner.clock.now());
+        }
+        let correlation_id = headers
+            .get("x-correlation-id")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
+        let bytes = response
+            .bytes()
+            .await
+            .map_err(|e| transport(operation, &e))?;
+        tracing::debug!(provider = "hetzner", operation, status, "request");
+        if (200..300).contains(&status) {
+            let text: &[u8] = if bytes.is_empty() { b"null" } else { &bytes };
+            return serde_json::from_slice(text).map_err(|e| Error::Decode {
+                operation: operation.to_owned(),
+                message: e.to_string(),
+            });
+        }
+        let (code, message, details) = match serde_json::from_slice::<wire::ErrorEnvelope>(&bytes) {
+            Ok(env) => (env.error.code, env.error.message, env.error.details),
+            Err(_) => (
+                format!("http_{status}"),
+                "response without an error envelope".to_owned(),
+                Value::Null,
+            ),
+        };
+        let retry_at = (status == 429).then(|| {
+            inner
+                .bucket
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .next_allowed(inner.clock.now())
+        });
+        Err(Error::Api(Box::new(ApiError {
+            operation: operation.to_owned(),
+            status,
+            code,
+            message,
+            details,
+            correlation_id,
+            retry_at,
+        })))
+    }
+
+    /// A request retried by the shared policy.
+    async fn call<T: DeserializeOwned>(
+        &self,
+        operation: &str,
+        method: Method,
+        path: &str,
+        query: &[(&str, String)],
+        body: Option<&Value>,
+    ) -> Result<T, Error> {
+        retry::retry(
+            &self.inner.config.backoff,
+            &self.inner.clock,
+            "hetzner",
+            operation,
+            Error::retry,
+            || self.send(operation, method.clone(), path, query, body),
+        )
+        .await
+    }
+
+    /// Every page of a list endpoint; `extract` pulls the items and the next page.
+    async fn list_all<R: DeserializeOwned, I>(
+        &self,
+        operation: &str,
+        path: &str,
+        query: &[(&str, String)],
+        extract: impl Fn(R) -> (Vec<I>, Option<u32>),
+    ) -> Result<Vec<I>, Error> {
+        let mut items = Vec::new();
+        let mut page = 1;
+        loop {
+            let mut q = query.to_vec();
+            q.push(("page", page.to_string()));
+            q.push(("per_page", PER_PAGE.to_string()));
+            let response: R = self.call(operation, Method::GET, path, &q, None).await?;
+            let (mut batch, next) = extract(response);
+            items.append(&mut batch);
+            match next {
+                Some(n) if n > page => page = n,
+                _ => return Ok(items),
+            }
+        }
+    }
+
+    async fn server_action(
+        &self,
+        id: ServerId,
+        action: &str,
+        body: Option<&Value>,
+    ) -> Result<Action, Error> {
+        let operation = format!("{action} server {id}");
+        let r: wire::ActionResponse = self
+            .call(
+                &operation,
+                Method::POST,
+                &format!("/servers/{id}/actions/{action}"),
+                &[],
+                body,
+            )
+            .await?;
+        Ok(r.action.into())
+    }
+
+    /// After an unclear create, finds the server by name: ours (same labels) is adopted with
+    /// its actions, anyone else's is [`Error::NameTaken`], none is `Ok(None)`.
+    async fn adopt(&self, new: &NewServer) -> Result<Option<Created>, Error> {
+        let Some(server) = self.find_server(&new.name).await? else {
+            return Ok(None);
+        };
+        if server.labels != new.labels {
+            return Err(Error::NameTaken {
+                name: new.name.clone(),
+                id: server.id.0,
+            });
+        }
+        let operation = format!("list actions of server {}", server.id);
+        let mut actions: Vec<Action> = self
+            .list_all(
+                &operation,
+                &format!("/servers/{}/actions", server.id),
+                &[("sort", "id:asc".to_owned())],
+                |r: wire::ActionsResponse| {
+                    (
+                        r.actions.into_iter().map(Action::from).collect(),
+                        r.meta.pagination.next_page,
+                    )
+                },
+            )
+            .await?;
+        let position = actions.iter().position(|a| a.command == "create_server");
+        let action = match position {
+            Some(i) => actions.remove(i),
+            None => {
+                return Err(Error::Decode {
+                    operation,
+                    message: "adopted server has no create_server action".into(),
+                });
+            }
+        };
+        tracing::info!(provider = "hetzner", server = %server.id, name = %new.name, "adopted a server created by an earlier attempt");
+        Ok(Some(Created {
+            server,
+            action,
+            next_actions: actions,
+            adopted: true,
+        }))
+    }
+}
+
+fn transport(operation: &str, e: &reqwest::Error) -> Error {
+    let kind = if e.is_connect() {
+        TransportKind::Connect
+    } else if e.is_timeout() {
+        TransportKind::Timeout
+    } else {
+        TransportKind::Interrupted
+    };
+    // reqwest errors carry the URL but never headers or bodies, so the token cannot leak here.
+    Error::Transport {
+        operation: operation.to_owned(),
+        kind,
+        message: e.to_string(),
+    }
+}
+
+fn create_body(new: &NewServer) -> Value {
+    let mut body = json!({
+        "name": new.name,
+        "server_type": new.server_type,
+        "image": new.image,
+        "location": new.location,
+        "ssh_keys": new.ssh_keys,
+        "labels": new.labels,
+        "start_after_create": new.start_after_create,
+    });
+    if let Some(user_data) = &new.user_data {
+        body["user_data"] = Value::String(user_data.expose().clone());
+    }
+    body
+}
+
+impl<C: Clock + Clone + 'static> Compute for Client<C> {
+    async fn list_servers(
+        &self,
+        label_selector: Option<&str>,
+    ) -> Result<Vec<cloud::Server>, Error> {
+        let query: Vec<(&str, String)> = label_selector
+            .map(|s| ("label_selector", s.to_owned()))
+            .into_iter()
+            .collect();
+        self.list_all(
+            "list servers",
+            "/servers",
+            &query,
+            |r: wire::ServersResponse| {
+                (
+                    r.servers.into_iter().map(cloud::Server::from).collect(),
+                    r.meta.pagination.next_page,
+                )
+            },
+        )
+        .await
+    }
+
+    async fn find_server(&self, name: &str) -> Result<Option<cloud::Server>, Error> {
+        let operation = format!("find server {name}");
+        let r: wire::ServersResponse = self
+            .call(
+                &operation,
+                Method::GET,
+                "/servers",
+                &[("name", name.to_owned())],
+                None,
+            )
+            .await?;
+        Ok(r.servers
+            .into_iter()
+            .map(cloud::Server::from)
+            .find(|s| s.name == name))
+    }
+
+    async fn get_server(&self, id: ServerId) -> Result<Option<cloud::Server>, Error> {
+        match self
+            .call::<wire::ServerResponse>(
+                &format!("get server {id}"),
+                Method::GET,
+                &format!("/servers/{id}"),
+                &[],
+                None,
+            )
+            .await
+        {
+            Ok(r) => Ok(Some(r.server.into())),
+            Err(e) if e.is_not_found() => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Creates a server, never blindly twice.
+    ///
+    /// # Guarantees
+    /// - At most one server named `new.name` exists because of this call: a request whose
+    ///   outcome is unclear (timeout, broken connection, 5xx) is followed by a lookup by name
+    ///   before anything else. A server with that name and exactly `new.labels` is adopted
+    ///   (`Created::adopted`), with its real `create_server` action.
+    /// - A retry only follows a lookup that found nothing; if that retry meets
+    ///   `uniqueness_error` (the first attempt landed late), the server is looked up and
+    ///   adopted the same way.
+    /// - A server with the name but other labels is never adopted: [`Error::NameTaken`].
+    ///
+    /// # Assumptions
+    /// Server names are unique per project (Hetzner enforces it with `uniqueness_error`).
+    ///
+    /// # Errors
+    /// Terminal API errors (`invalid_input`, quota, …), [`Error::NameTaken`], or the last
+    /// error once the retry budget is spent.
+    async fn create_server(&self, new: &NewServer) -> Result<Created, Error> {
+        let operation = format!("create server {}", new.name);
+        let body = create_body(new);
+        let backoff = self.inner.config.backoff;
+        let mut unclear_before = false;
+        let mut attempt = 0;
+        loop {
+            let err = match self
+                .send::<wire::CreateServerResponse>(
+                    &operation,
+                    Method::POST,
+                    "/servers",
+                    &[],
+                    Some(&body),
+                )
+                .await
+            {
+                Ok(r) => {
+                    return Ok(Created {
+                        server: r.server.into(),
+                        action: r.action.into(),
+                        next_actions: r.next_actions.into_iter().map(Action::from).collect(),
+                        adopted: false,
+                    });
+                }
+                Err(e) => e,
+            };
+            let landed_late = unclear_before && err.code() == Some("uniqueness_error");
+            if err.outcome_unclear() || landed_late {
+                tracing::warn!(provider = "hetzner", operation, error = %err, "create outcome unclear; looking the server up by name");
+                if let Some(created) = self.adopt(new).await? {
+                    return Ok(created);
+                }
+                unclear_before = true;
+            }
+            let decision = err.retry();
+            if attempt >= backoff.max_retries || decision == retry::Retry::Terminal {
+                return Err(err);
+            }
+            let delay = backoff.delay(attempt, &mut rand::rng());
+            attempt += 1;
+            tracing::warn!(provider = "hetzner", operation, attempt, delay_ms = delay.as_millis() as u64, reason = ?decision, "retrying create after lookup found nothing");
+            self.inner.clock.sleep(delay).await;
+        }
+    }
+
+    async fn delete_server(&self, id: ServerId) -> Result<Option<Action>, Error> {
+        match self
+            .call::<wire::ActionResponse>(
+                &format!("delete server {id}"),
+                Method::DELETE,
+                &format!("/servers/{id}"),
+                &[],
+                None,
+            )
+            .await
+        {
+            Ok(r) => Ok(Some(r.action.into())),
+            Err(e) if e.is_not_found() => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    async fn set_labels(
+        &self,
+        id: ServerId,
+        labels: &BTreeMap<String, String>,
+    ) -> Result<cloud::Server, Error> {
+        let body = json!({ "labels": labels });
+        let r: wire::ServerResponse = self
+            .call(
+                &format!("set labels of server {id}"),
+                Method::PUT,
+                &format!("/servers/{id}"),
+                &[],
+                Some(&body),
+            )
+            .await?;
+        Ok(r.server.into())
+    }
+
+    async fn power_on(&self, id: ServerId) -> Result<Action, Error> {
+        self.server_action(id, "poweron", None).await
+    }
+
+    async fn power_off(&self, id: ServerId) -> Result<Action, Error> {
+        self.server_action(id, "poweroff", None).await
+    }
+
+    async fn shutdown(&self, id: ServerId) -> Result<Action, Error> {
+        self.server_action(id, "shutdown", None).await
+    }
+
+    async fn change_type(
+        &self,
+        id: ServerId,
+        server_type: &str,
+        upgrade_disk: bool,
+    ) -> Result<Action, Error> {
+        let body = json!({ "server_type": server_type, "upgrade_disk": upgrade_disk });
+        self.server_action(id, "change_type", Some(&body)).await
+    }
+
+    async fn wait_for_actions(&self, ids: &[ActionId]) -> Result<Vec<Action>, Error> {
+        let (receivers, start) = self.inner.waiters.register(ids);
+        if start {
+            tokio::spawn(self.clone().poll());
+        }
+        let mut actions = Vec::with_capacity(ids.len());
+        for rx in receivers {
+            match rx.await {
+                Ok(Ok(action)) => actions.push(action),
+                Ok(Err(message)) => {
+                    return Err(Error::Decode {
+                        operation: "wait for actions".into(),
+                        message,
+                    });
+                }
+                Err(_) => {
+                    return Err(Error::Decode {
+                        operation: "wait for actions".into(),
+                        message: "the action poller stopped".into(),
+                    });
+                }
+            }
+        }
+        Ok(actions)
+    }
+
+    async fn server_types(&self) -> Result<Vec<cloud::ServerType>, Error> {
+        self.list_all(
+            "list server types",
+            "/server_types",
+            &[],
+            |r: wire::ServerTypesResponse| {
+                (
+                    r.server_types.into_iter().map(Into::into).collect(),
+                    r.meta.pagination.next_page,
+                )
+            },
+        )
+        .await
+    }
+
+    async fn locations(&self) -> Result<Vec<cloud::Location>, Error> {
+        self.list_all(
+            "list locations",
+            "/locations",
+            &[],
+            |r: wire::LocationsResponse| {
+                (
+                    r.locations.into_iter().map(Into::into).collect(),
+                    r.meta.pagination.next_page,
+                )
+            },
+        )
+        .await
+    }
+
+    async fn images(&self) -> Result<Vec<cloud::Image>, Error> {
+        self.list_all(
+            "list images",
+            "/images",
+            &[("type", "system".to_owned())],
+            |r: wire::ImagesResponse| {
+                (
+                    r.images.into_iter().map(Into::into).collect(),
+                    r.meta.pagination.next_page,
+                )
+            },
+        )
+        .await
+    }
+
+    async fn ssh_keys(&self) -> Result<Vec<cloud::SshKey>, Error> {
+        self.list_all(
+            "list ssh keys",
+            "/ssh_keys",
+            &[],
+            |r: wire::SshKeysResponse| {
+                (
+                    r.ssh_keys.into_iter().map(Into::into).collect(),
+                    r.meta.pagination.next_page,
+                )
+            },
+        )
+        .await
+    }
+}
+
+impl<C: Clock + Clone + 'static> Client<C> {
+    /// The poller: each tick, one `GET /actions?id=…` per 50 pending ids, until nobody waits.
+    async fn poll(self) {
+        loop {
+            self.inner
+                .clock
+                .sleep(self.inner.config.poll_interval)
+                .await;
+            let Some(batches) = self.inner.waiters.batches() else {
+                return;
+            };
+            for ids in batches {
+                let mut query: Vec<(&str, String)> =
+                    ids.iter().map(|id| ("id", id.to_string())).collect();
+                query.push(("per_page", PER_PAGE.to_string()));
+                match self
+                    .call::<wire::ActionsResponse>(
+                        "poll actions",
+                        Method::GET,
+                        "/actions",
+                        &query,
+                        None,
+                    )
+                    .await
+                {
+                    Ok(r) => self
+                        .inner
+                        .waiters
+                        .deliver(&ids, r.actions.into_iter().map(Action::from).collect()),
+                    Err(e) => self.inner.waiters.fail(&ids, &e.to_string()),
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

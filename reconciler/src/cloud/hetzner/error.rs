@@ -1,0 +1,196 @@
+//! Hetzner client errors, and the classifier deciding which are worth retrying.
+
+use crate::cloud::retry::Retry;
+use std::time::SystemTime;
+
+/// How a request failed before an API answer arrived.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TransportKind {
+    /// No connection could be made: the request was certainly not applied.
+    Connect,
+    /// No answer in time: the request may or may not have been applied.
+    Timeout,
+    /// The connection broke after the request was sent: it may have been applied.
+    Interrupted,
+}
+
+/// An error answer from the API.
+#[derive(Debug, thiserror::Error)]
+#[error("hetzner {operation}: HTTP {status} {code}: {message}{}", correlation_id.as_deref().map(|c| format!(" (correlation id {c})")).unwrap_or_default())]
+pub struct ApiError {
+    /// What tether was doing, e.g. `create server acme-prod`.
+    pub operation: String,
+    /// HTTP status.
+    pub status: u16,
+    /// API error code, e.g. `uniqueness_error`.
+    pub code: String,
+    /// API error message.
+    pub message: String,
+    /// Code-specific details.
+    pub details: serde_json::Value,
+    /// `X-Correlation-Id` of the response, for Hetzner support.
+    pub correlation_id: Option<String>,
+    /// When the rate limit allows the next request, for `rate_limit_exceeded`.
+    pub retry_at: Option<SystemTime>,
+}
+
+/// A Hetzner API failure. Never contains the API token or request bodies (user_data carries
+/// an auth key).
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The API answered with an error envelope (or a bare error status).
+    #[error("{0}")]
+    Api(Box<ApiError>),
+    /// The request did not get an answer.
+    #[error("hetzner {operation}: {kind:?}: {message}")]
+    Transport {
+        /// What tether was doing.
+        operation: String,
+        /// How it failed.
+        kind: TransportKind,
+        /// The transport's message.
+        message: String,
+    },
+    /// The answer was not the JSON expected.
+    #[error("hetzner {operation}: unexpected response: {message}")]
+    Decode {
+        /// What tether was doing.
+        operation: String,
+        /// What did not parse.
+        message: String,
+    },
+    /// An action a caller waited for was not found.
+    #[error("hetzner action {id} not found while waiting for it")]
+    ActionMissing {
+        /// The action id.
+        id: u64,
+    },
+    /// A server with the requested name exists but is not the one tether asked for.
+    #[error(
+        "hetzner: a server named `{name}` (id {id}) already exists with other labels; tether does not own it"
+    )]
+    NameTaken {
+        /// The name.
+        name: String,
+        /// The existing server's id.
+        id: u64,
+    },
+    /// The client could not be configured.
+    #[error("hetzner client configuration: {0}")]
+    Config(String),
+}
+
+impl Error {
+    /// The API error code, when the API answered.
+    pub fn code(&self) -> Option<&str> {
+        match self {
+            Error::Api(e) => Some(&e.code),
+            _ => None,
+        }
+    }
+
+    /// Whether the API said the resource does not exist.
+    pub fn is_not_found(&self) -> bool {
+        matches!(self, Error::Api(e) if e.status == 404)
+    }
+
+    /// Whether the request may have been applied even though no success answer arrived.
+    pub fn outcome_unclear(&self) -> bool {
+        match self {
+            Error::Transport { kind, .. } => *kind != TransportKind::Connect,
+            Error::Api(e) => e.status >= 500,
+            Error::Decode { .. } => true,
+            _ => false,
+        }
+    }
+
+    /// Should the same request be sent again?
+    ///
+    /// Retried: `conflict`, `locked` (another action will finish), `rate_limit_exceeded`
+    /// (throttled until the bucket allows), every 5xx, timeouts and broken connections.
+    /// Never: `invalid_input`, `uniqueness_error`, `protected`, `not_found`,
+    /// `resource_limit_exceeded`, 401/403 and every other 4xx.
+    pub fn retry(&self) -> Retry {
+        match self {
+            Error::Api(e) => match (e.code.as_str(), e.status) {
+                ("rate_limit_exceeded" | "limit_reached", _) | (_, 429) => Retry::Throttled {
+                    reason: format!("HTTP {} {}", e.status, e.code),
+                    until: e.retry_at,
+                },
+                ("conflict" | "locked", _) | (_, 500..) => {
+                    Retry::Transient(format!("HTTP {} {}", e.status, e.code))
+                }
+                _ => Retry::Terminal,
+            },
+            Error::Transport { kind, message, .. } => {
+                Retry::Transient(format!("{kind:?}: {message}"))
+            }
+            Error::Decode { .. }
+            | Error::ActionMissing { .. }
+            | Error::NameTaken { .. }
+            | Error::Config(_) => Retry::Terminal,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn api(status: u16, code: &str) -> Error {
+        Error::Api(Box::new(ApiError {
+            operation: "test".into(),
+            status,
+            code: code.into(),
+            message: String::new(),
+            details: serde_json::Value::Null,
+            correlation_id: None,
+            retry_at: None,
+        }))
+    }
+
+    #[test]
+    fn classification_follows_the_documented_policy() {
+        for (status, code) in [
+            (409, "conflict"),
+            (423, "locked"),
+            (502, "bad_gateway"),
+            (504, "timeout"),
+            (500, "server_error"),
+            (503, "unavailable"),
+        ] {
+            assert!(
+                matches!(api(status, code).retry(), Retry::Transient(_)),
+                "{code}"
+            );
+        }
+        assert!(matches!(
+            api(429, "rate_limit_exceeded").retry(),
+            Retry::Throttled { .. }
+        ));
+        for (status, code) in [
+            (400, "invalid_input"),
+            (409, "uniqueness_error"),
+            (423, "protected"),
+            (401, "unauthorized"),
+            (403, "forbidden"),
+            (404, "not_found"),
+            (403, "resource_limit_exceeded"),
+        ] {
+            assert_eq!(api(status, code).retry(), Retry::Terminal, "{code}");
+        }
+        let timeout = Error::Transport {
+            operation: "x".into(),
+            kind: TransportKind::Timeout,
+            message: "t".into(),
+        };
+        assert!(matches!(timeout.retry(), Retry::Transient(_)));
+        assert!(timeout.outcome_unclear());
+        let refused = Error::Transport {
+            operation: "x".into(),
+            kind: TransportKind::Connect,
+            message: "r".into(),
+        };
+        assert!(!refused.outcome_unclear());
+    }
+}
