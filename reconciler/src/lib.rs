@@ -4,6 +4,7 @@
 //! Modules, in pipeline order:
 //! - [`source`]: read a fleet's files from a directory or a git revision;
 //! - [`cloud`]: Hetzner and Tailscale clients behind small traits, and the retry policy;
+//! - [`plan`]: the pure planner, desired vs. observed → a safe, reviewable plan;
 //! - [`sandbox`]: local emulators of those APIs;
 //! - [`cli`]: the `tether` command line, one file per subcommand.
 //!
@@ -11,6 +12,7 @@
 
 pub mod cli;
 pub mod cloud;
+pub mod plan;
 pub mod sandbox;
 pub mod secret;
 pub mod source;

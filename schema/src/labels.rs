@@ -1,5 +1,19 @@
 //! tether's own label keys on Hetzner servers: the proof that tether owns a server and which
-//! agent it belongs to. User labels may not use the `tether/` prefix.
+//! agent it belongs to, plus the hash that tells whether the server must be replaced. User
+//! labels may not use the `tether/` prefix.
+//!
+//! | key | value |
+//! |---|---|
+//! | `tether/fleet` | the fleet name: tether owns the server |
+//! | `tether/agent` | the agent name |
+//! | `tether/subscription` | the billing subscription |
+//! | `tether/spec` | [`replacement_hash`] of the fields Hetzner cannot change in place |
+//! | `tether/protect` | `true` when the agent is protected: survives the spec's removal |
+
+use crate::cloud_init;
+use crate::model::{Agent, FleetSettings};
+use sha2::{Digest, Sha256};
+use std::collections::BTreeMap;
 
 /// The prefix of every label tether sets itself.
 pub const TETHER_PREFIX: &str = "tether/";
@@ -10,3 +24,61 @@ pub const FLEET: &str = "tether/fleet";
 pub const AGENT: &str = "tether/agent";
 /// `tether/subscription=<subscription id>`: the billing subscription the server serves.
 pub const SUBSCRIPTION: &str = "tether/subscription";
+/// `tether/spec=<hash>`: see [`replacement_hash`].
+pub const SPEC: &str = "tether/spec";
+/// `tether/protect=true`: the agent was protected at its last applied spec.
+pub const PROTECT: &str = "tether/protect";
+
+/// The auth-key stand-in used when hashing cloud-init, so the hash does not depend on the key.
+const KEY_PLACEHOLDER: &str = "tskey-placeholder";
+
+/// A short hash of everything that needs a new server when it changes: image, location, SSH
+/// keys and the rendered cloud-init (runtime version, env, tags, hostname). 16 hex characters.
+pub fn replacement_hash(agent: &Agent, fleet: &FleetSettings) -> String {
+    let mut h = Sha256::new();
+    for part in [
+        agent.server.image.as_str(),
+        agent.server.location.as_str(),
+        &agent
+            .server
+            .ssh_keys
+            .iter()
+            .map(|k| k.as_str())
+            .collect::<Vec<_>>()
+            .join(","),
+        &cloud_init::render(agent, fleet, KEY_PLACEHOLDER),
+    ] {
+        h.update(part.as_bytes());
+        h.update([0]);
+    }
+    h.finalize()
+        .iter()
+        .take(8)
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// Every label the agent's server should carry: the user's labels plus tether's own.
+pub fn server_labels(agent: &Agent, fleet: &FleetSettings) -> BTreeMap<String, String> {
+    let mut labels: BTreeMap<String, String> = agent
+        .labels
+        .iter()
+        .map(|(k, v)| (k.as_str().to_owned(), v.as_str().to_owned()))
+        .collect();
+    labels.insert(FLEET.to_owned(), fleet.name.as_str().to_owned());
+    labels.insert(AGENT.to_owned(), agent.name.as_str().to_owned());
+    labels.insert(
+        SUBSCRIPTION.to_owned(),
+        agent.subscription.as_str().to_owned(),
+    );
+    labels.insert(SPEC.to_owned(), replacement_hash(agent, fleet));
+    if agent.protect {
+        labels.insert(PROTECT.to_owned(), "true".to_owned());
+    }
+    labels
+}
+
+/// The label selector that lists a fleet's servers.
+pub fn fleet_selector(fleet: &FleetSettings) -> String {
+    format!("{FLEET}={}", fleet.name)
+}

@@ -41,7 +41,9 @@ impl fmt::Display for ActionId {
 }
 
 /// A server's lifecycle state, as Hetzner reports it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, serde::Deserialize,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum ServerStatus {
     /// Being created.

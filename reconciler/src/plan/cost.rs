@@ -1,0 +1,85 @@
+//! What a plan costs: the change of the monthly bill from the server types' prices, and an
+//! estimate of the API requests applying it takes.
+
+use super::Action;
+use crate::cloud::{Euros, Server};
+use std::collections::{BTreeMap, BTreeSet};
+
+/// The monthly cost delta of `actions`, and the (type, location) pairs without a price.
+pub fn monthly_delta(
+    actions: &[Action],
+    servers: &[Server],
+    prices: &BTreeMap<(String, String), Euros>,
+) -> (Euros, BTreeSet<(String, String)>) {
+    let mut unknown = BTreeSet::new();
+    let mut price = |server_type: &str, location: &str| -> i64 {
+        let key = (server_type.to_owned(), location.to_owned());
+        match prices.get(&key) {
+            Some(p) => p.0,
+            None => {
+                unknown.insert(key);
+                0
+            }
+        }
+    };
+    let current = |id| servers.iter().find(|s| s.id == id);
+    let mut delta = 0i64;
+    for a in actions {
+        match a {
+            Action::Create {
+                server_type,
+                location,
+                ..
+            } => delta += price(server_type, location),
+            Action::Delete {
+                server_type,
+                location,
+                ..
+            } => delta -= price(server_type, location),
+            Action::Replace {
+                server_id,
+                server_type,
+                location,
+                ..
+            } => {
+                delta += price(server_type, location);
+                if let Some(old) = current(*server_id) {
+                    delta -= price(&old.server_type, &old.location);
+                }
+            }
+            Action::Resize {
+                server_id,
+                from,
+                to,
+                ..
+            } => {
+                if let Some(old) = current(*server_id) {
+                    delta += price(to, &old.location) - price(from, &old.location);
+                }
+            }
+            Action::Relabel { .. }
+            | Action::PowerOn { .. }
+            | Action::PowerOff { .. }
+            | Action::DeleteDevice { .. } => {}
+        }
+    }
+    (Euros(delta), unknown)
+}
+
+/// Estimated API requests (Hetzner and Tailscale) to apply `actions`: the calls each action
+/// makes plus its share of batched action polling and device checks.
+pub fn api_calls(actions: &[Action]) -> u32 {
+    let create = 5; // mint key, create server, poll, list devices, revoke-or-confirm key
+    let delete = 3; // re-check labels, delete, poll
+    actions
+        .iter()
+        .map(|a| match a {
+            Action::Create { .. } => create,
+            Action::Replace { old_devices, .. } => create + delete + old_devices.len() as u32,
+            Action::Resize { .. } => 6, // power off, change type, power on, three polls
+            Action::Relabel { .. } | Action::DeleteDevice { .. } => 1,
+            Action::PowerOn { .. } | Action::PowerOff { .. } => 2,
+            Action::Delete { devices, .. } => delete + devices.len() as u32,
+        })
+        .sum()
+}

@@ -1,0 +1,326 @@
+//! The plan: desired fleet vs. observed inventory → a deterministic, hashable list of actions,
+//! each with its reason, plus what was noticed and left alone. Pure: no I/O, no clock.
+//!
+//! Start at [`plan()`]. [`safety`] enforces the deletion budget and the shrink circuit breaker;
+//! [`cost`] prices the plan; [`render`] draws it for people (text, Markdown), and the JSON
+//! rendering is the [`Plan`]'s `Serialize` form (schema in `docs/plan.md`).
+
+mod compute;
+pub mod cost;
+pub mod render;
+pub mod safety;
+
+pub use compute::plan;
+
+use crate::cloud::tailscale::{Device, DeviceId};
+use crate::cloud::{Euros, Server, ServerId};
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+use std::collections::BTreeMap;
+
+/// What tether observed: the fleet's servers, the tailnet's devices, and server prices.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Observed {
+    /// Servers from Hetzner (tether re-checks ownership on each, whatever filter listed them).
+    pub servers: Vec<Server>,
+    /// Devices from Tailscale.
+    pub devices: Vec<Device>,
+    /// Monthly price per (server type, location).
+    pub prices: BTreeMap<(String, String), Euros>,
+}
+
+/// Facts about the run that are not in the fleet or the inventory.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Context {
+    /// The fleet commit being planned.
+    pub revision: Option<String>,
+    /// How many agents the last applied revision had, for the shrink circuit breaker.
+    pub previous_agents: Option<usize>,
+    /// `--allow-shrink`: the operator confirmed a large shrink.
+    pub allow_shrink: bool,
+}
+
+/// One change to make.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "kind", rename_all = "kebab-case")]
+pub enum Action {
+    /// Create the agent's server (with a fresh auth key at apply time).
+    Create {
+        /// Agent name (and server name).
+        agent: String,
+        /// Server type.
+        server_type: String,
+        /// Location.
+        location: String,
+        /// Image.
+        image: String,
+        /// Labels the server gets.
+        labels: BTreeMap<String, String>,
+        /// Why.
+        reason: String,
+    },
+    /// Create a new server, then delete the old one and its devices.
+    Replace {
+        /// Agent name.
+        agent: String,
+        /// The server being replaced.
+        server_id: ServerId,
+        /// What changed that Hetzner cannot change in place.
+        changes: Vec<Change>,
+        /// Devices of the old server, deleted after the new one is online.
+        old_devices: Vec<DeviceId>,
+        /// New server type.
+        server_type: String,
+        /// New location.
+        location: String,
+        /// New image.
+        image: String,
+        /// Labels the new server gets.
+        labels: BTreeMap<String, String>,
+    },
+    /// Power off, change type, power on: downtime.
+    Resize {
+        /// Agent name.
+        agent: String,
+        /// Server.
+        server_id: ServerId,
+        /// Current type.
+        from: String,
+        /// Desired type.
+        to: String,
+    },
+    /// Replace the server's labels.
+    Relabel {
+        /// Agent name.
+        agent: String,
+        /// Server.
+        server_id: ServerId,
+        /// Current labels.
+        from: BTreeMap<String, String>,
+        /// Desired labels.
+        to: BTreeMap<String, String>,
+    },
+    /// Power the server on.
+    PowerOn {
+        /// Agent name.
+        agent: String,
+        /// Server.
+        server_id: ServerId,
+    },
+    /// Power the server off.
+    PowerOff {
+        /// Agent name.
+        agent: String,
+        /// Server.
+        server_id: ServerId,
+    },
+    /// Delete the server and its devices.
+    Delete {
+        /// Agent name from the server's labels.
+        agent: String,
+        /// Server.
+        server_id: ServerId,
+        /// Server type (for cost).
+        server_type: String,
+        /// Location (for cost).
+        location: String,
+        /// The agent's devices, deleted after the server.
+        devices: Vec<DeviceId>,
+        /// Why.
+        reason: String,
+    },
+    /// Delete a tailnet device.
+    DeleteDevice {
+        /// The agent (hostname) it belongs to.
+        agent: String,
+        /// Device.
+        device_id: DeviceId,
+        /// Its MagicDNS name.
+        name: String,
+        /// Why.
+        reason: String,
+    },
+}
+
+/// One field that changed, for replace reasons.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Change {
+    /// The field.
+    pub field: String,
+    /// Current value.
+    pub from: String,
+    /// Desired value.
+    pub to: String,
+}
+
+impl Action {
+    /// The agent the action is about.
+    pub fn agent(&self) -> &str {
+        match self {
+            Action::Create { agent, .. }
+            | Action::Replace { agent, .. }
+            | Action::Resize { agent, .. }
+            | Action::Relabel { agent, .. }
+            | Action::PowerOn { agent, .. }
+            | Action::PowerOff { agent, .. }
+            | Action::Delete { agent, .. }
+            | Action::DeleteDevice { agent, .. } => agent,
+        }
+    }
+
+    /// The kind, as in the JSON rendering.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Action::Create { .. } => "create",
+            Action::Replace { .. } => "replace",
+            Action::Resize { .. } => "resize",
+            Action::Relabel { .. } => "relabel",
+            Action::PowerOn { .. } => "power-on",
+            Action::PowerOff { .. } => "power-off",
+            Action::Delete { .. } => "delete",
+            Action::DeleteDevice { .. } => "delete-device",
+        }
+    }
+
+    /// Whether the action destroys a server.
+    pub fn deletes_server(&self) -> bool {
+        matches!(self, Action::Delete { .. })
+    }
+
+    fn order(&self) -> u8 {
+        match self {
+            Action::Create { .. } => 0,
+            Action::Replace { .. } => 1,
+            Action::Resize { .. } => 2,
+            Action::Relabel { .. } => 3,
+            Action::PowerOn { .. } | Action::PowerOff { .. } => 4,
+            Action::Delete { .. } => 5,
+            Action::DeleteDevice { .. } => 6,
+        }
+    }
+}
+
+/// Something noticed and deliberately left alone.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(tag = "kind", rename_all = "kebab-case")]
+pub enum Note {
+    /// Servers without this fleet's label: never touched.
+    Unmanaged {
+        /// How many.
+        count: usize,
+        /// Their names.
+        names: Vec<String>,
+    },
+    /// A server of the fleet whose agent's spec is gone, kept.
+    OrphanKept {
+        /// Agent from the server's labels.
+        agent: String,
+        /// Server.
+        server_id: ServerId,
+        /// Why it is kept.
+        reason: String,
+    },
+    /// The agent's server runs but no device of it is online.
+    Unhealthy {
+        /// Agent.
+        agent: String,
+        /// Server.
+        server_id: ServerId,
+    },
+    /// The server is in a transition tether waits out (e.g. `deleting`).
+    Waiting {
+        /// Agent.
+        agent: String,
+        /// Server.
+        server_id: ServerId,
+        /// Its status.
+        status: String,
+    },
+    /// A server type / location pair without a known price.
+    PriceUnknown {
+        /// Server type.
+        server_type: String,
+        /// Location.
+        location: String,
+    },
+}
+
+/// Counts and estimates.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Summary {
+    /// Servers to create.
+    pub create: usize,
+    /// Servers to replace.
+    pub replace: usize,
+    /// In-place updates (resize, relabel, power).
+    pub update: usize,
+    /// Servers to delete.
+    pub delete: usize,
+    /// Devices to delete (besides those of deleted servers).
+    pub delete_devices: usize,
+    /// Change of the monthly bill.
+    pub monthly_cost_delta: Euros,
+    /// Estimated API requests to apply the plan.
+    pub api_calls: u32,
+}
+
+/// Why a plan may not be applied.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Refusal {
+    /// Every safety rule the plan breaks.
+    pub reasons: Vec<String>,
+    /// What the operator can do.
+    pub how_to_proceed: String,
+}
+
+/// A complete plan.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Plan {
+    /// Schema version of this JSON form.
+    pub version: u32,
+    /// Fleet name.
+    pub fleet: String,
+    /// Fleet commit, when planned from git.
+    pub revision: Option<String>,
+    /// Actions in execution order.
+    pub actions: Vec<Action>,
+    /// What was noticed and left alone.
+    pub notes: Vec<Note>,
+    /// Counts and estimates.
+    pub summary: Summary,
+    /// Set when safety rules refuse the plan as a whole.
+    pub refusal: Option<Refusal>,
+    /// SHA-256 over everything above: equal hashes mean the same plan from the same facts.
+    pub plan_hash: String,
+}
+
+impl Plan {
+    /// Whether there is nothing to do.
+    pub fn is_empty(&self) -> bool {
+        self.actions.is_empty()
+    }
+
+    /// Whether the plan may be applied.
+    pub fn accepted(&self) -> bool {
+        self.refusal.is_none()
+    }
+
+    fn seal(mut self) -> Plan {
+        self.actions
+            .sort_by(|a, b| (a.order(), a.agent()).cmp(&(b.order(), b.agent())));
+        self.notes.sort();
+        self.plan_hash = String::new();
+        let body = serde_json::to_vec(&self).unwrap_or_default();
+        self.plan_hash = Sha256::digest(&body)
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        self
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,153 @@
+//! Renderings of a [`super::Plan`] for people: [`text`] for terminals (Terraform-like, colour on
+//! a TTY only) and [`markdown`] for pull-request comments. Machines read the plan's JSON form.
+
+pub mod markdown;
+pub mod text;
+
+use super::{Action, Plan};
+use similar::{ChangeTag, TextDiff};
+use std::collections::BTreeMap;
+
+/// The Terraform-style symbol of an action.
+pub fn symbol(action: &Action) -> &'static str {
+    match action {
+        Action::Create { .. } => "+",
+        Action::Delete { .. } | Action::DeleteDevice { .. } => "-",
+        Action::Replace { .. } => "-/+",
+        Action::Resize { .. }
+        | Action::Relabel { .. }
+        | Action::PowerOn { .. }
+        | Action::PowerOff { .. } => "~",
+    }
+}
+
+/// One line saying what the action does and why.
+pub fn headline(action: &Action) -> String {
+    match action {
+        Action::Create {
+            agent,
+            server_type,
+            location,
+            image,
+            reason,
+            ..
+        } => format!("create server {agent} ({server_type}, {location}, {image}): {reason}"),
+        Action::Replace {
+            agent,
+            server_id,
+            changes,
+            ..
+        } => {
+            let fields: Vec<&str> = changes.iter().map(|c| c.field.as_str()).collect();
+            format!(
+                "REPLACE server {agent} (id {server_id}): {} cannot change in place",
+                fields.join(", ")
+            )
+        }
+        Action::Resize {
+            agent,
+            server_id,
+            from,
+            to,
+        } => format!(
+            "resize server {agent} (id {server_id}) {from} → {to}: power off, change type, power on (DOWNTIME)"
+        ),
+        Action::Relabel {
+            agent, server_id, ..
+        } => format!("update labels of server {agent} (id {server_id})"),
+        Action::PowerOn { agent, server_id } => {
+            format!("power on server {agent} (id {server_id}): spec says `power: on`")
+        }
+        Action::PowerOff { agent, server_id } => {
+            format!("power off server {agent} (id {server_id}): spec says `power: off`")
+        }
+        Action::Delete {
+            agent,
+            server_id,
+            devices,
+            reason,
+            ..
+        } => format!(
+            "delete server {agent} (id {server_id}) and {} device(s): {reason}",
+            devices.len()
+        ),
+        Action::DeleteDevice {
+            agent,
+            device_id,
+            name,
+            reason,
+        } => format!(
+            "delete device {name} (id {}) of {agent}: {reason}",
+            device_id.0
+        ),
+    }
+}
+
+/// A unified diff of the values an action changes, when it changes values.
+pub fn diff(action: &Action) -> Option<String> {
+    let (old, new) = match action {
+        Action::Replace { changes, .. } => (
+            changes
+                .iter()
+                .map(|c| format!("{}: {}", c.field, c.from))
+                .collect::<Vec<_>>()
+                .join("\n"),
+            changes
+                .iter()
+                .map(|c| format!("{}: {}", c.field, c.to))
+                .collect::<Vec<_>>()
+                .join("\n"),
+        ),
+        Action::Resize { from, to, .. } => (format!("type: {from}"), format!("type: {to}")),
+        Action::Relabel { from, to, .. } => (labels_text(from), labels_text(to)),
+        _ => return None,
+    };
+    let diff = TextDiff::from_lines(&old, &new);
+    let mut out = String::new();
+    for change in diff.iter_all_changes() {
+        let sign = match change.tag() {
+            ChangeTag::Delete => "-",
+            ChangeTag::Insert => "+",
+            ChangeTag::Equal => " ",
+        };
+        out.push_str(sign);
+        out.push(' ');
+        out.push_str(change.value().trim_end_matches('\n'));
+        out.push('\n');
+    }
+    Some(out)
+}
+
+fn labels_text(labels: &BTreeMap<String, String>) -> String {
+    labels
+        .iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// `Plan: 3 to create, 1 to replace, 2 to delete. Cost: +€12.40/month. API calls: ~41.`
+pub fn summary_line(plan: &Plan) -> String {
+    let s = &plan.summary;
+    if plan.is_empty() {
+        return "No changes. The fleet matches its spec.".to_owned();
+    }
+    let mut parts = vec![
+        format!("{} to create", s.create),
+        format!("{} to replace", s.replace),
+    ];
+    if s.update > 0 {
+        parts.push(format!("{} to update", s.update));
+    }
+    parts.push(format!("{} to delete", s.delete));
+    if s.delete_devices > 0 {
+        parts.push(format!("{} device(s) to delete", s.delete_devices));
+    }
+    let sign = if s.monthly_cost_delta.0 >= 0 { "+" } else { "" };
+    format!(
+        "Plan: {}. Cost: {sign}{}/month. API calls: ~{}.",
+        parts.join(", "),
+        s.monthly_cost_delta,
+        s.api_calls
+    )
+}

@@ -1,0 +1,118 @@
+//! The terminal rendering: one line per action with its symbol and reason, diffs under the
+//! actions that change values, notes, the summary line, and the refusal if any.
+
+use super::{diff, headline, summary_line, symbol};
+use crate::plan::{Action, Note, Plan};
+use std::fmt::Write as _;
+
+const RED: &str = "\x1b[31m";
+const GREEN: &str = "\x1b[32m";
+const YELLOW: &str = "\x1b[33m";
+const BOLD: &str = "\x1b[1m";
+const RESET: &str = "\x1b[0m";
+
+/// Renders `plan`; `color` adds ANSI colours (use only on a TTY).
+pub fn render(plan: &Plan, color: bool) -> String {
+    let paint = |code: &str, text: &str| {
+        if color {
+            format!("{code}{text}{RESET}")
+        } else {
+            text.to_owned()
+        }
+    };
+    let mut out = String::new();
+    let revision = plan
+        .revision
+        .as_deref()
+        .map(|r| format!(" at {}", &r[..r.len().min(12)]))
+        .unwrap_or_default();
+    let _ = writeln!(out, "tether plan for fleet {}{revision}", plan.fleet);
+    if !plan.actions.is_empty() {
+        let _ = writeln!(out);
+    }
+    for action in &plan.actions {
+        let code = match action {
+            Action::Create { .. } => GREEN,
+            Action::Delete { .. } | Action::DeleteDevice { .. } | Action::Replace { .. } => RED,
+            _ => YELLOW,
+        };
+        let _ = writeln!(
+            out,
+            "  {} {}",
+            paint(code, &format!("{:>3}", symbol(action))),
+            headline(action)
+        );
+        if let Some(d) = diff(action) {
+            for line in d.lines() {
+                let painted = match line.chars().next() {
+                    Some('+') => paint(GREEN, line),
+                    Some('-') => paint(RED, line),
+                    _ => line.to_owned(),
+                };
+                let _ = writeln!(out, "        {painted}");
+            }
+        }
+    }
+    if !plan.notes.is_empty() {
+        let _ = writeln!(out, "\nNoticed and left alone:");
+        for note in &plan.notes {
+            let _ = writeln!(out, "  ! {}", note_line(note));
+        }
+    }
+    let _ = writeln!(out, "\n{}", paint(BOLD, &summary_line(plan)));
+    if let Some(refusal) = &plan.refusal {
+        let _ = writeln!(
+            out,
+            "\n{}",
+            paint(
+                RED,
+                "REFUSED: this plan breaks the fleet's safety policy and will not be applied:"
+            )
+        );
+        for reason in &refusal.reasons {
+            let _ = writeln!(out, "  - {reason}");
+        }
+        let _ = writeln!(
+            out,
+            "  Nothing was changed. To proceed: {}.",
+            refusal.how_to_proceed
+        );
+    }
+    let _ = writeln!(out, "\nplan hash: {}", plan.plan_hash);
+    out
+}
+
+/// One line for a note.
+pub fn note_line(note: &Note) -> String {
+    match note {
+        Note::Unmanaged { count, names } => {
+            let shown: Vec<&str> = names.iter().take(10).map(String::as_str).collect();
+            let more = if names.len() > 10 {
+                format!(" and {} more", names.len() - 10)
+            } else {
+                String::new()
+            };
+            format!(
+                "{count} server(s) not managed by tether (no matching `tether/fleet` and `tether/agent` labels): {}{more}",
+                shown.join(", ")
+            )
+        }
+        Note::OrphanKept {
+            agent,
+            server_id,
+            reason,
+        } => format!("server {agent} (id {server_id}) has no spec but is kept: {reason}"),
+        Note::Unhealthy { agent, server_id } => format!(
+            "agent {agent} is UNHEALTHY: server {server_id} runs but no device of it is online in the tailnet"
+        ),
+        Note::Waiting {
+            agent,
+            server_id,
+            status,
+        } => format!("server {agent} (id {server_id}) is {status}; tether waits for it to settle"),
+        Note::PriceUnknown {
+            server_type,
+            location,
+        } => format!("no price known for {server_type} in {location}; counted as €0"),
+    }
+}
