@@ -55,6 +55,12 @@ macro_rules! newtype {
                 &self.0
             }
         }
+
+        impl std::borrow::Borrow<str> for $name {
+            fn borrow(&self) -> &str {
+                &self.0
+            }
+        }
     };
 }
 

@@ -51,7 +51,7 @@ pub fn plan(fleet: &Fleet, observed: &Observed, ctx: &Context) -> Plan {
     }
 
     for (agent, server) in &managed {
-        if fleet.agents.keys().any(|n| n.as_str() == *agent) {
+        if fleet.agents.contains_key(*agent) {
             continue;
         }
         let protected = server

@@ -22,7 +22,8 @@ pub fn monthly_delta(
             }
         }
     };
-    let current = |id| servers.iter().find(|s| s.id == id);
+    let by_id: std::collections::HashMap<_, _> = servers.iter().map(|s| (s.id, s)).collect();
+    let current = |id| by_id.get(&id).copied();
     let mut delta = 0i64;
     for a in actions {
         match a {

@@ -1,0 +1,113 @@
+//! Benchmark: plan a fleet of 10,000 agents against 10,000 servers and 10,000 devices.
+//!
+//! Run with `cargo bench -p tether --bench plan`. Prints the time to load (parse and validate)
+//! the fleet and the minimum / median / maximum time of `plan()` over several runs.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+use tether::cloud::tailscale::{Device, DeviceId};
+use tether::cloud::{Euros, Server, ServerId, ServerStatus};
+use tether::plan::{Context, Observed, plan};
+use tether_schema::{Content, SourceFile, labels, load_fleet};
+
+const AGENTS: usize = 10_000;
+const RUNS: usize = 15;
+
+fn files() -> Vec<SourceFile> {
+    let mut files = vec![SourceFile {
+        path: "fleet.yaml".into(),
+        content: Content::Bytes(
+            b"apiVersion: tether/v1\nkind: Fleet\nmetadata: {name: bench}\nspec:\n  defaults: {server: {type: cpx21, location: fsn1, image: ubuntu-24.04}}\n  tailscale: {tags: [\"tag:agent\"]}\n  policy: {prune: true, maxDeletionsPerRun: 100, maxDeletionPercent: 10}\n  catalog: {serverTypes: [cpx11, cpx21, cpx31], locations: [fsn1, nbg1], images: [ubuntu-24.04]}\n".to_vec(),
+        ),
+    }];
+    for i in 0..AGENTS {
+        let text = format!(
+            "apiVersion: tether/v1\nkind: Agent\nmetadata: {{name: agent-{i:05}, labels: {{customer: cus_{}, plan: pro}}}}\nspec:\n  subscription: sub_{i:05}\n  server: {{type: cpx{}1, location: {}}}\n  runtime: {{version: \"1.4.2\", env: {{LOG_LEVEL: info}}}}\n",
+            i / 7,
+            1 + i % 3,
+            if i % 2 == 0 { "fsn1" } else { "nbg1" }
+        );
+        files.push(SourceFile {
+            path: format!("agents/agent-{i:05}.yaml"),
+            content: Content::Bytes(text.into_bytes()),
+        });
+    }
+    files
+}
+
+fn main() {
+    let files = files();
+    let started = Instant::now();
+    let fleet = load_fleet(&files).expect("valid bench fleet");
+    let load = started.elapsed();
+
+    // 10,000 servers: 9,950 converged, 30 resized, 20 orphans; one device per server.
+    let mut servers = Vec::with_capacity(AGENTS);
+    let mut devices = Vec::with_capacity(AGENTS);
+    for (i, (name, agent)) in fleet.agents.iter().enumerate() {
+        let (name, mut server_type) = if i < AGENTS - 20 {
+            (name.to_string(), agent.server.server_type.to_string())
+        } else {
+            (format!("gone-{i}"), "cpx21".to_owned())
+        };
+        if i % 331 == 0 {
+            server_type = "cpx31".into();
+        }
+        let mut l = labels::server_labels(agent, &fleet.settings);
+        l.insert(labels::AGENT.into(), name.clone());
+        servers.push(Server {
+            id: ServerId(i as u64 + 1),
+            name: name.clone(),
+            status: ServerStatus::Running,
+            server_type,
+            location: agent.server.location.to_string(),
+            image: Some(agent.server.image.to_string()),
+            labels: l,
+            ipv4: None,
+            ipv6: None,
+            created: "2026-11-23T00:00:00Z".into(),
+            delete_protected: false,
+        });
+        devices.push(Device {
+            id: DeviceId(format!("d{i}")),
+            name: format!("{name}.tail0000.ts.net"),
+            hostname: name,
+            addresses: vec![],
+            tags: vec!["tag:agent".into()],
+            created: "2026-11-23T00:01:00Z".into(),
+            last_seen: None,
+            connected_to_control: true,
+        });
+    }
+    let prices: BTreeMap<(String, String), Euros> = ["cpx11", "cpx21", "cpx31"]
+        .iter()
+        .flat_map(|t| ["fsn1", "nbg1"].map(|l| ((t.to_string(), l.to_string()), Euros(95_200))))
+        .collect();
+    let observed = Observed {
+        servers,
+        devices,
+        prices,
+    };
+    let ctx = Context {
+        previous_agents: Some(AGENTS),
+        ..Context::default()
+    };
+
+    let mut times: Vec<Duration> = Vec::with_capacity(RUNS);
+    let mut actions = 0;
+    for _ in 0..RUNS {
+        let t = Instant::now();
+        let p = plan(&fleet, &observed, &ctx);
+        times.push(t.elapsed());
+        actions = p.actions.len();
+        std::hint::black_box(p);
+    }
+    times.sort();
+    println!("fleet load ({AGENTS} agent files): {load:.2?}");
+    println!(
+        "plan ({AGENTS} agents, {AGENTS} servers, {AGENTS} devices, {actions} actions) over {RUNS} runs: min {:.2?}, median {:.2?}, max {:.2?}",
+        times[0],
+        times[RUNS / 2],
+        times[RUNS - 1]
+    );
+}
