@@ -9,6 +9,7 @@
 //! | `tether/subscription` | the billing subscription |
 //! | `tether/spec` | [`replacement_hash`] of the fields Hetzner cannot change in place |
 //! | `tether/protect` | `true` when the agent is protected: survives the spec's removal |
+//! | `tether/retired` | `true` on a server renamed aside while its replacement is created |
 
 use crate::cloud_init;
 use crate::model::{Agent, FleetSettings};
@@ -28,6 +29,17 @@ pub const SUBSCRIPTION: &str = "tether/subscription";
 pub const SPEC: &str = "tether/spec";
 /// `tether/protect=true`: the agent was protected at its last applied spec.
 pub const PROTECT: &str = "tether/protect";
+
+/// `tether/retired=true`: the server was renamed aside (`<agent>-retired-<id>`) so a
+/// replacement can take the agent's name; it is deleted once the replacement exists.
+pub const RETIRED: &str = "tether/retired";
+
+/// The name a server gets while it is retired.
+pub fn retired_name(agent: &str, server_id: u64) -> String {
+    let suffix = format!("-retired-{server_id}");
+    let keep = 63usize.saturating_sub(suffix.len()).min(agent.len());
+    format!("{}{suffix}", agent[..keep].trim_end_matches('-'))
+}
 
 /// The auth-key stand-in used when hashing cloud-init, so the hash does not depend on the key.
 const KEY_PLACEHOLDER: &str = "tskey-placeholder";

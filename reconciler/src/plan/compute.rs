@@ -26,7 +26,7 @@ pub fn plan(fleet: &Fleet, observed: &Observed, ctx: &Context) -> Plan {
     let mut actions = Vec::new();
     let mut notes = Vec::new();
 
-    let (managed, unmanaged) = classify(&observed.servers, settings.name.as_str());
+    let (managed, retired, unmanaged) = classify(&observed.servers, settings.name.as_str());
     if !unmanaged.is_empty() {
         let mut names: Vec<String> = unmanaged.iter().map(|s| s.name.clone()).collect();
         names.sort();
@@ -88,6 +88,32 @@ pub fn plan(fleet: &Fleet, observed: &Observed, ctx: &Context) -> Plan {
         }
     }
 
+    for server in &retired {
+        let agent = server.labels.get(labels::AGENT).map_or("", String::as_str);
+        if managed.contains_key(agent) {
+            actions.push(Action::Delete {
+                agent: agent.to_owned(),
+                server_id: server.id,
+                server_type: server.server_type.clone(),
+                location: server.location.clone(),
+                devices: Vec::new(),
+                reason: format!(
+                    "retired server {} was replaced by the agent's current server",
+                    server.name
+                ),
+            });
+        } else {
+            notes.push(Note::OrphanKept {
+                agent: agent.to_owned(),
+                server_id: server.id,
+                reason: format!(
+                    "retired server {} is kept until its replacement exists",
+                    server.name
+                ),
+            });
+        }
+    }
+
     if settings.policy.prune {
         for (agent, devs) in &devices {
             let known =
@@ -106,11 +132,13 @@ pub fn plan(fleet: &Fleet, observed: &Observed, ctx: &Context) -> Plan {
     }
 
     let summary = summarize(&actions, observed, &mut notes);
-    let refusal = safety::check(&actions, fleet, managed.len(), ctx);
+    let managed_servers = managed.len() + retired.len();
+    let refusal = safety::check(&actions, fleet, managed_servers, ctx);
     Plan {
         version: 1,
         fleet: settings.name.as_str().to_owned(),
         revision: ctx.revision.clone(),
+        managed_servers,
         actions,
         notes,
         summary,
@@ -120,23 +148,39 @@ pub fn plan(fleet: &Fleet, observed: &Observed, ctx: &Context) -> Plan {
     .seal()
 }
 
-/// Splits servers into this fleet's (by agent name) and everything else.
-fn classify<'a>(
-    servers: &'a [Server],
-    fleet: &str,
-) -> (BTreeMap<&'a str, &'a Server>, Vec<&'a Server>) {
+/// This fleet's servers by agent name, its retired servers (named
+/// [`labels::retired_name`]), and everything else.
+type Classified<'a> = (
+    BTreeMap<&'a str, &'a Server>,
+    Vec<&'a Server>,
+    Vec<&'a Server>,
+);
+
+fn classify<'a>(servers: &'a [Server], fleet: &str) -> Classified<'a> {
     let mut managed: BTreeMap<&str, &Server> = BTreeMap::new();
+    let mut retired = Vec::new();
     let mut unmanaged = Vec::new();
     for server in servers {
         let ours = server.labels.get(labels::FLEET).is_some_and(|f| f == fleet);
+        let is_retired = server
+            .labels
+            .get(labels::RETIRED)
+            .is_some_and(|v| v == "true");
         match server.labels.get(labels::AGENT) {
-            Some(agent) if ours && *agent == server.name => {
+            Some(agent)
+                if ours
+                    && is_retired
+                    && server.name == labels::retired_name(agent, server.id.0) =>
+            {
+                retired.push(server)
+            }
+            Some(agent) if ours && !is_retired && *agent == server.name => {
                 managed.insert(agent.as_str(), server);
             }
             _ => unmanaged.push(server),
         }
     }
-    (managed, unmanaged)
+    (managed, retired, unmanaged)
 }
 
 /// Devices that may belong to the fleet, by hostname; only those whose tags are all fleet tags.

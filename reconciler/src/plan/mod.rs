@@ -42,7 +42,11 @@ pub struct Context {
 
 /// One change to make.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-#[serde(tag = "kind", rename_all = "kebab-case", rename_all_fields = "camelCase")]
+#[serde(
+    tag = "kind",
+    rename_all = "kebab-case",
+    rename_all_fields = "camelCase"
+)]
 pub enum Action {
     /// Create the agent's server (with a fresh auth key at apply time).
     Create {
@@ -202,7 +206,11 @@ impl Action {
 
 /// Something noticed and deliberately left alone.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize)]
-#[serde(tag = "kind", rename_all = "kebab-case", rename_all_fields = "camelCase")]
+#[serde(
+    tag = "kind",
+    rename_all = "kebab-case",
+    rename_all_fields = "camelCase"
+)]
 pub enum Note {
     /// Servers without this fleet's label: never touched.
     Unmanaged {
@@ -285,6 +293,8 @@ pub struct Plan {
     pub fleet: String,
     /// Fleet commit, when planned from git.
     pub revision: Option<String>,
+    /// Servers of this fleet observed (including retired ones): the base of the deletion budget.
+    pub managed_servers: usize,
     /// Actions in execution order.
     pub actions: Vec<Action>,
     /// What was noticed and left alone.
