@@ -5,11 +5,13 @@
 //! - [`source`]: read a fleet's files from a directory or a git revision;
 //! - [`cloud`]: Hetzner and Tailscale clients behind small traits, and the retry policy;
 //! - [`plan`]: the pure planner, desired vs. observed → a safe, reviewable plan;
+//! - [`apply`]: carrying a plan out, safely;
 //! - [`sandbox`]: local emulators of those APIs;
 //! - [`cli`]: the `tether` command line, one file per subcommand.
 //!
 //! [`secret`] holds the type every token and auth key lives in.
 
+pub mod apply;
 pub mod cli;
 pub mod cloud;
 pub mod plan;

@@ -265,10 +265,11 @@ pub trait Compute: Send + Sync {
         &self,
         id: ServerId,
     ) -> impl Future<Output = Result<Option<Action>, hetzner::Error>> + Send;
-    /// Replaces the server's labels with `labels`.
-    fn set_labels(
+    /// Renames the server (when `name` is given) and replaces its labels with `labels`.
+    fn update_server(
         &self,
         id: ServerId,
+        name: Option<&str>,
         labels: &BTreeMap<String, String>,
     ) -> impl Future<Output = Result<Server, hetzner::Error>> + Send;
     /// Powers the server on.

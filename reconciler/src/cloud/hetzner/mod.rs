@@ -493,15 +493,19 @@ impl<C: Clock + Clone + 'static> Compute for Client<C> {
         }
     }
 
-    async fn set_labels(
+    async fn update_server(
         &self,
         id: ServerId,
+        name: Option<&str>,
         labels: &BTreeMap<String, String>,
     ) -> Result<cloud::Server, Error> {
-        let body = json!({ "labels": labels });
+        let mut body = json!({ "labels": labels });
+        if let Some(name) = name {
+            body["name"] = Value::String(name.to_owned());
+        }
         let r: wire::ServerResponse = self
             .call(
-                &format!("set labels of server {id}"),
+                &format!("update server {id}"),
                 Method::PUT,
                 &format!("/servers/{id}"),
                 &[],

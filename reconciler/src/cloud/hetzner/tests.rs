@@ -446,7 +446,7 @@ async fn power_and_type_changes_use_the_action_endpoints() {
     assert_eq!(c.power_on(ServerId(4)).await.expect("on").id, ActionId(43));
     let labels = [("plan".to_owned(), "pro".to_owned())].into();
     assert_eq!(
-        c.set_labels(ServerId(4), &labels)
+        c.update_server(ServerId(4), None, &labels)
             .await
             .expect("labels")
             .labels,

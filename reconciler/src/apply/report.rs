@@ -1,0 +1,182 @@
+//! The account of an apply run: per action what happened, with the provider ids auditors need.
+
+use crate::cloud::tailscale::{AuthKeyId, DeviceId};
+use crate::cloud::{ActionId, ServerId};
+use crate::plan::Action;
+use serde::Serialize;
+use std::fmt;
+
+/// How one action ended.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "outcome", rename_all = "lowercase")]
+pub enum Outcome {
+    /// Carried out.
+    Done,
+    /// Attempted and failed.
+    Failed {
+        /// Why.
+        reason: String,
+    },
+    /// Not attempted.
+    Skipped {
+        /// Why.
+        reason: String,
+    },
+}
+
+/// What happened to one planned action.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ActionReport {
+    /// The action kind (`create`, `delete`, …).
+    pub kind: &'static str,
+    /// The agent.
+    pub agent: String,
+    /// How it ended.
+    #[serde(flatten)]
+    pub outcome: Outcome,
+    /// The server acted on or created.
+    pub server_id: Option<ServerId>,
+    /// The server's public IPv4.
+    pub ipv4: Option<String>,
+    /// Hetzner action ids.
+    pub action_ids: Vec<ActionId>,
+    /// Tailscale devices involved (enrolled or deleted).
+    pub device_ids: Vec<DeviceId>,
+    /// The auth key minted (and revoked).
+    pub key_id: Option<AuthKeyId>,
+    /// Something to look at even though the action is done.
+    pub warning: Option<String>,
+    #[serde(skip)]
+    pub(crate) order: u8,
+}
+
+impl ActionReport {
+    /// A report for `action` with no outcome details yet.
+    pub(crate) fn new(action: &Action, outcome: Outcome) -> Self {
+        ActionReport {
+            kind: action.kind(),
+            agent: action.agent().to_owned(),
+            outcome,
+            server_id: None,
+            ipv4: None,
+            action_ids: Vec::new(),
+            device_ids: Vec::new(),
+            key_id: None,
+            warning: None,
+            order: order(action),
+        }
+    }
+
+    /// A skipped action.
+    pub(crate) fn skipped(action: &Action, reason: &str) -> Self {
+        ActionReport::new(
+            action,
+            Outcome::Skipped {
+                reason: reason.to_owned(),
+            },
+        )
+    }
+}
+
+fn order(action: &Action) -> u8 {
+    match action {
+        Action::Create { .. } => 0,
+        Action::Replace { .. } => 1,
+        Action::Resize { .. }
+        | Action::Relabel { .. }
+        | Action::PowerOn { .. }
+        | Action::PowerOff { .. } => 2,
+        Action::Delete { .. } => 3,
+        Action::DeleteDevice { .. } => 4,
+    }
+}
+
+/// The account of a whole run.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ApplyReport {
+    /// The plan executed.
+    pub plan_hash: String,
+    /// The fleet revision.
+    pub revision: Option<String>,
+    /// Every action, in plan order.
+    pub actions: Vec<ActionReport>,
+}
+
+impl ApplyReport {
+    /// (done, failed, skipped).
+    pub fn counts(&self) -> (usize, usize, usize) {
+        let mut c = (0, 0, 0);
+        for a in &self.actions {
+            match a.outcome {
+                Outcome::Done => c.0 += 1,
+                Outcome::Failed { .. } => c.1 += 1,
+                Outcome::Skipped { .. } => c.2 += 1,
+            }
+        }
+        c
+    }
+
+    /// Whether every action was carried out.
+    pub fn succeeded(&self) -> bool {
+        self.counts().1 == 0 && self.counts().2 == 0
+    }
+
+    /// Done actions of `kind`.
+    pub fn done(&self, kind: &str) -> usize {
+        self.actions
+            .iter()
+            .filter(|a| a.kind == kind && a.outcome == Outcome::Done)
+            .count()
+    }
+}
+
+impl fmt::Display for ApplyReport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for a in &self.actions {
+            let ids = [
+                a.server_id.map(|s| format!("server {s}")),
+                (!a.action_ids.is_empty()).then(|| {
+                    format!(
+                        "actions {}",
+                        a.action_ids
+                            .iter()
+                            .map(ToString::to_string)
+                            .collect::<Vec<_>>()
+                            .join(",")
+                    )
+                }),
+                (!a.device_ids.is_empty()).then(|| {
+                    format!(
+                        "devices {}",
+                        a.device_ids
+                            .iter()
+                            .map(|d| d.0.as_str())
+                            .collect::<Vec<_>>()
+                            .join(",")
+                    )
+                }),
+            ]
+            .into_iter()
+            .flatten()
+            .collect::<Vec<_>>()
+            .join(", ");
+            let outcome = match &a.outcome {
+                Outcome::Done => "done".to_owned(),
+                Outcome::Failed { reason } => format!("FAILED: {reason}"),
+                Outcome::Skipped { reason } => format!("skipped: {reason}"),
+            };
+            write!(f, "{:<14} {:<24} {outcome}", a.kind, a.agent)?;
+            if !ids.is_empty() {
+                write!(f, " [{ids}]")?;
+            }
+            if let Some(w) = &a.warning {
+                write!(f, " (warning: {w})")?;
+            }
+            writeln!(f)?;
+        }
+        let (done, failed, skipped) = self.counts();
+        write!(f, "Apply: {done} done, {failed} failed, {skipped} skipped.")
+    }
+}

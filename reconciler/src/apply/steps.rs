@@ -1,0 +1,431 @@
+//! The steps of each action kind. Every step records the provider ids it touched in its
+//! [`ActionReport`], succeeds or fails on its own, and never panics.
+
+use super::Options;
+use super::report::{ActionReport, Outcome};
+use crate::cloud::tailscale::{AuthKey, DeviceId, NewAuthKey, Tailnet};
+use crate::cloud::{ActionId, ActionStatus, Compute, NewServer, Server, ServerId};
+use crate::plan::Action;
+use crate::secret::Secret;
+use std::collections::BTreeSet;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use tether_schema::{Agent, Fleet, Power, cloud_init, labels};
+use tracing::Instrument;
+
+/// Everything a step needs.
+pub(super) struct Ctx<'a, C, T> {
+    pub fleet: &'a Fleet,
+    pub compute: &'a C,
+    pub tailnet: &'a T,
+    pub options: &'a Options,
+    pub deletions: AtomicUsize,
+    pub budget: usize,
+}
+
+/// Why a step did not complete.
+enum Stop {
+    /// It was attempted and failed.
+    Failed(String),
+    /// It was not carried out, on purpose (ownership changed, budget used up, already gone).
+    Skipped(String),
+}
+
+impl From<String> for Stop {
+    fn from(reason: String) -> Self {
+        Stop::Failed(reason)
+    }
+}
+
+type StepResult = Result<(), Stop>;
+
+impl<C: Compute, T: Tailnet> Ctx<'_, C, T> {
+    /// Runs one action and reports how it ended.
+    pub async fn run(&self, action: &Action) -> ActionReport {
+        let span = tracing::info_span!("action", action = action.kind(), agent = action.agent());
+        async {
+            let mut report = ActionReport::new(action, Outcome::Done);
+            let result = match action {
+                Action::Create { agent, .. } => match self.agent(agent) {
+                    Ok(a) => self.create(a, &mut report).await,
+                    Err(e) => Err(e),
+                },
+                Action::Replace {
+                    agent,
+                    server_id,
+                    old_devices,
+                    ..
+                } => match self.agent(agent) {
+                    Ok(a) => self.replace(a, *server_id, old_devices, &mut report).await,
+                    Err(e) => Err(e),
+                },
+                Action::Resize {
+                    agent,
+                    server_id,
+                    to,
+                    ..
+                } => match self.agent(agent) {
+                    Ok(a) => self.resize(a, *server_id, to, &mut report).await,
+                    Err(e) => Err(e),
+                },
+                Action::Relabel { server_id, to, .. } => {
+                    report.server_id = Some(*server_id);
+                    self.compute
+                        .update_server(*server_id, None, to)
+                        .await
+                        .map(|_| ())
+                        .map_err(|e| Stop::Failed(e.to_string()))
+                }
+                Action::PowerOn { server_id, .. } => {
+                    self.power(*server_id, true, &mut report).await
+                }
+                Action::PowerOff { server_id, .. } => {
+                    self.power(*server_id, false, &mut report).await
+                }
+                Action::Delete {
+                    agent,
+                    server_id,
+                    devices,
+                    ..
+                } => self.delete(agent, *server_id, devices, &mut report).await,
+                Action::DeleteDevice { device_id, .. } => {
+                    report.device_ids.push(device_id.clone());
+                    self.tailnet
+                        .delete_device(device_id)
+                        .await
+                        .map_err(|e| Stop::Failed(e.to_string()))
+                }
+            };
+            match result {
+                Ok(()) => tracing::info!(server = ?report.server_id, "done"),
+                Err(Stop::Skipped(reason)) => {
+                    tracing::warn!(%reason, "skipped");
+                    report.outcome = Outcome::Skipped { reason };
+                }
+                Err(Stop::Failed(reason)) => {
+                    tracing::error!(%reason, "failed");
+                    report.outcome = Outcome::Failed { reason };
+                }
+            }
+            report
+        }
+        .instrument(span)
+        .await
+    }
+
+    fn agent(&self, name: &str) -> Result<&Agent, Stop> {
+        self.fleet.agents.get(name).ok_or_else(|| {
+            Stop::Failed(format!("agent `{name}` is not in the fleet being applied"))
+        })
+    }
+
+    /// Mints a key, creates the server with it, waits for its actions and its device, and
+    /// revokes the key whatever happened.
+    async fn create(&self, agent: &Agent, report: &mut ActionReport) -> StepResult {
+        let name = agent.name.as_str();
+        let tags: Vec<String> = agent.tags.iter().map(|t| t.as_str().to_owned()).collect();
+        let before: BTreeSet<DeviceId> = self
+            .devices_of(name, &tags)
+            .await?
+            .into_iter()
+            .map(|(id, _)| id)
+            .collect();
+        let key = self
+            .tailnet
+            .create_auth_key(&NewAuthKey {
+                description: format!("tether {name}"),
+                tags: tags.clone(),
+                expiry_seconds: self.options.key_expiry.as_secs().min(3600),
+            })
+            .await
+            .map_err(|e| format!("minting the auth key: {e}"))?;
+        report.key_id = Some(key.id.clone());
+        let result = self
+            .create_with_key(agent, &key, &tags, &before, report)
+            .await;
+        if let Err(e) = self.tailnet.delete_auth_key(&key.id).await {
+            tracing::warn!(key = %key.id.0, error = %e, "revoking the auth key failed");
+            report.warning = Some(format!("auth key {} could not be revoked: {e}", key.id.0));
+        }
+        result
+    }
+
+    async fn create_with_key(
+        &self,
+        agent: &Agent,
+        key: &AuthKey,
+        tags: &[String],
+        before: &BTreeSet<DeviceId>,
+        report: &mut ActionReport,
+    ) -> StepResult {
+        let new = NewServer {
+            name: agent.name.as_str().to_owned(),
+            server_type: agent.server.server_type.as_str().to_owned(),
+            image: agent.server.image.as_str().to_owned(),
+            location: agent.server.location.as_str().to_owned(),
+            ssh_keys: agent
+                .server
+                .ssh_keys
+                .iter()
+                .map(|k| k.as_str().to_owned())
+                .collect(),
+            user_data: Some(Secret::new(cloud_init::render(
+                agent,
+                &self.fleet.settings,
+                key.key.expose(),
+            ))),
+            labels: labels::server_labels(agent, &self.fleet.settings),
+            start_after_create: agent.power == Power::On,
+        };
+        let created = self
+            .compute
+            .create_server(&new)
+            .await
+            .map_err(|e| e.to_string())?;
+        report.server_id = Some(created.server.id);
+        report.ipv4.clone_from(&created.server.ipv4);
+        if created.adopted {
+            report.warning =
+                Some("an earlier attempt had created the server; adopted it".to_owned());
+        }
+        let ids: Vec<ActionId> = std::iter::once(created.action.id)
+            .chain(created.next_actions.iter().map(|a| a.id))
+            .collect();
+        self.wait(&ids, report).await?;
+        if agent.power == Power::On {
+            match self
+                .wait_for_device(agent.name.as_str(), tags, before)
+                .await?
+            {
+                Some(device) => report.device_ids.push(device),
+                None => {
+                    report.warning = Some(format!(
+                        "no device came online within {}s; the agent is unhealthy until it does",
+                        self.options.device_timeout.as_secs()
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Renames the old server aside, creates the replacement, and deletes the old server and
+    /// its devices only once the replacement is healthy.
+    async fn replace(
+        &self,
+        agent: &Agent,
+        old: ServerId,
+        old_devices: &[DeviceId],
+        report: &mut ActionReport,
+    ) -> StepResult {
+        let server = self.owned(agent.name.as_str(), old).await?;
+        let mut retired_labels = server.labels.clone();
+        retired_labels.insert(labels::RETIRED.to_owned(), "true".to_owned());
+        let retired_name = labels::retired_name(agent.name.as_str(), old.0);
+        self.compute
+            .update_server(old, Some(&retired_name), &retired_labels)
+            .await
+            .map_err(|e| format!("retiring server {old}: {e}"))?;
+        self.create(agent, report).await?;
+        let healthy = agent.power == Power::Off || !report.device_ids.is_empty();
+        if !healthy {
+            return Err(Stop::Failed(format!(
+                "the replacement is not online yet; old server {old} is kept as {retired_name} and deleted on a later run"
+            )));
+        }
+        let action = self
+            .compute
+            .delete_server(old)
+            .await
+            .map_err(|e| format!("deleting the replaced server {old}: {e}"))?;
+        if let Some(action) = action {
+            self.wait(&[action.id], report).await?;
+        }
+        for device in old_devices {
+            self.tailnet
+                .delete_device(device)
+                .await
+                .map_err(|e| format!("deleting old device {}: {e}", device.0))?;
+            report.device_ids.push(device.clone());
+        }
+        Ok(())
+    }
+
+    async fn resize(
+        &self,
+        agent: &Agent,
+        id: ServerId,
+        to: &str,
+        report: &mut ActionReport,
+    ) -> StepResult {
+        report.server_id = Some(id);
+        let server = self.owned(agent.name.as_str(), id).await?;
+        if server.status != crate::cloud::ServerStatus::Off {
+            let a = self
+                .compute
+                .power_off(id)
+                .await
+                .map_err(|e| e.to_string())?;
+            self.wait(&[a.id], report).await?;
+        }
+        let a = self
+            .compute
+            .change_type(id, to, false)
+            .await
+            .map_err(|e| e.to_string())?;
+        self.wait(&[a.id], report).await?;
+        if agent.power == Power::On {
+            let a = self.compute.power_on(id).await.map_err(|e| e.to_string())?;
+            self.wait(&[a.id], report).await?;
+        }
+        Ok(())
+    }
+
+    async fn power(&self, id: ServerId, on: bool, report: &mut ActionReport) -> StepResult {
+        report.server_id = Some(id);
+        let a = if on {
+            self.compute.power_on(id).await
+        } else {
+            self.compute.power_off(id).await
+        }
+        .map_err(|e| e.to_string())?;
+        self.wait(&[a.id], report).await
+    }
+
+    /// Re-checks ownership on the live server, takes one unit of the deletion budget, deletes
+    /// the server, then its devices.
+    async fn delete(
+        &self,
+        agent: &str,
+        id: ServerId,
+        devices: &[DeviceId],
+        report: &mut ActionReport,
+    ) -> StepResult {
+        report.server_id = Some(id);
+        let live = match self
+            .compute
+            .get_server(id)
+            .await
+            .map_err(|e| e.to_string())?
+        {
+            Some(server) => server,
+            None => {
+                report.warning = Some("the server was already gone".to_owned());
+                return self.delete_devices(devices, report).await;
+            }
+        };
+        self.check_ownership(agent, &live)?;
+        if self.deletions.fetch_add(1, Ordering::SeqCst) >= self.budget {
+            return Err(Stop::Skipped(format!(
+                "the deletion budget of this run ({}) is used up",
+                self.budget
+            )));
+        }
+        if let Some(action) = self
+            .compute
+            .delete_server(id)
+            .await
+            .map_err(|e| e.to_string())?
+        {
+            self.wait(&[action.id], report).await?;
+        }
+        self.delete_devices(devices, report).await
+    }
+
+    async fn delete_devices(&self, devices: &[DeviceId], report: &mut ActionReport) -> StepResult {
+        for device in devices {
+            self.tailnet
+                .delete_device(device)
+                .await
+                .map_err(|e| format!("deleting device {}: {e}", device.0))?;
+            report.device_ids.push(device.clone());
+        }
+        Ok(())
+    }
+
+    /// The live server, if it still carries this fleet's and `agent`'s labels.
+    async fn owned(&self, agent: &str, id: ServerId) -> Result<Server, Stop> {
+        let server = self
+            .compute
+            .get_server(id)
+            .await
+            .map_err(|e| e.to_string())?
+            .ok_or_else(|| Stop::Skipped(format!("server {id} no longer exists")))?;
+        self.check_ownership(agent, &server)?;
+        Ok(server)
+    }
+
+    fn check_ownership(&self, agent: &str, server: &Server) -> StepResult {
+        let fleet_ok = server
+            .labels
+            .get(labels::FLEET)
+            .is_some_and(|f| f == self.fleet.settings.name.as_str());
+        let agent_ok = server.labels.get(labels::AGENT).is_some_and(|a| a == agent);
+        if fleet_ok && agent_ok {
+            Ok(())
+        } else {
+            Err(Stop::Skipped(format!(
+                "server {} no longer carries the labels tether/fleet={} and tether/agent={agent}; not touching it",
+                server.id, self.fleet.settings.name
+            )))
+        }
+    }
+
+    async fn wait(&self, ids: &[ActionId], report: &mut ActionReport) -> StepResult {
+        report.action_ids.extend_from_slice(ids);
+        let done = self
+            .compute
+            .wait_for_actions(ids)
+            .await
+            .map_err(|e| e.to_string())?;
+        for action in done {
+            if let ActionStatus::Error { code, message } = action.status {
+                return Err(Stop::Failed(format!(
+                    "Hetzner action {} ({}) failed: {code}: {message}",
+                    action.id, action.command
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    async fn devices_of(
+        &self,
+        hostname: &str,
+        tags: &[String],
+    ) -> Result<Vec<(DeviceId, bool)>, String> {
+        let devices = self
+            .tailnet
+            .list_devices(tags)
+            .await
+            .map_err(|e| format!("listing devices: {e}"))?;
+        Ok(devices
+            .into_iter()
+            .filter(|d| d.hostname == hostname)
+            .map(|d| (d.id, d.connected_to_control))
+            .collect())
+    }
+
+    /// Waits (bounded) for a device of `hostname` that was not there before to be online.
+    async fn wait_for_device(
+        &self,
+        hostname: &str,
+        tags: &[String],
+        before: &BTreeSet<DeviceId>,
+    ) -> Result<Option<DeviceId>, String> {
+        let deadline = tokio::time::Instant::now() + self.options.device_timeout;
+        loop {
+            let found = self
+                .devices_of(hostname, tags)
+                .await?
+                .into_iter()
+                .find(|(id, online)| *online && !before.contains(id));
+            if let Some((id, _)) = found {
+                return Ok(Some(id));
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return Ok(None);
+            }
+            tokio::time::sleep(self.options.device_poll).await;
+        }
+    }
+}
