@@ -4,16 +4,20 @@
 //! Modules, in pipeline order:
 //! - [`source`]: read a fleet's files from a directory or a git revision;
 //! - [`cloud`]: Hetzner and Tailscale clients behind small traits, and the retry policy;
+//! - [`observe`]: read the live inventory;
 //! - [`plan`]: the pure planner, desired vs. observed → a safe, reviewable plan;
 //! - [`apply`]: carrying a plan out, safely;
+//! - [`audit`]: status commits and the audit log in git;
 //! - [`sandbox`]: local emulators of those APIs;
 //! - [`cli`]: the `tether` command line, one file per subcommand.
 //!
 //! [`secret`] holds the type every token and auth key lives in.
 
 pub mod apply;
+pub mod audit;
 pub mod cli;
 pub mod cloud;
+pub mod observe;
 pub mod plan;
 pub mod sandbox;
 pub mod secret;

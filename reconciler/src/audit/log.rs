@@ -1,0 +1,212 @@
+//! `tether audit log`: per agent, each change of its spec on the fleet branch (commit, author,
+//! time, what changed) with the actions the status branch records for it.
+
+use git2::{Commit, DiffOptions, Repository, Sort};
+use serde::Serialize;
+use std::collections::BTreeMap;
+use std::path::Path;
+
+/// One change of an agent's spec.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SpecChange {
+    /// Fleet commit.
+    pub commit: String,
+    /// Author name and email.
+    pub author: String,
+    /// Commit time, UNIX seconds.
+    pub time: i64,
+    /// `added`, `modified` or `removed`.
+    pub change: String,
+    /// The spec file.
+    pub path: String,
+    /// First line of the commit message.
+    pub summary: String,
+    /// Actions the status branch records for this agent that reflect this commit.
+    pub actions: Vec<String>,
+}
+
+/// An agent's history.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct AgentHistory {
+    /// Agent name (the spec file's name).
+    pub agent: String,
+    /// Oldest first.
+    pub changes: Vec<SpecChange>,
+}
+
+/// A history could not be read.
+#[derive(Debug, thiserror::Error)]
+#[error("reading history of {repo}: {message}")]
+pub struct LogError {
+    /// The repository.
+    pub repo: String,
+    /// What failed.
+    pub message: String,
+}
+
+/// Reads the history of `fleet_branch` and `status_branch` in `repo`, for every agent or one,
+/// with changes at or after `since` (UNIX seconds).
+///
+/// # Errors
+/// The repository or the fleet branch cannot be read.
+pub fn history(
+    repo: &Path,
+    fleet_branch: &str,
+    status_branch: &str,
+    agent: Option<&str>,
+    since: Option<i64>,
+) -> Result<Vec<AgentHistory>, LogError> {
+    let err = |e: git2::Error| LogError {
+        repo: repo.display().to_string(),
+        message: e.message().to_owned(),
+    };
+    let r = Repository::open(repo).map_err(err)?;
+    let actions = status_actions(&r, status_branch).map_err(err)?;
+    let mut walk = r.revwalk().map_err(err)?;
+    walk.push(
+        r.revparse_single(fleet_branch)
+            .and_then(|o| o.peel_to_commit())
+            .map_err(err)?
+            .id(),
+    )
+    .map_err(err)?;
+    walk.set_sorting(Sort::TOPOLOGICAL | Sort::REVERSE)
+        .map_err(err)?;
+    let mut by_agent: BTreeMap<String, Vec<SpecChange>> = BTreeMap::new();
+    for oid in walk {
+        let commit = r.find_commit(oid.map_err(err)?).map_err(err)?;
+        if since.is_some_and(|s| commit.time().seconds() < s) {
+            continue;
+        }
+        for (path, change) in changed_specs(&r, &commit).map_err(err)? {
+            let name = path
+                .rsplit('/')
+                .next()
+                .unwrap_or(&path)
+                .trim_end_matches(".yaml")
+                .trim_end_matches(".yml")
+                .to_owned();
+            if agent.is_some_and(|a| a != name) {
+                continue;
+            }
+            by_agent.entry(name).or_default().push(SpecChange {
+                commit: commit.id().to_string(),
+                author: format!(
+                    "{} <{}>",
+                    commit.author().name().unwrap_or("?"),
+                    commit.author().email().unwrap_or("?")
+                ),
+                time: commit.time().seconds(),
+                change,
+                path,
+                summary: commit.summary().unwrap_or("").to_owned(),
+                actions: Vec::new(),
+            });
+        }
+    }
+    attribute(&r, &mut by_agent, &actions).map_err(err)?;
+    Ok(by_agent
+        .into_iter()
+        .map(|(agent, changes)| AgentHistory { agent, changes })
+        .collect())
+}
+
+fn mentions(line: &str, agent: &str) -> bool {
+    line.split_whitespace().nth(1) == Some(agent)
+}
+
+/// Attaches each status line to the agent's latest spec change at or before the fleet commit
+/// the status commit reflects (several spec commits may be applied in one run).
+fn attribute(
+    repo: &Repository,
+    by_agent: &mut BTreeMap<String, Vec<SpecChange>>,
+    actions: &BTreeMap<String, Vec<String>>,
+) -> Result<(), git2::Error> {
+    for (source, lines) in actions {
+        let Ok(source_id) = git2::Oid::from_str(source) else {
+            continue;
+        };
+        for (agent, changes) in by_agent.iter_mut() {
+            let mine: Vec<String> = lines
+                .iter()
+                .filter(|l| mentions(l, agent))
+                .cloned()
+                .collect();
+            if mine.is_empty() {
+                continue;
+            }
+            let mut target = None;
+            for (i, change) in changes.iter().enumerate() {
+                let id = git2::Oid::from_str(&change.commit)?;
+                if id == source_id || repo.graph_descendant_of(source_id, id)? {
+                    target = Some(i);
+                }
+            }
+            if let Some(i) = target {
+                changes[i].actions.extend(mine);
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Spec files under `agents/` that `commit` added, modified or removed.
+fn changed_specs(
+    repo: &Repository,
+    commit: &Commit<'_>,
+) -> Result<Vec<(String, String)>, git2::Error> {
+    let tree = commit.tree()?;
+    let parent = commit.parents().next().map(|p| p.tree()).transpose()?;
+    let mut opts = DiffOptions::new();
+    opts.pathspec("agents/");
+    let diff = repo.diff_tree_to_tree(parent.as_ref(), Some(&tree), Some(&mut opts))?;
+    Ok(diff
+        .deltas()
+        .filter_map(|d| {
+            let change = match d.status() {
+                git2::Delta::Added => "added",
+                git2::Delta::Deleted => "removed",
+                _ => "modified",
+            };
+            let file = d.new_file().path().or(d.old_file().path())?;
+            Some((file.to_string_lossy().into_owned(), change.to_owned()))
+        })
+        .collect())
+}
+
+/// Status-commit body lines keyed by the fleet commit in their `Tether-Source-Commit` trailer.
+fn status_actions(
+    repo: &Repository,
+    branch: &str,
+) -> Result<BTreeMap<String, Vec<String>>, git2::Error> {
+    let mut out: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    let Ok(tip) = repo
+        .revparse_single(branch)
+        .and_then(|o| o.peel_to_commit())
+    else {
+        return Ok(out);
+    };
+    let mut walk = repo.revwalk()?;
+    walk.push(tip.id())?;
+    for oid in walk {
+        let commit = repo.find_commit(oid?)?;
+        let message = commit.message().unwrap_or("");
+        let Some(source) = message
+            .lines()
+            .find_map(|l| l.strip_prefix(&format!("{}: ", super::TRAILER_SOURCE)))
+        else {
+            continue;
+        };
+        let body: Vec<String> = message
+            .lines()
+            .skip(2)
+            .take_while(|l| !l.starts_with("Apply:") && !l.is_empty())
+            .map(str::to_owned)
+            .collect();
+        out.entry(source.trim().to_owned())
+            .or_default()
+            .extend(body);
+    }
+    Ok(out)
+}

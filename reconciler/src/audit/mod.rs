@@ -1,0 +1,16 @@
+//! The audit trail in git: [`status`] derives each agent's phase and writes status commits to
+//! the status branch; [`commit`] commits and pushes them safely; [`log`] reads the history of
+//! both branches back for `tether audit log`.
+
+pub mod commit;
+pub mod log;
+pub mod status;
+
+/// The default status branch; never the branch billing writes.
+pub const STATUS_BRANCH: &str = "tether/status";
+/// Trailer naming the fleet commit a status commit reflects.
+pub const TRAILER_SOURCE: &str = "Tether-Source-Commit";
+/// Trailer naming the applied plan.
+pub const TRAILER_PLAN: &str = "Tether-Plan-Hash";
+/// Trailer naming the run.
+pub const TRAILER_RUN: &str = "Tether-Run";

@@ -1,0 +1,48 @@
+//! Reading the live inventory the planner needs: every server (ownership is checked by the
+//! planner, not by a filter), every device, and server prices. The three reads run
+//! concurrently.
+
+use crate::cloud::tailscale::{self, Tailnet};
+use crate::cloud::{Compute, hetzner};
+use crate::plan::Observed;
+
+/// Why the inventory could not be read. Planning stops: a partial inventory could make
+/// servers look missing (and be created twice) or devices look stale.
+#[derive(Debug, thiserror::Error)]
+pub enum ObserveError {
+    /// Hetzner could not be read.
+    #[error("reading the Hetzner inventory failed: {0}")]
+    Hetzner(#[from] hetzner::Error),
+    /// Tailscale could not be read.
+    #[error("reading the Tailscale devices failed: {0}")]
+    Tailscale(#[from] tailscale::Error),
+}
+
+/// Reads servers, devices and prices.
+///
+/// # Errors
+/// Any read that fails after the clients' retries.
+pub async fn observe<C: Compute, T: Tailnet>(
+    compute: &C,
+    tailnet: &T,
+) -> Result<Observed, ObserveError> {
+    let (servers, devices, types) = tokio::join!(
+        compute.list_servers(None),
+        tailnet.list_devices(&[]),
+        compute.server_types()
+    );
+    let prices = types?
+        .into_iter()
+        .flat_map(|t| {
+            let name = t.name;
+            t.monthly_price
+                .into_iter()
+                .map(move |(location, price)| ((name.clone(), location), price))
+        })
+        .collect();
+    Ok(Observed {
+        servers: servers?,
+        devices: devices?,
+        prices,
+    })
+}
