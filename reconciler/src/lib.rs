@@ -8,6 +8,7 @@
 //! - [`plan`]: the pure planner, desired vs. observed → a safe, reviewable plan;
 //! - [`apply`]: carrying a plan out, safely;
 //! - [`audit`]: status commits and the audit log in git;
+//! - [`billing`]: `tether agent add/remove`, the interface billing automation uses;
 //! - [`sandbox`]: local emulators of those APIs;
 //! - [`cli`]: the `tether` command line, one file per subcommand.
 //!
@@ -15,6 +16,7 @@
 
 pub mod apply;
 pub mod audit;
+pub mod billing;
 pub mod cli;
 pub mod cloud;
 pub mod observe;

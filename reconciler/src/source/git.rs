@@ -37,13 +37,22 @@ pub fn read(repo: &Path, rev: &str) -> Result<Snapshot, SourceError> {
         message: e.message().to_owned(),
     };
     let tree = commit.tree().map_err(read_err)?;
-    let mut files = Vec::new();
-    walk(&repository, &tree, "", 0, &mut files).map_err(read_err)?;
-    files.sort_by(|a, b| a.path.cmp(&b.path));
+    let files = tree_files(&repository, &tree).map_err(read_err)?;
     Ok(Snapshot {
         files,
         commit: Some(id),
     })
+}
+
+/// The fleet files of a tree, sorted by path.
+///
+/// # Errors
+/// An object is missing from the object database.
+pub fn tree_files(repo: &Repository, tree: &Tree<'_>) -> Result<Vec<SourceFile>, git2::Error> {
+    let mut files = Vec::new();
+    walk(repo, tree, "", 0, &mut files)?;
+    files.sort_by(|a, b| a.path.cmp(&b.path));
+    Ok(files)
 }
 
 fn walk(

@@ -1,0 +1,389 @@
+//! The billing interface: `tether agent add` and `tether agent remove` turn a subscription
+//! event into exactly one validated commit on the fleet branch.
+//!
+//! Work happens on git objects (no checkout needed): read the branch tip, change one spec
+//! file, validate the whole fleet with the change, commit with trailers, move the branch with a
+//! compare-and-swap (or push without force), and on a lost race start again from the new tip.
+
+use crate::audit::commit::Identity;
+use crate::source::git::tree_files;
+use git2::{Oid, Repository, Signature};
+use std::path::Path;
+use tether_schema::{Diagnostic, load_fleet};
+
+/// Trailer naming the subscription a billing commit is about.
+pub const TRAILER_SUBSCRIPTION: &str = "Tether-Subscription";
+/// Trailer carrying the caller's idempotency key (e.g. a Stripe event id).
+pub const TRAILER_IDEMPOTENCY: &str = "Tether-Idempotency-Key";
+/// Attempts before giving up on a contended branch.
+pub const MAX_ATTEMPTS: usize = 8;
+
+/// What billing asks for.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct AgentRequest {
+    /// Subscription id (unique in the fleet).
+    pub subscription: String,
+    /// Customer id: the `customer` label and the spec's folder.
+    pub customer: String,
+    /// Agent name; default derived from the subscription.
+    pub name: Option<String>,
+    /// Server type; default from fleet.yaml.
+    pub server_type: Option<String>,
+    /// Location; default from fleet.yaml.
+    pub location: Option<String>,
+    /// Image; default from fleet.yaml.
+    pub image: Option<String>,
+    /// Plan label value.
+    pub plan: Option<String>,
+    /// Runtime version.
+    pub runtime_version: String,
+    /// Idempotency key: a request whose key is already on the branch changes nothing.
+    pub idempotency_key: Option<String>,
+}
+
+/// What happened.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Change {
+    /// A new commit.
+    Committed {
+        /// Its id.
+        commit: Oid,
+        /// The spec file written or removed.
+        path: String,
+    },
+    /// Nothing to do: the same key was applied before, or the spec already says this.
+    Unchanged {
+        /// Why.
+        reason: String,
+    },
+}
+
+/// Why a billing change was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum BillingError {
+    /// The change would make the fleet invalid.
+    #[error("the change would make the fleet invalid ({} problem(s)); nothing was committed", .0.len())]
+    Invalid(Vec<Diagnostic>),
+    /// libgit2 failed.
+    #[error("git: {0}")]
+    Git(String),
+    /// The branch kept moving.
+    #[error("branch `{0}` kept moving; gave up after {MAX_ATTEMPTS} attempts (nothing was forced)")]
+    Contended(String),
+    /// The branch does not exist.
+    #[error("branch `{0}` not found; billing commits to an existing fleet branch")]
+    NoBranch(String),
+}
+
+impl From<git2::Error> for BillingError {
+    fn from(e: git2::Error) -> Self {
+        BillingError::Git(e.message().to_owned())
+    }
+}
+
+/// Where to commit.
+#[derive(Debug, Clone)]
+pub struct Target<'a> {
+    /// A local repository (bare or a clone).
+    pub repo: &'a Path,
+    /// The fleet branch.
+    pub branch: &'a str,
+    /// Push to this remote (URL or name) instead of moving the local branch only.
+    pub push: Option<&'a str>,
+    /// Commit identity.
+    pub identity: &'a Identity,
+}
+
+/// The agent name used when billing gives none: the subscription id lowercased, with
+/// anything outside `[a-z0-9-]` turned into `-`, at most 63 characters.
+pub fn default_name(subscription: &str) -> String {
+    let name: String = subscription
+        .to_lowercase()
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
+        .collect();
+    name.trim_matches('-')
+        .chars()
+        .take(63)
+        .collect::<String>()
+        .trim_end_matches('-')
+        .to_owned()
+}
+
+fn folder(customer: &str) -> String {
+    let f = default_name(customer);
+    if f.is_empty() {
+        "unknown".to_owned()
+    } else {
+        f
+    }
+}
+
+/// The spec text for a request.
+pub fn spec_text(req: &AgentRequest) -> String {
+    let name = req
+        .name
+        .clone()
+        .unwrap_or_else(|| default_name(&req.subscription));
+    let mut server = Vec::new();
+    for (key, value) in [
+        ("type", &req.server_type),
+        ("location", &req.location),
+        ("image", &req.image),
+    ] {
+        if let Some(v) = value {
+            server.push(format!("{key}: {v}"));
+        }
+    }
+    let mut labels = vec![format!("customer: {}", req.customer)];
+    if let Some(plan) = &req.plan {
+        labels.push(format!("plan: {plan}"));
+    }
+    let server = if server.is_empty() {
+        String::new()
+    } else {
+        format!("  server: {{{}}}\n", server.join(", "))
+    };
+    format!(
+        "# Written by `tether agent add` for subscription {sub}.\napiVersion: tether/v1\nkind: Agent\nmetadata:\n  name: {name}\n  labels: {{{labels}}}\nspec:\n  subscription: {sub}\n{server}  runtime:\n    version: \"{version}\"\n",
+        sub = req.subscription,
+        labels = labels.join(", "),
+        version = req.runtime_version,
+    )
+}
+
+/// Adds or updates the agent of `req.subscription`.
+///
+/// # Errors
+/// See [`BillingError`].
+pub fn add(target: &Target<'_>, req: &AgentRequest) -> Result<Change, BillingError> {
+    let name = req
+        .name
+        .clone()
+        .unwrap_or_else(|| default_name(&req.subscription));
+    let summary = format!("agent add {name} (subscription {})", req.subscription);
+    change(
+        target,
+        &req.subscription,
+        req.idempotency_key.as_deref(),
+        &summary,
+        |existing| {
+            let path =
+                existing.unwrap_or_else(|| format!("agents/{}/{name}.yaml", folder(&req.customer)));
+            Some((path, spec_text(req)))
+        },
+    )
+}
+
+/// Removes the agent of `subscription`; no spec for it is not an error (nothing to do).
+///
+/// # Errors
+/// See [`BillingError`].
+pub fn remove(
+    target: &Target<'_>,
+    subscription: &str,
+    idempotency_key: Option<&str>,
+) -> Result<Change, BillingError> {
+    let summary = format!("agent remove (subscription {subscription})");
+    change(
+        target,
+        subscription,
+        idempotency_key,
+        &summary,
+        |existing| existing.map(|path| (path, String::new())),
+    )
+}
+
+/// The shared loop: `edit` gets the current spec path of the subscription and returns the path
+/// to write and its new content (empty = delete), or `None` for nothing to do.
+fn change(
+    target: &Target<'_>,
+    subscription: &str,
+    key: Option<&str>,
+    summary: &str,
+    edit: impl Fn(Option<String>) -> Option<(String, String)>,
+) -> Result<Change, BillingError> {
+    let repo = Repository::open(target.repo)?;
+    let refname = format!("refs/heads/{}", target.branch);
+    for _ in 0..MAX_ATTEMPTS {
+        if let Some(remote) = target.push {
+            let mut r = repo
+                .remote_anonymous(remote)
+                .or_else(|_| repo.find_remote(remote))?;
+            r.fetch(
+                &[&format!(
+                    "+refs/heads/{b}:refs/heads/{b}",
+                    b = target.branch
+                )],
+                None,
+                None,
+            )?;
+        }
+        let tip = repo
+            .find_reference(&refname)
+            .and_then(|r| r.peel_to_commit())
+            .map_err(|_| BillingError::NoBranch(target.branch.to_owned()))?;
+        if let Some(key) = key
+            && let Some(done) = find_key(&repo, tip.id(), key)?
+        {
+            return Ok(Change::Unchanged {
+                reason: format!("idempotency key {key} was already applied in commit {done}"),
+            });
+        }
+        let tree = tip.tree()?;
+        let files = tree_files(&repo, &tree)?;
+        let existing = files
+            .iter()
+            .find(|f| spec_subscription(f) == Some(subscription))
+            .map(|f| f.path.clone());
+        let Some((path, content)) = edit(existing) else {
+            return Ok(Change::Unchanged {
+                reason: format!("no agent spec has subscription {subscription}"),
+            });
+        };
+        let current = files
+            .iter()
+            .find(|f| f.path == path)
+            .and_then(|f| match &f.content {
+                tether_schema::Content::Bytes(b) => Some(b.clone()),
+                _ => None,
+            });
+        if current.as_deref() == Some(content.as_bytes())
+            || (content.is_empty() && current.is_none())
+        {
+            return Ok(Change::Unchanged {
+                reason: format!("{path} already says this"),
+            });
+        }
+        let new_tree = with_file(&repo, &tree, &path, &content)?;
+        let new_files = tree_files(&repo, &repo.find_tree(new_tree)?)?;
+        load_fleet(&new_files).map_err(|e| BillingError::Invalid(e.diagnostics))?;
+        let mut message = format!("{summary}\n\n{TRAILER_SUBSCRIPTION}: {subscription}\n");
+        if let Some(key) = key {
+            message.push_str(&format!("{TRAILER_IDEMPOTENCY}: {key}\n"));
+        }
+        let sig = Signature::now(&target.identity.name, &target.identity.email)?;
+        let oid = repo.commit(
+            None,
+            &sig,
+            &sig,
+            &message,
+            &repo.find_tree(new_tree)?,
+            &[&tip],
+        )?;
+        let landed = match target.push {
+            None => repo
+                .reference_matching(&refname, oid, true, tip.id(), summary)
+                .is_ok(),
+            Some(remote) => push(&repo, remote, oid, target.branch)?,
+        };
+        if landed {
+            if target.push.is_some() {
+                repo.reference(&refname, oid, true, summary)?;
+            }
+            return Ok(Change::Committed { commit: oid, path });
+        }
+    }
+    Err(BillingError::Contended(target.branch.to_owned()))
+}
+
+fn spec_subscription(file: &tether_schema::SourceFile) -> Option<&str> {
+    let tether_schema::Content::Bytes(bytes) = &file.content else {
+        return None;
+    };
+    let text = std::str::from_utf8(bytes).ok()?;
+    text.lines()
+        .find_map(|l| l.trim().strip_prefix("subscription:"))
+        .map(|v| v.trim().trim_matches('"').trim_matches('\''))
+}
+
+/// The commit on `tip`'s history carrying `key` in its idempotency trailer.
+fn find_key(repo: &Repository, tip: Oid, key: &str) -> Result<Option<Oid>, git2::Error> {
+    let needle = format!("{TRAILER_IDEMPOTENCY}: {key}");
+    let mut walk = repo.revwalk()?;
+    walk.push(tip)?;
+    for oid in walk {
+        let oid = oid?;
+        if repo
+            .find_commit(oid)?
+            .message()
+            .is_some_and(|m| m.lines().any(|l| l.trim() == needle))
+        {
+            return Ok(Some(oid));
+        }
+    }
+    Ok(None)
+}
+
+/// `tree` with the file at `path` set to `content` (removed when empty).
+fn with_file(
+    repo: &Repository,
+    tree: &git2::Tree<'_>,
+    path: &str,
+    content: &str,
+) -> Result<Oid, git2::Error> {
+    match path.split_once('/') {
+        None => {
+            let mut b = repo.treebuilder(Some(tree))?;
+            if content.is_empty() {
+                if b.get(path)?.is_some() {
+                    b.remove(path)?;
+                }
+            } else {
+                b.insert(path, repo.blob(content.as_bytes())?, 0o100_644)?;
+            }
+            b.write()
+        }
+        Some((dir, rest)) => {
+            let sub = match tree.get_name(dir) {
+                Some(entry) => repo.find_tree(entry.id())?,
+                None => repo.find_tree(repo.treebuilder(None)?.write()?)?,
+            };
+            let new_sub = with_file(repo, &sub, rest, content)?;
+            let mut b = repo.treebuilder(Some(tree))?;
+            if repo.find_tree(new_sub)?.is_empty() {
+                if b.get(dir)?.is_some() {
+                    b.remove(dir)?;
+                }
+            } else {
+                b.insert(dir, new_sub, 0o040_000)?;
+            }
+            b.write()
+        }
+    }
+}
+
+fn push(repo: &Repository, remote: &str, oid: Oid, branch: &str) -> Result<bool, git2::Error> {
+    let outgoing = "refs/tether/outgoing-billing";
+    repo.reference(outgoing, oid, true, "tether billing outgoing")?;
+    let mut r = repo
+        .remote_anonymous(remote)
+        .or_else(|_| repo.find_remote(remote))?;
+    let rejected = std::cell::Cell::new(false);
+    let mut callbacks = git2::RemoteCallbacks::new();
+    callbacks.push_update_reference(|_, status| {
+        rejected.set(status.is_some());
+        Ok(())
+    });
+    let mut opts = git2::PushOptions::new();
+    opts.remote_callbacks(callbacks);
+    let result = r.push(
+        &[format!("{outgoing}:refs/heads/{branch}")],
+        Some(&mut opts),
+    );
+    let _ = repo.find_reference(outgoing).and_then(|mut r| r.delete());
+    match result {
+        Ok(()) => Ok(!rejected.get()),
+        Err(e)
+            if e.code() == git2::ErrorCode::NotFastForward
+                || e.message().contains("fast-forward")
+                || e.message().contains("fast forward") =>
+        {
+            Ok(false)
+        }
+        Err(e) => Err(e),
+    }
+}
+
+#[cfg(test)]
+mod tests;

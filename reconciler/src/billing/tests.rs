@@ -1,0 +1,196 @@
+//! Billing tests against real bare repositories seeded with the example fleet.
+
+use super::*;
+use std::path::PathBuf;
+
+fn seeded() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().expect("tmp");
+    let repo = Repository::init_bare(dir.path()).expect("init");
+    let fleet = Path::new(env!("CARGO_MANIFEST_DIR")).join("../fleet");
+    let mut index = git2::Index::new().expect("index");
+    add_dir(&repo, &mut index, &fleet, &fleet);
+    let tree = repo
+        .find_tree(index.write_tree_to(&repo).expect("tree"))
+        .expect("tree");
+    let sig = Signature::now("seed", "seed@example.com").expect("sig");
+    repo.commit(Some("refs/heads/main"), &sig, &sig, "seed", &tree, &[])
+        .expect("commit");
+    dir
+}
+
+fn add_dir(repo: &Repository, index: &mut git2::Index, root: &Path, dir: &Path) {
+    for entry in std::fs::read_dir(dir).expect("read dir") {
+        let path: PathBuf = entry.expect("entry").path();
+        if path.is_dir() {
+            add_dir(repo, index, root, &path);
+        } else {
+            let data = std::fs::read(&path).expect("read");
+            let rel = path
+                .strip_prefix(root)
+                .expect("relative")
+                .to_string_lossy()
+                .into_owned();
+            let entry = git2::IndexEntry {
+                ctime: git2::IndexTime::new(0, 0),
+                mtime: git2::IndexTime::new(0, 0),
+                dev: 0,
+                ino: 0,
+                mode: 0o100_644,
+                uid: 0,
+                gid: 0,
+                file_size: data.len() as u32,
+                id: repo.blob(&data).expect("blob"),
+                flags: 0,
+                flags_extended: 0,
+                path: rel.into_bytes(),
+            };
+            index.add(&entry).expect("add");
+        }
+    }
+}
+
+fn request(sub: &str, key: Option<&str>) -> AgentRequest {
+    AgentRequest {
+        subscription: sub.into(),
+        customer: "cus_initech".into(),
+        name: None,
+        location: Some("nbg1".into()),
+        runtime_version: "1.4.2".into(),
+        idempotency_key: key.map(str::to_owned),
+        ..AgentRequest::default()
+    }
+}
+
+fn commits(repo: &Path) -> usize {
+    let r = Repository::open(repo).expect("open");
+    let mut walk = r.revwalk().expect("walk");
+    walk.push_ref("refs/heads/main").expect("main");
+    walk.count()
+}
+
+#[test]
+fn the_same_request_twice_makes_one_commit() {
+    let dir = seeded();
+    let id = Identity::default();
+    let t = Target {
+        repo: dir.path(),
+        branch: "main",
+        push: None,
+        identity: &id,
+    };
+    let first = add(&t, &request("sub_Initech1", Some("evt_1"))).expect("add");
+    assert!(
+        matches!(&first, Change::Committed { path, .. } if path == "agents/cus-initech/sub-initech1.yaml"),
+        "{first:?}"
+    );
+    let again = add(&t, &request("sub_Initech1", Some("evt_1"))).expect("add again");
+    assert!(
+        matches!(again, Change::Unchanged { ref reason } if reason.contains("evt_1")),
+        "{again:?}"
+    );
+    let no_key = add(&t, &request("sub_Initech1", None)).expect("same spec without key");
+    assert!(matches!(no_key, Change::Unchanged { .. }));
+    assert_eq!(commits(dir.path()), 2);
+    let r = Repository::open(dir.path()).expect("open");
+    let message = r
+        .revparse_single("main")
+        .expect("main")
+        .peel_to_commit()
+        .expect("commit")
+        .message()
+        .expect("utf-8")
+        .to_owned();
+    assert!(
+        message.contains("Tether-Subscription: sub_Initech1")
+            && message.contains("Tether-Idempotency-Key: evt_1"),
+        "{message}"
+    );
+}
+
+#[test]
+fn an_invalid_request_is_refused_and_commits_nothing() {
+    let dir = seeded();
+    let id = Identity::default();
+    let t = Target {
+        repo: dir.path(),
+        branch: "main",
+        push: None,
+        identity: &id,
+    };
+    let mut req = request("sub_X", None);
+    req.location = Some("mars1".into());
+    let err = add(&t, &req).expect_err("mars is not in the catalog");
+    let BillingError::Invalid(diags) = err else {
+        panic!("expected diagnostics")
+    };
+    assert!(diags[0].message.contains("mars1"), "{diags:?}");
+    assert_eq!(commits(dir.path()), 1);
+}
+
+#[test]
+fn remove_deletes_the_spec_and_is_idempotent() {
+    let dir = seeded();
+    let id = Identity::default();
+    let t = Target {
+        repo: dir.path(),
+        branch: "main",
+        push: None,
+        identity: &id,
+    };
+    let gone = remove(&t, "sub_1OaBcGlobexOps", Some("evt_9")).expect("remove");
+    assert!(
+        matches!(&gone, Change::Committed { path, .. } if path == "agents/globex/globex-ops.yaml"),
+        "{gone:?}"
+    );
+    assert!(matches!(
+        remove(&t, "sub_1OaBcGlobexOps", None).expect("again"),
+        Change::Unchanged { .. }
+    ));
+}
+
+#[test]
+fn concurrent_adds_both_land() {
+    let dir = seeded();
+    let path = dir.path().to_owned();
+    let handles: Vec<_> = (0..4)
+        .map(|i| {
+            let path = path.clone();
+            std::thread::spawn(move || {
+                let id = Identity::default();
+                let t = Target {
+                    repo: &path,
+                    branch: "main",
+                    push: None,
+                    identity: &id,
+                };
+                add(
+                    &t,
+                    &request(&format!("sub_Par{i}"), Some(&format!("evt_par_{i}"))),
+                )
+                .expect("add")
+            })
+        })
+        .collect();
+    for h in handles {
+        assert!(matches!(
+            h.join().expect("thread"),
+            Change::Committed { .. }
+        ));
+    }
+    assert_eq!(commits(dir.path()), 5);
+    let r = Repository::open(dir.path()).expect("open");
+    let tree = r
+        .revparse_single("main")
+        .expect("main")
+        .peel_to_commit()
+        .expect("c")
+        .tree()
+        .expect("t");
+    for i in 0..4 {
+        assert!(
+            tree.get_path(Path::new(&format!("agents/cus-initech/sub-par{i}.yaml")))
+                .is_ok(),
+            "sub_Par{i} lost"
+        );
+    }
+}
