@@ -7,6 +7,7 @@
 //! - [`observe`]: read the live inventory;
 //! - [`plan`]: the pure planner, desired vs. observed → a safe, reviewable plan;
 //! - [`apply`]: carrying a plan out, safely;
+//! - [`reconcile`]: one pass from fleet to status commit;
 //! - [`audit`]: status commits and the audit log in git;
 //! - [`billing`]: `tether agent add/remove`, the interface billing automation uses;
 //! - [`sandbox`]: local emulators of those APIs;
@@ -21,6 +22,7 @@ pub mod cli;
 pub mod cloud;
 pub mod observe;
 pub mod plan;
+pub mod reconcile;
 pub mod sandbox;
 pub mod secret;
 pub mod source;

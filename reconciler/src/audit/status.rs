@@ -295,3 +295,58 @@ pub fn files(
     );
     files
 }
+
+/// What the status branch says about the last recorded run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Previous {
+    /// Agents in the spec at that run: the base of the shrink circuit breaker.
+    pub agents: usize,
+    /// The plan recorded.
+    pub plan_hash: String,
+}
+
+/// Reads `status/fleet.yaml` from the tip of the status branch, if there is one.
+pub fn previous(repo: &std::path::Path, branch: &str) -> Option<Previous> {
+    let r = git2::Repository::open(repo).ok()?;
+    let tree = r
+        .revparse_single(branch)
+        .ok()?
+        .peel_to_commit()
+        .ok()?
+        .tree()
+        .ok()?;
+    let entry = tree
+        .get_path(std::path::Path::new("status/fleet.yaml"))
+        .ok()?;
+    let blob = r.find_blob(entry.id()).ok()?;
+    let node = tether_schema::yaml::node::parse(std::str::from_utf8(blob.content()).ok()?).ok()?;
+    let text = |key: &str| match &node.get(key)?.kind {
+        tether_schema::yaml::node::NodeKind::Scalar { text, .. } => Some(text.clone()),
+        _ => None,
+    };
+    Some(Previous {
+        agents: text("agents")?.parse().ok()?,
+        plan_hash: text("planHash")?,
+    })
+}
+
+/// The status commit message of a refused plan.
+pub fn refusal_message(plan: &crate::plan::Plan, run: &str) -> String {
+    let short = plan
+        .revision
+        .as_deref()
+        .map_or("working-tree", |r| &r[..r.len().min(7)]);
+    let reasons = plan
+        .refusal
+        .as_ref()
+        .map(|r| r.reasons.join("\n"))
+        .unwrap_or_default();
+    format!(
+        "apply {short}: refused, nothing changed\n\n{reasons}\n\n{}: {}\n{}: {}\n{}: {run}\n",
+        super::TRAILER_SOURCE,
+        plan.revision.as_deref().unwrap_or("none"),
+        super::TRAILER_PLAN,
+        plan.plan_hash,
+        super::TRAILER_RUN
+    )
+}
