@@ -2,6 +2,8 @@
 //! returns an [`Outcome`] or a [`CliError`], and [`main`] alone turns those into output and an
 //! exit code.
 
+mod agent;
+mod audit;
 mod error;
 mod schema;
 mod validate;
@@ -21,6 +23,8 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     Validate(validate::ValidateArgs),
+    Agent(Box<agent::AgentArgs>),
+    Audit(audit::AuditArgs),
     Schema(schema::SchemaArgs),
 }
 
@@ -44,6 +48,8 @@ pub fn main() -> ExitCode {
     };
     let result = match cli.command {
         Command::Validate(args) => validate::cmd_validate(&args),
+        Command::Agent(args) => agent::cmd_agent(&args),
+        Command::Audit(args) => audit::cmd_audit(&args),
         Command::Schema(args) => schema::cmd_schema(&args),
     };
     match result {

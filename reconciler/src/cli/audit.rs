@@ -1,0 +1,113 @@
+//! `tether audit log`: who caused each VM to exist or disappear, when, and what happened.
+
+use super::{CliError, Format, Outcome};
+use crate::audit::{self, log};
+use std::path::PathBuf;
+
+/// Read the audit trail from git.
+#[derive(Debug, clap::Args)]
+pub struct AuditArgs {
+    #[command(subcommand)]
+    command: AuditCommand,
+}
+
+#[derive(Debug, clap::Subcommand)]
+enum AuditCommand {
+    Log(LogArgs),
+}
+
+/// Per agent, each spec change (commit, author, time, what changed) with the actions it caused.
+#[derive(Debug, clap::Args)]
+struct LogArgs {
+    /// The fleet repository.
+    #[arg(long, default_value = ".")]
+    repo: PathBuf,
+    /// The fleet branch.
+    #[arg(long, default_value = "main")]
+    branch: String,
+    /// The status branch.
+    #[arg(long, default_value = audit::STATUS_BRANCH)]
+    status_branch: String,
+    /// Only this agent.
+    #[arg(long)]
+    agent: Option<String>,
+    /// Only changes at or after this date (`2026-11-01` or RFC 3339).
+    #[arg(long)]
+    since: Option<String>,
+    /// Output format.
+    #[arg(long, value_enum, default_value = "text")]
+    format: Format,
+}
+
+/// Runs `tether audit ...`.
+///
+/// # Errors
+/// The repository or a date cannot be read.
+pub fn cmd_audit(args: &AuditArgs) -> Result<Outcome, CliError> {
+    let AuditCommand::Log(a) = &args.command;
+    let since = a.since.as_deref().map(parse_date).transpose()?;
+    let history = log::history(
+        &a.repo,
+        &a.branch,
+        &a.status_branch,
+        a.agent.as_deref(),
+        since,
+    )
+    .map_err(|e| {
+        CliError::failed(
+            e.to_string(),
+            "pass --repo with the fleet repository and --branch with its fleet branch",
+        )
+    })?;
+    if a.format == Format::Json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&history).unwrap_or_default()
+        );
+        return Ok(Outcome::Success);
+    }
+    if history.is_empty() {
+        println!("no spec changes found");
+    }
+    for agent in &history {
+        println!("{}", agent.agent);
+        for c in &agent.changes {
+            let when = time::OffsetDateTime::from_unix_timestamp(c.time)
+                .ok()
+                .and_then(|t| {
+                    t.format(&time::format_description::well_known::Rfc3339)
+                        .ok()
+                })
+                .unwrap_or_default();
+            println!(
+                "  {} {when} {:<8} {} by {}: {}",
+                &c.commit[..c.commit.len().min(10)],
+                c.change,
+                c.path,
+                c.author,
+                c.summary
+            );
+            for action in &c.actions {
+                println!("      → {action}");
+            }
+        }
+    }
+    Ok(Outcome::Success)
+}
+
+fn parse_date(text: &str) -> Result<i64, CliError> {
+    use time::format_description::well_known::Rfc3339;
+    let full = if text.len() == 10 {
+        format!("{text}T00:00:00Z")
+    } else {
+        text.to_owned()
+    };
+    time::OffsetDateTime::parse(&full, &Rfc3339)
+        .map(time::OffsetDateTime::unix_timestamp)
+        .map_err(|_| {
+            CliError::failed(
+                format!("`{text}` is not a date"),
+                "use YYYY-MM-DD or an RFC 3339 time such as 2026-11-01T00:00:00Z",
+            )
+        })
+}
