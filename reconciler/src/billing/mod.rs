@@ -8,8 +8,10 @@
 use crate::audit::commit::Identity;
 use crate::source::git::tree_files;
 use git2::{Oid, Repository, Signature};
+use std::collections::BTreeMap;
 use std::path::Path;
-use tether_schema::{Diagnostic, load_fleet};
+use tether_schema::raw::RawAgent;
+use tether_schema::{Diagnostic, Power, load_fleet};
 
 /// Trailer naming the subscription a billing commit is about.
 pub const TRAILER_SUBSCRIPTION: &str = "Tether-Subscription";
@@ -35,8 +37,8 @@ pub struct AgentRequest {
     pub image: Option<String>,
     /// Plan label value.
     pub plan: Option<String>,
-    /// Runtime version.
-    pub runtime_version: String,
+    /// Runtime version; default `stable` for a new agent, unchanged for an existing one.
+    pub runtime_version: Option<String>,
     /// Idempotency key: a request whose key is already on the branch changes nothing.
     pub idempotency_key: Option<String>,
 }
@@ -73,6 +75,23 @@ pub enum BillingError {
     /// The branch does not exist.
     #[error("branch `{0}` not found; billing commits to an existing fleet branch")]
     NoBranch(String),
+    /// The request would rename an existing agent, which replaces its VM.
+    #[error(
+        "subscription {subscription} already has agent `{current}`; renaming it to `{requested}` would replace its VM. Remove the agent and add it again if that is intended"
+    )]
+    Rename {
+        /// The subscription.
+        subscription: String,
+        /// Its agent's name.
+        current: String,
+        /// The name asked for.
+        requested: String,
+    },
+    /// The existing spec could not be read back.
+    #[error(
+        "the existing spec {0} could not be read; fix it by hand (run `tether validate`) before billing updates it"
+    )]
+    Unreadable(String),
 }
 
 impl From<git2::Error> for BillingError {
@@ -119,37 +138,140 @@ fn folder(customer: &str) -> String {
     }
 }
 
-/// The spec text for a request.
-pub fn spec_text(req: &AgentRequest) -> String {
-    let name = req
-        .name
-        .clone()
-        .unwrap_or_else(|| default_name(&req.subscription));
-    let mut server = Vec::new();
-    for (key, value) in [
-        ("type", &req.server_type),
-        ("location", &req.location),
-        ("image", &req.image),
-    ] {
-        if let Some(v) = value {
-            server.push(format!("{key}: {v}"));
+/// The fields of an agent spec that billing writes or keeps.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+struct Spec {
+    name: String,
+    labels: BTreeMap<String, String>,
+    subscription: String,
+    server: Vec<(&'static str, String)>,
+    ssh_keys: Option<Vec<String>>,
+    tags: Option<Vec<String>>,
+    runtime_version: String,
+    env: BTreeMap<String, String>,
+    power: Option<&'static str>,
+    protect: Option<bool>,
+}
+
+impl Spec {
+    /// Reads an existing spec so an update keeps every field billing does not set.
+    fn parse(text: &str) -> Option<Spec> {
+        let node = tether_schema::yaml::node::parse(text).ok()?;
+        let raw: RawAgent = tether_schema::yaml::de::from_node(&node).0.ok()?;
+        let s = raw.spec;
+        let server = [
+            ("type", s.server.server_type),
+            ("location", s.server.location),
+            ("image", s.server.image),
+        ]
+        .into_iter()
+        .filter_map(|(k, v)| v.map(|v| (k, v.value)))
+        .collect();
+        Some(Spec {
+            name: raw.metadata.name.value,
+            labels: raw
+                .metadata
+                .labels
+                .into_iter()
+                .map(|(k, v)| (k.value, v.value))
+                .collect(),
+            subscription: s.subscription.value,
+            server,
+            ssh_keys: s
+                .server
+                .ssh_keys
+                .map(|k| k.into_iter().map(|k| k.value).collect()),
+            tags: s
+                .tailscale
+                .map(|t| t.tags.value.into_iter().map(|t| t.value).collect()),
+            runtime_version: s.runtime.version.value,
+            env: s
+                .runtime
+                .env
+                .into_iter()
+                .map(|(k, v)| (k.value, v.value))
+                .collect(),
+            power: s
+                .power
+                .map(|p| if p.value == Power::Off { "off" } else { "on" }),
+            protect: s.protect,
+        })
+    }
+
+    /// Applies what the request sets.
+    fn update(&mut self, req: &AgentRequest) {
+        self.labels
+            .insert("customer".to_owned(), req.customer.clone());
+        if let Some(plan) = &req.plan {
+            self.labels.insert("plan".to_owned(), plan.clone());
+        }
+        for (key, value) in [
+            ("type", &req.server_type),
+            ("location", &req.location),
+            ("image", &req.image),
+        ] {
+            if let Some(v) = value {
+                self.server.retain(|(k, _)| *k != key);
+                self.server.push((key, v.clone()));
+            }
+        }
+        self.server
+            .sort_by_key(|(k, _)| ["type", "location", "image"].iter().position(|x| x == k));
+        if let Some(v) = &req.runtime_version {
+            self.runtime_version.clone_from(v);
         }
     }
-    let mut labels = vec![format!("customer: {}", req.customer)];
-    if let Some(plan) = &req.plan {
-        labels.push(format!("plan: {plan}"));
+
+    fn render(&self) -> String {
+        let quote = |v: &str| format!("\"{}\"", v.replace('\\', "\\\\").replace('"', "\\\""));
+        let list = |items: &[String]| {
+            items
+                .iter()
+                .map(|i| quote(i))
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        let map = |m: &BTreeMap<String, String>| {
+            m.iter()
+                .map(|(k, v)| format!("{k}: {}", quote(v)))
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        let mut server: Vec<String> = self
+            .server
+            .iter()
+            .map(|(k, v)| format!("{k}: {v}"))
+            .collect();
+        if let Some(keys) = &self.ssh_keys {
+            server.push(format!("sshKeys: [{}]", list(keys)));
+        }
+        let mut out = format!(
+            "# Written by `tether agent add` for subscription {sub}.\napiVersion: tether/v1\nkind: Agent\nmetadata:\n  name: {name}\n  labels: {{{labels}}}\nspec:\n  subscription: {sub}\n",
+            sub = self.subscription,
+            name = self.name,
+            labels = map(&self.labels),
+        );
+        if !server.is_empty() {
+            out.push_str(&format!("  server: {{{}}}\n", server.join(", ")));
+        }
+        if let Some(tags) = &self.tags {
+            out.push_str(&format!("  tailscale: {{tags: [{}]}}\n", list(tags)));
+        }
+        out.push_str(&format!(
+            "  runtime:\n    version: {}\n",
+            quote(&self.runtime_version)
+        ));
+        if !self.env.is_empty() {
+            out.push_str(&format!("    env: {{{}}}\n", map(&self.env)));
+        }
+        if let Some(power) = self.power {
+            out.push_str(&format!("  power: {power}\n"));
+        }
+        if let Some(protect) = self.protect {
+            out.push_str(&format!("  protect: {protect}\n"));
+        }
+        out
     }
-    let server = if server.is_empty() {
-        String::new()
-    } else {
-        format!("  server: {{{}}}\n", server.join(", "))
-    };
-    format!(
-        "# Written by `tether agent add` for subscription {sub}.\napiVersion: tether/v1\nkind: Agent\nmetadata:\n  name: {name}\n  labels: {{{labels}}}\nspec:\n  subscription: {sub}\n{server}  runtime:\n    version: \"{version}\"\n",
-        sub = req.subscription,
-        labels = labels.join(", "),
-        version = req.runtime_version,
-    )
 }
 
 /// Adds or updates the agent of `req.subscription`.
@@ -168,9 +290,34 @@ pub fn add(target: &Target<'_>, req: &AgentRequest) -> Result<Change, BillingErr
         req.idempotency_key.as_deref(),
         &summary,
         |existing| {
-            let path =
-                existing.unwrap_or_else(|| format!("agents/{}/{name}.yaml", folder(&req.customer)));
-            Some((path, spec_text(req)))
+            let (path, mut spec) = match existing {
+                Some((path, text)) => {
+                    let spec =
+                        Spec::parse(&text).ok_or_else(|| BillingError::Unreadable(path.clone()))?;
+                    if req.name.as_ref().is_some_and(|n| *n != spec.name) {
+                        return Err(BillingError::Rename {
+                            subscription: req.subscription.clone(),
+                            current: spec.name,
+                            requested: name.clone(),
+                        });
+                    }
+                    (path, spec)
+                }
+                None => {
+                    let spec = Spec {
+                        name: name.clone(),
+                        subscription: req.subscription.clone(),
+                        runtime_version: "stable".to_owned(),
+                        ..Spec::default()
+                    };
+                    (
+                        format!("agents/{}/{name}.yaml", folder(&req.customer)),
+                        spec,
+                    )
+                }
+            };
+            spec.update(req);
+            Ok(Some((path, spec.render())))
         },
     )
 }
@@ -190,18 +337,18 @@ pub fn remove(
         subscription,
         idempotency_key,
         &summary,
-        |existing| existing.map(|path| (path, String::new())),
+        |existing| Ok(existing.map(|(path, _)| (path, String::new()))),
     )
 }
 
-/// The shared loop: `edit` gets the current spec path of the subscription and returns the path
-/// to write and its new content (empty = delete), or `None` for nothing to do.
+/// The shared loop: `edit` gets the current spec (path and text) of the subscription and
+/// returns the path to write and its new content (empty = delete), or `None` for nothing to do.
 fn change(
     target: &Target<'_>,
     subscription: &str,
     key: Option<&str>,
     summary: &str,
-    edit: impl Fn(Option<String>) -> Option<(String, String)>,
+    edit: impl Fn(Option<(String, String)>) -> Result<Option<(String, String)>, BillingError>,
 ) -> Result<Change, BillingError> {
     let repo = Repository::open(target.repo)?;
     let refname = format!("refs/heads/{}", target.branch);
@@ -232,11 +379,12 @@ fn change(
         }
         let tree = tip.tree()?;
         let files = tree_files(&repo, &tree)?;
-        let existing = files
-            .iter()
-            .find(|f| spec_subscription(f) == Some(subscription))
-            .map(|f| f.path.clone());
-        let Some((path, content)) = edit(existing) else {
+        let existing = files.iter().find_map(|f| {
+            spec_subscription(f)
+                .filter(|(_, s)| *s == subscription)
+                .map(|(text, _)| (f.path.clone(), text.to_owned()))
+        });
+        let Some((path, content)) = edit(existing)? else {
             return Ok(Change::Unchanged {
                 reason: format!("no agent spec has subscription {subscription}"),
             });
@@ -287,14 +435,17 @@ fn change(
     Err(BillingError::Contended(target.branch.to_owned()))
 }
 
-fn spec_subscription(file: &tether_schema::SourceFile) -> Option<&str> {
+/// A spec file's text and its `spec.subscription`.
+fn spec_subscription(file: &tether_schema::SourceFile) -> Option<(&str, &str)> {
     let tether_schema::Content::Bytes(bytes) = &file.content else {
         return None;
     };
     let text = std::str::from_utf8(bytes).ok()?;
-    text.lines()
+    let sub = text
+        .lines()
         .find_map(|l| l.trim().strip_prefix("subscription:"))
-        .map(|v| v.trim().trim_matches('"').trim_matches('\''))
+        .map(|v| v.trim().trim_matches('"').trim_matches('\''))?;
+    Some((text, sub))
 }
 
 /// The commit on `tip`'s history carrying `key` in its idempotency trailer.

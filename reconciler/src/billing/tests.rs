@@ -55,7 +55,7 @@ fn request(sub: &str, key: Option<&str>) -> AgentRequest {
         customer: "cus_initech".into(),
         name: None,
         location: Some("nbg1".into()),
-        runtime_version: "1.4.2".into(),
+        runtime_version: Some("1.4.2".into()),
         idempotency_key: key.map(str::to_owned),
         ..AgentRequest::default()
     }
@@ -193,4 +193,54 @@ fn concurrent_adds_both_land() {
             "sub_Par{i} lost"
         );
     }
+}
+
+#[test]
+fn updating_a_subscription_keeps_unspecified_fields_and_never_renames() {
+    let dir = seeded();
+    let id = Identity::default();
+    let t = Target {
+        repo: dir.path(),
+        branch: "main",
+        push: None,
+        identity: &id,
+    };
+    let req = AgentRequest {
+        subscription: "sub_1OaBcAcmeProd".into(),
+        customer: "cus_acme".into(),
+        plan: Some("enterprise".into()),
+        ..AgentRequest::default()
+    };
+    let changed = add(&t, &req).expect("update");
+    let Change::Committed { path, .. } = changed else {
+        panic!("expected a commit")
+    };
+    assert_eq!(path, "agents/acme/acme-prod.yaml");
+    let r = Repository::open(dir.path()).expect("open");
+    let tree = r
+        .revparse_single("main")
+        .expect("main")
+        .peel_to_commit()
+        .expect("c")
+        .tree()
+        .expect("t");
+    let blob = r
+        .find_blob(tree.get_path(Path::new(&path)).expect("spec").id())
+        .expect("blob");
+    let text = std::str::from_utf8(blob.content()).expect("utf-8");
+    for kept in [
+        "name: acme-prod",
+        "protect: true",
+        "type: cpx31",
+        "AGENT_MODE: \"production\"",
+        "plan: \"enterprise\"",
+        "\"tag:agent-eu\"",
+    ] {
+        assert!(text.contains(kept), "{kept} missing from:\n{text}");
+    }
+    let rename = AgentRequest {
+        name: Some("acme-new".into()),
+        ..req
+    };
+    assert!(matches!(add(&t, &rename), Err(BillingError::Rename { .. })));
 }

@@ -72,9 +72,9 @@ struct AddArgs {
     /// Value of the `plan` label.
     #[arg(long)]
     plan: Option<String>,
-    /// Agent runtime version.
-    #[arg(long, default_value = "stable")]
-    runtime_version: String,
+    /// Agent runtime version (default for a new agent: `stable`; an existing agent keeps its own).
+    #[arg(long)]
+    runtime_version: Option<String>,
     #[command(flatten)]
     repo: RepoArgs,
 }
