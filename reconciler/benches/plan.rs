@@ -70,13 +70,22 @@ fn main() {
         });
         devices.push(Device {
             id: DeviceId(format!("d{i}")),
+            legacy_id: i.to_string(),
             name: format!("{name}.tail0000.ts.net"),
             hostname: name,
             addresses: vec![],
+            user: "tagged-devices".into(),
             tags: vec!["tag:agent".into()],
-            created: "2026-11-23T00:01:00Z".into(),
+            authorized: true,
+            online: true,
             last_seen: None,
-            connected_to_control: true,
+            created: "2026-11-23T00:01:00Z".into(),
+            expires: None,
+            ephemeral: false,
+            external: false,
+            os: "linux".into(),
+            client_version: String::new(),
+            enabled_routes: None,
         });
     }
     let prices: BTreeMap<(String, String), Euros> = ["cpx11", "cpx21", "cpx31"]

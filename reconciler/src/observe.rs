@@ -2,7 +2,7 @@
 //! planner, not by a filter), every device, and server prices. The three reads run
 //! concurrently.
 
-use crate::cloud::tailscale::{self, Tailnet};
+use crate::cloud::tailscale::{self, DeviceQuery, Tailnet};
 use crate::cloud::{Compute, hetzner};
 use crate::plan::Observed;
 
@@ -26,9 +26,10 @@ pub async fn observe<C: Compute, T: Tailnet>(
     compute: &C,
     tailnet: &T,
 ) -> Result<Observed, ObserveError> {
+    let all = DeviceQuery::default();
     let (servers, devices, types) = tokio::join!(
         compute.list_servers(None),
-        tailnet.list_devices(&[]),
+        tailnet.list_devices(&all),
         compute.server_types()
     );
     let prices = types?

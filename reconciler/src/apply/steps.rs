@@ -3,7 +3,7 @@
 
 use super::Options;
 use super::report::{ActionReport, Outcome};
-use crate::cloud::tailscale::{AuthKey, DeviceId, NewAuthKey, Tailnet};
+use crate::cloud::tailscale::{CreatedAuthKey, DeviceId, DeviceQuery, NewAuthKey, Tailnet};
 use crate::cloud::{ActionId, ActionStatus, Compute, NewServer, Server, ServerId};
 use crate::plan::Action;
 use crate::secret::Secret;
@@ -92,6 +92,7 @@ impl<C: Compute, T: Tailnet> Ctx<'_, C, T> {
                     self.tailnet
                         .delete_device(device_id)
                         .await
+                        .map(|_| ())
                         .map_err(|e| Stop::Failed(e.to_string()))
                 }
             };
@@ -121,30 +122,27 @@ impl<C: Compute, T: Tailnet> Ctx<'_, C, T> {
     /// Mints a key, creates the server with it, waits for its actions and its device, and
     /// revokes the key whatever happened.
     async fn create(&self, agent: &Agent, report: &mut ActionReport) -> StepResult {
-        let name = agent.name.as_str();
-        let tags: Vec<String> = agent.tags.iter().map(|t| t.as_str().to_owned()).collect();
         let before: BTreeSet<DeviceId> = self
-            .devices_of(name, &tags)
+            .devices_of(agent)
             .await?
             .into_iter()
             .map(|(id, _)| id)
             .collect();
+        let mut new_key = NewAuthKey::for_agent(&agent.name, agent.tags.clone());
+        new_key.expiry = self
+            .options
+            .key_expiry
+            .min(std::time::Duration::from_secs(3600));
         let key = self
             .tailnet
-            .create_auth_key(&NewAuthKey {
-                description: format!("tether {name}"),
-                tags: tags.clone(),
-                expiry_seconds: self.options.key_expiry.as_secs().min(3600),
-            })
+            .create_auth_key(&new_key)
             .await
             .map_err(|e| format!("minting the auth key: {e}"))?;
-        report.key_id = Some(key.id.clone());
-        let result = self
-            .create_with_key(agent, &key, &tags, &before, report)
-            .await;
-        if let Err(e) = self.tailnet.delete_auth_key(&key.id).await {
-            tracing::warn!(key = %key.id.0, error = %e, "revoking the auth key failed");
-            report.warning = Some(format!("auth key {} could not be revoked: {e}", key.id.0));
+        report.key_id = Some(key.key.id.clone());
+        let result = self.create_with_key(agent, &key, &before, report).await;
+        if let Err(e) = self.tailnet.delete_key(&key.key.id).await {
+            tracing::warn!(key = %key.key.id, error = %e, "revoking the auth key failed");
+            report.warning = Some(format!("auth key {} could not be revoked: {e}", key.key.id));
         }
         result
     }
@@ -152,8 +150,7 @@ impl<C: Compute, T: Tailnet> Ctx<'_, C, T> {
     async fn create_with_key(
         &self,
         agent: &Agent,
-        key: &AuthKey,
-        tags: &[String],
+        key: &CreatedAuthKey,
         before: &BTreeSet<DeviceId>,
         report: &mut ActionReport,
     ) -> StepResult {
@@ -171,7 +168,7 @@ impl<C: Compute, T: Tailnet> Ctx<'_, C, T> {
             user_data: Some(Secret::new(cloud_init::render(
                 agent,
                 &self.fleet.settings,
-                key.key.expose(),
+                key.secret.expose(),
             ))),
             labels: labels::server_labels(agent, &self.fleet.settings),
             start_after_create: agent.power == Power::On,
@@ -192,10 +189,7 @@ impl<C: Compute, T: Tailnet> Ctx<'_, C, T> {
             .collect();
         self.wait(&ids, report).await?;
         if agent.power == Power::On {
-            match self
-                .wait_for_device(agent.name.as_str(), tags, before)
-                .await?
-            {
+            match self.wait_for_device(agent, before).await? {
                 Some(device) => report.device_ids.push(device),
                 None => {
                     report.warning = Some(format!(
@@ -388,34 +382,35 @@ impl<C: Compute, T: Tailnet> Ctx<'_, C, T> {
         Ok(())
     }
 
-    async fn devices_of(
-        &self,
-        hostname: &str,
-        tags: &[String],
-    ) -> Result<Vec<(DeviceId, bool)>, String> {
+    /// The devices with the agent's hostname and tags, with their online flag.
+    async fn devices_of(&self, agent: &Agent) -> Result<Vec<(DeviceId, bool)>, String> {
+        let query = DeviceQuery {
+            tags: agent.tags.clone(),
+            hostname: Some(agent.name.as_str().to_owned()),
+            all_fields: false,
+        };
         let devices = self
             .tailnet
-            .list_devices(tags)
+            .list_devices(&query)
             .await
             .map_err(|e| format!("listing devices: {e}"))?;
         Ok(devices
             .into_iter()
-            .filter(|d| d.hostname == hostname)
-            .map(|d| (d.id, d.connected_to_control))
+            .filter(|d| d.hostname == agent.name.as_str())
+            .map(|d| (d.id, d.online))
             .collect())
     }
 
-    /// Waits (bounded) for a device of `hostname` that was not there before to be online.
+    /// Waits (bounded) for a device of the agent that was not there before to be online.
     async fn wait_for_device(
         &self,
-        hostname: &str,
-        tags: &[String],
+        agent: &Agent,
         before: &BTreeSet<DeviceId>,
     ) -> Result<Option<DeviceId>, String> {
         let deadline = tokio::time::Instant::now() + self.options.device_timeout;
         loop {
             let found = self
-                .devices_of(hostname, tags)
+                .devices_of(agent)
                 .await?
                 .into_iter()
                 .find(|(id, online)| *online && !before.contains(id));

@@ -126,7 +126,7 @@ pub fn agent_statuses(
                 .collect();
             let device = devices
                 .iter()
-                .find(|d| d.connected_to_control)
+                .find(|d| d.online)
                 .or(devices.last())
                 .copied();
             let failure = report
@@ -148,8 +148,8 @@ pub fn agent_statuses(
                 }),
                 device: device.map(|d| DeviceStatusDoc {
                     id: d.id.0.clone(),
-                    tailnet_ips: d.addresses.clone(),
-                    online: d.connected_to_control,
+                    tailnet_ips: d.addresses.iter().map(ToString::to_string).collect(),
+                    online: d.online,
                 }),
                 last_transition_time: now.to_owned(),
                 last_error: failure,
@@ -166,7 +166,7 @@ fn failed(a: &ActionReport) -> Option<String> {
 }
 
 fn phase(server: Option<&Server>, device: Option<&Device>, power: Power, failed: bool) -> Phase {
-    let online = device.is_some_and(|d| d.connected_to_control);
+    let online = device.is_some_and(|d| d.online);
     match server {
         _ if failed => Phase::Failed,
         None => Phase::Pending,

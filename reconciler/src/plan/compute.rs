@@ -287,7 +287,7 @@ fn plan_existing(
         _ => {}
     }
     duplicate_devices(&name, server, devices, actions);
-    if server.status == ServerStatus::Running && !devices.iter().any(|d| d.connected_to_control) {
+    if server.status == ServerStatus::Running && !devices.iter().any(|d| d.online) {
         notes.push(Note::Unhealthy {
             agent: name,
             server_id: server.id,
@@ -339,7 +339,7 @@ fn duplicate_devices(agent: &str, server: &Server, devices: &[&Device], actions:
     let keep = devices
         .iter()
         .rev()
-        .find(|d| d.connected_to_control && d.created >= server.created)
+        .find(|d| d.online && d.created >= server.created)
         .or_else(|| devices.last())
         .map(|d| d.id.clone());
     for d in devices.iter().filter(|d| Some(&d.id) != keep.as_ref()) {

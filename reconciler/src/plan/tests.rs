@@ -177,16 +177,25 @@ fn observed(case: &Case, fleet: &Fleet) -> Observed {
         .iter()
         .map(|d| Device {
             id: DeviceId(d.id.clone()),
+            legacy_id: String::new(),
             name: d
                 .name
                 .clone()
                 .unwrap_or_else(|| format!("{}.tail1234.ts.net", d.hostname)),
             hostname: d.hostname.clone(),
-            addresses: vec!["100.64.0.1".to_owned()],
+            addresses: vec![std::net::IpAddr::from([100, 64, 0, 1])],
+            user: "tagged-devices".to_owned(),
             tags: d.tags.clone(),
-            created: d.created.clone(),
+            authorized: true,
+            online: d.online,
             last_seen: (!d.online).then(|| "2026-11-23T10:30:00Z".to_owned()),
-            connected_to_control: d.online,
+            created: d.created.clone(),
+            expires: None,
+            ephemeral: false,
+            external: false,
+            os: "linux".to_owned(),
+            client_version: String::new(),
+            enabled_routes: None,
         })
         .collect();
     let prices = case

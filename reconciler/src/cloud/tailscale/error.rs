@@ -1,0 +1,122 @@
+//! [`Error`]: what a Tailscale call can fail with, and [`Error::retry`], the classifier the one
+//! retry policy in [`crate::cloud::retry`] asks before trying again.
+//!
+//! No variant holds a token, a client secret or an auth key: API messages come from the
+//! `{"message": …}` body, transport errors name the URL (which never carries credentials).
+
+use crate::cloud::retry::Retry;
+use std::time::SystemTime;
+
+/// A failed Tailscale API call.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The API answered with an error status.
+    #[error("{operation}: Tailscale answered {status}: {message}")]
+    Api {
+        /// The call, e.g. `GET /api/v2/device/n1CNTRL`.
+        operation: String,
+        /// HTTP status.
+        status: u16,
+        /// The `message` of the error body (or the start of a non-JSON body).
+        message: String,
+        /// When a 429 may be retried, from `Retry-After`.
+        retry_at: Option<SystemTime>,
+    },
+    /// The request did not complete: connection refused or reset, timeout, unreadable body.
+    #[error("{operation}: {source}")]
+    Transport {
+        /// The call.
+        operation: String,
+        /// What went wrong.
+        #[source]
+        source: reqwest::Error,
+    },
+    /// The API answered success with a body tether cannot read.
+    #[error("{operation}: unexpected response: {message}")]
+    Decode {
+        /// The call.
+        operation: String,
+        /// What did not parse.
+        message: String,
+    },
+}
+
+impl Error {
+    /// Whether and how to retry: 429 is throttled, 5xx (but 501) and transport failures are
+    /// transient, everything else (4xx, 501 "not in your tailnet", decoding) is terminal.
+    pub fn retry(&self) -> Retry {
+        match self {
+            Error::Api {
+                status: 429,
+                message,
+                retry_at,
+                ..
+            } => Retry::Throttled {
+                reason: format!("429 {message}"),
+                until: *retry_at,
+            },
+            Error::Api { status: 501, .. } => Retry::Terminal,
+            Error::Api {
+                status, message, ..
+            } if *status >= 500 => Retry::Transient(format!("{status} {message}")),
+            Error::Api { .. } | Error::Decode { .. } => Retry::Terminal,
+            Error::Transport { source, .. } if source.is_builder() => Retry::Terminal,
+            Error::Transport { source, .. } => Retry::Transient(transport_reason(source)),
+        }
+    }
+
+    /// The HTTP status, when the API answered.
+    pub fn status(&self) -> Option<u16> {
+        match self {
+            Error::Api { status, .. } => Some(*status),
+            Error::Transport { .. } | Error::Decode { .. } => None,
+        }
+    }
+
+    /// Whether the API said 404.
+    pub fn is_not_found(&self) -> bool {
+        self.status() == Some(404)
+    }
+}
+
+fn transport_reason(e: &reqwest::Error) -> String {
+    let kind = if e.is_timeout() {
+        "timeout"
+    } else if e.is_connect() {
+        "connect"
+    } else if e.is_body() || e.is_decode() {
+        "body"
+    } else {
+        "request"
+    };
+    format!("transport ({kind})")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn api(status: u16) -> Error {
+        Error::Api {
+            operation: "GET /x".into(),
+            status,
+            message: "m".into(),
+            retry_at: None,
+        }
+    }
+
+    #[test]
+    fn server_errors_retry_and_client_errors_do_not() {
+        assert!(matches!(api(500).retry(), Retry::Transient(_)));
+        assert!(matches!(api(504).retry(), Retry::Transient(_)));
+        assert!(matches!(api(429).retry(), Retry::Throttled { .. }));
+        for status in [400, 401, 403, 404, 409, 501] {
+            assert_eq!(api(status).retry(), Retry::Terminal, "{status}");
+        }
+        let decode = Error::Decode {
+            operation: "x".into(),
+            message: "y".into(),
+        };
+        assert_eq!(decode.retry(), Retry::Terminal);
+    }
+}
