@@ -14,6 +14,8 @@ pub enum Outcome {
     Success,
     /// The command worked and found a problem the user must fix, e.g. an invalid fleet (exit 1).
     Problems,
+    /// The command worked and found changes to make (exit 2, `--detailed-exitcode`).
+    Changes,
 }
 
 impl Outcome {
@@ -22,6 +24,7 @@ impl Outcome {
         match self {
             Outcome::Success => ExitCode::SUCCESS,
             Outcome::Problems => ExitCode::from(1),
+            Outcome::Changes => ExitCode::from(2),
         }
     }
 }

@@ -3,8 +3,11 @@
 //! exit code.
 
 mod agent;
+mod apply;
 mod audit;
+mod common;
 mod error;
+mod plan;
 mod schema;
 mod validate;
 
@@ -23,6 +26,8 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     Validate(validate::ValidateArgs),
+    Plan(plan::PlanArgs),
+    Apply(apply::ApplyArgs),
     Agent(Box<agent::AgentArgs>),
     Audit(audit::AuditArgs),
     Schema(schema::SchemaArgs),
@@ -48,6 +53,8 @@ pub fn main() -> ExitCode {
     };
     let result = match cli.command {
         Command::Validate(args) => validate::cmd_validate(&args),
+        Command::Plan(args) => plan::cmd_plan(&args),
+        Command::Apply(args) => apply::cmd_apply(&args),
         Command::Agent(args) => agent::cmd_agent(&args),
         Command::Audit(args) => audit::cmd_audit(&args),
         Command::Schema(args) => schema::cmd_schema(&args),

@@ -1,0 +1,95 @@
+//! `tether apply`: converge the fleet once.
+
+use super::common::{self, LogFormat, SourceArgs};
+use super::plan::pass_error;
+use super::{CliError, Outcome};
+use crate::apply::Options;
+use crate::audit::{self, commit::Identity};
+use crate::plan::render::text;
+use crate::reconcile::{self, PassOptions, StatusTarget};
+use std::time::Duration;
+
+/// Plan and carry the plan out, then record what happened on the status branch.
+///
+/// Exit status: 0 when every action was done, 1 on any failure, refusal or error.
+#[derive(Debug, clap::Args)]
+pub struct ApplyArgs {
+    #[command(flatten)]
+    source: SourceArgs,
+    /// Refuse to act unless a fresh plan has exactly this hash (the plan approved on the PR).
+    #[arg(long, value_name = "HASH")]
+    plan_hash: Option<String>,
+    /// Actions in flight at once.
+    #[arg(long, default_value_t = 8)]
+    concurrency: usize,
+    /// Seconds a new server's device may take to come online.
+    #[arg(long, default_value_t = 300)]
+    device_timeout: u64,
+    /// Accept a shrink of the fleet beyond the deletion budget (the circuit breaker).
+    #[arg(long)]
+    allow_shrink: bool,
+    /// The status branch (with --git).
+    #[arg(long, default_value = audit::STATUS_BRANCH)]
+    status_branch: String,
+    /// Push status commits to this remote (name or URL) of the --git repository.
+    #[arg(long, value_name = "REMOTE")]
+    push_status: Option<String>,
+    /// The fleet branch, which status never writes (with --git).
+    #[arg(long, default_value = "main")]
+    source_branch: String,
+    /// Log format: text for terminals, json for log pipelines.
+    #[arg(long, value_enum, default_value = "text")]
+    log_format: LogFormat,
+}
+
+/// Runs `tether apply`.
+///
+/// # Errors
+/// The fleet, the credentials or the inventory cannot be read, or the plan is refused.
+pub fn cmd_apply(args: &ApplyArgs) -> Result<Outcome, CliError> {
+    common::init_logging(args.log_format, "info");
+    let snapshot = args.source.snapshot()?;
+    let (compute, tailnet) = (common::hetzner()?, common::tailscale()?);
+    let identity = Identity::default();
+    let now = time::OffsetDateTime::now_utc()
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_default();
+    let run = format!(
+        "apply-{}",
+        time::OffsetDateTime::now_utc().unix_timestamp_nanos()
+    );
+    let options = PassOptions {
+        expect_plan_hash: args.plan_hash.as_deref(),
+        allow_shrink: args.allow_shrink,
+        apply: Options {
+            concurrency: args.concurrency,
+            device_timeout: Duration::from_secs(args.device_timeout),
+            ..Options::default()
+        },
+        status: args.source.git.as_deref().map(|repo| StatusTarget {
+            repo,
+            remote: args.push_status.as_deref(),
+            branch: &args.status_branch,
+            source_branch: &args.source_branch,
+            identity: &identity,
+        }),
+        run: &run,
+        now: &now,
+    };
+    let (_stop_tx, stop) = tokio::sync::watch::channel(false);
+    let outcome = common::runtime()?
+        .block_on(reconcile::run(
+            &snapshot, &compute, &tailnet, &options, stop,
+        ))
+        .map_err(pass_error)?;
+    eprint!("{}", text::render(&outcome.plan, false));
+    println!("{}", outcome.report);
+    if let Some(commit) = &outcome.status_commit {
+        println!("status commit {commit} on {}", args.status_branch);
+    }
+    Ok(if outcome.report.succeeded() {
+        Outcome::Success
+    } else {
+        Outcome::Problems
+    })
+}

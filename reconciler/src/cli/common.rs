@@ -1,0 +1,99 @@
+//! What several subcommands share: where the fleet comes from, the provider clients built from
+//! the environment, the async runtime, and logging.
+
+use super::CliError;
+use crate::cloud::{hetzner, tailscale};
+use crate::source::{self, Snapshot};
+use std::path::PathBuf;
+
+/// Where to read the fleet from.
+#[derive(Debug, Clone, clap::Args)]
+pub struct SourceArgs {
+    /// Folder holding fleet.yaml and agents/ (default: the current directory).
+    #[arg(long, value_name = "PATH", conflicts_with_all = ["git", "rev"])]
+    pub fleet: Option<PathBuf>,
+    /// Read the fleet from this git repository (no checkout needed); status commits go to it.
+    #[arg(long, value_name = "REPO", requires = "rev")]
+    pub git: Option<PathBuf>,
+    /// The branch, tag or commit to read with --git.
+    #[arg(long, value_name = "REV", requires = "git")]
+    pub rev: Option<String>,
+}
+
+impl SourceArgs {
+    /// Reads the fleet files.
+    ///
+    /// # Errors
+    /// The folder or repository cannot be read.
+    pub fn snapshot(&self) -> Result<Snapshot, CliError> {
+        Ok(match (&self.git, &self.rev) {
+            (Some(repo), Some(rev)) => source::git::read(repo, rev)?,
+            _ => source::dir::read(self.fleet.as_deref().unwrap_or(std::path::Path::new(".")))?,
+        })
+    }
+}
+
+/// The Hetzner client from `HCLOUD_TOKEN` / `HCLOUD_ENDPOINT`.
+///
+/// # Errors
+/// The token is missing.
+pub fn hetzner() -> Result<hetzner::Client, CliError> {
+    let config = hetzner::Config::from_env().map_err(|e| {
+        CliError::failed(
+            e.to_string(),
+            "export HCLOUD_TOKEN (and HCLOUD_ENDPOINT for the sandbox); see docs/operations.md",
+        )
+    })?;
+    hetzner::Client::new(config)
+        .map_err(|e| CliError::failed(e.to_string(), "report this as a bug"))
+}
+
+/// The Tailscale client from `TS_API_KEY` or `TS_OAUTH_CLIENT_ID`/`TS_OAUTH_CLIENT_SECRET`.
+///
+/// # Errors
+/// Credentials are missing.
+pub fn tailscale() -> Result<tailscale::Client, CliError> {
+    let config = tailscale::Config::from_env().map_err(|e| CliError::failed(e.to_string(), "export TS_API_KEY, or TS_OAUTH_CLIENT_ID and TS_OAUTH_CLIENT_SECRET; see docs/operations.md"))?;
+    tailscale::Client::new(config)
+        .map_err(|e| CliError::failed(e.to_string(), "report this as a bug"))
+}
+
+/// A multi-threaded tokio runtime for one command.
+///
+/// # Errors
+/// The runtime cannot start.
+pub fn runtime() -> Result<tokio::runtime::Runtime, CliError> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| {
+            CliError::failed(
+                format!("cannot start the async runtime: {e}"),
+                "check the process limits",
+            )
+        })
+}
+
+/// Log line format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// Sends `tracing` events to stderr; `RUST_LOG` overrides `default_level`.
+pub fn init_logging(format: LogFormat, default_level: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_level));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    let _ = match format {
+        LogFormat::Json => builder.json().try_init(),
+        LogFormat::Text => builder
+            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+            .try_init(),
+    };
+}
