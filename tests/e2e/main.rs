@@ -2,5 +2,6 @@
 //! against real folders and git repositories and checks what a user would see.
 
 mod common;
+mod sandbox_cmd;
 mod schema_cmd;
 mod validate;

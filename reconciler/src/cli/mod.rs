@@ -3,6 +3,7 @@
 //! exit code.
 
 mod error;
+mod sandbox;
 mod schema;
 mod validate;
 
@@ -22,6 +23,7 @@ pub struct Cli {
 enum Command {
     Validate(validate::ValidateArgs),
     Schema(schema::SchemaArgs),
+    Sandbox(sandbox::SandboxArgs),
 }
 
 /// Output format for commands that can speak to machines.
@@ -45,6 +47,7 @@ pub fn main() -> ExitCode {
     let result = match cli.command {
         Command::Validate(args) => validate::cmd_validate(&args),
         Command::Schema(args) => schema::cmd_schema(&args),
+        Command::Sandbox(args) => sandbox::cmd_sandbox(&args),
     };
     match result {
         Ok(outcome) => outcome.exit_code(),

@@ -24,6 +24,9 @@ mod shared;
 mod state;
 mod wire;
 
+#[cfg(test)]
+mod tests;
+
 pub use catalog::Catalog;
 pub use lifecycle::Latencies;
 pub use ratelimit::RateLimit;
