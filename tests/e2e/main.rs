@@ -3,5 +3,6 @@
 
 mod billing;
 mod common;
+mod sandbox_cmd;
 mod schema_cmd;
 mod validate;

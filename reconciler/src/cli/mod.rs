@@ -8,6 +8,7 @@ mod audit;
 mod common;
 mod error;
 mod plan;
+mod sandbox;
 mod schema;
 mod validate;
 
@@ -31,6 +32,7 @@ enum Command {
     Agent(Box<agent::AgentArgs>),
     Audit(audit::AuditArgs),
     Schema(schema::SchemaArgs),
+    Sandbox(sandbox::SandboxArgs),
 }
 
 /// Output format for commands that can speak to machines.
@@ -58,6 +60,7 @@ pub fn main() -> ExitCode {
         Command::Agent(args) => agent::cmd_agent(&args),
         Command::Audit(args) => audit::cmd_audit(&args),
         Command::Schema(args) => schema::cmd_schema(&args),
+        Command::Sandbox(args) => sandbox::cmd_sandbox(&args),
     };
     match result {
         Ok(outcome) => outcome.exit_code(),

@@ -8,6 +8,7 @@
 //!   emulators, so a booted server can enrol in the emulated tailnet from its cloud-init.
 
 pub mod emulator;
+pub mod hetzner;
 pub mod tailscale;
 
 /// A server that finished booting, as the Hetzner emulator reports it.

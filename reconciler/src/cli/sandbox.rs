@@ -1,0 +1,122 @@
+//! `tether sandbox`: run a local emulator of an outside API on 127.0.0.1 until Ctrl-C, for
+//! trying tether and for driving third-party clients in tests.
+
+use super::{CliError, Outcome};
+use crate::sandbox::hetzner::{Config, HetznerEmulator, Latencies, RateLimit, random_token};
+use crate::secret::Secret;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+/// Run a local emulator of an outside API (on 127.0.0.1, until Ctrl-C).
+#[derive(Debug, clap::Args)]
+pub struct SandboxArgs {
+    #[command(subcommand)]
+    command: SandboxCommand,
+}
+
+/// Which emulator to run.
+#[derive(Debug, clap::Subcommand)]
+pub enum SandboxCommand {
+    /// Run the Hetzner Cloud API emulator. Prints `listening on <url>` first, then the
+    /// HCLOUD_ENDPOINT and HCLOUD_TOKEN to use.
+    Hetzner(HetznerArgs),
+}
+
+/// Options of `tether sandbox hetzner`.
+#[derive(Debug, clap::Args)]
+pub struct HetznerArgs {
+    /// Port on 127.0.0.1 (0 picks a free one).
+    #[arg(long, default_value_t = 0)]
+    port: u16,
+    /// A token the emulator accepts (repeatable; default: one random token, printed).
+    #[arg(long = "token", value_name = "TOKEN")]
+    tokens: Vec<String>,
+    /// How long every action takes, in milliseconds (default: create 40, others 20).
+    #[arg(long, value_name = "N")]
+    action_latency_ms: Option<u64>,
+    /// Requests per hour per token (Hetzner's default is 3600).
+    #[arg(long, value_name = "N", default_value_t = 3600,
+          value_parser = clap::value_parser!(u32).range(1..))]
+    rate_limit: u32,
+    /// Most servers the project may have.
+    #[arg(long, value_name = "N", default_value_t = 50)]
+    server_limit: usize,
+}
+
+/// Runs `tether sandbox …`.
+///
+/// # Errors
+/// The runtime cannot start, or the emulator cannot bind its port.
+pub fn cmd_sandbox(args: &SandboxArgs) -> Result<Outcome, CliError> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(|e| {
+            CliError::failed(
+                format!("cannot start the runtime: {e}"),
+                "report this as a bug",
+            )
+        })?;
+    match &args.command {
+        SandboxCommand::Hetzner(hetzner) => runtime.block_on(run_hetzner(hetzner)),
+    }
+}
+
+fn hetzner_config(args: &HetznerArgs) -> Config {
+    let defaults = Config::default();
+    Config {
+        addr: SocketAddr::from(([127, 0, 0, 1], args.port)),
+        tokens: if args.tokens.is_empty() {
+            vec![random_token()]
+        } else {
+            args.tokens.iter().cloned().map(Secret::new).collect()
+        },
+        latencies: args.action_latency_ms.map_or(defaults.latencies, |ms| {
+            Latencies::uniform(Duration::from_millis(ms))
+        }),
+        rate_limit: RateLimit::per_hour(args.rate_limit),
+        server_limit: args.server_limit,
+        ..defaults
+    }
+}
+
+async fn run_hetzner(args: &HetznerArgs) -> Result<Outcome, CliError> {
+    let emulator = HetznerEmulator::start(hetzner_config(args))
+        .await
+        .map_err(|e| {
+            CliError::failed(
+                format!(
+                    "cannot start the Hetzner emulator on 127.0.0.1:{}: {e}",
+                    args.port
+                ),
+                "choose another --port, or 0 for a free one",
+            )
+        })?;
+    let url = emulator.url();
+    println!("listening on {url}");
+    println!("HCLOUD_ENDPOINT={url}");
+    // A sandbox token, printed on purpose so clients can be pointed at the emulator.
+    println!("HCLOUD_TOKEN={}", emulator.token().expose());
+    println!("press Ctrl-C to stop");
+    stopped().await;
+    emulator.shutdown().await;
+    println!("stopped");
+    Ok(Outcome::Success)
+}
+
+/// Resolves on Ctrl-C or SIGTERM.
+async fn stopped() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        if let Ok(mut term) = signal(SignalKind::terminate()) {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = term.recv() => {}
+            }
+            return;
+        }
+    }
+    let _ = tokio::signal::ctrl_c().await;
+}

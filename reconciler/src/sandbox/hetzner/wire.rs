@@ -1,0 +1,114 @@
+//! JSON of servers, actions and SSH keys, shaped exactly as the OpenAPI schemas (api-facts §1.6,
+//! §1.7, §1.9), so the official clients parse them.
+
+use super::catalog::Catalog;
+use super::state::{ActionRecord, ActionState, ServerRecord, SshKey};
+use serde_json::{Value, json};
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
+use tokio::time::Instant;
+
+/// RFC 3339 with whole seconds, e.g. `2016-01-30T23:50:00Z`.
+pub fn timestamp(t: OffsetDateTime) -> String {
+    t.replace_nanosecond(0)
+        .unwrap_or(t)
+        .format(&Rfc3339)
+        .unwrap_or_default()
+}
+
+/// The JSON of an action at `now` (progress grows with elapsed time while it runs).
+pub fn action(a: &ActionRecord, now: Instant) -> Value {
+    let (status, progress, error) = match &a.state {
+        ActionState::Running => {
+            let total = a.ends.saturating_duration_since(a.begins).as_secs_f64();
+            let done = now.saturating_duration_since(a.begins).as_secs_f64();
+            let ratio = if total > 0.0 { done / total } else { 1.0 };
+            // Truncation is intended: progress is a whole percentage below 100 until done.
+            let progress = (ratio * 100.0).clamp(0.0, 99.0) as u8;
+            ("running", progress, Value::Null)
+        }
+        ActionState::Success => ("success", 100, Value::Null),
+        ActionState::Error(code, message) => {
+            ("error", 100, json!({"code": code, "message": message}))
+        }
+    };
+    json!({
+        "id": a.id,
+        "command": a.command.as_str(),
+        "status": status,
+        "progress": progress,
+        "started": timestamp(a.started),
+        "finished": a.finished.map(timestamp),
+        "resources": [{"id": a.server, "type": "server"}],
+        "error": error,
+    })
+}
+
+/// The JSON of a server.
+pub fn server(s: &ServerRecord, catalog: &Catalog) -> Value {
+    let included = s
+        .server_type
+        .prices
+        .iter()
+        .find(|p| p.location == s.location.name)
+        .map(|p| p.included_traffic);
+    let ipv4 = s.ipv4.map(|ip| {
+        let [a, b, c, d] = ip.octets();
+        json!({
+            "id": s.ip_index * 2,
+            "ip": ip.to_string(),
+            "blocked": false,
+            "dns_ptr": format!("static.{d}.{c}.{b}.{a}.clients.your-server.de"),
+        })
+    });
+    let ipv6 = s.ipv6.then(|| {
+        json!({
+            "id": s.ip_index * 2 + 1,
+            "ip": format!("2001:db8:0:{:x}::/64", s.ip_index),
+            "blocked": false,
+            "dns_ptr": [],
+        })
+    });
+    json!({
+        "id": s.id,
+        "name": s.name,
+        "status": s.status,
+        "created": timestamp(s.created),
+        "public_net": {
+            "ipv4": ipv4,
+            "ipv6": ipv6,
+            "floating_ips": [],
+            "firewalls": [],
+        },
+        "private_net": [],
+        "server_type": catalog.server_type_json(&s.server_type),
+        "datacenter": catalog.datacenter_json(&s.location),
+        "location": catalog.location_json(&s.location),
+        "image": catalog.image_json(&s.image),
+        "iso": null,
+        "rescue_enabled": false,
+        "locked": false,
+        "backup_window": null,
+        "outgoing_traffic": 0,
+        "ingoing_traffic": 0,
+        "included_traffic": included,
+        "protection": {"delete": false, "rebuild": false},
+        "labels": s.labels,
+        "volumes": [],
+        "load_balancers": [],
+        "primary_disk_size": s.primary_disk_size,
+        "placement_group": null,
+    })
+}
+
+/// The JSON of an SSH key.
+pub fn ssh_key(k: &SshKey) -> Value {
+    json!({
+        "id": k.id,
+        "name": k.name,
+        "fingerprint": k.fingerprint,
+        "public_key": k.public_key,
+        "labels": k.labels,
+        "created": timestamp(k.created),
+    })
+}
