@@ -3,6 +3,7 @@
 
 mod billing;
 mod common;
+mod converge;
 mod sandbox_cmd;
 mod schema_cmd;
 mod validate;

@@ -25,6 +25,9 @@ pub struct ApplyArgs {
     /// Seconds a new server's device may take to come online.
     #[arg(long, default_value_t = 300)]
     device_timeout: u64,
+    /// Milliseconds between checks for a new server's device.
+    #[arg(long, default_value_t = 2000)]
+    device_poll_ms: u64,
     /// Accept a shrink of the fleet beyond the deletion budget (the circuit breaker).
     #[arg(long)]
     allow_shrink: bool,
@@ -64,6 +67,7 @@ pub fn cmd_apply(args: &ApplyArgs) -> Result<Outcome, CliError> {
         apply: Options {
             concurrency: args.concurrency,
             device_timeout: Duration::from_secs(args.device_timeout),
+            device_poll: Duration::from_millis(args.device_poll_ms.max(10)),
             ..Options::default()
         },
         status: args.source.git.as_deref().map(|repo| StatusTarget {

@@ -9,6 +9,7 @@
 
 pub mod emulator;
 pub mod hetzner;
+pub mod stack;
 pub mod tailscale;
 
 /// A server that finished booting, as the Hetzner emulator reports it.

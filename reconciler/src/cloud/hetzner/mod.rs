@@ -58,10 +58,11 @@ impl Config {
         }
     }
 
-    /// Reads `HCLOUD_TOKEN` (required) and `HCLOUD_ENDPOINT` (default: the public API).
+    /// Reads `HCLOUD_TOKEN` (required), `HCLOUD_ENDPOINT` (default: the public API) and
+    /// `HCLOUD_POLL_INTERVAL_MS` (default 500: how often running actions are polled).
     ///
     /// # Errors
-    /// `HCLOUD_TOKEN` is unset or empty.
+    /// `HCLOUD_TOKEN` is unset or empty, or the poll interval is not a number.
     pub fn from_env() -> Result<Self, Error> {
         let token = std::env::var("HCLOUD_TOKEN")
             .ok()
@@ -69,7 +70,16 @@ impl Config {
             .ok_or_else(|| Error::Config("HCLOUD_TOKEN is not set: export a Hetzner Cloud API token (read/write) for the fleet's project".into()))?;
         let endpoint =
             std::env::var("HCLOUD_ENDPOINT").unwrap_or_else(|_| DEFAULT_ENDPOINT.to_owned());
-        Ok(Config::new(endpoint, Secret::new(token)))
+        let mut config = Config::new(endpoint, Secret::new(token));
+        if let Ok(ms) = std::env::var("HCLOUD_POLL_INTERVAL_MS") {
+            let ms: u64 = ms.parse().map_err(|_| {
+                Error::Config(format!(
+                    "HCLOUD_POLL_INTERVAL_MS is `{ms}`, not a number of milliseconds"
+                ))
+            })?;
+            config.poll_interval = Duration::from_millis(ms.max(10));
+        }
+        Ok(config)
     }
 }
 
@@ -660,5 +670,7 @@ impl<C: Clock + Clone + 'static> Client<C> {
     }
 }
 
+#[cfg(test)]
+mod emulator_tests;
 #[cfg(test)]
 mod tests;

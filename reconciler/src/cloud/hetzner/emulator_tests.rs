@@ -1,0 +1,141 @@
+//! The client against the Hetzner emulator over real HTTP: duplicate-free creation under
+//! injected faults, and the request budget of batched action polling.
+
+use super::*;
+use crate::sandbox::emulator::FaultRule;
+use crate::sandbox::stack::{Stack, StackOptions};
+use futures_util::StreamExt;
+use std::collections::BTreeSet;
+
+fn new_server(i: usize) -> NewServer {
+    NewServer {
+        name: format!("agent-{i:03}"),
+        server_type: "cpx21".into(),
+        image: "ubuntu-24.04".into(),
+        location: "fsn1".into(),
+        ssh_keys: vec!["ops-2026".into()],
+        user_data: None,
+        labels: [("tether/agent".to_owned(), format!("agent-{i:03}"))].into(),
+        start_after_create: true,
+    }
+}
+
+#[tokio::test]
+async fn under_twenty_percent_faults_fifty_servers_are_created_and_deleted_exactly_once() {
+    let stack = Stack::start(StackOptions::default()).await.expect("stack");
+    let client = stack
+        .hetzner_client(Duration::from_millis(20))
+        .expect("client");
+    stack.hetzner.faults().set(vec![FaultRule {
+        error_rate: 0.08,
+        error_statuses: vec![500, 502, 503, 504],
+        drop_rate: 0.04,
+        lost_response_rate: 0.08,
+        ..FaultRule::everywhere()
+    }]);
+    let created: Vec<Created> = futures_util::stream::iter(0..50)
+        .map(|i| {
+            let client = client.clone();
+            async move {
+                let c = client
+                    .create_server(&new_server(i))
+                    .await
+                    .expect("create succeeds despite faults");
+                let ids: Vec<ActionId> = std::iter::once(c.action.id)
+                    .chain(c.next_actions.iter().map(|a| a.id))
+                    .collect();
+                client.wait_for_actions(&ids).await.expect("actions finish");
+                c
+            }
+        })
+        .buffer_unordered(10)
+        .collect()
+        .await;
+    let adopted = created.iter().filter(|c| c.adopted).count();
+    let servers = stack.hetzner.servers();
+    let names: BTreeSet<&str> = servers.iter().map(|s| s.name.as_str()).collect();
+    assert_eq!(
+        (servers.len(), names.len()),
+        (50, 50),
+        "exactly one server per name"
+    );
+    let ids: BTreeSet<u64> = servers.iter().map(|s| s.id).collect();
+    let span = ids.last().expect("ids") - ids.first().expect("ids") + 1;
+    assert_eq!(
+        span, 50,
+        "server ids are consecutive: no server was created and lost in between"
+    );
+    let lost = stack
+        .hetzner
+        .requests()
+        .snapshot()
+        .iter()
+        .filter(|(k, _)| k.outcome == "lost")
+        .map(|(_, n)| n)
+        .sum::<u64>();
+    assert!(lost > 0, "the run must have exercised lost responses");
+    assert!(
+        adopted > 0,
+        "some creates must have been adopted after a lost response ({lost} lost)"
+    );
+
+    futures_util::stream::iter(created)
+        .map(|c| {
+            let client = client.clone();
+            async move {
+                if let Some(a) = client
+                    .delete_server(c.server.id)
+                    .await
+                    .expect("delete despite faults")
+                {
+                    let _ = client.wait_for_actions(&[a.id]).await;
+                }
+            }
+        })
+        .buffer_unordered(10)
+        .collect::<Vec<()>>()
+        .await;
+    stack.hetzner.faults().set(Vec::new());
+    let mut left = stack.hetzner.servers().len();
+    for _ in 0..100 {
+        if left == 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        left = stack.hetzner.servers().len();
+    }
+    assert_eq!(left, 0, "every server was deleted");
+    stack.shutdown().await;
+}
+
+/// Creates 100 servers concurrently and returns the API requests it took, per server.
+async fn requests_per_server_for_100_creates() -> f64 {
+    let stack = Stack::start(StackOptions::default()).await.expect("stack");
+    let client = stack
+        .hetzner_client(Duration::from_millis(50))
+        .expect("client");
+    futures_util::stream::iter(0..100)
+        .map(|i| {
+            let client = client.clone();
+            async move {
+                let c = client.create_server(&new_server(i)).await.expect("create");
+                let ids: Vec<ActionId> = std::iter::once(c.action.id)
+                    .chain(c.next_actions.iter().map(|a| a.id))
+                    .collect();
+                client.wait_for_actions(&ids).await.expect("wait");
+            }
+        })
+        .buffer_unordered(100)
+        .collect::<Vec<()>>()
+        .await;
+    let total = stack.hetzner.requests().total();
+    assert_eq!(stack.hetzner.servers().len(), 100);
+    stack.shutdown().await;
+    total as f64 / 100.0
+}
+
+#[tokio::test]
+async fn creating_100_servers_with_batched_polling_costs_at_most_1_2_requests_each() {
+    let per_server = requests_per_server_for_100_creates().await;
+    assert!(per_server <= 1.2, "{per_server} requests per server");
+}
