@@ -58,7 +58,7 @@ impl Actor {
         }
     }
 
-    /// Whether keys this actor creates belong to the tailnet (not to a user).
+    /// The user who owns the keys this actor creates; `None` for tailnet-owned keys (OAuth).
     pub(super) fn owner(&self) -> Option<&str> {
         match self {
             Actor::User { login } => Some(login),

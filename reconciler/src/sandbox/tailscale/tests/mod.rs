@@ -2,6 +2,7 @@
 //! endpoint, and raw requests where the wire itself is the point.
 
 mod access;
+mod conformance;
 mod enrolment;
 mod resources;
 
