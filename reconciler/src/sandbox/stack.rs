@@ -142,3 +142,141 @@ impl Stack {
         self.tailscale.shutdown().await;
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cloud::tailscale::{DeviceQuery, NewAuthKey, Tailnet};
+    use crate::cloud::{ActionId, Compute, NewServer};
+    use tether_schema::{Content, SourceFile, cloud_init, load_fleet};
+
+    fn fleet() -> tether_schema::Fleet {
+        let files = vec![
+            SourceFile { path: "fleet.yaml".into(), content: Content::Bytes(b"apiVersion: tether/v1\nkind: Fleet\nmetadata: {name: f}\nspec:\n  defaults: {server: {type: cpx21, location: fsn1, image: ubuntu-24.04}}\n  tailscale: {tags: [\"tag:agent\"]}\n  catalog: {serverTypes: [cpx21], locations: [fsn1], images: [ubuntu-24.04]}\n".to_vec()) },
+            SourceFile { path: "agents/a.yaml".into(), content: Content::Bytes(b"apiVersion: tether/v1\nkind: Agent\nmetadata: {name: enrol-me}\nspec: {subscription: s1, runtime: {version: '1'}}\n".to_vec()) },
+        ];
+        load_fleet(&files).expect("fleet")
+    }
+
+    async fn create(compute: &hcloud::Client, name: &str, user_data: String) -> u64 {
+        let c = compute
+            .create_server(&NewServer {
+                name: name.into(),
+                server_type: "cpx21".into(),
+                image: "ubuntu-24.04".into(),
+                location: "fsn1".into(),
+                ssh_keys: vec![],
+                user_data: Some(Secret::new(user_data)),
+                labels: BTreeMap::new(),
+                start_after_create: true,
+            })
+            .await
+            .expect("create");
+        let ids: Vec<ActionId> = std::iter::once(c.action.id)
+            .chain(c.next_actions.iter().map(|a| a.id))
+            .collect();
+        compute.wait_for_actions(&ids).await.expect("actions");
+        c.server.id.0
+    }
+
+    async fn eventually<T>(mut probe: impl AsyncFnMut() -> Option<T>) -> Option<T> {
+        for _ in 0..200 {
+            if let Some(v) = probe().await {
+                return Some(v);
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        None
+    }
+
+    #[tokio::test]
+    async fn a_booted_server_enrols_from_its_cloud_init_once_per_key() {
+        let stack = Stack::start(StackOptions::default()).await.expect("stack");
+        let compute = stack
+            .hetzner_client(Duration::from_millis(10))
+            .expect("hetzner");
+        let tailnet = stack.tailscale_client().expect("tailscale");
+        let fleet = fleet();
+        let agent = fleet.agents.values().next().expect("agent");
+        let key = tailnet
+            .create_auth_key(&NewAuthKey::for_agent(&agent.name, agent.tags.clone()))
+            .await
+            .expect("key");
+        let user_data = cloud_init::render(agent, &fleet.settings, key.secret.expose());
+
+        let first = create(&compute, "enrol-me", user_data.clone()).await;
+        let query = DeviceQuery {
+            hostname: Some("enrol-me".into()),
+            ..DeviceQuery::default()
+        };
+        let device = eventually(async || {
+            tailnet
+                .list_devices(&query)
+                .await
+                .expect("list")
+                .into_iter()
+                .find(|d| d.online)
+        })
+        .await
+        .expect("device enrolled");
+        assert_eq!(device.tags, ["tag:agent"]);
+        assert!(
+            tailnet
+                .get_key(&key.key.id)
+                .await
+                .expect("get key")
+                .expect("key exists")
+                .invalid,
+            "a single-use key is consumed"
+        );
+
+        create(&compute, "copycat", user_data).await;
+        let failure = eventually(async || {
+            stack
+                .tailscale
+                .enrollment_failures()
+                .into_iter()
+                .find(|f| f.server_name == "copycat")
+        })
+        .await;
+        assert!(failure.is_some(), "reusing the key must fail to enrol");
+        assert!(
+            tailnet
+                .list_devices(&DeviceQuery {
+                    hostname: Some("copycat".into()),
+                    ..DeviceQuery::default()
+                })
+                .await
+                .expect("list")
+                .is_empty()
+        );
+
+        let action = compute
+            .delete_server(crate::cloud::ServerId(first))
+            .await
+            .expect("delete")
+            .expect("action");
+        compute
+            .wait_for_actions(&[action.id])
+            .await
+            .expect("deleted");
+        let offline = eventually(async || {
+            tailnet
+                .get_device(&device.id)
+                .await
+                .expect("get")
+                .filter(|d| !d.online)
+        })
+        .await
+        .expect("device stays listed, offline");
+        assert!(offline.last_seen.is_some());
+        assert!(
+            tailnet
+                .delete_device(&device.id)
+                .await
+                .expect("delete device")
+        );
+        assert_eq!(tailnet.get_device(&device.id).await.expect("get"), None);
+        stack.shutdown().await;
+    }
+}
