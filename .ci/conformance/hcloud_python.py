@@ -210,7 +210,7 @@ def main():
         check_errors(client)
         check_delete(client)
         check_catalog_and_keys(client)
-    except Mismatch as e:
+    except (Mismatch, APIException) as e:
         print(f"hcloud-python conformance FAILED: {e}", file=sys.stderr)
         return 1
     finally:
