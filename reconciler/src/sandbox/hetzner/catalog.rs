@@ -220,7 +220,7 @@ impl Catalog {
             .locations
             .iter()
             .filter(|l| t.available_in(&l.name))
-            .map(|l| json!({"id": l.id, "name": l.name, "deprecation": null}))
+            .map(|l| json!({"id": l.id, "name": l.name, "deprecation": null, "available": true, "recommended": true}))
             .collect();
         json!({
             "id": t.id, "name": t.name, "description": t.description, "cores": t.cores,

@@ -7,6 +7,7 @@
 //! status; change_type keeps `off`; delete → `deleting` → gone. `booted` fires `boot_delay`
 //! after a server reaches `running`; `stopped` when a booted server goes `off` or away.
 
+use super::catalog::ServerType;
 use super::shared::Shared;
 use super::state::{Command, Effect, Model};
 use crate::cloud::ServerStatus;
@@ -179,7 +180,7 @@ pub fn power(
 pub fn change_type(
     model: &mut Model,
     server: u64,
-    new_type: super::catalog::ServerType,
+    new_type: ServerType,
     disk: u64,
     t: &Timing,
     now: Instant,

@@ -121,11 +121,13 @@ pub struct ServerSummary {
     pub user_data: Option<Secret<String>>,
 }
 
-/// A running Hetzner Cloud emulator. Dropping it stops the server; prefer
-/// [`HetznerEmulator::shutdown`].
+/// A running Hetzner Cloud emulator. Dropping it stops the server and the lifecycle tasks;
+/// [`HetznerEmulator::shutdown`] also waits for open connections to close.
 #[derive(Debug)]
 pub struct HetznerEmulator {
-    server: Server,
+    /// `None` only inside `shutdown`.
+    server: Option<Server>,
+    addr: SocketAddr,
     shared: Arc<Shared>,
 }
 
@@ -164,17 +166,21 @@ impl HetznerEmulator {
         let router = routes::router(shared.clone());
         let server =
             Server::start_on(config.addr, router, faults, requests, errors::fault_body).await?;
-        Ok(HetznerEmulator { server, shared })
+        Ok(HetznerEmulator {
+            addr: server.addr(),
+            server: Some(server),
+            shared,
+        })
     }
 
     /// The API base URL, including `/v1`: `http://127.0.0.1:<port>/v1`.
     pub fn url(&self) -> String {
-        format!("{}/v1", self.server.url())
+        format!("http://{}/v1", self.addr)
     }
 
     /// The bound address.
     pub fn addr(&self) -> SocketAddr {
-        self.server.addr()
+        self.addr
     }
 
     /// The first valid token.
@@ -233,8 +239,16 @@ impl HetznerEmulator {
     }
 
     /// Stops the lifecycle tasks and the HTTP server.
-    pub async fn shutdown(self) {
+    pub async fn shutdown(mut self) {
         self.shared.stop.send_replace(true);
-        self.server.shutdown().await;
+        if let Some(server) = self.server.take() {
+            server.shutdown().await;
+        }
+    }
+}
+
+impl Drop for HetznerEmulator {
+    fn drop(&mut self) {
+        self.shared.stop.send_replace(true);
     }
 }

@@ -312,3 +312,85 @@ impl Model {
 fn stop(server: &mut ServerRecord) -> Option<HookEvent> {
     std::mem::take(&mut server.booted).then_some(HookEvent::Stopped(server.id))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sandbox::hetzner::Catalog;
+
+    fn model_with_server() -> (Model, u64) {
+        let catalog = Catalog::default();
+        let mut model = Model::default();
+        let id = model.server_id();
+        let (ip_index, ipv4) = model.allocate_ips();
+        model.servers.insert(
+            id,
+            ServerRecord {
+                id,
+                name: "s".into(),
+                status: ServerStatus::Running,
+                created: OffsetDateTime::now_utc(),
+                server_type: catalog.server_types[0].clone(),
+                location: catalog.locations[0].clone(),
+                image: catalog.images[0].clone(),
+                labels: BTreeMap::new(),
+                user_data: Some("#cloud-config".into()),
+                primary_disk_size: 40,
+                ipv4,
+                ipv6: true,
+                ip_index,
+                booted: false,
+            },
+        );
+        (model, id)
+    }
+
+    #[test]
+    fn booted_and_stopped_fire_once_each_in_pairs() {
+        let (mut model, id) = model_with_server();
+        let booted = model.apply(&Effect::Boot(id));
+        assert!(
+            matches!(booted, Some(HookEvent::Booted(ref s)) if s.user_data.as_deref() == Some("#cloud-config"))
+        );
+        assert_eq!(model.apply(&Effect::Boot(id)), None);
+        assert_eq!(
+            model.apply(&Effect::Status(id, ServerStatus::Off)),
+            Some(HookEvent::Stopped(id))
+        );
+        assert_eq!(model.apply(&Effect::Status(id, ServerStatus::Off)), None);
+        assert_eq!(model.apply(&Effect::Remove(id)), None);
+    }
+
+    #[test]
+    fn a_server_that_stopped_before_booting_never_boots() {
+        let (mut model, id) = model_with_server();
+        model.apply(&Effect::Status(id, ServerStatus::Off));
+        assert_eq!(model.apply(&Effect::Boot(id)), None);
+    }
+
+    #[test]
+    fn finishing_never_overrides_a_failed_action() {
+        let (mut model, id) = model_with_server();
+        let now = Instant::now();
+        let action = model.new_action(id, Command::StartServer, now, now);
+        assert!(model.is_locked(id));
+        let (existed, event) = model.remove_by_hand(id);
+        assert!(existed && event.is_none());
+        model.apply(&Effect::Finish(action));
+        assert!(matches!(
+            model.actions[&action].state,
+            ActionState::Error(..)
+        ));
+        assert!(!model.is_locked(id));
+    }
+
+    #[test]
+    fn ipv4_addresses_are_reused_once_free() {
+        let (mut model, id) = model_with_server();
+        let first = model.servers[&id].ipv4;
+        assert_eq!(first, Some(Ipv4Addr::new(203, 0, 113, 1)));
+        assert_eq!(model.allocate_ips().1, Some(Ipv4Addr::new(203, 0, 113, 2)));
+        model.servers.clear();
+        assert_eq!(model.allocate_ips().1, first);
+    }
+}

@@ -9,7 +9,7 @@ use super::super::state::{ActionRecord, ActionState};
 use super::super::wire;
 use super::{ApiResult, Listing, list_of, one, parse_id};
 use axum::extract::{Path, State};
-use serde_json::{Map, Value};
+use serde_json::Map;
 use std::sync::Arc;
 use tokio::time::Instant;
 
@@ -49,11 +49,6 @@ pub fn filter_and_sort<'a>(
     Ok(actions)
 }
 
-/// The JSON of one action at `now`.
-pub fn render(a: &&ActionRecord, now: Instant) -> Value {
-    wire::action(a, now)
-}
-
 /// `GET /v1/actions?id=…&id=…`: unknown ids are simply absent.
 pub async fn list(State(shared): State<Arc<Shared>>, listing: Listing) -> ApiResult {
     let raw = listing.params.all("id");
@@ -75,7 +70,13 @@ pub async fn list(State(shared): State<Arc<Shared>>, listing: Listing) -> ApiRes
             .collect(),
         &listing.params,
     )?;
-    list_of(&listing, "actions", actions, |a| render(a, now), Map::new())
+    list_of(
+        &listing,
+        "actions",
+        actions,
+        |a| wire::action(a, now),
+        Map::new(),
+    )
 }
 
 /// `GET /v1/actions/{id}`.

@@ -8,7 +8,7 @@ use super::super::lifecycle;
 use super::super::shared::Shared;
 use super::super::state::{Command, ServerRecord};
 use super::super::wire;
-use super::actions::{filter_and_sort, render};
+use super::actions::filter_and_sort;
 use super::{ApiResult, Listing, list_of, one, parse_id, respond};
 use crate::cloud::ServerStatus;
 use axum::body::Bytes;
@@ -34,7 +34,13 @@ pub async fn list(
         model.actions.values().filter(|a| a.server == id).collect(),
         &listing.params,
     )?;
-    list_of(&listing, "actions", actions, |a| render(a, now), Map::new())
+    list_of(
+        &listing,
+        "actions",
+        actions,
+        |a| wire::action(a, now),
+        Map::new(),
+    )
 }
 
 /// `GET /v1/servers/{id}/actions/{action_id}`.

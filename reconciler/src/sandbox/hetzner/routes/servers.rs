@@ -2,7 +2,7 @@
 //! Hetzner's validation, uniqueness and quota; rename and relabel; delete.
 
 use super::super::body::Fields;
-use super::super::catalog::{Location, ServerType};
+use super::super::catalog::{Image, Location, ServerType};
 use super::super::errors::ApiError;
 use super::super::lifecycle;
 use super::super::pagination::{SortValue, sort_by, sort_keys};
@@ -18,6 +18,7 @@ use http::StatusCode;
 use rand::Rng;
 use rand::distr::Alphanumeric;
 use serde_json::{Map, Value, json};
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use time::OffsetDateTime;
 use tokio::time::Instant;
@@ -111,10 +112,10 @@ struct Order {
     name: String,
     server_type: ServerType,
     location: Location,
-    image: super::super::catalog::Image,
+    image: Image,
     ssh_keys: Vec<u64>,
     user_data: Option<String>,
-    labels: std::collections::BTreeMap<String, String>,
+    labels: BTreeMap<String, String>,
     start: bool,
     ipv4: bool,
     ipv6: bool,

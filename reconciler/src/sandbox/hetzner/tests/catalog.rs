@@ -16,7 +16,8 @@ async fn server_types_are_priced_in_every_location_they_are_sold_in() {
     assert_eq!(t["prices"][0]["price_monthly"]["net"], "7.5500000000");
     assert_eq!(
         t["locations"][0],
-        serde_json::json!({"id": 1, "name": "fsn1", "deprecation": null})
+        serde_json::json!({"id": 1, "name": "fsn1", "deprecation": null,
+                           "available": true, "recommended": true})
     );
     let r = api.get(&format!("/server_types/{}", t["id"])).await;
     assert_eq!(r.body["server_type"]["name"], "cpx21");
