@@ -5,5 +5,6 @@ mod billing;
 mod common;
 mod converge;
 mod sandbox_cmd;
+mod sandbox_demo;
 mod schema_cmd;
 mod validate;

@@ -50,6 +50,15 @@ pub struct CliError {
 }
 
 impl CliError {
+    /// A command line that does not make sense, with a hint.
+    pub fn usage(message: impl Into<String>, hint: impl Into<String>) -> Self {
+        CliError {
+            kind: ErrorKind::Usage,
+            message: message.into(),
+            hint: Some(hint.into()),
+        }
+    }
+
     /// A failure with a hint.
     pub fn failed(message: impl Into<String>, hint: impl Into<String>) -> Self {
         CliError {

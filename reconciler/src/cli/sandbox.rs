@@ -7,11 +7,20 @@ use crate::secret::Secret;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-/// Run a local emulator of an outside API (on 127.0.0.1, until Ctrl-C).
+/// Try tether locally with no credentials: emulated Hetzner and Tailscale on 127.0.0.1 and a
+/// temporary fleet repository. `--demo` runs a narrated scenario to completion.
 #[derive(Debug, clap::Args)]
+#[command(args_conflicts_with_subcommands = true)]
 pub struct SandboxArgs {
     #[command(subcommand)]
-    command: SandboxCommand,
+    command: Option<SandboxCommand>,
+    /// Run the scripted scenario (billing adds agents, plan, apply, a cancellation, drift
+    /// repair, a refused mass deletion), print a summary, and exit.
+    #[arg(long)]
+    demo: bool,
+    /// The example fleet whose fleet.yaml seeds the sandbox repository.
+    #[arg(long, value_name = "PATH")]
+    fleet: Option<std::path::PathBuf>,
 }
 
 /// Which emulator to run.
@@ -59,8 +68,46 @@ pub fn cmd_sandbox(args: &SandboxArgs) -> Result<Outcome, CliError> {
             )
         })?;
     match &args.command {
-        SandboxCommand::Hetzner(hetzner) => runtime.block_on(run_hetzner(hetzner)),
+        Some(SandboxCommand::Hetzner(hetzner)) => runtime.block_on(run_hetzner(hetzner)),
+        None if args.demo => runtime.block_on(run_demo(&fleet_dir(args.fleet.as_deref())?)),
+        None => Err(CliError::usage(
+            "say which sandbox to run",
+            "`tether sandbox --demo` runs the narrated scenario; `tether sandbox hetzner` runs the Hetzner emulator alone",
+        )),
     }
+}
+
+/// `--fleet`, else `./fleet`, else the example fleet of the source tree tether was built from.
+fn fleet_dir(given: Option<&std::path::Path>) -> Result<std::path::PathBuf, CliError> {
+    let candidates = match given {
+        Some(path) => vec![path.to_owned()],
+        None => vec![
+            std::path::PathBuf::from("fleet"),
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../fleet"),
+        ],
+    };
+    candidates
+        .into_iter()
+        .find(|p| p.join("fleet.yaml").is_file())
+        .ok_or_else(|| {
+            CliError::failed(
+                "no example fleet found (fleet/fleet.yaml)",
+                "run from the tether source tree, or pass --fleet PATH",
+            )
+        })
+}
+
+async fn run_demo(fleet: &std::path::Path) -> Result<Outcome, CliError> {
+    let mut out = std::io::stdout();
+    crate::sandbox::demo::run(fleet, &mut out)
+        .await
+        .map(|_| Outcome::Success)
+        .map_err(|e| {
+            CliError::failed(
+                e.to_string(),
+                "the sandbox demo is a self-check; report this as a bug with its output",
+            )
+        })
 }
 
 fn hetzner_config(args: &HetznerArgs) -> Config {

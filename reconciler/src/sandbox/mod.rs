@@ -7,6 +7,7 @@
 //! - [`MachineHooks`]: how an emulated VM's life (boot, power off, delete) reaches other
 //!   emulators, so a booted server can enrol in the emulated tailnet from its cloud-init.
 
+pub mod demo;
 pub mod emulator;
 pub mod hetzner;
 pub mod stack;

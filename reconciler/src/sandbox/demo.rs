@@ -1,0 +1,539 @@
+//! `tether sandbox --demo`: tether's whole job in under a minute, narrated. Billing adds agents,
+//! tether plans and applies, a subscription ends, a VM is deleted by hand and repaired, and a
+//! commit that would delete everything is refused; then a summary and the status branch's log.
+//!
+//! Everything is real but local: the emulators over HTTP on 127.0.0.1, a bare git repository in
+//! a temporary folder, the same code paths as `tether agent`, `tether plan` and `tether apply`.
+
+use super::hetzner::Latencies;
+use super::stack::{Stack, StackOptions};
+use crate::apply::Options;
+use crate::audit::{STATUS_BRANCH, commit::Identity};
+use crate::billing::{self, AgentRequest, Change};
+use crate::cloud::{hetzner, tailscale};
+use crate::plan::render::text;
+use crate::reconcile::{self, PassError, PassOptions, StatusTarget};
+use crate::source;
+use git2::{Repository, Signature};
+use std::io::Write;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+/// What the demo ended with, as tether counted it and as the emulators hold it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Summary {
+    /// Agents in the last applied spec.
+    pub agents: usize,
+    /// Servers in the emulated Hetzner project.
+    pub servers: usize,
+    /// Online devices in the emulated tailnet.
+    pub devices_online: usize,
+    /// Actions tether carried out.
+    pub actions_done: usize,
+    /// Requests the Hetzner emulator served.
+    pub hetzner_requests: u64,
+    /// Requests the Tailscale emulator served.
+    pub tailscale_requests: u64,
+    /// Commits on the status branch.
+    pub status_commits: usize,
+}
+
+/// Why the demo stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum DemoError {
+    /// Setting up failed.
+    #[error("demo setup: {0}")]
+    Setup(String),
+    /// A step did not end as the script expects.
+    #[error("demo step `{step}` went wrong: {message}")]
+    Step {
+        /// The step.
+        step: &'static str,
+        /// What happened.
+        message: String,
+    },
+}
+
+fn setup<E: std::fmt::Display>(e: E) -> DemoError {
+    DemoError::Setup(e.to_string())
+}
+
+fn step<E: std::fmt::Display>(step: &'static str) -> impl Fn(E) -> DemoError {
+    move |e| DemoError::Step {
+        step,
+        message: e.to_string(),
+    }
+}
+
+/// The five subscriptions billing adds: (subscription, customer, name, type, location, plan).
+const SUBSCRIPTIONS: [(&str, &str, &str, &str, &str, &str); 5] = [
+    (
+        "sub_1OaBcAcmeProd",
+        "cus_acme",
+        "acme-prod",
+        "cpx31",
+        "fsn1",
+        "pro",
+    ),
+    (
+        "sub_1OaBcAcmeStage",
+        "cus_acme",
+        "acme-staging",
+        "cpx11",
+        "nbg1",
+        "starter",
+    ),
+    (
+        "sub_1OaBcGlobexSup",
+        "cus_globex",
+        "globex-support",
+        "cpx31",
+        "ash",
+        "business",
+    ),
+    (
+        "sub_1OaBcGlobexSal",
+        "cus_globex",
+        "globex-sales",
+        "cpx21",
+        "ash",
+        "business",
+    ),
+    (
+        "sub_1OaBcGlobexOps",
+        "cus_globex",
+        "globex-ops",
+        "cpx21",
+        "hel1",
+        "starter",
+    ),
+];
+
+struct Demo<'a, W: Write> {
+    out: &'a mut W,
+    stack: Stack,
+    compute: hetzner::Client,
+    tailnet: tailscale::Client,
+    repo: std::path::PathBuf,
+    identity: Identity,
+    actions_done: usize,
+    agents_applied: usize,
+    started: Instant,
+}
+
+/// Runs the scripted scenario against fresh emulators, narrating into `out`. `fleet_dir` holds
+/// the example fleet (its `fleet.yaml` seeds the repository).
+///
+/// # Errors
+/// Setup failures, or a step that does not end as the script expects.
+pub async fn run(fleet_dir: &Path, out: &mut impl Write) -> Result<Summary, DemoError> {
+    let started = Instant::now();
+    let latencies = Latencies {
+        create: Duration::from_millis(400),
+        start: Duration::from_millis(200),
+        stop: Duration::from_millis(150),
+        shutdown: Duration::from_millis(150),
+        reboot: Duration::from_millis(150),
+        change_type: Duration::from_millis(300),
+        delete: Duration::from_millis(200),
+    };
+    let stack = Stack::start(StackOptions {
+        latencies,
+        boot_delay: Duration::from_millis(300),
+        ..StackOptions::default()
+    })
+    .await
+    .map_err(setup)?;
+    let compute = stack
+        .hetzner_client(Duration::from_millis(100))
+        .map_err(setup)?;
+    let tailnet = stack.tailscale_client().map_err(setup)?;
+    let dir = tempfile::tempdir().map_err(setup)?;
+    let repo = dir.path().join("fleet.git");
+    seed(&repo, fleet_dir)?;
+    let mut demo = Demo {
+        out,
+        stack,
+        compute,
+        tailnet,
+        repo,
+        identity: Identity {
+            name: "billing".into(),
+            email: "billing@example.com".into(),
+        },
+        actions_done: 0,
+        agents_applied: 0,
+        started,
+    };
+    let summary = demo.script().await;
+    demo.stack.shutdown().await;
+    summary
+}
+
+/// A bare repository whose `main` holds the example `fleet.yaml` and an empty `agents/`.
+fn seed(repo: &Path, fleet_dir: &Path) -> Result<(), DemoError> {
+    let r = Repository::init_bare(repo).map_err(setup)?;
+    let fleet = std::fs::read(fleet_dir.join("fleet.yaml")).map_err(|e| {
+        DemoError::Setup(format!("reading {}/fleet.yaml: {e}", fleet_dir.display()))
+    })?;
+    let mut agents = r.treebuilder(None).map_err(setup)?;
+    agents
+        .insert(".gitkeep", r.blob(b"").map_err(setup)?, 0o100_644)
+        .map_err(setup)?;
+    let mut root = r.treebuilder(None).map_err(setup)?;
+    root.insert("fleet.yaml", r.blob(&fleet).map_err(setup)?, 0o100_644)
+        .map_err(setup)?;
+    root.insert("agents", agents.write().map_err(setup)?, 0o040_000)
+        .map_err(setup)?;
+    let tree = r.find_tree(root.write().map_err(setup)?).map_err(setup)?;
+    let sig = Signature::now("Platform Team", "platform@example.com").map_err(setup)?;
+    r.commit(
+        Some("refs/heads/main"),
+        &sig,
+        &sig,
+        "Fleet settings for aura-prod",
+        &tree,
+        &[],
+    )
+    .map_err(setup)?;
+    Ok(())
+}
+
+impl<W: Write> Demo<'_, W> {
+    fn say(&mut self, text: &str) {
+        let _ = writeln!(self.out, "{text}");
+    }
+
+    fn heading(&mut self, n: u32, title: &str) {
+        let secs = self.started.elapsed().as_secs_f32();
+        let _ = writeln!(self.out, "\n== {n}. {title}  [{secs:.1}s]");
+    }
+
+    async fn script(&mut self) -> Result<Summary, DemoError> {
+        self.heading(1, "An emulated cloud and a fleet repository");
+        let (h, t, r) = (
+            self.stack.hetzner.url(),
+            self.stack.tailscale.url(),
+            self.repo.display().to_string(),
+        );
+        self.say(&format!("Hetzner Cloud API   {h}\nTailscale API       {t}\nfleet repository    {r} (branch main: fleet.yaml, no agents yet)"));
+
+        self.heading(2, "Billing adds five subscriptions (tether agent add)");
+        for (i, (sub, customer, name, server_type, location, plan)) in
+            SUBSCRIPTIONS.iter().enumerate()
+        {
+            let req = AgentRequest {
+                subscription: (*sub).into(),
+                customer: (*customer).into(),
+                name: Some((*name).into()),
+                server_type: Some((*server_type).into()),
+                location: Some((*location).into()),
+                plan: Some((*plan).into()),
+                runtime_version: Some("1.4.2".into()),
+                idempotency_key: Some(format!("evt_demo_add_{i}")),
+                ..AgentRequest::default()
+            };
+            let change = billing::add(&self.target(), &req).map_err(step("billing adds agents"))?;
+            let shown = match change {
+                Change::Committed { commit, path } => {
+                    format!("committed {} {path}", &commit.to_string()[..7])
+                }
+                Change::Unchanged { reason } => format!("unchanged: {reason}"),
+            };
+            self.say(&format!("$ tether agent add --subscription {sub} --customer {customer} --name {name} --type {server_type} --location {location}\n  {shown}"));
+        }
+
+        self.heading(3, "tether plan");
+        let snapshot = source::git::read(&self.repo, "main").map_err(step("plan"))?;
+        let (_, plan) = reconcile::plan_only(&snapshot, &self.compute, &self.tailnet, false, None)
+            .await
+            .map_err(step("plan"))?;
+        let rendered = text::render(&plan, false);
+        self.say(rendered.trim_end());
+
+        self.heading(
+            4,
+            "tether apply: servers are created and their devices join the tailnet",
+        );
+        self.apply("apply").await?;
+        self.inventory();
+
+        self.heading(
+            5,
+            "A subscription ends (tether agent remove) and tether deletes its VM and device",
+        );
+        let change = billing::remove(
+            &self.target(),
+            "sub_1OaBcGlobexOps",
+            Some("evt_demo_cancel"),
+        )
+        .map_err(step("subscription ends"))?;
+        let shown = match change {
+            Change::Committed { commit, path } => {
+                format!("committed {} (removes {path})", &commit.to_string()[..7])
+            }
+            Change::Unchanged { reason } => format!("unchanged: {reason}"),
+        };
+        self.say(&format!(
+            "$ tether agent remove --subscription sub_1OaBcGlobexOps\n  {shown}"
+        ));
+        self.apply("apply after cancellation").await?;
+        self.inventory();
+
+        self.heading(
+            6,
+            "Someone deletes acme-staging's VM by hand in the Hetzner console",
+        );
+        let victim = self
+            .stack
+            .hetzner
+            .servers()
+            .into_iter()
+            .find(|s| s.name == "acme-staging")
+            .ok_or_else(|| DemoError::Step {
+                step: "delete by hand",
+                message: "acme-staging has no server".into(),
+            })?;
+        self.stack.hetzner.delete_server(victim.id);
+        self.say(&format!(
+            "server {} (acme-staging) deleted outside tether; its device is now offline",
+            victim.id
+        ));
+
+        self.heading(7, "The next reconcile detects the drift and repairs it");
+        self.apply("repair drift").await?;
+        self.inventory();
+
+        self.heading(8, "A bad commit removes every agent spec: tether refuses");
+        self.commit_without_agents()?;
+        let before = self.stack.hetzner.servers().len();
+        match self.pass().await {
+            Err(PassError::Refused(e)) => self.say(&format!(
+                "refused: {e}\nnothing was deleted: {} servers before, {} after",
+                before,
+                self.stack.hetzner.servers().len()
+            )),
+            Err(e) => {
+                return Err(DemoError::Step {
+                    step: "refuse a mass deletion",
+                    message: e.to_string(),
+                });
+            }
+            Ok(_) => {
+                return Err(DemoError::Step {
+                    step: "refuse a mass deletion",
+                    message: "the plan was applied".into(),
+                });
+            }
+        }
+
+        self.summary()
+    }
+
+    fn target(&self) -> billing::Target<'_> {
+        billing::Target {
+            repo: &self.repo,
+            branch: "main",
+            push: None,
+            identity: &self.identity,
+        }
+    }
+
+    async fn pass(&mut self) -> Result<reconcile::PassOutcome, PassError> {
+        let snapshot = source::git::read(&self.repo, "main").map_err(|e| {
+            PassError::Load(tether_schema::LoadError {
+                diagnostics: vec![tether_schema::Diagnostic::new(
+                    "",
+                    None,
+                    tether_schema::Code::Unreadable,
+                    e.to_string(),
+                )],
+            })
+        })?;
+        let identity = Identity {
+            name: "tether".into(),
+            email: "tether@example.com".into(),
+        };
+        let now = time::OffsetDateTime::now_utc()
+            .format(&time::format_description::well_known::Rfc3339)
+            .unwrap_or_default();
+        let options = PassOptions {
+            expect_plan_hash: None,
+            allow_shrink: false,
+            apply: Options {
+                concurrency: 8,
+                device_poll: Duration::from_millis(100),
+                device_timeout: Duration::from_secs(30),
+                ..Options::default()
+            },
+            status: Some(StatusTarget {
+                repo: &self.repo,
+                remote: None,
+                branch: STATUS_BRANCH,
+                source_branch: "main",
+                identity: &identity,
+            }),
+            run: "sandbox-demo",
+            now: &now,
+        };
+        let (_stop, stop) = tokio::sync::watch::channel(false);
+        reconcile::run(&snapshot, &self.compute, &self.tailnet, &options, stop).await
+    }
+
+    async fn apply(&mut self, name: &'static str) -> Result<(), DemoError> {
+        let outcome = self.pass().await.map_err(step(name))?;
+        if !outcome.report.succeeded() {
+            return Err(DemoError::Step {
+                step: name,
+                message: outcome.report.to_string(),
+            });
+        }
+        self.actions_done += outcome.report.counts().0;
+        self.agents_applied = outcome.fleet.agents.len();
+        let report = outcome.report.to_string();
+        self.say(report.trim_end());
+        if let Some(commit) = outcome.status_commit {
+            self.say(&format!(
+                "status commit {} on {STATUS_BRANCH}",
+                &commit[..7]
+            ));
+        }
+        Ok(())
+    }
+
+    fn inventory(&mut self) {
+        let mut servers = self.stack.hetzner.servers();
+        servers.sort_by(|a, b| a.name.cmp(&b.name));
+        let devices = self.stack.tailscale.devices();
+        self.say("  server            id       status   type   location   device online");
+        for s in servers {
+            let online = devices.iter().any(|d| d.hostname == s.name && d.online);
+            let line = format!(
+                "  {:<17} {:<8} {:<8} {:<6} {:<10} {}",
+                s.name,
+                s.id,
+                format!("{:?}", s.status).to_lowercase(),
+                s.server_type,
+                s.location,
+                if online { "yes" } else { "no" }
+            );
+            self.say(&line);
+        }
+    }
+
+    /// Commits a tree without any agent spec on `main`, as a broken export would.
+    fn commit_without_agents(&mut self) -> Result<(), DemoError> {
+        let r = Repository::open(&self.repo).map_err(step("bad commit"))?;
+        let tip = r
+            .revparse_single("main")
+            .and_then(|o| o.peel_to_commit())
+            .map_err(step("bad commit"))?;
+        let mut root = r
+            .treebuilder(Some(&tip.tree().map_err(step("bad commit"))?))
+            .map_err(step("bad commit"))?;
+        let mut agents = r.treebuilder(None).map_err(step("bad commit"))?;
+        agents
+            .insert(
+                ".gitkeep",
+                r.blob(b"").map_err(step("bad commit"))?,
+                0o100_644,
+            )
+            .map_err(step("bad commit"))?;
+        root.insert(
+            "agents",
+            agents.write().map_err(step("bad commit"))?,
+            0o040_000,
+        )
+        .map_err(step("bad commit"))?;
+        let tree = r
+            .find_tree(root.write().map_err(step("bad commit"))?)
+            .map_err(step("bad commit"))?;
+        let sig = Signature::now("export-job", "export@example.com").map_err(step("bad commit"))?;
+        let id = r
+            .commit(
+                Some("refs/heads/main"),
+                &sig,
+                &sig,
+                "Nightly billing export (empty by mistake)",
+                &tree,
+                &[&tip],
+            )
+            .map_err(step("bad commit"))?;
+        self.say(&format!(
+            "commit {} \"Nightly billing export (empty by mistake)\" removes all {} specs",
+            &id.to_string()[..7],
+            self.agents_applied
+        ));
+        Ok(())
+    }
+
+    fn summary(&mut self) -> Result<Summary, DemoError> {
+        let status_log = status_log(&self.repo).map_err(step("summary"))?;
+        let summary = Summary {
+            agents: self.agents_applied,
+            servers: self.stack.hetzner.servers().len(),
+            devices_online: self
+                .stack
+                .tailscale
+                .devices()
+                .iter()
+                .filter(|d| d.online)
+                .count(),
+            actions_done: self.actions_done,
+            hetzner_requests: self.stack.hetzner.requests().total(),
+            tailscale_requests: self.stack.tailscale.requests().total(),
+            status_commits: status_log.len(),
+        };
+        self.heading(9, "Summary");
+        for (what, n) in [
+            (
+                "agents in the last applied spec",
+                summary.agents.to_string(),
+            ),
+            (
+                "servers in the Hetzner project",
+                summary.servers.to_string(),
+            ),
+            (
+                "devices online in the tailnet",
+                summary.devices_online.to_string(),
+            ),
+            ("actions carried out", summary.actions_done.to_string()),
+            (
+                "API calls (Hetzner + Tailscale)",
+                format!(
+                    "{} + {}",
+                    summary.hetzner_requests, summary.tailscale_requests
+                ),
+            ),
+            ("status commits", summary.status_commits.to_string()),
+        ] {
+            self.say(&format!("  {what:<34} {n}"));
+        }
+        self.say(&format!("\n$ git log --oneline {STATUS_BRANCH}"));
+        for line in &status_log {
+            self.say(line);
+        }
+        self.say(&format!(
+            "\ndemo finished in {:.1}s",
+            self.started.elapsed().as_secs_f32()
+        ));
+        Ok(summary)
+    }
+}
+
+/// `git log --oneline` of the status branch.
+fn status_log(repo: &Path) -> Result<Vec<String>, git2::Error> {
+    let r = Repository::open(repo)?;
+    let mut walk = r.revwalk()?;
+    walk.push(r.revparse_single(STATUS_BRANCH)?.id())?;
+    walk.map(|id| {
+        let c = r.find_commit(id?)?;
+        Ok(format!(
+            "{} {}",
+            &c.id().to_string()[..7],
+            c.summary().unwrap_or("")
+        ))
+    })
+    .collect()
+}
