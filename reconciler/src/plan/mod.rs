@@ -42,7 +42,11 @@ pub struct Context {
 
 /// One change to make.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-#[serde(tag = "kind", rename_all = "kebab-case", rename_all_fields = "camelCase")]
+#[serde(
+    tag = "kind",
+    rename_all = "kebab-case",
+    rename_all_fields = "camelCase"
+)]
 pub enum Action {
     /// Create the agent's server (with a fresh auth key at apply time).
     Create {
@@ -202,7 +206,11 @@ impl Action {
 
 /// Something noticed and deliberately left alone.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize)]
-#[serde(tag = "kind", rename_all = "kebab-case", rename_all_fields = "camelCase")]
+#[serde(
+    tag = "kind",
+    rename_all = "kebab-case",
+    rename_all_fields = "camelCase"
+)]
 pub enum Note {
     /// Servers without this fleet's label: never touched.
     Unmanaged {
