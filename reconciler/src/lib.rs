@@ -5,6 +5,7 @@
 //! - [`source`]: read a fleet's files from a directory or a git revision;
 //! - [`cloud`]: Hetzner and Tailscale clients behind small traits, and the retry policy;
 //! - [`plan`]: the pure planner, desired vs. observed → a safe, reviewable plan;
+//! - [`daemon`]: triggers, single-writer lock, metrics and HTTP endpoints of `tether run`;
 //! - [`sandbox`]: local emulators of those APIs;
 //! - [`cli`]: the `tether` command line, one file per subcommand.
 //!
@@ -12,6 +13,7 @@
 
 pub mod cli;
 pub mod cloud;
+pub mod daemon;
 pub mod plan;
 pub mod sandbox;
 pub mod secret;

@@ -1,0 +1,8 @@
+//! The building blocks of `tether run`, the long-running reconciler: what makes a reconcile
+//! happen and how the process is observed and stopped.
+//!
+//! - [`trigger`]: reasons to reconcile, the coalescer that batches them, the jittered interval;
+//! - [`shutdown`]: SIGTERM/SIGINT as a signal the loop checks between actions, a grace period.
+
+pub mod shutdown;
+pub mod trigger;
