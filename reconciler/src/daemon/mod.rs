@@ -4,5 +4,6 @@
 //! - [`trigger`]: reasons to reconcile, the coalescer that batches them, the jittered interval;
 //! - [`shutdown`]: SIGTERM/SIGINT as a signal the loop checks between actions, a grace period.
 
+pub mod metrics;
 pub mod shutdown;
 pub mod trigger;
