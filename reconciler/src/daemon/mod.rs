@@ -4,6 +4,8 @@
 //! - [`trigger`]: reasons to reconcile, the coalescer that batches them, the jittered interval;
 //! - [`shutdown`]: SIGTERM/SIGINT as a signal the loop checks between actions, a grace period.
 
+pub mod http;
 pub mod metrics;
 pub mod shutdown;
 pub mod trigger;
+pub mod webhook;

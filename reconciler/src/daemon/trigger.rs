@@ -171,6 +171,12 @@ impl<C: Clock> Coalescer<C> {
         }
     }
 
+    /// Takes whatever is pending without waiting; `None` when nothing is.
+    pub fn try_next(&mut self) -> Option<TriggerSet> {
+        let mut pending = self.shared.pending();
+        (!pending.is_empty()).then(|| std::mem::take(&mut *pending))
+    }
+
     /// Waits for at least one trigger, then for the settle window, and returns everything that
     /// arrived: never an empty set. Triggers sent while the caller reconciles make up the next
     /// batch, which is then returned at once.
