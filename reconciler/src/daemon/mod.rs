@@ -8,4 +8,5 @@ pub mod http;
 pub mod metrics;
 pub mod shutdown;
 pub mod trigger;
+pub mod watch;
 pub mod webhook;
