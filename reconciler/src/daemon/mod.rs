@@ -5,6 +5,7 @@
 //! - [`shutdown`]: SIGTERM/SIGINT as a signal the loop checks between actions, a grace period.
 
 pub mod http;
+pub mod lock;
 pub mod metrics;
 pub mod shutdown;
 pub mod trigger;

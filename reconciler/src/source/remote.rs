@@ -247,6 +247,11 @@ impl RepoCache {
         Ok(head)
     }
 
+    /// The cache's remote `origin` in `repo` (the cache, opened by the caller).
+    pub(crate) fn origin<'r>(&self, repo: &'r Repository) -> Result<git2::Remote<'r>, git2::Error> {
+        repo.find_remote(ORIGIN)
+    }
+
     /// Opens the cache repository.
     pub(crate) fn repository(&self) -> Result<Repository, RemoteError> {
         Repository::open_bare(&self.dir).map_err(|e| RemoteError::CacheDir {
@@ -262,7 +267,7 @@ impl RepoCache {
     }
 
     /// Callbacks offering the token once when the remote asks for credentials.
-    pub(crate) fn callbacks(&self) -> RemoteCallbacks<'static> {
+    pub(crate) fn callbacks<'a>(&self) -> RemoteCallbacks<'a> {
         let mut callbacks = RemoteCallbacks::new();
         let token = match &self.credentials {
             Credentials::Token(token) if self.url.token_allowed => Some(token.clone()),
