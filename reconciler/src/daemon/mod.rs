@@ -4,6 +4,7 @@
 //! - [`trigger`]: reasons to reconcile, the coalescer that batches them, the jittered interval;
 //! - [`shutdown`]: SIGTERM/SIGINT as a signal the loop checks between actions, a grace period.
 
+pub mod config;
 pub mod http;
 pub mod lock;
 pub mod metrics;
