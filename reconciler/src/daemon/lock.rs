@@ -4,7 +4,7 @@
 //!
 //! The ref `refs/tether/locks/<fleet>` points at a parentless commit with an empty tree whose
 //! message holds the lease ([`LeaseRecord`]) as trailers. Every change is a compare-and-swap
-//! of that ref ([`store`]): in a repository on this machine with libgit2's checked ref update,
+//! of that ref ([`LockStore`]): in a repository on this machine with libgit2's checked ref update,
 //! on a remote with a push whose expected old value is verified before upload (in the
 //! `push_negotiation` callback) and again, atomically, by the receiving server.
 //!
@@ -20,9 +20,10 @@
 //! # Assumptions
 //! - The daemons' clocks agree to well within [`Lease::margin`] (a quarter of the TTL): expiry
 //!   is judged by the taker's clock against the time the holder wrote.
-//! - The holder checks [`Lease::is_valid`] before each action and renews every
-//!   [`Lease::renew_every`]; a single action takes less than the margin. A lease cannot stop
-//!   an action already in flight when it runs out.
+//! - The holder renews every [`Lease::renew_every`] (also while it waits for provider actions
+//!   to complete) and checks [`Lease::is_valid`] before each mutating API request; one request
+//!   takes less than the margin. A lease cannot stop a request already in flight when it runs
+//!   out.
 //! - Nobody but tether writes `refs/tether/locks/*`, and the remote verifies the old value of
 //!   a pushed ref (git's receive-pack, GitHub and GitLab do).
 
@@ -37,7 +38,8 @@ use time::format_description::well_known::Rfc3339;
 
 /// Where leases live in the fleet repository.
 pub const LOCK_REF_PREFIX: &str = "refs/tether/locks/";
-/// A TTL long enough for the slowest single action (creating a server) plus the margin.
+/// The default TTL: renewed every 40 s, with a 30 s margin for clock skew and a request in
+/// flight.
 pub const DEFAULT_TTL: Duration = Duration::from_secs(120);
 const HOLDER: &str = "Tether-Lease-Holder";
 const ACQUIRED: &str = "Tether-Lease-Acquired-At";
