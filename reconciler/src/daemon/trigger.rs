@@ -179,7 +179,8 @@ impl<C: Clock> Coalescer<C> {
 
     /// Waits for at least one trigger, then for the settle window, and returns everything that
     /// arrived: never an empty set. Triggers sent while the caller reconciles make up the next
-    /// batch, which is then returned at once.
+    /// batch, which is then returned at once. Cancel-safe: dropped before it returns (e.g. in a
+    /// `select!` with shutdown), it leaves every trigger pending.
     pub async fn next(&mut self) -> TriggerSet {
         loop {
             let notified = self.shared.notify.notified();
