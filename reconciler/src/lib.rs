@@ -10,6 +10,7 @@
 //! - [`reconcile`]: one pass from fleet to status commit;
 //! - [`audit`]: status commits and the audit log in git;
 //! - [`billing`]: `tether agent add/remove`, the interface billing automation uses;
+//! - [`daemon`]: triggers, single-writer lock, metrics and HTTP endpoints of `tether run`;
 //! - [`sandbox`]: local emulators of those APIs;
 //! - [`cli`]: the `tether` command line, one file per subcommand.
 //!
@@ -20,6 +21,7 @@ pub mod audit;
 pub mod billing;
 pub mod cli;
 pub mod cloud;
+pub mod daemon;
 pub mod observe;
 pub mod plan;
 pub mod reconcile;

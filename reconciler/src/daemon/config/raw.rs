@@ -1,0 +1,207 @@
+//! The configuration file as written: serde types that know every key (so unknown keys are
+//! reported with a suggestion, and secret-looking ones refused), flattened into [`Settings`]
+//! keyed by dotted path, where environment overrides then replace values.
+
+use serde::Deserialize;
+use std::collections::BTreeMap;
+use tether_schema::Span;
+use tether_schema::spanned::Spanned;
+
+type Text = Option<Spanned<String>>;
+
+/// The whole file.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub(super) struct RawConfig {
+    fleet: Text,
+    #[serde(default)]
+    source: RawSource,
+    interval: Text,
+    jitter: Text,
+    listen: Text,
+    #[serde(default)]
+    webhook: RawWebhook,
+    #[serde(default)]
+    lock: RawLock,
+    #[serde(default)]
+    hetzner: RawEndpoint,
+    #[serde(default)]
+    tailscale: RawTailscale,
+    #[serde(default)]
+    github: RawEndpoint,
+    concurrency: Text,
+    log_format: Text,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct RawSource {
+    remote: Text,
+    path: Text,
+    branch: Text,
+    cache_dir: Text,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct RawWebhook {
+    secret_env: Text,
+    secret_file: Text,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct RawLock {
+    ttl: Text,
+    holder: Text,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct RawEndpoint {
+    endpoint: Text,
+    token_file: Text,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct RawTailscale {
+    endpoint: Text,
+    tailnet: Text,
+    api_key_file: Text,
+    oauth_client_secret_file: Text,
+}
+
+/// Where a setting's value came from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Origin {
+    /// The configuration file, at this position.
+    File(Span),
+    /// This environment variable.
+    Env(String),
+}
+
+/// One setting's value and origin.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) struct Setting {
+    pub value: String,
+    pub origin: Origin,
+}
+
+/// Every setting given, by dotted key (`source.cacheDir`).
+pub(super) type Settings = BTreeMap<&'static str, Setting>;
+
+/// Environment variables that override a key of the file. Secrets are not here: they are read
+/// from the environment only (see `super::secrets`).
+pub const ENV_OVERRIDES: &[(&str, &str)] = &[
+    ("TETHER_FLEET", "fleet"),
+    ("TETHER_SOURCE_REMOTE", "source.remote"),
+    ("TETHER_SOURCE_PATH", "source.path"),
+    ("TETHER_BRANCH", "source.branch"),
+    ("TETHER_CACHE_DIR", "source.cacheDir"),
+    ("TETHER_INTERVAL", "interval"),
+    ("TETHER_JITTER", "jitter"),
+    ("TETHER_LISTEN", "listen"),
+    ("TETHER_LOCK_TTL", "lock.ttl"),
+    ("TETHER_LOCK_HOLDER", "lock.holder"),
+    ("TETHER_HETZNER_ENDPOINT", "hetzner.endpoint"),
+    ("TETHER_TAILSCALE_ENDPOINT", "tailscale.endpoint"),
+    ("TETHER_TAILNET", "tailscale.tailnet"),
+    ("TETHER_GITHUB_ENDPOINT", "github.endpoint"),
+    ("TETHER_CONCURRENCY", "concurrency"),
+    ("TETHER_LOG_FORMAT", "logFormat"),
+];
+
+impl RawConfig {
+    /// The settings present in the file, by dotted key.
+    pub(super) fn flatten(self) -> Settings {
+        let mut out = Settings::new();
+        let entries: [(&'static str, Text); 22] = [
+            ("fleet", self.fleet),
+            ("source.remote", self.source.remote),
+            ("source.path", self.source.path),
+            ("source.branch", self.source.branch),
+            ("source.cacheDir", self.source.cache_dir),
+            ("interval", self.interval),
+            ("jitter", self.jitter),
+            ("listen", self.listen),
+            ("webhook.secretEnv", self.webhook.secret_env),
+            ("webhook.secretFile", self.webhook.secret_file),
+            ("lock.ttl", self.lock.ttl),
+            ("lock.holder", self.lock.holder),
+            ("hetzner.endpoint", self.hetzner.endpoint),
+            ("hetzner.tokenFile", self.hetzner.token_file),
+            ("tailscale.endpoint", self.tailscale.endpoint),
+            ("tailscale.tailnet", self.tailscale.tailnet),
+            ("tailscale.apiKeyFile", self.tailscale.api_key_file),
+            (
+                "tailscale.oauthClientSecretFile",
+                self.tailscale.oauth_client_secret_file,
+            ),
+            ("github.endpoint", self.github.endpoint),
+            ("github.tokenFile", self.github.token_file),
+            ("concurrency", self.concurrency),
+            ("logFormat", self.log_format),
+        ];
+        for (key, value) in entries {
+            if let Some(v) = value {
+                out.insert(
+                    key,
+                    Setting {
+                        value: v.value,
+                        origin: Origin::File(v.span),
+                    },
+                );
+            }
+        }
+        out
+    }
+}
+
+/// Applies [`ENV_OVERRIDES`]: a variable that is set (even to an empty string) replaces the
+/// file's value.
+pub(super) fn apply_env(settings: &mut Settings, env: &dyn Fn(&str) -> Option<String>) {
+    for (var, key) in ENV_OVERRIDES {
+        if let Some(value) = env(var) {
+            settings.insert(
+                key,
+                Setting {
+                    value,
+                    origin: Origin::Env((*var).to_owned()),
+                },
+            );
+        }
+    }
+}
+
+/// For a key that looks like an inline secret, the way to provide it instead.
+pub(super) fn inline_secret_hint(path: &str) -> Option<String> {
+    let known = [
+        (
+            "webhook.secret",
+            "TETHER_WEBHOOK_SECRET",
+            "webhook.secretFile",
+        ),
+        ("hetzner.token", "HCLOUD_TOKEN", "hetzner.tokenFile"),
+        ("tailscale.apiKey", "TS_API_KEY", "tailscale.apiKeyFile"),
+        (
+            "tailscale.oauthClientSecret",
+            "TS_OAUTH_CLIENT_SECRET",
+            "tailscale.oauthClientSecretFile",
+        ),
+        ("github.token", "GITHUB_TOKEN", "github.tokenFile"),
+    ];
+    if let Some((_, var, file)) = known.iter().find(|(key, _, _)| *key == path) {
+        return Some(format!(
+            "secrets never go in the config file: set {var}, or put the secret in a file and set `{file}`"
+        ));
+    }
+    let key = path.rsplit('.').next().unwrap_or(path).to_ascii_lowercase();
+    let secretish = ["secret", "token", "password", "apikey", "key"]
+        .iter()
+        .any(|word| key.contains(word));
+    let reference = key.ends_with("file") || key.ends_with("env");
+    (secretish && !reference).then(|| {
+        "secrets never go in the config file: pass them in the environment or a file (see docs/operations.md)".to_owned()
+    })
+}

@@ -1,0 +1,244 @@
+//! Configuration files and environments, good and bad.
+
+use super::check::{parse_duration, parse_jitter};
+use super::*;
+use std::collections::BTreeMap;
+
+const FULL: &str = r#"
+fleet: aura-prod
+source:
+  remote: https://github.com/acme/fleet.git
+  branch: production
+  cacheDir: cache
+interval: 2m
+jitter: 20%
+listen: 0.0.0.0:9180
+webhook:
+  secretFile: secrets/webhook
+lock:
+  ttl: 90s
+  holder: host-a
+tailscale:
+  tailnet: acme.example
+concurrency: 8
+logFormat: json
+"#;
+
+fn env(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
+    let map: BTreeMap<String, String> = pairs
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+        .collect();
+    move |var| map.get(var).cloned()
+}
+
+const TOKENS: &[(&str, &str)] = &[
+    ("HCLOUD_TOKEN", "hc-secret"),
+    ("TS_API_KEY", "tskey-api-secret"),
+];
+
+fn problems(text: &str, vars: &[(&str, &str)]) -> Vec<ConfigProblem> {
+    match DaemonConfig::parse(Path::new("/etc/tether/tether.yaml"), text, &env(vars)) {
+        Err(ConfigError::Invalid { problems, .. }) => problems,
+        other => panic!("expected problems, got {other:?}"),
+    }
+}
+
+#[test]
+fn a_full_file_with_secrets_from_env_and_files_validates() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::create_dir(dir.path().join("secrets")).expect("mkdir");
+    std::fs::write(dir.path().join("secrets/webhook"), "hook-secret\n").expect("write");
+    let file = dir.path().join("tether.yaml");
+    std::fs::write(&file, FULL).expect("write");
+    let mut vars = TOKENS.to_vec();
+    vars.push(("GITHUB_TOKEN", "ghp_secret"));
+    let config = DaemonConfig::load(&file, &env(&vars)).expect("valid");
+
+    assert_eq!(config.fleet, "aura-prod");
+    assert_eq!(
+        config.source,
+        FleetSource::Remote {
+            url: "https://github.com/acme/fleet.git".into(),
+            branch: "production".into(),
+            cache_dir: dir.path().join("cache"),
+        }
+    );
+    assert_eq!(config.schedule.every, Duration::from_secs(120));
+    assert!((config.schedule.jitter - 0.2).abs() < 1e-9);
+    assert_eq!(config.listen.to_string(), "0.0.0.0:9180");
+    assert_eq!(
+        config.webhook_secret.as_ref().map(|s| s.expose().as_str()),
+        Some("hook-secret")
+    );
+    assert_eq!(
+        (config.lock_ttl, config.lock_holder.as_str()),
+        (Duration::from_secs(90), "host-a")
+    );
+    assert_eq!(config.hetzner_endpoint, "https://api.hetzner.cloud/v1");
+    assert_eq!(config.hetzner_token.expose(), "hc-secret");
+    assert_eq!(config.tailnet, "acme.example");
+    assert!(
+        matches!(&config.tailscale_auth, TailscaleAuth::ApiKey(k) if k.expose() == "tskey-api-secret")
+    );
+    assert_eq!(
+        config.github_token.as_ref().map(|t| t.expose().as_str()),
+        Some("ghp_secret")
+    );
+    assert_eq!(
+        (config.concurrency, config.log_format),
+        (8, LogFormat::Json)
+    );
+
+    let debug = format!("{config:?}");
+    for secret in ["hook-secret", "hc-secret", "tskey-api-secret", "ghp_secret"] {
+        assert!(!debug.contains(secret), "{secret} in {debug}");
+    }
+}
+
+#[test]
+fn defaults_fill_a_minimal_file_and_environment_overrides_win() {
+    let text = "fleet: aura-prod\nsource:\n  path: fleet\ninterval: 10m\n";
+    let mut vars = vec![
+        ("TETHER_INTERVAL", "30s"),
+        ("TETHER_LISTEN", "127.0.0.1:0"),
+        ("TS_OAUTH_CLIENT_ID", "client-1"),
+        ("TS_OAUTH_CLIENT_SECRET", "tskey-client-secret"),
+        ("HCLOUD_TOKEN", "hc"),
+    ];
+    let config = DaemonConfig::parse(Path::new("/etc/tether/tether.yaml"), text, &env(&vars))
+        .expect("valid");
+    assert_eq!(
+        config.source,
+        FleetSource::Directory {
+            path: PathBuf::from("/etc/tether/fleet")
+        }
+    );
+    assert_eq!(config.schedule.every, Duration::from_secs(30));
+    assert_eq!(config.listen.to_string(), "127.0.0.1:0");
+    assert!(
+        config.webhook_secret.is_none(),
+        "no webhook unless configured"
+    );
+    assert!(
+        matches!(config.tailscale_auth, TailscaleAuth::OAuth { ref client_id, .. } if client_id == "client-1")
+    );
+    assert_eq!(
+        (config.concurrency, config.log_format),
+        (4, LogFormat::Text)
+    );
+    assert_eq!(config.lock_ttl, Duration::from_secs(120));
+    assert!(
+        config
+            .lock_holder
+            .contains(&format!("/{}/", std::process::id()))
+    );
+
+    vars.push(("TETHER_WEBHOOK_SECRET", "from-env"));
+    let config = DaemonConfig::parse(Path::new("/etc/tether/tether.yaml"), text, &env(&vars))
+        .expect("valid");
+    assert_eq!(
+        config.webhook_secret.map(|s| s.expose().clone()),
+        Some("from-env".into())
+    );
+}
+
+#[test]
+fn inline_secrets_are_refused_naming_the_key_and_never_echoing_the_value() {
+    let text = "fleet: aura-prod\nsource:\n  path: fleet\nwebhook:\n  secret: hunter2-webhook\nhetzner:\n  token: hunter2-hcloud\n";
+    let found = problems(text, TOKENS);
+    let keys: Vec<_> = found.iter().map(|p| p.key.as_str()).collect();
+    assert_eq!(keys, ["webhook.secret", "hetzner.token"]);
+    assert!(found.iter().all(|p| p.message == "holds a secret inline"));
+    assert_eq!(
+        found[0].hint,
+        "secrets never go in the config file: set TETHER_WEBHOOK_SECRET, or put the secret in a file and set `webhook.secretFile`"
+    );
+    let err =
+        DaemonConfig::parse(Path::new("tether.yaml"), text, &env(TOKENS)).expect_err("invalid");
+    let shown = format!("{err}\n{err:?}");
+    assert!(!shown.contains("hunter2"), "{shown}");
+    assert!(
+        shown.contains("tether.yaml:5:3: `webhook.secret`: holds a secret inline"),
+        "{shown}"
+    );
+}
+
+#[test]
+fn every_problem_is_reported_at_once_with_position_key_and_hint() {
+    let text = "fleet: Aura_Prod\nsource:\n  remote: git@github.com:acme/fleet.git\ninterval: 5\njitter: 80%\nconcurency: 3\nlogFormat: xml\n";
+    let found = problems(text, &[("TETHER_CONCURRENCY", "0")]);
+    let summary: Vec<_> = found
+        .iter()
+        .map(|p| (p.key.as_str(), p.origin.clone()))
+        .collect();
+    let file = |line, column| Some(Origin::File(tether_schema::Span { line, column }));
+    assert_eq!(
+        summary,
+        [
+            ("concurency", file(6, 1)),
+            ("fleet", file(1, 8)),
+            ("source.remote", file(3, 11)),
+            ("interval", file(4, 11)),
+            ("jitter", file(5, 9)),
+            (
+                "concurrency",
+                Some(Origin::Env("TETHER_CONCURRENCY".into()))
+            ),
+            ("logFormat", file(7, 12)),
+            ("HCLOUD_TOKEN", Some(Origin::Env("HCLOUD_TOKEN".into()))),
+            ("TS_API_KEY", Some(Origin::Env("TS_API_KEY".into()))),
+        ]
+    );
+    assert_eq!(found[0].hint, "did you mean `concurrency`?");
+    assert!(
+        found[2].message.contains("ssh is not supported yet"),
+        "{:?}",
+        found[2]
+    );
+    assert_eq!(
+        found[7].hint,
+        "set HCLOUD_TOKEN in the environment, or put it in a file and set `hetzner.tokenFile`"
+    );
+}
+
+#[test]
+fn unreadable_secret_files_and_conflicting_sources_are_reported() {
+    let text = "fleet: aura-prod\nsource:\n  path: fleet\n  remote: /srv/fleet.git\nhetzner:\n  tokenFile: /nonexistent/hcloud\n";
+    let found = problems(text, &[("TS_API_KEY", "k"), ("TS_OAUTH_CLIENT_ID", "c")]);
+    let keys: Vec<_> = found.iter().map(|p| p.key.as_str()).collect();
+    assert_eq!(keys, ["source.path", "hetzner.tokenFile", "TS_API_KEY"]);
+    assert!(
+        found[1]
+            .message
+            .starts_with("cannot read `/nonexistent/hcloud`"),
+        "{:?}",
+        found[1]
+    );
+    assert_eq!(
+        found[2].message,
+        "both an API key and an OAuth client are given; keep one"
+    );
+}
+
+#[test]
+fn a_missing_file_is_a_read_error_naming_it() {
+    let err = DaemonConfig::load(Path::new("/nonexistent/tether.yaml"), &env(TOKENS))
+        .expect_err("missing");
+    assert!(matches!(err, ConfigError::Read { .. }));
+    assert!(
+        err.to_string().contains("/nonexistent/tether.yaml"),
+        "{err}"
+    );
+}
+
+#[test]
+fn durations_and_jitter_parse_with_units() {
+    assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
+    assert_eq!(parse_duration("5m"), Ok(Duration::from_secs(300)));
+    assert_eq!(parse_duration("1h"), Ok(Duration::from_secs(3600)));
+    assert!(parse_duration("5").is_err() && parse_duration("m").is_err());
+    assert_eq!(parse_jitter("10%"), Ok(0.1));
+    assert_eq!(parse_jitter("0.25"), Ok(0.25));
+    assert!(parse_jitter("60%").is_err());
+}

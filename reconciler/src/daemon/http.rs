@@ -1,0 +1,212 @@
+//! The daemon's HTTP endpoints: `/healthz` (the process answers), `/readyz` (the first
+//! reconcile finished; 503 with the reason until then), `/metrics` (Prometheus text) and, when
+//! configured, `/webhook` ([`super::webhook`]). Start at [`serve`]; [`router`] is the same
+//! routes without a socket.
+
+use crate::cloud::retry::Clock;
+use crate::daemon::metrics::{CONTENT_TYPE, Metrics};
+use crate::daemon::shutdown::ShutdownSignal;
+use crate::daemon::webhook::Webhook;
+use axum::extract::State;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use http::{StatusCode, header};
+use serde_json::json;
+use std::fmt;
+use std::net::SocketAddr;
+use std::sync::{Arc, PoisonError, RwLock};
+use std::time::SystemTime;
+use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
+
+/// Whether the daemon is ready, and if not, why. Cheap to clone; all clones share the state.
+#[derive(Debug, Clone)]
+pub struct Readiness {
+    not_ready: Arc<RwLock<Option<String>>>,
+}
+
+impl Default for Readiness {
+    /// Not ready: waiting for the first reconcile.
+    fn default() -> Self {
+        Readiness {
+            not_ready: Arc::new(RwLock::new(Some(
+                "waiting for the first reconcile to finish".to_owned(),
+            ))),
+        }
+    }
+}
+
+impl Readiness {
+    /// Marks the daemon ready (after the first reconcile finished successfully).
+    pub fn set_ready(&self) {
+        *self
+            .not_ready
+            .write()
+            .unwrap_or_else(PoisonError::into_inner) = None;
+    }
+
+    /// Marks the daemon not ready, with a reason shown by `/readyz`.
+    pub fn set_not_ready(&self, reason: impl Into<String>) {
+        *self
+            .not_ready
+            .write()
+            .unwrap_or_else(PoisonError::into_inner) = Some(reason.into());
+    }
+
+    /// `Ok` when ready, else the reason.
+    pub fn check(&self) -> Result<(), String> {
+        match &*self
+            .not_ready
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+        {
+            None => Ok(()),
+            Some(reason) => Err(reason.clone()),
+        }
+    }
+}
+
+/// What the endpoints read: metrics, readiness, the optional webhook and the clock.
+#[derive(Clone)]
+pub struct HttpState {
+    metrics: Arc<Metrics>,
+    readiness: Readiness,
+    webhook: Option<Arc<Webhook>>,
+    now: Arc<dyn Fn() -> SystemTime + Send + Sync>,
+}
+
+impl fmt::Debug for HttpState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("HttpState")
+            .field("readiness", &self.readiness)
+            .field("webhook", &self.webhook.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+impl HttpState {
+    /// Endpoints over `metrics` and `readiness`, rendering metrics at `clock`'s time, without
+    /// a webhook.
+    pub fn new(
+        metrics: Arc<Metrics>,
+        readiness: Readiness,
+        clock: impl Clock + 'static,
+    ) -> HttpState {
+        HttpState {
+            metrics,
+            readiness,
+            webhook: None,
+            now: Arc::new(move || clock.now()),
+        }
+    }
+
+    /// Adds `POST /webhook`.
+    pub fn with_webhook(mut self, webhook: Arc<Webhook>) -> HttpState {
+        self.webhook = Some(webhook);
+        self
+    }
+}
+
+/// The routes, ready to serve.
+pub fn router(state: HttpState) -> Router {
+    let webhook = state.webhook.clone();
+    let routes = Router::new()
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics))
+        .with_state(state);
+    match webhook {
+        Some(webhook) => routes.merge(webhook.router()),
+        None => routes,
+    }
+}
+
+async fn healthz() -> Response {
+    Json(json!({"status": "ok"})).into_response()
+}
+
+async fn readyz(State(state): State<HttpState>) -> Response {
+    match state.readiness.check() {
+        Ok(()) => Json(json!({"status": "ready"})).into_response(),
+        Err(reason) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(json!({"status": "not ready", "reason": reason})),
+        )
+            .into_response(),
+    }
+}
+
+async fn metrics(State(state): State<HttpState>) -> Response {
+    let text = state.metrics.render((state.now)());
+    ([(header::CONTENT_TYPE, CONTENT_TYPE)], text).into_response()
+}
+
+/// A running HTTP server. Dropping it stops it at once; [`HttpServer::stopped`] waits for the
+/// graceful stop that follows a shutdown request.
+#[derive(Debug)]
+pub struct HttpServer {
+    addr: SocketAddr,
+    task: Option<JoinHandle<std::io::Result<()>>>,
+}
+
+/// Binds `addr` (port 0 picks a free one) and serves [`router`] until `shutdown` is
+/// requested; then it stops accepting and lets requests in flight finish.
+///
+/// # Errors
+/// The address cannot be bound.
+pub async fn serve(
+    addr: SocketAddr,
+    state: HttpState,
+    shutdown: ShutdownSignal,
+) -> std::io::Result<HttpServer> {
+    let listener = TcpListener::bind(addr).await?;
+    let addr = listener.local_addr()?;
+    let app = router(state);
+    let task = tokio::spawn(async move {
+        axum::serve(listener, app)
+            .with_graceful_shutdown(async move {
+                shutdown.requested().await;
+            })
+            .await
+    });
+    tracing::info!(%addr, "http endpoints listening");
+    Ok(HttpServer {
+        addr,
+        task: Some(task),
+    })
+}
+
+impl HttpServer {
+    /// The bound address.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// `http://<addr>`.
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// Waits until the server has stopped (after a shutdown request).
+    ///
+    /// # Errors
+    /// The server failed, or its task panicked.
+    pub async fn stopped(mut self) -> std::io::Result<()> {
+        match self.task.take() {
+            Some(task) => task.await.map_err(std::io::Error::other)?,
+            None => Ok(()),
+        }
+    }
+}
+
+impl Drop for HttpServer {
+    fn drop(&mut self) {
+        if let Some(task) = self.task.take() {
+            task.abort();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

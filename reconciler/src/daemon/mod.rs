@@ -1,0 +1,23 @@
+//! The building blocks of `tether run`, the long-running reconciler: what makes a reconcile
+//! happen, who may act, and how the process is configured, observed and stopped. Operators'
+//! view: `docs/operations.md`.
+//!
+//! - [`config`]: the configuration file plus environment, validated into `DaemonConfig`;
+//! - [`trigger`]: reasons to reconcile, the coalescer that batches them, the jittered interval;
+//! - [`watch`]: file changes in a local fleet directory as triggers;
+//! - [`webhook`]: signed GitHub pushes as triggers;
+//! - [`lock`]: the single-writer lease, a ref compare-and-swapped in the fleet repository;
+//! - [`metrics`]: Prometheus counters, gauges and the reconcile histogram;
+//! - [`http`]: `/healthz`, `/readyz`, `/metrics` and `/webhook`;
+//! - [`shutdown`]: SIGTERM/SIGINT as a signal the loop checks between actions, a grace period.
+//!
+//! The remote fleet repository's local mirror is [`crate::source::remote`].
+
+pub mod config;
+pub mod http;
+pub mod lock;
+pub mod metrics;
+pub mod shutdown;
+pub mod trigger;
+pub mod watch;
+pub mod webhook;

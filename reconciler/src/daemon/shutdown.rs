@@ -1,0 +1,187 @@
+//! Shutdown: one [`ShutdownTrigger`] (fired by SIGTERM/SIGINT through [`on_os_signals`], or by
+//! code) and any number of [`ShutdownSignal`]s that the reconcile loop, the HTTP server and the
+//! producers check or await. [`within_grace`] bounds how long in-flight work may take once
+//! shutdown was requested.
+//!
+//! The reconcile loop checks [`ShutdownSignal::is_requested`] between actions: an action that
+//! has started is finished (never abandoned half-way), no new one starts.
+
+use std::future::Future;
+use std::time::Duration;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+/// Why shutdown was requested.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ShutdownReason {
+    /// SIGTERM (e.g. `systemctl stop`, Kubernetes).
+    Terminate,
+    /// SIGINT (Ctrl-C).
+    Interrupt,
+    /// Asked for by code.
+    Requested,
+}
+
+impl ShutdownReason {
+    /// A stable name for logs: `SIGTERM`, `SIGINT` or `requested`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ShutdownReason::Terminate => "SIGTERM",
+            ShutdownReason::Interrupt => "SIGINT",
+            ShutdownReason::Requested => "requested",
+        }
+    }
+}
+
+/// Requests shutdown; the first reason given wins.
+#[derive(Debug, Clone)]
+pub struct ShutdownTrigger {
+    tx: watch::Sender<Option<ShutdownReason>>,
+}
+
+impl ShutdownTrigger {
+    /// Requests shutdown with `reason`, unless it was already requested.
+    pub fn trigger(&self, reason: ShutdownReason) {
+        self.tx.send_if_modified(|current| {
+            let first = current.is_none();
+            if first {
+                *current = Some(reason);
+            }
+            first
+        });
+    }
+
+    /// Another signal observing this trigger.
+    pub fn signal(&self) -> ShutdownSignal {
+        ShutdownSignal {
+            rx: self.tx.subscribe(),
+        }
+    }
+}
+
+/// Observes whether shutdown was requested. Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct ShutdownSignal {
+    rx: watch::Receiver<Option<ShutdownReason>>,
+}
+
+impl ShutdownSignal {
+    /// Whether shutdown was requested: check it between actions.
+    pub fn is_requested(&self) -> bool {
+        self.rx.borrow().is_some()
+    }
+
+    /// The reason, once requested.
+    pub fn reason(&self) -> Option<ShutdownReason> {
+        *self.rx.borrow()
+    }
+
+    /// Completes when shutdown is requested (at once if it already was). Never completes if
+    /// every [`ShutdownTrigger`] is dropped without firing.
+    pub async fn requested(&self) -> ShutdownReason {
+        let mut rx = self.rx.clone();
+        let reason = rx.wait_for(Option::is_some).await.map(|r| *r);
+        match reason {
+            Ok(reason) => reason.unwrap_or(ShutdownReason::Requested),
+            Err(_) => std::future::pending().await,
+        }
+    }
+}
+
+/// A connected trigger and signal, not yet requested.
+pub fn channel() -> (ShutdownTrigger, ShutdownSignal) {
+    let (tx, rx) = watch::channel(None);
+    (ShutdownTrigger { tx }, ShutdownSignal { rx })
+}
+
+/// Registers handlers for SIGTERM and SIGINT now, and returns the task that fires `trigger`
+/// on the first of them. From then on these signals no longer kill the process: the daemon
+/// shuts down through `trigger`.
+///
+/// # Errors
+/// The signal handlers cannot be registered.
+pub fn on_os_signals(trigger: ShutdownTrigger) -> std::io::Result<JoinHandle<()>> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut terminate = signal(SignalKind::terminate())?;
+    let mut interrupt = signal(SignalKind::interrupt())?;
+    Ok(tokio::spawn(async move {
+        let reason = tokio::select! {
+            _ = terminate.recv() => ShutdownReason::Terminate,
+            _ = interrupt.recv() => ShutdownReason::Interrupt,
+        };
+        tracing::info!(signal = reason.as_str(), "shutdown requested");
+        trigger.trigger(reason);
+    }))
+}
+
+/// The grace period ran out before the work finished.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("work still running after the {grace:?} grace period; it was abandoned")]
+pub struct GraceExpired {
+    /// The grace period.
+    pub grace: Duration,
+}
+
+/// Runs `work` for at most `grace` (tokio time, so paused-clock tests take no real time).
+///
+/// # Errors
+/// [`GraceExpired`] when `work` did not finish in time; it is dropped.
+pub async fn within_grace<F: Future>(grace: Duration, work: F) -> Result<F::Output, GraceExpired> {
+    tokio::time::timeout(grace, work)
+        .await
+        .map_err(|_| GraceExpired { grace })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn every_signal_sees_the_first_reason() {
+        let (trigger, signal) = channel();
+        let other = trigger.signal();
+        assert!(!signal.is_requested());
+        let waiter = tokio::spawn({
+            let signal = signal.clone();
+            async move { signal.requested().await }
+        });
+        trigger.trigger(ShutdownReason::Interrupt);
+        trigger.trigger(ShutdownReason::Requested);
+        assert_eq!(waiter.await.expect("join"), ShutdownReason::Interrupt);
+        assert!(other.is_requested());
+        assert_eq!(other.reason(), Some(ShutdownReason::Interrupt));
+        assert_eq!(other.requested().await, ShutdownReason::Interrupt);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_grace_period_bounds_slow_work_and_lets_quick_work_finish() {
+        let quick = within_grace(Duration::from_secs(10), async { 7 }).await;
+        assert_eq!(quick, Ok(7));
+        let slow = within_grace(Duration::from_secs(10), async {
+            tokio::time::sleep(Duration::from_secs(3600)).await;
+        })
+        .await;
+        assert_eq!(
+            slow,
+            Err(GraceExpired {
+                grace: Duration::from_secs(10)
+            })
+        );
+    }
+
+    #[tokio::test]
+    async fn sigterm_requests_shutdown_instead_of_killing_the_process() {
+        let (trigger, signal) = channel();
+        let listener = on_os_signals(trigger).expect("register handlers");
+        let status = std::process::Command::new("kill")
+            .args(["-TERM", &std::process::id().to_string()])
+            .status()
+            .expect("run kill");
+        assert!(status.success());
+        let reason = tokio::time::timeout(Duration::from_secs(10), signal.requested())
+            .await
+            .expect("signal delivered");
+        assert_eq!(reason, ShutdownReason::Terminate);
+        listener.await.expect("listener ends");
+    }
+}
