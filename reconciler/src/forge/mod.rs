@@ -15,6 +15,8 @@ pub mod convert;
 pub mod error;
 pub mod github;
 pub mod guard;
+#[cfg(test)]
+mod tests;
 
 pub use config::{Config, DEFAULT_API_URL, Repository};
 pub use error::{Error, Scope, Target};
