@@ -5,6 +5,8 @@
 //! - [`source`]: read a fleet's files from a directory or a git revision;
 //! - [`cloud`]: Hetzner and Tailscale clients behind small traits, and the retry policy;
 //! - [`observe`]: read the live inventory;
+//! - [`forge`]: GitHub: the plan comment on pull requests, commit statuses, opening pull
+//!   requests;
 //! - [`plan`]: the pure planner, desired vs. observed → a safe, reviewable plan;
 //! - [`apply`]: carrying a plan out, safely;
 //! - [`reconcile`]: one pass from fleet to status commit;
@@ -22,6 +24,7 @@ pub mod billing;
 pub mod cli;
 pub mod cloud;
 pub mod daemon;
+pub mod forge;
 pub mod observe;
 pub mod plan;
 pub mod reconcile;

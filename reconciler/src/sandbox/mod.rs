@@ -1,14 +1,16 @@
-//! Local emulators of the outside APIs (Hetzner Cloud, Tailscale), for trying tether without
-//! credentials and for every test. They are product code: they answer like the real APIs,
+//! Local emulators of the outside APIs (Hetzner Cloud, Tailscale, GitHub), for trying tether
+//! without credentials and for every test. They are product code: they answer like the real APIs,
 //! including errors, pagination, rate limits and asynchronous actions, and they are stricter
 //! where that catches bugs.
 //!
 //! - [`emulator`]: the HTTP server, fault injection and request counters they share;
+//! - [`github`]: the GitHub REST emulator (comments, statuses, pull requests) octocrab talks to;
 //! - [`MachineHooks`]: how an emulated VM's life (boot, power off, delete) reaches other
 //!   emulators, so a booted server can enrol in the emulated tailnet from its cloud-init.
 
 pub mod demo;
 pub mod emulator;
+pub mod github;
 pub mod hetzner;
 pub mod stack;
 pub mod tailscale;
