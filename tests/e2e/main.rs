@@ -4,6 +4,7 @@
 mod billing;
 mod common;
 mod converge;
+mod daemon;
 mod sandbox_cmd;
 mod sandbox_demo;
 mod schema_cmd;

@@ -8,6 +8,7 @@ mod audit;
 mod common;
 mod error;
 mod plan;
+mod run;
 mod sandbox;
 mod schema;
 mod validate;
@@ -29,6 +30,7 @@ enum Command {
     Validate(validate::ValidateArgs),
     Plan(plan::PlanArgs),
     Apply(apply::ApplyArgs),
+    Run(run::RunArgs),
     Agent(Box<agent::AgentArgs>),
     Audit(audit::AuditArgs),
     Schema(schema::SchemaArgs),
@@ -57,6 +59,7 @@ pub fn main() -> ExitCode {
         Command::Validate(args) => validate::cmd_validate(&args),
         Command::Plan(args) => plan::cmd_plan(&args),
         Command::Apply(args) => apply::cmd_apply(&args),
+        Command::Run(args) => run::cmd_run(&args),
         Command::Agent(args) => agent::cmd_agent(&args),
         Command::Audit(args) => audit::cmd_audit(&args),
         Command::Schema(args) => schema::cmd_schema(&args),

@@ -96,6 +96,7 @@ struct Inner<C> {
     clock: C,
     bucket: Mutex<Bucket>,
     waiters: Waiters,
+    counts: Mutex<BTreeMap<Option<u16>, u64>>,
 }
 
 impl Client<TokioClock> {
@@ -127,6 +128,7 @@ impl<C: Clock + Clone + 'static> Client<C> {
                 clock,
                 bucket,
                 waiters: Waiters::default(),
+                counts: Mutex::default(),
             }),
         })
     }
@@ -138,6 +140,25 @@ impl<C: Clock + Clone + 'static> Client<C> {
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .remaining()
+    }
+
+    /// Requests sent so far by HTTP status (`None`: no answer), for metrics.
+    pub fn request_counts(&self) -> BTreeMap<Option<u16>, u64> {
+        self.inner
+            .counts
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    fn count(&self, status: Option<u16>) {
+        *self
+            .inner
+            .counts
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .entry(status)
+            .or_default() += 1;
     }
 
     /// One request, one attempt: waits for the rate limiter, sends, decodes or types the error.
@@ -172,7 +193,9 @@ impl<C: Clock + Clone + 'static> Client<C> {
         if let Some(body) = body {
             request = request.json(body);
         }
-        let response = request.send().await.map_err(|e| transport(operation, &e))?;
+        let sent = request.send().await;
+        self.count(sent.as_ref().ok().map(|r| r.status().as_u16()));
+        let response = sent.map_err(|e| transport(operation, &e))?;
         let status = response.status().as_u16();
         let headers = response.headers().clone();
         if let Some(observed) = ratelimit::observed(&headers) {

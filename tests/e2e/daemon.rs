@@ -1,0 +1,205 @@
+//! `tether run` as a real process: it converges at start, then reacts to a local edit (file
+//! watch) and to a signed GitHub push webhook, and stops cleanly on SIGTERM.
+
+use crate::common::{commit_all, example_fleet, tether_bin};
+use hmac::{Hmac, Mac};
+use sha2::Sha256;
+use std::path::Path;
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+use tether::sandbox::stack::{Stack, StackOptions};
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("bind")
+        .local_addr()
+        .expect("addr")
+        .port()
+}
+
+struct Daemon {
+    child: tokio::process::Child,
+    url: String,
+    log: std::path::PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl Daemon {
+    async fn start(stack: &Stack, source: &str, extra_env: &[(&str, &str)]) -> Daemon {
+        let port = free_port();
+        let dir = tempfile::tempdir().expect("config dir");
+        let config = dir.path().join("tether.yaml");
+        let log = dir.path().join("tether.log");
+        let yaml = format!(
+            "fleet: aura-prod\nsource:\n{source}\ninterval: 5m\nlisten: 127.0.0.1:{port}\nhetzner:\n  endpoint: {}\ntailscale:\n  endpoint: {}\n{}",
+            stack.hetzner.url(),
+            stack.tailscale.url(),
+            if extra_env.iter().any(|(k, _)| *k == "TETHER_WEBHOOK_SECRET") {
+                "webhook: {}\n"
+            } else {
+                ""
+            }
+        );
+        std::fs::write(&config, yaml).expect("config");
+        let mut cmd = tokio::process::Command::new(tether_bin());
+        let stderr = std::fs::File::create(&log).expect("log file");
+        cmd.args(["run", "--config", config.to_str().expect("utf-8")])
+            .stdout(Stdio::null())
+            .stderr(stderr)
+            .kill_on_drop(true);
+        for (k, v) in stack.env() {
+            cmd.env(k, v);
+        }
+        for (k, v) in extra_env {
+            cmd.env(k, v);
+        }
+        let child = cmd.spawn().expect("start tether run");
+        let daemon = Daemon {
+            child,
+            url: format!("http://127.0.0.1:{port}"),
+            log,
+            _dir: dir,
+        };
+        daemon.wait_ready().await;
+        daemon
+    }
+
+    async fn wait_ready(&self) {
+        let client = reqwest::Client::new();
+        for _ in 0..600 {
+            if let Ok(r) = client.get(format!("{}/readyz", self.url)).send().await
+                && r.status().is_success()
+            {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!(
+            "tether run did not become ready within 30 s:\n{}",
+            std::fs::read_to_string(&self.log).unwrap_or_default()
+        );
+    }
+
+    async fn stop(mut self) {
+        let pid = self.child.id().expect("pid");
+        let _ = std::process::Command::new("kill")
+            .args(["-TERM", &pid.to_string()])
+            .status();
+        let status = tokio::time::timeout(Duration::from_secs(20), self.child.wait())
+            .await
+            .expect("exits after SIGTERM")
+            .expect("wait");
+        assert!(status.success(), "clean exit on SIGTERM: {status}");
+    }
+}
+
+/// Waits until the Hetzner emulator has seen `method` on a route starting with `route`.
+async fn first_request(stack: &Stack, method: &str, route: &str, since: Instant) -> Duration {
+    let before = stack.hetzner.requests().count(method, route);
+    for _ in 0..1000 {
+        if stack.hetzner.requests().count(method, route) > before {
+            return since.elapsed();
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    panic!("no {method} {route} within 5 s");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_daemon_reacts_to_a_local_edit_within_a_second() {
+    let stack = Stack::start(StackOptions::default())
+        .await
+        .expect("emulators");
+    let fleet = example_fleet();
+    commit_all(fleet.path(), "main", "seed");
+    let daemon = Daemon::start(&stack, &format!("  path: {}", fleet.path().display()), &[]).await;
+    assert_eq!(stack.hetzner.servers().len(), 6, "converged at start");
+
+    let edited = Instant::now();
+    std::fs::remove_file(fleet.path().join("agents/globex/globex-ops.yaml"))
+        .expect("edit the fleet");
+    let reacted = first_request(&stack, "DELETE", "/v1/servers/", edited).await;
+    assert!(
+        reacted < Duration::from_secs(1),
+        "the edit was acted on after {reacted:?}"
+    );
+    daemon.stop().await;
+    stack.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_daemon_reacts_to_a_pushed_commit_via_the_webhook_within_a_second() {
+    let stack = Stack::start(StackOptions::default())
+        .await
+        .expect("emulators");
+    let work = example_fleet();
+    commit_all(work.path(), "main", "seed");
+    let remote = tempfile::tempdir().expect("remote");
+    git2::Repository::init_bare(remote.path()).expect("bare");
+    let push = |work: &Path| {
+        let repo = git2::Repository::open(work).expect("work repo");
+        let mut r = repo
+            .remote_anonymous(remote.path().to_str().expect("utf-8"))
+            .expect("remote");
+        r.push(&["+refs/heads/main:refs/heads/main"], None)
+            .expect("push");
+        repo.revparse_single("main").expect("main").id().to_string()
+    };
+    push(work.path());
+    let cache_parent = tempfile::tempdir().expect("cache");
+    let cache = cache_parent.path().join("mirror");
+    let secret = "It's a Secret to Everybody";
+    let source = format!(
+        "  remote: file://{}\n  branch: main\n  cacheDir: {}",
+        remote.path().display(),
+        cache.display()
+    );
+    let daemon = Daemon::start(&stack, &source, &[("TETHER_WEBHOOK_SECRET", secret)]).await;
+    assert_eq!(stack.hetzner.servers().len(), 6, "converged at start");
+
+    let spec = work.path().join("agents/acme/acme-new.yaml");
+    std::fs::write(&spec, "apiVersion: tether/v1\nkind: Agent\nmetadata: {name: acme-new}\nspec: {subscription: sub_new, runtime: {version: '1.4.2'}}\n").expect("spec");
+    commit_all(work.path(), "main", "billing: acme-new");
+    let after = push(work.path());
+    let body = format!(
+        r#"{{"ref":"refs/heads/main","after":"{after}","repository":{{"full_name":"acme/fleet"}}}}"#
+    );
+    let mut mac = Hmac::<Sha256>::new_from_slice(secret.as_bytes()).expect("hmac");
+    mac.update(body.as_bytes());
+    let signature: String = mac
+        .finalize()
+        .into_bytes()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    let pushed = Instant::now();
+    let response = reqwest::Client::new()
+        .post(format!("{}/webhook", daemon.url))
+        .header("X-GitHub-Event", "push")
+        .header("X-GitHub-Delivery", "72d3162e-cc78-11e3-81ab-4c9367dc0958")
+        .header("X-Hub-Signature-256", format!("sha256={signature}"))
+        .header("Content-Type", "application/json")
+        .body(body.clone())
+        .send()
+        .await
+        .expect("deliver");
+    assert_eq!(response.status().as_u16(), 202);
+    let reacted = first_request(&stack, "POST", "/v1/servers", pushed).await;
+    assert!(
+        reacted < Duration::from_secs(1),
+        "the push was acted on after {reacted:?}"
+    );
+
+    let forged = reqwest::Client::new()
+        .post(format!("{}/webhook", daemon.url))
+        .header("X-GitHub-Event", "push")
+        .header("X-GitHub-Delivery", "another-delivery")
+        .header("X-Hub-Signature-256", "sha256=00")
+        .body(body)
+        .send()
+        .await
+        .expect("deliver forged");
+    assert_eq!(forged.status().as_u16(), 401, "a bad signature is refused");
+    daemon.stop().await;
+    stack.shutdown().await;
+}
