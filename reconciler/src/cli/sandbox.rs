@@ -70,10 +70,7 @@ pub fn cmd_sandbox(args: &SandboxArgs) -> Result<Outcome, CliError> {
     match &args.command {
         Some(SandboxCommand::Hetzner(hetzner)) => runtime.block_on(run_hetzner(hetzner)),
         None if args.demo => runtime.block_on(run_demo(&fleet_dir(args.fleet.as_deref())?)),
-        None => Err(CliError::usage(
-            "say which sandbox to run",
-            "`tether sandbox --demo` runs the narrated scenario; `tether sandbox hetzner` runs the Hetzner emulator alone",
-        )),
+        None => runtime.block_on(run_live(&fleet_dir(args.fleet.as_deref())?)),
     }
 }
 
@@ -95,6 +92,22 @@ fn fleet_dir(given: Option<&std::path::Path>) -> Result<std::path::PathBuf, CliE
                 "run from the tether source tree, or pass --fleet PATH",
             )
         })
+}
+
+async fn run_live(fleet: &std::path::Path) -> Result<Outcome, CliError> {
+    super::common::init_logging(super::common::LogFormat::Text, "warn");
+    let (trigger, _signal) = crate::daemon::shutdown::channel();
+    crate::daemon::shutdown::on_os_signals(trigger.clone()).map_err(|e| {
+        CliError::failed(
+            format!("cannot listen for Ctrl-C: {e}"),
+            "check the process's signal handling",
+        )
+    })?;
+    let mut out = std::io::stdout();
+    crate::sandbox::live::run(fleet, &mut out, trigger)
+        .await
+        .map(|()| Outcome::Success)
+        .map_err(|e| CliError::failed(e.to_string(), "is another sandbox using the ports? each run picks free ports; report this as a bug"))
 }
 
 async fn run_demo(fleet: &std::path::Path) -> Result<Outcome, CliError> {

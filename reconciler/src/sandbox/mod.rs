@@ -12,6 +12,7 @@ pub mod demo;
 pub mod emulator;
 pub mod github;
 pub mod hetzner;
+pub mod live;
 pub mod stack;
 pub mod tailscale;
 

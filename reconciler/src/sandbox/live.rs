@@ -1,0 +1,172 @@
+//! `tether sandbox`: the emulated cloud (Hetzner, Tailscale, GitHub), a fleet repository seeded
+//! from the example fleet, and the reconciler daemon running against them until Ctrl-C. It
+//! prints how to talk to each piece; everything it made lives in one temporary folder that is
+//! removed when it stops.
+
+use super::github::{self, GitHubEmulator};
+use super::stack::{CLIENT_ID, Stack, StackOptions};
+use crate::daemon::config::{DaemonConfig, FleetSource, LogFormat, TailscaleAuth};
+use crate::daemon::run::{self, Handles};
+use crate::daemon::shutdown::ShutdownTrigger;
+use crate::daemon::trigger::Schedule;
+use crate::secret::Secret;
+use git2::{IndexAddOption, Repository, Signature};
+use std::io::Write;
+use std::path::Path;
+use std::time::Duration;
+
+/// The token the sandbox's GitHub emulator accepts (a sandbox value, printed on purpose).
+pub const GITHUB_TOKEN: &str = "ghs_sandbox_token_for_tether";
+
+/// Why the sandbox could not run.
+#[derive(Debug, thiserror::Error)]
+#[error("sandbox: {0}")]
+pub struct LiveError(String);
+
+fn err<E: std::fmt::Display>(e: E) -> LiveError {
+    LiveError(e.to_string())
+}
+
+/// Runs the sandbox until `shutdown` is triggered, narrating into `out`.
+///
+/// # Errors
+/// An emulator, the repository or the daemon cannot start.
+pub async fn run(
+    fleet_dir: &Path,
+    out: &mut impl Write,
+    shutdown: ShutdownTrigger,
+) -> Result<(), LiveError> {
+    let dir = tempfile::tempdir().map_err(err)?;
+    let stack = Stack::start(StackOptions {
+        boot_delay: Duration::from_millis(500),
+        ..StackOptions::default()
+    })
+    .await
+    .map_err(err)?;
+    let github =
+        GitHubEmulator::start(github::Config::default().user(GITHUB_TOKEN, "tether-sandbox"))
+            .await
+            .map_err(err)?;
+    let bare = dir.path().join("fleet.git");
+    let work = dir.path().join("fleet");
+    let fleet_name = seed(fleet_dir, &bare, &work)?;
+    let token = |name: &str| {
+        stack
+            .env()
+            .into_iter()
+            .find(|(k, _)| *k == name)
+            .map(|(_, v)| v)
+            .unwrap_or_default()
+    };
+    let config = DaemonConfig {
+        fleet: fleet_name,
+        source: FleetSource::Remote {
+            url: format!("file://{}", bare.display()),
+            branch: "main".into(),
+            cache_dir: dir.path().join("cache"),
+        },
+        schedule: Schedule {
+            every: Duration::from_secs(5),
+            jitter: 0.1,
+        },
+        listen: std::net::SocketAddr::from(([127, 0, 0, 1], 0)),
+        webhook_secret: None,
+        lock_ttl: Duration::from_secs(120),
+        lock_holder: format!("sandbox/{}", std::process::id()),
+        hetzner_endpoint: stack.hetzner.url(),
+        hetzner_token: stack.hetzner.token(),
+        tailscale_endpoint: stack.tailscale.url(),
+        tailnet: "-".into(),
+        tailscale_auth: TailscaleAuth::OAuth {
+            client_id: CLIENT_ID.to_owned(),
+            client_secret: Secret::new(token("TS_OAUTH_CLIENT_SECRET")),
+        },
+        github_endpoint: github.url(),
+        github_token: None,
+        concurrency: 8,
+        log_format: LogFormat::Text,
+    };
+    let (tx, rx) = tokio::sync::oneshot::channel::<Handles>();
+    let narrate = async {
+        let Ok(handles) = rx.await else {
+            return;
+        };
+        let lines = [
+            "tether sandbox is running: emulated Hetzner, Tailscale and GitHub on 127.0.0.1, and the".to_owned(),
+            "reconciler daemon following a local fleet repository. Nothing leaves this machine.".to_owned(),
+            String::new(),
+            format!("fleet work tree   {}   (edit, commit, `git push`: the daemon reconciles within 5 s)", work.display()),
+            format!("fleet remote      {}", bare.display()),
+            format!("daemon            {}/metrics  {0}/readyz  {0}/healthz", handles.http_url),
+            String::new(),
+            "Point clients at the emulated cloud:".to_owned(),
+            format!("  export HCLOUD_ENDPOINT={} HCLOUD_TOKEN={}   # hcloud server list", stack.hetzner.url(), stack.hetzner.token().expose()),
+            format!("  export TS_API_URL={} TS_OAUTH_CLIENT_ID={CLIENT_ID} TS_OAUTH_CLIENT_SECRET={}", stack.tailscale.url(), token("TS_OAUTH_CLIENT_SECRET")),
+            format!("  export GITHUB_API_URL={} GITHUB_TOKEN={GITHUB_TOKEN} GITHUB_REPOSITORY=acme/fleet", github.url()),
+            format!("  curl {}/_emulator/servers   # the cloud's state, no token needed", stack.hetzner.url().trim_end_matches("/v1")),
+            String::new(),
+            format!("Try: tether agent add --repo {} --push origin --subscription sub_try1 --customer cus_try", work.display()),
+            "Press Ctrl-C to stop; the temporary folder is removed.".to_owned(),
+        ];
+        for line in lines {
+            let _ = writeln!(out, "{line}");
+        }
+        let _ = out.flush();
+    };
+    let (result, ()) = tokio::join!(run::run(config, shutdown, Some(tx)), narrate);
+    let result = result.map_err(err);
+    github.shutdown().await;
+    stack.shutdown().await;
+    let _ = writeln!(out, "sandbox stopped; removed {}", dir.path().display());
+    result
+}
+
+/// Creates the bare remote with the example fleet on `main` and a work clone of it; returns
+/// the fleet's name.
+fn seed(fleet_dir: &Path, bare: &Path, work: &Path) -> Result<String, LiveError> {
+    let snapshot = crate::source::dir::read(fleet_dir).map_err(err)?;
+    let fleet = tether_schema::load_fleet(&snapshot.files).map_err(err)?;
+    let repo = Repository::init(work).map_err(err)?;
+    copy(fleet_dir, work)?;
+    let mut index = repo.index().map_err(err)?;
+    index
+        .add_all(["*"], IndexAddOption::DEFAULT, None)
+        .map_err(err)?;
+    index.write().map_err(err)?;
+    let tree = repo
+        .find_tree(index.write_tree().map_err(err)?)
+        .map_err(err)?;
+    let sig = Signature::now("Platform Team", "platform@example.com").map_err(err)?;
+    repo.commit(
+        Some("refs/heads/main"),
+        &sig,
+        &sig,
+        "The example fleet",
+        &tree,
+        &[],
+    )
+    .map_err(err)?;
+    repo.set_head("refs/heads/main").map_err(err)?;
+    Repository::init_bare(bare).map_err(err)?;
+    let mut origin = repo
+        .remote("origin", &format!("file://{}", bare.display()))
+        .map_err(err)?;
+    origin
+        .push(&["refs/heads/main:refs/heads/main"], None)
+        .map_err(err)?;
+    Ok(fleet.settings.name.to_string())
+}
+
+fn copy(from: &Path, to: &Path) -> Result<(), LiveError> {
+    for entry in std::fs::read_dir(from).map_err(err)? {
+        let entry = entry.map_err(err)?;
+        let target = to.join(entry.file_name());
+        if entry.file_type().map_err(err)?.is_dir() {
+            std::fs::create_dir_all(&target).map_err(err)?;
+            copy(&entry.path(), &target)?;
+        } else {
+            std::fs::copy(entry.path(), &target).map_err(err)?;
+        }
+    }
+    Ok(())
+}
