@@ -105,6 +105,13 @@ fn split(repo: &str) -> Result<(&str, &str), Rejection> {
         .ok_or_else(|| Rejection::new(422, format!("`{repo}` is not owner/name")))
 }
 
+fn owned(files: &[(&str, &str)]) -> BTreeMap<String, String> {
+    files
+        .iter()
+        .map(|(p, c)| ((*p).to_owned(), (*c).to_owned()))
+        .collect()
+}
+
 impl GitHubEmulator {
     /// Starts the emulator on a free port.
     ///
@@ -164,11 +171,25 @@ impl GitHubEmulator {
         files: &[(&str, &str)],
     ) -> Result<String, Rejection> {
         let (owner, name) = split(repo)?;
-        let files: BTreeMap<String, String> = files
-            .iter()
-            .map(|(p, c)| ((*p).to_owned(), (*c).to_owned()))
-            .collect();
-        self.app.state().push(owner, name, branch, files)
+        self.app.state().push(owner, name, branch, owned(files))
+    }
+
+    /// Points `branch` of `repo` at the commit `sha` holding `files`: the real git commit id
+    /// when a test mirrors a git repository, so statuses land on the commit tether read.
+    ///
+    /// # Errors
+    /// The repository does not exist, or `sha` is not 40 lowercase hex digits.
+    pub fn push_commit(
+        &self,
+        repo: &str,
+        branch: &str,
+        sha: &str,
+        files: &[(&str, &str)],
+    ) -> Result<(), Rejection> {
+        let (owner, name) = split(repo)?;
+        self.app
+            .state()
+            .push_commit(owner, name, branch, sha, owned(files))
     }
 
     /// Opens a pull request as `author`, with GitHub's rules; returns its number.

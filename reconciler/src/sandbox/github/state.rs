@@ -322,7 +322,7 @@ impl State {
         Ok(())
     }
 
-    /// Points `branch` at a new commit whose files are `files`; returns its sha.
+    /// Points `branch` at a new commit with a synthetic sha holding `files`; returns the sha.
     pub fn push(
         &mut self,
         owner: &str,
@@ -331,20 +331,38 @@ impl State {
         files: BTreeMap<String, String>,
     ) -> Result<String, Rejection> {
         let serial = self.next_id();
-        let repo = self.repo_mut(owner, name)?;
+        let repo = self.repo(owner, name)?;
         let mut hash = Sha256::new();
         hash.update(format!("{}\0{branch}\0{serial}\0", repo.full_name()));
         for (path, content) in &files {
             hash.update(format!("{path}\0{content}\0"));
         }
         let sha: String = format!("{:x}", hash.finalize())[..40].to_owned();
-        repo.commits.insert(sha.clone());
-        let entry = Branch {
-            sha: sha.clone(),
-            files,
-        };
-        repo.branches.insert(branch.to_owned(), entry);
+        self.push_commit(owner, name, branch, &sha, files)?;
         Ok(sha)
+    }
+
+    /// Points `branch` at the commit `sha` (e.g. a real git commit id) holding `files`.
+    ///
+    /// # Errors
+    /// 404 without the repository; 422 when `sha` is not 40 lowercase hex digits.
+    pub fn push_commit(
+        &mut self,
+        owner: &str,
+        name: &str,
+        branch: &str,
+        sha: &str,
+        files: BTreeMap<String, String>,
+    ) -> Result<(), Rejection> {
+        let repo = self.repo_mut(owner, name)?;
+        if sha.len() != 40 || !sha.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')) {
+            return Err(Rejection::validation("Commit", "sha", "invalid", None));
+        }
+        repo.commits.insert(sha.to_owned());
+        let sha = sha.to_owned();
+        repo.branches
+            .insert(branch.to_owned(), Branch { sha, files });
+        Ok(())
     }
 
     /// Every comment, statuses and pull request of every repository, in id order.

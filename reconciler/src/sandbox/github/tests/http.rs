@@ -228,3 +228,33 @@ async fn comments_are_edited_with_patch_or_post_and_deleted_once() {
     assert!(w.emu.comments().is_empty());
     w.emu.shutdown().await;
 }
+
+#[tokio::test]
+async fn a_branch_pushed_at_a_given_sha_moves_the_pull_request_head_there() {
+    let w = started().await;
+    let sha = "0123456789abcdef0123456789abcdef01234567";
+    w.emu
+        .push_commit(REPO, "feature", sha, &[("a.yaml", "c\n")])
+        .expect("push at sha");
+    let pr = octocrab(&w)
+        .pulls("acme", "fleet")
+        .get(1)
+        .await
+        .expect("pr");
+    assert_eq!(pr.head.sha, sha);
+    let (status, _, _) = w
+        .post(
+            &format!("/repos/acme/fleet/statuses/{sha}"),
+            json!({"state": "pending"}),
+        )
+        .await;
+    assert_eq!(status, 201, "the repository knows the commit");
+    for bad in ["0123456789ABCDEF0123456789abcdef01234567", "abc"] {
+        let refused = w
+            .emu
+            .push_commit(REPO, "feature", bad, &[])
+            .expect_err("not a sha");
+        assert_eq!(refused.status, 422, "{bad}");
+    }
+    w.emu.shutdown().await;
+}
