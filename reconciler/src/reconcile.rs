@@ -10,24 +10,11 @@ use crate::cloud::tailscale::Tailnet;
 use crate::observe::{ObserveError, observe};
 use crate::plan::{self, Context, Plan};
 use crate::source::Snapshot;
-use std::path::Path;
 use tether_schema::{Fleet, LoadError, load_fleet};
 use tokio::sync::watch;
 
-/// Where status commits go.
-#[derive(Debug, Clone)]
-pub struct StatusTarget<'a> {
-    /// The repository holding the status branch (the fleet repo or its mirror).
-    pub repo: &'a Path,
-    /// Remote to push to, when `repo` is a mirror.
-    pub remote: Option<&'a str>,
-    /// Status branch (default [`crate::audit::STATUS_BRANCH`]).
-    pub branch: &'a str,
-    /// The fleet branch, which status never writes.
-    pub source_branch: &'a str,
-    /// Commit identity.
-    pub identity: &'a commit::Identity,
-}
+/// Where status commits go: the status branch of the fleet repository (or its mirror).
+pub type StatusTarget<'a> = commit::Target<'a>;
 
 /// What a pass needs besides the clients.
 #[derive(Debug, Clone)]
@@ -156,7 +143,7 @@ pub async fn run<C: Compute, T: Tailnet>(
                 let observed = observe(compute, tailnet).await?;
                 let files = status::files(&fleet, &observed, &report, options.now, options.run);
                 let message = status::refusal_message(&plan, options.run);
-                commit::write(&commit_target(target), &files, &message)?;
+                commit::write(target, &files, &message)?;
             }
             return Err(refused.into());
         }
@@ -166,7 +153,7 @@ pub async fn run<C: Compute, T: Tailnet>(
             let observed = observe(compute, tailnet).await?;
             let files = status::files(&fleet, &observed, &report, options.now, options.run);
             commit::write(
-                &commit_target(target),
+                target,
                 &files,
                 &status::commit_message(&report, options.run),
             )?
@@ -180,14 +167,4 @@ pub async fn run<C: Compute, T: Tailnet>(
         report,
         status_commit,
     })
-}
-
-fn commit_target<'a>(t: &'a StatusTarget<'a>) -> commit::Target<'a> {
-    commit::Target {
-        repo: t.repo,
-        remote: t.remote,
-        branch: t.branch,
-        source_branch: t.source_branch,
-        identity: t.identity,
-    }
 }

@@ -16,7 +16,6 @@ use octocrab::{Octocrab, Page};
 use std::fmt;
 use std::future::Future;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use tokio::sync::OnceCell;
 
 /// Largest page GitHub serves.
@@ -294,36 +293,36 @@ impl<C: Clock + 'static> GitHub<C> {
         .await
     }
 
-    /// Opens a pull request from `new.head` into `new.base`; returns its number.
+    /// Opens a pull request from `new.head` into `new.base`, or finds the open one; returns its
+    /// number.
     ///
     /// # Guarantees
-    /// Never opens two: a retry first looks for an open pull request with the same head and
-    /// base (an earlier attempt may have succeeded without its answer arriving) and returns it.
+    /// Never opens a second pull request for one head and base: every attempt (retries
+    /// included) first looks for an open pull request with the same head and base and returns
+    /// it. So a create whose answer was lost is not repeated, and running the same request
+    /// again (`tether agent add --open-pr` twice) finds the first pull request.
     ///
     /// # Errors
     /// A text holds secret-looking material; GitHub refuses (422: no commits between the
-    /// branches, a pull request already exists, a branch is missing); the API fails.
+    /// branches, a branch is missing); the API fails.
     pub async fn create_pull_request(&self, new: &NewPullRequest) -> Result<PrNumber, Error> {
         let scope = self.scope(Target::Repository, "open pull request");
         self.guard(&scope, "pull request title", &new.title)?;
         self.guard(&scope, "pull request body", &new.body)?;
         let (owner, name) = self.repo();
         let pulls = self.inner.octo.pulls(owner, name);
-        let attempted = AtomicBool::new(false);
         self.retrying(&scope, || async {
-            if attempted.swap(true, Ordering::SeqCst) {
-                let open = pulls
-                    .list()
-                    .state(octocrab::params::State::Open)
-                    .head(format!("{owner}:{}", new.head))
-                    .base(new.base.as_str())
-                    .per_page(PER_PAGE)
-                    .send()
-                    .await
-                    .map_err(|e| self.convert(&scope, e))?;
-                if let Some(pr) = open.items.first() {
-                    return Ok(PrNumber(pr.number));
-                }
+            let open = pulls
+                .list()
+                .state(octocrab::params::State::Open)
+                .head(format!("{owner}:{}", new.head))
+                .base(new.base.as_str())
+                .per_page(PER_PAGE)
+                .send()
+                .await
+                .map_err(|e| self.convert(&scope, e))?;
+            if let Some(pr) = open.items.first() {
+                return Ok(PrNumber(pr.number));
             }
             pulls
                 .create(new.title.as_str(), new.head.as_str(), new.base.as_str())

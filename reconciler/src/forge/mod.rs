@@ -155,7 +155,8 @@ pub trait Forge: Send + Sync {
     ) -> impl Future<Output = Result<Vec<ChangedFile>, Error>> + Send;
     /// The head commit and branch of `pr`.
     fn pr_head(&self, pr: PrNumber) -> impl Future<Output = Result<PrHead, Error>> + Send;
-    /// Opens a pull request; returns its number. Never opens two for one call.
+    /// Opens a pull request, or finds the open one with the same head and base; returns its
+    /// number. Never opens a second for one head and base.
     fn create_pull_request(
         &self,
         new: &NewPullRequest,
