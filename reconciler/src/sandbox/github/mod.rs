@@ -7,11 +7,13 @@
 //!   per resource, its rules and its routes;
 //! - [`gate`]: User-Agent, credentials, rate limits; [`page`]: pagination and `Link`;
 //! - [`wire`]: the JSON; [`routes`]: the router and the `/_emulator/` observation routes;
-//! - [`files`]: a pull request's files from two branch snapshots.
+//! - [`files`]: a pull request's files from two branch snapshots; `linked`: repositories whose
+//!   branches come from a real git repository.
 
 pub mod comments;
 pub mod files;
 pub mod gate;
+mod linked;
 pub mod page;
 pub mod pulls;
 pub mod routes;
@@ -190,6 +192,17 @@ impl GitHubEmulator {
         self.app
             .state()
             .push_commit(owner, name, branch, sha, owned(files))
+    }
+
+    /// Makes `repo` show the branches (and every commit reachable from them) of the git
+    /// repository at `path`, re-read before every request: a `git push` to it is what the API
+    /// sees, as on GitHub. Branches set with [`GitHubEmulator::push`] are replaced.
+    ///
+    /// # Errors
+    /// The repository does not exist.
+    pub fn link_git(&self, repo: &str, path: &std::path::Path) -> Result<(), Rejection> {
+        let (owner, name) = split(repo)?;
+        self.app.state().link_git(owner, name, path.to_owned())
     }
 
     /// Opens a pull request as `author`, with GitHub's rules; returns its number.

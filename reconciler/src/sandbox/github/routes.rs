@@ -46,9 +46,11 @@ impl Shared {
         }
     }
 
-    /// The data, locked.
+    /// The data, locked, with linked git repositories read afresh.
     pub fn state(&self) -> MutexGuard<'_, State> {
-        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+        let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+        state.sync_linked();
+        state
     }
 }
 

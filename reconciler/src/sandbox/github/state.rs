@@ -10,6 +10,7 @@ use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
+use std::path::PathBuf;
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
@@ -205,6 +206,8 @@ pub(super) struct Repo {
     pub next_number: u64,
     pub comments: BTreeMap<u64, Comment>,
     pub statuses: Vec<Status>,
+    /// The git repository whose branches this repository shows (see `linked`).
+    pub git: Option<PathBuf>,
 }
 
 impl Repo {
@@ -317,6 +320,7 @@ impl State {
             next_number: 1,
             comments: BTreeMap::new(),
             statuses: Vec::new(),
+            git: None,
         };
         self.repos.insert(key, repo);
         Ok(())
@@ -362,6 +366,17 @@ impl State {
         let sha = sha.to_owned();
         repo.branches
             .insert(branch.to_owned(), Branch { sha, files });
+        Ok(())
+    }
+
+    /// Makes `owner/name` show the branches and commits of the git repository at `path`,
+    /// read again before every request.
+    ///
+    /// # Errors
+    /// 404 without the repository.
+    pub fn link_git(&mut self, owner: &str, name: &str, path: PathBuf) -> Result<(), Rejection> {
+        self.repo_mut(owner, name)?.git = Some(path);
+        self.sync_linked();
         Ok(())
     }
 

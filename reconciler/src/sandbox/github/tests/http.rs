@@ -258,3 +258,71 @@ async fn a_branch_pushed_at_a_given_sha_moves_the_pull_request_head_there() {
     }
     w.emu.shutdown().await;
 }
+
+#[tokio::test]
+async fn a_linked_repository_shows_what_git_pushed() {
+    let w = started().await;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let git = git2::Repository::init_bare(dir.path()).expect("bare repository");
+    let sig = git2::Signature::now("Alice", "alice@example.com").expect("signature");
+    let commit = |branch: &str, files: &[(&str, &str)], parent: Option<git2::Oid>| {
+        let mut tree = git.treebuilder(None).expect("tree builder");
+        for (name, content) in files {
+            let blob = git.blob(content.as_bytes()).expect("blob");
+            tree.insert(name, blob, 0o100_644).expect("insert");
+        }
+        let tree = git
+            .find_tree(tree.write().expect("tree"))
+            .expect("find tree");
+        let parents: Vec<git2::Commit<'_>> = parent
+            .map(|p| git.find_commit(p).expect("parent"))
+            .into_iter()
+            .collect();
+        let parents: Vec<&git2::Commit<'_>> = parents.iter().collect();
+        git.commit(
+            Some(&format!("refs/heads/{branch}")),
+            &sig,
+            &sig,
+            "c",
+            &tree,
+            &parents,
+        )
+        .expect("commit")
+    };
+    let base = commit("main", &[("fleet.yaml", "a\n")], None);
+    w.emu.link_git(REPO, dir.path()).expect("link");
+    let head = commit(
+        "agent-b",
+        &[("fleet.yaml", "a\n"), ("b.yaml", "b\n")],
+        Some(base),
+    );
+    let number = w
+        .emu
+        .open_pull_request(REPO, &NewPull::new("Add b", "agent-b", "main"), "alice")
+        .expect("the branch pushed with git exists");
+    let pr = octocrab(&w)
+        .pulls("acme", "fleet")
+        .get(number)
+        .await
+        .expect("pr");
+    assert_eq!(pr.head.sha, head.to_string());
+    let (status, _, files) = w
+        .send(
+            w.http
+                .get(w.url(&format!("/repos/acme/fleet/pulls/{number}/files")))
+                .bearer_auth(TOKEN),
+        )
+        .await;
+    assert_eq!(
+        (status, files[0]["filename"].as_str()),
+        (200, Some("b.yaml"))
+    );
+    let (status, _, _) = w
+        .post(
+            &format!("/repos/acme/fleet/statuses/{base}"),
+            json!({"state": "success"}),
+        )
+        .await;
+    assert_eq!(status, 201, "an older commit of a linked branch is known");
+    w.emu.shutdown().await;
+}
