@@ -1,8 +1,8 @@
 //! Writing a status commit to the status branch through libgit2, and pushing it without ever
 //! forcing: on a non-fast-forward the status change is rebuilt on the new tip and pushed again.
 
-use git2::{FetchOptions, Oid, PushOptions, RemoteCallbacks, Repository, Signature};
-use std::cell::RefCell;
+use crate::source::publish;
+use git2::{Oid, Repository, Signature};
 use std::collections::BTreeMap;
 use std::path::Path;
 
@@ -95,7 +95,7 @@ pub fn write(
     let local_ref = format!("refs/heads/{}", target.branch);
     for _ in 0..MAX_PUSH_ATTEMPTS {
         if let Some(remote) = target.remote {
-            fetch_branch(&repo, remote, target.branch).map_err(git)?;
+            publish::fetch_branch(&repo, remote, target.branch).map_err(git)?;
         }
         let parent = repo
             .find_reference(&local_ref)
@@ -134,7 +134,7 @@ pub fn write(
                 }
             }
             Some(remote) => {
-                if push(&repo, remote, oid, target.branch).map_err(git)? {
+                if publish::fast_forward(&repo, remote, oid, target.branch).map_err(git)? {
                     repo.reference(&local_ref, oid, true, "tether status pushed")
                         .map_err(git)?;
                     return Ok(Some(oid));
@@ -147,61 +147,6 @@ pub fn write(
         }
     }
     Err(CommitError::Contended(target.branch.to_owned()))
-}
-
-fn fetch_branch(repo: &Repository, remote: &str, branch: &str) -> Result<(), git2::Error> {
-    let mut r = repo
-        .remote_anonymous(remote)
-        .or_else(|_| repo.find_remote(remote))?;
-    let refspec = format!("+refs/heads/{branch}:refs/heads/{branch}");
-    let mut opts = FetchOptions::new();
-    match r.fetch(&[&refspec], Some(&mut opts), None) {
-        Ok(()) => Ok(()),
-        // The branch does not exist on the remote yet: the first status commit creates it.
-        Err(e)
-            if e.code() == git2::ErrorCode::NotFound
-                || e.message().contains("couldn't find remote ref") =>
-        {
-            Ok(())
-        }
-        Err(e) => Err(e),
-    }
-}
-
-/// Pushes `oid` to `branch` without force; `Ok(false)` when the remote rejected it as not a
-/// fast-forward.
-fn push(repo: &Repository, remote: &str, oid: Oid, branch: &str) -> Result<bool, git2::Error> {
-    let outgoing = "refs/tether/outgoing-status";
-    repo.reference(outgoing, oid, true, "tether status outgoing")?;
-    let mut r = repo
-        .remote_anonymous(remote)
-        .or_else(|_| repo.find_remote(remote))?;
-    let rejected = RefCell::new(None);
-    let mut callbacks = RemoteCallbacks::new();
-    callbacks.push_update_reference(|_, status| {
-        if let Some(msg) = status {
-            *rejected.borrow_mut() = Some(msg.to_owned());
-        }
-        Ok(())
-    });
-    let mut opts = PushOptions::new();
-    opts.remote_callbacks(callbacks);
-    let result = r.push(
-        &[format!("{outgoing}:refs/heads/{branch}")],
-        Some(&mut opts),
-    );
-    let _ = repo.find_reference(outgoing).and_then(|mut r| r.delete());
-    match result {
-        Ok(()) => Ok(rejected.borrow().is_none()),
-        Err(e)
-            if e.code() == git2::ErrorCode::NotFastForward
-                || e.message().contains("non-fast-forward")
-                || e.message().contains("fast forward") =>
-        {
-            Ok(false)
-        }
-        Err(e) => Err(e),
-    }
 }
 
 /// The parent's root tree with `status/` replaced by `files` (file names inside `status/`).

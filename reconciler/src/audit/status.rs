@@ -208,9 +208,9 @@ pub fn fleet_status(
     }
 }
 
-/// The status commit message: summary line, one body line per action with provider ids and
-/// outcome, then the trailers.
-pub fn commit_message(report: &ApplyReport, run: &str) -> String {
+/// The one-line account of an apply: `apply 3f2a1c9: +2 created, -1 deleted, 1 failed`. The
+/// status commit's subject, and the description of the `tether/<fleet>` commit status.
+pub fn summary_line(report: &ApplyReport) -> String {
     let short = report
         .revision
         .as_deref()
@@ -232,7 +232,13 @@ pub fn commit_message(report: &ApplyReport, run: &str) -> String {
     if skipped > 0 {
         summary.push(format!("{skipped} skipped"));
     }
-    let mut msg = format!("apply {short}: {}\n\n", summary.join(", "));
+    format!("apply {short}: {}", summary.join(", "))
+}
+
+/// The status commit message: summary line, one body line per action with provider ids and
+/// outcome, then the trailers.
+pub fn commit_message(report: &ApplyReport, run: &str) -> String {
+    let mut msg = format!("{}\n\n", summary_line(report));
     let _ = write!(msg, "{report}");
     let _ = write!(
         msg,

@@ -6,12 +6,11 @@
 //! compare-and-swap (or push without force), and on a lost race start again from the new tip.
 
 use crate::audit::commit::Identity;
-use crate::source::git::tree_files;
-use git2::{Oid, Repository, Signature};
+use git2::Oid;
 use std::collections::BTreeMap;
 use std::path::Path;
 use tether_schema::raw::RawAgent;
-use tether_schema::{Diagnostic, Power, load_fleet};
+use tether_schema::{Diagnostic, Power};
 
 /// Trailer naming the subscription a billing commit is about.
 pub const TRAILER_SUBSCRIPTION: &str = "Tether-Subscription";
@@ -105,8 +104,11 @@ impl From<git2::Error> for BillingError {
 pub struct Target<'a> {
     /// A local repository (bare or a clone).
     pub repo: &'a Path,
-    /// The fleet branch.
+    /// The branch to commit to: the fleet branch, or a pull-request branch (see `base`).
     pub branch: &'a str,
+    /// When `branch` does not exist (on the remote, when pushing), start it from this branch:
+    /// `tether agent add --open-pr` writes `tether/agent-<subscription>` off the fleet branch.
+    pub base: Option<&'a str>,
     /// Push to this remote (URL or name) instead of moving the local branch only.
     pub push: Option<&'a str>,
     /// Commit identity.
@@ -341,200 +343,8 @@ pub fn remove(
     )
 }
 
-/// The shared loop: `edit` gets the current spec (path and text) of the subscription and
-/// returns the path to write and its new content (empty = delete), or `None` for nothing to do.
-fn change(
-    target: &Target<'_>,
-    subscription: &str,
-    key: Option<&str>,
-    summary: &str,
-    edit: impl Fn(Option<(String, String)>) -> Result<Option<(String, String)>, BillingError>,
-) -> Result<Change, BillingError> {
-    let repo = Repository::open(target.repo)?;
-    let refname = format!("refs/heads/{}", target.branch);
-    for _ in 0..MAX_ATTEMPTS {
-        if let Some(remote) = target.push {
-            let mut r = repo
-                .remote_anonymous(remote)
-                .or_else(|_| repo.find_remote(remote))?;
-            r.fetch(
-                &[&format!(
-                    "+refs/heads/{b}:refs/heads/{b}",
-                    b = target.branch
-                )],
-                None,
-                None,
-            )?;
-        }
-        let tip = repo
-            .find_reference(&refname)
-            .and_then(|r| r.peel_to_commit())
-            .map_err(|_| BillingError::NoBranch(target.branch.to_owned()))?;
-        if let Some(key) = key
-            && let Some(done) = find_key(&repo, tip.id(), key)?
-        {
-            return Ok(Change::Unchanged {
-                reason: format!("idempotency key {key} was already applied in commit {done}"),
-            });
-        }
-        let tree = tip.tree()?;
-        let files = tree_files(&repo, &tree)?;
-        let existing = files.iter().find_map(|f| {
-            spec_subscription(f)
-                .filter(|(_, s)| *s == subscription)
-                .map(|(text, _)| (f.path.clone(), text.to_owned()))
-        });
-        let Some((path, content)) = edit(existing)? else {
-            return Ok(Change::Unchanged {
-                reason: format!("no agent spec has subscription {subscription}"),
-            });
-        };
-        let current = files
-            .iter()
-            .find(|f| f.path == path)
-            .and_then(|f| match &f.content {
-                tether_schema::Content::Bytes(b) => Some(b.clone()),
-                _ => None,
-            });
-        if current.as_deref() == Some(content.as_bytes())
-            || (content.is_empty() && current.is_none())
-        {
-            return Ok(Change::Unchanged {
-                reason: format!("{path} already says this"),
-            });
-        }
-        let new_tree = with_file(&repo, &tree, &path, &content)?;
-        let new_files = tree_files(&repo, &repo.find_tree(new_tree)?)?;
-        load_fleet(&new_files).map_err(|e| BillingError::Invalid(e.diagnostics))?;
-        let mut message = format!("{summary}\n\n{TRAILER_SUBSCRIPTION}: {subscription}\n");
-        if let Some(key) = key {
-            message.push_str(&format!("{TRAILER_IDEMPOTENCY}: {key}\n"));
-        }
-        let sig = Signature::now(&target.identity.name, &target.identity.email)?;
-        let oid = repo.commit(
-            None,
-            &sig,
-            &sig,
-            &message,
-            &repo.find_tree(new_tree)?,
-            &[&tip],
-        )?;
-        let landed = match target.push {
-            None => repo
-                .reference_matching(&refname, oid, true, tip.id(), summary)
-                .is_ok(),
-            Some(remote) => push(&repo, remote, oid, target.branch)?,
-        };
-        if landed {
-            if target.push.is_some() {
-                repo.reference(&refname, oid, true, summary)?;
-            }
-            return Ok(Change::Committed { commit: oid, path });
-        }
-    }
-    Err(BillingError::Contended(target.branch.to_owned()))
-}
-
-/// A spec file's text and its `spec.subscription`.
-fn spec_subscription(file: &tether_schema::SourceFile) -> Option<(&str, &str)> {
-    let tether_schema::Content::Bytes(bytes) = &file.content else {
-        return None;
-    };
-    let text = std::str::from_utf8(bytes).ok()?;
-    let sub = text
-        .lines()
-        .find_map(|l| l.trim().strip_prefix("subscription:"))
-        .map(|v| v.trim().trim_matches('"').trim_matches('\''))?;
-    Some((text, sub))
-}
-
-/// The commit on `tip`'s history carrying `key` in its idempotency trailer.
-fn find_key(repo: &Repository, tip: Oid, key: &str) -> Result<Option<Oid>, git2::Error> {
-    let needle = format!("{TRAILER_IDEMPOTENCY}: {key}");
-    let mut walk = repo.revwalk()?;
-    walk.push(tip)?;
-    for oid in walk {
-        let oid = oid?;
-        if repo
-            .find_commit(oid)?
-            .message()
-            .is_some_and(|m| m.lines().any(|l| l.trim() == needle))
-        {
-            return Ok(Some(oid));
-        }
-    }
-    Ok(None)
-}
-
-/// `tree` with the file at `path` set to `content` (removed when empty).
-fn with_file(
-    repo: &Repository,
-    tree: &git2::Tree<'_>,
-    path: &str,
-    content: &str,
-) -> Result<Oid, git2::Error> {
-    match path.split_once('/') {
-        None => {
-            let mut b = repo.treebuilder(Some(tree))?;
-            if content.is_empty() {
-                if b.get(path)?.is_some() {
-                    b.remove(path)?;
-                }
-            } else {
-                b.insert(path, repo.blob(content.as_bytes())?, 0o100_644)?;
-            }
-            b.write()
-        }
-        Some((dir, rest)) => {
-            let sub = match tree.get_name(dir) {
-                Some(entry) => repo.find_tree(entry.id())?,
-                None => repo.find_tree(repo.treebuilder(None)?.write()?)?,
-            };
-            let new_sub = with_file(repo, &sub, rest, content)?;
-            let mut b = repo.treebuilder(Some(tree))?;
-            if repo.find_tree(new_sub)?.is_empty() {
-                if b.get(dir)?.is_some() {
-                    b.remove(dir)?;
-                }
-            } else {
-                b.insert(dir, new_sub, 0o040_000)?;
-            }
-            b.write()
-        }
-    }
-}
-
-fn push(repo: &Repository, remote: &str, oid: Oid, branch: &str) -> Result<bool, git2::Error> {
-    let outgoing = "refs/tether/outgoing-billing";
-    repo.reference(outgoing, oid, true, "tether billing outgoing")?;
-    let mut r = repo
-        .remote_anonymous(remote)
-        .or_else(|_| repo.find_remote(remote))?;
-    let rejected = std::cell::Cell::new(false);
-    let mut callbacks = git2::RemoteCallbacks::new();
-    callbacks.push_update_reference(|_, status| {
-        rejected.set(status.is_some());
-        Ok(())
-    });
-    let mut opts = git2::PushOptions::new();
-    opts.remote_callbacks(callbacks);
-    let result = r.push(
-        &[format!("{outgoing}:refs/heads/{branch}")],
-        Some(&mut opts),
-    );
-    let _ = repo.find_reference(outgoing).and_then(|mut r| r.delete());
-    match result {
-        Ok(()) => Ok(!rejected.get()),
-        Err(e)
-            if e.code() == git2::ErrorCode::NotFastForward
-                || e.message().contains("fast-forward")
-                || e.message().contains("fast forward") =>
-        {
-            Ok(false)
-        }
-        Err(e) => Err(e),
-    }
-}
-
+mod commit;
 #[cfg(test)]
 mod tests;
+
+use commit::change;

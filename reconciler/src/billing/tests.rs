@@ -1,6 +1,7 @@
 //! Billing tests against real bare repositories seeded with the example fleet.
 
 use super::*;
+use git2::{Repository, Signature};
 use std::path::PathBuf;
 
 fn seeded() -> tempfile::TempDir {
@@ -74,6 +75,7 @@ fn the_same_request_twice_makes_one_commit() {
     let id = Identity::default();
     let t = Target {
         repo: dir.path(),
+        base: None,
         branch: "main",
         push: None,
         identity: &id,
@@ -113,6 +115,7 @@ fn an_invalid_request_is_refused_and_commits_nothing() {
     let id = Identity::default();
     let t = Target {
         repo: dir.path(),
+        base: None,
         branch: "main",
         push: None,
         identity: &id,
@@ -133,6 +136,7 @@ fn remove_deletes_the_spec_and_is_idempotent() {
     let id = Identity::default();
     let t = Target {
         repo: dir.path(),
+        base: None,
         branch: "main",
         push: None,
         identity: &id,
@@ -159,6 +163,7 @@ fn concurrent_adds_both_land() {
                 let id = Identity::default();
                 let t = Target {
                     repo: &path,
+                    base: None,
                     branch: "main",
                     push: None,
                     identity: &id,
@@ -201,6 +206,7 @@ fn updating_a_subscription_keeps_unspecified_fields_and_never_renames() {
     let id = Identity::default();
     let t = Target {
         repo: dir.path(),
+        base: None,
         branch: "main",
         push: None,
         identity: &id,
@@ -243,4 +249,35 @@ fn updating_a_subscription_keeps_unspecified_fields_and_never_renames() {
         ..req
     };
     assert!(matches!(add(&t, &rename), Err(BillingError::Rename { .. })));
+}
+
+#[test]
+fn a_pull_request_branch_starts_from_its_base_and_is_pushed_once() {
+    let remote = seeded();
+    let clone = tempfile::tempdir().expect("temp dir");
+    Repository::init_bare(clone.path()).expect("clone");
+    let url = format!("file://{}", remote.path().display());
+    let id = Identity::default();
+    let t = Target {
+        repo: clone.path(),
+        base: Some("main"),
+        branch: "tether/agent-sub_Initech1",
+        push: Some(&url),
+        identity: &id,
+    };
+    let first = add(&t, &request("sub_Initech1", Some("evt_1"))).expect("add");
+    assert!(matches!(first, Change::Committed { .. }), "{first:?}");
+    let again = add(&t, &request("sub_Initech1", Some("evt_1"))).expect("add again");
+    assert!(matches!(again, Change::Unchanged { .. }), "{again:?}");
+    let r = Repository::open(remote.path()).expect("remote");
+    let main = r.refname_to_id("refs/heads/main").expect("main");
+    let branch = r
+        .find_reference("refs/heads/tether/agent-sub_Initech1")
+        .and_then(|b| b.peel_to_commit())
+        .expect("the branch was pushed");
+    assert_eq!(
+        (branch.parent_id(0).expect("parent"), commits(remote.path())),
+        (main, 1),
+        "one commit on the new branch, off main; main itself unchanged"
+    );
 }

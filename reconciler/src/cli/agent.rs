@@ -1,9 +1,11 @@
 //! `tether agent add` / `tether agent remove`: the billing interface, one validated commit per
 //! subscription change.
 
+use super::common;
 use super::{CliError, Outcome};
 use crate::audit::commit::Identity;
 use crate::billing::{self, AgentRequest, BillingError, Change, Target};
+use crate::forge;
 use std::path::PathBuf;
 use tether_schema::render;
 
@@ -33,6 +35,11 @@ struct RepoArgs {
     /// moved; without it only the local branch moves.
     #[arg(long, value_name = "REMOTE")]
     push: Option<String>,
+    /// Open a pull request instead of committing to --branch: the change goes on the branch
+    /// `tether/agent-<subscription>` pushed to --push, and a pull request into --branch is
+    /// opened (or the open one found). Needs GITHUB_TOKEN and GITHUB_REPOSITORY.
+    #[arg(long, requires = "push")]
+    open_pr: bool,
     /// Idempotency key (e.g. the billing event id): a key already on the branch changes nothing.
     #[arg(long, value_name = "KEY")]
     idempotency_key: Option<String>,
@@ -92,9 +99,43 @@ struct RemoveArgs {
 /// Runs `tether agent ...`.
 ///
 /// # Errors
-/// The repository cannot be used, or the branch kept moving.
+/// The repository cannot be used, the branch kept moving, or GitHub refused the pull request.
 pub fn cmd_agent(args: &AgentArgs) -> Result<Outcome, CliError> {
-    let (repo, result) = match &args.command {
+    let (repo, subscription, summary) = match &args.command {
+        AgentCommand::Add(a) => (
+            &a.repo,
+            &a.subscription,
+            format!(
+                "Add agent {} (subscription {})",
+                a.name
+                    .clone()
+                    .unwrap_or_else(|| billing::default_name(&a.subscription)),
+                a.subscription
+            ),
+        ),
+        AgentCommand::Remove(r) => (
+            &r.repo,
+            &r.subscription,
+            format!("Remove the agent of subscription {}", r.subscription),
+        ),
+    };
+    let pr = repo
+        .open_pr
+        .then(|| PullRequestArgs::new(subscription))
+        .transpose()?;
+    let runtime_and_forge = match &pr {
+        Some(_) => {
+            let rt = common::runtime()?;
+            let gh = common::github(&rt)?;
+            Some((rt, gh))
+        }
+        None => None,
+    };
+    let branch = pr
+        .as_ref()
+        .map_or(repo.branch.as_str(), |p| p.branch.as_str());
+    let base = pr.as_ref().map(|_| repo.branch.as_str());
+    let result = match &args.command {
         AgentCommand::Add(a) => {
             let req = AgentRequest {
                 subscription: a.subscription.clone(),
@@ -107,44 +148,112 @@ pub fn cmd_agent(args: &AgentArgs) -> Result<Outcome, CliError> {
                 runtime_version: a.runtime_version.clone(),
                 idempotency_key: a.repo.idempotency_key.clone(),
             };
-            (&a.repo, with_target(&a.repo, |t| billing::add(t, &req)))
+            with_target(repo, branch, base, |t| billing::add(t, &req))
         }
-        AgentCommand::Remove(r) => (
-            &r.repo,
-            with_target(&r.repo, |t| {
-                billing::remove(t, &r.subscription, r.repo.idempotency_key.as_deref())
-            }),
-        ),
+        AgentCommand::Remove(r) => with_target(repo, branch, base, |t| {
+            billing::remove(t, &r.subscription, r.repo.idempotency_key.as_deref())
+        }),
     };
     match result {
         Ok(Change::Committed { commit, path }) => {
-            println!("committed {commit} on {}: {path}", repo.branch);
-            Ok(Outcome::Success)
+            println!("committed {commit} on {branch}: {path}");
         }
         Ok(Change::Unchanged { reason }) => {
             println!("unchanged: {reason}");
-            Ok(Outcome::Success)
         }
         Err(BillingError::Invalid(diagnostics)) => {
             eprint!("{}", render::human(&diagnostics, |_| None));
             eprintln!("error: the change would make the fleet invalid; nothing was committed");
-            Ok(Outcome::Problems)
+            return Ok(Outcome::Problems);
         }
-        Err(e) => Err(CliError::failed(
-            e.to_string(),
-            "check --repo and --branch; for a contended branch, retry",
-        )),
+        Err(e) => {
+            return Err(CliError::failed(
+                e.to_string(),
+                "check --repo and --branch; for a contended branch, retry",
+            ));
+        }
+    }
+    if let (Some(pr), Some((rt, gh))) = (pr, runtime_and_forge) {
+        open_pull_request(repo, &pr, &summary, &rt, &gh)?;
+    }
+    Ok(Outcome::Success)
+}
+
+/// The pull-request branch of `--open-pr`.
+struct PullRequestArgs {
+    branch: String,
+    subscription: String,
+}
+
+impl PullRequestArgs {
+    fn new(subscription: &str) -> Result<Self, CliError> {
+        let branch = format!("tether/agent-{subscription}");
+        if !git2::Reference::is_valid_name(&format!("refs/heads/{branch}")) {
+            return Err(CliError::usage(
+                format!("--subscription `{subscription}` cannot name a git branch ({branch})"),
+                "use a subscription id of letters, digits, `_` and `-`",
+            ));
+        }
+        Ok(PullRequestArgs {
+            branch,
+            subscription: subscription.to_owned(),
+        })
     }
 }
 
-fn with_target<T>(repo: &RepoArgs, f: impl FnOnce(&Target<'_>) -> T) -> T {
+/// Opens (or finds) the pull request from the agent's branch into the fleet branch, when the
+/// branch exists: a request that changed nothing and had no branch has nothing to review.
+fn open_pull_request(
+    repo: &RepoArgs,
+    pr: &PullRequestArgs,
+    summary: &str,
+    rt: &tokio::runtime::Runtime,
+    gh: &forge::GitHub,
+) -> Result<(), CliError> {
+    let has_branch = git2::Repository::open(&repo.repo)
+        .and_then(|r| r.refname_to_id(&format!("refs/heads/{}", pr.branch)))
+        .is_ok();
+    if !has_branch {
+        println!("no pull request: branch {} does not exist", pr.branch);
+        return Ok(());
+    }
+    let mut body = format!(
+        "Opened by `tether agent` for subscription `{}`.\n\ntether posts its plan for this change here; merging it into `{}` lets tether apply it.\n",
+        pr.subscription, repo.branch
+    );
+    if let Some(key) = &repo.idempotency_key {
+        body.push_str(&format!("\nIdempotency key: `{key}`\n"));
+    }
+    let new = forge::NewPullRequest {
+        head: pr.branch.clone(),
+        base: repo.branch.clone(),
+        title: summary.to_owned(),
+        body,
+    };
+    let number = rt.block_on(gh.create_pull_request(&new)).map_err(|e| {
+        CliError::failed(
+            e.to_string(),
+            "the branch is pushed; run the same command again to open the pull request",
+        )
+    })?;
+    println!("pull request {number}: {} <- {}", repo.branch, pr.branch);
+    Ok(())
+}
+
+fn with_target<T>(
+    repo: &RepoArgs,
+    branch: &str,
+    base: Option<&str>,
+    f: impl FnOnce(&Target<'_>) -> T,
+) -> T {
     let identity = Identity {
         name: repo.author_name.clone(),
         email: repo.author_email.clone(),
     };
     f(&Target {
         repo: &repo.repo,
-        branch: &repo.branch,
+        branch,
+        base,
         push: repo.push.as_deref(),
         identity: &identity,
     })

@@ -1,12 +1,15 @@
 //! `tether apply`: converge the fleet once.
 
 use super::common::{self, LogFormat, SourceArgs};
-use super::plan::pass_error;
+use super::error::Failure;
+use super::github::Reporter;
 use super::{CliError, Outcome};
 use crate::apply::Options;
-use crate::audit::{self, commit::Identity};
+use crate::audit::{self, commit::Identity, status};
+use crate::forge::StatusState;
 use crate::plan::render::text;
-use crate::reconcile::{self, PassOptions, StatusTarget};
+use crate::reconcile::{self, PassError, PassOptions, PassOutcome, StatusTarget};
+use crate::source::Snapshot;
 use std::time::Duration;
 
 /// Plan and carry the plan out, then record what happened on the status branch.
@@ -40,6 +43,13 @@ pub struct ApplyArgs {
     /// The fleet branch, which status never writes (with --git).
     #[arg(long, default_value = "main")]
     source_branch: String,
+    /// Set the `tether/<fleet>` commit status on the applied commit: pending, then success or
+    /// failure. Needs GITHUB_TOKEN and GITHUB_REPOSITORY.
+    #[arg(long)]
+    github_status: bool,
+    /// The commit for --github-status (default: the commit read with --git, else $GITHUB_SHA).
+    #[arg(long, value_name = "SHA", requires = "github_status")]
+    github_sha: Option<String>,
     /// Log format: text for terminals, json for log pipelines.
     #[arg(long, value_enum, default_value = "text")]
     log_format: LogFormat,
@@ -52,7 +62,63 @@ pub struct ApplyArgs {
 pub fn cmd_apply(args: &ApplyArgs) -> Result<Outcome, CliError> {
     common::init_logging(args.log_format, "info");
     let snapshot = args.source.snapshot()?;
-    let (compute, tailnet) = (common::hetzner()?, common::tailscale()?);
+    let rt = common::runtime()?;
+    let reporter = if args.github_status {
+        let sha = args
+            .github_sha
+            .clone()
+            .or_else(|| snapshot.commit.clone())
+            .or_else(|| std::env::var("GITHUB_SHA").ok().filter(|s| !s.is_empty()));
+        let reporter = Reporter::new(&rt, &snapshot, sha)?;
+        reporter.status(StatusState::Pending, "tether is applying this commit")?;
+        Some(reporter)
+    } else {
+        None
+    };
+    let result = apply(args, &snapshot, &rt);
+    if let Some(r) = &reporter {
+        let (state, description) = match &result {
+            Ok(outcome) if outcome.report.succeeded() => {
+                (StatusState::Success, status::summary_line(&outcome.report))
+            }
+            Ok(outcome) => (StatusState::Failure, status::summary_line(&outcome.report)),
+            Err(Failure::Pass(PassError::Refused(e))) => (
+                StatusState::Failure,
+                format!("refused, nothing changed: {e}"),
+            ),
+            Err(Failure::Pass(PassError::Load(e))) => {
+                (StatusState::Failure, format!("{e}; nothing changed"))
+            }
+            Err(_) => (
+                StatusState::Error,
+                "tether could not apply (an API, git or credentials failed); see the run log"
+                    .to_owned(),
+            ),
+        };
+        r.status(state, &description)?;
+    }
+    let outcome = result?;
+    eprint!("{}", text::render(&outcome.plan, false));
+    println!("{}", outcome.report);
+    if let Some(commit) = &outcome.status_commit {
+        println!("status commit {commit} on {}", args.status_branch);
+    }
+    Ok(if outcome.report.succeeded() {
+        Outcome::Success
+    } else {
+        Outcome::Problems
+    })
+}
+
+fn apply(
+    args: &ApplyArgs,
+    snapshot: &Snapshot,
+    rt: &tokio::runtime::Runtime,
+) -> Result<PassOutcome, Failure> {
+    let (compute, tailnet) = (
+        common::hetzner().map_err(Failure::Cli)?,
+        common::tailscale().map_err(Failure::Cli)?,
+    );
     let identity = Identity::default();
     let now = time::OffsetDateTime::now_utc()
         .format(&time::format_description::well_known::Rfc3339)
@@ -81,19 +147,6 @@ pub fn cmd_apply(args: &ApplyArgs) -> Result<Outcome, CliError> {
         now: &now,
     };
     let (_stop_tx, stop) = tokio::sync::watch::channel(false);
-    let outcome = common::runtime()?
-        .block_on(reconcile::run(
-            &snapshot, &compute, &tailnet, &options, stop,
-        ))
-        .map_err(pass_error)?;
-    eprint!("{}", text::render(&outcome.plan, false));
-    println!("{}", outcome.report);
-    if let Some(commit) = &outcome.status_commit {
-        println!("status commit {commit} on {}", args.status_branch);
-    }
-    Ok(if outcome.report.succeeded() {
-        Outcome::Success
-    } else {
-        Outcome::Problems
-    })
+    rt.block_on(reconcile::run(snapshot, &compute, &tailnet, &options, stop))
+        .map_err(Failure::Pass)
 }

@@ -3,6 +3,7 @@
 
 use super::CliError;
 use crate::cloud::{hetzner, tailscale};
+use crate::forge;
 use crate::source::{self, Snapshot};
 use std::path::PathBuf;
 
@@ -96,4 +97,16 @@ pub fn init_logging(format: LogFormat, default_level: &str) {
             .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
             .try_init(),
     };
+}
+
+/// The GitHub client from `GITHUB_TOKEN` / `GITHUB_REPOSITORY` / `GITHUB_API_URL`, built inside
+/// `rt` (octocrab needs a runtime).
+///
+/// # Errors
+/// A variable is missing or malformed.
+pub fn github(rt: &tokio::runtime::Runtime) -> Result<forge::GitHub, CliError> {
+    let hint = "export GITHUB_TOKEN and GITHUB_REPOSITORY (GitHub Actions sets both; GITHUB_API_URL for GitHub Enterprise or the sandbox); see docs/github.md";
+    let config = forge::Config::from_env().map_err(|e| CliError::failed(e.to_string(), hint))?;
+    let _guard = rt.enter();
+    forge::GitHub::new(config).map_err(|e| CliError::failed(e.to_string(), hint))
 }

@@ -92,3 +92,42 @@ impl From<crate::source::SourceError> for CliError {
         CliError::failed(e.to_string(), e.hint())
     }
 }
+
+impl From<crate::reconcile::PassError> for CliError {
+    fn from(e: crate::reconcile::PassError) -> Self {
+        use crate::reconcile::PassError;
+        let hint = match &e {
+            PassError::Load(_) => {
+                "run `tether validate` for every problem with its location; nothing was read or changed"
+            }
+            PassError::Observe(_) => "check the API endpoints and credentials; nothing was changed",
+            PassError::PlanChanged { .. } => {
+                "re-run `tether plan`, review it, and apply the new hash"
+            }
+            PassError::Refused(_) => "see `tether plan` for the refused actions and what to do",
+            PassError::Status(_) => {
+                "the changes were applied; the status branch can be written on the next run"
+            }
+        };
+        CliError::failed(e.to_string(), hint)
+    }
+}
+
+/// Why a plan or apply produced no result: a failed pass (which a GitHub report describes in
+/// its own words) or a failure before the pass could start.
+#[derive(Debug)]
+pub enum Failure {
+    /// The pass failed.
+    Pass(crate::reconcile::PassError),
+    /// Setting up failed (credentials, the runtime).
+    Cli(CliError),
+}
+
+impl From<Failure> for CliError {
+    fn from(f: Failure) -> Self {
+        match f {
+            Failure::Pass(e) => e.into(),
+            Failure::Cli(e) => e,
+        }
+    }
+}

@@ -7,6 +7,7 @@ mod apply;
 mod audit;
 mod common;
 mod error;
+mod github;
 mod plan;
 mod run;
 mod sandbox;

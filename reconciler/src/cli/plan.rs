@@ -1,10 +1,15 @@
 //! `tether plan`: what applying the fleet would change, for people, PR comments and machines.
 
 use super::common::{self, SourceArgs};
+use super::error::Failure;
+use super::github::{self, Reporter};
 use super::{CliError, Outcome};
 use crate::audit::{self, status};
-use crate::plan::render::{markdown, text};
+use crate::forge::{PrNumber, StatusState};
+use crate::plan::Plan;
+use crate::plan::render::{self, markdown, text};
 use crate::reconcile::{self, PassError};
+use crate::source::Snapshot;
 use std::io::IsTerminal;
 
 /// Show what applying the fleet would change, without changing anything.
@@ -26,6 +31,11 @@ pub struct PlanArgs {
     /// The status branch holding the last applied revision (read with --git).
     #[arg(long, default_value = audit::STATUS_BRANCH)]
     status_branch: String,
+    /// Post the plan as tether's one comment on this pull request (edited on every later
+    /// run) and set the `tether/<fleet>` status on its head commit. Needs GITHUB_TOKEN and
+    /// GITHUB_REPOSITORY.
+    #[arg(long, value_name = "NUMBER")]
+    github_pr: Option<u64>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -38,25 +48,23 @@ enum PlanFormat {
 /// Runs `tether plan`.
 ///
 /// # Errors
-/// The fleet, the credentials or the inventory cannot be read.
+/// The fleet, the credentials or the inventory cannot be read, or GitHub refused a report.
 pub fn cmd_plan(args: &PlanArgs) -> Result<Outcome, CliError> {
     common::init_logging(common::LogFormat::Text, "warn");
     let snapshot = args.source.snapshot()?;
-    let (compute, tailnet) = (common::hetzner()?, common::tailscale()?);
-    let previous = args
-        .source
-        .git
-        .as_deref()
-        .and_then(|repo| status::previous(repo, &args.status_branch))
-        .map(|p| p.agents);
-    let result = common::runtime()?.block_on(reconcile::plan_only(
-        &snapshot,
-        &compute,
-        &tailnet,
-        args.allow_shrink,
-        previous,
-    ));
-    let (_, plan) = result.map_err(pass_error)?;
+    let rt = common::runtime()?;
+    let pr = args.github_pr.map(PrNumber);
+    let reporter = pr
+        .map(|pr| Reporter::for_pull_request(&rt, &snapshot, pr))
+        .transpose()?;
+    if let Some(r) = &reporter {
+        r.status(StatusState::Pending, "tether is planning this change")?;
+    }
+    let result = compute_plan(args, &snapshot, &rt);
+    if let (Some(r), Some(pr)) = (&reporter, pr) {
+        report(r, pr, &snapshot, &result)?;
+    }
+    let plan = result?;
     match args.format {
         PlanFormat::Text => print!("{}", text::render(&plan, std::io::stdout().is_terminal())),
         PlanFormat::Markdown => print!(
@@ -77,18 +85,59 @@ pub fn cmd_plan(args: &PlanArgs) -> Result<Outcome, CliError> {
     })
 }
 
-/// A failed pass as a user-facing error.
-pub fn pass_error(e: PassError) -> CliError {
-    let hint = match &e {
-        PassError::Load(_) => {
-            "run `tether validate` for every problem with its location; nothing was read or changed"
+fn compute_plan(
+    args: &PlanArgs,
+    snapshot: &Snapshot,
+    rt: &tokio::runtime::Runtime,
+) -> Result<Plan, Failure> {
+    let (compute, tailnet) = (
+        common::hetzner().map_err(Failure::Cli)?,
+        common::tailscale().map_err(Failure::Cli)?,
+    );
+    let previous = args
+        .source
+        .git
+        .as_deref()
+        .and_then(|repo| status::previous(repo, &args.status_branch))
+        .map(|p| p.agents);
+    let result = rt.block_on(reconcile::plan_only(
+        snapshot,
+        &compute,
+        &tailnet,
+        args.allow_shrink,
+        previous,
+    ));
+    result.map(|(_, plan)| plan).map_err(Failure::Pass)
+}
+
+/// The plan comment and the verdict on the pull request's head.
+fn report(
+    reporter: &Reporter,
+    pr: PrNumber,
+    snapshot: &Snapshot,
+    result: &Result<Plan, Failure>,
+) -> Result<(), CliError> {
+    match result {
+        Ok(plan) => {
+            reporter.comment(pr, &markdown::render(plan, markdown::GITHUB_COMMENT_LIMIT))?;
+            match &plan.refusal {
+                None => reporter.status(StatusState::Success, &render::summary_line(plan)),
+                Some(refusal) => reporter.status(
+                    StatusState::Failure,
+                    &format!(
+                        "refused: {}",
+                        refusal.reasons.first().map_or("", String::as_str)
+                    ),
+                ),
+            }
         }
-        PassError::Observe(_) => "check the API endpoints and credentials; nothing was changed",
-        PassError::PlanChanged { .. } => "re-run `tether plan`, review it, and apply the new hash",
-        PassError::Refused(_) => "see `tether plan` for the refused actions and what to do",
-        PassError::Status(_) => {
-            "the changes were applied; the status branch can be written on the next run"
+        Err(Failure::Pass(PassError::Load(e))) => {
+            reporter.comment(pr, &github::invalid_fleet_comment(e, snapshot))?;
+            reporter.status(StatusState::Failure, &format!("{e}; run `tether validate`"))
         }
-    };
-    CliError::failed(e.to_string(), hint)
+        Err(_) => reporter.status(
+            StatusState::Error,
+            "tether could not plan (an API or credentials failed); see the run log",
+        ),
+    }
 }

@@ -333,6 +333,7 @@ impl<W: Write> Demo<'_, W> {
     fn target(&self) -> billing::Target<'_> {
         billing::Target {
             repo: &self.repo,
+            base: None,
             branch: "main",
             push: None,
             identity: &self.identity,

@@ -1,10 +1,12 @@
 //! Where a fleet comes from: a directory on disk ([`dir`]) or a revision of a git repository
 //! read straight from its object database ([`git`]). Both hand the schema crate the same
 //! [`SourceFile`]s, so a fleet validates the same way from either. [`remote`] keeps a local bare
-//! mirror of a remote repository for [`git`] to read.
+//! mirror of a remote repository for [`git`] to read; [`publish`] moves a remote branch without
+//! force.
 
 pub mod dir;
 pub mod git;
+pub mod publish;
 pub mod remote;
 
 use std::path::PathBuf;

@@ -1,0 +1,196 @@
+//! The git half of billing: one spec change as one commit on a branch tip, validated, with
+//! trailers, landed by compare-and-swap or a push that never forces, retried on a lost race.
+
+use super::{
+    BillingError, Change, MAX_ATTEMPTS, TRAILER_IDEMPOTENCY, TRAILER_SUBSCRIPTION, Target,
+};
+use crate::source::git::tree_files;
+use crate::source::publish;
+use git2::{Oid, Repository, Signature};
+use tether_schema::load_fleet;
+
+/// The shared loop: `edit` gets the current spec (path and text) of the subscription and
+/// returns the path to write and its new content (empty = delete), or `None` for nothing to do.
+pub(super) fn change(
+    target: &Target<'_>,
+    subscription: &str,
+    key: Option<&str>,
+    summary: &str,
+    edit: impl Fn(Option<(String, String)>) -> Result<Option<(String, String)>, BillingError>,
+) -> Result<Change, BillingError> {
+    let repo = Repository::open(target.repo)?;
+    let refname = format!("refs/heads/{}", target.branch);
+    for _ in 0..MAX_ATTEMPTS {
+        let (tip, existed) = branch_tip(&repo, target)?;
+        if let Some(key) = key
+            && let Some(done) = find_key(&repo, tip.id(), key)?
+        {
+            return Ok(Change::Unchanged {
+                reason: format!("idempotency key {key} was already applied in commit {done}"),
+            });
+        }
+        let tree = tip.tree()?;
+        let files = tree_files(&repo, &tree)?;
+        let existing = files.iter().find_map(|f| {
+            spec_subscription(f)
+                .filter(|(_, s)| *s == subscription)
+                .map(|(text, _)| (f.path.clone(), text.to_owned()))
+        });
+        let Some((path, content)) = edit(existing)? else {
+            return Ok(Change::Unchanged {
+                reason: format!("no agent spec has subscription {subscription}"),
+            });
+        };
+        let current = files
+            .iter()
+            .find(|f| f.path == path)
+            .and_then(|f| match &f.content {
+                tether_schema::Content::Bytes(b) => Some(b.clone()),
+                _ => None,
+            });
+        if current.as_deref() == Some(content.as_bytes())
+            || (content.is_empty() && current.is_none())
+        {
+            return Ok(Change::Unchanged {
+                reason: format!("{path} already says this"),
+            });
+        }
+        let new_tree = with_file(&repo, &tree, &path, &content)?;
+        let new_files = tree_files(&repo, &repo.find_tree(new_tree)?)?;
+        load_fleet(&new_files).map_err(|e| BillingError::Invalid(e.diagnostics))?;
+        let mut message = format!("{summary}\n\n{TRAILER_SUBSCRIPTION}: {subscription}\n");
+        if let Some(key) = key {
+            message.push_str(&format!("{TRAILER_IDEMPOTENCY}: {key}\n"));
+        }
+        let sig = Signature::now(&target.identity.name, &target.identity.email)?;
+        let oid = repo.commit(
+            None,
+            &sig,
+            &sig,
+            &message,
+            &repo.find_tree(new_tree)?,
+            &[&tip],
+        )?;
+        let landed = match target.push {
+            None if existed => repo
+                .reference_matching(&refname, oid, true, tip.id(), summary)
+                .is_ok(),
+            None => repo.reference(&refname, oid, false, summary).is_ok(),
+            Some(remote) => publish::fast_forward(&repo, remote, oid, target.branch)?,
+        };
+        if landed {
+            if target.push.is_some() {
+                repo.reference(&refname, oid, true, summary)?;
+            }
+            return Ok(Change::Committed { commit: oid, path });
+        }
+    }
+    Err(BillingError::Contended(target.branch.to_owned()))
+}
+
+/// The commit to build on: the tip of `target.branch` (fetched first when pushing), or of
+/// `target.base` when the branch does not exist yet; and whether the branch existed.
+fn branch_tip<'r>(
+    repo: &'r Repository,
+    target: &Target<'_>,
+) -> Result<(git2::Commit<'r>, bool), BillingError> {
+    let local = |branch: &str| {
+        repo.find_reference(&format!("refs/heads/{branch}"))
+            .and_then(|r| r.peel_to_commit())
+            .ok()
+    };
+    let mut exists = local(target.branch).is_some();
+    if let Some(remote) = target.push {
+        exists = publish::fetch_branch(repo, remote, target.branch)?;
+        if !exists && target.base.is_some() {
+            // A stale local copy of a branch the remote no longer has (a merged pull request
+            // whose branch was deleted) must not be built on.
+            if let Ok(mut stale) = repo.find_reference(&format!("refs/heads/{}", target.branch)) {
+                stale.delete()?;
+            }
+        }
+    }
+    if exists && let Some(tip) = local(target.branch) {
+        return Ok((tip, true));
+    }
+    let Some(base) = target.base else {
+        return Err(BillingError::NoBranch(target.branch.to_owned()));
+    };
+    if let Some(remote) = target.push
+        && !publish::fetch_branch(repo, remote, base)?
+    {
+        return Err(BillingError::NoBranch(base.to_owned()));
+    }
+    local(base)
+        .map(|tip| (tip, false))
+        .ok_or_else(|| BillingError::NoBranch(base.to_owned()))
+}
+
+/// A spec file's text and its `spec.subscription`.
+fn spec_subscription(file: &tether_schema::SourceFile) -> Option<(&str, &str)> {
+    let tether_schema::Content::Bytes(bytes) = &file.content else {
+        return None;
+    };
+    let text = std::str::from_utf8(bytes).ok()?;
+    let sub = text
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("subscription:"))
+        .map(|v| v.trim().trim_matches('"').trim_matches('\''))?;
+    Some((text, sub))
+}
+
+/// The commit on `tip`'s history carrying `key` in its idempotency trailer.
+fn find_key(repo: &Repository, tip: Oid, key: &str) -> Result<Option<Oid>, git2::Error> {
+    let needle = format!("{TRAILER_IDEMPOTENCY}: {key}");
+    let mut walk = repo.revwalk()?;
+    walk.push(tip)?;
+    for oid in walk {
+        let oid = oid?;
+        if repo
+            .find_commit(oid)?
+            .message()
+            .is_some_and(|m| m.lines().any(|l| l.trim() == needle))
+        {
+            return Ok(Some(oid));
+        }
+    }
+    Ok(None)
+}
+
+/// `tree` with the file at `path` set to `content` (removed when empty).
+fn with_file(
+    repo: &Repository,
+    tree: &git2::Tree<'_>,
+    path: &str,
+    content: &str,
+) -> Result<Oid, git2::Error> {
+    match path.split_once('/') {
+        None => {
+            let mut b = repo.treebuilder(Some(tree))?;
+            if content.is_empty() {
+                if b.get(path)?.is_some() {
+                    b.remove(path)?;
+                }
+            } else {
+                b.insert(path, repo.blob(content.as_bytes())?, 0o100_644)?;
+            }
+            b.write()
+        }
+        Some((dir, rest)) => {
+            let sub = match tree.get_name(dir) {
+                Some(entry) => repo.find_tree(entry.id())?,
+                None => repo.find_tree(repo.treebuilder(None)?.write()?)?,
+            };
+            let new_sub = with_file(repo, &sub, rest, content)?;
+            let mut b = repo.treebuilder(Some(tree))?;
+            if repo.find_tree(new_sub)?.is_empty() {
+                if b.get(dir)?.is_some() {
+                    b.remove(dir)?;
+                }
+            } else {
+                b.insert(dir, new_sub, 0o040_000)?;
+            }
+            b.write()
+        }
+    }
+}
