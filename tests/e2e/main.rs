@@ -5,6 +5,7 @@ mod billing;
 mod common;
 mod converge;
 mod daemon;
+mod github;
 mod sandbox_cmd;
 mod sandbox_demo;
 mod schema_cmd;

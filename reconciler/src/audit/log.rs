@@ -16,7 +16,7 @@ pub struct SpecChange {
     pub author: String,
     /// Commit time, UNIX seconds.
     pub time: i64,
-    /// `added`, `modified` or `removed`.
+    /// `added`, `modified`, `removed`, or `merged` (a merge commit bringing in the change).
     pub change: String,
     /// The spec file.
     pub path: String,
@@ -158,6 +158,7 @@ fn changed_specs(
 ) -> Result<Vec<(String, String)>, git2::Error> {
     let tree = commit.tree()?;
     let parent = commit.parents().next().map(|p| p.tree()).transpose()?;
+    let merge = commit.parent_count() > 1;
     let mut opts = DiffOptions::new();
     opts.pathspec("agents/");
     let diff = repo.diff_tree_to_tree(parent.as_ref(), Some(&tree), Some(&mut opts))?;
@@ -165,6 +166,8 @@ fn changed_specs(
         .deltas()
         .filter_map(|d| {
             let change = match d.status() {
+                // A merge brings in changes made (and attributed) on the merged branch.
+                _ if merge => "merged",
                 git2::Delta::Added => "added",
                 git2::Delta::Deleted => "removed",
                 _ => "modified",
