@@ -15,6 +15,8 @@ use std::io::Write;
 use std::path::Path;
 use std::time::Duration;
 
+/// The repository the sandbox's GitHub emulator serves, backed by the fleet remote.
+const GITHUB_REPOSITORY: &str = "acme/fleet";
 /// The token the sandbox's GitHub emulator accepts (a sandbox value, printed on purpose).
 pub const GITHUB_TOKEN: &str = "ghs_sandbox_token_for_tether";
 
@@ -50,6 +52,8 @@ pub async fn run(
     let bare = dir.path().join("fleet.git");
     let work = dir.path().join("fleet");
     let fleet_name = seed(fleet_dir, &bare, &work)?;
+    github.create_repo(GITHUB_REPOSITORY).map_err(err)?;
+    github.link_git(GITHUB_REPOSITORY, &bare).map_err(err)?;
     let token = |name: &str| {
         stack
             .env()
@@ -102,10 +106,12 @@ pub async fn run(
             "Point clients at the emulated cloud:".to_owned(),
             format!("  export HCLOUD_ENDPOINT={} HCLOUD_TOKEN={}   # hcloud server list", stack.hetzner.url(), stack.hetzner.token().expose()),
             format!("  export TS_API_URL={} TS_OAUTH_CLIENT_ID={CLIENT_ID} TS_OAUTH_CLIENT_SECRET={}", stack.tailscale.url(), token("TS_OAUTH_CLIENT_SECRET")),
-            format!("  export GITHUB_API_URL={} GITHUB_TOKEN={GITHUB_TOKEN} GITHUB_REPOSITORY=acme/fleet", github.url()),
+            format!("  export GITHUB_API_URL={} GITHUB_TOKEN={GITHUB_TOKEN} GITHUB_REPOSITORY={GITHUB_REPOSITORY}", github.url()),
             format!("  curl {}/_emulator/servers   # the cloud's state, no token needed", stack.hetzner.url().trim_end_matches("/v1")),
             String::new(),
             format!("Try: tether agent add --repo {} --push origin --subscription sub_try1 --customer cus_try", work.display()),
+            format!(" or, with the exports above, review it first: tether agent add --repo {} --push origin --open-pr --subscription sub_try2 --customer cus_try", work.display()),
+            format!("     then: tether plan --git {} --rev tether/agent-sub_try2 --github-pr 1   (curl {}/_emulator/comments)", bare.display(), github.url()),
             "Press Ctrl-C to stop; the temporary folder is removed.".to_owned(),
         ];
         for line in lines {

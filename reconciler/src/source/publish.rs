@@ -13,9 +13,7 @@ use std::cell::RefCell;
 /// # Errors
 /// The remote cannot be reached or read.
 pub fn fetch_branch(repo: &Repository, remote: &str, branch: &str) -> Result<bool, git2::Error> {
-    let mut r = repo
-        .remote_anonymous(remote)
-        .or_else(|_| repo.find_remote(remote))?;
+    let mut r = open_remote(repo, remote)?;
     // Fetched into a scratch ref first: a fetch of a branch the remote lacks succeeds with
     // nothing, so only the scratch ref tells whether the remote has it.
     let scratch = format!("refs/tether/fetched/{branch}");
@@ -45,9 +43,7 @@ pub fn fast_forward(
 ) -> Result<bool, git2::Error> {
     let outgoing = "refs/tether/outgoing";
     repo.reference(outgoing, oid, true, "tether outgoing")?;
-    let mut r = repo
-        .remote_anonymous(remote)
-        .or_else(|_| repo.find_remote(remote))?;
+    let mut r = open_remote(repo, remote)?;
     let rejected = RefCell::new(None);
     let mut callbacks = RemoteCallbacks::new();
     callbacks.push_update_reference(|_, status| {
@@ -74,6 +70,12 @@ pub fn fast_forward(
         }
         Err(e) => Err(e),
     }
+}
+
+/// The configured remote called `remote`, or else an anonymous remote with `remote` as URL.
+fn open_remote<'r>(repo: &'r Repository, remote: &str) -> Result<git2::Remote<'r>, git2::Error> {
+    repo.find_remote(remote)
+        .or_else(|_| repo.remote_anonymous(remote))
 }
 
 #[cfg(test)]
@@ -114,7 +116,8 @@ mod tests {
         let url = format!("file://{}", dir.path().join("remote.git").display());
         let base = commit(&remote, "base", None);
         assert!(!fetch_branch(&local, &url, "absent").expect("fetch"));
-        assert!(fetch_branch(&local, &url, "main").expect("fetch"));
+        local.remote("origin", &url).expect("named remote");
+        assert!(fetch_branch(&local, "origin", "main").expect("a remote by name"));
         let ahead = commit(&local, "local", Some(base));
         let moved = commit(&remote, "remote", Some(base));
         assert!(
