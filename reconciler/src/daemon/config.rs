@@ -95,9 +95,8 @@ pub struct DaemonConfig {
     pub tailnet: String,
     /// Tailscale credentials.
     pub tailscale_auth: TailscaleAuth,
-    /// GitHub API base URL.
-    pub github_endpoint: String,
-    /// `GITHUB_TOKEN`: fetches private https remotes, pushes the lease, writes statuses.
+    /// `GITHUB_TOKEN`: fetches private https remotes and pushes the lease (the daemon calls no
+    /// GitHub API; statuses come from `tether apply --github-status`).
     pub github_token: Option<Secret<String>>,
     /// Most actions run at once.
     pub concurrency: usize,

@@ -85,7 +85,6 @@ pub async fn run(
             client_id: CLIENT_ID.to_owned(),
             client_secret: Secret::new(token("TS_OAUTH_CLIENT_SECRET")),
         },
-        github_endpoint: github.url(),
         github_token: None,
         concurrency: 8,
         log_format: LogFormat::Text,

@@ -138,7 +138,6 @@ impl Check<'_> {
         let hetzner_endpoint = self.endpoint("hetzner.endpoint", "https://api.hetzner.cloud/v1");
         let tailscale_endpoint =
             self.endpoint("tailscale.endpoint", "https://api.tailscale.com/api/v2");
-        let github_endpoint = self.endpoint("github.endpoint", "https://api.github.com");
         let tailnet = self
             .text("tailscale.tailnet")
             .unwrap_or_else(|| "-".to_owned());
@@ -159,7 +158,6 @@ impl Check<'_> {
             tailscale_endpoint,
             tailnet,
             tailscale_auth: tailscale_auth?,
-            github_endpoint,
             github_token,
             concurrency,
             log_format,

@@ -28,9 +28,16 @@ pub(super) struct RawConfig {
     #[serde(default)]
     tailscale: RawTailscale,
     #[serde(default)]
-    github: RawEndpoint,
+    github: RawGitHub,
     concurrency: Text,
     log_format: Text,
+}
+
+/// The daemon reads git over https with the GitHub token; it calls no GitHub API.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct RawGitHub {
+    token_file: Text,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -107,7 +114,6 @@ pub const ENV_OVERRIDES: &[(&str, &str)] = &[
     ("TETHER_HETZNER_ENDPOINT", "hetzner.endpoint"),
     ("TETHER_TAILSCALE_ENDPOINT", "tailscale.endpoint"),
     ("TETHER_TAILNET", "tailscale.tailnet"),
-    ("TETHER_GITHUB_ENDPOINT", "github.endpoint"),
     ("TETHER_CONCURRENCY", "concurrency"),
     ("TETHER_LOG_FORMAT", "logFormat"),
 ];
@@ -116,7 +122,7 @@ impl RawConfig {
     /// The settings present in the file, by dotted key.
     pub(super) fn flatten(self) -> Settings {
         let mut out = Settings::new();
-        let entries: [(&'static str, Text); 22] = [
+        let entries: [(&'static str, Text); 21] = [
             ("fleet", self.fleet),
             ("source.remote", self.source.remote),
             ("source.path", self.source.path),
@@ -138,7 +144,6 @@ impl RawConfig {
                 "tailscale.oauthClientSecretFile",
                 self.tailscale.oauth_client_secret_file,
             ),
-            ("github.endpoint", self.github.endpoint),
             ("github.tokenFile", self.github.token_file),
             ("concurrency", self.concurrency),
             ("logFormat", self.log_format),
