@@ -115,10 +115,7 @@ fn apply(
     snapshot: &Snapshot,
     rt: &tokio::runtime::Runtime,
 ) -> Result<PassOutcome, Failure> {
-    let (compute, tailnet) = (
-        common::hetzner().map_err(Failure::Cli)?,
-        common::tailscale().map_err(Failure::Cli)?,
-    );
+    let (compute, tailnet) = common::clients().map_err(Failure::Cli)?;
     let identity = Identity::default();
     let now = time::OffsetDateTime::now_utc()
         .format(&time::format_description::well_known::Rfc3339)

@@ -59,6 +59,14 @@ pub fn tailscale() -> Result<tailscale::Client, CliError> {
         .map_err(|e| CliError::failed(e.to_string(), "report this as a bug"))
 }
 
+/// Both provider clients, from the environment.
+///
+/// # Errors
+/// Credentials are missing.
+pub fn clients() -> Result<(hetzner::Client, tailscale::Client), CliError> {
+    Ok((hetzner()?, tailscale()?))
+}
+
 /// A multi-threaded tokio runtime for one command.
 ///
 /// # Errors

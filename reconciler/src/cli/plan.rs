@@ -90,10 +90,7 @@ fn compute_plan(
     snapshot: &Snapshot,
     rt: &tokio::runtime::Runtime,
 ) -> Result<Plan, Failure> {
-    let (compute, tailnet) = (
-        common::hetzner().map_err(Failure::Cli)?,
-        common::tailscale().map_err(Failure::Cli)?,
-    );
+    let (compute, tailnet) = common::clients().map_err(Failure::Cli)?;
     let previous = args
         .source
         .git
