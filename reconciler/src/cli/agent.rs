@@ -123,14 +123,15 @@ pub fn cmd_agent(args: &AgentArgs) -> Result<Outcome, CliError> {
         .open_pr
         .then(|| PullRequestArgs::new(subscription))
         .transpose()?;
-    let runtime_and_forge = match &pr {
-        Some(_) => {
+    // Built before committing, so missing GitHub settings fail before anything is pushed.
+    let runtime_and_forge = pr
+        .as_ref()
+        .map(|_| {
             let rt = common::runtime()?;
             let gh = common::github(&rt)?;
-            Some((rt, gh))
-        }
-        None => None,
-    };
+            Ok::<_, CliError>((rt, gh))
+        })
+        .transpose()?;
     let branch = pr
         .as_ref()
         .map_or(repo.branch.as_str(), |p| p.branch.as_str());

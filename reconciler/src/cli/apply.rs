@@ -64,12 +64,7 @@ pub fn cmd_apply(args: &ApplyArgs) -> Result<Outcome, CliError> {
     let snapshot = args.source.snapshot()?;
     let rt = common::runtime()?;
     let reporter = if args.github_status {
-        let sha = args
-            .github_sha
-            .clone()
-            .or_else(|| snapshot.commit.clone())
-            .or_else(|| std::env::var("GITHUB_SHA").ok().filter(|s| !s.is_empty()));
-        let reporter = Reporter::new(&rt, &snapshot, sha)?;
+        let reporter = Reporter::new(&rt, &snapshot, args.github_sha.clone())?;
         reporter.status(StatusState::Pending, "tether is applying this commit")?;
         Some(reporter)
     } else {

@@ -14,25 +14,29 @@ pub struct Reporter<'rt> {
     rt: &'rt tokio::runtime::Runtime,
     gh: forge::GitHub,
     /// The commit statuses go on.
-    pub sha: String,
+    sha: String,
     fleet: Option<String>,
     target_url: Option<String>,
 }
 
 impl<'rt> Reporter<'rt> {
-    /// A reporter for the commit `sha` of the fleet in `snapshot`.
+    /// A reporter for the applied commit: `sha` when given, else the commit the fleet was read
+    /// from, else `$GITHUB_SHA`.
     ///
     /// # Errors
-    /// The GitHub configuration is missing or malformed.
+    /// No commit is known, or the GitHub configuration is missing or malformed.
     pub fn new(
         rt: &'rt tokio::runtime::Runtime,
         snapshot: &Snapshot,
         sha: Option<String>,
     ) -> Result<Self, CliError> {
-        let sha = sha.or_else(|| snapshot.commit.clone()).ok_or_else(|| {
+        let sha = sha
+            .or_else(|| snapshot.commit.clone())
+            .or_else(|| std::env::var("GITHUB_SHA").ok().filter(|s| !s.is_empty()))
+            .ok_or_else(|| {
             CliError::usage(
-                "no commit to report on: the fleet was read from a folder",
-                "pass --github-sha SHA (GitHub Actions: $GITHUB_SHA), or read the fleet with --git REPO --rev REV",
+                "no commit to report on: the fleet was read from a folder and GITHUB_SHA is unset",
+                "pass --github-sha SHA, or read the fleet with --git REPO --rev REV",
             )
         })?;
         Reporter::connect(rt, snapshot, |_| Ok(sha))
@@ -126,10 +130,15 @@ pub fn invalid_fleet_comment(error: &LoadError, snapshot: &Snapshot) -> String {
     )
 }
 
-/// The fleet's name: from the loaded fleet, or (when it does not load) from `metadata.name`
-/// in fleet.yaml as written, so the status context stays `tether/<fleet>`.
+/// The fleet's name: from fleet.yaml validated on its own (the agents are loaded once, by the
+/// pass), or, when fleet.yaml itself is invalid, from its `metadata.name` as written, so the
+/// status context stays `tether/<fleet>`.
 fn fleet_name(snapshot: &Snapshot) -> Option<String> {
-    if let Ok(fleet) = load_fleet(&snapshot.files) {
+    let file = snapshot
+        .files
+        .iter()
+        .find(|f| f.path == tether_schema::FLEET_FILE)?;
+    if let Ok(fleet) = load_fleet(std::slice::from_ref(file)) {
         return Some(fleet.settings.name.to_string());
     }
     let text = snapshot.text(tether_schema::FLEET_FILE)?;
