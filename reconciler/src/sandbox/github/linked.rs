@@ -12,12 +12,12 @@ const MAX_BLOB_BYTES: usize = 1 << 20;
 /// Most commits remembered per branch (walking back from its tip).
 const MAX_COMMITS: usize = 10_000;
 
-/// One branch as read from git: tip sha, files, and the commits reachable from the tip.
+/// One branch as read from git: its name and tip, and (when the tip moved since the last read)
+/// its files and the commits reachable from the tip.
 struct GitBranch {
     name: String,
     sha: String,
-    files: BTreeMap<String, String>,
-    history: Vec<String>,
+    read: Option<(BTreeMap<String, String>, Vec<String>)>,
 }
 
 impl State {
@@ -30,7 +30,10 @@ impl State {
             .filter_map(|(key, repo)| repo.git.clone().map(|path| (key.clone(), path)))
             .collect();
         for (key, path) in linked {
-            let branches = match read_branches(&path) {
+            let Some(known) = self.repos.get(&key).map(|r| &r.branches) else {
+                continue;
+            };
+            let branches = match read_branches(&path, known) {
                 Ok(branches) => branches,
                 Err(e) => {
                     tracing::warn!(repo = %key, path = %path.display(), "cannot read the linked git repository: {e}");
@@ -40,14 +43,23 @@ impl State {
             let Some(repo) = self.repos.get_mut(&key) else {
                 continue;
             };
-            repo.branches.clear();
+            let mut previous = std::mem::take(&mut repo.branches);
             for branch in branches {
-                repo.commits.extend(branch.history);
+                let files = match branch.read {
+                    Some((files, history)) => {
+                        repo.commits.extend(history);
+                        files
+                    }
+                    None => previous
+                        .remove(&branch.name)
+                        .map(|b| b.files)
+                        .unwrap_or_default(),
+                };
                 repo.branches.insert(
                     branch.name,
                     super::state::Branch {
                         sha: branch.sha,
-                        files: branch.files,
+                        files,
                     },
                 );
             }
@@ -55,7 +67,12 @@ impl State {
     }
 }
 
-fn read_branches(path: &Path) -> Result<Vec<GitBranch>, git2::Error> {
+/// Every branch of the git repository at `path`; files and history are read only for branches
+/// whose tip differs from the one in `known`.
+fn read_branches(
+    path: &Path,
+    known: &BTreeMap<String, super::state::Branch>,
+) -> Result<Vec<GitBranch>, git2::Error> {
     let repo = Repository::open(path)?;
     let mut out = Vec::new();
     for reference in repo.references_glob("refs/heads/*")? {
@@ -64,6 +81,15 @@ fn read_branches(path: &Path) -> Result<Vec<GitBranch>, git2::Error> {
             continue;
         };
         let commit = reference.peel_to_commit()?;
+        let sha = commit.id().to_string();
+        if known.get(&name).is_some_and(|b| b.sha == sha) {
+            out.push(GitBranch {
+                name,
+                sha,
+                read: None,
+            });
+            continue;
+        }
         let mut files = BTreeMap::new();
         collect(&repo, &commit.tree()?, "", &mut files)?;
         let mut walk = repo.revwalk()?;
@@ -75,9 +101,8 @@ fn read_branches(path: &Path) -> Result<Vec<GitBranch>, git2::Error> {
             .collect::<Result<_, _>>()?;
         out.push(GitBranch {
             name,
-            sha: commit.id().to_string(),
-            files,
-            history,
+            sha,
+            read: Some((files, history)),
         });
     }
     Ok(out)

@@ -324,5 +324,24 @@ async fn a_linked_repository_shows_what_git_pushed() {
         )
         .await;
     assert_eq!(status, 201, "an older commit of a linked branch is known");
+    commit(
+        "agent-b",
+        &[("fleet.yaml", "a\n"), ("b.yaml", "b\n"), ("c.yaml", "c\n")],
+        Some(head),
+    );
+    let (_, _, files) = w
+        .send(
+            w.http
+                .get(w.url(&format!("/repos/acme/fleet/pulls/{number}/files")))
+                .bearer_auth(TOKEN),
+        )
+        .await;
+    let names: Vec<&str> = files
+        .as_array()
+        .expect("files")
+        .iter()
+        .filter_map(|f| f["filename"].as_str())
+        .collect();
+    assert_eq!(names, ["b.yaml", "c.yaml"], "a moved tip is read again");
     w.emu.shutdown().await;
 }
