@@ -1,15 +1,25 @@
-//! One reconcile pass, as `tether apply` and the daemon run it: load the fleet, read the
-//! inventory, plan, check the plan, apply, read the inventory again, and write the status
-//! commit. Every step's failure is typed; a fleet that fails to load stops the pass before
-//! anything is read or changed.
+//! One reconcile pass, as `tether apply` and the daemon run it: read what the status branch
+//! remembers, load the fleet, read the inventory, plan, check the plan, apply, and record the
+//! outcome on the status branch. Every step's failure is typed; a fleet that fails to load
+//! stops the pass before anything is read or changed, and every ending (applied, refused,
+//! failed) is recorded.
+//!
+//! # Guarantees
+//! - Level-triggered status: every pass derives the status documents from what it observes and
+//!   commits whenever they differ materially from the branch, so a pass killed between its last
+//!   action and its status commit is recorded by the next one.
+//! - A refused or failed pass never moves the baseline (`agents`, `revision`, `planHash` of
+//!   `status/fleet.yaml`); it records why in `lastError`, once per distinct cause.
 
 use crate::apply::{self, ApplyError, ApplyReport, Options};
-use crate::audit::{commit, status};
+use crate::audit::commit::{self, CommitError};
+use crate::audit::ledger::{self, Ledger, LedgerError};
+use crate::audit::status::{self, Inputs, Verdict};
 use crate::cloud::Compute;
 use crate::cloud::tailscale::Tailnet;
 use crate::observe::{ObserveError, observe};
-use crate::plan::{self, Context, Plan};
-use crate::source::Snapshot;
+use crate::plan::{self, Context, Observed, Plan};
+use crate::source::{Snapshot, publish};
 use tether_schema::{Fleet, LoadError, load_fleet};
 use tokio::sync::watch;
 
@@ -42,6 +52,10 @@ pub enum PassError {
     /// The inventory could not be read: nothing was changed.
     #[error("{0}")]
     Observe(#[from] ObserveError),
+    /// The status branch could not be fetched or read: nothing was changed, because the
+    /// baseline and the device record it holds are needed to act safely.
+    #[error("{0}; nothing was changed (tether needs the status branch's records to act safely)")]
+    Ledger(#[from] LedgerError),
     /// The approved plan is not the plan a fresh look produces.
     #[error(
         "the plan changed since it was approved: expected {expected}, now {actual}; nothing was changed. Review the new plan (`tether plan`) and approve it"
@@ -57,7 +71,7 @@ pub enum PassError {
     Refused(#[from] ApplyError),
     /// The status commit failed (the apply itself happened).
     #[error("{0}")]
-    Status(#[from] commit::CommitError),
+    Status(#[from] CommitError),
 }
 
 /// The result of a pass that ran.
@@ -73,6 +87,19 @@ pub struct PassOutcome {
     pub status_commit: Option<String>,
 }
 
+/// The planning context the ledger and the run give.
+pub fn context(snapshot: &Snapshot, ledger: &Ledger, allow_shrink: bool, now: &str) -> Context {
+    let now = time::OffsetDateTime::parse(now, &time::format_description::well_known::Rfc3339)
+        .unwrap_or_else(|_| time::OffsetDateTime::now_utc());
+    Context {
+        revision: snapshot.commit.clone(),
+        previous_agents: ledger.baseline.as_ref().map(|b| b.agents),
+        allow_shrink,
+        owned_devices: ledger.devices.clone(),
+        recent_deletions: Some(ledger.recent_deletions(now).len()),
+    }
+}
+
 /// Loads the fleet, reads the inventory and plans, without changing anything.
 ///
 /// # Errors
@@ -81,25 +108,34 @@ pub async fn plan_only<C: Compute, T: Tailnet>(
     snapshot: &Snapshot,
     compute: &C,
     tailnet: &T,
-    allow_shrink: bool,
-    previous_agents: Option<usize>,
-) -> Result<(Fleet, Plan), PassError> {
+    ctx: &Context,
+) -> Result<(Fleet, Observed, Plan), PassError> {
     let fleet = load_fleet(&snapshot.files)?;
     let observed = observe(compute, tailnet).await?;
-    let ctx = Context {
-        revision: snapshot.commit.clone(),
-        previous_agents,
-        allow_shrink,
-    };
-    let plan = plan::plan(&fleet, &observed, &ctx);
-    Ok((fleet, plan))
+    let plan = plan::plan(&fleet, &observed, ctx);
+    Ok((fleet, observed, plan))
+}
+
+/// Fetches the status branch (when it has a remote) and reads it.
+///
+/// # Errors
+/// The remote or the repository cannot be read.
+pub fn read_ledger(target: &StatusTarget<'_>) -> Result<Ledger, LedgerError> {
+    if let Some(remote) = target.remote {
+        let fetched = git2::Repository::open(target.repo)
+            .and_then(|repo| publish::fetch_branch(&repo, remote, target.branch));
+        if let Err(e) = fetched {
+            return Err(LedgerError::new(target.repo, target.branch, e.message()));
+        }
+    }
+    Ledger::read(target.repo, target.branch)
 }
 
 /// A full pass: plan, check, apply, and record.
 ///
 /// # Errors
-/// See [`PassError`]. A refused or changed plan changes nothing; a refusal is still recorded
-/// on the status branch the first time it is seen.
+/// See [`PassError`]. A refused or changed plan changes nothing; failures and refusals are
+/// still recorded on the status branch.
 pub async fn run<C: Compute, T: Tailnet>(
     snapshot: &Snapshot,
     compute: &C,
@@ -107,19 +143,19 @@ pub async fn run<C: Compute, T: Tailnet>(
     options: &PassOptions<'_>,
     stop: watch::Receiver<bool>,
 ) -> Result<PassOutcome, PassError> {
-    let previous = options
-        .status
-        .as_ref()
-        .and_then(|s| status::previous(s.repo, s.branch));
-    let (fleet, plan) = plan_only(
-        snapshot,
-        compute,
-        tailnet,
-        options.allow_shrink,
-        previous.as_ref().map(|p| p.agents),
-    )
-    .await?;
-    tracing::info!(fleet = %fleet.settings.name, commit = ?snapshot.commit, plan_hash = %plan.plan_hash, actions = plan.actions.len(), "planned");
+    let ledger = match &options.status {
+        Some(target) => read_ledger(target)?,
+        None => Ledger::default(),
+    };
+    let ctx = context(snapshot, &ledger, options.allow_shrink, options.now);
+    let (fleet, observed, plan) = match plan_only(snapshot, compute, tailnet, &ctx).await {
+        Ok(planned) => planned,
+        Err(e) => {
+            record_failure(options, &ledger, snapshot, &e.to_string())?;
+            return Err(e);
+        }
+    };
+    tracing::info!(fleet = %fleet.settings.name, commit = snapshot.commit.as_deref().unwrap_or("working-tree"), plan_hash = %plan.plan_hash, actions = plan.actions.len(), "planned");
     if let Some(expected) = options.expect_plan_hash
         && expected != plan.plan_hash
     {
@@ -131,40 +167,95 @@ pub async fn run<C: Compute, T: Tailnet>(
     let report = match apply::apply(&plan, &fleet, compute, tailnet, &options.apply, stop).await {
         Ok(report) => report,
         Err(refused) => {
-            let first_time = previous
-                .as_ref()
-                .is_none_or(|p| p.plan_hash != plan.plan_hash);
-            if let (Some(target), true) = (&options.status, first_time) {
-                let report = ApplyReport {
-                    plan_hash: plan.plan_hash.clone(),
-                    revision: plan.revision.clone(),
-                    actions: Vec::new(),
-                };
-                let observed = observe(compute, tailnet).await?;
-                let files = status::files(&fleet, &observed, &report, options.now, options.run);
-                let message = status::refusal_message(&plan, options.run);
-                commit::write(target, &files, &message)?;
-            }
+            let empty = ApplyReport {
+                plan_hash: plan.plan_hash.clone(),
+                revision: plan.revision.clone(),
+                actions: Vec::new(),
+            };
+            let inputs = Inputs {
+                fleet: &fleet,
+                observed: &observed,
+                report: &empty,
+                ledger: &ledger,
+                verdict: Verdict::Refused(&plan),
+                now: options.now,
+                run: options.run,
+            };
+            record(
+                options,
+                &ledger,
+                &inputs,
+                &status::refusal_message(&plan, options.run),
+            )?;
             return Err(refused.into());
         }
     };
-    let status_commit = match &options.status {
-        Some(target) if !report.actions.is_empty() => {
-            let observed = observe(compute, tailnet).await?;
-            let files = status::files(&fleet, &observed, &report, options.now, options.run);
-            commit::write(
-                target,
-                &files,
-                &status::commit_message(&report, options.run),
-            )?
-            .map(|oid| oid.to_string())
-        }
-        _ => None,
+    let observed = if report.actions.is_empty() {
+        observed
+    } else {
+        observe(compute, tailnet).await?
     };
+    let inputs = Inputs {
+        fleet: &fleet,
+        observed: &observed,
+        report: &report,
+        ledger: &ledger,
+        verdict: Verdict::Applied(&plan),
+        now: options.now,
+        run: options.run,
+    };
+    let status_commit = record(
+        options,
+        &ledger,
+        &inputs,
+        &status::commit_message(&report, options.run),
+    )?;
     Ok(PassOutcome {
         fleet,
         plan,
         report,
         status_commit,
     })
+}
+
+/// Commits the status documents of `inputs` when they differ materially from the branch.
+fn record(
+    options: &PassOptions<'_>,
+    ledger: &Ledger,
+    inputs: &Inputs<'_>,
+    message: &str,
+) -> Result<Option<String>, PassError> {
+    let Some(target) = &options.status else {
+        return Ok(None);
+    };
+    let Some(files) = ledger::settle(&ledger.files, status::files(inputs)) else {
+        return Ok(None);
+    };
+    Ok(commit::write(target, &files, message)?.map(|oid| oid.to_string()))
+}
+
+/// Records a pass that failed before it could plan: `lastError` in `status/fleet.yaml`, every
+/// other document untouched.
+fn record_failure(
+    options: &PassOptions<'_>,
+    ledger: &Ledger,
+    snapshot: &Snapshot,
+    error: &str,
+) -> Result<(), PassError> {
+    let Some(target) = &options.status else {
+        return Ok(());
+    };
+    let name = ledger
+        .files
+        .get(ledger::FLEET_FILE)
+        .and_then(|t| yaml_rust2::YamlLoader::load_from_str(t).ok())
+        .and_then(|d| d.into_iter().next())
+        .and_then(|d| d["fleet"].as_str().map(str::to_owned))
+        .unwrap_or_default();
+    let files = status::failure_files(ledger, &name, error, options.now, options.run);
+    if let Some(files) = ledger::settle(&ledger.files, files) {
+        let message = status::failure_message(error, snapshot.commit.as_deref(), options.run);
+        commit::write(target, &files, &message)?;
+    }
+    Ok(())
 }

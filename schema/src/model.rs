@@ -60,7 +60,7 @@ pub struct FleetSettings {
     pub catalog: Catalog,
 }
 
-/// Deletion safety policy.
+/// Deletion and disruption safety policy.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Policy {
@@ -70,6 +70,12 @@ pub struct Policy {
     pub max_deletions_per_run: u32,
     /// Most servers one run may delete, in percent (0-100) of the managed servers.
     pub max_deletion_percent: u32,
+    /// Most servers deleted within any rolling hour, across runs and processes.
+    pub max_deletions_per_hour: u32,
+    /// Most agents one run may disrupt (replace, resize, power off).
+    pub max_disruptions_per_run: u32,
+    /// Most agents one run may disrupt, in percent (0-100) of the managed servers.
+    pub max_disruption_percent: u32,
 }
 
 impl Default for Policy {
@@ -78,6 +84,9 @@ impl Default for Policy {
             prune: false,
             max_deletions_per_run: 5,
             max_deletion_percent: 10,
+            max_deletions_per_hour: 20,
+            max_disruptions_per_run: 5,
+            max_disruption_percent: 10,
         }
     }
 }

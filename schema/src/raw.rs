@@ -179,6 +179,15 @@ pub struct RawPolicy {
     /// Most servers one run may delete, in percent of the managed servers (default 10).
     #[serde(default)]
     pub max_deletion_percent: Option<Spanned<u32>>,
+    /// Most servers deleted within any rolling hour, across runs (default 20).
+    #[serde(default)]
+    pub max_deletions_per_hour: Option<u32>,
+    /// Most agents one run may disrupt: replace, resize or power off (default 5).
+    #[serde(default)]
+    pub max_disruptions_per_run: Option<u32>,
+    /// Most agents one run may disrupt, in percent of the managed servers (default 10).
+    #[serde(default)]
+    pub max_disruption_percent: Option<Spanned<u32>>,
 }
 
 /// `spec.catalog` of the Fleet.

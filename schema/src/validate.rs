@@ -138,17 +138,17 @@ pub(crate) fn fleet(raw: RawFleet, r: &mut Report<'_>) -> Option<FleetContext> {
     if let Some(n) = spec.policy.max_deletions_per_run {
         policy.max_deletions_per_run = n;
     }
-    if let Some(pct) = spec.policy.max_deletion_percent {
-        if pct.value > 100 {
-            r.push(
-                pct.span,
-                "spec.policy.maxDeletionPercent",
-                Code::InvalidValue,
-                format!("{} is not a percentage", pct.value),
-                "use a whole number from 0 to 100".into(),
-            );
-        }
-        policy.max_deletion_percent = pct.value;
+    if let Some(n) = spec.policy.max_deletions_per_hour {
+        policy.max_deletions_per_hour = n;
+    }
+    if let Some(n) = spec.policy.max_disruptions_per_run {
+        policy.max_disruptions_per_run = n;
+    }
+    if let Some(pct) = &spec.policy.max_deletion_percent {
+        policy.max_deletion_percent = percent(pct, "spec.policy.maxDeletionPercent", r);
+    }
+    if let Some(pct) = &spec.policy.max_disruption_percent {
+        policy.max_disruption_percent = percent(pct, "spec.policy.maxDisruptionPercent", r);
     }
     let catalog = catalog(&spec.catalog, r);
     let defaults = defaults(&spec.defaults.server, &catalog, r);
@@ -160,6 +160,20 @@ pub(crate) fn fleet(raw: RawFleet, r: &mut Report<'_>) -> Option<FleetContext> {
         catalog,
     };
     r.ok().then_some(FleetContext { settings, defaults })
+}
+
+/// A percentage field's value, reported when above 100.
+fn percent(pct: &Spanned<u32>, path: &str, r: &mut Report<'_>) -> u32 {
+    if pct.value > 100 {
+        r.push(
+            pct.span,
+            path,
+            Code::InvalidValue,
+            format!("{} is not a percentage", pct.value),
+            "use a whole number from 0 to 100".into(),
+        );
+    }
+    pct.value
 }
 
 fn catalog(raw: &raw::RawCatalog, r: &mut Report<'_>) -> Catalog {

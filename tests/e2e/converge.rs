@@ -93,6 +93,21 @@ impl Bed {
             .count()
     }
 
+    fn status_file(&self, name: &str) -> String {
+        let r = git2::Repository::open(self.repo.path()).expect("open");
+        let tree = r
+            .revparse_single("tether/status")
+            .expect("status branch")
+            .peel_to_commit()
+            .expect("commit")
+            .tree()
+            .expect("tree");
+        let entry = tree
+            .get_path(Path::new(&format!("status/{name}")))
+            .expect("status file");
+        String::from_utf8(r.find_blob(entry.id()).expect("blob").content().to_vec()).expect("utf-8")
+    }
+
     fn status_log(&self) -> Vec<String> {
         let r = git2::Repository::open(self.repo.path()).expect("open");
         let Ok(tip) = r.revparse_single("tether/status") else {
@@ -298,6 +313,25 @@ async fn a_commit_removing_every_spec_is_refused_and_deletes_nothing() {
         log[0].contains("refused, nothing changed"),
         "the refusal is recorded: {}",
         log[0]
+    );
+    let fleet = bed.status_file("fleet.yaml");
+    assert!(
+        fleet.contains("agents: 6") && fleet.contains("lastError: "),
+        "the baseline stays, the refusal is the last error: {fleet}"
+    );
+    let prod = bed.status_file("acme-prod.yaml");
+    assert!(
+        prod.contains("phase: Ready"),
+        "agents still describe the live fleet, not the refused spec: {prod}"
+    );
+    // The same refusal again is not recorded twice, and the breaker still holds.
+    let (code, _, err) = bed.apply(&[]).await;
+    assert_eq!(code, 1);
+    assert!(err.contains("shrank from 6 agents to none"), "{err}");
+    assert_eq!(
+        bed.status_log().len(),
+        log.len(),
+        "one commit per distinct cause"
     );
     bed.stack.shutdown().await;
 }

@@ -6,6 +6,7 @@ mod common;
 mod converge;
 mod daemon;
 mod github;
+mod safety;
 mod sandbox_cmd;
 mod sandbox_demo;
 mod schema_cmd;

@@ -11,7 +11,9 @@ pub use report::{ActionReport, ApplyReport, Outcome};
 
 use crate::cloud::Compute;
 use crate::cloud::tailscale::Tailnet;
-use crate::plan::{Action, Plan, safety};
+#[cfg(doc)]
+use crate::plan::safety;
+use crate::plan::{Action, Plan};
 use futures_util::StreamExt;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
@@ -55,16 +57,21 @@ pub enum ApplyError {
 
 /// Executes `plan` for `fleet`.
 ///
-/// Non-destructive actions (create, replace, resize, relabel, power) run first, up to
-/// `options.concurrency` at a time; deletions of servers and devices run after all of them.
+/// Non-destructive actions (create, replace, resize, relabel, power) run first; deletions of
+/// servers and devices run after all of them. Within each phase an agent's actions run one
+/// after another, in plan order, and up to `options.concurrency` agents are worked on at once.
 /// A failure of one agent does not stop the others. Once `stop` turns `true`, actions not yet
 /// started are skipped; those in flight finish.
 ///
 /// # Guarantees
 /// - A refused plan executes nothing.
-/// - At most [`safety::deletion_budget`] servers are deleted, counted as deletions happen.
-/// - A server is deleted only if, right before the call, it still carries this fleet's and the
-///   expected agent's labels.
+/// - One agent, one action stream: two actions on the same agent never run at once.
+/// - At most [`Plan::deletions_allowed`] servers are deleted, replacements' old servers
+///   included, counted as deletions happen.
+/// - A server is deleted, replaced, resized, relabelled or powered only if, right before the
+///   call, it still carries this fleet's and the expected agent's labels ([`safety`]); a
+///   protected server is never deleted.
+/// - A created server that does not carry tether's ownership labels is reported as failed.
 /// - Every minted auth key is revoked before the action ends, used or not.
 ///
 /// # Errors
@@ -88,7 +95,7 @@ pub async fn apply<C: Compute, T: Tailnet>(
         tailnet,
         options,
         deletions: AtomicUsize::new(0),
-        budget: safety::deletion_budget(fleet, plan.managed_servers),
+        budget: plan.deletions_allowed,
     };
     let (late, early): (Vec<&Action>, Vec<&Action>) = plan
         .actions
@@ -96,24 +103,26 @@ pub async fn apply<C: Compute, T: Tailnet>(
         .partition(|a| matches!(a, Action::Delete { .. } | Action::DeleteDevice { .. }));
     let mut reports = Vec::with_capacity(plan.actions.len());
     for phase in [early, late] {
-        let results: Vec<ActionReport> = futures_util::stream::iter(phase)
-            .map(|action| {
+        let chains: Vec<Vec<ActionReport>> = futures_util::stream::iter(by_agent(phase))
+            .map(|chain| {
                 let stop = stop.clone();
                 let ctx = &ctx;
                 async move {
-                    if *stop.borrow() {
-                        return ActionReport::skipped(
-                            action,
-                            "tether is shutting down; not started",
-                        );
+                    let mut done = Vec::with_capacity(chain.len());
+                    for action in chain {
+                        done.push(if *stop.borrow() {
+                            ActionReport::skipped(action, "tether is shutting down; not started")
+                        } else {
+                            ctx.run(action).await
+                        });
                     }
-                    ctx.run(action).await
+                    done
                 }
             })
             .buffer_unordered(options.concurrency.max(1))
             .collect()
             .await;
-        reports.extend(results);
+        reports.extend(chains.into_iter().flatten());
     }
     reports.sort_by(|a, b| (a.order, &a.agent).cmp(&(b.order, &b.agent)));
     tracing::info!(
@@ -126,3 +135,22 @@ pub async fn apply<C: Compute, T: Tailnet>(
         actions: reports,
     })
 }
+
+/// The actions grouped by agent, each group in plan order.
+fn by_agent(actions: Vec<&Action>) -> Vec<Vec<&Action>> {
+    let mut groups: Vec<Vec<&Action>> = Vec::new();
+    let mut index: std::collections::HashMap<&str, usize> = std::collections::HashMap::new();
+    for action in actions {
+        match index.get(action.agent()) {
+            Some(&i) => groups[i].push(action),
+            None => {
+                index.insert(action.agent(), groups.len());
+                groups.push(vec![action]);
+            }
+        }
+    }
+    groups
+}
+
+#[cfg(test)]
+mod tests;

@@ -43,6 +43,9 @@ pub struct ActionReport {
     pub action_ids: Vec<ActionId>,
     /// Tailscale devices involved (enrolled or deleted).
     pub device_ids: Vec<DeviceId>,
+    /// The server this action deleted (a deletion, or a replacement's old server).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub deleted_server: Option<ServerId>,
     /// The auth key minted (and revoked).
     pub key_id: Option<AuthKeyId>,
     /// Something to look at even though the action is done.
@@ -62,6 +65,7 @@ impl ActionReport {
             ipv4: None,
             action_ids: Vec::new(),
             device_ids: Vec::new(),
+            deleted_server: None,
             key_id: None,
             warning: None,
             order: order(action),

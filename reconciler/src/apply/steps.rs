@@ -5,7 +5,7 @@ use super::Options;
 use super::report::{ActionReport, Outcome};
 use crate::cloud::tailscale::{CreatedAuthKey, DeviceId, DeviceQuery, NewAuthKey, Tailnet};
 use crate::cloud::{ActionId, ActionStatus, Compute, NewServer, Server, ServerId};
-use crate::plan::Action;
+use crate::plan::{Action, safety};
 use crate::secret::Secret;
 use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -67,20 +67,18 @@ impl<C: Compute, T: Tailnet> Ctx<'_, C, T> {
                     Ok(a) => self.resize(a, *server_id, to, &mut report).await,
                     Err(e) => Err(e),
                 },
-                Action::Relabel { server_id, to, .. } => {
-                    report.server_id = Some(*server_id);
-                    self.compute
-                        .update_server(*server_id, None, to)
-                        .await
-                        .map(|_| ())
-                        .map_err(|e| Stop::Failed(e.to_string()))
-                }
-                Action::PowerOn { server_id, .. } => {
-                    self.power(*server_id, true, &mut report).await
-                }
-                Action::PowerOff { server_id, .. } => {
-                    self.power(*server_id, false, &mut report).await
-                }
+                Action::Relabel {
+                    agent,
+                    server_id,
+                    to,
+                    ..
+                } => self.relabel(agent, *server_id, to, &mut report).await,
+                Action::PowerOn {
+                    agent, server_id, ..
+                } => self.power(agent, *server_id, true, &mut report).await,
+                Action::PowerOff {
+                    agent, server_id, ..
+                } => self.power(agent, *server_id, false, &mut report).await,
                 Action::Delete {
                     agent,
                     server_id,
@@ -180,6 +178,7 @@ impl<C: Compute, T: Tailnet> Ctx<'_, C, T> {
             .map_err(|e| e.to_string())?;
         report.server_id = Some(created.server.id);
         report.ipv4.clone_from(&created.server.ipv4);
+        self.verify_labels(agent, &created.server)?;
         if created.adopted {
             report.warning =
                 Some("an earlier attempt had created the server; adopted it".to_owned());
@@ -226,11 +225,26 @@ impl<C: Compute, T: Tailnet> Ctx<'_, C, T> {
                 "the replacement is not online yet; old server {old} is kept as {retired_name} and deleted on a later run"
             )));
         }
+        let live = self.owned(agent.name.as_str(), old).await?;
+        if safety::is_protected(&live) {
+            report.warning = Some(format!(
+                "old server {old} ({retired_name}) is protected and was kept; delete it by hand once its disk is no longer needed"
+            ));
+            return Ok(());
+        }
+        if !self.take_deletion() {
+            report.warning = Some(format!(
+                "the deletion budget of this run ({}) is used up; old server {old} is kept as {retired_name} and deleted on a later run",
+                self.budget
+            ));
+            return Ok(());
+        }
         let action = self
             .compute
             .delete_server(old)
             .await
             .map_err(|e| format!("deleting the replaced server {old}: {e}"))?;
+        report.deleted_server = Some(old);
         if let Some(action) = action {
             self.wait(&[action.id], report).await?;
         }
@@ -274,8 +288,31 @@ impl<C: Compute, T: Tailnet> Ctx<'_, C, T> {
         Ok(())
     }
 
-    async fn power(&self, id: ServerId, on: bool, report: &mut ActionReport) -> StepResult {
+    async fn relabel(
+        &self,
+        agent: &str,
+        id: ServerId,
+        to: &std::collections::BTreeMap<String, String>,
+        report: &mut ActionReport,
+    ) -> StepResult {
         report.server_id = Some(id);
+        self.owned(agent, id).await?;
+        self.compute
+            .update_server(id, None, to)
+            .await
+            .map(|_| ())
+            .map_err(|e| Stop::Failed(e.to_string()))
+    }
+
+    async fn power(
+        &self,
+        agent: &str,
+        id: ServerId,
+        on: bool,
+        report: &mut ActionReport,
+    ) -> StepResult {
+        report.server_id = Some(id);
+        self.owned(agent, id).await?;
         let a = if on {
             self.compute.power_on(id).await
         } else {
@@ -283,6 +320,15 @@ impl<C: Compute, T: Tailnet> Ctx<'_, C, T> {
         }
         .map_err(|e| e.to_string())?;
         self.wait(&[a.id], report).await
+    }
+
+    /// Takes one unit of the run's deletion budget; `false` when it is used up.
+    fn take_deletion(&self) -> bool {
+        self.deletions
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| {
+                (n < self.budget).then_some(n + 1)
+            })
+            .is_ok()
     }
 
     /// Re-checks ownership on the live server, takes one unit of the deletion budget, deletes
@@ -308,18 +354,24 @@ impl<C: Compute, T: Tailnet> Ctx<'_, C, T> {
             }
         };
         self.check_ownership(agent, &live)?;
-        if self.deletions.fetch_add(1, Ordering::SeqCst) >= self.budget {
+        if safety::is_protected(&live) {
+            return Err(Stop::Skipped(format!(
+                "server {id} is protected (`tether/protect=true` or Hetzner delete protection); not deleting it"
+            )));
+        }
+        if !self.take_deletion() {
             return Err(Stop::Skipped(format!(
                 "the deletion budget of this run ({}) is used up",
                 self.budget
             )));
         }
-        if let Some(action) = self
+        let action = self
             .compute
             .delete_server(id)
             .await
-            .map_err(|e| e.to_string())?
-        {
+            .map_err(|e| e.to_string())?;
+        report.deleted_server = Some(id);
+        if let Some(action) = action {
             self.wait(&[action.id], report).await?;
         }
         self.delete_devices(devices, report).await
@@ -349,12 +401,7 @@ impl<C: Compute, T: Tailnet> Ctx<'_, C, T> {
     }
 
     fn check_ownership(&self, agent: &str, server: &Server) -> StepResult {
-        let fleet_ok = server
-            .labels
-            .get(labels::FLEET)
-            .is_some_and(|f| f == self.fleet.settings.name.as_str());
-        let agent_ok = server.labels.get(labels::AGENT).is_some_and(|a| a == agent);
-        if fleet_ok && agent_ok {
+        if safety::owns_server(server, self.fleet.settings.name.as_str(), agent) {
             Ok(())
         } else {
             Err(Stop::Skipped(format!(
@@ -362,6 +409,22 @@ impl<C: Compute, T: Tailnet> Ctx<'_, C, T> {
                 server.id, self.fleet.settings.name
             )))
         }
+    }
+
+    /// Fails the create when the server came back without this fleet's and agent's labels:
+    /// tether could never prove it owns it, so it must not report it as its own.
+    fn verify_labels(&self, agent: &Agent, server: &Server) -> StepResult {
+        if safety::owns_server(
+            server,
+            self.fleet.settings.name.as_str(),
+            agent.name.as_str(),
+        ) {
+            return Ok(());
+        }
+        Err(Stop::Failed(format!(
+            "Hetzner returned server {} ({}) without tether's ownership labels tether/fleet={} and tether/agent={}; tether will not manage it or create another under that name. Add the labels by hand (`hcloud server add-label`) to let tether manage it, or delete it",
+            server.id, server.name, self.fleet.settings.name, agent.name
+        )))
     }
 
     async fn wait(&self, ids: &[ActionId], report: &mut ActionReport) -> StepResult {

@@ -1,8 +1,10 @@
-//! The audit trail in git: [`status`] derives each agent's phase and writes status commits to
-//! the status branch; [`commit`] commits and pushes them safely; [`log`] reads the history of
-//! both branches back for `tether audit log`.
+//! The audit trail in git: [`status`] derives each agent's phase and the status documents;
+//! [`ledger`] reads back what the status branch remembers (baseline, device record, recent
+//! deletions) and decides what changed; [`commit`] commits and pushes safely; [`log`] reads the
+//! history of both branches back for `tether audit log`.
 
 pub mod commit;
+pub mod ledger;
 pub mod log;
 pub mod status;
 

@@ -1,15 +1,17 @@
-//! Status documents: one `status/<agent>.yaml` per agent and `status/fleet.yaml`, derived from
-//! the fleet, the inventory observed after applying, and the apply report; plus the status
-//! commit message.
+//! Status documents: one `status/<agent>.yaml` per agent of the spec or the live fleet,
+//! `status/fleet.yaml`, the device record `status/devices.yaml` and the recent deletions
+//! `status/deletions.yaml`, derived from the fleet, the inventory observed after the pass, the
+//! apply report and the [`Ledger`]; plus the status commit messages.
 
+use super::ledger::{self, Deletion, Ledger};
 use crate::apply::{ActionReport, ApplyReport, Outcome};
-use crate::cloud::tailscale::Device;
+use crate::cloud::tailscale::{Device, DeviceId};
 use crate::cloud::{Server, ServerStatus};
-use crate::plan::Observed;
+use crate::plan::{Observed, Plan};
 use serde::Serialize;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
-use tether_schema::{Fleet, Power};
+use tether_schema::{Agent, Fleet, Power};
 
 /// Where an agent stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
@@ -26,6 +28,8 @@ pub enum Phase {
     Deleting,
     /// The last action on it failed.
     Failed,
+    /// Its server runs but its spec is gone (kept: protected, `prune` off, or a refused plan).
+    Orphaned,
 }
 
 /// `status/<agent>.yaml`.
@@ -82,63 +86,102 @@ pub struct DeviceStatusDoc {
 pub struct FleetStatus {
     /// Fleet name.
     pub fleet: String,
-    /// Fleet commit applied.
+    /// Fleet commit of the last accepted pass.
     pub revision: Option<String>,
-    /// Agents in the spec: the base of the shrink circuit breaker on the next run.
-    pub agents: usize,
+    /// Agents in the spec at the last accepted pass: the base of the shrink circuit breaker.
+    /// Absent when no pass was ever accepted (then deletions need `--allow-shrink`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub agents: Option<usize>,
     /// Agents per phase.
     pub phases: BTreeMap<String, usize>,
-    /// When the run finished.
+    /// When the status last changed.
     pub last_reconcile: String,
-    /// The plan applied.
+    /// The plan of the last accepted pass.
     pub plan_hash: String,
     /// The run id.
     pub run: String,
+    /// Why the last pass failed or was refused; absent after a clean pass.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_error: Option<String>,
 }
 
-/// Derives every agent's status.
-pub fn agent_statuses(
-    fleet: &Fleet,
-    observed: &Observed,
-    report: &ApplyReport,
-    now: &str,
-) -> Vec<AgentStatus> {
-    let servers: BTreeMap<&str, &Server> = observed
+/// How a pass ended, for the status documents.
+#[derive(Debug, Clone, Copy)]
+pub enum Verdict<'a> {
+    /// The plan was accepted and applied (some actions may have failed).
+    Applied(&'a Plan),
+    /// The plan was refused: nothing changed, the baseline stays.
+    Refused(&'a Plan),
+}
+
+/// Everything the status documents are derived from.
+#[derive(Debug, Clone, Copy)]
+pub struct Inputs<'a> {
+    /// The fleet as loaded.
+    pub fleet: &'a Fleet,
+    /// The inventory after the pass.
+    pub observed: &'a Observed,
+    /// The account of the pass (empty when refused).
+    pub report: &'a ApplyReport,
+    /// What the status branch said before the pass.
+    pub ledger: &'a Ledger,
+    /// How the pass ended.
+    pub verdict: Verdict<'a>,
+    /// RFC 3339 time of the pass.
+    pub now: &'a str,
+    /// The run id.
+    pub run: &'a str,
+}
+
+/// Derives every agent's status: the agents of the spec (unless the plan was refused) and
+/// every agent with a live server of this fleet. Devices are the ones the fleet can prove it
+/// owns ([`crate::plan::device_ownership`]).
+pub fn agent_statuses(input: &Inputs<'_>, owned: &BTreeMap<DeviceId, String>) -> Vec<AgentStatus> {
+    let fleet = input.fleet;
+    let servers: BTreeMap<&str, &Server> = input
+        .observed
         .servers
         .iter()
         .filter(|s| {
-            s.labels
-                .get(tether_schema::labels::FLEET)
-                .is_some_and(|f| f == fleet.settings.name.as_str())
+            s.labels.get(tether_schema::labels::AGENT).is_some_and(|a| {
+                crate::plan::safety::owns_server(s, fleet.settings.name.as_str(), a) && *a == s.name
+            }) && s
+                .labels
+                .get(tether_schema::labels::RETIRED)
+                .is_none_or(|v| v != "true")
         })
         .map(|s| (s.name.as_str(), s))
         .collect();
-    fleet
-        .agents
-        .iter()
-        .map(|(name, agent)| {
-            let name = name.as_str();
+    let mut names: BTreeSet<&str> = servers.keys().copied().collect();
+    if matches!(input.verdict, Verdict::Applied(_)) {
+        names.extend(fleet.agents.keys().map(|n| n.as_str()));
+    }
+    names
+        .into_iter()
+        .map(|name| {
+            let spec = fleet.agents.get(name);
             let server = servers.get(name).copied();
-            let devices: Vec<&Device> = observed
+            let devices: Vec<&Device> = input
+                .observed
                 .devices
                 .iter()
-                .filter(|d| d.hostname == name)
+                .filter(|d| owned.get(&d.id).is_some_and(|a| a == name))
                 .collect();
             let device = devices
                 .iter()
                 .find(|d| d.online)
                 .or(devices.last())
                 .copied();
-            let failure = report
+            let failure = input
+                .report
                 .actions
                 .iter()
                 .filter(|a| a.agent == name)
                 .find_map(failed);
-            let phase = phase(server, device, agent.power, failure.is_some());
             AgentStatus {
                 agent: name.to_owned(),
-                phase,
-                spec_revision: report.revision.clone(),
+                phase: phase(server, device, spec, failure.is_some()),
+                spec_revision: spec.and(input.report.revision.clone()),
                 server: server.map(|s| ServerStatusDoc {
                     id: s.id.0,
                     status: s.status,
@@ -151,7 +194,7 @@ pub fn agent_statuses(
                     tailnet_ips: d.addresses.iter().map(ToString::to_string).collect(),
                     online: d.online,
                 }),
-                last_transition_time: now.to_owned(),
+                last_transition_time: input.now.to_owned(),
                 last_error: failure,
             }
         })
@@ -165,10 +208,17 @@ fn failed(a: &ActionReport) -> Option<String> {
     }
 }
 
-fn phase(server: Option<&Server>, device: Option<&Device>, power: Power, failed: bool) -> Phase {
+fn phase(
+    server: Option<&Server>,
+    device: Option<&Device>,
+    spec: Option<&Agent>,
+    failed: bool,
+) -> Phase {
     let online = device.is_some_and(|d| d.online);
+    let power = spec.map_or(Power::On, |a| a.power);
     match server {
         _ if failed => Phase::Failed,
+        Some(_) if spec.is_none() => Phase::Orphaned,
         None => Phase::Pending,
         Some(s) if s.status == ServerStatus::Deleting => Phase::Deleting,
         Some(s)
@@ -185,27 +235,69 @@ fn phase(server: Option<&Server>, device: Option<&Device>, power: Power, failed:
     }
 }
 
-/// The fleet-wide status document.
-pub fn fleet_status(
-    fleet: &Fleet,
-    agents: &[AgentStatus],
-    report: &ApplyReport,
-    now: &str,
-    run: &str,
-) -> FleetStatus {
+/// The fleet-wide status document. After a refusal the baseline (agents, revision, plan hash)
+/// stays what the last accepted pass recorded.
+pub fn fleet_status(input: &Inputs<'_>, agents: &[AgentStatus]) -> FleetStatus {
     let mut phases = BTreeMap::new();
     for a in agents {
         *phases.entry(format!("{:?}", a.phase)).or_insert(0) += 1;
     }
+    let baseline = input.ledger.baseline.as_ref();
+    let (revision, count, plan_hash, last_error) = match input.verdict {
+        Verdict::Applied(plan) => {
+            let failures: Vec<String> = input
+                .report
+                .actions
+                .iter()
+                .filter_map(|a| failed(a).map(|r| format!("{} {}: {r}", a.kind, a.agent)))
+                .collect();
+            // A plan with nothing to do changes nothing: the last plan that did stays recorded.
+            let plan_hash = match baseline {
+                Some(b) if plan.is_empty() => b.plan_hash.clone(),
+                _ => plan.plan_hash.clone(),
+            };
+            (
+                plan.revision.clone(),
+                Some(input.fleet.agents.len()),
+                plan_hash,
+                (!failures.is_empty()).then(|| {
+                    format!(
+                        "{} action(s) failed: {}",
+                        failures.len(),
+                        failures.join("; ")
+                    )
+                }),
+            )
+        }
+        Verdict::Refused(plan) => (
+            baseline.and_then(|b| b.revision.clone()),
+            baseline.map(|b| b.agents),
+            baseline.map(|b| b.plan_hash.clone()).unwrap_or_default(),
+            Some(format!(
+                "plan {} of revision {} refused, nothing changed: {}",
+                short(&plan.plan_hash),
+                plan.revision.as_deref().map_or("working-tree", short),
+                plan.refusal
+                    .as_ref()
+                    .map(|r| r.reasons.join("; "))
+                    .unwrap_or_default()
+            )),
+        ),
+    };
     FleetStatus {
-        fleet: fleet.settings.name.as_str().to_owned(),
-        revision: report.revision.clone(),
-        agents: fleet.agents.len(),
+        fleet: input.fleet.settings.name.as_str().to_owned(),
+        revision,
+        agents: count,
         phases,
-        last_reconcile: now.to_owned(),
-        plan_hash: report.plan_hash.clone(),
-        run: run.to_owned(),
+        last_reconcile: input.now.to_owned(),
+        plan_hash,
+        run: input.run.to_owned(),
+        last_error,
     }
+}
+
+fn short(id: &str) -> &str {
+    &id[..id.len().min(7)]
 }
 
 /// The one-line account of an apply: `apply 3f2a1c9: +2 created, -1 deleted, 1 failed`. The
@@ -282,58 +374,113 @@ fn yaml(value: serde_json::Value) -> yaml_rust2::Yaml {
     }
 }
 
-/// Every file of the status folder for this run: `<agent>.yaml` per agent and `fleet.yaml`.
-pub fn files(
-    fleet: &Fleet,
-    observed: &Observed,
-    report: &ApplyReport,
-    now: &str,
-    run: &str,
-) -> BTreeMap<String, String> {
-    let agents = agent_statuses(fleet, observed, report, now);
+/// `status/devices.yaml`: the devices this fleet owns, id → agent.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct DeviceRecord {
+    /// Device id → agent.
+    pub devices: BTreeMap<String, String>,
+}
+
+/// `status/deletions.yaml`: servers deleted within the last hour.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct DeletionRecord {
+    /// Oldest first.
+    pub deletions: Vec<Deletion>,
+}
+
+/// Every file of the status folder after this pass: `<agent>.yaml` per agent, `fleet.yaml`,
+/// `devices.yaml` and `deletions.yaml`.
+pub fn files(input: &Inputs<'_>) -> BTreeMap<String, String> {
+    let ctx = crate::plan::Context {
+        owned_devices: input.ledger.devices.clone(),
+        ..crate::plan::Context::default()
+    };
+    let owned = crate::plan::device_ownership(input.fleet, input.observed, &ctx);
+    let agents = agent_statuses(input, &owned);
     let mut files: BTreeMap<String, String> = agents
         .iter()
         .map(|a| (format!("{}.yaml", a.agent), to_yaml(a)))
         .collect();
     files.insert(
-        "fleet.yaml".to_owned(),
-        to_yaml(&fleet_status(fleet, &agents, report, now, run)),
+        ledger::FLEET_FILE.to_owned(),
+        to_yaml(&fleet_status(input, &agents)),
+    );
+    files.insert(
+        ledger::DEVICES_FILE.to_owned(),
+        to_yaml(&DeviceRecord {
+            devices: owned.into_iter().map(|(id, agent)| (id.0, agent)).collect(),
+        }),
+    );
+    let now =
+        time::OffsetDateTime::parse(input.now, &time::format_description::well_known::Rfc3339)
+            .unwrap_or_else(|_| time::OffsetDateTime::now_utc());
+    let mut deletions = input.ledger.recent_deletions(now);
+    for a in &input.report.actions {
+        if let Some(id) = a.deleted_server {
+            deletions.push(Deletion {
+                at: input.now.to_owned(),
+                agent: a.agent.clone(),
+                server_id: id,
+            });
+        }
+    }
+    deletions.sort();
+    files.insert(
+        ledger::DELETIONS_FILE.to_owned(),
+        to_yaml(&DeletionRecord { deletions }),
     );
     files
 }
 
-/// What the status branch says about the last recorded run.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Previous {
-    /// Agents in the spec at that run: the base of the shrink circuit breaker.
-    pub agents: usize,
-    /// The plan recorded.
-    pub plan_hash: String,
+/// The ledger's files with `status/fleet.yaml` saying why the pass failed before it could plan
+/// (an invalid fleet, an unreadable inventory); every other document stays as it was.
+pub fn failure_files(
+    ledger: &Ledger,
+    fleet_name: &str,
+    error: &str,
+    now: &str,
+    run: &str,
+) -> BTreeMap<String, String> {
+    let mut files = ledger.files.clone();
+    let baseline = ledger.baseline.as_ref();
+    let phases = ledger
+        .files
+        .get(ledger::FLEET_FILE)
+        .and_then(|t| yaml_rust2::YamlLoader::load_from_str(t).ok())
+        .and_then(|docs| docs.into_iter().next())
+        .and_then(|d| {
+            d["phases"].as_hash().map(|h| {
+                h.iter()
+                    .filter_map(|(k, v)| {
+                        Some((k.as_str()?.to_owned(), usize::try_from(v.as_i64()?).ok()?))
+                    })
+                    .collect()
+            })
+        })
+        .unwrap_or_default();
+    let doc = FleetStatus {
+        fleet: fleet_name.to_owned(),
+        revision: baseline.and_then(|b| b.revision.clone()),
+        agents: baseline.map(|b| b.agents),
+        phases,
+        last_reconcile: now.to_owned(),
+        plan_hash: baseline.map(|b| b.plan_hash.clone()).unwrap_or_default(),
+        run: run.to_owned(),
+        last_error: Some(error.to_owned()),
+    };
+    files.insert(ledger::FLEET_FILE.to_owned(), to_yaml(&doc));
+    files
 }
 
-/// Reads `status/fleet.yaml` from the tip of the status branch, if there is one.
-pub fn previous(repo: &std::path::Path, branch: &str) -> Option<Previous> {
-    let r = git2::Repository::open(repo).ok()?;
-    let tree = r
-        .revparse_single(branch)
-        .ok()?
-        .peel_to_commit()
-        .ok()?
-        .tree()
-        .ok()?;
-    let entry = tree
-        .get_path(std::path::Path::new("status/fleet.yaml"))
-        .ok()?;
-    let blob = r.find_blob(entry.id()).ok()?;
-    let node = tether_schema::yaml::node::parse(std::str::from_utf8(blob.content()).ok()?).ok()?;
-    let text = |key: &str| match &node.get(key)?.kind {
-        tether_schema::yaml::node::NodeKind::Scalar { text, .. } => Some(text.clone()),
-        _ => None,
-    };
-    Some(Previous {
-        agents: text("agents")?.parse().ok()?,
-        plan_hash: text("planHash")?,
-    })
+/// The status commit message of a pass that failed before it could plan.
+pub fn failure_message(error: &str, revision: Option<&str>, run: &str) -> String {
+    let short = revision.map_or("working-tree", |r| &r[..r.len().min(7)]);
+    format!(
+        "reconcile {short}: failed, nothing changed\n\n{error}\n\n{}: {}\n{}: {run}\n",
+        super::TRAILER_SOURCE,
+        revision.unwrap_or("none"),
+        super::TRAILER_RUN
+    )
 }
 
 /// The status commit message of a refused plan.

@@ -105,6 +105,9 @@ impl From<crate::reconcile::PassError> for CliError {
                 "re-run `tether plan`, review it, and apply the new hash"
             }
             PassError::Refused(_) => "see `tether plan` for the refused actions and what to do",
+            PassError::Ledger(_) => {
+                "check that the status branch can be fetched from the fleet repository (network, credentials); tether acts only with its records"
+            }
             PassError::Status(_) => {
                 "the changes were applied; the status branch can be written on the next run"
             }

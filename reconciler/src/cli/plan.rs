@@ -4,7 +4,7 @@ use super::common::{self, SourceArgs};
 use super::error::Failure;
 use super::github::{self, Reporter};
 use super::{CliError, Outcome};
-use crate::audit::{self, status};
+use crate::audit::{self, ledger::Ledger};
 use crate::forge::{PrNumber, StatusState};
 use crate::plan::Plan;
 use crate::plan::render::{self, markdown, text};
@@ -91,20 +91,17 @@ fn compute_plan(
     rt: &tokio::runtime::Runtime,
 ) -> Result<Plan, Failure> {
     let (compute, tailnet) = common::clients().map_err(Failure::Cli)?;
-    let previous = args
-        .source
-        .git
-        .as_deref()
-        .and_then(|repo| status::previous(repo, &args.status_branch))
-        .map(|p| p.agents);
-    let result = rt.block_on(reconcile::plan_only(
-        snapshot,
-        &compute,
-        &tailnet,
-        args.allow_shrink,
-        previous,
-    ));
-    result.map(|(_, plan)| plan).map_err(Failure::Pass)
+    let ledger = match args.source.git.as_deref() {
+        Some(repo) => Ledger::read(repo, &args.status_branch)
+            .map_err(|e| Failure::Pass(PassError::Ledger(e)))?,
+        None => Ledger::default(),
+    };
+    let now = time::OffsetDateTime::now_utc()
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_default();
+    let ctx = reconcile::context(snapshot, &ledger, args.allow_shrink, &now);
+    let result = rt.block_on(reconcile::plan_only(snapshot, &compute, &tailnet, &ctx));
+    result.map(|(_, _, plan)| plan).map_err(Failure::Pass)
 }
 
 /// The plan comment and the verdict on the pull request's head.

@@ -55,6 +55,9 @@ enum Source {
     },
     Directory {
         path: PathBuf,
+        /// The checked-out branch, when the folder is a git work tree: status commits then go
+        /// to the repository's own status branch.
+        git_branch: Option<String>,
         _watcher: FleetWatcher,
     },
 }
@@ -259,12 +262,17 @@ async fn open_source(
         FleetSource::Directory { path } => {
             let watcher = FleetWatcher::start(path, sender.clone(), watch::DEFAULT_DEBOUNCE)
                 .map_err(start_err("watching the fleet directory"))?;
-            let store = git2::Repository::open(path)
-                .is_ok()
-                .then(|| LockStore::Local(path.clone()));
+            let git_branch = git2::Repository::open(path).ok().map(|repo| {
+                repo.head()
+                    .ok()
+                    .and_then(|h| h.shorthand().map(str::to_owned))
+                    .unwrap_or_else(|| "main".to_owned())
+            });
+            let store = git_branch.as_ref().map(|_| LockStore::Local(path.clone()));
             Ok((
                 Source::Directory {
                     path: path.clone(),
+                    git_branch,
                     _watcher: watcher,
                 },
                 store,
@@ -358,6 +366,17 @@ async fn pass(
         Source::Remote { cache, branch, url } => Some(StatusTarget {
             repo: cache.path(),
             remote: Some(url.as_str()),
+            branch: STATUS_BRANCH,
+            source_branch: branch,
+            identity: &identity,
+        }),
+        Source::Directory {
+            path,
+            git_branch: Some(branch),
+            ..
+        } => Some(StatusTarget {
+            repo: path,
+            remote: None,
             branch: STATUS_BRANCH,
             source_branch: branch,
             identity: &identity,

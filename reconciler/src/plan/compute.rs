@@ -2,7 +2,7 @@
 //! decide, per agent, what must change.
 
 use super::{Action, Change, Context, Note, Observed, Plan, Summary, cost, safety};
-use crate::cloud::tailscale::Device;
+use crate::cloud::tailscale::{Device, DeviceId};
 use crate::cloud::{Server, ServerStatus};
 use std::collections::{BTreeMap, BTreeSet};
 use tether_schema::labels;
@@ -12,13 +12,13 @@ use tether_schema::{Agent, Fleet, Power};
 ///
 /// # Guarantees
 /// - Pure and deterministic: the same inputs give the same plan, byte for byte, and hash.
-/// - Ownership is checked here on every server, whatever filter listed it: only a server whose
-///   `tether/fleet` label names this fleet and whose `tether/agent` label names an agent can be
-///   in a destructive action. Every other server is counted in [`Note::Unmanaged`].
+/// - Every destructive or disruptive action passes the rules of [`safety`] (ownership of
+///   servers and devices, protection, budgets, the shrink breaker); a server or device this
+///   fleet cannot prove it owns is only ever counted in a note.
 /// - A server labelled `tether/protect=true`, or with Hetzner delete protection, is never
-///   deleted; neither is any server when `policy.prune` is off.
-/// - A devices is only deleted when its hostname is an agent's name and its tags are among the
-///   fleet's tags.
+///   deleted or replaced; no server is deleted when `policy.prune` is off, except the retired
+///   half of a replacement once its successor is online.
+/// - An agent whose name is taken by a server this fleet does not own is not created.
 /// - The plan carries a [`super::Refusal`] when it breaks the deletion budget or the shrink
 ///   circuit breaker; such a plan must not be applied.
 pub fn plan(fleet: &Fleet, observed: &Observed, ctx: &Context) -> Plan {
@@ -26,40 +26,38 @@ pub fn plan(fleet: &Fleet, observed: &Observed, ctx: &Context) -> Plan {
     let mut actions = Vec::new();
     let mut notes = Vec::new();
 
-    let (managed, retired, unmanaged) = classify(&observed.servers, settings.name.as_str());
-    if !unmanaged.is_empty() {
-        let mut names: Vec<String> = unmanaged.iter().map(|s| s.name.clone()).collect();
+    let inventory = Inventory::classify(&observed.servers, settings.name.as_str());
+    if !inventory.unmanaged.is_empty() {
+        let mut names: Vec<String> = inventory.unmanaged.iter().map(|s| s.name.clone()).collect();
         names.sort();
         notes.push(Note::Unmanaged {
             count: names.len(),
             names,
         });
     }
-    let devices = fleet_devices(
-        &observed.devices,
-        settings.tags.iter().map(|t| t.as_str()).collect(),
-    );
+    let devices = owned_devices(fleet, observed, &inventory, ctx, &mut notes);
 
     for (name, agent) in &fleet.agents {
         let own_devices = devices.get(name.as_str()).cloned().unwrap_or_default();
-        match managed.get(name.as_str()) {
-            None => actions.push(create(agent, fleet, &own_devices)),
+        match inventory.managed.get(name.as_str()) {
+            None => match inventory.foreign.get(name.as_str()) {
+                Some(other) => notes.push(Note::NameTaken {
+                    agent: name.to_string(),
+                    server_id: other.id,
+                }),
+                None => actions.push(create(agent, fleet, &own_devices)),
+            },
             Some(server) => {
                 plan_existing(agent, fleet, server, &own_devices, &mut actions, &mut notes)
             }
         }
     }
 
-    for (agent, server) in &managed {
+    for (agent, server) in &inventory.managed {
         if fleet.agents.contains_key(*agent) {
             continue;
         }
-        let protected = server
-            .labels
-            .get(labels::PROTECT)
-            .is_some_and(|v| v == "true")
-            || server.delete_protected;
-        let keep = if protected {
+        let keep = if safety::is_protected(server) {
             Some(
                 "protected: it was `protect: true` at its last applied spec, or has Hetzner delete protection",
             )
@@ -79,66 +77,63 @@ pub fn plan(fleet: &Fleet, observed: &Observed, ctx: &Context) -> Plan {
                 server_id: server.id,
                 server_type: server.server_type.clone(),
                 location: server.location.clone(),
-                devices: devices
-                    .get(agent)
-                    .map(|d| d.iter().map(|d| d.id.clone()).collect())
-                    .unwrap_or_default(),
+                devices: device_ids(devices.get(*agent)),
                 reason: "its agent spec was removed".to_owned(),
             }),
         }
     }
 
-    for server in &retired {
-        let agent = server.labels.get(labels::AGENT).map_or("", String::as_str);
-        if managed.contains_key(agent) {
-            actions.push(Action::Delete {
-                agent: agent.to_owned(),
-                server_id: server.id,
-                server_type: server.server_type.clone(),
-                location: server.location.clone(),
-                devices: Vec::new(),
-                reason: format!(
-                    "retired server {} was replaced by the agent's current server",
-                    server.name
-                ),
-            });
-        } else {
-            notes.push(Note::OrphanKept {
-                agent: agent.to_owned(),
-                server_id: server.id,
-                reason: format!(
-                    "retired server {} is kept until its replacement exists",
-                    server.name
-                ),
-            });
-        }
+    for server in &inventory.retired {
+        retired(
+            server,
+            fleet,
+            &inventory,
+            &devices,
+            &mut actions,
+            &mut notes,
+        );
     }
 
     if settings.policy.prune {
         for (agent, devs) in &devices {
-            let known =
-                fleet.agents.keys().any(|n| n.as_str() == *agent) || managed.contains_key(agent);
+            let known = fleet.agents.keys().any(|n| n.as_str() == *agent)
+                || inventory.managed.contains_key(agent.as_str())
+                || inventory.retired_agents.contains(agent.as_str());
             if !known {
                 for d in devs {
                     actions.push(Action::DeleteDevice {
                         agent: (*agent).to_owned(),
                         device_id: d.id.clone(),
                         name: d.name.clone(),
-                        reason: "no agent or server of that name exists".to_owned(),
+                        reason: "its agent and server are gone".to_owned(),
                     });
                 }
             }
         }
     }
 
+    let managed_servers = inventory.managed.len() + inventory.retired.len();
+    let owned_device_count = devices.values().map(Vec::len).sum();
+    let in_progress = inventory.retired_agents.len();
+    let actions = limit(
+        fleet,
+        actions,
+        &mut notes,
+        managed_servers,
+        in_progress,
+        owned_device_count,
+        ctx,
+    );
     let summary = summarize(&actions, observed, &mut notes);
-    let managed_servers = managed.len() + retired.len();
     let refusal = safety::check(&actions, fleet, managed_servers, ctx);
+    let deletions_allowed = safety::deletion_budget(fleet, managed_servers)
+        .min(safety::window_budget(fleet, ctx.recent_deletions));
     Plan {
         version: 1,
         fleet: settings.name.as_str().to_owned(),
         revision: ctx.revision.clone(),
         managed_servers,
+        deletions_allowed,
         actions,
         notes,
         summary,
@@ -148,56 +143,274 @@ pub fn plan(fleet: &Fleet, observed: &Observed, ctx: &Context) -> Plan {
     .seal()
 }
 
-/// This fleet's servers by agent name, its retired servers (named
-/// [`labels::retired_name`]), and everything else.
-type Classified<'a> = (
-    BTreeMap<&'a str, &'a Server>,
-    Vec<&'a Server>,
-    Vec<&'a Server>,
-);
-
-fn classify<'a>(servers: &'a [Server], fleet: &str) -> Classified<'a> {
-    let mut managed: BTreeMap<&str, &Server> = BTreeMap::new();
-    let mut retired = Vec::new();
-    let mut unmanaged = Vec::new();
-    for server in servers {
-        let ours = server.labels.get(labels::FLEET).is_some_and(|f| f == fleet);
-        let is_retired = server
-            .labels
-            .get(labels::RETIRED)
-            .is_some_and(|v| v == "true");
-        match server.labels.get(labels::AGENT) {
-            Some(agent)
-                if ours
-                    && is_retired
-                    && server.name == labels::retired_name(agent, server.id.0) =>
-            {
-                retired.push(server)
-            }
-            Some(agent) if ours && !is_retired && *agent == server.name => {
-                managed.insert(agent.as_str(), server);
-            }
-            _ => unmanaged.push(server),
-        }
-    }
-    (managed, retired, unmanaged)
+/// Every observed device this fleet can prove it owns ([`safety::device_owner`]), with its
+/// agent: what the status branch records as the fleet's device record.
+pub fn device_ownership(
+    fleet: &Fleet,
+    observed: &Observed,
+    ctx: &Context,
+) -> BTreeMap<DeviceId, String> {
+    let inventory = Inventory::classify(&observed.servers, fleet.settings.name.as_str());
+    owned_devices(fleet, observed, &inventory, ctx, &mut Vec::new())
+        .into_iter()
+        .flat_map(|(agent, devs)| devs.into_iter().map(move |d| (d.id.clone(), agent.clone())))
+        .collect()
 }
 
-/// Devices that may belong to the fleet, by hostname; only those whose tags are all fleet tags.
-fn fleet_devices<'a>(
-    devices: &'a [Device],
-    fleet_tags: BTreeSet<&str>,
-) -> BTreeMap<&'a str, Vec<&'a Device>> {
-    let mut by_host: BTreeMap<&str, Vec<&Device>> = BTreeMap::new();
-    for d in devices {
-        if !d.tags.is_empty() && d.tags.iter().all(|t| fleet_tags.contains(t.as_str())) {
-            by_host.entry(d.hostname.as_str()).or_default().push(d);
+/// The observed servers, sorted by what they are to this fleet.
+struct Inventory<'a> {
+    /// This fleet's current servers, by agent name.
+    managed: BTreeMap<&'a str, &'a Server>,
+    /// This fleet's retired servers (named [`labels::retired_name`]), left by replacements.
+    retired: Vec<&'a Server>,
+    /// Agents with a retired server: replacements still in progress.
+    retired_agents: BTreeSet<&'a str>,
+    /// Every server that is not this fleet's.
+    unmanaged: Vec<&'a Server>,
+    /// The servers that are not this fleet's, by name.
+    foreign: BTreeMap<&'a str, &'a Server>,
+}
+
+impl<'a> Inventory<'a> {
+    fn classify(servers: &'a [Server], fleet: &str) -> Inventory<'a> {
+        let mut inv = Inventory {
+            managed: BTreeMap::new(),
+            retired: Vec::new(),
+            retired_agents: BTreeSet::new(),
+            unmanaged: Vec::new(),
+            foreign: BTreeMap::new(),
+        };
+        for server in servers {
+            let is_retired = server
+                .labels
+                .get(labels::RETIRED)
+                .is_some_and(|v| v == "true");
+            match server.labels.get(labels::AGENT) {
+                Some(agent)
+                    if safety::owns_server(server, fleet, agent)
+                        && is_retired
+                        && server.name == labels::retired_name(agent, server.id.0) =>
+                {
+                    inv.retired.push(server);
+                    inv.retired_agents.insert(agent.as_str());
+                }
+                Some(agent)
+                    if safety::owns_server(server, fleet, agent)
+                        && !is_retired
+                        && *agent == server.name =>
+                {
+                    inv.managed.insert(agent.as_str(), server);
+                }
+                _ => {
+                    inv.unmanaged.push(server);
+                    inv.foreign.insert(server.name.as_str(), server);
+                }
+            }
+        }
+        inv
+    }
+
+    /// The fleet's servers, current and retired, by the agent they serve.
+    fn owned_by_agent(&self) -> BTreeMap<&'a str, Vec<&'a Server>> {
+        let mut by_agent: BTreeMap<&str, Vec<&Server>> = BTreeMap::new();
+        for (agent, server) in &self.managed {
+            by_agent.entry(agent).or_default().push(server);
+        }
+        for server in &self.retired {
+            if let Some(agent) = server.labels.get(labels::AGENT) {
+                by_agent.entry(agent.as_str()).or_default().push(server);
+            }
+        }
+        by_agent
+    }
+}
+
+/// The devices this fleet can prove it owns ([`safety::device_owner`]), by agent, oldest first.
+/// Devices named like one of the fleet's agents but not provably its own get a note.
+fn owned_devices<'a>(
+    fleet: &Fleet,
+    observed: &'a Observed,
+    inventory: &Inventory<'a>,
+    ctx: &'a Context,
+    notes: &mut Vec<Note>,
+) -> BTreeMap<String, Vec<&'a Device>> {
+    let fleet_tags: BTreeSet<&str> = fleet.settings.tags.iter().map(|t| t.as_str()).collect();
+    let owned = inventory.owned_by_agent();
+    let foreign: BTreeSet<&str> = inventory.foreign.keys().copied().collect();
+    let mut by_agent: BTreeMap<String, Vec<&Device>> = BTreeMap::new();
+    for d in &observed.devices {
+        match safety::device_owner(d, ctx, &owned, &foreign, &fleet_tags) {
+            Some((agent, _)) => by_agent.entry(agent.to_owned()).or_default().push(d),
+            None => {
+                let ours = fleet.agents.keys().any(|n| n.as_str() == d.hostname)
+                    || owned.contains_key(d.hostname.as_str());
+                if ours {
+                    notes.push(Note::DeviceNotOwned {
+                        agent: d.hostname.clone(),
+                        device_id: d.id.clone(),
+                    });
+                }
+            }
         }
     }
-    for devs in by_host.values_mut() {
+    for devs in by_agent.values_mut() {
         devs.sort_by(|a, b| (&a.created, &a.id).cmp(&(&b.created, &b.id)));
     }
-    by_host
+    by_agent
+}
+
+fn device_ids(devices: Option<&Vec<&Device>>) -> Vec<DeviceId> {
+    devices
+        .map(|d| d.iter().map(|d| d.id.clone()).collect())
+        .unwrap_or_default()
+}
+
+/// A retired server is deleted once its agent's current server is online (or meant to be
+/// off), unless it is protected; until then it is kept.
+fn retired(
+    server: &Server,
+    fleet: &Fleet,
+    inventory: &Inventory<'_>,
+    devices: &BTreeMap<String, Vec<&Device>>,
+    actions: &mut Vec<Action>,
+    notes: &mut Vec<Note>,
+) {
+    let agent = server.labels.get(labels::AGENT).map_or("", String::as_str);
+    let successor = inventory.managed.get(agent);
+    let successor_ready = successor.is_some_and(|s| {
+        let off_by_spec = fleet
+            .agents
+            .get(agent)
+            .is_some_and(|a| a.power == Power::Off);
+        off_by_spec
+            || devices.get(agent).is_some_and(|devs| {
+                devs.iter()
+                    .any(|d| d.online && d.created.as_str() >= s.created.as_str())
+            })
+    });
+    let keep = if safety::is_protected(server) {
+        Some(format!(
+            "retired server {} is protected (`tether/protect=true` or Hetzner delete protection); delete it by hand once you no longer need its disk",
+            server.name
+        ))
+    } else if successor.is_none() {
+        Some(format!(
+            "retired server {} is kept until its replacement exists",
+            server.name
+        ))
+    } else if !successor_ready {
+        Some(format!(
+            "retired server {} is kept until its replacement is online",
+            server.name
+        ))
+    } else {
+        None
+    };
+    match keep {
+        Some(reason) => notes.push(Note::OrphanKept {
+            agent: agent.to_owned(),
+            server_id: server.id,
+            reason,
+        }),
+        None => {
+            let old_devices = devices
+                .get(agent)
+                .map(|devs| {
+                    devs.iter()
+                        .filter(|d| {
+                            successor.is_some_and(|s| d.created.as_str() < s.created.as_str())
+                        })
+                        .map(|d| d.id.clone())
+                        .collect()
+                })
+                .unwrap_or_default();
+            actions.push(Action::Delete {
+                agent: agent.to_owned(),
+                server_id: server.id,
+                server_type: server.server_type.clone(),
+                location: server.location.clone(),
+                devices: old_devices,
+                reason: format!(
+                    "retired server {} was replaced by the agent's current server, which is online",
+                    server.name
+                ),
+            });
+        }
+    }
+}
+
+/// Holds back what the budgets do not allow in this run, each with a [`Note::Deferred`]:
+/// disruptions beyond the disruption budget (replacements in progress count), server
+/// deletions beyond what is left of the hourly budget, and device deletions beyond the per-run
+/// budget. Agents are taken in name order, so the same agents go first every run.
+fn limit(
+    fleet: &Fleet,
+    actions: Vec<Action>,
+    notes: &mut Vec<Note>,
+    managed: usize,
+    in_progress: usize,
+    owned_devices: usize,
+    ctx: &Context,
+) -> Vec<Action> {
+    let disruption_budget = safety::disruption_budget(fleet, managed);
+    let mut disruptions_left = disruption_budget.saturating_sub(in_progress);
+    let window = safety::window_budget(fleet, ctx.recent_deletions);
+    let mut window_left = window;
+    let device_budget = safety::deletion_budget(fleet, owned_devices);
+    let mut devices_left = device_budget;
+    let mut disrupted: BTreeSet<String> = BTreeSet::new();
+    let mut sorted = actions;
+    sorted.sort_by(|a, b| a.agent().cmp(b.agent()));
+    let mut kept = Vec::with_capacity(sorted.len());
+    for action in sorted {
+        let agent = action.agent().to_owned();
+        let deferred = if safety::disrupts(&action) {
+            if disrupted.contains(&agent) {
+                None
+            } else if disruptions_left > 0 {
+                disruptions_left -= 1;
+                disrupted.insert(agent.clone());
+                None
+            } else {
+                Some(format!(
+                    "disruption budget: {disruption_budget} agent(s) per run (maxDisruptionsPerRun {}, maxDisruptionPercent {}%), {in_progress} replacement(s) still in progress",
+                    fleet.settings.policy.max_disruptions_per_run,
+                    fleet.settings.policy.max_disruption_percent
+                ))
+            }
+        } else if action.deletes_server() {
+            if window_left > 0 {
+                window_left -= 1;
+                None
+            } else {
+                Some(format!(
+                    "hourly deletion budget: {} server(s) per rolling hour (maxDeletionsPerHour), {} deleted in the last hour",
+                    fleet.settings.policy.max_deletions_per_hour,
+                    ctx.recent_deletions.unwrap_or(0)
+                ))
+            }
+        } else if matches!(action, Action::DeleteDevice { .. }) {
+            if devices_left > 0 {
+                devices_left -= 1;
+                None
+            } else {
+                Some(format!(
+                    "device deletion budget: {device_budget} device(s) per run of {owned_devices} owned"
+                ))
+            }
+        } else {
+            None
+        };
+        match deferred {
+            None => kept.push(action),
+            Some(reason) => notes.push(Note::Deferred {
+                agent,
+                action: action.kind().to_owned(),
+                reason,
+            }),
+        }
+    }
+    kept
 }
 
 fn create(agent: &Agent, fleet: &Fleet, devices: &[&Device]) -> Action {
@@ -240,22 +453,36 @@ fn plan_existing(
         });
         return;
     }
-    let want = labels::server_labels(agent, &fleet.settings);
+    let mut want = labels::server_labels(agent, &fleet.settings);
     let changes = replacement_changes(agent, server, &want);
     if !changes.is_empty() {
-        actions.push(Action::Replace {
-            agent: name,
-            server_id: server.id,
-            changes,
-            old_devices: devices.iter().map(|d| d.id.clone()).collect(),
-            server_type: agent.server.server_type.as_str().to_owned(),
-            location: agent.server.location.as_str().to_owned(),
-            image: agent.server.image.as_str().to_owned(),
-            labels: want,
-        });
-        return;
+        if agent.protect || safety::is_protected(server) {
+            // Keep the recorded spec hash: relabelling it would hide the pending replacement.
+            match server.labels.get(labels::SPEC) {
+                Some(have) => want.insert(labels::SPEC.to_owned(), have.clone()),
+                None => want.remove(labels::SPEC),
+            };
+            notes.push(Note::ReplaceBlocked {
+                agent: name.clone(),
+                server_id: server.id,
+                fields: changes.into_iter().map(|c| c.field).collect(),
+            });
+        } else {
+            actions.push(Action::Replace {
+                agent: name,
+                server_id: server.id,
+                changes,
+                old_devices: devices.iter().map(|d| d.id.clone()).collect(),
+                server_type: agent.server.server_type.as_str().to_owned(),
+                location: agent.server.location.as_str().to_owned(),
+                image: agent.server.image.as_str().to_owned(),
+                labels: want,
+            });
+            return;
+        }
     }
-    if server.server_type != agent.server.server_type.as_str() {
+    let resize = server.server_type != agent.server.server_type.as_str();
+    if resize {
         actions.push(Action::Resize {
             agent: name.clone(),
             server_id: server.id,
@@ -276,6 +503,8 @@ fn plan_existing(
         ServerStatus::Running | ServerStatus::Starting
     );
     match (agent.power, running) {
+        // A resize ends in the desired power state on its own.
+        _ if resize => {}
         (Power::On, false) => actions.push(Action::PowerOn {
             agent: name.clone(),
             server_id: server.id,

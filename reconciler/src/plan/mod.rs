@@ -10,7 +10,7 @@ pub mod cost;
 pub mod render;
 pub mod safety;
 
-pub use compute::plan;
+pub use compute::{device_ownership, plan};
 
 use crate::cloud::tailscale::{Device, DeviceId};
 use crate::cloud::{Euros, Server, ServerId};
@@ -38,6 +38,12 @@ pub struct Context {
     pub previous_agents: Option<usize>,
     /// `--allow-shrink`: the operator confirmed a large shrink.
     pub allow_shrink: bool,
+    /// The fleet's device record from the status branch: device id → agent. Proof of
+    /// ownership for devices whose server is gone.
+    pub owned_devices: BTreeMap<DeviceId, String>,
+    /// Servers this fleet deleted in the last hour, from the status branch; `None` when there
+    /// is no record.
+    pub recent_deletions: Option<usize>,
 }
 
 /// One change to make.
@@ -244,6 +250,39 @@ pub enum Note {
         /// Its status.
         status: String,
     },
+    /// A change held back by a budget; a later run makes it.
+    Deferred {
+        /// Agent.
+        agent: String,
+        /// The action's kind.
+        action: String,
+        /// Which budget, and how much of it is in use.
+        reason: String,
+    },
+    /// The spec asks for a change only a new server can make, but the server is protected.
+    ReplaceBlocked {
+        /// Agent.
+        agent: String,
+        /// Server.
+        server_id: ServerId,
+        /// The fields that differ.
+        fields: Vec<String>,
+    },
+    /// A server has the agent's name but is not this fleet's: tether neither creates another
+    /// (the name is taken) nor adopts it.
+    NameTaken {
+        /// Agent.
+        agent: String,
+        /// The other server.
+        server_id: ServerId,
+    },
+    /// A device with one of this fleet's agent names that tether cannot prove it owns.
+    DeviceNotOwned {
+        /// Agent (the device's hostname).
+        agent: String,
+        /// Device.
+        device_id: DeviceId,
+    },
     /// A server type / location pair without a known price.
     PriceUnknown {
         /// Server type.
@@ -295,6 +334,9 @@ pub struct Plan {
     pub revision: Option<String>,
     /// Servers of this fleet observed (including retired ones): the base of the deletion budget.
     pub managed_servers: usize,
+    /// Servers the executor may delete in this run, replacements' old servers included: the
+    /// smaller of the per-run budget and what is left of the hourly one.
+    pub deletions_allowed: usize,
     /// Actions in execution order.
     pub actions: Vec<Action>,
     /// What was noticed and left alone.

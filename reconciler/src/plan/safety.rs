@@ -1,8 +1,92 @@
-//! Safety rules a plan must pass to be applied, enforced here and re-checked by the executor:
-//! the deletion budget and the shrink circuit breaker.
+//! The safety rules, in one place: what tether may touch and how much of it at once. The
+//! planner decides with them and the executor re-checks with them on the live inventory right
+//! before every destructive or disruptive call. Pure: no I/O, no clock.
+//!
+//! # Guarantees
+//! - **Servers.** A server is this fleet's only when its `tether/fleet` label names the fleet
+//!   and its `tether/agent` label names the agent ([`owns_server`]); nothing else is ever
+//!   deleted, disrupted or relabelled. A protected server ([`is_protected`]: the
+//!   `tether/protect=true` label or Hetzner delete protection) is never deleted or replaced,
+//!   retired servers included.
+//! - **Devices.** A device is this fleet's only with proof ([`device_owner`]): its id is in the
+//!   fleet's device record (written on the status branch by earlier passes), or it is attached
+//!   to a server this fleet owns (its hostname is that server's name, all its tags are fleet
+//!   tags, and it joined after the server was created). A device whose hostname is the name of
+//!   a server this fleet does not own is never touched, recorded or not.
+//! - **Budgets.** Per run: at most [`deletion_budget`] server deletions (a plan over it is
+//!   refused as a whole), at most [`disruption_budget`] agents disrupted (replace, resize, power
+//!   off; the rest wait for later runs, counting replacements still in progress), at most
+//!   [`deletion_budget`] of the fleet's devices deleted on their own (the rest wait). Across runs:
+//!   at most `maxDeletionsPerHour` servers deleted in any rolling hour, counted from the status
+//!   branch (deletions beyond it wait).
+//! - **Fail closed.** Without a recorded baseline (no status branch, or it could not be read), a
+//!   plan that deletes any server is refused unless the operator confirms with
+//!   `--allow-shrink`; so is a shrink beyond the budget since the last applied revision.
+//!
+//! # Assumptions
+//! - Hetzner server names are unique within a project, and Tailscale device ids are never
+//!   reused.
+//! - Two fleets in different Hetzner projects that share a tailnet do not use the same agent
+//!   names: attachment by hostname cannot tell their devices apart (recorded devices can).
 
 use super::{Action, Context, Refusal};
-use tether_schema::Fleet;
+use crate::cloud::Server;
+use crate::cloud::tailscale::Device;
+use std::collections::{BTreeMap, BTreeSet};
+use tether_schema::{Fleet, labels};
+
+/// Whether `server` carries this fleet's and `agent`'s ownership labels.
+pub fn owns_server(server: &Server, fleet: &str, agent: &str) -> bool {
+    server.labels.get(labels::FLEET).is_some_and(|f| f == fleet)
+        && server.labels.get(labels::AGENT).is_some_and(|a| a == agent)
+}
+
+/// Whether `server` must never be deleted or replaced: `tether/protect=true` (the agent's spec
+/// said `protect: true` when it was last applied) or Hetzner delete protection.
+pub fn is_protected(server: &Server) -> bool {
+    server
+        .labels
+        .get(labels::PROTECT)
+        .is_some_and(|v| v == "true")
+        || server.delete_protected
+}
+
+/// How a device was proven to be this fleet's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Proof {
+    /// Its id is in the fleet's device record.
+    Recorded,
+    /// It joined as the hostname of a server this fleet owns, after that server was created.
+    Attached,
+}
+
+/// The agent `device` belongs to and how that is known, or `None` when this fleet cannot prove
+/// it owns the device.
+///
+/// `owned` are the fleet's servers (current and retired) by the agent they serve;
+/// `foreign_names` the names of every other server in the project.
+pub fn device_owner<'a>(
+    device: &Device,
+    ctx: &'a Context,
+    owned: &'a BTreeMap<&'a str, Vec<&'a Server>>,
+    foreign_names: &BTreeSet<&str>,
+    fleet_tags: &BTreeSet<&str>,
+) -> Option<(&'a str, Proof)> {
+    if foreign_names.contains(device.hostname.as_str()) {
+        return None;
+    }
+    if let Some(agent) = ctx.owned_devices.get(&device.id) {
+        return Some((agent.as_str(), Proof::Recorded));
+    }
+    let tags_ok =
+        !device.tags.is_empty() && device.tags.iter().all(|t| fleet_tags.contains(t.as_str()));
+    let (agent, servers) = owned.get_key_value(device.hostname.as_str())?;
+    let attached = tags_ok
+        && servers
+            .iter()
+            .any(|s| !s.created.is_empty() && device.created.as_str() >= s.created.as_str());
+    attached.then_some((*agent, Proof::Attached))
+}
 
 /// How many servers one run may delete out of `managed`: `maxDeletionsPerRun`, and
 /// `maxDeletionPercent` of `managed` (rounded down, but at least one).
@@ -10,6 +94,28 @@ pub fn deletion_budget(fleet: &Fleet, managed: usize) -> usize {
     let policy = fleet.settings.policy;
     let by_percent = (managed * policy.max_deletion_percent as usize / 100).max(1);
     by_percent.min(policy.max_deletions_per_run as usize)
+}
+
+/// How many agents one run may disrupt out of `managed`: `maxDisruptionsPerRun`, and
+/// `maxDisruptionPercent` of `managed` (rounded down, but at least one).
+pub fn disruption_budget(fleet: &Fleet, managed: usize) -> usize {
+    let policy = fleet.settings.policy;
+    let by_percent = (managed * policy.max_disruption_percent as usize / 100).max(1);
+    by_percent.min(policy.max_disruptions_per_run as usize)
+}
+
+/// Server deletions still allowed in the rolling hour, after `recent` deletions in it; the
+/// whole hourly allowance when nothing is recorded.
+pub fn window_budget(fleet: &Fleet, recent: Option<usize>) -> usize {
+    (fleet.settings.policy.max_deletions_per_hour as usize).saturating_sub(recent.unwrap_or(0))
+}
+
+/// Whether the action stops or replaces an agent's running server.
+pub fn disrupts(action: &Action) -> bool {
+    matches!(
+        action,
+        Action::Replace { .. } | Action::Resize { .. } | Action::PowerOff { .. }
+    )
 }
 
 /// Every safety rule `actions` break, or `None`.
@@ -25,15 +131,22 @@ pub fn check(actions: &[Action], fleet: &Fleet, managed: usize, ctx: &Context) -
         ));
     }
     let desired = fleet.agents.len();
-    if let Some(previous) = ctx.previous_agents.filter(|_| !ctx.allow_shrink) {
-        let removed = previous.saturating_sub(desired);
-        if desired == 0 && previous > 0 {
-            reasons.push(format!("the fleet shrank from {previous} agents to none; a fleet that loads empty is almost always a mistake"));
-        } else if removed > deletion_budget(fleet, previous) {
-            reasons.push(format!(
-                "the fleet shrank from {previous} to {desired} agents since the last applied revision, more than the policy allows in one step ({})",
-                deletion_budget(fleet, previous)
-            ));
+    match ctx.previous_agents {
+        _ if ctx.allow_shrink => {}
+        None if deletions > 0 => reasons.push(format!(
+            "the plan deletes {deletions} server(s) and there is no record of an earlier applied revision to compare the fleet with (no readable status branch); tether does not delete without a baseline"
+        )),
+        None => {}
+        Some(previous) => {
+            let removed = previous.saturating_sub(desired);
+            if desired == 0 && previous > 0 {
+                reasons.push(format!("the fleet shrank from {previous} agents to none; a fleet that loads empty is almost always a mistake"));
+            } else if removed > deletion_budget(fleet, previous) {
+                reasons.push(format!(
+                    "the fleet shrank from {previous} to {desired} agents since the last applied revision, more than the policy allows in one step ({})",
+                    deletion_budget(fleet, previous)
+                ));
+            }
         }
     }
     if reasons.is_empty() {

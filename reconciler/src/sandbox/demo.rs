@@ -245,7 +245,8 @@ impl<W: Write> Demo<'_, W> {
 
         self.heading(3, "tether plan");
         let snapshot = source::git::read(&self.repo, "main").map_err(step("plan"))?;
-        let (_, plan) = reconcile::plan_only(&snapshot, &self.compute, &self.tailnet, false, None)
+        let ctx = reconcile::context(&snapshot, &Default::default(), false, "");
+        let (_, _, plan) = reconcile::plan_only(&snapshot, &self.compute, &self.tailnet, &ctx)
             .await
             .map_err(step("plan"))?;
         let rendered = text::render(&plan, false);

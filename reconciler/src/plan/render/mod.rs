@@ -4,7 +4,7 @@
 pub mod markdown;
 pub mod text;
 
-use super::{Action, Plan};
+use super::{Action, Note, Plan};
 use similar::{ChangeTag, TextDiff};
 use std::collections::BTreeMap;
 
@@ -130,7 +130,27 @@ fn labels_text(labels: &BTreeMap<String, String>) -> String {
 pub fn summary_line(plan: &Plan) -> String {
     let s = &plan.summary;
     if plan.is_empty() {
-        return "No changes. The fleet matches its spec.".to_owned();
+        let open = plan
+            .notes
+            .iter()
+            .filter(|n| {
+                matches!(
+                    n,
+                    Note::Deferred { .. }
+                        | Note::ReplaceBlocked { .. }
+                        | Note::NameTaken { .. }
+                        | Note::Unhealthy { .. }
+                        | Note::Waiting { .. }
+                )
+            })
+            .count();
+        return if open == 0 {
+            "No changes. The fleet matches its spec.".to_owned()
+        } else {
+            format!(
+                "No changes in this run, but the fleet does not match its spec yet: {open} note(s) above need a later run or attention."
+            )
+        };
     }
     let mut parts = vec![
         format!("{} to create", s.create),

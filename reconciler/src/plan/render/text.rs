@@ -110,6 +110,25 @@ pub fn note_line(note: &Note) -> String {
             server_id,
             status,
         } => format!("server {agent} (id {server_id}) is {status}; tether waits for it to settle"),
+        Note::Deferred {
+            agent,
+            action,
+            reason,
+        } => format!("{action} of {agent} waits for a later run: {reason}"),
+        Note::ReplaceBlocked {
+            agent,
+            server_id,
+            fields,
+        } => format!(
+            "agent {agent} needs a new server ({} changed) but server {server_id} is protected: tether will not replace it; remove `protect` (and any Hetzner delete protection) to let it, or revert the change",
+            fields.join(", ")
+        ),
+        Note::NameTaken { agent, server_id } => format!(
+            "agent {agent} is not created: server {server_id} already has that name and is not this fleet's (no matching `tether/fleet` and `tether/agent` labels); rename the agent or remove that server"
+        ),
+        Note::DeviceNotOwned { agent, device_id } => format!(
+            "device {device_id} is named {agent} but tether cannot prove this fleet owns it (not in the fleet's device record, not attached to its server); left alone"
+        ),
         Note::PriceUnknown {
             server_type,
             location,

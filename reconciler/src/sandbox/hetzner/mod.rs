@@ -43,6 +43,7 @@ use shared::Shared;
 use std::collections::BTreeMap;
 use std::io;
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
 use std::time::Duration;
 use tokio::sync::watch;
@@ -162,6 +163,7 @@ impl HetznerEmulator {
             faults: faults.clone(),
             requests: requests.clone(),
             stop: watch::Sender::new(false),
+            drop_labels: AtomicBool::new(false),
         });
         let router = routes::router(shared.clone());
         let server =
@@ -221,6 +223,12 @@ impl HetznerEmulator {
         let (existed, event) = self.shared.model().remove_by_hand(id);
         self.shared.fire(event.into_iter().collect());
         existed
+    }
+
+    /// Makes later creates drop the labels they ask for (`true`), as a misbehaving cloud
+    /// would, or keep them again (`false`).
+    pub fn set_drop_labels(&self, drop: bool) {
+        self.shared.drop_labels.store(drop, Ordering::SeqCst);
     }
 
     /// The fault injector.

@@ -8,6 +8,7 @@ use super::state::{HookEvent, Model};
 use crate::sandbox::MachineHooks;
 use crate::sandbox::emulator::{Faults, RequestLog};
 use crate::secret::Secret;
+use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock};
 use tokio::sync::watch;
 
@@ -35,6 +36,8 @@ pub struct Shared {
     pub requests: Arc<RequestLog>,
     /// Set to `true` on shutdown; lifecycle tasks stop.
     pub stop: watch::Sender<bool>,
+    /// A misbehaving cloud for tests: servers are created without the labels asked for.
+    pub drop_labels: AtomicBool,
 }
 
 impl Shared {

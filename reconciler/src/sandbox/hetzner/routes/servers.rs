@@ -20,6 +20,7 @@ use rand::distr::Alphanumeric;
 use serde_json::{Map, Value, json};
 use std::collections::BTreeMap;
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use time::OffsetDateTime;
 use tokio::time::Instant;
 
@@ -254,7 +255,11 @@ pub async fn create(State(shared): State<Arc<Shared>>, body: Bytes) -> ApiResult
         server_type: order.server_type,
         location: order.location,
         image: order.image,
-        labels: order.labels,
+        labels: if shared.drop_labels.load(Ordering::SeqCst) {
+            BTreeMap::new()
+        } else {
+            order.labels
+        },
         user_data: order.user_data,
         ipv4: free_ipv4.filter(|_| order.ipv4),
         ipv6: order.ipv6,
