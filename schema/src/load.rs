@@ -10,6 +10,7 @@ use crate::diagnostic::{self, Code, Diagnostic, Span, span_of_byte};
 use crate::model::{Agent, Fleet};
 use crate::names::AgentName;
 use crate::raw::{RawAgent, RawFleet};
+use crate::text;
 use crate::validate::{self, FleetContext, Report};
 use crate::yaml::de::{self, UnknownField};
 use crate::yaml::node::{self, Node, NodeKind};
@@ -212,6 +213,12 @@ fn read_tree(file: &SourceFile, out: &mut Vec<Diagnostic>) -> Option<Node> {
             return None;
         }
     };
+    let text = text.strip_prefix(text::BOM).unwrap_or(text);
+    let found = text::scan_file(text);
+    if !found.is_empty() {
+        out.extend(found.into_iter().map(|f| forbidden(path, f, false)));
+        return None;
+    }
     if text.trim().is_empty() {
         out.push(
             Diagnostic::new(path, None, Code::Empty, "the file is empty")
@@ -220,7 +227,14 @@ fn read_tree(file: &SourceFile, out: &mut Vec<Diagnostic>) -> Option<Node> {
         return None;
     }
     match node::parse(text) {
-        Ok(n) => Some(n),
+        Ok(n) => {
+            let found = text::scan_values(&n);
+            if !found.is_empty() {
+                out.extend(found.into_iter().map(|f| forbidden(path, f, true)));
+                return None;
+            }
+            Some(n)
+        }
         Err(e) => {
             let mut d = Diagnostic::new(path, Some(e.span), e.code, e.message);
             d.hint = e.hint;
@@ -228,6 +242,25 @@ fn read_tree(file: &SourceFile, out: &mut Vec<Diagnostic>) -> Option<Node> {
             None
         }
     }
+}
+
+/// A refused character: in the file itself, or in a value where an escape produced it.
+fn forbidden(path: &str, f: text::Found, escaped: bool) -> Diagnostic {
+    let what = text::describe(f.c);
+    let (message, hint) = if escaped {
+        (
+            format!("a value holds {what}, {}, written as an escape", f.why),
+            "remove the escape (`\\u…`, `\\x…`, `\\0`, `\\N`, `\\L`, `\\P`…) from the quoted value: spec values are printable text",
+        )
+    } else {
+        (
+            format!("the file holds {what}, {}", f.why),
+            "delete the character; editors may not show it, `cat -A` does",
+        )
+    };
+    Diagnostic::new(path, Some(f.span), Code::ForbiddenCharacter, message)
+        .at_path(f.path)
+        .with_hint(hint)
 }
 
 fn too_large(path: &str, size: u64) -> Diagnostic {
