@@ -17,9 +17,12 @@
 //! file and `--hostname` back out of it to enrol a device.
 
 pub mod env_file;
+mod fingerprint;
 #[cfg(test)]
 mod props;
 pub mod yaml;
+
+pub use fingerprint::fingerprint;
 
 use crate::model::{Agent, FleetSettings};
 use base64::Engine as _;

@@ -255,3 +255,19 @@ fn printable_values_round_trip_through_the_env_file_unchanged() {
     );
     assert_eq!(read_env_file(&text).expect("env")["Q"], env["Q"]);
 }
+
+#[test]
+fn the_spec_hash_follows_the_env_not_the_rendering() {
+    let fleet = fleet();
+    let plain = with_env(&fleet, &BTreeMap::new());
+    let hash = crate::labels::replacement_hash(&plain, &fleet.settings);
+    // Pinned at the value tether computed before file contents became base64: upgrading
+    // tether must not replace servers whose spec did not change.
+    assert_eq!(hash, "05d530c954bb9da5");
+    let env = BTreeMap::from([("A".to_owned(), "b".to_owned())]);
+    let changed = with_env(&fleet, &env);
+    assert_ne!(
+        crate::labels::replacement_hash(&changed, &fleet.settings),
+        hash
+    );
+}
