@@ -17,6 +17,7 @@ pub const BOM: char = '\u{FEFF}';
 pub fn forbidden(c: char) -> Option<&'static str> {
     let why = match c {
         '\t' | '\n' | '\r' => return None,
+        '\0' => "which YAML parsers read as the end of the file",
         '\0'..='\u{1F}' | '\u{7F}' => "a control character",
         '\u{80}'..='\u{9F}' => "a C1 control character",
         '\u{2028}' | '\u{2029}' => "a line break that YAML 1.1 (cloud-init) honours",
