@@ -112,7 +112,7 @@ fn agent_head() -> &'static str {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 1000, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig { cases: 500, ..ProptestConfig::default() })]
 
     /// Whatever bytes come before it, a trailing `protect: true` is either read or the file is
     /// refused with located diagnostics: nothing (a NUL included) silently ends the file early.
