@@ -216,7 +216,7 @@ fn read_tree(file: &SourceFile, out: &mut Vec<Diagnostic>) -> Option<Node> {
     let text = text.strip_prefix(text::BOM).unwrap_or(text);
     let found = text::scan_file(text);
     if !found.is_empty() {
-        out.extend(found.into_iter().map(|f| forbidden(path, f, false)));
+        report_forbidden(path, found, false, out);
         return None;
     }
     if text.trim().is_empty() {
@@ -230,7 +230,7 @@ fn read_tree(file: &SourceFile, out: &mut Vec<Diagnostic>) -> Option<Node> {
         Ok(n) => {
             let found = text::scan_values(&n);
             if !found.is_empty() {
-                out.extend(found.into_iter().map(|f| forbidden(path, f, true)));
+                report_forbidden(path, found, true, out);
                 return None;
             }
             Some(n)
@@ -244,13 +244,40 @@ fn read_tree(file: &SourceFile, out: &mut Vec<Diagnostic>) -> Option<Node> {
     }
 }
 
-/// A refused character: in the file itself, or in a value where an escape produced it.
+/// Most refused characters reported one by one per file; the rest are counted in one more.
+pub const MAX_FORBIDDEN_REPORTED: usize = 20;
+
+/// Reports refused characters (in the file itself, or in values where an escape produced
+/// them): the first [`MAX_FORBIDDEN_REPORTED`] each on its own, then how many more.
+fn report_forbidden(path: &str, found: Vec<text::Found>, escaped: bool, out: &mut Vec<Diagnostic>) {
+    let more = found.len().saturating_sub(MAX_FORBIDDEN_REPORTED);
+    let mut found = found.into_iter();
+    out.extend(
+        found
+            .by_ref()
+            .take(MAX_FORBIDDEN_REPORTED)
+            .map(|f| forbidden(path, f, escaped)),
+    );
+    if let Some(next) = found.next() {
+        out.push(
+            Diagnostic::new(path, Some(next.span), Code::ForbiddenCharacter, format!("{more} more refused characters from here on"))
+                .with_hint("this file is probably not a text spec: check its encoding, or rewrite it as plain UTF-8 text"),
+        );
+    }
+}
+
+/// One refused character.
 fn forbidden(path: &str, f: text::Found, escaped: bool) -> Diagnostic {
     let what = text::describe(f.c);
     let (message, hint) = if escaped {
         (
             format!("a value holds {what}, {}, written as an escape", f.why),
             "remove the escape (`\\u…`, `\\x…`, `\\0`, `\\N`, `\\L`, `\\P`…) from the quoted value: spec values are printable text",
+        )
+    } else if f.c == '\r' {
+        (
+            format!("the file holds {what}, {}", f.why),
+            "save the file with LF (or CRLF) line ends",
         )
     } else {
         (

@@ -197,6 +197,24 @@ fn every_refused_character_is_reported_at_once() {
 }
 
 #[test]
+fn a_file_full_of_nul_bytes_gets_a_bounded_report() {
+    let err = load_fleet(&files(vec![0; 60_000])).expect_err("refused");
+    assert_eq!(
+        err.diagnostics.len(),
+        crate::load::MAX_FORBIDDEN_REPORTED + 1
+    );
+    let last = err.diagnostics.last().expect("a summary");
+    assert_eq!(last.message, "59980 more refused characters from here on");
+    assert_eq!(
+        last.span,
+        Some(Span {
+            line: 1,
+            column: 21
+        })
+    );
+}
+
+#[test]
 fn a_leading_byte_order_mark_is_accepted_and_positions_stay_true() {
     let mut bytes = "\u{feff}".as_bytes().to_vec();
     bytes.extend_from_slice(AGENT.as_bytes());
