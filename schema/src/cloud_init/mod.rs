@@ -38,15 +38,6 @@ pub const ENV_FILE_PATH: &str = "/etc/tether/agent.env";
 /// Longest auth key tether budgets for when checking the user_data limit at validation time.
 pub const MAX_AUTH_KEY_LEN: usize = 128;
 
-/// The top-level keys of the rendered document, in order.
-pub const TOP_LEVEL_KEYS: [&str; 5] = [
-    "hostname",
-    "package_update",
-    "packages",
-    "write_files",
-    "runcmd",
-];
-
 /// The variables tether writes to [`ENV_FILE_PATH`], in order: its own four, then the agent's
 /// `spec.runtime.env`.
 pub fn env_vars<'a>(agent: &'a Agent, fleet: &'a FleetSettings) -> Vec<(&'a str, &'a str)> {
@@ -68,7 +59,7 @@ pub fn env_vars<'a>(agent: &'a Agent, fleet: &'a FleetSettings) -> Vec<(&'a str,
 
 /// The commands cloud-init runs, each an argv list: install Tailscale, join with the key file,
 /// remove the key file.
-pub fn commands(agent: &Agent) -> [Vec<String>; 3] {
+fn commands(agent: &Agent) -> [Vec<String>; 3] {
     let tags = agent
         .tags
         .iter()

@@ -1,7 +1,7 @@
 //! Property tests: whatever the agent's env holds, the rendered cloud-config parses (with a real
 //! YAML parser) to exactly tether's structure, and the env file reads back to exactly the env.
 
-use super::{AUTH_KEY_PATH, ENV_FILE_PATH, TOP_LEVEL_KEYS, commands, env_file, render};
+use super::{AUTH_KEY_PATH, ENV_FILE_PATH, env_file, render};
 use crate::names::EnvName;
 use crate::{Agent, Content, Fleet, SourceFile, load_fleet};
 use base64::Engine as _;
@@ -85,7 +85,16 @@ fn check_structure(doc: &str, agent: &Agent, key: &str) -> Result<String, TestCa
     prop_assert_eq!(docs.len(), 1);
     let root = docs[0].as_hash().expect("a mapping");
     let keys: Vec<&str> = root.keys().filter_map(Yaml::as_str).collect();
-    prop_assert_eq!(keys, TOP_LEVEL_KEYS.to_vec());
+    prop_assert_eq!(
+        keys,
+        vec![
+            "hostname",
+            "package_update",
+            "packages",
+            "write_files",
+            "runcmd"
+        ]
+    );
     let top = &docs[0];
     prop_assert_eq!(top["hostname"].as_str(), Some(agent.name.as_str()));
     prop_assert_eq!(top["package_update"].as_bool(), Some(true));
@@ -133,29 +142,55 @@ fn check_structure(doc: &str, agent: &Agent, key: &str) -> Result<String, TestCa
                 .collect()
         })
         .collect();
-    prop_assert_eq!(runcmd, commands(agent).to_vec());
+    let join = vec![
+        "tailscale".to_owned(),
+        "up".to_owned(),
+        "--auth-key=file:/run/tether/tailscale-authkey".to_owned(),
+        format!("--hostname={}", agent.name),
+        "--advertise-tags=tag:agent,tag:eu".to_owned(),
+    ];
+    let argv = |w: &[&str]| w.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>();
+    prop_assert_eq!(
+        runcmd,
+        vec![
+            argv(&[
+                "sh",
+                "-c",
+                "curl -fsSL https://tailscale.com/install.sh | sh"
+            ]),
+            join,
+            argv(&["rm", "-f", "/run/tether/tailscale-authkey"]),
+        ]
+    );
     Ok(decoded(&files[1]))
 }
 
-/// What the env file must hold: tether's variables, then the agent's (a later name wins, as in
-/// systemd), with characters no environment file can carry replaced.
-fn expected_env(agent: &Agent, fleet: &Fleet) -> BTreeMap<String, String> {
-    super::env_vars(agent, &fleet.settings)
-        .into_iter()
-        .map(|(k, v)| {
-            let v = v
-                .chars()
-                .map(|c| {
-                    if env_file::unrepresentable(c) {
-                        char::REPLACEMENT_CHARACTER
-                    } else {
-                        c
-                    }
-                })
-                .collect();
-            (k.to_owned(), v)
-        })
-        .collect()
+/// What the env file must hold: tether's four variables, then the agent's (a later name wins,
+/// as in systemd), with the characters no systemd environment file can carry (NUL, U+FEFF,
+/// noncharacters) replaced by U+FFFD.
+fn expected_env(env: &BTreeMap<String, String>) -> BTreeMap<String, String> {
+    let carried = |c: char| {
+        let n = c as u32;
+        let nonchar = (0xFDD0..=0xFDEF).contains(&n) || n % 0x10000 >= 0xFFFE;
+        if c == '\0' || c == '\u{feff}' || nonchar {
+            '\u{fffd}'
+        } else {
+            c
+        }
+    };
+    let mut expected: BTreeMap<String, String> = [
+        ("TETHER_AGENT", "a1"),
+        ("TETHER_FLEET", "f"),
+        ("TETHER_SUBSCRIPTION", "sub_1"),
+        ("AGENT_RUNTIME_VERSION", "1.0"),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v.to_owned()))
+    .collect();
+    for (k, v) in env {
+        expected.insert(k.clone(), v.chars().map(carried).collect());
+    }
+    expected
 }
 
 /// Strings built from everything that has ever broken a YAML document or an env file.
@@ -227,7 +262,7 @@ proptest! {
         let doc = render(&agent, &fleet.settings, &key);
         let env_text = check_structure(&doc, &agent, &key)?;
         let read = read_env_file(&env_text).map_err(TestCaseError::fail)?;
-        prop_assert_eq!(read, expected_env(&agent, &fleet));
+        prop_assert_eq!(read, expected_env(&env));
     }
 }
 
