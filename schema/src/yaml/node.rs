@@ -337,6 +337,23 @@ mod tests {
     }
 
     #[test]
+    fn every_ordinary_file_end_is_reached() {
+        for text in [
+            "a: 1",
+            "a: 1   ",
+            "a: 1\n# trailing comment",
+            "a: 1\n\n\n",
+            "a: 1\r\n",
+            "---\na: 1\n...\n",
+            "a: 1\n...\n# after the end marker\n",
+            "a: |\n  text\n\n",
+            "a: [1,\n  2]\t\n",
+        ] {
+            assert!(parse(text).is_ok(), "{text:?}: {:?}", parse(text));
+        }
+    }
+
+    #[test]
     fn parse_rejects_deep_nesting_without_overflowing() {
         let deeper_than_ours = "[".repeat(MAX_DEPTH + 8);
         assert_eq!(
