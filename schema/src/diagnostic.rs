@@ -30,6 +30,9 @@ pub enum Code {
     TooLarge,
     /// The file is not valid UTF-8.
     InvalidUtf8,
+    /// NUL, a control, a line break other than LF/CRLF, a bidi control or an invisible
+    /// character, in the file or (through an escape) in a value.
+    ForbiddenCharacter,
     /// A file under `agents/` that is not a `.yaml`/`.yml` file.
     NotYaml,
     /// A symbolic link where a spec file was expected.
@@ -75,6 +78,7 @@ impl Code {
             Code::Unreadable => "unreadable",
             Code::TooLarge => "too-large",
             Code::InvalidUtf8 => "invalid-utf8",
+            Code::ForbiddenCharacter => "forbidden-character",
             Code::NotYaml => "not-yaml",
             Code::Symlink => "symlink",
             Code::MissingFleet => "missing-fleet",

@@ -41,11 +41,9 @@ pub fn retired_name(agent: &str, server_id: u64) -> String {
     format!("{}{suffix}", agent[..keep].trim_end_matches('-'))
 }
 
-/// The auth-key stand-in used when hashing cloud-init, so the hash does not depend on the key.
-const KEY_PLACEHOLDER: &str = "tskey-placeholder";
-
 /// A short hash of everything that needs a new server when it changes: image, location, SSH
-/// keys and the rendered cloud-init (runtime version, env, tags, hostname). 16 hex characters.
+/// keys and what cloud-init gives the VM (runtime version, env, tags, hostname), as
+/// [`cloud_init::fingerprint`] describes it. 16 hex characters.
 pub fn replacement_hash(agent: &Agent, fleet: &FleetSettings) -> String {
     let mut h = Sha256::new();
     for part in [
@@ -58,7 +56,7 @@ pub fn replacement_hash(agent: &Agent, fleet: &FleetSettings) -> String {
             .map(|k| k.as_str())
             .collect::<Vec<_>>()
             .join(","),
-        &cloud_init::render(agent, fleet, KEY_PLACEHOLDER),
+        &cloud_init::fingerprint(agent, fleet),
     ] {
         h.update(part.as_bytes());
         h.update([0]);

@@ -20,6 +20,7 @@ pub mod names;
 pub mod raw;
 pub mod render;
 pub mod spanned;
+pub mod text;
 mod validate;
 pub mod yaml;
 

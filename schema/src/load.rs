@@ -10,6 +10,7 @@ use crate::diagnostic::{self, Code, Diagnostic, Span, span_of_byte};
 use crate::model::{Agent, Fleet};
 use crate::names::AgentName;
 use crate::raw::{RawAgent, RawFleet};
+use crate::text;
 use crate::validate::{self, FleetContext, Report};
 use crate::yaml::de::{self, UnknownField};
 use crate::yaml::node::{self, Node, NodeKind};
@@ -212,6 +213,12 @@ fn read_tree(file: &SourceFile, out: &mut Vec<Diagnostic>) -> Option<Node> {
             return None;
         }
     };
+    let text = text.strip_prefix(text::BOM).unwrap_or(text);
+    let found = text::scan_file(text);
+    if !found.is_empty() {
+        report_forbidden(path, found, false, out);
+        return None;
+    }
     if text.trim().is_empty() {
         out.push(
             Diagnostic::new(path, None, Code::Empty, "the file is empty")
@@ -220,7 +227,14 @@ fn read_tree(file: &SourceFile, out: &mut Vec<Diagnostic>) -> Option<Node> {
         return None;
     }
     match node::parse(text) {
-        Ok(n) => Some(n),
+        Ok(n) => {
+            let found = text::scan_values(&n);
+            if !found.is_empty() {
+                report_forbidden(path, found, true, out);
+                return None;
+            }
+            Some(n)
+        }
         Err(e) => {
             let mut d = Diagnostic::new(path, Some(e.span), e.code, e.message);
             d.hint = e.hint;
@@ -228,6 +242,52 @@ fn read_tree(file: &SourceFile, out: &mut Vec<Diagnostic>) -> Option<Node> {
             None
         }
     }
+}
+
+/// Most refused characters reported one by one per file; the rest are counted in one more.
+pub const MAX_FORBIDDEN_REPORTED: usize = 20;
+
+/// Reports refused characters (in the file itself, or in values where an escape produced
+/// them): the first [`MAX_FORBIDDEN_REPORTED`] each on its own, then how many more.
+fn report_forbidden(path: &str, found: Vec<text::Found>, escaped: bool, out: &mut Vec<Diagnostic>) {
+    let more = found.len().saturating_sub(MAX_FORBIDDEN_REPORTED);
+    let mut found = found.into_iter();
+    out.extend(
+        found
+            .by_ref()
+            .take(MAX_FORBIDDEN_REPORTED)
+            .map(|f| forbidden(path, f, escaped)),
+    );
+    if let Some(next) = found.next() {
+        out.push(
+            Diagnostic::new(path, Some(next.span), Code::ForbiddenCharacter, format!("{more} more refused characters from here on"))
+                .with_hint("this file is probably not a text spec: check its encoding, or rewrite it as plain UTF-8 text"),
+        );
+    }
+}
+
+/// One refused character.
+fn forbidden(path: &str, f: text::Found, escaped: bool) -> Diagnostic {
+    let what = text::describe(f.c);
+    let (message, hint) = if escaped {
+        (
+            format!("a value holds {what}, {}, written as an escape", f.why),
+            "remove the escape (`\\u…`, `\\x…`, `\\0`, `\\N`, `\\L`, `\\P`…) from the quoted value: spec values are printable text",
+        )
+    } else if f.c == '\r' {
+        (
+            format!("the file holds {what}, {}", f.why),
+            "save the file with LF (or CRLF) line ends",
+        )
+    } else {
+        (
+            format!("the file holds {what}, {}", f.why),
+            "delete the character; editors may not show it, `cat -A` does",
+        )
+    };
+    Diagnostic::new(path, Some(f.span), Code::ForbiddenCharacter, message)
+        .at_path(f.path)
+        .with_hint(hint)
 }
 
 fn too_large(path: &str, size: u64) -> Diagnostic {

@@ -133,6 +133,11 @@ newtype!(
     check_runtime_version
 );
 
+/// A control, line break or invisible character (see [`crate::text::forbidden`]).
+fn is_hidden(c: char) -> bool {
+    c.is_control() || crate::text::forbidden(c).is_some()
+}
+
 fn is_alnum(c: char) -> bool {
     c.is_ascii_alphanumeric()
 }
@@ -243,7 +248,8 @@ fn check_tag(v: &str) -> Result<(), Invalid> {
 }
 
 fn check_tailnet(v: &str) -> Result<(), Invalid> {
-    if v == "-" || (!v.is_empty() && v.len() <= 253 && !v.contains(['/', ' ', '?', '#'])) {
+    let printable = !v.chars().any(|c| c.is_whitespace() || is_hidden(c));
+    if v == "-" || (!v.is_empty() && v.len() <= 253 && printable && !v.contains(['/', '?', '#'])) {
         Ok(())
     } else {
         Err(invalid(
@@ -269,7 +275,7 @@ fn check_catalog_name(v: &str) -> Result<(), Invalid> {
 }
 
 fn check_ssh_key_name(v: &str) -> Result<(), Invalid> {
-    if !v.trim().is_empty() && v.len() <= 128 && !v.chars().any(char::is_control) {
+    if !v.trim().is_empty() && v.len() <= 128 && !v.chars().any(is_hidden) {
         Ok(())
     } else {
         Err(invalid(
@@ -344,6 +350,23 @@ mod tests {
         for bad in ["-x", "x-", "a b", &"v".repeat(64)] {
             assert!(LabelValue::parse(bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn free_text_names_refuse_controls_and_invisible_characters() {
+        for bad in [
+            "a\u{2028}b",
+            "a\u{200b}",
+            "a\u{0}",
+            "a\u{85}",
+            "a\nb",
+            "a\u{202e}",
+        ] {
+            assert!(Tailnet::parse(bad).is_err(), "{bad:?}");
+            assert!(SshKeyName::parse(bad).is_err(), "{bad:?}");
+        }
+        assert!(Tailnet::parse("example.com").is_ok());
+        assert!(SshKeyName::parse("ops laptop").is_ok());
     }
 
     #[test]

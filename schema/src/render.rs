@@ -2,7 +2,18 @@
 //! source line with a caret under the column, and the hint.
 
 use crate::diagnostic::Diagnostic;
+use crate::text::{self, BOM};
 use std::fmt::Write as _;
+
+/// `c`, or U+FFFD when showing it could hide or reorder text on the terminal (a source line is
+/// shown exactly where such a character is reported).
+fn visible(c: char) -> char {
+    if c == '\r' || text::forbidden(c).is_some() {
+        char::REPLACEMENT_CHARACTER
+    } else {
+        c
+    }
+}
 
 /// Renders `diagnostics` for a terminal. `source` returns a file's text, when available, so the
 /// offending line can be shown.
@@ -21,9 +32,13 @@ pub fn human<'s>(diagnostics: &[Diagnostic], source: impl Fn(&str) -> Option<&'s
             let _ = writeln!(out, "{pad} = field: {}", d.path);
         }
         if let (Some(span), Some(text)) = (d.span, source(&d.file))
-            && let Some(line) = text.lines().nth(span.line - 1)
+            && let Some(line) = text
+                .strip_prefix(BOM)
+                .unwrap_or(text)
+                .lines()
+                .nth(span.line - 1)
         {
-            let shown: String = line.chars().take(120).collect();
+            let shown: String = line.chars().take(120).map(visible).collect();
             let caret = " ".repeat(span.column.saturating_sub(1).min(120));
             let _ = writeln!(out, "{pad} |");
             let _ = writeln!(out, "{} | {shown}", span.line);
@@ -35,4 +50,23 @@ pub fn human<'s>(diagnostics: &[Diagnostic], source: impl Fn(&str) -> Option<&'s
         out.push('\n');
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::diagnostic::{Code, Span};
+
+    #[test]
+    fn source_lines_are_shown_without_invisible_characters_or_the_bom() {
+        let d = Diagnostic::new(
+            "a.yaml",
+            Some(Span { line: 1, column: 4 }),
+            Code::ForbiddenCharacter,
+            "m",
+        );
+        let out = human(&[d], |_| Some("\u{feff}a: \u{202e}x\u{2028}y\n"));
+        assert!(out.contains("1 | a: \u{fffd}x\u{fffd}y\n"), "{out}");
+        assert!(out.contains("  |    ^\n"), "{out}");
+    }
 }

@@ -12,6 +12,7 @@ use crate::names::{
 };
 use crate::raw::{self, RawAgent, RawFleet, RawServer, Text};
 use crate::spanned::Spanned;
+use crate::text;
 use std::collections::BTreeMap;
 
 /// Collects the problems of one file.
@@ -468,13 +469,21 @@ fn runtime(raw: &raw::RawRuntime, r: &mut Report<'_>) -> Option<Runtime> {
     for (key, value) in &raw.env {
         let path = format!("spec.runtime.env.{}", key.value);
         let name = r.parse(&path, key, EnvName::parse);
-        if value.value.chars().any(char::is_control) {
+        if let Some(c) = value
+            .value
+            .chars()
+            .find(|c| c.is_control() || text::forbidden(*c).is_some())
+        {
             r.push(
                 value.span,
-                &path,
+                &text::printable(&path),
                 Code::InvalidValue,
-                "environment values must be one line without control characters".into(),
-                "remove newlines and tabs from the value".into(),
+                format!(
+                    "environment values must be one line of printable text; this one holds {}",
+                    text::describe(c)
+                ),
+                "remove newlines, tabs and other control or invisible characters from the value"
+                    .into(),
             );
             continue;
         }

@@ -98,6 +98,31 @@ fn every_fixture_problem_that_has_a_position_names_line_and_column() {
 }
 
 #[test]
+fn a_leading_byte_order_mark_is_accepted_and_positions_stay_true() {
+    let fleet = example_fleet();
+    for file in ["fleet.yaml", "agents/acme/acme-prod.yaml"] {
+        let path = fleet.path().join(file);
+        let text = std::fs::read_to_string(&path).expect("read");
+        std::fs::write(&path, format!("\u{feff}{text}")).expect("write with a BOM");
+    }
+    let run = tether(fleet.path(), &["validate", "."]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(run.stdout.contains("is valid: 6 agents"), "{}", run.stdout);
+
+    let agent = fleet.path().join("agents/acme/acme-prod.yaml");
+    let text = std::fs::read_to_string(&agent).expect("read");
+    std::fs::write(&agent, text.replace("power: on", "power: sideways")).expect("break");
+    let run = tether(fleet.path(), &["validate", "."]);
+    assert_eq!(run.code, 1);
+    assert!(
+        run.stderr.contains("--> agents/acme/acme-prod.yaml:14:10"),
+        "{}",
+        run.stderr
+    );
+    assert!(!run.stderr.contains('\u{feff}'), "{}", run.stderr);
+}
+
+#[test]
 fn symlinks_are_reported_and_never_followed() {
     let fleet = example_fleet();
     let outside = tempfile::NamedTempFile::new().expect("outside file");

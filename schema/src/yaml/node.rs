@@ -139,7 +139,10 @@ pub fn parse(text: &str) -> Result<Node, TreeError> {
         })?;
         let at = span(&mark);
         let node = match event {
-            Event::StreamEnd => break,
+            Event::StreamEnd => {
+                reject_early_end(text, &mark)?;
+                break;
+            }
             Event::Nothing | Event::StreamStart | Event::DocumentEnd => continue,
             Event::DocumentStart => {
                 if root.is_some() {
@@ -221,6 +224,22 @@ pub fn parse(text: &str) -> Result<Node, TreeError> {
             Some("write a spec here or delete the file"),
         )
     })
+}
+
+/// The scanner ends the stream at a NUL as if it were the end of input; refuse any stream
+/// that ends before the text does, so no byte is ever silently ignored.
+fn reject_early_end(text: &str, end: &Marker) -> Result<(), TreeError> {
+    if end.index() >= text.chars().count() {
+        return Ok(());
+    }
+    Err(TreeError::new(
+        Code::Syntax,
+        span(end),
+        "the YAML parser stopped here, before the end of the file",
+        Some(
+            "remove what follows this position or the character that ends the document here (such as a NUL byte)",
+        ),
+    ))
 }
 
 fn count(nodes: &mut usize, at: Span) -> Result<(), TreeError> {
@@ -309,10 +328,28 @@ mod tests {
             ("# only a comment\n", Code::Empty),
             ("a: [1, 2\n", Code::Syntax),
             ("? [a]\n: b\n", Code::UnsupportedYaml),
+            ("a: 1\n\0b: 2\n", Code::Syntax),
         ];
         for (text, code) in cases {
             let err = parse(text).expect_err(text);
             assert_eq!(err.code, code, "{text:?}: {err:?}");
+        }
+    }
+
+    #[test]
+    fn every_ordinary_file_end_is_reached() {
+        for text in [
+            "a: 1",
+            "a: 1   ",
+            "a: 1\n# trailing comment",
+            "a: 1\n\n\n",
+            "a: 1\r\n",
+            "---\na: 1\n...\n",
+            "a: 1\n...\n# after the end marker\n",
+            "a: |\n  text\n\n",
+            "a: [1,\n  2]\t\n",
+        ] {
+            assert!(parse(text).is_ok(), "{text:?}: {:?}", parse(text));
         }
     }
 

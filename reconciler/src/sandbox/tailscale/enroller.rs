@@ -1,9 +1,9 @@
 //! [`Enroller`]: what a real VM's cloud-init does to the tailnet, for emulated VMs. On first
-//! boot it reads the `tailscale up` command from the server's cloud-config, takes the auth key
-//! from the file that command names (tether writes it to
-//! [`tether_schema::cloud_init::AUTH_KEY_PATH`]) and the hostname from `--hostname`, and
-//! enrols a device. Later boots reconnect the server's devices (cloud-init runs once per
-//! instance); a stop takes them offline.
+//! boot it reads the `tailscale up` command from the server's cloud-config (parsed as YAML),
+//! takes the auth key from the `write_files` entry that command names (tether writes it,
+//! base64-encoded, to [`tether_schema::cloud_init::AUTH_KEY_PATH`]) and the hostname from
+//! `--hostname`, and enrols a device. Later boots reconnect the server's devices (cloud-init
+//! runs once per instance); a stop takes them offline.
 //!
 //! Failed enrolments are logged (never with the key) and kept, with their reason, for
 //! [`super::TailscaleEmulator::enrollment_failures`].
@@ -194,16 +194,31 @@ fn written_file(doc: &Yaml, path: &str) -> Result<Secret<String>, FailureReason>
         .as_vec()
         .and_then(|files| files.iter().find(|f| f["path"].as_str() == Some(path)))
         .ok_or_else(missing)?;
-    if let Some(encoding) = entry["encoding"].as_str().filter(|e| *e != "text/plain") {
-        return Err(FailureReason::NoAuthKey(format!(
-            "{path} is written with encoding {encoding}, which the emulator does not decode"
-        )));
+    let raw = scalar(&entry["content"]).unwrap_or_default();
+    let content = match entry["encoding"].as_str().unwrap_or("text/plain") {
+        "text/plain" => raw,
+        "b64" | "base64" => decode_base64(&raw)
+            .ok_or_else(|| FailureReason::NoAuthKey(format!("{path} is not valid base64")))?,
+        other => {
+            return Err(FailureReason::NoAuthKey(format!(
+                "{path} is written with encoding {other}, which the emulator does not decode"
+            )));
+        }
+    };
+    let content = content.trim();
+    if content.is_empty() {
+        return Err(FailureReason::NoAuthKey(format!("{path} is written empty")));
     }
-    let content = scalar(&entry["content"])
-        .map(|c| c.trim().to_owned())
-        .filter(|c| !c.is_empty())
-        .ok_or_else(|| FailureReason::NoAuthKey(format!("{path} is written empty")))?;
-    Ok(Secret::new(content))
+    Ok(Secret::new(content.to_owned()))
+}
+
+/// Base64 file content as cloud-init decodes it (`encoding: b64`), as UTF-8 text.
+fn decode_base64(text: &str) -> Option<String> {
+    use base64::Engine as _;
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(text.trim())
+        .ok()?;
+    String::from_utf8(bytes).ok()
 }
 
 /// A YAML scalar as text.
@@ -234,6 +249,17 @@ mod tests {
         assert_eq!(
             (join.auth_key.expose().as_str(), join.hostname.as_str()),
             ("tskey-auth-k1-abc", "web")
+        );
+    }
+
+    #[test]
+    fn base64_key_files_are_decoded_as_cloud_init_does() {
+        let join = read_cloud_init(&server("#cloud-config\nwrite_files:\n  - path: \"/k\"\n    encoding: \"b64\"\n    content: \"dHNrZXktYXV0aC1rOS16\"\nruncmd:\n  - [\"tailscale\", \"up\", \"--auth-key=file:/k\", \"--hostname=web\"]\n")).expect("join");
+        assert_eq!(join.auth_key.expose().as_str(), "tskey-auth-k9-z");
+        let reason = read_cloud_init(&server("#cloud-config\nwrite_files:\n  - {path: /k, encoding: b64, content: \"not base64!\"}\nruncmd: [[tailscale, up, \"--auth-key=file:/k\"]]\n")).expect_err("refused");
+        assert_eq!(
+            reason,
+            FailureReason::NoAuthKey("/k is not valid base64".to_owned())
         );
     }
 
