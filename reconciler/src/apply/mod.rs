@@ -2,8 +2,10 @@
 //! ownership re-checked before every destructive call, the deletion budget re-enforced, and an
 //! exact account of every action.
 //!
-//! Start at [`apply`]. Each action's steps live in [`steps`]; [`report`] holds the account.
+//! Start at [`apply`]. Each action's steps live in [`steps`]; [`report`] holds the account;
+//! [`keys`] mints, revokes and sweeps the Tailscale auth keys.
 
+pub mod keys;
 pub mod report;
 mod steps;
 
@@ -65,7 +67,8 @@ pub enum ApplyError {
 /// - At most [`safety::deletion_budget`] servers are deleted, counted as deletions happen.
 /// - A server is deleted only if, right before the call, it still carries this fleet's and the
 ///   expected agent's labels.
-/// - Every minted auth key is revoked before the action ends, used or not.
+/// - Every minted auth key is revoked before the action ends, used or not; a key whose
+///   revocation fails is revoked by the next pass's [`keys::sweep`].
 ///
 /// # Errors
 /// [`ApplyError::Refused`] when the plan carries a refusal.
