@@ -1,8 +1,9 @@
 //! The steps of each action kind. Every step records the provider ids it touched in its
 //! [`ActionReport`], succeeds or fails on its own, and never panics.
 
+use super::Options;
+use super::keys;
 use super::report::{ActionReport, Outcome};
-use super::{Options, keys};
 use crate::cloud::tailscale::{CreatedAuthKey, DeviceId, DeviceQuery, Tailnet};
 use crate::cloud::{ActionId, ActionStatus, Compute, NewServer, Server, ServerId};
 use crate::plan::Action;
