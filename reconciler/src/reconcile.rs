@@ -164,6 +164,7 @@ pub async fn run<C: Compute, T: Tailnet>(
             actual: plan.plan_hash.clone(),
         });
     }
+    apply::keys::sweep_logged(tailnet, &fleet.settings.name).await;
     let report = match apply::apply(&plan, &fleet, compute, tailnet, &options.apply, stop).await {
         Ok(report) => report,
         Err(refused) => {

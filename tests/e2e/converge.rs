@@ -4,6 +4,8 @@
 
 use crate::common::{commit_all, example_fleet, tether_bin};
 use std::path::Path;
+use std::time::Duration;
+use tether::sandbox::hetzner::Latencies;
 use tether::sandbox::stack::{Stack, StackOptions};
 
 /// A fleet repository and the emulated world it is applied to.
@@ -14,9 +16,11 @@ struct Bed {
 
 impl Bed {
     async fn new() -> Bed {
-        let stack = Stack::start(StackOptions::default())
-            .await
-            .expect("emulators");
+        Bed::with(StackOptions::default()).await
+    }
+
+    async fn with(options: StackOptions) -> Bed {
+        let stack = Stack::start(options).await.expect("emulators");
         let repo = example_fleet();
         commit_all(repo.path(), "main", "seed the example fleet");
         Bed { stack, repo }
@@ -32,6 +36,20 @@ impl Bed {
 
     /// Runs `tether apply --git <repo> --rev main` and returns (exit code, stdout, stderr).
     async fn apply(&self, extra: &[&str]) -> (i32, String, String) {
+        let out = self
+            .apply_command(extra)
+            .output()
+            .await
+            .expect("run tether apply");
+        (
+            out.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    }
+
+    /// The `tether apply` command, pointed at the emulators.
+    fn apply_command(&self, extra: &[&str]) -> tokio::process::Command {
         let repo = self.repo.path().to_str().expect("utf-8").to_owned();
         let mut cmd = tokio::process::Command::new(tether_bin());
         cmd.args([
@@ -51,12 +69,7 @@ impl Bed {
         for (k, v) in self.stack.env() {
             cmd.env(k, v);
         }
-        let out = cmd.output().await.expect("run tether apply");
-        (
-            out.status.code().unwrap_or(-1),
-            String::from_utf8_lossy(&out.stdout).into_owned(),
-            String::from_utf8_lossy(&out.stderr).into_owned(),
-        )
+        cmd
     }
 
     fn running(&self) -> Vec<String> {
@@ -332,6 +345,51 @@ async fn a_commit_removing_every_spec_is_refused_and_deletes_nothing() {
         bed.status_log().len(),
         log.len(),
         "one commit per distinct cause"
+    );
+    bed.stack.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn keys_minted_before_a_kill_are_revoked_by_the_next_apply() {
+    let slow_creates = StackOptions {
+        latencies: Latencies {
+            create: Duration::from_secs(60),
+            ..Latencies::default()
+        },
+        ..StackOptions::default()
+    };
+    let bed = Bed::with(slow_creates).await;
+    let mut first = bed
+        .apply_command(&[])
+        .kill_on_drop(true)
+        .spawn()
+        .expect("start tether apply");
+    for _ in 0..400 {
+        if bed.stack.hetzner.servers().len() == ALL.len() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    assert_eq!(bed.running(), ALL, "every create was sent before the kill");
+    first.kill().await.expect("SIGKILL tether apply");
+    assert_eq!(
+        bed.valid_keys(),
+        ALL.len(),
+        "a killed apply leaves its keys valid"
+    );
+
+    let (code, out, err) = bed.apply(&[]).await;
+    assert_eq!(code, 0, "{out}\n{err}");
+    assert!(out.contains("Apply: 0 done"), "the servers exist: {out}");
+    assert!(
+        !out.contains("tskey-") && !err.contains("tskey-"),
+        "{out}\n{err}"
+    );
+    let keys = bed.stack.tailscale.keys();
+    assert_eq!(keys.len(), ALL.len());
+    assert!(
+        keys.iter().all(|k| k.revoked.is_some()),
+        "revoked, not used: the servers have not booted yet"
     );
     bed.stack.shutdown().await;
 }

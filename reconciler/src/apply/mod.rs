@@ -2,8 +2,10 @@
 //! ownership re-checked before every destructive call, the deletion budget re-enforced, and an
 //! exact account of every action.
 //!
-//! Start at [`apply`]. Each action's steps live in [`steps`]; [`report`] holds the account.
+//! Start at [`apply`]. Each action's steps live in [`steps`]; [`report`] holds the account;
+//! [`keys`] mints, revokes and sweeps the Tailscale auth keys.
 
+pub mod keys;
 pub mod report;
 mod steps;
 
@@ -72,7 +74,8 @@ pub enum ApplyError {
 ///   call, it still carries this fleet's and the expected agent's labels ([`safety`]); a
 ///   protected server is never deleted.
 /// - A created server that does not carry tether's ownership labels is reported as failed.
-/// - Every minted auth key is revoked before the action ends, used or not.
+/// - Every minted auth key is revoked before the action ends, used or not; a key whose
+///   revocation fails is revoked by the next pass's [`keys::sweep`].
 ///
 /// # Errors
 /// [`ApplyError::Refused`] when the plan carries a refusal.

@@ -2,8 +2,9 @@
 //! [`ActionReport`], succeeds or fails on its own, and never panics.
 
 use super::Options;
+use super::keys;
 use super::report::{ActionReport, Outcome};
-use crate::cloud::tailscale::{CreatedAuthKey, DeviceId, DeviceQuery, NewAuthKey, Tailnet};
+use crate::cloud::tailscale::{CreatedAuthKey, DeviceId, DeviceQuery, Tailnet};
 use crate::cloud::{ActionId, ActionStatus, Compute, NewServer, Server, ServerId};
 use crate::plan::{Action, safety};
 use crate::secret::Secret;
@@ -126,21 +127,14 @@ impl<C: Compute, T: Tailnet> Ctx<'_, C, T> {
             .into_iter()
             .map(|(id, _)| id)
             .collect();
-        let mut new_key = NewAuthKey::for_agent(&agent.name, agent.tags.clone());
-        new_key.expiry = self
-            .options
-            .key_expiry
-            .min(std::time::Duration::from_secs(3600));
-        let key = self
-            .tailnet
-            .create_auth_key(&new_key)
+        let fleet = &self.fleet.settings.name;
+        let key = keys::mint(self.tailnet, fleet, agent, self.options.key_expiry)
             .await
-            .map_err(|e| format!("minting the auth key: {e}"))?;
+            .map_err(|e| e.to_string())?;
         report.key_id = Some(key.key.id.clone());
         let result = self.create_with_key(agent, &key, &before, report).await;
-        if let Err(e) = self.tailnet.delete_key(&key.key.id).await {
-            tracing::warn!(key = %key.key.id, error = %e, "revoking the auth key failed");
-            report.warning = Some(format!("auth key {} could not be revoked: {e}", key.key.id));
+        if let Err(e) = keys::revoke(self.tailnet, &key.key.id).await {
+            report.warning = Some(e.to_string());
         }
         result
     }

@@ -106,13 +106,22 @@ impl<C: Clock> Client<C> {
 
     /// Sends `call` until it succeeds or the retry policy gives up; returns the body.
     async fn call(&self, call: &Call) -> Result<Bytes, Error> {
+        self.call_classified(call, Error::retry).await
+    }
+
+    /// [`Client::call`] with another classifier, for calls that must not be repeated blindly.
+    async fn call_classified(
+        &self,
+        call: &Call,
+        classify: fn(&Error) -> crate::cloud::retry::Retry,
+    ) -> Result<Bytes, Error> {
         let operation = call.operation();
         retry(
             &self.backoff,
             &self.clock,
             "tailscale",
             &operation,
-            Error::retry,
+            classify,
             || self.attempt(call, &operation),
         )
         .await
@@ -224,11 +233,11 @@ impl<C: Clock> Tailnet for Client<C> {
 
     /// # Guarantees
     /// The key is single-use, pre-authorized, not ephemeral, and carries exactly `new.tags`.
+    /// The request is repeated only when it certainly created nothing ([`Error::retry_create`]),
+    /// so one call creates at most one key.
     ///
-    /// # Assumptions
-    /// Retrying after an unclear outcome (a lost response, a 5xx) may leave keys behind whose
-    /// secret never left the API. Nobody can enrol with a key nobody knows, and each expires
-    /// after `new.expiry`, so such keys are harmless; they are listed like any other.
+    /// # Errors
+    /// When [`Error::may_have_applied`] holds, the key may exist: find it by its description.
     async fn create_auth_key(&self, new: &NewAuthKey) -> Result<CreatedAuthKey, Error> {
         let body = wire::CreateKey {
             key_type: Some("auth".to_owned()),
@@ -246,7 +255,8 @@ impl<C: Clock> Tailnet for Client<C> {
             description: Some(super::key_description(&new.description)),
         };
         let call = Call::new(Method::POST, self.tailnet_path("keys")).json(&body)?;
-        let mut key: wire::Key = self.get_json(&call).await?;
+        let response = self.call_classified(&call, Error::retry_create).await?;
+        let mut key: wire::Key = decode(&call.operation(), &response)?;
         let Some(secret) = key.key.take() else {
             return Err(decode_error(&call, "the response holds no key".into()));
         };

@@ -65,6 +65,30 @@ impl Error {
         }
     }
 
+    /// The classifier for creates, which are never repeated blindly: only failures where the
+    /// request certainly created nothing are retried (429, connection not established). Any
+    /// other failure is returned at once, for the caller to look for what may have been
+    /// created (see [`Error::may_have_applied`]).
+    pub fn retry_create(&self) -> Retry {
+        match self {
+            Error::Api { status: 429, .. } => self.retry(),
+            Error::Transport { source, .. } if source.is_connect() => self.retry(),
+            Error::Api { .. } | Error::Transport { .. } | Error::Decode { .. } => Retry::Terminal,
+        }
+    }
+
+    /// Whether the request may have taken effect although the call failed: a 5xx, a transport
+    /// failure after the connection was made (reset, timeout, a lost response), or a success
+    /// whose body could not be read. A 4xx or 501 (the API refused) or a refused connection is
+    /// a clear "nothing happened".
+    pub fn may_have_applied(&self) -> bool {
+        match self {
+            Error::Api { status, .. } => *status >= 500 && *status != 501,
+            Error::Transport { source, .. } => !source.is_connect() && !source.is_builder(),
+            Error::Decode { .. } => true,
+        }
+    }
+
     /// The HTTP status, when the API answered.
     pub fn status(&self) -> Option<u16> {
         match self {
@@ -118,5 +142,19 @@ mod tests {
             message: "y".into(),
         };
         assert_eq!(decode.retry(), Retry::Terminal);
+    }
+
+    #[test]
+    fn creates_retry_only_when_nothing_can_have_been_created() {
+        assert!(matches!(api(429).retry_create(), Retry::Throttled { .. }));
+        for status in [500, 502, 503, 504, 400, 409] {
+            assert_eq!(api(status).retry_create(), Retry::Terminal, "{status}");
+        }
+        for status in [500, 502, 503, 504] {
+            assert!(api(status).may_have_applied(), "{status}");
+        }
+        for status in [400, 403, 404, 429, 501] {
+            assert!(!api(status).may_have_applied(), "{status}");
+        }
     }
 }

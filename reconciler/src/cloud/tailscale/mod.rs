@@ -177,7 +177,9 @@ pub trait Tailnet: Send + Sync {
         id: &DeviceId,
         tags: &[TailnetTag],
     ) -> impl Future<Output = Result<(), Error>> + Send;
-    /// Creates a single-use, pre-authorized, tagged auth key.
+    /// Creates a single-use, pre-authorized, tagged auth key. Never repeats the request after
+    /// an unclear outcome: when the error [`Error::may_have_applied`], the key may exist, and
+    /// the caller finds it by `new.description` (see `crate::apply::keys`).
     fn create_auth_key(
         &self,
         new: &NewAuthKey,

@@ -174,6 +174,35 @@ async fn key_creation_asks_for_a_single_use_preauthorized_tagged_one_hour_key() 
     server.finish();
 }
 
+#[tokio::test]
+async fn a_key_create_is_repeated_after_429_but_not_after_a_server_error() {
+    let server = Expectations::start(vec![
+        expect(
+            Method::POST,
+            "/api/v2/tailnet/-/keys",
+            429,
+            r#"{"message":"rate limited"}"#,
+        ),
+        expect(
+            Method::POST,
+            "/api/v2/tailnet/-/keys",
+            503,
+            r#"{"message":"unavailable"}"#,
+        ),
+    ])
+    .await;
+    let clock = clock();
+    let agent = AgentName::parse("acme-prod").expect("name");
+    let err = client(&server, api_key(), &clock)
+        .create_auth_key(&NewAuthKey::for_agent(&agent, tags(&["tag:agent"])))
+        .await
+        .expect_err("503");
+    assert_eq!(err.status(), Some(503));
+    assert!(err.may_have_applied(), "the caller must look for the key");
+    assert_eq!(clock.sleeps().len(), 1, "only the 429 was retried");
+    server.finish();
+}
+
 #[test]
 fn key_descriptions_are_sanitised_to_what_the_api_accepts() {
     assert_eq!(
