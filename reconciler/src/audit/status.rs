@@ -152,8 +152,9 @@ pub fn agent_statuses(input: &Inputs<'_>, owned: &BTreeMap<DeviceId, String>) ->
         })
         .map(|s| (s.name.as_str(), s))
         .collect();
+    let refused = matches!(input.verdict, Verdict::Refused(_));
     let mut names: BTreeSet<&str> = servers.keys().copied().collect();
-    if matches!(input.verdict, Verdict::Applied(_)) {
+    if !refused {
         names.extend(fleet.agents.keys().map(|n| n.as_str()));
     }
     names
@@ -180,8 +181,16 @@ pub fn agent_statuses(input: &Inputs<'_>, owned: &BTreeMap<DeviceId, String>) ->
                 .find_map(failed);
             AgentStatus {
                 agent: name.to_owned(),
-                phase: phase(server, device, spec, failure.is_some()),
-                spec_revision: spec.and(input.report.revision.clone()),
+                phase: phase(server, device, spec, failure.is_some(), refused),
+                spec_revision: if refused {
+                    input
+                        .ledger
+                        .baseline
+                        .as_ref()
+                        .and_then(|b| b.revision.clone())
+                } else {
+                    spec.and(input.report.revision.clone())
+                },
                 server: server.map(|s| ServerStatusDoc {
                     id: s.id.0,
                     status: s.status,
@@ -208,17 +217,24 @@ fn failed(a: &ActionReport) -> Option<String> {
     }
 }
 
+/// The agent's phase. `spec` is `None` for a live agent without a spec; after a refusal that
+/// says nothing (the refused spec is not the fleet's), so the server's own power state counts.
 fn phase(
     server: Option<&Server>,
     device: Option<&Device>,
     spec: Option<&Agent>,
     failed: bool,
+    refused: bool,
 ) -> Phase {
     let online = device.is_some_and(|d| d.online);
-    let power = spec.map_or(Power::On, |a| a.power);
+    let power = match (spec, server) {
+        (Some(a), _) => a.power,
+        (None, Some(s)) if refused && s.status == ServerStatus::Off => Power::Off,
+        (None, _) => Power::On,
+    };
     match server {
         _ if failed => Phase::Failed,
-        Some(_) if spec.is_none() => Phase::Orphaned,
+        Some(_) if spec.is_none() && !refused => Phase::Orphaned,
         None => Phase::Pending,
         Some(s) if s.status == ServerStatus::Deleting => Phase::Deleting,
         Some(s)
