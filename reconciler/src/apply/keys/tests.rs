@@ -330,11 +330,7 @@ async fn an_apply_under_faults_on_the_key_routes_leaves_no_valid_tether_key() {
     }]);
 
     let observed = observe(&compute, &tailnet).await.expect("observe");
-    let context = Context {
-        revision: None,
-        previous_agents: None,
-        allow_shrink: false,
-    };
+    let context = Context::default();
     let plan = plan::plan(&fleet, &observed, &context);
     assert_eq!(plan.actions.len(), AGENTS);
     let options = Options {
