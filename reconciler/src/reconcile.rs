@@ -201,7 +201,11 @@ pub async fn run<C: Compute, T: Tailnet>(
         observed: &observed,
         report: &report,
         ledger: &ledger,
-        verdict: Verdict::Applied(&plan),
+        verdict: if plan.suspended {
+            Verdict::Suspended(&plan)
+        } else {
+            Verdict::Applied(&plan)
+        },
         now: options.now,
         run: options.run,
     };

@@ -58,6 +58,8 @@ pub struct FleetSettings {
     pub policy: Policy,
     /// What agents may ask for.
     pub catalog: Catalog,
+    /// Every change paused (`spec.suspend`): plans are made and reported, nothing is applied.
+    pub suspend: bool,
 }
 
 /// Deletion and disruption safety policy.

@@ -134,6 +134,9 @@ pub struct RawFleetMetadata {
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct RawFleetSpec {
+    /// `true` pauses every change: tether still plans and reports drift, but applies nothing.
+    #[serde(default)]
+    pub suspend: Option<bool>,
     /// Defaults for every agent.
     #[serde(default)]
     pub defaults: RawDefaults,

@@ -159,6 +159,7 @@ pub(crate) fn fleet(raw: RawFleet, r: &mut Report<'_>) -> Option<FleetContext> {
         tags,
         policy,
         catalog,
+        suspend: spec.suspend.unwrap_or(false),
     };
     r.ok().then_some(FleetContext { settings, defaults })
 }

@@ -66,7 +66,7 @@ pub enum ApplyError {
 /// started are skipped; those in flight finish.
 ///
 /// # Guarantees
-/// - A refused plan executes nothing.
+/// - A refused plan executes nothing; a suspended one reports every action skipped.
 /// - One agent, one action stream: two actions on the same agent never run at once.
 /// - At most [`Plan::deletions_allowed`] servers are deleted, replacements' old servers
 ///   included, counted as deletions happen.
@@ -90,6 +90,22 @@ pub async fn apply<C: Compute, T: Tailnet>(
     if let Some(refusal) = &plan.refusal {
         return Err(ApplyError::Refused {
             reasons: refusal.reasons.clone(),
+        });
+    }
+    if plan.suspended {
+        return Ok(ApplyReport {
+            plan_hash: plan.plan_hash.clone(),
+            revision: plan.revision.clone(),
+            actions: plan
+                .actions
+                .iter()
+                .map(|a| {
+                    ActionReport::skipped(
+                        a,
+                        "the fleet is suspended (`spec.suspend: true` in fleet.yaml)",
+                    )
+                })
+                .collect(),
         });
     }
     let ctx = steps::Ctx {

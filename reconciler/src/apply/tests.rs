@@ -333,3 +333,24 @@ fn actions_are_grouped_by_agent_in_plan_order() {
     assert_eq!(groups[0], vec![&actions[0], &relabel]);
     assert_eq!(groups[1], vec![&actions[1]]);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_suspended_fleet_is_planned_but_nothing_is_applied() {
+    let w = World::start(StackOptions::default()).await;
+    let mut f = fleet(&[("paused", "")]);
+    f.settings.suspend = true;
+    let p = w.plan(&f).await;
+    assert!(p.suspended && p.actions.len() == 1, "{p:?}");
+    assert!(
+        crate::plan::render::text::render(&p, false).contains("SUSPENDED"),
+        "the plan says so"
+    );
+    let report = w.apply(&p, &f).await;
+    assert!(
+        matches!(&outcome(&report, "create", "paused").outcome, Outcome::Skipped { reason } if reason.contains("suspended")),
+        "{report}"
+    );
+    assert!(w.stack.hetzner.servers().is_empty());
+    assert!(w.stack.tailscale.keys().is_empty(), "no key was minted");
+    w.stack.shutdown().await;
+}

@@ -103,6 +103,9 @@ pub struct FleetStatus {
     /// Why the last pass failed or was refused; absent after a clean pass.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub last_error: Option<String>,
+    /// Set while `spec.suspend` pauses every change.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub suspended: bool,
 }
 
 /// How a pass ended, for the status documents.
@@ -112,6 +115,8 @@ pub enum Verdict<'a> {
     Applied(&'a Plan),
     /// The plan was refused: nothing changed, the baseline stays.
     Refused(&'a Plan),
+    /// The fleet is suspended: nothing was applied, the baseline stays.
+    Suspended(&'a Plan),
 }
 
 /// Everything the status documents are derived from.
@@ -285,6 +290,12 @@ pub fn fleet_status(input: &Inputs<'_>, agents: &[AgentStatus]) -> FleetStatus {
                 }),
             )
         }
+        Verdict::Suspended(_) => (
+            baseline.and_then(|b| b.revision.clone()),
+            baseline.map(|b| b.agents),
+            baseline.map(|b| b.plan_hash.clone()).unwrap_or_default(),
+            None,
+        ),
         Verdict::Refused(plan) => (
             baseline.and_then(|b| b.revision.clone()),
             baseline.map(|b| b.agents),
@@ -309,6 +320,7 @@ pub fn fleet_status(input: &Inputs<'_>, agents: &[AgentStatus]) -> FleetStatus {
         plan_hash,
         run: input.run.to_owned(),
         last_error,
+        suspended: matches!(input.verdict, Verdict::Suspended(_)),
     }
 }
 
@@ -483,6 +495,7 @@ pub fn failure_files(
         plan_hash: baseline.map(|b| b.plan_hash.clone()).unwrap_or_default(),
         run: run.to_owned(),
         last_error: Some(error.to_owned()),
+        suspended: false,
     };
     files.insert(ledger::FLEET_FILE.to_owned(), to_yaml(&doc));
     files

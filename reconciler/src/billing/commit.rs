@@ -20,7 +20,12 @@ pub(super) fn change(
 ) -> Result<Change, BillingError> {
     let repo = Repository::open(target.repo)?;
     let refname = format!("refs/heads/{}", target.branch);
-    for _ in 0..MAX_ATTEMPTS {
+    for attempt in 0..MAX_ATTEMPTS {
+        if attempt > 0 {
+            // Lost a race: back off a jittered, growing moment so racers spread out.
+            let ms = rand::random_range(1..=20u64) * attempt as u64;
+            std::thread::sleep(std::time::Duration::from_millis(ms));
+        }
         let (tip, existed) = branch_tip(&repo, target)?;
         if let Some(key) = key
             && let Some(done) = find_key(&repo, tip.id(), key)?

@@ -138,6 +138,7 @@ pub fn plan(fleet: &Fleet, observed: &Observed, ctx: &Context) -> Plan {
         notes,
         summary,
         refusal,
+        suspended: settings.suspend,
         plan_hash: String::new(),
     }
     .seal()

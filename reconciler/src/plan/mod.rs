@@ -345,6 +345,8 @@ pub struct Plan {
     pub summary: Summary,
     /// Set when safety rules refuse the plan as a whole.
     pub refusal: Option<Refusal>,
+    /// `spec.suspend` is set: the plan is reported, nothing of it is applied.
+    pub suspended: bool,
     /// SHA-256 over everything above: equal hashes mean the same plan from the same facts.
     pub plan_hash: String,
 }

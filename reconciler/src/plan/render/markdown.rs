@@ -31,6 +31,8 @@ fn header(plan: &Plan) -> String {
     let _ = writeln!(out, "{MARKER}");
     let status = if plan.refusal.is_some() {
         "🛑 refused"
+    } else if plan.suspended {
+        "⏸️ suspended"
     } else if plan.is_empty() {
         "✅ no changes"
     } else {
@@ -60,6 +62,9 @@ fn header(plan: &Plan) -> String {
             ">\n> Nothing was changed. To proceed: {}.\n",
             refusal.how_to_proceed
         );
+    }
+    if plan.suspended {
+        let _ = writeln!(out, "> [!NOTE]\n> {}\n", super::SUSPENDED);
     }
     let _ = writeln!(out, "| | count |\n|---|---|");
     let s = &plan.summary;

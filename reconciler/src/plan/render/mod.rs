@@ -126,6 +126,9 @@ fn labels_text(labels: &BTreeMap<String, String>) -> String {
         .join("\n")
 }
 
+/// What a suspended plan says in every rendering.
+pub const SUSPENDED: &str = "SUSPENDED: `spec.suspend: true` in fleet.yaml pauses every change. This plan is reported; nothing of it is applied until the setting is removed.";
+
 /// `Plan: 3 to create, 1 to replace, 2 to delete. Cost: +€12.40/month. API calls: ~41.`
 pub fn summary_line(plan: &Plan) -> String {
     let s = &plan.summary;

@@ -78,6 +78,9 @@ pub fn render(plan: &Plan, color: bool) -> String {
             refusal.how_to_proceed
         );
     }
+    if plan.suspended {
+        let _ = writeln!(out, "\n{}", paint(BOLD, super::SUSPENDED));
+    }
     let _ = writeln!(out, "\nplan hash: {}", plan.plan_hash);
     out
 }
