@@ -1,0 +1,495 @@
+//! What the chaos runs share: a generated fleet repository, the real `tether apply --git` process
+//! (run to its end, or SIGKILLed at a chosen moment), a seeded random source, and the checks a
+//! user would make afterwards — of the emulated world and of the `tether/status` branch — each
+//! returning the problems it found with their counts, so one run reports every broken promise.
+
+use crate::common::{commit_all, tether_bin};
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+use tether::cloud::ServerStatus;
+use tether::sandbox::stack::Stack;
+use tether_schema::labels;
+use tether_schema::yaml::node::{self, Node, NodeKind};
+
+/// The fleet's `metadata.name`: the `tether/fleet` label of its servers.
+pub const FLEET: &str = "chaos";
+
+/// The status branch `tether apply --git` writes by default.
+const STATUS_BRANCH: &str = "tether/status";
+
+/// The name of the `i`-th agent ever created by a run.
+pub fn agent_name(i: usize) -> String {
+    format!("agent-{i:03}")
+}
+
+/// A git repository holding the fleet: `fleet.yaml` with budgets that let one pass delete the
+/// whole fleet (the runs are about faults, not the breaker), and one minimal spec per agent.
+pub struct FleetRepo {
+    dir: tempfile::TempDir,
+}
+
+impl FleetRepo {
+    /// A repository with `fleet.yaml` and no agents yet (nothing committed).
+    pub fn new() -> FleetRepo {
+        let dir = tempfile::tempdir().expect("temp dir for the fleet repository");
+        let fleet = format!(
+            "apiVersion: tether/v1\nkind: Fleet\nmetadata: {{name: {FLEET}}}\nspec:\n  defaults: {{server: {{type: cpx11, location: fsn1, image: ubuntu-24.04}}}}\n  tailscale: {{tags: [\"tag:agent\"]}}\n  policy: {{prune: true, maxDeletionsPerRun: 1000, maxDeletionPercent: 100}}\n  catalog: {{serverTypes: [cpx11], locations: [fsn1], images: [ubuntu-24.04]}}\n"
+        );
+        std::fs::write(dir.path().join("fleet.yaml"), fleet).expect("write fleet.yaml");
+        std::fs::create_dir(dir.path().join("agents")).expect("create agents/");
+        std::fs::write(dir.path().join("agents/.gitkeep"), "").expect("write agents/.gitkeep");
+        FleetRepo { dir }
+    }
+
+    /// The repository's folder.
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// Makes `agents/` hold exactly one spec per name in `agents`, commits it on `main` and
+    /// returns the commit id.
+    pub fn commit_agents(&self, agents: &BTreeSet<String>, message: &str) -> String {
+        let folder = self.path().join("agents");
+        for entry in std::fs::read_dir(&folder).expect("read agents/") {
+            let path = entry.expect("agents/ entry").path();
+            let name = path.file_stem().and_then(|s| s.to_str()).unwrap_or("");
+            if path.extension().is_some_and(|e| e == "yaml") && !agents.contains(name) {
+                std::fs::remove_file(&path).expect("remove a spec");
+            }
+        }
+        for name in agents {
+            let spec = format!(
+                "apiVersion: tether/v1\nkind: Agent\nmetadata: {{name: {name}}}\nspec: {{subscription: sub_{}, runtime: {{version: '1.0.0'}}}}\n",
+                name.replace('-', "_")
+            );
+            std::fs::write(folder.join(format!("{name}.yaml")), spec).expect("write a spec");
+        }
+        commit_all(self.path(), "main", message)
+    }
+}
+
+/// A small seeded random source (SplitMix64): the same seed gives the same run.
+pub struct SeededRng(u64);
+
+impl SeededRng {
+    /// A source starting from `seed`.
+    pub fn new(seed: u64) -> SeededRng {
+        SeededRng(seed)
+    }
+
+    /// The next 64 random bits.
+    pub fn next_u64(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+
+    /// A number in `0..n` (`n` > 0).
+    pub fn below(&mut self, n: u64) -> u64 {
+        self.next_u64() % n
+    }
+}
+
+/// How one `tether apply` run ended.
+#[derive(Debug)]
+pub struct ApplyRun {
+    /// The exit code; `None` when a signal ended it.
+    pub code: Option<i32>,
+    /// Standard output (the account of the apply).
+    pub stdout: String,
+    /// Standard error (the plan and the log).
+    pub stderr: String,
+    /// Wall time of the process.
+    pub elapsed: Duration,
+}
+
+impl ApplyRun {
+    /// Whether tether said it had nothing left to do: exit 0 and an empty account.
+    pub fn quiet(&self) -> bool {
+        self.code == Some(0) && self.stdout.contains("Apply: 0 done, 0 failed, 0 skipped.")
+    }
+
+    /// The `Apply: …` line, or the last line of standard error when there is none.
+    pub fn summary(&self) -> String {
+        self.stdout
+            .lines()
+            .find(|l| l.starts_with("Apply: "))
+            .or_else(|| self.stderr.lines().last())
+            .unwrap_or("")
+            .to_owned()
+    }
+}
+
+/// `tether apply --git <repo> --rev main` against the emulators, with fast polling.
+fn apply_command(stack: &Stack, repo: &Path, extra: &[&str]) -> tokio::process::Command {
+    let mut cmd = tokio::process::Command::new(tether_bin());
+    cmd.args(["apply", "--git"])
+        .arg(repo)
+        .args([
+            "--rev",
+            "main",
+            "--device-poll-ms",
+            "50",
+            "--device-timeout",
+            "20",
+        ])
+        .args(extra)
+        .env("HCLOUD_POLL_INTERVAL_MS", "25")
+        .env("RUST_LOG", "warn")
+        .kill_on_drop(true);
+    for (k, v) in stack.env() {
+        cmd.env(k, v);
+    }
+    cmd
+}
+
+/// Runs one apply to its end.
+pub async fn apply(stack: &Stack, repo: &Path, extra: &[&str]) -> ApplyRun {
+    let started = Instant::now();
+    let out = apply_command(stack, repo, extra)
+        .output()
+        .await
+        .expect("run tether apply");
+    ApplyRun {
+        code: out.status.code(),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        elapsed: started.elapsed(),
+    }
+}
+
+/// Starts an apply and SIGKILLs it after `delay`; returns whether it was still running then
+/// (false: it had already exited, and nothing was killed).
+pub async fn apply_killed_after(stack: &Stack, repo: &Path, delay: Duration) -> bool {
+    let mut child = apply_command(stack, repo, &[])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start tether apply");
+    tokio::time::sleep(delay).await;
+    let running = child.try_wait().expect("poll tether apply").is_none();
+    if running {
+        child.start_kill().expect("SIGKILL tether apply");
+    }
+    child.wait().await.expect("reap tether apply");
+    running
+}
+
+/// Applies again and again until a pass has nothing left to do, at most `max_passes` times.
+pub struct Converged {
+    /// Every run, in order (the last one is the quiet pass when `quiet`).
+    pub runs: Vec<ApplyRun>,
+    /// Whether a pass ended with nothing left to do.
+    pub quiet: bool,
+    /// Wall time of all passes.
+    pub elapsed: Duration,
+}
+
+impl Converged {
+    /// One line per pass: exit code, wall time and tether's summary.
+    pub fn log(&self) -> String {
+        self.runs
+            .iter()
+            .enumerate()
+            .map(|(i, r)| {
+                format!(
+                    "  pass {}: exit {:?} in {:.1?}: {}",
+                    i + 1,
+                    r.code,
+                    r.elapsed,
+                    r.summary()
+                )
+            })
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+}
+
+/// Runs [`apply`] until a pass is quiet or `max_passes` ran.
+pub async fn apply_until_quiet(
+    stack: &Stack,
+    repo: &Path,
+    extra: &[&str],
+    max_passes: usize,
+) -> Converged {
+    let started = Instant::now();
+    let mut runs = Vec::new();
+    while runs.len() < max_passes {
+        let run = apply(stack, repo, extra).await;
+        let quiet = run.quiet();
+        runs.push(run);
+        if quiet {
+            break;
+        }
+    }
+    Converged {
+        quiet: runs.last().is_some_and(ApplyRun::quiet),
+        runs,
+        elapsed: started.elapsed(),
+    }
+}
+
+/// Every promise about the emulated world that `desired` (the agents of the applied spec)
+/// implies, checked against the emulators' own state. The project and the tailnet hold only
+/// this fleet, so every server, device and auth key in them is the fleet's.
+///
+/// Returns one line per broken promise, prefixed with `when`, with its count.
+pub fn world_problems(when: &str, stack: &Stack, desired: &BTreeSet<String>) -> Vec<String> {
+    let mut problems = Vec::new();
+    let servers = stack.hetzner.servers();
+    let mut by_name: BTreeMap<&str, Vec<u64>> = BTreeMap::new();
+    let mut by_label: BTreeMap<&str, Vec<u64>> = BTreeMap::new();
+    for s in &servers {
+        by_name.entry(&s.name).or_default().push(s.id);
+        if s.labels.get(labels::FLEET).map(String::as_str) == Some(FLEET)
+            && let Some(agent) = s.labels.get(labels::AGENT)
+        {
+            by_label.entry(agent).or_default().push(s.id);
+        }
+    }
+    let duplicated = |m: &BTreeMap<&str, Vec<u64>>| -> Vec<String> {
+        m.iter()
+            .filter(|(_, ids)| ids.len() > 1)
+            .map(|(name, ids)| format!("{name} {ids:?}"))
+            .collect()
+    };
+    for (how, dups) in [
+        ("name", duplicated(&by_name)),
+        ("tether labels", duplicated(&by_label)),
+    ] {
+        if !dups.is_empty() {
+            problems.push(format!(
+                "{when}: {} agents have duplicate servers (by {how}): {}",
+                dups.len(),
+                dups.join(", ")
+            ));
+        }
+    }
+    if servers.len() != desired.len() {
+        problems.push(format!(
+            "{when}: {} servers exist, the spec has {} agents",
+            servers.len(),
+            desired.len()
+        ));
+    }
+    let leftover: Vec<&str> = by_name
+        .keys()
+        .copied()
+        .filter(|n| !desired.contains(*n))
+        .collect();
+    if !leftover.is_empty() {
+        problems.push(format!(
+            "{when}: {} leftover servers of agents not in the spec: {leftover:?}",
+            leftover.len()
+        ));
+    }
+    let unlabelled: Vec<&str> = servers
+        .iter()
+        .filter(|s| s.labels.get(labels::AGENT) != Some(&s.name))
+        .map(|s| s.name.as_str())
+        .collect();
+    if !unlabelled.is_empty() {
+        problems.push(format!(
+            "{when}: {} servers lack this fleet's tether/agent label: {unlabelled:?}",
+            unlabelled.len()
+        ));
+    }
+    let missing: Vec<&String> = desired
+        .iter()
+        .filter(|a| !by_name.contains_key(a.as_str()))
+        .collect();
+    if !missing.is_empty() {
+        problems.push(format!(
+            "{when}: {} agents have no server: {missing:?}",
+            missing.len()
+        ));
+    }
+    let not_running: Vec<String> = servers
+        .iter()
+        .filter(|s| desired.contains(&s.name) && s.status != ServerStatus::Running)
+        .map(|s| format!("{} ({:?})", s.name, s.status))
+        .collect();
+    if !not_running.is_empty() {
+        problems.push(format!(
+            "{when}: {} agents' servers are not running: {not_running:?}",
+            not_running.len()
+        ));
+    }
+    problems.extend(device_problems(when, stack, desired));
+    problems.extend(key_problems(when, stack));
+    problems
+}
+
+/// Each agent has exactly one device and it is online; no device of another agent is left.
+fn device_problems(when: &str, stack: &Stack, desired: &BTreeSet<String>) -> Vec<String> {
+    let mut problems = Vec::new();
+    let mut by_host: BTreeMap<String, Vec<bool>> = BTreeMap::new();
+    for d in stack.tailscale.devices() {
+        by_host.entry(d.hostname).or_default().push(d.online);
+    }
+    let offline: Vec<&String> = desired
+        .iter()
+        .filter(|a| !by_host.get(*a).is_some_and(|ds| ds.iter().any(|on| *on)))
+        .collect();
+    if !offline.is_empty() {
+        problems.push(format!(
+            "{when}: {} agents have no online device: {offline:?}",
+            offline.len()
+        ));
+    }
+    let doubled: Vec<String> = by_host
+        .iter()
+        .filter(|(h, ds)| desired.contains(*h) && ds.len() > 1)
+        .map(|(h, ds)| format!("{h} ×{}", ds.len()))
+        .collect();
+    if !doubled.is_empty() {
+        problems.push(format!(
+            "{when}: {} agents have more than one device: {doubled:?}",
+            doubled.len()
+        ));
+    }
+    let leftover: Vec<&String> = by_host.keys().filter(|h| !desired.contains(*h)).collect();
+    if !leftover.is_empty() {
+        problems.push(format!(
+            "{when}: {} leftover devices of agents not in the spec: {leftover:?}",
+            leftover.len()
+        ));
+    }
+    problems
+}
+
+/// No auth key is still able to enrol a device: every key tether minted was used or revoked.
+fn key_problems(when: &str, stack: &Stack) -> Vec<String> {
+    let keys = stack.tailscale.keys();
+    let live: Vec<String> = keys
+        .iter()
+        .filter(|k| !k.invalid)
+        .map(|k| format!("{} ({})", k.id, k.description))
+        .collect();
+    if live.is_empty() {
+        return Vec::new();
+    }
+    vec![format!(
+        "{when}: {} of {} minted auth keys are still valid (pre-authorised, tagged): {live:?}",
+        live.len(),
+        keys.len()
+    )]
+}
+
+/// What `tether/status` says: each agent's server id, and `status/fleet.yaml`'s agent count
+/// and revision.
+#[derive(Debug, Default)]
+struct StatusBranch {
+    agents: BTreeMap<String, Option<u64>>,
+    fleet_agents: Option<usize>,
+    revision: Option<String>,
+}
+
+fn scalar<'n>(node: &'n Node, path: &[&str]) -> Option<&'n str> {
+    let leaf = path.iter().try_fold(node, |n, key| n.get(key))?;
+    match &leaf.kind {
+        NodeKind::Scalar { text, .. } if !leaf.is_null() => Some(text),
+        _ => None,
+    }
+}
+
+fn read_status(repo: &Path) -> Option<StatusBranch> {
+    let r = git2::Repository::open(repo).expect("open the fleet repository");
+    let tree = r
+        .revparse_single(STATUS_BRANCH)
+        .ok()?
+        .peel_to_commit()
+        .expect("status branch tip is a commit")
+        .tree()
+        .expect("status tree");
+    let folder = tree
+        .get_path(Path::new("status"))
+        .expect("status/ on the status branch")
+        .to_object(&r)
+        .expect("status/ object")
+        .peel_to_tree()
+        .expect("status/ is a folder");
+    let mut status = StatusBranch::default();
+    for entry in &folder {
+        let name = entry.name().expect("utf-8 file name").to_owned();
+        let blob = r.find_blob(entry.id()).expect("status file blob");
+        let text = std::str::from_utf8(blob.content()).expect("utf-8 status file");
+        let doc = node::parse(text).expect("status file is YAML");
+        if name == "fleet.yaml" {
+            status.fleet_agents = scalar(&doc, &["agents"]).and_then(|n| n.parse().ok());
+            status.revision = scalar(&doc, &["revision"]).map(str::to_owned);
+        } else if let Some(agent) = name.strip_suffix(".yaml") {
+            let id = scalar(&doc, &["server", "id"]).and_then(|n| n.parse().ok());
+            status.agents.insert(agent.to_owned(), id);
+        }
+    }
+    Some(status)
+}
+
+/// The status branch tells the truth about the live fleet: one document per agent of the
+/// applied revision `head` and no other, each naming the server that really runs it, and
+/// `status/fleet.yaml` counting those agents at that revision.
+pub fn status_problems(
+    when: &str,
+    repo: &Path,
+    stack: &Stack,
+    desired: &BTreeSet<String>,
+    head: &str,
+) -> Vec<String> {
+    let Some(status) = read_status(repo) else {
+        return vec![format!("{when}: no {STATUS_BRANCH} branch")];
+    };
+    let mut problems = Vec::new();
+    let live: BTreeMap<String, u64> = stack
+        .hetzner
+        .servers()
+        .into_iter()
+        .map(|s| (s.name, s.id))
+        .collect();
+    let listed: BTreeSet<String> = status.agents.keys().cloned().collect();
+    let extra: Vec<&String> = listed.difference(desired).collect();
+    let absent: Vec<&String> = desired.difference(&listed).collect();
+    if !extra.is_empty() || !absent.is_empty() {
+        problems.push(format!(
+            "{when}: status lists {} agents not in the spec {extra:?} and misses {} agents of the spec {absent:?}",
+            extra.len(),
+            absent.len()
+        ));
+    }
+    let wrong: Vec<String> = status
+        .agents
+        .iter()
+        .filter(|(agent, _)| desired.contains(*agent))
+        .filter(|(agent, id)| live.get(*agent) != id.as_ref())
+        .map(|(agent, id)| {
+            format!(
+                "{agent}: status {id:?}, live {:?}",
+                live.get(agent.as_str())
+            )
+        })
+        .collect();
+    if !wrong.is_empty() {
+        problems.push(format!(
+            "{when}: status names the wrong server for {} agents: {wrong:?}",
+            wrong.len()
+        ));
+    }
+    if status.fleet_agents != Some(desired.len()) {
+        problems.push(format!(
+            "{when}: status/fleet.yaml says {:?} agents, the spec has {}",
+            status.fleet_agents,
+            desired.len()
+        ));
+    }
+    if status.revision.as_deref() != Some(head) {
+        problems.push(format!(
+            "{when}: status/fleet.yaml is at revision {:?}, the applied revision is {head}",
+            status.revision
+        ));
+    }
+    problems
+}
