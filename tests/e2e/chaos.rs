@@ -56,7 +56,9 @@ async fn two_hundred_agents_converge_and_are_deleted_under_twenty_percent_faults
         .await
         .expect("emulators");
     // Only the injected 429s throttle: the real bucket would pace 200 creates for minutes.
-    stack.hetzner.set_rate_limit(RateLimit::per_hour(36_000_000));
+    stack
+        .hetzner
+        .set_rate_limit(RateLimit::per_hour(36_000_000));
     stack
         .hetzner
         .faults()
@@ -146,7 +148,9 @@ async fn slow_stack() -> Stack {
             ..FaultRule::everywhere()
         }]
     };
-    stack.hetzner.set_rate_limit(RateLimit::per_hour(36_000_000));
+    stack
+        .hetzner
+        .set_rate_limit(RateLimit::per_hour(36_000_000));
     stack.hetzner.faults().set(slow("/v1"));
     stack.tailscale.faults().set(slow("/api/v2"));
     stack
@@ -178,7 +182,8 @@ async fn thirty_applies_killed_at_random_leave_no_duplicates_no_live_keys_and_a_
 
     let started = Instant::now();
     let mut landed = 0;
-    let mut failed_followups = Vec::new();
+    let mut problems = Vec::new();
+    let mut stale_rounds = 0;
     let mut head = String::new();
     for i in 0..KILLS {
         if i % 2 == 0 {
@@ -189,7 +194,11 @@ async fn thirty_applies_killed_at_random_leave_no_duplicates_no_live_keys_and_a_
         } else {
             for _ in 0..2 {
                 let pick = rng.below(agents.len() as u64) as usize;
-                let gone = agents.iter().nth(pick).cloned().expect("an agent to remove");
+                let gone = agents
+                    .iter()
+                    .nth(pick)
+                    .cloned()
+                    .expect("an agent to remove");
                 agents.remove(&gone);
             }
         }
@@ -200,16 +209,29 @@ async fn thirty_applies_killed_at_random_leave_no_duplicates_no_live_keys_and_a_
         }
         let after = apply(&stack, repo.path(), &[]).await;
         if after.code != Some(0) {
-            failed_followups.push(format!(
+            problems.push(format!(
                 "kill {i} (after {delay:?}): the next apply exited {:?}: {}",
                 after.code,
                 after.summary()
             ));
         }
+        let lies = status_problems(
+            &format!("kill {i} (after {delay:?}), then an apply"),
+            repo.path(),
+            &stack,
+            &agents,
+            &head,
+        );
+        stale_rounds += usize::from(!lies.is_empty());
+        problems.extend(lies);
     }
     let elapsed = started.elapsed();
 
-    let mut problems = failed_followups;
+    if stale_rounds > 0 {
+        problems.push(format!(
+            "the status branch disagreed with the live fleet after {stale_rounds} of {KILLS} kill-and-apply rounds"
+        ));
+    }
     problems.extend(world_problems("after the kills", &stack, &agents));
     problems.extend(status_problems(
         "after the kills",

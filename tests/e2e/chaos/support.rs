@@ -149,11 +149,9 @@ fn apply_command(stack: &Stack, repo: &Path, extra: &[&str]) -> tokio::process::
 
 /// Runs one apply to its end.
 pub async fn apply(stack: &Stack, repo: &Path, extra: &[&str]) -> ApplyRun {
+    let mut cmd = apply_command(stack, repo, extra);
     let started = Instant::now();
-    let out = apply_command(stack, repo, extra)
-        .output()
-        .await
-        .expect("run tether apply");
+    let out = cmd.output().await.expect("run tether apply");
     ApplyRun {
         code: out.status.code(),
         stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
@@ -185,7 +183,7 @@ pub struct Converged {
     pub runs: Vec<ApplyRun>,
     /// Whether a pass ended with nothing left to do.
     pub quiet: bool,
-    /// Wall time of all passes.
+    /// Wall time of all passes (the processes' lifetimes).
     pub elapsed: Duration,
 }
 
@@ -216,7 +214,6 @@ pub async fn apply_until_quiet(
     extra: &[&str],
     max_passes: usize,
 ) -> Converged {
-    let started = Instant::now();
     let mut runs = Vec::new();
     while runs.len() < max_passes {
         let run = apply(stack, repo, extra).await;
@@ -228,8 +225,8 @@ pub async fn apply_until_quiet(
     }
     Converged {
         quiet: runs.last().is_some_and(ApplyRun::quiet),
+        elapsed: runs.iter().map(|r| r.elapsed).sum(),
         runs,
-        elapsed: started.elapsed(),
     }
 }
 
