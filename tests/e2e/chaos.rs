@@ -8,7 +8,7 @@ mod support;
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 use support::{
-    FleetRepo, SeededRng, agent_name, apply, apply_killed_after, apply_until_quiet,
+    FleetRepo, SeededRng, agent_name, apply, apply_killed_after, apply_until_quiet, fleet_problems,
     status_problems, world_problems,
 };
 use tether::sandbox::emulator::FaultRule;
@@ -156,19 +156,45 @@ async fn slow_stack() -> Stack {
     stack
 }
 
+/// The SIGKILL run's changing fleet: new agents get fresh names, removed ones are picked at
+/// random.
+#[derive(Default)]
+struct Churn {
+    agents: BTreeSet<String>,
+    next: usize,
+}
+
+impl Churn {
+    fn add(&mut self, n: usize) {
+        for _ in 0..n {
+            self.agents.insert(agent_name(self.next));
+            self.next += 1;
+        }
+    }
+
+    fn remove(&mut self, n: usize, rng: &mut SeededRng) {
+        for _ in 0..n {
+            let pick = rng.below(self.agents.len() as u64) as usize;
+            let gone = self
+                .agents
+                .iter()
+                .nth(pick)
+                .cloned()
+                .expect("an agent to remove");
+            self.agents.remove(&gone);
+        }
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn thirty_applies_killed_at_random_leave_no_duplicates_no_live_keys_and_a_true_status_branch()
 {
     let stack = slow_stack().await;
     let repo = FleetRepo::new();
     let mut rng = SeededRng::new(KILL_SEED);
-    let mut next = 0;
-    let mut agents = BTreeSet::new();
-    for _ in 0..6 {
-        agents.insert(agent_name(next));
-        next += 1;
-    }
-    repo.commit_agents(&agents, "billing: first subscriptions");
+    let mut churn = Churn::default();
+    churn.add(6);
+    repo.commit_agents(&churn.agents, "billing: first subscriptions");
     let first = apply(&stack, repo.path(), &[]).await;
     assert_eq!(
         first.code,
@@ -183,26 +209,17 @@ async fn thirty_applies_killed_at_random_leave_no_duplicates_no_live_keys_and_a_
     let started = Instant::now();
     let mut landed = 0;
     let mut problems = Vec::new();
+    let mut wrong_rounds = 0;
     let mut stale_rounds = 0;
     let mut head = String::new();
     for i in 0..KILLS {
         if i % 2 == 0 {
-            for _ in 0..3 {
-                agents.insert(agent_name(next));
-                next += 1;
-            }
+            churn.add(3);
         } else {
-            for _ in 0..2 {
-                let pick = rng.below(agents.len() as u64) as usize;
-                let gone = agents
-                    .iter()
-                    .nth(pick)
-                    .cloned()
-                    .expect("an agent to remove");
-                agents.remove(&gone);
-            }
+            churn.remove(2, &mut rng);
         }
-        head = repo.commit_agents(&agents, &format!("billing: change {i}"));
+        let agents = &churn.agents;
+        head = repo.commit_agents(agents, &format!("billing: change {i}"));
         let delay = Duration::from_millis(rng.below(span));
         if apply_killed_after(&stack, repo.path(), delay).await {
             landed += 1;
@@ -215,29 +232,33 @@ async fn thirty_applies_killed_at_random_leave_no_duplicates_no_live_keys_and_a_
                 after.summary()
             ));
         }
-        let lies = status_problems(
-            &format!("kill {i} (after {delay:?}), then an apply"),
-            repo.path(),
-            &stack,
-            &agents,
-            &head,
-        );
+        let when = format!("kill {i} (after {delay:?}), then an apply");
+        let wrong = fleet_problems(&when, &stack, agents);
+        let lies = status_problems(&when, repo.path(), &stack, agents, &head);
+        wrong_rounds += usize::from(!wrong.is_empty());
         stale_rounds += usize::from(!lies.is_empty());
+        problems.extend(wrong);
         problems.extend(lies);
     }
     let elapsed = started.elapsed();
 
+    if wrong_rounds > 0 {
+        problems.push(format!(
+            "servers or devices did not match the spec after {wrong_rounds} of {KILLS} kill-and-apply rounds"
+        ));
+    }
     if stale_rounds > 0 {
         problems.push(format!(
             "the status branch disagreed with the live fleet after {stale_rounds} of {KILLS} kill-and-apply rounds"
         ));
     }
-    problems.extend(world_problems("after the kills", &stack, &agents));
+    let agents = &churn.agents;
+    problems.extend(world_problems("after the kills", &stack, agents));
     problems.extend(status_problems(
         "after the kills",
         repo.path(),
         &stack,
-        &agents,
+        agents,
         &head,
     ));
     println!(

@@ -231,11 +231,20 @@ pub async fn apply_until_quiet(
 }
 
 /// Every promise about the emulated world that `desired` (the agents of the applied spec)
-/// implies, checked against the emulators' own state. The project and the tailnet hold only
-/// this fleet, so every server, device and auth key in them is the fleet's.
+/// implies, checked against the emulators' own state: [`fleet_problems`] and
+/// [`key_problems`].
 ///
 /// Returns one line per broken promise, prefixed with `when`, with its count.
 pub fn world_problems(when: &str, stack: &Stack, desired: &BTreeSet<String>) -> Vec<String> {
+    let mut problems = fleet_problems(when, stack, desired);
+    problems.extend(key_problems(when, stack));
+    problems
+}
+
+/// Servers and devices match `desired`: one running, labelled server and one online device per
+/// agent, nothing else. The project and the tailnet hold only this fleet, so every server and
+/// device in them is the fleet's.
+pub fn fleet_problems(when: &str, stack: &Stack, desired: &BTreeSet<String>) -> Vec<String> {
     let mut problems = Vec::new();
     let servers = stack.hetzner.servers();
     let mut by_name: BTreeMap<&str, Vec<u64>> = BTreeMap::new();
@@ -317,7 +326,6 @@ pub fn world_problems(when: &str, stack: &Stack, desired: &BTreeSet<String>) -> 
         ));
     }
     problems.extend(device_problems(when, stack, desired));
-    problems.extend(key_problems(when, stack));
     problems
 }
 
@@ -360,7 +368,8 @@ fn device_problems(when: &str, stack: &Stack, desired: &BTreeSet<String>) -> Vec
 }
 
 /// No auth key is still able to enrol a device: every key tether minted was used or revoked.
-fn key_problems(when: &str, stack: &Stack) -> Vec<String> {
+/// The tailnet has no other key minter, so every key in it is tether's.
+pub fn key_problems(when: &str, stack: &Stack) -> Vec<String> {
     let keys = stack.tailscale.keys();
     let live: Vec<String> = keys
         .iter()
