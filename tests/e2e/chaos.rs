@@ -9,7 +9,7 @@ use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 use support::{
     FleetRepo, SeededRng, agent_name, apply, apply_killed_after, apply_until_quiet, fleet_problems,
-    status_problems, world_problems,
+    health_problems, status_problems, world_problems,
 };
 use tether::sandbox::emulator::FaultRule;
 use tether::sandbox::hetzner::{Latencies, RateLimit};
@@ -210,6 +210,7 @@ async fn thirty_applies_killed_at_random_leave_no_duplicates_no_live_keys_and_a_
     let mut landed = 0;
     let mut problems = Vec::new();
     let mut wrong_rounds = 0;
+    let mut unsettled = 0;
     let mut stale_rounds = 0;
     let mut head = String::new();
     for i in 0..KILLS {
@@ -236,6 +237,7 @@ async fn thirty_applies_killed_at_random_leave_no_duplicates_no_live_keys_and_a_
         let wrong = fleet_problems(&when, &stack, agents);
         let lies = status_problems(&when, repo.path(), &stack, agents, &head);
         wrong_rounds += usize::from(!wrong.is_empty());
+        unsettled += usize::from(!health_problems(&when, &stack, agents).is_empty());
         stale_rounds += usize::from(!lies.is_empty());
         problems.extend(wrong);
         problems.extend(lies);
@@ -262,7 +264,7 @@ async fn thirty_applies_killed_at_random_leave_no_duplicates_no_live_keys_and_a_
         &head,
     ));
     println!(
-        "SIGKILL run: {KILLS} kills ({landed} while tether was running) spread over {span} ms, each followed by an apply, in {elapsed:.1?}; {} agents at the end",
+        "SIGKILL run: {KILLS} kills ({landed} while tether was running) spread over {span} ms, each followed by an apply, in {elapsed:.1?}; {} agents at the end; after {unsettled} rounds the apply that followed the kill had ended while servers the killed one created were still starting (not asserted: the next pass finishes them)",
         agents.len()
     );
     stack.shutdown().await;

@@ -231,19 +231,20 @@ pub async fn apply_until_quiet(
 }
 
 /// Every promise about the emulated world that `desired` (the agents of the applied spec)
-/// implies, checked against the emulators' own state: [`fleet_problems`] and
-/// [`key_problems`].
+/// implies, checked against the emulators' own state: [`fleet_problems`],
+/// [`health_problems`] and [`key_problems`].
 ///
 /// Returns one line per broken promise, prefixed with `when`, with its count.
 pub fn world_problems(when: &str, stack: &Stack, desired: &BTreeSet<String>) -> Vec<String> {
     let mut problems = fleet_problems(when, stack, desired);
+    problems.extend(health_problems(when, stack, desired));
     problems.extend(key_problems(when, stack));
     problems
 }
 
-/// Servers and devices match `desired`: one running, labelled server and one online device per
-/// agent, nothing else. The project and the tailnet hold only this fleet, so every server and
-/// device in them is the fleet's.
+/// Servers and devices match `desired`: exactly one labelled server and at most one device per
+/// agent, no server or device of any other agent. The project and the tailnet hold only this
+/// fleet, so every server and device in them is the fleet's.
 pub fn fleet_problems(when: &str, stack: &Stack, desired: &BTreeSet<String>) -> Vec<String> {
     let mut problems = Vec::new();
     let servers = stack.hetzner.servers();
@@ -314,42 +315,21 @@ pub fn fleet_problems(when: &str, stack: &Stack, desired: &BTreeSet<String>) -> 
             missing.len()
         ));
     }
-    let not_running: Vec<String> = servers
-        .iter()
-        .filter(|s| desired.contains(&s.name) && s.status != ServerStatus::Running)
-        .map(|s| format!("{} ({:?})", s.name, s.status))
-        .collect();
-    if !not_running.is_empty() {
-        problems.push(format!(
-            "{when}: {} agents' servers are not running: {not_running:?}",
-            not_running.len()
-        ));
-    }
     problems.extend(device_problems(when, stack, desired));
     problems
 }
 
-/// Each agent has exactly one device and it is online; no device of another agent is left.
+/// No agent has more than one device; no device of another agent is left.
 fn device_problems(when: &str, stack: &Stack, desired: &BTreeSet<String>) -> Vec<String> {
     let mut problems = Vec::new();
-    let mut by_host: BTreeMap<String, Vec<bool>> = BTreeMap::new();
+    let mut by_host: BTreeMap<String, usize> = BTreeMap::new();
     for d in stack.tailscale.devices() {
-        by_host.entry(d.hostname).or_default().push(d.online);
-    }
-    let offline: Vec<&String> = desired
-        .iter()
-        .filter(|a| !by_host.get(*a).is_some_and(|ds| ds.iter().any(|on| *on)))
-        .collect();
-    if !offline.is_empty() {
-        problems.push(format!(
-            "{when}: {} agents have no online device: {offline:?}",
-            offline.len()
-        ));
+        *by_host.entry(d.hostname).or_default() += 1;
     }
     let doubled: Vec<String> = by_host
         .iter()
-        .filter(|(h, ds)| desired.contains(*h) && ds.len() > 1)
-        .map(|(h, ds)| format!("{h} ×{}", ds.len()))
+        .filter(|(h, n)| desired.contains(*h) && **n > 1)
+        .map(|(h, n)| format!("{h} ×{n}"))
         .collect();
     if !doubled.is_empty() {
         problems.push(format!(
@@ -362,6 +342,39 @@ fn device_problems(when: &str, stack: &Stack, desired: &BTreeSet<String>) -> Vec
         problems.push(format!(
             "{when}: {} leftover devices of agents not in the spec: {leftover:?}",
             leftover.len()
+        ));
+    }
+    problems
+}
+
+/// Every agent of `desired` is up: its server runs and its device is online.
+pub fn health_problems(when: &str, stack: &Stack, desired: &BTreeSet<String>) -> Vec<String> {
+    let mut problems = Vec::new();
+    let not_running: Vec<String> = stack
+        .hetzner
+        .servers()
+        .iter()
+        .filter(|s| desired.contains(&s.name) && s.status != ServerStatus::Running)
+        .map(|s| format!("{} ({:?})", s.name, s.status))
+        .collect();
+    if !not_running.is_empty() {
+        problems.push(format!(
+            "{when}: {} agents' servers are not running: {not_running:?}",
+            not_running.len()
+        ));
+    }
+    let online: BTreeSet<String> = stack
+        .tailscale
+        .devices()
+        .into_iter()
+        .filter(|d| d.online)
+        .map(|d| d.hostname)
+        .collect();
+    let offline: Vec<&String> = desired.difference(&online).collect();
+    if !offline.is_empty() {
+        problems.push(format!(
+            "{when}: {} agents have no online device: {offline:?}",
+            offline.len()
         ));
     }
     problems
