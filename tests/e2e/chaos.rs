@@ -9,7 +9,7 @@ use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 use support::{
     FleetRepo, SeededRng, agent_name, apply, apply_killed_after, apply_until_quiet, fleet_problems,
-    health_problems, status_problems, world_problems,
+    health_problems, injected, status_problems, world_problems,
 };
 use tether::sandbox::emulator::FaultRule;
 use tether::sandbox::hetzner::{Latencies, RateLimit};
@@ -107,14 +107,29 @@ async fn two_hundred_agents_converge_and_are_deleted_under_twenty_percent_faults
         &none,
         &head,
     ));
+    let faults = [
+        (
+            "Hetzner",
+            stack.hetzner.requests().total(),
+            injected(&stack.hetzner.requests()),
+        ),
+        (
+            "Tailscale",
+            stack.tailscale.requests().total(),
+            injected(stack.tailscale.requests()),
+        ),
+    ];
+    for (api, _, (errors, dropped, lost)) in faults {
+        if errors == 0 || dropped == 0 || lost == 0 {
+            problems.push(format!("the {api} emulator did not inject every kind of fault: {errors} 429/5xx answers, {dropped} dropped connections, {lost} lost responses"));
+        }
+    }
     println!(
-        "fault run: converged {FAULT_AGENTS} agents in {} passes ({:.1?}), deleted them in {} passes ({:.1?}); Hetzner {} requests, Tailscale {} requests\nconverge:\n{}\ndelete:\n{}",
+        "fault run: converged {FAULT_AGENTS} agents in {} passes ({:.1?}), deleted them in {} passes ({:.1?}); requests (total, 429/5xx, dropped, lost): {faults:?}\nconverge:\n{}\ndelete:\n{}",
         up.runs.len(),
         up.elapsed,
         down.runs.len(),
         down.elapsed,
-        stack.hetzner.requests().total(),
-        stack.tailscale.requests().total(),
         up.log(),
         down.log()
     );

@@ -9,6 +9,7 @@ use std::path::Path;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 use tether::cloud::ServerStatus;
+use tether::sandbox::emulator::RequestLog;
 use tether::sandbox::stack::Stack;
 use tether_schema::labels;
 use tether_schema::yaml::node::{self, Node, NodeKind};
@@ -228,6 +229,22 @@ pub async fn apply_until_quiet(
         elapsed: runs.iter().map(|r| r.elapsed).sum(),
         runs,
     }
+}
+
+/// The faults an emulator injected, from its request counters: (429 and 5xx answers, dropped
+/// connections, lost responses). The rate limit is raised in these runs, so every 429 is
+/// injected.
+pub fn injected(log: &RequestLog) -> (u64, u64, u64) {
+    let mut counts = (0, 0, 0);
+    for (key, n) in log.snapshot() {
+        match key.outcome.as_str() {
+            "dropped" => counts.1 += n,
+            "lost" => counts.2 += n,
+            status if status == "429" || status.starts_with('5') => counts.0 += n,
+            _ => {}
+        }
+    }
+    counts
 }
 
 /// Every promise about the emulated world that `desired` (the agents of the applied spec)
