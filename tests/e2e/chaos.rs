@@ -3,14 +3,13 @@
 //! thirty applies SIGKILLed at random moments. Each run gathers every broken promise (duplicate
 //! servers, leftovers, live auth keys, a status branch that lies) and fails with all of them.
 
+mod checks;
 mod support;
 
+use checks::{fleet_problems, health_problems, injected, status_problems, world_problems};
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
-use support::{
-    FleetRepo, SeededRng, agent_name, apply, apply_killed_after, apply_until_quiet, fleet_problems,
-    health_problems, injected, status_problems, world_problems,
-};
+use support::{FleetRepo, SeededRng, agent_name, apply, apply_killed_after, apply_until_quiet};
 use tether::sandbox::emulator::FaultRule;
 use tether::sandbox::hetzner::{Latencies, RateLimit};
 use tether::sandbox::stack::{Stack, StackOptions};
