@@ -2,6 +2,7 @@
 //! against real folders and git repositories and checks what a user would see.
 
 mod billing;
+mod chaos;
 mod common;
 mod converge;
 mod daemon;
