@@ -15,11 +15,12 @@ use crate::apply::{self, ApplyError, ApplyReport, Options};
 use crate::audit::commit::{self, CommitError};
 use crate::audit::ledger::{self, Ledger, LedgerError};
 use crate::audit::status::{self, Inputs, Verdict};
-use crate::cloud::Compute;
 use crate::cloud::tailscale::Tailnet;
+use crate::cloud::{Compute, ServerStatus};
 use crate::observe::{ObserveError, observe};
 use crate::plan::{self, Context, Observed, Plan};
 use crate::source::{Snapshot, publish};
+use std::collections::BTreeSet;
 use tether_schema::{Fleet, LoadError, load_fleet};
 use tokio::sync::watch;
 
@@ -164,7 +165,8 @@ pub async fn run<C: Compute, T: Tailnet>(
             actual: plan.plan_hash.clone(),
         });
     }
-    apply::keys::sweep_logged(tailnet, &fleet.settings.name).await;
+    let awaiting = awaiting_enrolment(&fleet, &observed, &ctx);
+    apply::keys::sweep_logged(tailnet, &fleet.settings.name, &awaiting).await;
     let report = match apply::apply(&plan, &fleet, compute, tailnet, &options.apply, stop).await {
         Ok(report) => report,
         Err(refused) => {
@@ -221,6 +223,30 @@ pub async fn run<C: Compute, T: Tailnet>(
         report,
         status_commit,
     })
+}
+
+/// Agents whose server of this fleet is being created, booting or running without an online
+/// device of its own: a key minted for them by a run that was cut short may still be used.
+fn awaiting_enrolment(fleet: &Fleet, observed: &Observed, ctx: &Context) -> BTreeSet<String> {
+    let owned = plan::device_ownership(fleet, observed, ctx);
+    let online: BTreeSet<&str> = observed
+        .devices
+        .iter()
+        .filter(|d| d.online)
+        .filter_map(|d| owned.get(&d.id).map(String::as_str))
+        .collect();
+    observed
+        .servers
+        .iter()
+        .filter(|s| {
+            matches!(
+                s.status,
+                ServerStatus::Initializing | ServerStatus::Starting | ServerStatus::Running
+            ) && plan::safety::owns_server(s, fleet.settings.name.as_str(), &s.name)
+                && !online.contains(s.name.as_str())
+        })
+        .map(|s| s.name.clone())
+        .collect()
 }
 
 /// Commits the status documents of `inputs` when they differ materially from the branch.

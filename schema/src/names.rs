@@ -65,11 +65,28 @@ macro_rules! newtype {
 }
 
 newtype!(
-    /// An agent's name: a lowercase RFC 1123 label of at most 63 characters. It becomes the
-    /// server name and the Tailscale hostname.
+    /// An agent's name: a lowercase RFC 1123 label of at most 63 characters, other than the
+    /// [`RESERVED_AGENT_NAMES`]. It becomes the server name and the Tailscale hostname.
     AgentName,
-    check_dns_label
+    check_agent_name
 );
+
+/// Names an agent cannot take: the fleet-wide documents of the status branch
+/// (`status/<name>.yaml`) have them.
+pub const RESERVED_AGENT_NAMES: [&str; 3] = ["fleet", "devices", "deletions"];
+
+fn check_agent_name(value: &str) -> Result<(), Invalid> {
+    check_dns_label(value)?;
+    if RESERVED_AGENT_NAMES.contains(&value) {
+        return Err(invalid(
+            format!(
+                "`{value}` is reserved: the status branch keeps `status/{value}.yaml` for the whole fleet"
+            ),
+            "choose another name, e.g. with the customer as prefix (`acme-fleet`)",
+        ));
+    }
+    Ok(())
+}
 newtype!(
     /// A fleet's name: a lowercase RFC 1123 label; it is the value of the `tether/fleet` label.
     FleetName,
@@ -371,6 +388,9 @@ mod tests {
 
     #[test]
     fn tags_need_the_tag_prefix() {
+        assert!(AgentName::parse("fleet").is_err());
+        assert!(AgentName::parse("devices").is_err());
+        assert!(AgentName::parse("fleet-one").is_ok());
         assert!(TailnetTag::parse("tag:agent").is_ok());
         assert!(TailnetTag::parse("agent").is_err());
         assert!(TailnetTag::parse("tag:1x").is_err());

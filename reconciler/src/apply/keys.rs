@@ -14,6 +14,9 @@
 //!   even that look fails, in which case the next sweep revokes it.
 //! - [`sweep`] revokes only keys that are still valid and whose description carries this
 //!   fleet's marker: keys of other fleets, of people and of other tools are never touched.
+//! - [`sweep`] spares a key that may still be in flight: its agent has a server that has not
+//!   joined yet and the key is younger than [`ENROLMENT_WINDOW`]. So a run killed right after
+//!   creating a server does not strand that server; once the window passes the key is revoked.
 //!
 //! # Assumptions
 //! - The sweep runs under the single-writer lease (see `docs/decisions/004-single-writer-lock.md`):
@@ -28,13 +31,19 @@ mod tests;
 
 use crate::cloud::retry::{Backoff, Retry};
 use crate::cloud::tailscale::{
-    AuthKeyId, CreatedAuthKey, Error, NewAuthKey, Tailnet, key_description,
+    AuthKey, AuthKeyId, CreatedAuthKey, Error, NewAuthKey, Tailnet, key_description,
 };
 use rand::Rng;
 use sha2::{Digest, Sha256};
+use std::collections::BTreeSet;
 use std::time::Duration;
 use tether_schema::Agent;
 use tether_schema::names::FleetName;
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
+
+/// How long after minting a key may still be waiting for its server to boot and enrol.
+pub const ENROLMENT_WINDOW: time::Duration = time::Duration::minutes(10);
 
 /// Mint attempts per key before giving up.
 pub const MAX_MINT_ATTEMPTS: u32 = 4;
@@ -86,6 +95,13 @@ impl FleetMarker {
     /// agent name cut so the whole fits the API's rule.
     pub fn description(&self, nonce: &str, agent: &str) -> String {
         key_description(&format!("{PREFIX} {} {nonce} {agent}", self.id))
+    }
+
+    /// The agent name (possibly cut) a description of this fleet names.
+    pub fn agent_of<'d>(&self, description: &'d str) -> Option<&'d str> {
+        self.owns(description)
+            .then(|| description.splitn(4, ' ').nth(3))
+            .flatten()
     }
 
     /// Whether `description` marks a key minted by tether for this fleet.
@@ -261,6 +277,8 @@ pub struct SweepReport {
     pub revoked: Vec<AuthKeyId>,
     /// Keys whose revocation failed, with why; the next sweep tries again.
     pub failed: Vec<(AuthKeyId, String)>,
+    /// Keys left valid because their server may still enrol with them.
+    pub spared: Vec<AuthKeyId>,
 }
 
 /// Revokes every still-valid key that tether minted for `fleet`: the keys of attempts cut short
@@ -268,12 +286,18 @@ pub struct SweepReport {
 ///
 /// # Guarantees
 /// Only keys that are valid and whose description carries [`FleetMarker::of`]`(fleet)` are
-/// revoked; every other key is left as it is.
+/// revoked; every other key is left as it is, and so is a key whose agent is in `awaiting`
+/// (its server exists but has not joined) while it is younger than [`ENROLMENT_WINDOW`].
 ///
 /// # Errors
 /// [`KeyError::List`] when the keys cannot be listed; nothing was revoked then. A failed
 /// revocation is not an error: it is in [`SweepReport::failed`].
-pub async fn sweep<T: Tailnet>(tailnet: &T, fleet: &FleetName) -> Result<SweepReport, KeyError> {
+pub async fn sweep<T: Tailnet>(
+    tailnet: &T,
+    fleet: &FleetName,
+    awaiting: &BTreeSet<String>,
+    now: OffsetDateTime,
+) -> Result<SweepReport, KeyError> {
     let marker = FleetMarker::of(fleet);
     let keys = tailnet.list_keys().await.map_err(|source| KeyError::List {
         fleet: fleet.as_str().to_owned(),
@@ -284,6 +308,10 @@ pub async fn sweep<T: Tailnet>(tailnet: &T, fleet: &FleetName) -> Result<SweepRe
         .into_iter()
         .filter(|k| !k.invalid && marker.owns(&k.description))
     {
+        if in_flight(&marker, &key, awaiting, now) {
+            report.spared.push(key.id);
+            continue;
+        }
         match tailnet.delete_key(&key.id).await {
             Ok(_) => {
                 tracing::info!(key = %key.id, description = %key.description, "swept a leftover auth key");
@@ -298,12 +326,31 @@ pub async fn sweep<T: Tailnet>(tailnet: &T, fleet: &FleetName) -> Result<SweepRe
     Ok(report)
 }
 
+/// Whether `key` may still be about to enrol a server: its agent has a server of this fleet
+/// that has not joined the tailnet yet (`awaiting`), and the key is younger than
+/// [`ENROLMENT_WINDOW`]. A cut agent name in the description matches every agent it begins;
+/// that spares more keys, never fewer, and each expires within the hour anyway.
+fn in_flight(
+    marker: &FleetMarker,
+    key: &AuthKey,
+    awaiting: &BTreeSet<String>,
+    now: OffsetDateTime,
+) -> bool {
+    let Some(agent) = marker.agent_of(&key.description) else {
+        return false;
+    };
+    let young = OffsetDateTime::parse(&key.created, &Rfc3339)
+        .is_ok_and(|created| now - created < ENROLMENT_WINDOW);
+    young && awaiting.iter().any(|a| a.starts_with(agent))
+}
+
 /// [`sweep`], with its outcome logged (counts and key ids, never secrets): what a pass runs
 /// before it applies. A sweep that fails does not stop the pass; the next pass sweeps again.
-pub async fn sweep_logged<T: Tailnet>(tailnet: &T, fleet: &FleetName) {
-    match sweep(tailnet, fleet).await {
+pub async fn sweep_logged<T: Tailnet>(tailnet: &T, fleet: &FleetName, awaiting: &BTreeSet<String>) {
+    match sweep(tailnet, fleet, awaiting, OffsetDateTime::now_utc()).await {
         Ok(swept) => tracing::info!(
             revoked = swept.revoked.len(),
+            spared = swept.spared.len(),
             failed = swept.failed.len(),
             "swept leftover auth keys"
         ),

@@ -368,7 +368,46 @@ impl<C: Compute, T: Tailnet> Ctx<'_, C, T> {
         if let Some(action) = action {
             self.wait(&[action.id], report).await?;
         }
-        self.delete_devices(devices, report).await
+        let mut all = devices.to_vec();
+        for late in self.attached_devices(&live).await? {
+            if !all.contains(&late) {
+                all.push(late);
+            }
+        }
+        self.delete_devices(&all, report).await
+    }
+
+    /// The devices attached to `server` as listed now ([`safety::device_owner`]'s attachment
+    /// rule: its name as hostname, fleet tags only, joined after it was created), so that a
+    /// device that enrolled after the plan was made goes with its server.
+    async fn attached_devices(&self, server: &Server) -> Result<Vec<DeviceId>, Stop> {
+        let query = DeviceQuery {
+            tags: Vec::new(),
+            hostname: Some(server.name.clone()),
+            all_fields: false,
+        };
+        let listed = self
+            .tailnet
+            .list_devices(&query)
+            .await
+            .map_err(|e| format!("listing the devices of server {}: {e}", server.id))?;
+        let fleet_tags: BTreeSet<&str> = self
+            .fleet
+            .settings
+            .tags
+            .iter()
+            .map(|t| t.as_str())
+            .collect();
+        Ok(listed
+            .into_iter()
+            .filter(|d| {
+                d.hostname == server.name
+                    && !d.tags.is_empty()
+                    && d.tags.iter().all(|t| fleet_tags.contains(t.as_str()))
+                    && safety::joined_after(d, server)
+            })
+            .map(|d| d.id)
+            .collect())
     }
 
     async fn delete_devices(&self, devices: &[DeviceId], report: &mut ActionReport) -> StepResult {

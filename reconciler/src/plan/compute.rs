@@ -284,10 +284,9 @@ fn retired(
             .get(agent)
             .is_some_and(|a| a.power == Power::Off);
         off_by_spec
-            || devices.get(agent).is_some_and(|devs| {
-                devs.iter()
-                    .any(|d| d.online && d.created.as_str() >= s.created.as_str())
-            })
+            || devices
+                .get(agent)
+                .is_some_and(|devs| devs.iter().any(|d| d.online && safety::joined_after(d, s)))
     });
     let keep = if safety::is_protected(server) {
         Some(format!(
@@ -318,9 +317,7 @@ fn retired(
                 .get(agent)
                 .map(|devs| {
                     devs.iter()
-                        .filter(|d| {
-                            successor.is_some_and(|s| d.created.as_str() < s.created.as_str())
-                        })
+                        .filter(|d| successor.is_some_and(|s| !safety::joined_after(d, s)))
                         .map(|d| d.id.clone())
                         .collect()
                 })
@@ -569,7 +566,7 @@ fn duplicate_devices(agent: &str, server: &Server, devices: &[&Device], actions:
     let keep = devices
         .iter()
         .rev()
-        .find(|d| d.online && d.created >= server.created)
+        .find(|d| d.online && safety::joined_after(d, server))
         .or_else(|| devices.last())
         .map(|d| d.id.clone());
     for d in devices.iter().filter(|d| Some(&d.id) != keep.as_ref()) {

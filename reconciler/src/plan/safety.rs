@@ -34,6 +34,8 @@ use crate::cloud::Server;
 use crate::cloud::tailscale::Device;
 use std::collections::{BTreeMap, BTreeSet};
 use tether_schema::{Fleet, labels};
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
 
 /// Whether `server` carries this fleet's and `agent`'s ownership labels.
 pub fn owns_server(server: &Server, fleet: &str, agent: &str) -> bool {
@@ -81,11 +83,19 @@ pub fn device_owner<'a>(
     let tags_ok =
         !device.tags.is_empty() && device.tags.iter().all(|t| fleet_tags.contains(t.as_str()));
     let (agent, servers) = owned.get_key_value(device.hostname.as_str())?;
-    let attached = tags_ok
-        && servers
-            .iter()
-            .any(|s| !s.created.is_empty() && device.created.as_str() >= s.created.as_str());
+    let attached = tags_ok && servers.iter().any(|s| joined_after(device, s));
     attached.then_some((*agent, Proof::Attached))
+}
+
+/// Whether `device` joined the tailnet at or after `server` was created, comparing the two
+/// RFC 3339 times as instants (Hetzner writes `+00:00`, Tailscale `Z`). A time that does not
+/// parse proves nothing.
+pub fn joined_after(device: &Device, server: &Server) -> bool {
+    let parse = |t: &str| OffsetDateTime::parse(t, &Rfc3339).ok();
+    match (parse(&device.created), parse(&server.created)) {
+        (Some(d), Some(s)) => d >= s,
+        _ => false,
+    }
 }
 
 /// How many servers one run may delete out of `managed`: `maxDeletionsPerRun`, and

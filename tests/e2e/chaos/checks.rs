@@ -238,10 +238,13 @@ fn read_status(repo: &Path) -> Option<StatusBranch> {
         let blob = r.find_blob(entry.id()).expect("status file blob");
         let text = std::str::from_utf8(blob.content()).expect("utf-8 status file");
         let doc = node::parse(text).expect("status file is YAML");
+        let fleet_wide = name
+            .strip_suffix(".yaml")
+            .is_some_and(|n| tether_schema::names::RESERVED_AGENT_NAMES.contains(&n));
         if name == "fleet.yaml" {
             status.fleet_agents = scalar(&doc, &["agents"]).and_then(|n| n.parse().ok());
             status.revision = scalar(&doc, &["revision"]).map(str::to_owned);
-        } else if let Some(agent) = name.strip_suffix(".yaml") {
+        } else if let Some(agent) = name.strip_suffix(".yaml").filter(|_| !fleet_wide) {
             let id = scalar(&doc, &["server", "id"]).and_then(|n| n.parse().ok());
             status.agents.insert(agent.to_owned(), id);
         }
