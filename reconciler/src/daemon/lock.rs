@@ -1,6 +1,7 @@
 //! Single writer: a [`Lease`] stored as a ref in the fleet repository, so two daemons pointed
-//! at the same fleet never act at once. Start at [`Lease::acquire`]; the design is recorded in
-//! `docs/decisions/004-single-writer-lock.md`.
+//! at the same fleet never act at once. Start at [`Lease::acquire`], then keep the lease alive
+//! and fence the provider clients with [`LeaseGuard`]; the design is recorded in
+//! `docs/decisions/004-single-writer-lock.md` and `docs/decisions/011-lease-guard.md`.
 //!
 //! The ref `refs/tether/locks/<fleet>` points at a parentless commit with an empty tree whose
 //! message holds the lease ([`LeaseRecord`]) as trailers. Every change is a compare-and-swap
@@ -27,10 +28,12 @@
 //! - Nobody but tether writes `refs/tether/locks/*`, and the remote verifies the old value of
 //!   a pushed ref (git's receive-pack, GitHub and GitLab do).
 
+mod guard;
 mod store;
 
 use crate::cloud::retry::Clock;
 use crate::source::remote::RepoCache;
+pub use guard::{LeaseFence, LeaseGuard};
 use std::time::{Duration, SystemTime};
 pub use store::LockStore;
 use time::OffsetDateTime;

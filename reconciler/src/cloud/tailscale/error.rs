@@ -39,6 +39,15 @@ pub enum Error {
         /// What did not parse.
         message: String,
     },
+    /// tether did not send the request: it no longer holds the fleet's single-writer lease
+    /// ([`crate::cloud::fence`]).
+    #[error("{operation}: not sent: {reason}")]
+    Fenced {
+        /// The call that was refused.
+        operation: String,
+        /// Why, naming the lease.
+        reason: String,
+    },
 }
 
 impl Error {
@@ -59,7 +68,7 @@ impl Error {
             Error::Api {
                 status, message, ..
             } if *status >= 500 => Retry::Transient(format!("{status} {message}")),
-            Error::Api { .. } | Error::Decode { .. } => Retry::Terminal,
+            Error::Api { .. } | Error::Decode { .. } | Error::Fenced { .. } => Retry::Terminal,
             Error::Transport { source, .. } if source.is_builder() => Retry::Terminal,
             Error::Transport { source, .. } => Retry::Transient(transport_reason(source)),
         }
@@ -69,7 +78,7 @@ impl Error {
     pub fn status(&self) -> Option<u16> {
         match self {
             Error::Api { status, .. } => Some(*status),
-            Error::Transport { .. } | Error::Decode { .. } => None,
+            Error::Transport { .. } | Error::Decode { .. } | Error::Fenced { .. } => None,
         }
     }
 

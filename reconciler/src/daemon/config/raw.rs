@@ -31,6 +31,17 @@ pub(super) struct RawConfig {
     github: RawGitHub,
     concurrency: Text,
     log_format: Text,
+    shutdown_grace: Text,
+    degraded_after: Text,
+    #[serde(default)]
+    reconcile: RawReconcile,
+}
+
+/// `POST /reconcile`: its bearer token comes from `TETHER_RECONCILE_TOKEN` or this file.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct RawReconcile {
+    token_file: Text,
 }
 
 /// The daemon reads git over https with the GitHub token; it calls no GitHub API.
@@ -68,6 +79,7 @@ struct RawLock {
 struct RawEndpoint {
     endpoint: Text,
     token_file: Text,
+    action_timeout: Text,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -116,13 +128,16 @@ pub const ENV_OVERRIDES: &[(&str, &str)] = &[
     ("TETHER_TAILNET", "tailscale.tailnet"),
     ("TETHER_CONCURRENCY", "concurrency"),
     ("TETHER_LOG_FORMAT", "logFormat"),
+    ("TETHER_SHUTDOWN_GRACE", "shutdownGrace"),
+    ("TETHER_DEGRADED_AFTER", "degradedAfter"),
+    ("TETHER_HETZNER_ACTION_TIMEOUT", "hetzner.actionTimeout"),
 ];
 
 impl RawConfig {
     /// The settings present in the file, by dotted key.
     pub(super) fn flatten(self) -> Settings {
         let mut out = Settings::new();
-        let entries: [(&'static str, Text); 21] = [
+        let entries: [(&'static str, Text); 25] = [
             ("fleet", self.fleet),
             ("source.remote", self.source.remote),
             ("source.path", self.source.path),
@@ -147,6 +162,10 @@ impl RawConfig {
             ("github.tokenFile", self.github.token_file),
             ("concurrency", self.concurrency),
             ("logFormat", self.log_format),
+            ("shutdownGrace", self.shutdown_grace),
+            ("degradedAfter", self.degraded_after),
+            ("hetzner.actionTimeout", self.hetzner.action_timeout),
+            ("reconcile.tokenFile", self.reconcile.token_file),
         ];
         for (key, value) in entries {
             if let Some(v) = value {
@@ -195,6 +214,11 @@ pub(super) fn inline_secret_hint(path: &str) -> Option<String> {
             "tailscale.oauthClientSecretFile",
         ),
         ("github.token", "GITHUB_TOKEN", "github.tokenFile"),
+        (
+            "reconcile.token",
+            "TETHER_RECONCILE_TOKEN",
+            "reconcile.tokenFile",
+        ),
     ];
     if let Some((_, var, file)) = known.iter().find(|(key, _, _)| *key == path) {
         return Some(format!(
