@@ -6,7 +6,7 @@
 //! # Guarantees
 //! - No mutating request is sent while [`Fence::check`] refuses; the call fails at once with
 //!   the provider's `Fenced` error naming the call and the reason.
-//! - Every mutating call that was sent is recorded as one `tether::fence` info event with the
+//! - Every mutating call that was sent is recorded as one `tether::fence` debug event with the
 //!   holder, the call, and when it started and finished (milliseconds since the Unix epoch):
 //!   the per-mutation holder record.
 //!
@@ -61,7 +61,7 @@ impl<I, F: Fence> Fenced<I, F> {
         self.fence.check().map_err(refused)?;
         let started = millis(SystemTime::now());
         let result = call.await;
-        tracing::info!(
+        tracing::debug!(
             target: "tether::fence",
             holder = self.fence.holder(),
             call = name,

@@ -14,6 +14,7 @@ mod secrets;
 use crate::daemon::trigger::Schedule;
 use crate::secret::Secret;
 use check::Check;
+pub use check::parse_duration;
 pub use raw::{ENV_OVERRIDES, Origin};
 use raw::{Settings, apply_env};
 use std::fmt;

@@ -95,8 +95,8 @@ pub fn channel() -> (ShutdownTrigger, ShutdownSignal) {
 }
 
 /// Registers handlers for SIGTERM and SIGINT now, and returns the task that fires `trigger`
-/// on the first of them. From then on these signals no longer kill the process: the daemon
-/// shuts down through `trigger`.
+/// on the first of them. From then on the first signal no longer kills the process: it shuts
+/// down through `trigger`. A second signal exits the process at once (status 130).
 ///
 /// # Errors
 /// The signal handlers cannot be registered.
@@ -109,8 +109,17 @@ pub fn on_os_signals(trigger: ShutdownTrigger) -> std::io::Result<JoinHandle<()>
             _ = terminate.recv() => ShutdownReason::Terminate,
             _ = interrupt.recv() => ShutdownReason::Interrupt,
         };
-        tracing::info!(signal = reason.as_str(), "shutdown requested");
+        tracing::info!(
+            signal = reason.as_str(),
+            "shutdown requested; a second signal exits at once"
+        );
         trigger.trigger(reason);
+        tokio::select! {
+            _ = terminate.recv() => {}
+            _ = interrupt.recv() => {}
+        }
+        tracing::warn!("second signal: exiting at once, without winding down");
+        std::process::exit(130);
     }))
 }
 
@@ -235,6 +244,6 @@ mod tests {
             .await
             .expect("signal delivered");
         assert_eq!(reason, ShutdownReason::Terminate);
-        listener.await.expect("listener ends");
+        listener.abort();
     }
 }

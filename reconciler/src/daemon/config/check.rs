@@ -275,7 +275,7 @@ impl Check<'_> {
 const DURATION_HINT: &str = "write a number with a unit: `90s`, `5m`, `1h`";
 
 /// Parses `500ms`, `90s`, `5m`, `1h`.
-pub(super) fn parse_duration(text: &str) -> Result<Duration, String> {
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
     let split = text
         .find(|c: char| !c.is_ascii_digit())
         .unwrap_or(text.len());
