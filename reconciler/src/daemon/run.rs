@@ -384,9 +384,10 @@ async fn acquire(
                 return Some(lease);
             }
             Ok(Err(LockError::Held { holder, .. })) => {
-                readiness
-                    .set_not_ready(format!("another daemon ({holder}) holds the fleet's lease"));
-                tracing::warn!(%holder, "another daemon holds the lease; waiting");
+                readiness.set_not_ready(format!(
+                    "standing by: `{holder}` holds the fleet's lease"
+                ));
+                tracing::warn!(%holder, "another process holds the lease; waiting");
             }
             Ok(Err(e)) => {
                 readiness.set_not_ready(format!("cannot take the lease: {e}"));
