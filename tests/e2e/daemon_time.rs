@@ -41,7 +41,10 @@ async fn a_pass_with_actions_longer_than_a_minute_completes_and_the_next_commit_
             break;
         }
         if let Some((status, body)) = daemon.readyz().await {
-            assert_eq!(status, 503, "not ready before the first pass finished: {body}");
+            assert_eq!(
+                status, 503,
+                "not ready before the first pass finished: {body}"
+            );
             assert!(body.contains("waiting for the first reconcile"), "{body}");
             checks += 1;
         }
@@ -62,12 +65,8 @@ async fn a_pass_with_actions_longer_than_a_minute_completes_and_the_next_commit_
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    let ready_after = ready_after.unwrap_or_else(|| {
-        panic!(
-            "the long pass never completed:\n{}",
-            daemon.log_text()
-        )
-    });
+    let ready_after = ready_after
+        .unwrap_or_else(|| panic!("the long pass never completed:\n{}", daemon.log_text()));
     assert!(
         ready_after > Duration::from_secs(60),
         "the pass outlived the old 60 s cut: ready after {ready_after:?}"
@@ -141,7 +140,10 @@ async fn an_invalid_fleet_degrades_readiness_and_a_fix_recovers_it() {
     }
     .await;
     assert!(degraded.contains("passes in a row failed"), "{degraded}");
-    assert!(degraded.contains("acme-prod"), "the reason names the file: {degraded}");
+    assert!(
+        degraded.contains("acme-prod"),
+        "the reason names the file: {degraded}"
+    );
     assert_eq!(stack.hetzner.servers().len(), 6, "nothing was changed");
 
     let refused = std::process::Command::new(tether_bin())

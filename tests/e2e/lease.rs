@@ -110,7 +110,11 @@ async fn two_daemons_and_two_applies_never_mutate_at_once_and_a_killed_holder_is
             .await
             .expect("apply finishes")
             .expect("apply output");
-        eprintln!("apply exited {:?} after {:?}", out.status.code(), t0.elapsed());
+        eprintln!(
+            "apply exited {:?} after {:?}",
+            out.status.code(),
+            t0.elapsed()
+        );
         apply_codes.push(out.status.code());
         apply_logs.push(String::from_utf8_lossy(&out.stderr).into_owned());
     }
@@ -207,7 +211,11 @@ async fn two_daemons_and_two_applies_never_mutate_at_once_and_a_killed_holder_is
     let mut turns: Vec<&str> = all.iter().map(|m| m.holder.as_str()).collect();
     turns.dedup();
     let distinct: BTreeSet<&str> = turns.iter().copied().collect();
-    assert_eq!(turns.len(), distinct.len(), "holders took turns once: {turns:?}");
+    assert_eq!(
+        turns.len(),
+        distinct.len(),
+        "holders took turns once: {turns:?}"
+    );
     let creates = all.iter().filter(|m| m.call == "create_server").count() as u64;
     let sent: u64 = stack
         .hetzner

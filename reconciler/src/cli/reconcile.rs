@@ -36,13 +36,14 @@ pub fn cmd_reconcile(args: &ReconcileArgs) -> Result<Outcome, CliError> {
     let url = format!("{}/reconcile", args.url.trim_end_matches('/'));
     let rt = super::common::runtime()?;
     let response = rt
-        .block_on(
+        .block_on(async {
             reqwest::Client::new()
                 .post(&url)
                 .bearer_auth(token.trim())
                 .timeout(std::time::Duration::from_secs(30))
-                .send(),
-        )
+                .send()
+                .await
+        })
         .map_err(|e| {
             CliError::failed(
                 format!("cannot reach the daemon at {url}: {e}"),

@@ -384,9 +384,7 @@ async fn acquire(
                 return Some(lease);
             }
             Ok(Err(LockError::Held { holder, .. })) => {
-                readiness.set_not_ready(format!(
-                    "standing by: `{holder}` holds the fleet's lease"
-                ));
+                readiness.set_not_ready(format!("standing by: `{holder}` holds the fleet's lease"));
                 tracing::warn!(%holder, "another process holds the lease; waiting");
             }
             Ok(Err(e)) => {
