@@ -8,6 +8,7 @@
 //! `docs/decisions/005-daemon-config-format.md`.
 
 mod check;
+mod print;
 mod raw;
 mod secrets;
 
@@ -15,7 +16,7 @@ use crate::daemon::trigger::Schedule;
 use crate::secret::Secret;
 use check::Check;
 pub use check::parse_duration;
-pub use raw::{ENV_OVERRIDES, Origin};
+pub use raw::{ENV_ALIASES, ENV_OVERRIDES, Origin};
 use raw::{Settings, apply_env};
 use std::fmt;
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
@@ -28,6 +29,9 @@ pub const DEFAULT_LISTEN: SocketAddr = SocketAddr::V4(SocketAddrV4::new(Ipv4Addr
 pub const DEFAULT_WEBHOOK_SECRET_ENV: &str = "TETHER_WEBHOOK_SECRET";
 /// The environment variable holding `POST /reconcile`'s bearer token.
 pub const RECONCILE_TOKEN_ENV: &str = "TETHER_RECONCILE_TOKEN";
+/// Where `tether run` looks for its configuration unless `--config` or `TETHER_CONFIG` say
+/// otherwise.
+pub const DEFAULT_CONFIG_PATH: &str = "/etc/tether/tether.yaml";
 /// The grace period after SIGTERM/SIGINT unless configured.
 pub const DEFAULT_SHUTDOWN_GRACE: Duration = Duration::from_secs(60);
 /// Failed passes in a row before `/readyz` reports degraded, unless configured.
@@ -226,7 +230,14 @@ impl DaemonConfig {
             problems: Vec::new(),
         };
         check.read_file(text);
-        apply_env(&mut check.settings, env);
+        for (var, alias) in apply_env(&mut check.settings, env) {
+            check.report(
+                var,
+                Some(Origin::Env(var.to_owned())),
+                format!("{var} and {alias} are both set, to different values"),
+                format!("{alias} is the older name of {var}: unset it"),
+            );
+        }
         let config = check.validate();
         match config {
             Some(config) if check.problems.is_empty() => Ok(config),

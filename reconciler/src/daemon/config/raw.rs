@@ -123,8 +123,8 @@ pub const ENV_OVERRIDES: &[(&str, &str)] = &[
     ("TETHER_LISTEN", "listen"),
     ("TETHER_LOCK_TTL", "lock.ttl"),
     ("TETHER_LOCK_HOLDER", "lock.holder"),
-    ("TETHER_HETZNER_ENDPOINT", "hetzner.endpoint"),
-    ("TETHER_TAILSCALE_ENDPOINT", "tailscale.endpoint"),
+    ("HCLOUD_ENDPOINT", "hetzner.endpoint"),
+    ("TS_API_URL", "tailscale.endpoint"),
     ("TETHER_TAILNET", "tailscale.tailnet"),
     ("TETHER_CONCURRENCY", "concurrency"),
     ("TETHER_LOG_FORMAT", "logFormat"),
@@ -182,20 +182,48 @@ impl RawConfig {
     }
 }
 
-/// Applies [`ENV_OVERRIDES`]: a variable that is set (even to an empty string) replaces the
-/// file's value.
-pub(super) fn apply_env(settings: &mut Settings, env: &dyn Fn(&str) -> Option<String>) {
+/// Older names of [`ENV_OVERRIDES`] variables, still accepted: (the name, its alias). The CLI
+/// and the daemon share one vocabulary, the providers' own (`HCLOUD_*`, `TS_*`).
+pub const ENV_ALIASES: &[(&str, &str)] = &[
+    ("HCLOUD_ENDPOINT", "TETHER_HETZNER_ENDPOINT"),
+    ("TS_API_URL", "TETHER_TAILSCALE_ENDPOINT"),
+];
+
+/// Applies [`ENV_OVERRIDES`] (and their [`ENV_ALIASES`]): a variable that is set (even to an
+/// empty string) replaces the file's value. Returns the variables set under both a name and
+/// its alias with different values: (name, alias), which the caller reports.
+pub(super) fn apply_env(
+    settings: &mut Settings,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Vec<(&'static str, &'static str)> {
+    let mut conflicts = Vec::new();
     for (var, key) in ENV_OVERRIDES {
-        if let Some(value) = env(var) {
+        let alias = ENV_ALIASES
+            .iter()
+            .find(|(name, _)| name == var)
+            .map(|(_, alias)| *alias);
+        let given = match (env(var), alias.and_then(|a| env(a).map(|v| (a, v)))) {
+            (Some(value), Some((alias, other))) => {
+                if value.trim_end_matches('/') != other.trim_end_matches('/') {
+                    conflicts.push((*var, alias));
+                }
+                Some((*var, value))
+            }
+            (Some(value), None) => Some((*var, value)),
+            (None, Some((alias, value))) => Some((alias, value)),
+            (None, None) => None,
+        };
+        if let Some((var, value)) = given {
             settings.insert(
                 key,
                 Setting {
                     value,
-                    origin: Origin::Env((*var).to_owned()),
+                    origin: Origin::Env(var.to_owned()),
                 },
             );
         }
     }
+    conflicts
 }
 
 /// For a key that looks like an inline secret, the way to provide it instead.
