@@ -1,6 +1,7 @@
 //! tether's end-to-end tests, one binary: each module drives the real `tether` executable
 //! against real folders and git repositories and checks what a user would see.
 
+mod apply_interrupt;
 mod billing;
 mod common;
 mod converge;

@@ -253,7 +253,9 @@ impl<C: Clock> Lease<C> {
     /// Extends the lease to `now + ttl`.
     ///
     /// # Errors
-    /// [`LockError::Lost`] when the ref no longer holds our lease; repository errors.
+    /// [`LockError::Lost`] when the ref no longer holds our lease; [`LockError::Contended`]
+    /// when another writer held the ref at that moment (the lease is intact: try again);
+    /// repository errors.
     pub fn renew(&mut self) -> Result<(), LockError> {
         let now = self.clock.now();
         let record = LeaseRecord {
@@ -288,7 +290,14 @@ impl<C: Clock> Lease<C> {
         {
             Some(commit) => Ok(commit),
             None => {
-                let holder = self.store.read(&self.fleet)?.map(|(_, r)| r.holder);
+                let current = self.store.read(&self.fleet)?;
+                if current.as_ref().is_some_and(|(id, _)| *id == self.commit) {
+                    // Another writer held the ref's lock for a moment; our lease is untouched.
+                    return Err(LockError::Contended {
+                        fleet: self.fleet.clone(),
+                    });
+                }
+                let holder = current.map(|(_, r)| r.holder);
                 tracing::warn!(fleet = %self.fleet, holder = ?holder, "lease lost");
                 Err(LockError::Lost {
                     fleet: self.fleet.clone(),

@@ -55,14 +55,26 @@ async fn a_guarded_lease_outlives_many_ttls_and_excludes_others_throughout() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_lease_taken_over_is_lost_for_good_and_the_fence_names_the_new_holder() {
+    use crate::cloud::retry::TokioClock;
     let (_dir, store) = bare();
-    let clock = clock();
-    let lease = Lease::acquire(&store, "prod", "host-a", TTL, clock.clone()).expect("acquire");
-    let a_clock = ManualClock::new(clock.now());
-    let guard = LeaseGuard::start(lease, a_clock.clone());
+    // Real time with a short TTL: renewals every 200 ms, as they would run.
+    let ttl = Duration::from_millis(600);
+    let lease = Lease::acquire(&store, "prod", "host-a", ttl, TokioClock).expect("acquire");
+    let guard = LeaseGuard::start(lease, TokioClock);
     // host-b's clock is far ahead: it sees host-a's lease as expired and takes it over.
-    let b_clock = ManualClock::new(clock.now() + Duration::from_secs(365 * 24 * 3600));
-    let _b = Lease::acquire(&store, "prod", "host-b", TTL, b_clock).expect("b takes over");
+    let b_clock = ManualClock::new(SystemTime::now() + Duration::from_secs(365 * 24 * 3600));
+    let mut taken = None;
+    for _ in 0..100 {
+        match Lease::acquire(&store, "prod", "host-b", TTL, b_clock.clone()) {
+            Ok(lease) => {
+                taken = Some(lease);
+                break;
+            }
+            Err(LockError::Contended { .. }) => continue,
+            Err(e) => panic!("b cannot take over: {e}"),
+        }
+    }
+    assert!(taken.is_some(), "b takes over");
 
     let reason = tokio::time::timeout(Duration::from_secs(10), guard.lost())
         .await
