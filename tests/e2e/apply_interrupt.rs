@@ -70,7 +70,9 @@ async fn ctrl_c_lets_in_flight_creates_finish_skips_the_rest_and_exits_130() {
     let servers = stack.hetzner.servers();
     assert_eq!(servers.len(), 2, "only the creates in flight happened");
     assert!(
-        servers.iter().all(|s| matches!(s.status, ServerStatus::Running | ServerStatus::Off)),
+        servers
+            .iter()
+            .all(|s| matches!(s.status, ServerStatus::Running | ServerStatus::Off)),
         "in-flight creates were finished, not left initializing: {servers:?}"
     );
     assert!(

@@ -223,3 +223,29 @@ async fn the_daemon_reacts_to_a_pushed_commit_via_the_webhook_within_a_second() 
     daemon.stop().await;
     stack.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fleet_folder_without_git_is_refused_because_it_cannot_hold_the_lease() {
+    let stack = Stack::start(StackOptions::default())
+        .await
+        .expect("emulators");
+    let fleet = example_fleet();
+    let mut daemon = Daemon::spawn(
+        &stack,
+        &format!("  path: {}", fleet.path().display()),
+        "",
+        &[],
+    );
+    let status = tokio::time::timeout(Duration::from_secs(20), daemon.child.wait())
+        .await
+        .expect("exits at once")
+        .expect("wait");
+    assert_eq!(status.code(), Some(1));
+    let log = daemon.log_text();
+    assert!(
+        log.contains("is not the top of a git repository") && log.contains("git init"),
+        "{log}"
+    );
+    assert!(stack.hetzner.servers().is_empty(), "nothing was changed");
+    stack.shutdown().await;
+}
