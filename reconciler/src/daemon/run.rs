@@ -108,6 +108,13 @@ pub async fn run(
         sender.clone(),
         signal.clone(),
     ));
+    tokio::spawn({
+        let (signal, readiness) = (signal.clone(), readiness.clone());
+        async move {
+            signal.requested().await;
+            readiness.set_not_ready("shutting down");
+        }
+    });
     let daemon = Daemon {
         config: &config,
         source: &source,
@@ -179,6 +186,7 @@ impl Daemon<'_> {
                 .await;
             match ended {
                 Ended::Shutdown => {
+                    self.readiness.set_not_ready("shutting down");
                     match guard.release().await {
                         Ok(()) => tracing::info!("lease released"),
                         Err(e) => {

@@ -218,6 +218,20 @@ mod tests {
         None
     }
 
+    #[test]
+    fn the_realistic_profile_scales_every_duration_by_the_time_scale() {
+        let full = StackOptions::with_latency(LatencyProfile::Realistic, 1.0);
+        assert_eq!(full.latencies.create, Duration::from_secs(25));
+        assert_eq!(full.latencies.delete, Duration::from_secs(5));
+        assert_eq!(full.boot_delay, REALISTIC_BOOT);
+        let tenth = StackOptions::with_latency(LatencyProfile::Realistic, 0.1);
+        assert_eq!(tenth.latencies.create, Duration::from_millis(2500));
+        assert_eq!(tenth.latencies.start, Duration::from_secs(1));
+        assert_eq!(tenth.boot_delay, Duration::from_secs(3));
+        let fast = StackOptions::with_latency(LatencyProfile::Fast, 1.0);
+        assert_eq!(fast.latencies, Latencies::default());
+    }
+
     #[tokio::test]
     async fn a_booted_server_enrols_from_its_cloud_init_once_per_key() {
         let stack = Stack::start(StackOptions::default()).await.expect("stack");
