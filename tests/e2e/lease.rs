@@ -231,3 +231,81 @@ async fn two_daemons_and_two_applies_never_mutate_at_once_and_a_killed_holder_is
     standby.stop().await;
     stack.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lease_lost_mid_pass_stops_the_daemon_acting_until_it_holds_the_lease_again() {
+    use tether::cloud::retry::ManualClock;
+    use tether::daemon::lock::{Lease, LockStore};
+    let stack = Stack::start(StackOptions {
+        latencies: Latencies {
+            create: Duration::from_millis(1500),
+            ..Latencies::default()
+        },
+        boot_delay: Duration::from_millis(100),
+        ..StackOptions::default()
+    })
+    .await
+    .expect("emulators");
+    let fleet = example_fleet();
+    commit_all(fleet.path(), "main", "seed");
+    let daemon = Daemon::spawn(
+        &stack,
+        &format!("  path: {}", fleet.path().display()),
+        "concurrency: 1\nlock:\n  ttl: 2s\n  holder: daemon-a\n",
+        &[],
+    );
+    let started = Instant::now();
+    while stack.hetzner.servers().is_empty() {
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "no create started"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+
+    // An intruder whose clock runs far ahead overwrites the lease mid-pass.
+    let store = LockStore::Local(fleet.path().to_owned());
+    let ahead = ManualClock::new(std::time::SystemTime::now() + Duration::from_secs(3600));
+    let intruder = loop {
+        match Lease::acquire(&store, "aura-prod", "intruder", TTL, ahead.clone()) {
+            Ok(lease) => break lease,
+            Err(_) => tokio::time::sleep(Duration::from_millis(10)).await,
+        }
+    };
+    let taken = Instant::now();
+    let mut reason = String::new();
+    while !reason.contains("standing by: `intruder` holds the fleet's lease") {
+        assert!(
+            taken.elapsed() < Duration::from_secs(10),
+            "the loss was not noticed:\n{}",
+            daemon.log_text()
+        );
+        if let Some((503, body)) = daemon.readyz().await {
+            reason = body;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let created = stack.hetzner.servers().len();
+    assert!(created < 6, "the pass was stopped before converging");
+    tokio::time::sleep(TTL * 2).await;
+    assert_eq!(
+        stack.hetzner.servers().len(),
+        created,
+        "nothing is created while another process holds the lease"
+    );
+
+    intruder.release().expect("release");
+    daemon.wait_ready().await;
+    assert_eq!(
+        stack.hetzner.servers().len(),
+        6,
+        "converged once it held the lease again"
+    );
+    let log = daemon.log_text();
+    assert!(
+        log.contains("the lease was lost during the pass; actions not started were skipped"),
+        "{log}"
+    );
+    daemon.stop().await;
+    stack.shutdown().await;
+}

@@ -262,6 +262,7 @@ impl Daemon<'_> {
             };
             if let Some(reason) = guard.lost_reason() {
                 tracing::warn!(%reason, "the lease was lost during the pass; actions not started were skipped");
+                return Ended::LeaseLost(reason);
             }
             health.record(
                 self.metrics,
