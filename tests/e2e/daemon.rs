@@ -9,7 +9,7 @@ use std::process::Stdio;
 use std::time::{Duration, Instant};
 use tether::sandbox::stack::{Stack, StackOptions};
 
-fn free_port() -> u16 {
+pub(crate) fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .expect("bind")
         .local_addr()
@@ -17,28 +17,37 @@ fn free_port() -> u16 {
         .port()
 }
 
-struct Daemon {
-    child: tokio::process::Child,
-    url: String,
-    log: std::path::PathBuf,
+/// A `tether run` process against the emulators.
+pub(crate) struct Daemon {
+    pub child: tokio::process::Child,
+    pub url: String,
+    pub log: std::path::PathBuf,
     _dir: tempfile::TempDir,
 }
 
 impl Daemon {
     async fn start(stack: &Stack, source: &str, extra_env: &[(&str, &str)]) -> Daemon {
+        let webhook = if extra_env.iter().any(|(k, _)| *k == "TETHER_WEBHOOK_SECRET") {
+            "webhook: {}\n"
+        } else {
+            ""
+        };
+        let daemon = Daemon::spawn(stack, source, webhook, extra_env);
+        daemon.wait_ready().await;
+        daemon
+    }
+
+    /// Starts `tether run` with `source` (indented YAML under `source:`), more top-level YAML
+    /// in `extra`, and `env`; does not wait for it.
+    pub(crate) fn spawn(stack: &Stack, source: &str, extra: &str, env: &[(&str, &str)]) -> Daemon {
         let port = free_port();
         let dir = tempfile::tempdir().expect("config dir");
         let config = dir.path().join("tether.yaml");
         let log = dir.path().join("tether.log");
         let yaml = format!(
-            "fleet: aura-prod\nsource:\n{source}\ninterval: 5m\nlisten: 127.0.0.1:{port}\nhetzner:\n  endpoint: {}\ntailscale:\n  endpoint: {}\n{}",
+            "fleet: aura-prod\nsource:\n{source}\ninterval: 5m\nlisten: 127.0.0.1:{port}\nhetzner:\n  endpoint: {}\ntailscale:\n  endpoint: {}\n{extra}",
             stack.hetzner.url(),
             stack.tailscale.url(),
-            if extra_env.iter().any(|(k, _)| *k == "TETHER_WEBHOOK_SECRET") {
-                "webhook: {}\n"
-            } else {
-                ""
-            }
         );
         std::fs::write(&config, yaml).expect("config");
         let mut cmd = tokio::process::Command::new(tether_bin());
@@ -46,30 +55,37 @@ impl Daemon {
         cmd.args(["run", "--config", config.to_str().expect("utf-8")])
             .stdout(Stdio::null())
             .stderr(stderr)
+            .env_remove("RUST_LOG")
             .kill_on_drop(true);
         for (k, v) in stack.env() {
             cmd.env(k, v);
         }
-        for (k, v) in extra_env {
+        for (k, v) in env {
             cmd.env(k, v);
         }
         let child = cmd.spawn().expect("start tether run");
-        let daemon = Daemon {
+        Daemon {
             child,
             url: format!("http://127.0.0.1:{port}"),
             log,
             _dir: dir,
-        };
-        daemon.wait_ready().await;
-        daemon
+        }
     }
 
-    async fn wait_ready(&self) {
-        let client = reqwest::Client::new();
+    /// `/readyz`: the status code and body; `None` while the endpoints do not answer.
+    pub(crate) async fn readyz(&self) -> Option<(u16, String)> {
+        let r = reqwest::Client::new()
+            .get(format!("{}/readyz", self.url))
+            .send()
+            .await
+            .ok()?;
+        let status = r.status().as_u16();
+        Some((status, r.text().await.unwrap_or_default()))
+    }
+
+    pub(crate) async fn wait_ready(&self) {
         for _ in 0..600 {
-            if let Ok(r) = client.get(format!("{}/readyz", self.url)).send().await
-                && r.status().is_success()
-            {
+            if let Some((200, _)) = self.readyz().await {
                 return;
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
@@ -80,7 +96,11 @@ impl Daemon {
         );
     }
 
-    async fn stop(mut self) {
+    pub(crate) fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    pub(crate) async fn stop(mut self) {
         let pid = self.child.id().expect("pid");
         let _ = std::process::Command::new("kill")
             .args(["-TERM", &pid.to_string()])
@@ -201,5 +221,31 @@ async fn the_daemon_reacts_to_a_pushed_commit_via_the_webhook_within_a_second() 
         .expect("deliver forged");
     assert_eq!(forged.status().as_u16(), 401, "a bad signature is refused");
     daemon.stop().await;
+    stack.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fleet_folder_without_git_is_refused_because_it_cannot_hold_the_lease() {
+    let stack = Stack::start(StackOptions::default())
+        .await
+        .expect("emulators");
+    let fleet = example_fleet();
+    let mut daemon = Daemon::spawn(
+        &stack,
+        &format!("  path: {}", fleet.path().display()),
+        "",
+        &[],
+    );
+    let status = tokio::time::timeout(Duration::from_secs(20), daemon.child.wait())
+        .await
+        .expect("exits at once")
+        .expect("wait");
+    assert_eq!(status.code(), Some(1));
+    let log = daemon.log_text();
+    assert!(
+        log.contains("is not the top of a git repository") && log.contains("git init"),
+        "{log}"
+    );
+    assert!(stack.hetzner.servers().is_empty(), "nothing was changed");
     stack.shutdown().await;
 }

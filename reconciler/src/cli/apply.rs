@@ -3,9 +3,12 @@
 use super::common::{self, LogFormat, SourceArgs};
 use super::error::Failure;
 use super::github::Reporter;
+use super::lease;
 use super::{CliError, Outcome};
 use crate::apply::Options;
 use crate::audit::{self, commit::Identity, status};
+use crate::cloud::fence::Fenced;
+use crate::daemon::shutdown;
 use crate::forge::StatusState;
 use crate::plan::render::text;
 use crate::reconcile::{self, PassError, PassOptions, PassOutcome, StatusTarget};
@@ -14,7 +17,12 @@ use std::time::Duration;
 
 /// Plan and carry the plan out, then record what happened on the status branch.
 ///
-/// Exit status: 0 when every action was done, 1 on any failure, refusal or error.
+/// With --git, takes the fleet's single-writer lease first (the one `tether run` holds) and
+/// refuses, changing nothing, while another process holds it. On Ctrl-C or SIGTERM, starts no
+/// new action, lets the ones in flight finish, prints the partial account and records status.
+///
+/// Exit status: 0 when every action was done, 1 on any failure, refusal or error, 130 when
+/// interrupted.
 #[derive(Debug, clap::Args)]
 pub struct ApplyArgs {
     #[command(flatten)]
@@ -53,6 +61,15 @@ pub struct ApplyArgs {
     /// Log format: text for terminals, json for log pipelines.
     #[arg(long, value_enum, default_value = "text")]
     log_format: LogFormat,
+    /// The single-writer lease's TTL (with --git): renewed every third of it while applying.
+    #[arg(long, value_name = "DURATION", env = "TETHER_LOCK_TTL", default_value = "2m",
+          value_parser = lease::ttl)]
+    lock_ttl: Duration,
+    /// After Ctrl-C or SIGTERM: how long in-flight actions may take to finish before tether
+    /// stops waiting for them.
+    #[arg(long, value_name = "DURATION", env = "TETHER_SHUTDOWN_GRACE", default_value = "60s",
+          value_parser = crate::daemon::config::parse_duration)]
+    shutdown_grace: Duration,
 }
 
 /// Runs `tether apply`.
@@ -73,10 +90,10 @@ pub fn cmd_apply(args: &ApplyArgs) -> Result<Outcome, CliError> {
     let result = apply(args, &snapshot, &rt);
     if let Some(r) = &reporter {
         let (state, description) = match &result {
-            Ok(outcome) if outcome.report.succeeded() => {
+            Ok((outcome, _)) if outcome.report.succeeded() => {
                 (StatusState::Success, status::summary_line(&outcome.report))
             }
-            Ok(outcome) => (StatusState::Failure, status::summary_line(&outcome.report)),
+            Ok((outcome, _)) => (StatusState::Failure, status::summary_line(&outcome.report)),
             Err(Failure::Pass(PassError::Refused(e))) => (
                 StatusState::Failure,
                 format!("refused, nothing changed: {e}"),
@@ -92,24 +109,31 @@ pub fn cmd_apply(args: &ApplyArgs) -> Result<Outcome, CliError> {
         };
         r.status(state, &description)?;
     }
-    let outcome = result?;
+    let (outcome, interrupted) = result?;
     eprint!("{}", text::render(&outcome.plan, false));
     println!("{}", outcome.report);
     if let Some(commit) = &outcome.status_commit {
         println!("status commit {commit} on {}", args.status_branch);
     }
-    Ok(if outcome.report.succeeded() {
+    Ok(if interrupted {
+        eprintln!(
+            "interrupted: actions not started were skipped; the ones in flight were let finish. Run `tether apply` again to finish the rest"
+        );
+        Outcome::Interrupted
+    } else if outcome.report.succeeded() {
         Outcome::Success
     } else {
         Outcome::Problems
     })
 }
 
+/// Runs the pass, holding the lease with --git; `true` with the outcome when it was
+/// interrupted.
 fn apply(
     args: &ApplyArgs,
     snapshot: &Snapshot,
     rt: &tokio::runtime::Runtime,
-) -> Result<PassOutcome, Failure> {
+) -> Result<(PassOutcome, bool), Failure> {
     let (compute, tailnet) = common::clients().map_err(Failure::Cli)?;
     let identity = Identity::default();
     let now = time::OffsetDateTime::now_utc()
@@ -138,7 +162,73 @@ fn apply(
         run: &run,
         now: &now,
     };
-    let (_stop_tx, stop) = tokio::sync::watch::channel(false);
-    rt.block_on(reconcile::run(snapshot, &compute, &tailnet, &options, stop))
-        .map_err(Failure::Pass)
+    rt.block_on(async {
+        let (trigger, signal) = shutdown::channel();
+        shutdown::on_os_signals(trigger).map_err(|e| {
+            Failure::Cli(CliError::failed(
+                format!("cannot listen for Ctrl-C/SIGTERM: {e}"),
+                "check the process's signal handling",
+            ))
+        })?;
+        let (stop_tx, stop) = tokio::sync::watch::channel(false);
+        let lease = match (&args.source.git, lease::fleet_name(snapshot)) {
+            (Some(repo), Some(fleet)) => Some(
+                lease::take(repo, fleet, args.lock_ttl, &lease::holder("apply"))
+                    .await
+                    .map_err(Failure::Cli)?,
+            ),
+            (None, _) => {
+                tracing::warn!(
+                    "no single-writer lease: the fleet is a folder (--fleet); a `tether run` daemon or another apply could act at the same time. Use --git to take the lease"
+                );
+                None
+            }
+            (Some(_), None) => None,
+        };
+        let stopper = async {
+            match &lease {
+                Some(guard) => tokio::select! {
+                    _ = signal.requested() => {}
+                    reason = guard.lost() => tracing::error!(%reason, "lease lost; starting no new action"),
+                },
+                None => {
+                    signal.requested().await;
+                }
+            }
+            let _ = stop_tx.send(true);
+            std::future::pending::<std::convert::Infallible>().await
+        };
+        let pass = async {
+            match &lease {
+                Some(guard) => {
+                    let compute = Fenced::new(compute, guard.fence());
+                    let tailnet = Fenced::new(tailnet, guard.fence());
+                    reconcile::run(snapshot, &compute, &tailnet, &options, stop).await
+                }
+                None => reconcile::run(snapshot, &compute, &tailnet, &options, stop).await,
+            }
+        };
+        let work = async {
+            tokio::select! {
+                biased;
+                done = pass => done,
+                never = stopper => match never {},
+            }
+        };
+        let outcome = shutdown::grace_after_shutdown(&signal, args.shutdown_grace, work)
+            .await
+            .map_err(|e| {
+                Failure::Cli(CliError::failed(
+                    format!("interrupted, and {e}: servers may be left half-created and keys unrevoked"),
+                    "run `tether plan` to see what is left, then `tether apply` again",
+                ))
+            })?
+            .map_err(Failure::Pass)?;
+        if let Some(guard) = lease
+            && let Err(e) = guard.release().await
+        {
+            tracing::warn!(error = %e, "could not release the lease; it expires on its own");
+        }
+        Ok((outcome, signal.is_requested()))
+    })
 }

@@ -34,17 +34,27 @@ impl SourceArgs {
     }
 }
 
-/// The Hetzner client from `HCLOUD_TOKEN` / `HCLOUD_ENDPOINT`.
+/// The Hetzner client from `HCLOUD_TOKEN` / `HCLOUD_ENDPOINT`, with the daemon's
+/// `TETHER_HETZNER_ACTION_TIMEOUT` when set.
 ///
 /// # Errors
-/// The token is missing.
+/// The token is missing, or the action timeout is not a duration.
 pub fn hetzner() -> Result<hetzner::Client, CliError> {
-    let config = hetzner::Config::from_env().map_err(|e| {
+    let mut config = hetzner::Config::from_env().map_err(|e| {
         CliError::failed(
             e.to_string(),
             "export HCLOUD_TOKEN (and HCLOUD_ENDPOINT for the sandbox); see docs/operations.md",
         )
     })?;
+    if let Ok(text) = std::env::var("TETHER_HETZNER_ACTION_TIMEOUT") {
+        config.action_timeout =
+            crate::daemon::config::parse_duration(text.trim()).map_err(|e| {
+                CliError::usage(
+                    format!("TETHER_HETZNER_ACTION_TIMEOUT: {e}"),
+                    "write a number with a unit: `90s`, `10m`",
+                )
+            })?;
+    }
     hetzner::Client::new(config)
         .map_err(|e| CliError::failed(e.to_string(), "report this as a bug"))
 }

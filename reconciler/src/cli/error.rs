@@ -16,6 +16,8 @@ pub enum Outcome {
     Problems,
     /// The command worked and found changes to make (exit 2, `--detailed-exitcode`).
     Changes,
+    /// Ctrl-C or SIGTERM stopped the command early, after an orderly wind-down (exit 130).
+    Interrupted,
 }
 
 impl Outcome {
@@ -25,6 +27,7 @@ impl Outcome {
             Outcome::Success => ExitCode::SUCCESS,
             Outcome::Problems => ExitCode::from(1),
             Outcome::Changes => ExitCode::from(2),
+            Outcome::Interrupted => ExitCode::from(130),
         }
     }
 }

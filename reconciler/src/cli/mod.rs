@@ -8,7 +8,9 @@ mod audit;
 mod common;
 mod error;
 mod github;
+mod lease;
 mod plan;
+mod reconcile;
 mod run;
 mod sandbox;
 mod schema;
@@ -32,6 +34,7 @@ enum Command {
     Plan(plan::PlanArgs),
     Apply(apply::ApplyArgs),
     Run(run::RunArgs),
+    Reconcile(reconcile::ReconcileArgs),
     Agent(Box<agent::AgentArgs>),
     Audit(audit::AuditArgs),
     Schema(schema::SchemaArgs),
@@ -61,6 +64,7 @@ pub fn main() -> ExitCode {
         Command::Plan(args) => plan::cmd_plan(&args),
         Command::Apply(args) => apply::cmd_apply(&args),
         Command::Run(args) => run::cmd_run(&args),
+        Command::Reconcile(args) => reconcile::cmd_reconcile(&args),
         Command::Agent(args) => agent::cmd_agent(&args),
         Command::Audit(args) => audit::cmd_audit(&args),
         Command::Schema(args) => schema::cmd_schema(&args),

@@ -12,8 +12,12 @@ use std::path::PathBuf;
 pub struct RunArgs {
     /// The daemon's configuration file (YAML; see docs/operations.md). Secrets come only from
     /// the environment or from files it names.
-    #[arg(long, value_name = "FILE")]
+    #[arg(long, value_name = "FILE", env = "TETHER_CONFIG", default_value = config::DEFAULT_CONFIG_PATH)]
     config: PathBuf,
+    /// Print the effective configuration (file, defaults and environment; secrets redacted)
+    /// and exit.
+    #[arg(long)]
+    print_config: bool,
 }
 
 /// Runs `tether run` until SIGTERM or SIGINT.
@@ -30,6 +34,14 @@ pub fn cmd_run(args: &RunArgs) -> Result<Outcome, CliError> {
         };
         CliError::failed(e.to_string(), hint)
     })?;
+    if args.print_config {
+        println!(
+            "# {} with defaults and environment applied",
+            args.config.display()
+        );
+        println!("{config}");
+        return Ok(Outcome::Success);
+    }
     let format = match config.log_format {
         config::LogFormat::Json => LogFormat::Json,
         config::LogFormat::Text => LogFormat::Text,

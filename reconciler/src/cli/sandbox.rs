@@ -3,6 +3,7 @@
 
 use super::{CliError, Outcome};
 use crate::sandbox::hetzner::{Config, HetznerEmulator, Latencies, RateLimit, random_token};
+use crate::sandbox::stack::{LatencyProfile, StackOptions};
 use crate::secret::Secret;
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -21,6 +22,23 @@ pub struct SandboxArgs {
     /// The example fleet whose fleet.yaml seeds the sandbox repository.
     #[arg(long, value_name = "PATH")]
     fleet: Option<std::path::PathBuf>,
+    /// How fast the emulated cloud moves: `fast` (milliseconds) or `realistic` (Hetzner's real
+    /// timings: create ~25 s, start 10 s, boot and Tailscale enrolment 30 s, delete 5 s).
+    #[arg(long, value_enum)]
+    latency: Option<LatencyProfile>,
+    /// Multiply every emulated duration by this factor: `0.1` runs the same shape ten times
+    /// faster.
+    #[arg(long, value_name = "FACTOR", default_value_t = 1.0, value_parser = time_scale)]
+    time_scale: f64,
+}
+
+fn time_scale(text: &str) -> Result<f64, String> {
+    match text.parse::<f64>() {
+        Ok(f) if f > 0.0 && f <= 100.0 => Ok(f),
+        _ => Err(format!(
+            "`{text}` is not a factor between 0 and 100, e.g. 0.1"
+        )),
+    }
 }
 
 /// Which emulator to run.
@@ -41,8 +59,14 @@ pub struct HetznerArgs {
     #[arg(long = "token", value_name = "TOKEN")]
     tokens: Vec<String>,
     /// How long every action takes, in milliseconds (default: create 40, others 20).
-    #[arg(long, value_name = "N")]
+    #[arg(long, value_name = "N", conflicts_with = "latency")]
     action_latency_ms: Option<u64>,
+    /// Hetzner's real action timings instead (`realistic`: create ~25 s, delete 5 s, …).
+    #[arg(long, value_enum)]
+    latency: Option<LatencyProfile>,
+    /// Multiply every action latency by this factor (`0.1`: ten times faster).
+    #[arg(long, value_name = "FACTOR", default_value_t = 1.0, value_parser = time_scale)]
+    time_scale: f64,
     /// Requests per hour per token (Hetzner's default is 3600).
     #[arg(long, value_name = "N", default_value_t = 3600,
           value_parser = clap::value_parser!(u32).range(1..))]
@@ -70,7 +94,15 @@ pub fn cmd_sandbox(args: &SandboxArgs) -> Result<Outcome, CliError> {
     match &args.command {
         Some(SandboxCommand::Hetzner(hetzner)) => runtime.block_on(run_hetzner(hetzner)),
         None if args.demo => runtime.block_on(run_demo(&fleet_dir(args.fleet.as_deref())?)),
-        None => runtime.block_on(run_live(&fleet_dir(args.fleet.as_deref())?)),
+        None => {
+            let options = (args.latency.is_some() || args.time_scale != 1.0).then(|| {
+                StackOptions::with_latency(
+                    args.latency.unwrap_or(LatencyProfile::Fast),
+                    args.time_scale,
+                )
+            });
+            runtime.block_on(run_live(&fleet_dir(args.fleet.as_deref())?, options))
+        }
     }
 }
 
@@ -94,7 +126,10 @@ fn fleet_dir(given: Option<&std::path::Path>) -> Result<std::path::PathBuf, CliE
         })
 }
 
-async fn run_live(fleet: &std::path::Path) -> Result<Outcome, CliError> {
+async fn run_live(
+    fleet: &std::path::Path,
+    options: Option<StackOptions>,
+) -> Result<Outcome, CliError> {
     super::common::init_logging(super::common::LogFormat::Text, "warn");
     let (trigger, _signal) = crate::daemon::shutdown::channel();
     crate::daemon::shutdown::on_os_signals(trigger.clone()).map_err(|e| {
@@ -104,7 +139,7 @@ async fn run_live(fleet: &std::path::Path) -> Result<Outcome, CliError> {
         )
     })?;
     let mut out = std::io::stdout();
-    crate::sandbox::live::run(fleet, &mut out, trigger)
+    crate::sandbox::live::run(fleet, &mut out, trigger, options)
         .await
         .map(|()| Outcome::Success)
         .map_err(|e| CliError::failed(e.to_string(), "is another sandbox using the ports? each run picks free ports; report this as a bug"))
@@ -132,9 +167,13 @@ fn hetzner_config(args: &HetznerArgs) -> Config {
         } else {
             args.tokens.iter().cloned().map(Secret::new).collect()
         },
-        latencies: args.action_latency_ms.map_or(defaults.latencies, |ms| {
-            Latencies::uniform(Duration::from_millis(ms))
-        }),
+        latencies: match (args.action_latency_ms, args.latency) {
+            (Some(ms), _) => Latencies::uniform(Duration::from_millis(ms)),
+            (None, profile) => {
+                StackOptions::with_latency(profile.unwrap_or(LatencyProfile::Fast), 1.0).latencies
+            }
+        }
+        .scaled(args.time_scale),
         rate_limit: RateLimit::per_hour(args.rate_limit),
         server_limit: args.server_limit,
         ..defaults

@@ -4,10 +4,12 @@
 //!
 //! - [`hetzner`]: the Hetzner Cloud client;
 //! - [`tailscale`]: the Tailscale client;
-//! - [`retry`]: the one retry policy both use.
+//! - [`retry`]: the one retry policy both use;
+//! - [`fence`]: both behind the single-writer lease: mutations refused once it is lost.
 
 #[cfg(test)]
 pub mod expect;
+pub mod fence;
 pub mod hetzner;
 pub mod retry;
 pub mod tailscale;

@@ -8,13 +8,15 @@
 //! `docs/decisions/005-daemon-config-format.md`.
 
 mod check;
+mod print;
 mod raw;
 mod secrets;
 
 use crate::daemon::trigger::Schedule;
 use crate::secret::Secret;
 use check::Check;
-pub use raw::{ENV_OVERRIDES, Origin};
+pub use check::parse_duration;
+pub use raw::{ENV_ALIASES, ENV_OVERRIDES, Origin};
 use raw::{Settings, apply_env};
 use std::fmt;
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
@@ -25,6 +27,15 @@ use std::time::Duration;
 pub const DEFAULT_LISTEN: SocketAddr = SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::LOCALHOST, 9180));
 /// The environment variable holding the webhook secret unless `webhook.secretEnv` names another.
 pub const DEFAULT_WEBHOOK_SECRET_ENV: &str = "TETHER_WEBHOOK_SECRET";
+/// The environment variable holding `POST /reconcile`'s bearer token.
+pub const RECONCILE_TOKEN_ENV: &str = "TETHER_RECONCILE_TOKEN";
+/// Where `tether run` looks for its configuration unless `--config` or `TETHER_CONFIG` say
+/// otherwise.
+pub const DEFAULT_CONFIG_PATH: &str = "/etc/tether/tether.yaml";
+/// The grace period after SIGTERM/SIGINT unless configured.
+pub const DEFAULT_SHUTDOWN_GRACE: Duration = Duration::from_secs(60);
+/// Failed passes in a row before `/readyz` reports degraded, unless configured.
+pub const DEFAULT_DEGRADED_AFTER: u32 = 3;
 
 /// Where the desired fleet is read from.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -102,6 +113,15 @@ pub struct DaemonConfig {
     pub concurrency: usize,
     /// Log line format.
     pub log_format: LogFormat,
+    /// How long an in-flight pass may take to wind down after SIGTERM/SIGINT. A pass without a
+    /// shutdown request runs to completion however long it takes.
+    pub shutdown_grace: Duration,
+    /// After this many failed passes in a row, `/readyz` reports degraded.
+    pub degraded_after: u32,
+    /// How long a Hetzner action may stay `running` before tether gives up on it.
+    pub action_timeout: Duration,
+    /// The bearer token `POST /reconcile` requires; the endpoint is served only when set.
+    pub reconcile_token: Option<Secret<String>>,
 }
 
 /// One problem in the configuration.
@@ -210,7 +230,14 @@ impl DaemonConfig {
             problems: Vec::new(),
         };
         check.read_file(text);
-        apply_env(&mut check.settings, env);
+        for (var, alias) in apply_env(&mut check.settings, env) {
+            check.report(
+                var,
+                Some(Origin::Env(var.to_owned())),
+                format!("{var} and {alias} are both set, to different values"),
+                format!("{alias} is the older name of {var}: unset it"),
+            );
+        }
         let config = check.validate();
         match config {
             Some(config) if check.problems.is_empty() => Ok(config),

@@ -1,17 +1,20 @@
-//! The daemon's HTTP endpoints: `/healthz` (the process answers), `/readyz` (the first
-//! reconcile finished; 503 with the reason until then), `/metrics` (Prometheus text) and, when
-//! configured, `/webhook` ([`super::webhook`]). Start at [`serve`]; [`router`] is the same
-//! routes without a socket.
+//! The daemon's HTTP endpoints: `/healthz` (the process answers), `/readyz` (the last pass
+//! succeeded; 503 with the reason while waiting for the first pass or for the lease, and when
+//! degraded after repeated failures), `/metrics` (Prometheus text) and, when configured,
+//! `/webhook` ([`super::webhook`]) and `POST /reconcile` (a bearer token; asks for a pass now).
+//! Start at [`serve`]; [`router`] is the same routes without a socket.
 
 use crate::cloud::retry::Clock;
 use crate::daemon::metrics::{CONTENT_TYPE, Metrics};
 use crate::daemon::shutdown::ShutdownSignal;
+use crate::daemon::trigger::{Trigger, TriggerSender};
 use crate::daemon::webhook::Webhook;
+use crate::secret::Secret;
 use axum::extract::State;
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
 use axum::{Json, Router};
-use http::{StatusCode, header};
+use http::{HeaderMap, StatusCode, header};
 use serde_json::json;
 use std::fmt;
 use std::net::SocketAddr;
@@ -20,19 +23,21 @@ use std::time::SystemTime;
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 
-/// Whether the daemon is ready, and if not, why. Cheap to clone; all clones share the state.
+/// Whether the daemon is ready, and if not, its status (`not ready` or `degraded`) and why.
+/// Cheap to clone; all clones share the state.
 #[derive(Debug, Clone)]
 pub struct Readiness {
-    not_ready: Arc<RwLock<Option<String>>>,
+    not_ready: Arc<RwLock<Option<(&'static str, String)>>>,
 }
 
 impl Default for Readiness {
     /// Not ready: waiting for the first reconcile.
     fn default() -> Self {
         Readiness {
-            not_ready: Arc::new(RwLock::new(Some(
+            not_ready: Arc::new(RwLock::new(Some((
+                "not ready",
                 "waiting for the first reconcile to finish".to_owned(),
-            ))),
+            )))),
         }
     }
 }
@@ -51,18 +56,26 @@ impl Readiness {
         *self
             .not_ready
             .write()
-            .unwrap_or_else(PoisonError::into_inner) = Some(reason.into());
+            .unwrap_or_else(PoisonError::into_inner) = Some(("not ready", reason.into()));
     }
 
-    /// `Ok` when ready, else the reason.
-    pub fn check(&self) -> Result<(), String> {
+    /// Marks the daemon degraded (passes keep failing), with a reason shown by `/readyz`.
+    pub fn set_degraded(&self, reason: impl Into<String>) {
+        *self
+            .not_ready
+            .write()
+            .unwrap_or_else(PoisonError::into_inner) = Some(("degraded", reason.into()));
+    }
+
+    /// `Ok` when ready, else the status (`not ready` or `degraded`) and the reason.
+    pub fn check(&self) -> Result<(), (&'static str, String)> {
         match &*self
             .not_ready
             .read()
             .unwrap_or_else(PoisonError::into_inner)
         {
             None => Ok(()),
-            Some(reason) => Err(reason.clone()),
+            Some(not_ready) => Err(not_ready.clone()),
         }
     }
 }
@@ -73,6 +86,7 @@ pub struct HttpState {
     metrics: Arc<Metrics>,
     readiness: Readiness,
     webhook: Option<Arc<Webhook>>,
+    reconcile: Option<(Secret<String>, TriggerSender)>,
     now: Arc<dyn Fn() -> SystemTime + Send + Sync>,
 }
 
@@ -81,6 +95,7 @@ impl fmt::Debug for HttpState {
         f.debug_struct("HttpState")
             .field("readiness", &self.readiness)
             .field("webhook", &self.webhook.is_some())
+            .field("reconcile", &self.reconcile.is_some())
             .finish_non_exhaustive()
     }
 }
@@ -97,6 +112,7 @@ impl HttpState {
             metrics,
             readiness,
             webhook: None,
+            reconcile: None,
             now: Arc::new(move || clock.now()),
         }
     }
@@ -104,6 +120,13 @@ impl HttpState {
     /// Adds `POST /webhook`.
     pub fn with_webhook(mut self, webhook: Arc<Webhook>) -> HttpState {
         self.webhook = Some(webhook);
+        self
+    }
+
+    /// Adds `POST /reconcile`, which requires `Authorization: Bearer <token>` and sends a
+    /// manual trigger to `sender`.
+    pub fn with_reconcile(mut self, token: Secret<String>, sender: TriggerSender) -> HttpState {
+        self.reconcile = Some((token, sender));
         self
     }
 }
@@ -115,6 +138,7 @@ pub fn router(state: HttpState) -> Router {
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
+        .route("/reconcile", post(reconcile))
         .with_state(state);
     match webhook {
         Some(webhook) => routes.merge(webhook.router()),
@@ -129,12 +153,47 @@ async fn healthz() -> Response {
 async fn readyz(State(state): State<HttpState>) -> Response {
     match state.readiness.check() {
         Ok(()) => Json(json!({"status": "ready"})).into_response(),
-        Err(reason) => (
+        Err((status, reason)) => (
             StatusCode::SERVICE_UNAVAILABLE,
-            Json(json!({"status": "not ready", "reason": reason})),
+            Json(json!({"status": status, "reason": reason})),
         )
             .into_response(),
     }
+}
+
+async fn reconcile(State(state): State<HttpState>, headers: HeaderMap) -> Response {
+    let Some((token, sender)) = &state.reconcile else {
+        return (
+            StatusCode::NOT_FOUND,
+            Json(json!({"error": "POST /reconcile is off: set TETHER_RECONCILE_TOKEN (or reconcile.tokenFile) to enable it"})),
+        )
+            .into_response();
+    };
+    let given = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .unwrap_or_default();
+    if !constant_time_eq(given.as_bytes(), token.expose().as_bytes()) {
+        return (
+            StatusCode::UNAUTHORIZED,
+            [(header::WWW_AUTHENTICATE, "Bearer")],
+            Json(json!({"error": "a valid `Authorization: Bearer <token>` header is required"})),
+        )
+            .into_response();
+    }
+    sender.send(Trigger::Manual);
+    tracing::info!("reconcile requested over HTTP");
+    (
+        StatusCode::ACCEPTED,
+        Json(json!({"status": "accepted", "message": "a pass starts as soon as the current one, if any, finishes"})),
+    )
+        .into_response()
+}
+
+/// Compares without stopping at the first difference.
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 async fn metrics(State(state): State<HttpState>) -> Response {

@@ -1,6 +1,7 @@
 //! Single writer: a [`Lease`] stored as a ref in the fleet repository, so two daemons pointed
-//! at the same fleet never act at once. Start at [`Lease::acquire`]; the design is recorded in
-//! `docs/decisions/004-single-writer-lock.md`.
+//! at the same fleet never act at once. Start at [`Lease::acquire`], then keep the lease alive
+//! and fence the provider clients with [`LeaseGuard`]; the design is recorded in
+//! `docs/decisions/004-single-writer-lock.md` and `docs/decisions/011-lease-guard.md`.
 //!
 //! The ref `refs/tether/locks/<fleet>` points at a parentless commit with an empty tree whose
 //! message holds the lease ([`LeaseRecord`]) as trailers. Every change is a compare-and-swap
@@ -27,10 +28,12 @@
 //! - Nobody but tether writes `refs/tether/locks/*`, and the remote verifies the old value of
 //!   a pushed ref (git's receive-pack, GitHub and GitLab do).
 
+mod guard;
 mod store;
 
 use crate::cloud::retry::Clock;
 use crate::source::remote::RepoCache;
+pub use guard::{LeaseFence, LeaseGuard};
 use std::time::{Duration, SystemTime};
 pub use store::LockStore;
 use time::OffsetDateTime;
@@ -250,7 +253,9 @@ impl<C: Clock> Lease<C> {
     /// Extends the lease to `now + ttl`.
     ///
     /// # Errors
-    /// [`LockError::Lost`] when the ref no longer holds our lease; repository errors.
+    /// [`LockError::Lost`] when the ref no longer holds our lease; [`LockError::Contended`]
+    /// when another writer held the ref at that moment (the lease is intact: try again);
+    /// repository errors.
     pub fn renew(&mut self) -> Result<(), LockError> {
         let now = self.clock.now();
         let record = LeaseRecord {
@@ -285,7 +290,14 @@ impl<C: Clock> Lease<C> {
         {
             Some(commit) => Ok(commit),
             None => {
-                let holder = self.store.read(&self.fleet)?.map(|(_, r)| r.holder);
+                let current = self.store.read(&self.fleet)?;
+                if current.as_ref().is_some_and(|(id, _)| *id == self.commit) {
+                    // Another writer held the ref's lock for a moment; our lease is untouched.
+                    return Err(LockError::Contended {
+                        fleet: self.fleet.clone(),
+                    });
+                }
+                let holder = current.map(|(_, r)| r.holder);
                 tracing::warn!(fleet = %self.fleet, holder = ?holder, "lease lost");
                 Err(LockError::Lost {
                     fleet: self.fleet.clone(),

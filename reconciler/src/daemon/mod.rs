@@ -9,7 +9,9 @@
 //! - [`lock`]: the single-writer lease, a ref compare-and-swapped in the fleet repository;
 //! - [`metrics`]: Prometheus counters, gauges and the reconcile histogram;
 //! - [`http`]: `/healthz`, `/readyz`, `/metrics` and `/webhook`;
-//! - [`shutdown`]: SIGTERM/SIGINT as a signal the loop checks between actions, a grace period;
+//! - [`shutdown`]: SIGTERM/SIGINT as a signal the loop checks between actions, a grace period
+//!   that applies only after it;
+//! - [`pass`]: one pass and its account (metrics, readiness, one log line);
 //! - [`run`]: the loop that ties them together.
 //!
 //! The remote fleet repository's local mirror is [`crate::source::remote`].
@@ -18,6 +20,7 @@ pub mod config;
 pub mod http;
 pub mod lock;
 pub mod metrics;
+mod pass;
 pub mod run;
 pub mod shutdown;
 pub mod trigger;

@@ -1,30 +1,33 @@
-//! `tether run`: the daemon loop. It holds the single-writer lease, serves the HTTP endpoints,
-//! turns triggers (timer, file changes, webhooks) into one reconcile pass at a time, records
-//! metrics and readiness, and stops cleanly on SIGTERM/SIGINT.
+//! `tether run`: the daemon loop. It serves the HTTP endpoints, takes the single-writer lease
+//! (waiting while another process holds it), turns triggers (timer, file changes, webhooks,
+//! `POST /reconcile`) into one reconcile pass at a time through provider clients fenced by the
+//! lease, and stops cleanly on SIGTERM/SIGINT.
+//!
+//! # Guarantees
+//! - A pass runs to completion however long it takes; only after a shutdown request does it
+//!   get a grace period (`shutdownGrace`), during which it starts no new action.
+//! - A lost lease stops the pass (no new action; fenced calls refused) and sends the daemon
+//!   back to acquiring; it acts again once it holds the lease.
+//! - When the loop ends, for whatever reason, the process ends: the endpoints stop with it.
 
 use super::config::{DaemonConfig, FleetSource, TailscaleAuth};
 use super::http::{self, HttpState, Readiness};
-use super::lock::{Lease, LockError, LockStore};
+use super::lock::{Lease, LeaseGuard, LockError, LockStore};
 use super::metrics::{Metrics, ReconcileOutcome};
+use super::pass::{self, Health, Source};
 use super::shutdown::{self, ShutdownSignal, ShutdownTrigger};
 use super::trigger::{self, Trigger, TriggerSender, run_interval};
 use super::watch::{self, FleetWatcher};
 use super::webhook::Webhook;
-use crate::apply::{Options, Outcome};
-use crate::audit::{STATUS_BRANCH, commit::Identity};
+use crate::cloud::Compute;
+use crate::cloud::fence::Fenced;
 use crate::cloud::retry::TokioClock;
+use crate::cloud::tailscale::Tailnet;
 use crate::cloud::{hetzner, tailscale};
-use crate::plan::Note;
-use crate::reconcile::{self, PassError, PassOptions, StatusTarget};
 use crate::source::remote::{Credentials, RepoCache};
-use crate::source::{self, Snapshot};
-use std::path::PathBuf;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 use tokio::sync::watch as tokio_watch;
-
-/// How long an in-flight pass may take to wind down after a shutdown request.
-pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(60);
 
 /// Why the daemon could not run.
 #[derive(Debug, thiserror::Error)]
@@ -44,22 +47,6 @@ fn start_err<E: std::fmt::Display>(what: &'static str) -> impl Fn(E) -> RunError
         what,
         message: e.to_string(),
     }
-}
-
-/// Where the fleet comes from, resolved.
-enum Source {
-    Remote {
-        cache: RepoCache,
-        branch: String,
-        url: String,
-    },
-    Directory {
-        path: PathBuf,
-        /// The checked-out branch, when the folder is a git work tree: status commits then go
-        /// to the repository's own status branch.
-        git_branch: Option<String>,
-        _watcher: FleetWatcher,
-    },
 }
 
 /// The running daemon's handles, for tests and the sandbox.
@@ -86,14 +73,14 @@ pub async fn run(
     let readiness = Readiness::default();
     let (sender, mut coalescer) = trigger::coalescer(TokioClock, trigger::DEFAULT_SETTLE);
     let compute = hetzner_client(&config)?;
-    let tailnet = tailscale_client(&config)?;
+    tailscale_client(&config)?;
 
     let (source, lock_store) = open_source(&config, &sender).await?;
     let mut state = HttpState::new(metrics.clone(), readiness.clone(), TokioClock);
     if let Some(secret) = &config.webhook_secret {
         let branch = match &source {
             Source::Remote { branch, .. } => branch.clone(),
-            Source::Directory { .. } => "main".to_owned(),
+            Source::Directory { branch, .. } => branch.clone(),
         };
         state = state.with_webhook(Arc::new(Webhook::new(
             secret.clone(),
@@ -101,10 +88,13 @@ pub async fn run(
             sender.clone(),
         )));
     }
+    if let Some(token) = &config.reconcile_token {
+        state = state.with_reconcile(token.clone(), sender.clone());
+    }
     let server = http::serve(config.listen, state, signal.clone())
         .await
         .map_err(start_err("listening on the HTTP address"))?;
-    tracing::info!(url = %server.url(), "endpoints up: /healthz /readyz /metrics /webhook");
+    tracing::info!(url = %server.url(), "endpoints up: /healthz /readyz /metrics /webhook /reconcile");
     if let Some(tx) = started {
         let _ = tx.send(Handles {
             http_url: server.url(),
@@ -112,99 +102,194 @@ pub async fn run(
         });
     }
 
-    let lease = match lock_store {
-        Some(store) => match acquire(&store, &config, &signal, &readiness).await {
-            Some(lease) => Some((store, Arc::new(Mutex::new(lease)))),
-            None => return finish(server, None).await,
-        },
-        None => None,
-    };
     tokio::spawn(run_interval(
         TokioClock,
         config.schedule,
         sender.clone(),
         signal.clone(),
     ));
-    sender.send(Trigger::Manual);
-
-    let (stop_tx, stop_rx) = tokio_watch::channel(false);
-    let stop_signal = signal.clone();
-    tokio::spawn(async move {
-        stop_signal.requested().await;
-        let _ = stop_tx.send(true);
+    tokio::spawn({
+        let (signal, readiness) = (signal.clone(), readiness.clone());
+        async move {
+            signal.requested().await;
+            readiness.set_not_ready("shutting down");
+        }
     });
-    let mut api_seen = std::collections::BTreeMap::new();
-    loop {
-        let triggers = tokio::select! {
-            set = coalescer.next() => set,
-            _ = signal.requested() => break,
-        };
-        if signal.is_requested() {
-            break;
-        }
-        if let Some((_, lease)) = &lease
-            && let Err(e) = renew(lease).await
-        {
-            readiness.set_not_ready(format!("the single-writer lease was lost: {e}"));
-            metrics.observe_reconcile(ReconcileOutcome::Aborted, Duration::ZERO, SystemTime::now());
-            tracing::error!(error = %e, "lease lost; not acting until it is held again");
-            continue;
-        }
-        tracing::info!(triggers = %triggers.summary(), "reconciling");
-        let started_at = Instant::now();
-        let pass = pass(&config, &source, &compute, &tailnet, stop_rx.clone());
-        let outcome = match shutdown::within_grace(SHUTDOWN_GRACE, pass).await {
-            Ok(outcome) => outcome,
-            Err(_) => {
-                tracing::error!("the pass did not wind down within the grace period");
-                break;
-            }
-        };
-        record(&metrics, &readiness, &outcome, started_at.elapsed());
-        for (status, n) in compute.request_counts() {
-            let before = api_seen.insert(status, n).unwrap_or(0);
-            for _ in before..n {
-                metrics.count_api_request("hetzner", status);
-            }
-        }
-        metrics.set_rate_limit_remaining("hetzner", u64::from(compute.rate_limit_remaining()));
-    }
-    finish(server, lease.map(|(_, l)| l)).await
-}
-
-async fn finish(
-    server: http::HttpServer,
-    lease: Option<Arc<Mutex<Lease<TokioClock>>>>,
-) -> Result<(), RunError> {
-    if let Some(lease) = lease {
-        let released = tokio::task::spawn_blocking(move || match Arc::try_unwrap(lease) {
-            Ok(lease) => lease
-                .into_inner()
-                .unwrap_or_else(PoisonError::into_inner)
-                .release()
-                .map_err(|e| e.to_string()),
-            Err(_) => Err("the lease is still in use".to_owned()),
-        })
-        .await;
-        match released {
-            Ok(Ok(())) => tracing::info!("lease released"),
-            Ok(Err(e)) => {
-                tracing::warn!(error = %e, "could not release the lease; it expires on its own")
-            }
-            Err(e) => {
-                tracing::warn!(error = %e, "could not release the lease; it expires on its own")
-            }
-        }
-    }
+    let daemon = Daemon {
+        config: &config,
+        source: &source,
+        store: &lock_store,
+        compute: &compute,
+        signal: &signal,
+        sender: &sender,
+        metrics: &metrics,
+        readiness: &readiness,
+    };
+    daemon.lead(&mut coalescer).await;
+    // Whatever ended the loop, the process ends too: never a daemon that answers and does nothing.
+    shutdown_trigger.trigger(shutdown::ShutdownReason::Requested);
     let _ = server.stopped().await;
     Ok(())
 }
 
+/// What the loop works with.
+struct Daemon<'a> {
+    config: &'a DaemonConfig,
+    source: &'a Source,
+    store: &'a LockStore,
+    compute: &'a hetzner::Client,
+    signal: &'a ShutdownSignal,
+    sender: &'a TriggerSender,
+    metrics: &'a Metrics,
+    readiness: &'a Readiness,
+}
+
+/// Why a stretch of holding the lease ended.
+enum Ended {
+    /// Shutdown was requested (and the pass in flight, if any, wound down).
+    Shutdown,
+    /// The lease was lost, for this reason.
+    LeaseLost(String),
+}
+
+impl Daemon<'_> {
+    /// Takes the lease, reconciles while holding it, and takes it again after losing it, until
+    /// shutdown.
+    async fn lead(&self, coalescer: &mut trigger::Coalescer<TokioClock>) {
+        let mut health = Health::new(self.readiness.clone(), self.config.degraded_after);
+        let mut api_seen = std::collections::BTreeMap::new();
+        loop {
+            let Some(lease) = acquire(self.store, self.config, self.signal, self.readiness).await
+            else {
+                return;
+            };
+            let guard = LeaseGuard::start(lease, TokioClock);
+            let tailnet = match tailscale_client(self.config) {
+                Ok(t) => t,
+                Err(e) => {
+                    tracing::error!(error = %e, "cannot build the Tailscale client");
+                    return;
+                }
+            };
+            let compute = Fenced::new(self.compute.clone(), guard.fence());
+            let tailnet = Fenced::new(tailnet, guard.fence());
+            self.sender.send(Trigger::Manual);
+            let ended = self
+                .while_held(
+                    &guard,
+                    &compute,
+                    &tailnet,
+                    coalescer,
+                    &mut health,
+                    &mut api_seen,
+                )
+                .await;
+            match ended {
+                Ended::Shutdown => {
+                    self.readiness.set_not_ready("shutting down");
+                    match guard.release().await {
+                        Ok(()) => tracing::info!("lease released"),
+                        Err(e) => {
+                            tracing::warn!(error = %e, "could not release the lease; it expires on its own")
+                        }
+                    }
+                    return;
+                }
+                Ended::LeaseLost(reason) => {
+                    self.readiness.set_not_ready(format!(
+                        "the single-writer lease was lost ({reason}); waiting to take it again"
+                    ));
+                    self.metrics.observe_reconcile(
+                        ReconcileOutcome::Aborted,
+                        Duration::ZERO,
+                        SystemTime::now(),
+                    );
+                    tracing::error!(%reason, "lease lost; not acting until it is held again");
+                }
+            }
+        }
+    }
+
+    /// Runs passes on triggers while `guard` holds the lease.
+    async fn while_held<C: Compute, T: Tailnet>(
+        &self,
+        guard: &LeaseGuard<TokioClock>,
+        compute: &C,
+        tailnet: &T,
+        coalescer: &mut trigger::Coalescer<TokioClock>,
+        health: &mut Health,
+        api_seen: &mut std::collections::BTreeMap<Option<u16>, u64>,
+    ) -> Ended {
+        loop {
+            let triggers = tokio::select! {
+                set = coalescer.next() => set,
+                _ = self.signal.requested() => return Ended::Shutdown,
+                reason = guard.lost() => return Ended::LeaseLost(reason),
+            };
+            if self.signal.is_requested() {
+                return Ended::Shutdown;
+            }
+            if let Some(reason) = guard.lost_reason() {
+                return Ended::LeaseLost(reason);
+            }
+            tracing::info!(triggers = %triggers.summary(), "reconciling");
+            let started_at = Instant::now();
+            let (stop_tx, stop_rx) = tokio_watch::channel(false);
+            let stopper = async {
+                tokio::select! {
+                    _ = self.signal.requested() => {}
+                    _ = guard.lost() => {}
+                }
+                let _ = stop_tx.send(true);
+                std::future::pending::<std::convert::Infallible>().await
+            };
+            let work = async {
+                tokio::select! {
+                    biased;
+                    done = pass::pass(self.config, self.source, compute, tailnet, stop_rx) => done,
+                    never = stopper => match never {},
+                }
+            };
+            let grace = self.config.shutdown_grace;
+            let (commit, outcome) = match shutdown::grace_after_shutdown(self.signal, grace, work)
+                .await
+            {
+                Ok(done) => done,
+                Err(e) => {
+                    tracing::error!(error = %e, "the pass did not wind down within the grace period after the shutdown request; it was cut");
+                    return Ended::Shutdown;
+                }
+            };
+            if let Some(reason) = guard.lost_reason() {
+                tracing::warn!(%reason, "the lease was lost during the pass; actions not started were skipped");
+                return Ended::LeaseLost(reason);
+            }
+            health.record(
+                self.metrics,
+                commit.as_deref(),
+                &outcome,
+                started_at.elapsed(),
+            );
+            for (status, n) in self.compute.request_counts() {
+                let before = api_seen.insert(status, n).unwrap_or(0);
+                for _ in before..n {
+                    self.metrics.count_api_request("hetzner", status);
+                }
+            }
+            self.metrics.set_rate_limit_remaining(
+                "hetzner",
+                u64::from(self.compute.rate_limit_remaining()),
+            );
+        }
+    }
+}
+
 fn hetzner_client(config: &DaemonConfig) -> Result<hetzner::Client, RunError> {
-    let hc = hetzner::Config::new(
+    let mut hc = hetzner::Config::new(
         config.hetzner_endpoint.clone(),
         config.hetzner_token.clone(),
     );
+    hc.action_timeout = config.action_timeout;
     hetzner::Client::new(hc).map_err(start_err("building the Hetzner client"))
 }
 
@@ -231,7 +316,7 @@ fn tailscale_client(config: &DaemonConfig) -> Result<tailscale::Client, RunError
 async fn open_source(
     config: &DaemonConfig,
     sender: &TriggerSender,
-) -> Result<(Source, Option<LockStore>), RunError> {
+) -> Result<(Source, LockStore), RunError> {
     match &config.source {
         FleetSource::Remote {
             url,
@@ -256,23 +341,32 @@ async fn open_source(
                     branch: branch.clone(),
                     url: url.clone(),
                 },
-                Some(store),
+                store,
             ))
         }
         FleetSource::Directory { path } => {
+            let repo = git2::Repository::open(path);
+            if let Err(e) = &repo {
+                return Err(RunError::Start {
+                    what: "the fleet directory",
+                    message: format!(
+                        "`{}` is not the top of a git repository ({}): the single-writer lease lives in the fleet's repository, and without it two daemons could act at once. Run `git init` there (and commit the fleet), or set `source.remote`",
+                        path.display(),
+                        e.message()
+                    ),
+                });
+            }
             let watcher = FleetWatcher::start(path, sender.clone(), watch::DEFAULT_DEBOUNCE)
                 .map_err(start_err("watching the fleet directory"))?;
-            let git_branch = git2::Repository::open(path).ok().map(|repo| {
-                repo.head()
-                    .ok()
-                    .and_then(|h| h.shorthand().map(str::to_owned))
-                    .unwrap_or_else(|| "main".to_owned())
-            });
-            let store = git_branch.as_ref().map(|_| LockStore::Local(path.clone()));
+            let store = LockStore::Local(path.clone());
+            let branch = repo
+                .ok()
+                .and_then(|r| r.head().ok()?.shorthand().map(str::to_owned))
+                .unwrap_or_else(|| "main".to_owned());
             Ok((
                 Source::Directory {
                     path: path.clone(),
-                    git_branch,
+                    branch,
                     _watcher: watcher,
                 },
                 store,
@@ -305,9 +399,8 @@ async fn acquire(
                 return Some(lease);
             }
             Ok(Err(LockError::Held { holder, .. })) => {
-                readiness
-                    .set_not_ready(format!("another daemon ({holder}) holds the fleet's lease"));
-                tracing::warn!(%holder, "another daemon holds the lease; waiting");
+                readiness.set_not_ready(format!("standing by: `{holder}` holds the fleet's lease"));
+                tracing::warn!(%holder, "another process holds the lease; waiting");
             }
             Ok(Err(e)) => {
                 readiness.set_not_ready(format!("cannot take the lease: {e}"));
@@ -318,146 +411,6 @@ async fn acquire(
         tokio::select! {
             _ = tokio::time::sleep(config.lock_ttl / 4) => {}
             _ = signal.requested() => return None,
-        }
-    }
-}
-
-async fn renew(lease: &Arc<Mutex<Lease<TokioClock>>>) -> Result<(), String> {
-    let lease = lease.clone();
-    tokio::task::spawn_blocking(move || {
-        let mut lease = lease.lock().unwrap_or_else(PoisonError::into_inner);
-        lease.renew().map_err(|e| e.to_string())
-    })
-    .await
-    .map_err(|e| e.to_string())?
-}
-
-/// One pass: read the fleet (fetching a remote first), then plan, apply and record.
-async fn pass(
-    config: &DaemonConfig,
-    source: &Source,
-    compute: &hetzner::Client,
-    tailnet: &tailscale::Client,
-    stop: tokio_watch::Receiver<bool>,
-) -> Result<reconcile::PassOutcome, PassError> {
-    let snapshot = match read(source).await {
-        Ok(s) => s,
-        Err(message) => {
-            let diagnostic =
-                tether_schema::Diagnostic::new("", None, tether_schema::Code::Unreadable, message);
-            return Err(PassError::Load(tether_schema::LoadError {
-                diagnostics: vec![diagnostic],
-            }));
-        }
-    };
-    let identity = Identity {
-        name: "tether".into(),
-        email: format!("tether@{}", config.fleet),
-    };
-    let now = time::OffsetDateTime::now_utc()
-        .format(&time::format_description::well_known::Rfc3339)
-        .unwrap_or_default();
-    let run = format!(
-        "{}-{}",
-        config.lock_holder,
-        time::OffsetDateTime::now_utc().unix_timestamp()
-    );
-    let status = match source {
-        Source::Remote { cache, branch, url } => Some(StatusTarget {
-            repo: cache.path(),
-            remote: Some(url.as_str()),
-            branch: STATUS_BRANCH,
-            source_branch: branch,
-            identity: &identity,
-        }),
-        Source::Directory {
-            path,
-            git_branch: Some(branch),
-            ..
-        } => Some(StatusTarget {
-            repo: path,
-            remote: None,
-            branch: STATUS_BRANCH,
-            source_branch: branch,
-            identity: &identity,
-        }),
-        Source::Directory { .. } => None,
-    };
-    let options = PassOptions {
-        expect_plan_hash: None,
-        allow_shrink: false,
-        apply: Options {
-            concurrency: config.concurrency,
-            ..Options::default()
-        },
-        status,
-        run: &run,
-        now: &now,
-    };
-    reconcile::run(&snapshot, compute, tailnet, &options, stop).await
-}
-
-async fn read(source: &Source) -> Result<Snapshot, String> {
-    match source {
-        Source::Remote { cache, branch, .. } => {
-            let (cache, branch) = (cache.clone(), branch.clone());
-            tokio::task::spawn_blocking(move || {
-                let commit = cache.fetch(&branch).map_err(|e| e.to_string())?;
-                source::git::read(cache.path(), &commit).map_err(|e| e.to_string())
-            })
-            .await
-            .map_err(|e| e.to_string())?
-        }
-        Source::Directory { path, .. } => source::dir::read(path).map_err(|e| e.to_string()),
-    }
-}
-
-fn record(
-    metrics: &Metrics,
-    readiness: &Readiness,
-    outcome: &Result<reconcile::PassOutcome, PassError>,
-    took: Duration,
-) {
-    let now = SystemTime::now();
-    match outcome {
-        Ok(o) => {
-            for a in &o.report.actions {
-                let result = match a.outcome {
-                    Outcome::Done => "done",
-                    Outcome::Failed { .. } => "failed",
-                    Outcome::Skipped { .. } => "skipped",
-                };
-                metrics.count_action(a.kind, result);
-            }
-            let unhealthy = o
-                .plan
-                .notes
-                .iter()
-                .filter(|n| matches!(n, Note::Unhealthy { .. }))
-                .count() as u64;
-            let agents = o.fleet.agents.len() as u64;
-            metrics.set_agents(&[
-                ("healthy", agents.saturating_sub(unhealthy)),
-                ("unhealthy", unhealthy),
-            ]);
-            let ok = o.report.succeeded();
-            metrics.observe_reconcile(
-                if ok {
-                    ReconcileOutcome::Success
-                } else {
-                    ReconcileOutcome::Failure
-                },
-                took,
-                now,
-            );
-            if ok {
-                readiness.set_ready();
-            }
-            tracing::info!(done = o.report.counts().0, failed = o.report.counts().1, status_commit = ?o.status_commit, "reconcile finished");
-        }
-        Err(e) => {
-            metrics.observe_reconcile(ReconcileOutcome::Failure, took, now);
-            tracing::error!(error = %e, "reconcile failed");
         }
     }
 }

@@ -1,7 +1,7 @@
 //! Shutdown: one [`ShutdownTrigger`] (fired by SIGTERM/SIGINT through [`on_os_signals`], or by
 //! code) and any number of [`ShutdownSignal`]s that the reconcile loop, the HTTP server and the
-//! producers check or await. [`within_grace`] bounds how long in-flight work may take once
-//! shutdown was requested.
+//! producers check or await. [`grace_after_shutdown`] lets work run to completion however long
+//! it takes, and bounds it only once shutdown was requested.
 //!
 //! The reconcile loop checks [`ShutdownSignal::is_requested`] between actions: an action that
 //! has started is finished (never abandoned half-way), no new one starts.
@@ -95,8 +95,8 @@ pub fn channel() -> (ShutdownTrigger, ShutdownSignal) {
 }
 
 /// Registers handlers for SIGTERM and SIGINT now, and returns the task that fires `trigger`
-/// on the first of them. From then on these signals no longer kill the process: the daemon
-/// shuts down through `trigger`.
+/// on the first of them. From then on the first signal no longer kills the process: it shuts
+/// down through `trigger`. A second signal exits the process at once (status 130).
 ///
 /// # Errors
 /// The signal handlers cannot be registered.
@@ -109,8 +109,17 @@ pub fn on_os_signals(trigger: ShutdownTrigger) -> std::io::Result<JoinHandle<()>
             _ = terminate.recv() => ShutdownReason::Terminate,
             _ = interrupt.recv() => ShutdownReason::Interrupt,
         };
-        tracing::info!(signal = reason.as_str(), "shutdown requested");
+        tracing::info!(
+            signal = reason.as_str(),
+            "shutdown requested; a second signal exits at once"
+        );
         trigger.trigger(reason);
+        tokio::select! {
+            _ = terminate.recv() => {}
+            _ = interrupt.recv() => {}
+        }
+        tracing::warn!("second signal: exiting at once, without winding down");
+        std::process::exit(130);
     }))
 }
 
@@ -130,6 +139,25 @@ pub async fn within_grace<F: Future>(grace: Duration, work: F) -> Result<F::Outp
     tokio::time::timeout(grace, work)
         .await
         .map_err(|_| GraceExpired { grace })
+}
+
+/// Runs `work` to completion however long it takes, unless shutdown is requested: from then on
+/// it has `grace` more (it is expected to wind down by itself, e.g. through a stop watch), and
+/// is dropped if it takes longer.
+///
+/// # Errors
+/// [`GraceExpired`] when `work` was still running `grace` after the shutdown request.
+pub async fn grace_after_shutdown<F: Future>(
+    signal: &ShutdownSignal,
+    grace: Duration,
+    work: F,
+) -> Result<F::Output, GraceExpired> {
+    let mut work = std::pin::pin!(work);
+    tokio::select! {
+        out = &mut work => return Ok(out),
+        _ = signal.requested() => {}
+    }
+    within_grace(grace, work).await
 }
 
 #[cfg(test)]
@@ -169,6 +197,40 @@ mod tests {
         );
     }
 
+    #[tokio::test(start_paused = true)]
+    async fn work_longer_than_the_grace_runs_to_completion_without_a_shutdown_request() {
+        let (_trigger, signal) = channel();
+        let started = tokio::time::Instant::now();
+        let out = grace_after_shutdown(&signal, Duration::from_secs(60), async {
+            tokio::time::sleep(Duration::from_secs(2 * 3600)).await;
+            "done"
+        })
+        .await;
+        assert_eq!(out, Ok("done"));
+        assert_eq!(started.elapsed(), Duration::from_secs(2 * 3600));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn after_a_shutdown_request_work_gets_the_grace_and_no_more() {
+        let (trigger, signal) = channel();
+        let started = tokio::time::Instant::now();
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_secs(100)).await;
+            trigger.trigger(ShutdownReason::Terminate);
+        });
+        let out = grace_after_shutdown(&signal, Duration::from_secs(60), async {
+            tokio::time::sleep(Duration::from_secs(3600)).await;
+        })
+        .await;
+        assert_eq!(
+            out,
+            Err(GraceExpired {
+                grace: Duration::from_secs(60)
+            })
+        );
+        assert_eq!(started.elapsed(), Duration::from_secs(160));
+    }
+
     #[tokio::test]
     async fn sigterm_requests_shutdown_instead_of_killing_the_process() {
         let (trigger, signal) = channel();
@@ -182,6 +244,6 @@ mod tests {
             .await
             .expect("signal delivered");
         assert_eq!(reason, ShutdownReason::Terminate);
-        listener.await.expect("listener ends");
+        listener.abort();
     }
 }

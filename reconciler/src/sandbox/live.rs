@@ -29,7 +29,9 @@ fn err<E: std::fmt::Display>(e: E) -> LiveError {
     LiveError(e.to_string())
 }
 
-/// Runs the sandbox until `shutdown` is triggered, narrating into `out`.
+/// Runs the sandbox until `shutdown` is triggered, narrating into `out`. `options` sets how
+/// fast the emulated cloud moves ([`StackOptions::with_latency`]); `None`: quick actions and a
+/// half-second boot.
 ///
 /// # Errors
 /// An emulator, the repository or the daemon cannot start.
@@ -37,14 +39,14 @@ pub async fn run(
     fleet_dir: &Path,
     out: &mut impl Write,
     shutdown: ShutdownTrigger,
+    options: Option<StackOptions>,
 ) -> Result<(), LiveError> {
     let dir = tempfile::tempdir().map_err(err)?;
-    let stack = Stack::start(StackOptions {
+    let options = options.unwrap_or_else(|| StackOptions {
         boot_delay: Duration::from_millis(500),
         ..StackOptions::default()
-    })
-    .await
-    .map_err(err)?;
+    });
+    let stack = Stack::start(options).await.map_err(err)?;
     let github =
         GitHubEmulator::start(github::Config::default().user(GITHUB_TOKEN, "tether-sandbox"))
             .await
@@ -88,6 +90,10 @@ pub async fn run(
         github_token: None,
         concurrency: 8,
         log_format: LogFormat::Text,
+        shutdown_grace: crate::daemon::config::DEFAULT_SHUTDOWN_GRACE,
+        degraded_after: crate::daemon::config::DEFAULT_DEGRADED_AFTER,
+        action_timeout: crate::cloud::hetzner::DEFAULT_ACTION_TIMEOUT,
+        reconcile_token: None,
     };
     let (tx, rx) = tokio::sync::oneshot::channel::<Handles>();
     let narrate = async {

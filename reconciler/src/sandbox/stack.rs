@@ -30,6 +30,35 @@ pub struct StackOptions {
     pub server_limit: usize,
 }
 
+/// Boot, cloud-init and Tailscale enrolment on a real server: about 30 s after `running`.
+pub const REALISTIC_BOOT: Duration = Duration::from_secs(30);
+
+/// How fast the emulated world moves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LatencyProfile {
+    /// Tens of milliseconds per action: for tests and quick tries.
+    Fast,
+    /// Real Hetzner timings ([`Latencies::realistic`]) and a 30 s boot and enrolment.
+    Realistic,
+}
+
+impl StackOptions {
+    /// The options for `profile`, with every duration multiplied by `time_scale` (`1.0`: as
+    /// is; `0.1`: the same shape ten times faster).
+    pub fn with_latency(profile: LatencyProfile, time_scale: f64) -> StackOptions {
+        let base = StackOptions::default();
+        let (latencies, boot_delay) = match profile {
+            LatencyProfile::Fast => (base.latencies, base.boot_delay),
+            LatencyProfile::Realistic => (Latencies::realistic(), REALISTIC_BOOT),
+        };
+        StackOptions {
+            latencies: latencies.scaled(time_scale),
+            boot_delay: boot_delay.mul_f64(time_scale.max(0.0)),
+            ..base
+        }
+    }
+}
+
 impl Default for StackOptions {
     fn default() -> Self {
         StackOptions {
@@ -187,6 +216,20 @@ mod tests {
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
         None
+    }
+
+    #[test]
+    fn the_realistic_profile_scales_every_duration_by_the_time_scale() {
+        let full = StackOptions::with_latency(LatencyProfile::Realistic, 1.0);
+        assert_eq!(full.latencies.create, Duration::from_secs(25));
+        assert_eq!(full.latencies.delete, Duration::from_secs(5));
+        assert_eq!(full.boot_delay, REALISTIC_BOOT);
+        let tenth = StackOptions::with_latency(LatencyProfile::Realistic, 0.1);
+        assert_eq!(tenth.latencies.create, Duration::from_millis(2500));
+        assert_eq!(tenth.latencies.start, Duration::from_secs(1));
+        assert_eq!(tenth.boot_delay, Duration::from_secs(3));
+        let fast = StackOptions::with_latency(LatencyProfile::Fast, 1.0);
+        assert_eq!(fast.latencies, Latencies::default());
     }
 
     #[tokio::test]

@@ -139,3 +139,42 @@ async fn creating_100_servers_with_batched_polling_costs_at_most_1_2_requests_ea
     let per_server = requests_per_server_for_100_creates().await;
     assert!(per_server <= 1.2, "{per_server} requests per server");
 }
+
+#[tokio::test]
+async fn an_action_stuck_in_running_fails_at_its_deadline_naming_it() {
+    let stack = Stack::start(StackOptions {
+        latencies: crate::sandbox::hetzner::Latencies {
+            create: Duration::from_secs(3600),
+            ..crate::sandbox::hetzner::Latencies::default()
+        },
+        ..StackOptions::default()
+    })
+    .await
+    .expect("stack");
+    let mut config = Config::new(stack.hetzner.url(), stack.hetzner.token());
+    config.poll_interval = Duration::from_millis(10);
+    config.action_timeout = Duration::from_millis(300);
+    let client = Client::new(config).expect("client");
+    let stuck = client
+        .create_server(&new_server(1))
+        .await
+        .expect("create accepted");
+
+    let failure = client
+        .wait_for_actions(&[stuck.action.id])
+        .await
+        .expect_err("the create never finishes");
+    assert!(
+        matches!(&failure, Error::ActionTimedOut { id, command, .. }
+            if *id == stuck.action.id.0 && command == "create_server"),
+        "{failure:?}"
+    );
+    assert!(
+        failure.to_string().contains(&format!(
+            "action {} (create_server) still running",
+            stuck.action.id
+        )),
+        "{failure}"
+    );
+    stack.shutdown().await;
+}

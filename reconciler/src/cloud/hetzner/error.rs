@@ -1,7 +1,17 @@
 //! Hetzner client errors, and the classifier deciding which are worth retrying.
 
 use crate::cloud::retry::Retry;
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
+
+/// `d` to the second, e.g. `10m 1s` or `45s`.
+fn human(d: Duration) -> String {
+    let s = d.as_secs();
+    match (s / 60, s % 60) {
+        (0, s) => format!("{s}s"),
+        (m, 0) => format!("{m}m"),
+        (m, s) => format!("{m}m {s}s"),
+    }
+}
 
 /// How a request failed before an API answer arrived.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -65,6 +75,19 @@ pub enum Error {
         /// The action id.
         id: u64,
     },
+    /// An action was still `running` when tether's deadline for it passed.
+    #[error(
+        "hetzner action {id} ({command}) still running after {}; tether stopped waiting for it",
+        human(*waited)
+    )]
+    ActionTimedOut {
+        /// The action id.
+        id: u64,
+        /// Its command, e.g. `create_server`.
+        command: String,
+        /// How long tether waited.
+        waited: Duration,
+    },
     /// A server with the requested name exists but is not the one tether asked for.
     #[error(
         "hetzner: a server named `{name}` (id {id}) already exists with other labels; tether does not own it"
@@ -74,6 +97,15 @@ pub enum Error {
         name: String,
         /// The existing server's id.
         id: u64,
+    },
+    /// tether did not send the request: it no longer holds the fleet's single-writer lease
+    /// ([`crate::cloud::fence`]).
+    #[error("hetzner {operation}: not sent: {reason}")]
+    Fenced {
+        /// The call that was refused.
+        operation: String,
+        /// Why, naming the lease.
+        reason: String,
     },
     /// The client could not be configured.
     #[error("hetzner client configuration: {0}")]
@@ -127,6 +159,8 @@ impl Error {
             }
             Error::Decode { .. }
             | Error::ActionMissing { .. }
+            | Error::ActionTimedOut { .. }
+            | Error::Fenced { .. }
             | Error::NameTaken { .. }
             | Error::Config(_) => Retry::Terminal,
         }

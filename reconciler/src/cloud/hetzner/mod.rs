@@ -44,7 +44,13 @@ pub struct Config {
     pub poll_interval: Duration,
     /// Timeout of one HTTP request.
     pub request_timeout: Duration,
+    /// How long an action may stay `running` before waiting for it fails
+    /// ([`Error::ActionTimedOut`]).
+    pub action_timeout: Duration,
 }
+
+/// The default action deadline: well above Hetzner's real create times (tens of seconds).
+pub const DEFAULT_ACTION_TIMEOUT: Duration = Duration::from_secs(600);
 
 impl Config {
     /// A configuration for `endpoint` and `token` with default policies.
@@ -55,6 +61,7 @@ impl Config {
             backoff: Backoff::default(),
             poll_interval: Duration::from_millis(500),
             request_timeout: Duration::from_secs(30),
+            action_timeout: DEFAULT_ACTION_TIMEOUT,
         }
     }
 
@@ -571,7 +578,7 @@ impl<C: Clock + Clone + 'static> Compute for Client<C> {
     }
 
     async fn wait_for_actions(&self, ids: &[ActionId]) -> Result<Vec<Action>, Error> {
-        let (receivers, start) = self.inner.waiters.register(ids);
+        let (receivers, start) = self.inner.waiters.register(ids, self.inner.clock.now());
         if start {
             tokio::spawn(self.clone().poll());
         }
@@ -579,12 +586,7 @@ impl<C: Clock + Clone + 'static> Compute for Client<C> {
         for rx in receivers {
             match rx.await {
                 Ok(Ok(action)) => actions.push(action),
-                Ok(Err(message)) => {
-                    return Err(Error::Decode {
-                        operation: "wait for actions".into(),
-                        message,
-                    });
-                }
+                Ok(Err(failure)) => return Err(failure.into()),
                 Err(_) => {
                     return Err(Error::Decode {
                         operation: "wait for actions".into(),
@@ -682,10 +684,12 @@ impl<C: Clock + Clone + 'static> Client<C> {
                     )
                     .await
                 {
-                    Ok(r) => self
-                        .inner
-                        .waiters
-                        .deliver(&ids, r.actions.into_iter().map(Action::from).collect()),
+                    Ok(r) => self.inner.waiters.deliver(
+                        &ids,
+                        r.actions.into_iter().map(Action::from).collect(),
+                        self.inner.clock.now(),
+                        self.inner.config.action_timeout,
+                    ),
                     Err(e) => self.inner.waiters.fail(&ids, &e.to_string()),
                 }
             }

@@ -1,17 +1,61 @@
 //! Batched action polling: every caller waiting for actions registers its ids here, and one
 //! poller asks `GET /actions?id=…&id=…` for all pending ids at once, 50 per request, each tick.
 //! A hundred concurrent creates therefore cost a handful of polls, not a hundred per tick.
+//!
+//! Every wait has a deadline: an action still `running` longer than the client's action
+//! timeout after it was first waited for fails its waiters with [`WaitError::TimedOut`]
+//! (naming the action and its command); the other actions keep being polled.
 
 use super::Error;
 use crate::cloud::{Action, ActionId};
 use std::collections::HashMap;
 use std::sync::{Mutex, PoisonError};
+use std::time::{Duration, SystemTime};
 use tokio::sync::oneshot;
 
 /// Most ids in one `GET /actions` request.
 pub const IDS_PER_REQUEST: usize = 50;
 
-type Reply = oneshot::Sender<Result<Action, String>>;
+/// Why a wait for one action ended without the action finishing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum WaitError {
+    /// The API did not return the action.
+    Missing(ActionId),
+    /// The action was still running when its deadline passed.
+    TimedOut {
+        /// The action.
+        id: ActionId,
+        /// Its command, e.g. `create_server`.
+        command: String,
+        /// How long it was waited for.
+        waited: Duration,
+    },
+    /// Polling failed.
+    Poll(String),
+}
+
+impl From<WaitError> for Error {
+    fn from(e: WaitError) -> Error {
+        match e {
+            WaitError::Missing(id) => Error::ActionMissing { id: id.0 },
+            WaitError::TimedOut {
+                id,
+                command,
+                waited,
+            } => Error::ActionTimedOut {
+                id: id.0,
+                command,
+                waited,
+            },
+            WaitError::Poll(message) => Error::Decode {
+                operation: "wait for actions".into(),
+                message,
+            },
+        }
+    }
+}
+
+type Reply = oneshot::Sender<Result<Action, WaitError>>;
 
 /// Waiters by action id, and whether a poller is running.
 #[derive(Debug, Default)]
@@ -21,23 +65,39 @@ pub struct Waiters {
 
 #[derive(Debug, Default)]
 struct State {
-    pending: HashMap<ActionId, Vec<Reply>>,
+    pending: HashMap<ActionId, Pending>,
     polling: bool,
 }
 
+/// The waiters of one action and when the first of them started waiting.
+#[derive(Debug)]
+struct Pending {
+    since: SystemTime,
+    replies: Vec<Reply>,
+}
+
 impl Waiters {
-    /// Registers interest in `ids`. Returns the receivers and whether the caller must start
-    /// the poller (no poller was running).
+    /// Registers interest in `ids` at `now`. Returns the receivers and whether the caller must
+    /// start the poller (no poller was running).
     pub fn register(
         &self,
         ids: &[ActionId],
-    ) -> (Vec<oneshot::Receiver<Result<Action, String>>>, bool) {
+        now: SystemTime,
+    ) -> (Vec<oneshot::Receiver<Result<Action, WaitError>>>, bool) {
         let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
         let receivers = ids
             .iter()
             .map(|id| {
                 let (tx, rx) = oneshot::channel();
-                state.pending.entry(*id).or_default().push(tx);
+                state
+                    .pending
+                    .entry(*id)
+                    .or_insert_with(|| Pending {
+                        since: now,
+                        replies: Vec::new(),
+                    })
+                    .replies
+                    .push(tx);
                 rx
             })
             .collect();
@@ -62,21 +122,43 @@ impl Waiters {
         )
     }
 
-    /// Delivers finished actions of one batch, and fails ids the API did not return.
-    pub fn deliver(&self, asked: &[ActionId], answered: Vec<Action>) {
+    /// Delivers finished actions of one batch, fails ids the API did not return, and fails
+    /// actions still running `timeout` after they were first waited for (at `now`).
+    pub fn deliver(
+        &self,
+        asked: &[ActionId],
+        answered: Vec<Action>,
+        now: SystemTime,
+        timeout: Duration,
+    ) {
         let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
         let mut seen = Vec::with_capacity(answered.len());
         for action in answered {
             seen.push(action.id);
-            if action.is_done() {
-                for reply in state.pending.remove(&action.id).unwrap_or_default() {
-                    let _ = reply.send(Ok(action.clone()));
+            let overdue = state.pending.get(&action.id).and_then(|p| {
+                let waited = now.duration_since(p.since).unwrap_or_default();
+                (waited >= timeout).then_some(waited)
+            });
+            let result = match overdue {
+                _ if action.is_done() => Ok(action.clone()),
+                Some(waited) => Err(WaitError::TimedOut {
+                    id: action.id,
+                    command: action.command.clone(),
+                    waited,
+                }),
+                None => continue,
+            };
+            if let Some(pending) = state.pending.remove(&action.id) {
+                for reply in pending.replies {
+                    let _ = reply.send(result.clone());
                 }
             }
         }
         for id in asked.iter().filter(|id| !seen.contains(id)) {
-            for reply in state.pending.remove(id).unwrap_or_default() {
-                let _ = reply.send(Err(Error::ActionMissing { id: id.0 }.to_string()));
+            if let Some(pending) = state.pending.remove(id) {
+                for reply in pending.replies {
+                    let _ = reply.send(Err(WaitError::Missing(*id)));
+                }
             }
         }
     }
@@ -85,9 +167,71 @@ impl Waiters {
     pub fn fail(&self, asked: &[ActionId], error: &str) {
         let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
         for id in asked {
-            for reply in state.pending.remove(id).unwrap_or_default() {
-                let _ = reply.send(Err(error.to_owned()));
+            if let Some(pending) = state.pending.remove(id) {
+                for reply in pending.replies {
+                    let _ = reply.send(Err(WaitError::Poll(error.to_owned())));
+                }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cloud::ActionStatus;
+
+    fn running(id: u64) -> Action {
+        Action {
+            id: ActionId(id),
+            command: "create_server".into(),
+            status: ActionStatus::Running,
+            progress: 40,
+        }
+    }
+
+    #[test]
+    fn an_action_running_past_its_deadline_fails_alone_naming_its_id_and_command() {
+        let waiters = Waiters::default();
+        let start = SystemTime::UNIX_EPOCH;
+        let (mut stuck, _) = waiters.register(&[ActionId(7)], start);
+        let later = start + Duration::from_secs(300);
+        let (mut fresh, start_poller) = waiters.register(&[ActionId(8)], later);
+        assert!(!start_poller, "one poller serves both");
+        let timeout = Duration::from_secs(600);
+
+        let now = start + Duration::from_secs(599);
+        waiters.deliver(
+            &[ActionId(7), ActionId(8)],
+            vec![running(7), running(8)],
+            now,
+            timeout,
+        );
+        assert!(stuck[0].try_recv().is_err(), "still within its deadline");
+
+        let now = start + Duration::from_secs(601);
+        waiters.deliver(
+            &[ActionId(7), ActionId(8)],
+            vec![running(7), running(8)],
+            now,
+            timeout,
+        );
+        let failure = stuck[0].try_recv().expect("delivered");
+        assert_eq!(
+            failure,
+            Err(WaitError::TimedOut {
+                id: ActionId(7),
+                command: "create_server".into(),
+                waited: Duration::from_secs(601),
+            })
+        );
+        let message = Error::from(failure.expect_err("timed out")).to_string();
+        assert!(message.contains("action 7 (create_server)"), "{message}");
+        assert!(message.contains("10m 1s"), "{message}");
+        assert!(
+            fresh[0].try_recv().is_err(),
+            "the younger action still waits"
+        );
+        assert_eq!(waiters.batches(), Some(vec![vec![ActionId(8)]]));
     }
 }

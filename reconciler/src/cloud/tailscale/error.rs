@@ -39,6 +39,15 @@ pub enum Error {
         /// What did not parse.
         message: String,
     },
+    /// tether did not send the request: it no longer holds the fleet's single-writer lease
+    /// ([`crate::cloud::fence`]).
+    #[error("{operation}: not sent: {reason}")]
+    Fenced {
+        /// The call that was refused.
+        operation: String,
+        /// Why, naming the lease.
+        reason: String,
+    },
 }
 
 impl Error {
@@ -59,7 +68,7 @@ impl Error {
             Error::Api {
                 status, message, ..
             } if *status >= 500 => Retry::Transient(format!("{status} {message}")),
-            Error::Api { .. } | Error::Decode { .. } => Retry::Terminal,
+            Error::Api { .. } | Error::Decode { .. } | Error::Fenced { .. } => Retry::Terminal,
             Error::Transport { source, .. } if source.is_builder() => Retry::Terminal,
             Error::Transport { source, .. } => Retry::Transient(transport_reason(source)),
         }
@@ -73,7 +82,10 @@ impl Error {
         match self {
             Error::Api { status: 429, .. } => self.retry(),
             Error::Transport { source, .. } if source.is_connect() => self.retry(),
-            Error::Api { .. } | Error::Transport { .. } | Error::Decode { .. } => Retry::Terminal,
+            Error::Api { .. }
+            | Error::Transport { .. }
+            | Error::Decode { .. }
+            | Error::Fenced { .. } => Retry::Terminal,
         }
     }
 
@@ -86,6 +98,8 @@ impl Error {
             Error::Api { status, .. } => *status >= 500 && *status != 501,
             Error::Transport { source, .. } => !source.is_connect() && !source.is_builder(),
             Error::Decode { .. } => true,
+            // Refused before any request was sent.
+            Error::Fenced { .. } => false,
         }
     }
 
@@ -93,7 +107,7 @@ impl Error {
     pub fn status(&self) -> Option<u16> {
         match self {
             Error::Api { status, .. } => Some(*status),
-            Error::Transport { .. } | Error::Decode { .. } => None,
+            Error::Transport { .. } | Error::Decode { .. } | Error::Fenced { .. } => None,
         }
     }
 

@@ -2,7 +2,11 @@
 //! checked one by one into a [`DaemonConfig`], collecting every problem on the way.
 
 use super::raw::{RawConfig, Settings, inline_secret_hint};
-use super::{ConfigProblem, DEFAULT_LISTEN, DaemonConfig, FleetSource, LogFormat, Origin};
+use super::{
+    ConfigProblem, DEFAULT_DEGRADED_AFTER, DEFAULT_LISTEN, DEFAULT_SHUTDOWN_GRACE, DaemonConfig,
+    FleetSource, LogFormat, Origin, RECONCILE_TOKEN_ENV,
+};
+use crate::cloud::hetzner::DEFAULT_ACTION_TIMEOUT;
 use crate::daemon::trigger::Schedule;
 use crate::source::remote::RemoteUrl;
 use std::path::PathBuf;
@@ -116,7 +120,7 @@ impl Check<'_> {
             },
         );
         let lock_ttl = self.parsed("lock.ttl", Duration::from_secs(120), DURATION_HINT, |t| {
-            parse_duration(t).and_then(|d| at_least(d, 30))
+            parse_duration(t).and_then(|d| at_least(d, 2))
         });
         let lock_holder = self.text("lock.holder").unwrap_or_else(default_holder);
         let concurrency = self.parsed("concurrency", 4, "write a whole number from 1 to 64", |t| {
@@ -135,6 +139,30 @@ impl Check<'_> {
                 other => Err(format!("`{other}` is not a log format")),
             },
         );
+        let shutdown_grace = self.parsed(
+            "shutdownGrace",
+            DEFAULT_SHUTDOWN_GRACE,
+            DURATION_HINT,
+            parse_duration,
+        );
+        let degraded_after = self.parsed(
+            "degradedAfter",
+            DEFAULT_DEGRADED_AFTER,
+            "write a whole number from 1 to 1000: failed passes in a row",
+            |t| {
+                t.parse::<u32>()
+                    .ok()
+                    .filter(|n| (1..=1000).contains(n))
+                    .ok_or_else(|| format!("`{t}` is not a number from 1 to 1000"))
+            },
+        );
+        let action_timeout = self.parsed(
+            "hetzner.actionTimeout",
+            DEFAULT_ACTION_TIMEOUT,
+            DURATION_HINT,
+            |t| parse_duration(t).and_then(|d| at_least(d, 1)),
+        );
+        let reconcile_token = self.secret(RECONCILE_TOKEN_ENV, "reconcile.tokenFile");
         let hetzner_endpoint = self.endpoint("hetzner.endpoint", "https://api.hetzner.cloud/v1");
         let tailscale_endpoint =
             self.endpoint("tailscale.endpoint", "https://api.tailscale.com/api/v2");
@@ -161,6 +189,10 @@ impl Check<'_> {
             github_token,
             concurrency,
             log_format,
+            shutdown_grace,
+            degraded_after,
+            action_timeout,
+            reconcile_token,
         })
     }
 
@@ -243,7 +275,7 @@ impl Check<'_> {
 const DURATION_HINT: &str = "write a number with a unit: `90s`, `5m`, `1h`";
 
 /// Parses `500ms`, `90s`, `5m`, `1h`.
-pub(super) fn parse_duration(text: &str) -> Result<Duration, String> {
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
     let split = text
         .find(|c: char| !c.is_ascii_digit())
         .unwrap_or(text.len());

@@ -31,6 +31,17 @@ pub(super) struct RawConfig {
     github: RawGitHub,
     concurrency: Text,
     log_format: Text,
+    shutdown_grace: Text,
+    degraded_after: Text,
+    #[serde(default)]
+    reconcile: RawReconcile,
+}
+
+/// `POST /reconcile`: its bearer token comes from `TETHER_RECONCILE_TOKEN` or this file.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct RawReconcile {
+    token_file: Text,
 }
 
 /// The daemon reads git over https with the GitHub token; it calls no GitHub API.
@@ -68,6 +79,7 @@ struct RawLock {
 struct RawEndpoint {
     endpoint: Text,
     token_file: Text,
+    action_timeout: Text,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -111,18 +123,21 @@ pub const ENV_OVERRIDES: &[(&str, &str)] = &[
     ("TETHER_LISTEN", "listen"),
     ("TETHER_LOCK_TTL", "lock.ttl"),
     ("TETHER_LOCK_HOLDER", "lock.holder"),
-    ("TETHER_HETZNER_ENDPOINT", "hetzner.endpoint"),
-    ("TETHER_TAILSCALE_ENDPOINT", "tailscale.endpoint"),
+    ("HCLOUD_ENDPOINT", "hetzner.endpoint"),
+    ("TS_API_URL", "tailscale.endpoint"),
     ("TETHER_TAILNET", "tailscale.tailnet"),
     ("TETHER_CONCURRENCY", "concurrency"),
     ("TETHER_LOG_FORMAT", "logFormat"),
+    ("TETHER_SHUTDOWN_GRACE", "shutdownGrace"),
+    ("TETHER_DEGRADED_AFTER", "degradedAfter"),
+    ("TETHER_HETZNER_ACTION_TIMEOUT", "hetzner.actionTimeout"),
 ];
 
 impl RawConfig {
     /// The settings present in the file, by dotted key.
     pub(super) fn flatten(self) -> Settings {
         let mut out = Settings::new();
-        let entries: [(&'static str, Text); 21] = [
+        let entries: [(&'static str, Text); 25] = [
             ("fleet", self.fleet),
             ("source.remote", self.source.remote),
             ("source.path", self.source.path),
@@ -147,6 +162,10 @@ impl RawConfig {
             ("github.tokenFile", self.github.token_file),
             ("concurrency", self.concurrency),
             ("logFormat", self.log_format),
+            ("shutdownGrace", self.shutdown_grace),
+            ("degradedAfter", self.degraded_after),
+            ("hetzner.actionTimeout", self.hetzner.action_timeout),
+            ("reconcile.tokenFile", self.reconcile.token_file),
         ];
         for (key, value) in entries {
             if let Some(v) = value {
@@ -163,20 +182,48 @@ impl RawConfig {
     }
 }
 
-/// Applies [`ENV_OVERRIDES`]: a variable that is set (even to an empty string) replaces the
-/// file's value.
-pub(super) fn apply_env(settings: &mut Settings, env: &dyn Fn(&str) -> Option<String>) {
+/// Older names of [`ENV_OVERRIDES`] variables, still accepted: (the name, its alias). The CLI
+/// and the daemon share one vocabulary, the providers' own (`HCLOUD_*`, `TS_*`).
+pub const ENV_ALIASES: &[(&str, &str)] = &[
+    ("HCLOUD_ENDPOINT", "TETHER_HETZNER_ENDPOINT"),
+    ("TS_API_URL", "TETHER_TAILSCALE_ENDPOINT"),
+];
+
+/// Applies [`ENV_OVERRIDES`] (and their [`ENV_ALIASES`]): a variable that is set (even to an
+/// empty string) replaces the file's value. Returns the variables set under both a name and
+/// its alias with different values: (name, alias), which the caller reports.
+pub(super) fn apply_env(
+    settings: &mut Settings,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Vec<(&'static str, &'static str)> {
+    let mut conflicts = Vec::new();
     for (var, key) in ENV_OVERRIDES {
-        if let Some(value) = env(var) {
+        let alias = ENV_ALIASES
+            .iter()
+            .find(|(name, _)| name == var)
+            .map(|(_, alias)| *alias);
+        let given = match (env(var), alias.and_then(|a| env(a).map(|v| (a, v)))) {
+            (Some(value), Some((alias, other))) => {
+                if value.trim_end_matches('/') != other.trim_end_matches('/') {
+                    conflicts.push((*var, alias));
+                }
+                Some((*var, value))
+            }
+            (Some(value), None) => Some((*var, value)),
+            (None, Some((alias, value))) => Some((alias, value)),
+            (None, None) => None,
+        };
+        if let Some((var, value)) = given {
             settings.insert(
                 key,
                 Setting {
                     value,
-                    origin: Origin::Env((*var).to_owned()),
+                    origin: Origin::Env(var.to_owned()),
                 },
             );
         }
     }
+    conflicts
 }
 
 /// For a key that looks like an inline secret, the way to provide it instead.
@@ -195,6 +242,11 @@ pub(super) fn inline_secret_hint(path: &str) -> Option<String> {
             "tailscale.oauthClientSecretFile",
         ),
         ("github.token", "GITHUB_TOKEN", "github.tokenFile"),
+        (
+            "reconcile.token",
+            "TETHER_RECONCILE_TOKEN",
+            "reconcile.tokenFile",
+        ),
     ];
     if let Some((_, var, file)) = known.iter().find(|(key, _, _)| *key == path) {
         return Some(format!(

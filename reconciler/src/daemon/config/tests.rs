@@ -242,3 +242,60 @@ fn durations_and_jitter_parse_with_units() {
     assert_eq!(parse_jitter("0.25"), Ok(0.25));
     assert!(parse_jitter("60%").is_err());
 }
+
+#[test]
+fn the_cli_endpoint_names_configure_the_daemon_and_the_old_names_are_aliases() {
+    let text = "fleet: aura-prod\nsource:\n  path: fleet\n";
+    let mut vars = TOKENS.to_vec();
+    vars.push(("HCLOUD_ENDPOINT", "http://127.0.0.1:4000/v1"));
+    vars.push(("TETHER_TAILSCALE_ENDPOINT", "http://127.0.0.1:4001"));
+    let config = DaemonConfig::parse(Path::new("/etc/tether/tether.yaml"), text, &env(&vars))
+        .expect("valid");
+    assert_eq!(config.hetzner_endpoint, "http://127.0.0.1:4000/v1");
+    assert_eq!(config.tailscale_endpoint, "http://127.0.0.1:4001");
+
+    vars.push(("TETHER_HETZNER_ENDPOINT", "https://api.hetzner.cloud/v1"));
+    let found = problems(text, &vars);
+    assert_eq!(found.len(), 1, "{found:?}");
+    assert_eq!(found[0].key, "HCLOUD_ENDPOINT");
+    assert!(
+        found[0].message.contains("TETHER_HETZNER_ENDPOINT"),
+        "{}",
+        found[0].message
+    );
+}
+
+#[test]
+fn the_printed_configuration_shows_every_setting_and_no_secret() {
+    let mut vars = TOKENS.to_vec();
+    vars.push(("TETHER_RECONCILE_TOKEN", "reconcile-secret"));
+    vars.push(("GITHUB_TOKEN", "ghp_secret"));
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::create_dir(dir.path().join("secrets")).expect("mkdir");
+    std::fs::write(dir.path().join("secrets/webhook"), "hook-secret\n").expect("write");
+    let file = dir.path().join("tether.yaml");
+    std::fs::write(&file, FULL).expect("write");
+    let config = DaemonConfig::load(&file, &env(&vars)).expect("valid");
+    let printed = config.to_string();
+    for secret in [
+        "hc-secret",
+        "tskey-api-secret",
+        "reconcile-secret",
+        "ghp_secret",
+        "hook-secret",
+    ] {
+        assert!(!printed.contains(secret), "{secret} in\n{printed}");
+    }
+    for line in [
+        "fleet: aura-prod",
+        "  remote: https://github.com/acme/fleet.git",
+        "  ttl: 90s",
+        "shutdownGrace: 60s",
+        "degradedAfter: 3",
+        "  actionTimeout: 600s",
+        "  token: (set, redacted)",
+        "  apiKey: (set, redacted)",
+    ] {
+        assert!(printed.contains(line), "`{line}` missing from\n{printed}");
+    }
+}

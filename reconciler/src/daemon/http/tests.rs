@@ -131,3 +131,56 @@ async fn signed_pushes_reach_the_coalescer_and_unsigned_ones_get_a_json_401() {
         r#"{"status":"duplicate"}"#
     );
 }
+
+#[tokio::test]
+async fn post_reconcile_asks_for_a_pass_only_with_the_bearer_token() {
+    let metrics = Arc::new(Metrics::new(UNIX_EPOCH));
+    let (sender, mut batches) = coalescer(clock_at(0), DEFAULT_SETTLE);
+    let state = HttpState::new(metrics, Readiness::default(), clock_at(0))
+        .with_reconcile(Secret::new("s3cret-token".to_owned()), sender);
+    let (stop, signal) = shutdown::channel();
+    let server = serve(local(), state, signal).await.expect("serve");
+    let client = reqwest::Client::new();
+    let post = |auth: Option<&str>| {
+        let request = client.post(format!("{}/reconcile", server.url()));
+        match auth {
+            Some(a) => request.header("Authorization", a),
+            None => request,
+        }
+        .send()
+    };
+
+    assert_eq!(post(None).await.expect("post").status(), 401);
+    let wrong = post(Some("Bearer s3cret-tokem")).await.expect("post");
+    assert_eq!(wrong.status(), 401);
+    assert!(
+        !wrong.text().await.expect("body").contains("s3cret"),
+        "the token is never echoed"
+    );
+    let accepted = post(Some("Bearer s3cret-token")).await.expect("post");
+    assert_eq!(accepted.status(), 202);
+    let batch = tokio::time::timeout(Duration::from_secs(5), batches.next())
+        .await
+        .expect("a pass is asked for");
+    assert_eq!(batch.triggers(), [Trigger::Manual]);
+
+    stop.trigger(ShutdownReason::Requested);
+    server.stopped().await.expect("stops");
+}
+
+#[tokio::test]
+async fn post_reconcile_is_off_without_a_token() {
+    use tower::ServiceExt;
+    let metrics = Arc::new(Metrics::new(UNIX_EPOCH));
+    let state = HttpState::new(metrics, Readiness::default(), clock_at(0));
+    let response = router(state)
+        .oneshot(
+            axum::http::Request::post("/reconcile")
+                .header("Authorization", "Bearer anything")
+                .body(axum::body::Body::empty())
+                .expect("request"),
+        )
+        .await
+        .expect("answer");
+    assert_eq!(response.status(), 404);
+}

@@ -1,0 +1,96 @@
+//! The single-writer lease for one-shot commands (`tether apply --git`): the same lease the
+//! daemon holds (`refs/tether/locks/<fleet>` in the fleet repository), taken before anything
+//! changes and renewed in the background while the command runs.
+
+use super::CliError;
+use crate::daemon::config::parse_duration;
+use crate::daemon::lock::{Lease, LeaseGuard, LockError, LockStore, rfc3339};
+use crate::source::Snapshot;
+use std::path::Path;
+use std::time::Duration;
+
+/// Parses `--lock-ttl` (`90s`, `2m`; at least 2 s).
+///
+/// # Errors
+/// Not a duration, or shorter than 2 s.
+pub fn ttl(text: &str) -> Result<Duration, String> {
+    let d = parse_duration(text.trim())?;
+    if d < Duration::from_secs(2) {
+        return Err(format!("{d:?} is shorter than the minimum of 2s"));
+    }
+    Ok(d)
+}
+
+/// This process's holder id: `apply/<host>/<pid>`.
+pub fn holder(command: &str) -> String {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_owned())
+        .ok()
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "tether".to_owned());
+    format!("{command}/{host}/{}", std::process::id())
+}
+
+/// Takes the lease on `fleet` in the repository `repo`, and guards it. Must be called inside
+/// the runtime.
+///
+/// # Errors
+/// Another process holds the lease (the message names it and when its lease expires), or the
+/// repository cannot be written.
+pub async fn take(
+    repo: &Path,
+    fleet: String,
+    ttl: Duration,
+    holder: &str,
+) -> Result<LeaseGuard<crate::cloud::retry::TokioClock>, CliError> {
+    let (store, holder_owned) = (LockStore::Local(repo.to_owned()), holder.to_owned());
+    let attempt = tokio::task::spawn_blocking(move || {
+        Lease::acquire(
+            &store,
+            &fleet,
+            &holder_owned,
+            ttl,
+            crate::cloud::retry::TokioClock,
+        )
+    })
+    .await
+    .map_err(|e| {
+        CliError::failed(
+            format!("the lease task failed: {e}"),
+            "report this as a bug",
+        )
+    })?;
+    match attempt {
+        Ok(lease) => {
+            tracing::info!(holder, "single-writer lease acquired");
+            Ok(LeaseGuard::start(lease, crate::cloud::retry::TokioClock))
+        }
+        Err(LockError::Held {
+            fleet,
+            holder,
+            expires_at,
+        }) => Err(CliError::failed(
+            format!(
+                "fleet `{fleet}` is being changed by `{holder}` (its lease expires at {} unless renewed); nothing was changed",
+                rfc3339(expires_at)
+            ),
+            "wait for it to finish and run again, or stop that process (`tether run` daemons hold the lease while they run)",
+        )),
+        Err(e) => Err(CliError::failed(
+            format!("cannot take the single-writer lease: {e}; nothing was changed"),
+            e.hint(),
+        )),
+    }
+}
+
+/// `metadata.name` of fleet.yaml, validated on its own; `None` when fleet.yaml is invalid (the
+/// pass then refuses before reading or changing anything).
+pub fn fleet_name(snapshot: &Snapshot) -> Option<String> {
+    let file = snapshot
+        .files
+        .iter()
+        .find(|f| f.path == tether_schema::FLEET_FILE)?;
+    tether_schema::load_fleet(std::slice::from_ref(file))
+        .ok()
+        .map(|fleet| fleet.settings.name.to_string())
+}

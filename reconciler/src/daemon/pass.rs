@@ -1,0 +1,269 @@
+//! One daemon pass and its account: read the fleet (fetching a remote first), plan, apply and
+//! record ([`pass`]); then metrics, readiness and one info line saying what it did
+//! ([`Health::record`]).
+
+use super::config::DaemonConfig;
+use super::http::Readiness;
+use super::metrics::{Metrics, ReconcileOutcome};
+use crate::apply::{Options, Outcome};
+use crate::audit::{STATUS_BRANCH, commit::Identity};
+use crate::cloud::Compute;
+use crate::cloud::tailscale::Tailnet;
+use crate::plan::Note;
+use crate::reconcile::{self, PassError, PassOptions, PassOutcome, StatusTarget};
+use crate::source::remote::RepoCache;
+use crate::source::{self, Snapshot};
+use std::path::PathBuf;
+use std::time::{Duration, SystemTime};
+use tokio::sync::watch;
+
+/// Where the fleet comes from, resolved.
+pub(super) enum Source {
+    /// A git remote, mirrored locally.
+    Remote {
+        cache: RepoCache,
+        branch: String,
+        url: String,
+    },
+    /// A git work tree on this machine, watched for edits; status commits go to the
+    /// repository's own status branch.
+    Directory {
+        path: PathBuf,
+        /// The checked-out branch, which status never writes.
+        branch: String,
+        _watcher: super::watch::FleetWatcher,
+    },
+}
+
+/// One pass against `compute` and `tailnet` (fenced by the lease); `stop` turns `true` on
+/// shutdown or when the lease is lost, and the apply then starts no new action.
+pub(super) async fn pass<C: Compute, T: Tailnet>(
+    config: &DaemonConfig,
+    source: &Source,
+    compute: &C,
+    tailnet: &T,
+    stop: watch::Receiver<bool>,
+) -> (Option<String>, Result<PassOutcome, PassError>) {
+    let snapshot = match read(source).await {
+        Ok(s) => s,
+        Err(message) => {
+            let diagnostic =
+                tether_schema::Diagnostic::new("", None, tether_schema::Code::Unreadable, message);
+            let error = PassError::Load(tether_schema::LoadError {
+                diagnostics: vec![diagnostic],
+            });
+            return (None, Err(error));
+        }
+    };
+    let identity = Identity {
+        name: "tether".into(),
+        email: format!("tether@{}", config.fleet),
+    };
+    let now = time::OffsetDateTime::now_utc()
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_default();
+    let run = format!(
+        "{}-{}",
+        config.lock_holder,
+        time::OffsetDateTime::now_utc().unix_timestamp()
+    );
+    let status = match source {
+        Source::Remote { cache, branch, url } => Some(StatusTarget {
+            repo: cache.path(),
+            remote: Some(url.as_str()),
+            branch: STATUS_BRANCH,
+            source_branch: branch,
+            identity: &identity,
+        }),
+        Source::Directory { path, branch, .. } => Some(StatusTarget {
+            repo: path,
+            remote: None,
+            branch: STATUS_BRANCH,
+            source_branch: branch,
+            identity: &identity,
+        }),
+    };
+    let options = PassOptions {
+        expect_plan_hash: None,
+        allow_shrink: false,
+        apply: Options {
+            concurrency: config.concurrency,
+            ..Options::default()
+        },
+        status,
+        run: &run,
+        now: &now,
+    };
+    let outcome = reconcile::run(&snapshot, compute, tailnet, &options, stop).await;
+    (snapshot.commit, outcome)
+}
+
+async fn read(source: &Source) -> Result<Snapshot, String> {
+    match source {
+        Source::Remote { cache, branch, .. } => {
+            let (cache, branch) = (cache.clone(), branch.clone());
+            tokio::task::spawn_blocking(move || {
+                let commit = cache.fetch(&branch).map_err(|e| e.to_string())?;
+                source::git::read(cache.path(), &commit).map_err(|e| e.to_string())
+            })
+            .await
+            .map_err(|e| e.to_string())?
+        }
+        Source::Directory { path, .. } => source::dir::read(path).map_err(|e| e.to_string()),
+    }
+}
+
+/// Readiness from the passes' outcomes: ready after a successful pass, degraded after
+/// `degraded_after` failed passes in a row, ready again after the next success.
+#[derive(Debug)]
+pub(super) struct Health {
+    readiness: Readiness,
+    degraded_after: u32,
+    failures_in_a_row: u32,
+}
+
+impl Health {
+    pub(super) fn new(readiness: Readiness, degraded_after: u32) -> Health {
+        Health {
+            readiness,
+            degraded_after,
+            failures_in_a_row: 0,
+        }
+    }
+
+    /// Counts one pass in `metrics` and readiness, and logs one info line saying what it did.
+    pub(super) fn record(
+        &mut self,
+        metrics: &Metrics,
+        commit: Option<&str>,
+        outcome: &Result<PassOutcome, PassError>,
+        took: Duration,
+    ) {
+        let now = SystemTime::now();
+        let commit = commit.map_or_else(|| "(working tree)".to_owned(), short);
+        let failure = match outcome {
+            Ok(o) => {
+                count_actions(metrics, o);
+                let (done, failed, skipped) = o.report.counts();
+                tracing::info!(
+                    commit = %commit,
+                    planned = o.report.actions.len(),
+                    done,
+                    failed,
+                    skipped,
+                    status_commit = o.status_commit.as_deref().unwrap_or("-"),
+                    took_ms = took.as_millis() as u64,
+                    "pass finished: {} planned, {done} done, {failed} failed, {skipped} skipped, at {commit} in {:.1}s",
+                    o.report.actions.len(),
+                    took.as_secs_f64()
+                );
+                (!o.report.succeeded()).then(|| format!("{failed} action(s) failed at {commit}"))
+            }
+            Err(e) => {
+                tracing::error!(commit = %commit, error = %e, took_ms = took.as_millis() as u64, "pass failed at {commit}: {e}");
+                Some(format!(
+                    "the pass at {commit} failed: {}",
+                    first_line(&e.to_string())
+                ))
+            }
+        };
+        match failure {
+            None => {
+                metrics.observe_reconcile(ReconcileOutcome::Success, took, now);
+                self.failures_in_a_row = 0;
+                self.readiness.set_ready();
+            }
+            Some(reason) => {
+                metrics.observe_reconcile(ReconcileOutcome::Failure, took, now);
+                self.failures_in_a_row += 1;
+                if self.failures_in_a_row >= self.degraded_after {
+                    self.readiness.set_degraded(format!(
+                        "{} passes in a row failed; the last: {reason}",
+                        self.failures_in_a_row
+                    ));
+                }
+            }
+        }
+    }
+}
+
+fn count_actions(metrics: &Metrics, o: &PassOutcome) {
+    for a in &o.report.actions {
+        let result = match a.outcome {
+            Outcome::Done => "done",
+            Outcome::Failed { .. } => "failed",
+            Outcome::Skipped { .. } => "skipped",
+        };
+        metrics.count_action(a.kind, result);
+    }
+    let unhealthy = o
+        .plan
+        .notes
+        .iter()
+        .filter(|n| matches!(n, Note::Unhealthy { .. }))
+        .count() as u64;
+    let agents = o.fleet.agents.len() as u64;
+    metrics.set_agents(&[
+        ("healthy", agents.saturating_sub(unhealthy)),
+        ("unhealthy", unhealthy),
+    ]);
+}
+
+fn short(commit: &str) -> String {
+    commit.chars().take(12).collect()
+}
+
+fn first_line(text: &str) -> &str {
+    text.lines().next().unwrap_or(text)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn readiness_degrades_after_n_failed_passes_in_a_row_and_recovers_on_success() {
+        let readiness = Readiness::default();
+        let metrics = Metrics::new(SystemTime::now());
+        let mut health = Health::new(readiness.clone(), 3);
+        let failed = || {
+            Err(PassError::Load(tether_schema::LoadError {
+                diagnostics: vec![tether_schema::Diagnostic::new(
+                    "fleet.yaml",
+                    None,
+                    tether_schema::Code::Unreadable,
+                    "cannot parse".to_owned(),
+                )],
+            }))
+        };
+        for _ in 0..2 {
+            health.record(
+                &metrics,
+                Some("0123456789abcdef"),
+                &failed(),
+                Duration::ZERO,
+            );
+            assert_eq!(
+                readiness.check(),
+                Err((
+                    "not ready",
+                    "waiting for the first reconcile to finish".to_owned()
+                ))
+            );
+        }
+        health.record(
+            &metrics,
+            Some("0123456789abcdef"),
+            &failed(),
+            Duration::ZERO,
+        );
+        let (status, reason) = readiness.check().expect_err("degraded");
+        assert_eq!(status, "degraded");
+        assert!(
+            reason
+                .starts_with("3 passes in a row failed; the last: the pass at 0123456789ab failed"),
+            "{reason}"
+        );
+        assert!(reason.contains("cannot parse"), "{reason}");
+    }
+}

@@ -1,0 +1,95 @@
+//! Ctrl-C during `tether apply`: actions in flight finish, no new one starts, the partial
+//! account is printed, status is recorded and the exit status is 130.
+
+use crate::common::{commit_all, example_fleet, tether_bin};
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+use tether::cloud::ServerStatus;
+use tether::sandbox::hetzner::Latencies;
+use tether::sandbox::stack::{Stack, StackOptions};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ctrl_c_lets_in_flight_creates_finish_skips_the_rest_and_exits_130() {
+    let stack = Stack::start(StackOptions {
+        latencies: Latencies {
+            create: Duration::from_millis(1500),
+            ..Latencies::default()
+        },
+        boot_delay: Duration::from_millis(100),
+        ..StackOptions::default()
+    })
+    .await
+    .expect("emulators");
+    let repo = example_fleet();
+    commit_all(repo.path(), "main", "seed");
+    let mut cmd = tokio::process::Command::new(tether_bin());
+    cmd.args([
+        "apply",
+        "--git",
+        repo.path().to_str().expect("utf-8"),
+        "--rev",
+        "main",
+        "--concurrency",
+        "2",
+        "--device-poll-ms",
+        "50",
+    ])
+    .env("HCLOUD_POLL_INTERVAL_MS", "25")
+    .env("RUST_LOG", "warn")
+    .stdout(Stdio::piped())
+    .stderr(Stdio::piped())
+    .kill_on_drop(true);
+    for (k, v) in stack.env() {
+        cmd.env(k, v);
+    }
+    let child = cmd.spawn().expect("start tether apply");
+    let started = Instant::now();
+    while stack.hetzner.servers().len() < 2 {
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "no create started"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let pid = child.id().expect("pid");
+    let status = std::process::Command::new("kill")
+        .args(["-INT", &pid.to_string()])
+        .status()
+        .expect("kill");
+    assert!(status.success());
+    let out = tokio::time::timeout(Duration::from_secs(30), child.wait_with_output())
+        .await
+        .expect("apply winds down")
+        .expect("output");
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+    );
+    assert_eq!(out.status.code(), Some(130), "{stdout}\n{stderr}");
+
+    let servers = stack.hetzner.servers();
+    assert_eq!(servers.len(), 2, "only the creates in flight happened");
+    assert!(
+        servers
+            .iter()
+            .all(|s| matches!(s.status, ServerStatus::Running | ServerStatus::Off)),
+        "in-flight creates were finished, not left initializing: {servers:?}"
+    );
+    assert!(
+        stdout.contains("Apply: 2 done, 0 failed, 4 skipped."),
+        "the partial account:\n{stdout}"
+    );
+    assert!(stderr.contains("interrupted"), "{stderr}");
+    let git = git2::Repository::open(repo.path()).expect("repo");
+    let status = git
+        .revparse_single("tether/status")
+        .expect("status recorded");
+    let message = status
+        .peel_to_commit()
+        .expect("commit")
+        .message()
+        .unwrap_or_default()
+        .to_owned();
+    assert!(message.contains("+2 created"), "{message}");
+    stack.shutdown().await;
+}
