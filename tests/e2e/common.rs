@@ -116,3 +116,70 @@ pub fn commit_all(repo_dir: &Path, branch: &str, message: &str) -> String {
         .expect("commit")
         .to_string()
 }
+
+/// The messages of the status branch, newest first.
+pub fn status_log(repo: &std::path::Path) -> Vec<String> {
+    let r = git2::Repository::open(repo).expect("open");
+    let Ok(tip) = r.revparse_single("tether/status") else {
+        return Vec::new();
+    };
+    let mut walk = r.revwalk().expect("walk");
+    walk.push(tip.id()).expect("push");
+    walk.map(|id| {
+        r.find_commit(id.expect("id"))
+            .expect("commit")
+            .message()
+            .unwrap_or("")
+            .to_owned()
+    })
+    .collect()
+}
+
+/// `status/<name>` at the tip of the status branch.
+pub fn status_file(repo: &std::path::Path, name: &str) -> String {
+    let r = git2::Repository::open(repo).expect("open");
+    let tree = r
+        .revparse_single("tether/status")
+        .expect("status branch")
+        .peel_to_commit()
+        .expect("commit")
+        .tree()
+        .expect("tree");
+    let entry = tree
+        .get_path(std::path::Path::new(&format!("status/{name}")))
+        .expect("status file");
+    String::from_utf8(r.find_blob(entry.id()).expect("blob").content().to_vec()).expect("utf-8")
+}
+
+/// `tether apply --git <repo> --rev main` against the emulators of `stack`, with fast polling,
+/// a short lease (2 s) and up to 30 s of waiting for it, so an apply after a killed one goes
+/// ahead once the killed one's lease has expired.
+pub fn apply_command(
+    stack: &tether::sandbox::stack::Stack,
+    repo: &Path,
+    extra: &[&str],
+) -> tokio::process::Command {
+    let mut cmd = tokio::process::Command::new(tether_bin());
+    cmd.args(["apply", "--git"])
+        .arg(repo)
+        .args([
+            "--rev",
+            "main",
+            "--device-poll-ms",
+            "50",
+            "--device-timeout",
+            "20",
+            "--lock-ttl",
+            "2s",
+            "--lock-wait",
+            "30s",
+        ])
+        .args(extra)
+        .env("HCLOUD_POLL_INTERVAL_MS", "25")
+        .env("RUST_LOG", "warn")
+        .kill_on_drop(true);
+    for (k, v) in stack.env() {
+        cmd.env(k, v);
+    }
+    cmd
+}

@@ -2,7 +2,7 @@
 //! Tailscale emulators over real HTTP, and a real git repository whose `tether/status` branch
 //! records every run.
 
-use crate::common::{commit_all, example_fleet, tether_bin};
+use crate::common::{commit_all, example_fleet};
 use std::path::Path;
 use std::time::Duration;
 use tether::sandbox::hetzner::Latencies;
@@ -50,26 +50,7 @@ impl Bed {
 
     /// The `tether apply` command, pointed at the emulators.
     fn apply_command(&self, extra: &[&str]) -> tokio::process::Command {
-        let repo = self.repo.path().to_str().expect("utf-8").to_owned();
-        let mut cmd = tokio::process::Command::new(tether_bin());
-        cmd.args([
-            "apply",
-            "--git",
-            &repo,
-            "--rev",
-            "main",
-            "--device-poll-ms",
-            "50",
-            "--device-timeout",
-            "20",
-        ])
-        .args(extra);
-        cmd.env("HCLOUD_POLL_INTERVAL_MS", "25")
-            .env("RUST_LOG", "warn");
-        for (k, v) in self.stack.env() {
-            cmd.env(k, v);
-        }
-        cmd
+        crate::common::apply_command(&self.stack, self.repo.path(), extra)
     }
 
     fn running(&self) -> Vec<String> {
@@ -107,35 +88,11 @@ impl Bed {
     }
 
     fn status_file(&self, name: &str) -> String {
-        let r = git2::Repository::open(self.repo.path()).expect("open");
-        let tree = r
-            .revparse_single("tether/status")
-            .expect("status branch")
-            .peel_to_commit()
-            .expect("commit")
-            .tree()
-            .expect("tree");
-        let entry = tree
-            .get_path(Path::new(&format!("status/{name}")))
-            .expect("status file");
-        String::from_utf8(r.find_blob(entry.id()).expect("blob").content().to_vec()).expect("utf-8")
+        crate::common::status_file(self.repo.path(), name)
     }
 
     fn status_log(&self) -> Vec<String> {
-        let r = git2::Repository::open(self.repo.path()).expect("open");
-        let Ok(tip) = r.revparse_single("tether/status") else {
-            return Vec::new();
-        };
-        let mut walk = r.revwalk().expect("walk");
-        walk.push(tip.id()).expect("push");
-        walk.map(|id| {
-            r.find_commit(id.expect("id"))
-                .expect("commit")
-                .message()
-                .unwrap_or("")
-                .to_owned()
-        })
-        .collect()
+        crate::common::status_log(self.repo.path())
     }
 }
 

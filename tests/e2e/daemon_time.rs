@@ -3,7 +3,7 @@
 //! commit is acted on. This test takes about 70 s of real time on purpose: it is the one proof
 //! that no internal timeout cuts a long pass. Failures show up in `/readyz` and recover.
 
-use crate::common::{commit_all, example_fleet, tether_bin};
+use crate::common::{commit_all, example_fleet, status_file, status_log, tether_bin};
 use crate::daemon::Daemon;
 use std::time::{Duration, Instant};
 use tether::sandbox::hetzner::Latencies;
@@ -158,8 +158,34 @@ async fn an_invalid_fleet_degrades_readiness_and_a_fix_recovers_it() {
         String::from_utf8_lossy(&refused.stderr)
     );
 
+    let failures: Vec<String> = status_log(fleet.path())
+        .into_iter()
+        .filter(|m| m.contains("failed, nothing changed"))
+        .collect();
+    assert_eq!(
+        failures.len(),
+        1,
+        "one status commit for the failure however many passes saw it: {failures:?}"
+    );
+    assert!(
+        failures[0].contains("acme-prod.yaml") && failures[0].contains("spec.subscription"),
+        "the commit carries the diagnostics: {}",
+        failures[0]
+    );
+    assert!(status_file(fleet.path(), "fleet.yaml").contains("lastError: "));
+
     std::fs::write(&spec, good).expect("fix");
     daemon.wait_ready().await;
+    for _ in 0..100 {
+        if !status_file(fleet.path(), "fleet.yaml").contains("lastError") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(
+        !status_file(fleet.path(), "fleet.yaml").contains("lastError"),
+        "the recovery is recorded too"
+    );
     daemon.stop().await;
     stack.shutdown().await;
 }

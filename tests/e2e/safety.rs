@@ -2,7 +2,7 @@
 //! same tags never touch each other's servers or devices, whatever the order of their applies;
 //! a change that would replace every VM rolls through the disruption budget.
 
-use crate::common::{commit_all, tether_bin};
+use crate::common::commit_all;
 use std::collections::BTreeMap;
 use tether::cloud::tailscale::{NewAuthKey, Tailnet};
 use tether::sandbox::stack::{Stack, StackOptions};
@@ -48,26 +48,10 @@ impl FleetRepo {
     }
 
     async fn apply(&self, stack: &Stack, extra: &[&str]) -> (i32, String, String) {
-        let repo = self.dir.path().to_str().expect("utf-8").to_owned();
-        let mut cmd = tokio::process::Command::new(tether_bin());
-        cmd.args([
-            "apply",
-            "--git",
-            &repo,
-            "--rev",
-            "main",
-            "--device-poll-ms",
-            "50",
-            "--device-timeout",
-            "20",
-        ])
-        .args(extra)
-        .env("HCLOUD_POLL_INTERVAL_MS", "25")
-        .env("RUST_LOG", "warn");
-        for (k, v) in stack.env() {
-            cmd.env(k, v);
-        }
-        let out = cmd.output().await.expect("run tether apply");
+        let out = crate::common::apply_command(stack, self.dir.path(), extra)
+            .output()
+            .await
+            .expect("run tether apply");
         (
             out.status.code().unwrap_or(-1),
             String::from_utf8_lossy(&out.stdout).into_owned(),

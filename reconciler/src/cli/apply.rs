@@ -65,6 +65,11 @@ pub struct ApplyArgs {
     #[arg(long, value_name = "DURATION", env = "TETHER_LOCK_TTL", default_value = "2m",
           value_parser = lease::ttl)]
     lock_ttl: Duration,
+    /// How long to wait for the lease while another process holds it (after a killed run, its
+    /// lease expires within the TTL).
+    #[arg(long, value_name = "DURATION", env = "TETHER_LOCK_WAIT", default_value = "0s",
+          value_parser = lease::wait)]
+    lock_wait: Duration,
     /// After Ctrl-C or SIGTERM: how long in-flight actions may take to finish before tether
     /// stops waiting for them.
     #[arg(long, value_name = "DURATION", env = "TETHER_SHUTDOWN_GRACE", default_value = "60s",
@@ -173,7 +178,7 @@ fn apply(
         let (stop_tx, stop) = tokio::sync::watch::channel(false);
         let lease = match (&args.source.git, lease::fleet_name(snapshot)) {
             (Some(repo), Some(fleet)) => Some(
-                lease::take(repo, fleet, args.lock_ttl, &lease::holder("apply"))
+                lease::take(repo, fleet, args.lock_ttl, args.lock_wait, &lease::holder("apply"))
                     .await
                     .map_err(Failure::Cli)?,
             ),
@@ -215,8 +220,15 @@ fn apply(
                 never = stopper => match never {},
             }
         };
-        let outcome = shutdown::grace_after_shutdown(&signal, args.shutdown_grace, work)
-            .await
+        let outcome = shutdown::grace_after_shutdown(&signal, args.shutdown_grace, work).await;
+        // Released whether the pass succeeded, failed or was refused; a pass cut at the end of
+        // the grace keeps it until it expires, as requests it sent may still be landing.
+        if let (Ok(_), Some(guard)) = (&outcome, lease)
+            && let Err(e) = guard.release().await
+        {
+            tracing::warn!(error = %e, "could not release the lease; it expires on its own");
+        }
+        let outcome = outcome
             .map_err(|e| {
                 Failure::Cli(CliError::failed(
                     format!("interrupted, and {e}: servers may be left half-created and keys unrevoked"),
@@ -224,11 +236,6 @@ fn apply(
                 ))
             })?
             .map_err(Failure::Pass)?;
-        if let Some(guard) = lease
-            && let Err(e) = guard.release().await
-        {
-            tracing::warn!(error = %e, "could not release the lease; it expires on its own");
-        }
         Ok((outcome, signal.is_requested()))
     })
 }

@@ -21,6 +21,14 @@ pub fn ttl(text: &str) -> Result<Duration, String> {
     Ok(d)
 }
 
+/// Parses `--lock-wait` (`0s`, `30s`, `2m`).
+///
+/// # Errors
+/// Not a duration.
+pub fn wait(text: &str) -> Result<Duration, String> {
+    parse_duration(text.trim())
+}
+
 /// This process's holder id: `apply/<host>/<pid>`.
 pub fn holder(command: &str) -> String {
     let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
@@ -31,57 +39,78 @@ pub fn holder(command: &str) -> String {
     format!("{command}/{host}/{}", std::process::id())
 }
 
-/// Takes the lease on `fleet` in the repository `repo`, and guards it. Must be called inside
-/// the runtime.
+/// Takes the lease on `fleet` in the repository `repo`, waiting up to `wait` while another
+/// process holds it, and guards it. Must be called inside the runtime.
 ///
 /// # Errors
-/// Another process holds the lease (the message names it and when its lease expires), or the
-/// repository cannot be written.
+/// Another process still holds the lease after `wait` (the message names it and when its
+/// lease expires), or the repository cannot be written.
 pub async fn take(
     repo: &Path,
     fleet: String,
     ttl: Duration,
+    wait: Duration,
     holder: &str,
 ) -> Result<LeaseGuard<crate::cloud::retry::TokioClock>, CliError> {
-    let (store, holder_owned) = (LockStore::Local(repo.to_owned()), holder.to_owned());
-    let attempt = tokio::task::spawn_blocking(move || {
-        Lease::acquire(
-            &store,
-            &fleet,
-            &holder_owned,
-            ttl,
-            crate::cloud::retry::TokioClock,
-        )
-    })
-    .await
-    .map_err(|e| {
-        CliError::failed(
-            format!("the lease task failed: {e}"),
-            "report this as a bug",
-        )
-    })?;
-    match attempt {
-        Ok(lease) => {
-            tracing::info!(holder, "single-writer lease acquired");
-            Ok(LeaseGuard::start(lease, crate::cloud::retry::TokioClock))
+    let deadline = tokio::time::Instant::now() + wait;
+    loop {
+        let (store, fleet_owned, holder_owned) = (
+            LockStore::Local(repo.to_owned()),
+            fleet.clone(),
+            holder.to_owned(),
+        );
+        let attempt = tokio::task::spawn_blocking(move || {
+            Lease::acquire(
+                &store,
+                &fleet_owned,
+                &holder_owned,
+                ttl,
+                crate::cloud::retry::TokioClock,
+            )
+        })
+        .await
+        .map_err(|e| {
+            CliError::failed(
+                format!("the lease task failed: {e}"),
+                "report this as a bug",
+            )
+        })?;
+        match attempt {
+            Ok(lease) => {
+                tracing::info!(holder, "single-writer lease acquired");
+                return Ok(LeaseGuard::start(lease, crate::cloud::retry::TokioClock));
+            }
+            Err(LockError::Held { .. } | LockError::Contended { .. })
+                if tokio::time::Instant::now() < deadline =>
+            {
+                tracing::info!("the fleet's lease is held; waiting (--lock-wait)");
+                tokio::time::sleep(LEASE_POLL.min(deadline - tokio::time::Instant::now())).await;
+            }
+            Err(LockError::Held {
+                fleet,
+                holder,
+                expires_at,
+            }) => {
+                return Err(CliError::failed(
+                    format!(
+                        "fleet `{fleet}` is being changed by `{holder}` (its lease expires at {} unless renewed); nothing was changed",
+                        rfc3339(expires_at)
+                    ),
+                    "wait for it to finish and run again (or pass --lock-wait), or stop that process (`tether run` daemons hold the lease while they run)",
+                ));
+            }
+            Err(e) => {
+                return Err(CliError::failed(
+                    format!("cannot take the single-writer lease: {e}; nothing was changed"),
+                    e.hint(),
+                ));
+            }
         }
-        Err(LockError::Held {
-            fleet,
-            holder,
-            expires_at,
-        }) => Err(CliError::failed(
-            format!(
-                "fleet `{fleet}` is being changed by `{holder}` (its lease expires at {} unless renewed); nothing was changed",
-                rfc3339(expires_at)
-            ),
-            "wait for it to finish and run again, or stop that process (`tether run` daemons hold the lease while they run)",
-        )),
-        Err(e) => Err(CliError::failed(
-            format!("cannot take the single-writer lease: {e}; nothing was changed"),
-            e.hint(),
-        )),
     }
 }
+
+/// How often a waiting `tether apply` asks for the lease again.
+const LEASE_POLL: Duration = Duration::from_millis(500);
 
 /// `metadata.name` of fleet.yaml, validated on its own; `None` when fleet.yaml is invalid (the
 /// pass then refuses before reading or changing anything).

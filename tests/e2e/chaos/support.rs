@@ -2,7 +2,7 @@
 //! `tether apply --git` process (run to its end, or SIGKILLed at a chosen moment) and a seeded
 //! random source. The checks of what is left afterwards live in `checks.rs`.
 
-use crate::common::{commit_all, tether_bin};
+use crate::common::commit_all;
 use std::collections::BTreeSet;
 use std::path::Path;
 use std::process::Stdio;
@@ -117,27 +117,9 @@ impl ApplyRun {
     }
 }
 
-/// `tether apply --git <repo> --rev main` against the emulators, with fast polling.
+/// `tether apply --git <repo> --rev main` against the emulators ([`crate::common::apply_command`]).
 fn apply_command(stack: &Stack, repo: &Path, extra: &[&str]) -> tokio::process::Command {
-    let mut cmd = tokio::process::Command::new(tether_bin());
-    cmd.args(["apply", "--git"])
-        .arg(repo)
-        .args([
-            "--rev",
-            "main",
-            "--device-poll-ms",
-            "50",
-            "--device-timeout",
-            "20",
-        ])
-        .args(extra)
-        .env("HCLOUD_POLL_INTERVAL_MS", "25")
-        .env("RUST_LOG", "warn")
-        .kill_on_drop(true);
-    for (k, v) in stack.env() {
-        cmd.env(k, v);
-    }
-    cmd
+    crate::common::apply_command(stack, repo, extra)
 }
 
 /// Runs one apply to its end.
