@@ -14,6 +14,7 @@
 use crate::apply::{self, ApplyError, ApplyReport, Options};
 use crate::audit::commit::{self, CommitError};
 use crate::audit::ledger::{self, Ledger, LedgerError};
+use crate::audit::message;
 use crate::audit::status::{self, Inputs, Verdict};
 use crate::cloud::tailscale::Tailnet;
 use crate::cloud::{Compute, ServerStatus};
@@ -188,7 +189,7 @@ pub async fn run<C: Compute, T: Tailnet>(
                 options,
                 &ledger,
                 &inputs,
-                &status::refusal_message(&plan, options.run),
+                &message::refusal_message(&plan, options.run),
             )?;
             return Err(refused.into());
         }
@@ -215,7 +216,7 @@ pub async fn run<C: Compute, T: Tailnet>(
         options,
         &ledger,
         &inputs,
-        &status::commit_message(&report, options.run),
+        &message::commit_message(&report, options.run),
     )?;
     Ok(PassOutcome {
         fleet,
@@ -285,7 +286,7 @@ fn record_failure(
         .unwrap_or_default();
     let files = status::failure_files(ledger, &name, error, options.now, options.run);
     if let Some(files) = ledger::settle(&ledger.files, files) {
-        let message = status::failure_message(error, snapshot.commit.as_deref(), options.run);
+        let message = message::failure_message(error, snapshot.commit.as_deref(), options.run);
         commit::write(target, &files, &message)?;
     }
     Ok(())

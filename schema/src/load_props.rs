@@ -140,6 +140,8 @@ proptest! {
     /// A refused character anywhere in a valid spec is reported at its line and column, by name.
     #[test]
     fn a_refused_character_is_located_and_named(at in 0usize..AGENT.len(), c in refused_char()) {
+        // U+FEFF first in the file is a byte order mark, which is accepted.
+        prop_assume!(!(at == 0 && c == '\u{feff}'));
         let mut text = AGENT.to_owned();
         text.insert(at, c);
         let err = load_fleet(&files(text.into_bytes())).expect_err("refused");

@@ -5,6 +5,7 @@
 //! Start at [`apply`]. Each action's steps live in [`steps`]; [`report`] holds the account;
 //! [`keys`] mints, revokes and sweeps the Tailscale auth keys.
 
+mod devices;
 pub mod keys;
 pub mod report;
 mod steps;

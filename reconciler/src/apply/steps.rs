@@ -4,7 +4,7 @@
 use super::Options;
 use super::keys;
 use super::report::{ActionReport, Outcome};
-use crate::cloud::tailscale::{CreatedAuthKey, DeviceId, DeviceQuery, Tailnet};
+use crate::cloud::tailscale::{CreatedAuthKey, DeviceId, Tailnet};
 use crate::cloud::{ActionId, ActionStatus, Compute, NewServer, Server, ServerId};
 use crate::plan::{Action, safety};
 use crate::secret::Secret;
@@ -24,7 +24,7 @@ pub(super) struct Ctx<'a, C, T> {
 }
 
 /// Why a step did not complete.
-enum Stop {
+pub(super) enum Stop {
     /// It was attempted and failed.
     Failed(String),
     /// It was not carried out, on purpose (ownership changed, budget used up, already gone).
@@ -37,7 +37,7 @@ impl From<String> for Stop {
     }
 }
 
-type StepResult = Result<(), Stop>;
+pub(super) type StepResult = Result<(), Stop>;
 
 impl<C: Compute, T: Tailnet> Ctx<'_, C, T> {
     /// Runs one action and reports how it ended.
@@ -377,50 +377,6 @@ impl<C: Compute, T: Tailnet> Ctx<'_, C, T> {
         self.delete_devices(&all, report).await
     }
 
-    /// The devices attached to `server` as listed now ([`safety::device_owner`]'s attachment
-    /// rule: its name as hostname, fleet tags only, joined after it was created), so that a
-    /// device that enrolled after the plan was made goes with its server.
-    async fn attached_devices(&self, server: &Server) -> Result<Vec<DeviceId>, Stop> {
-        let query = DeviceQuery {
-            tags: Vec::new(),
-            hostname: Some(server.name.clone()),
-            all_fields: false,
-        };
-        let listed = self
-            .tailnet
-            .list_devices(&query)
-            .await
-            .map_err(|e| format!("listing the devices of server {}: {e}", server.id))?;
-        let fleet_tags: BTreeSet<&str> = self
-            .fleet
-            .settings
-            .tags
-            .iter()
-            .map(|t| t.as_str())
-            .collect();
-        Ok(listed
-            .into_iter()
-            .filter(|d| {
-                d.hostname == server.name
-                    && !d.tags.is_empty()
-                    && d.tags.iter().all(|t| fleet_tags.contains(t.as_str()))
-                    && safety::joined_after(d, server)
-            })
-            .map(|d| d.id)
-            .collect())
-    }
-
-    async fn delete_devices(&self, devices: &[DeviceId], report: &mut ActionReport) -> StepResult {
-        for device in devices {
-            self.tailnet
-                .delete_device(device)
-                .await
-                .map_err(|e| format!("deleting device {}: {e}", device.0))?;
-            report.device_ids.push(device.clone());
-        }
-        Ok(())
-    }
-
     /// The live server, if it still carries this fleet's and `agent`'s labels.
     async fn owned(&self, agent: &str, id: ServerId) -> Result<Server, Stop> {
         let server = self
@@ -476,47 +432,5 @@ impl<C: Compute, T: Tailnet> Ctx<'_, C, T> {
             }
         }
         Ok(())
-    }
-
-    /// The devices with the agent's hostname and tags, with their online flag.
-    async fn devices_of(&self, agent: &Agent) -> Result<Vec<(DeviceId, bool)>, String> {
-        let query = DeviceQuery {
-            tags: agent.tags.clone(),
-            hostname: Some(agent.name.as_str().to_owned()),
-            all_fields: false,
-        };
-        let devices = self
-            .tailnet
-            .list_devices(&query)
-            .await
-            .map_err(|e| format!("listing devices: {e}"))?;
-        Ok(devices
-            .into_iter()
-            .filter(|d| d.hostname == agent.name.as_str())
-            .map(|d| (d.id, d.online))
-            .collect())
-    }
-
-    /// Waits (bounded) for a device of the agent that was not there before to be online.
-    async fn wait_for_device(
-        &self,
-        agent: &Agent,
-        before: &BTreeSet<DeviceId>,
-    ) -> Result<Option<DeviceId>, String> {
-        let deadline = tokio::time::Instant::now() + self.options.device_timeout;
-        loop {
-            let found = self
-                .devices_of(agent)
-                .await?
-                .into_iter()
-                .find(|(id, online)| *online && !before.contains(id));
-            if let Some((id, _)) = found {
-                return Ok(Some(id));
-            }
-            if tokio::time::Instant::now() >= deadline {
-                return Ok(None);
-            }
-            tokio::time::sleep(self.options.device_poll).await;
-        }
     }
 }

@@ -1,11 +1,12 @@
 //! The audit trail in git: [`status`] derives each agent's phase and the status documents;
-//! [`ledger`] reads back what the status branch remembers (baseline, device record, recent
+//! [`message`] writes the commit messages; [`ledger`] reads back what the status branch remembers (baseline, device record, recent
 //! deletions) and decides what changed; [`commit`] commits and pushes safely; [`log`] reads the
 //! history of both branches back for `tether audit log`.
 
 pub mod commit;
 pub mod ledger;
 pub mod log;
+pub mod message;
 pub mod status;
 
 /// The default status branch; never the branch billing writes.

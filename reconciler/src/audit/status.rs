@@ -10,7 +10,6 @@ use crate::cloud::{Server, ServerStatus};
 use crate::plan::{Observed, Plan};
 use serde::Serialize;
 use std::collections::{BTreeMap, BTreeSet};
-use std::fmt::Write as _;
 use tether_schema::{Agent, Fleet, Power};
 
 /// Where an agent stands.
@@ -328,50 +327,6 @@ fn short(id: &str) -> &str {
     &id[..id.len().min(7)]
 }
 
-/// The one-line account of an apply: `apply 3f2a1c9: +2 created, -1 deleted, 1 failed`. The
-/// status commit's subject, and the description of the `tether/<fleet>` commit status.
-pub fn summary_line(report: &ApplyReport) -> String {
-    let short = report
-        .revision
-        .as_deref()
-        .map_or("working-tree", |r| &r[..r.len().min(7)]);
-    let created = report.done("create") + report.done("replace");
-    let deleted = report.done("delete");
-    let (_, failed, skipped) = report.counts();
-    let mut summary = vec![format!("+{created} created"), format!("-{deleted} deleted")];
-    let updated = ["resize", "relabel", "power-on", "power-off"]
-        .iter()
-        .map(|k| report.done(k))
-        .sum::<usize>();
-    if updated > 0 {
-        summary.push(format!("~{updated} updated"));
-    }
-    if failed > 0 {
-        summary.push(format!("{failed} failed"));
-    }
-    if skipped > 0 {
-        summary.push(format!("{skipped} skipped"));
-    }
-    format!("apply {short}: {}", summary.join(", "))
-}
-
-/// The status commit message: summary line, one body line per action with provider ids and
-/// outcome, then the trailers.
-pub fn commit_message(report: &ApplyReport, run: &str) -> String {
-    let mut msg = format!("{}\n\n", summary_line(report));
-    let _ = write!(msg, "{report}");
-    let _ = write!(
-        msg,
-        "\n\n{}: {}\n{}: {}\n{}: {run}\n",
-        super::TRAILER_SOURCE,
-        report.revision.as_deref().unwrap_or("none"),
-        super::TRAILER_PLAN,
-        report.plan_hash,
-        super::TRAILER_RUN
-    );
-    msg
-}
-
 /// Renders a status document as YAML.
 pub fn to_yaml(doc: &impl Serialize) -> String {
     let value = serde_json::to_value(doc).unwrap_or(serde_json::Value::Null);
@@ -499,36 +454,4 @@ pub fn failure_files(
     };
     files.insert(ledger::FLEET_FILE.to_owned(), to_yaml(&doc));
     files
-}
-
-/// The status commit message of a pass that failed before it could plan.
-pub fn failure_message(error: &str, revision: Option<&str>, run: &str) -> String {
-    let short = revision.map_or("working-tree", |r| &r[..r.len().min(7)]);
-    format!(
-        "reconcile {short}: failed, nothing changed\n\n{error}\n\n{}: {}\n{}: {run}\n",
-        super::TRAILER_SOURCE,
-        revision.unwrap_or("none"),
-        super::TRAILER_RUN
-    )
-}
-
-/// The status commit message of a refused plan.
-pub fn refusal_message(plan: &crate::plan::Plan, run: &str) -> String {
-    let short = plan
-        .revision
-        .as_deref()
-        .map_or("working-tree", |r| &r[..r.len().min(7)]);
-    let reasons = plan
-        .refusal
-        .as_ref()
-        .map(|r| r.reasons.join("\n"))
-        .unwrap_or_default();
-    format!(
-        "apply {short}: refused, nothing changed\n\n{reasons}\n\n{}: {}\n{}: {}\n{}: {run}\n",
-        super::TRAILER_SOURCE,
-        plan.revision.as_deref().unwrap_or("none"),
-        super::TRAILER_PLAN,
-        plan.plan_hash,
-        super::TRAILER_RUN
-    )
 }

@@ -6,7 +6,7 @@ use super::github::Reporter;
 use super::lease;
 use super::{CliError, Outcome};
 use crate::apply::Options;
-use crate::audit::{self, commit::Identity, status};
+use crate::audit::{self, commit::Identity, message};
 use crate::cloud::fence::Fenced;
 use crate::daemon::shutdown;
 use crate::forge::StatusState;
@@ -96,9 +96,9 @@ pub fn cmd_apply(args: &ApplyArgs) -> Result<Outcome, CliError> {
     if let Some(r) = &reporter {
         let (state, description) = match &result {
             Ok((outcome, _)) if outcome.report.succeeded() => {
-                (StatusState::Success, status::summary_line(&outcome.report))
+                (StatusState::Success, message::summary_line(&outcome.report))
             }
-            Ok((outcome, _)) => (StatusState::Failure, status::summary_line(&outcome.report)),
+            Ok((outcome, _)) => (StatusState::Failure, message::summary_line(&outcome.report)),
             Err(Failure::Pass(PassError::Refused(e))) => (
                 StatusState::Failure,
                 format!("refused, nothing changed: {e}"),

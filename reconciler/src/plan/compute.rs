@@ -1,10 +1,11 @@
 //! The planning function itself: match observed servers and devices to desired agents and
 //! decide, per agent, what must change.
 
+use super::inventory::{Inventory, device_ids, owned_devices};
 use super::{Action, Change, Context, Note, Observed, Plan, Summary, cost, safety};
-use crate::cloud::tailscale::{Device, DeviceId};
+use crate::cloud::tailscale::Device;
 use crate::cloud::{Server, ServerStatus};
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use tether_schema::labels;
 use tether_schema::{Agent, Fleet, Power};
 
@@ -115,7 +116,7 @@ pub fn plan(fleet: &Fleet, observed: &Observed, ctx: &Context) -> Plan {
     let managed_servers = inventory.managed.len() + inventory.retired.len();
     let owned_device_count = devices.values().map(Vec::len).sum();
     let in_progress = inventory.retired_agents.len();
-    let actions = limit(
+    let actions = safety::limit(
         fleet,
         actions,
         &mut notes,
@@ -142,128 +143,6 @@ pub fn plan(fleet: &Fleet, observed: &Observed, ctx: &Context) -> Plan {
         plan_hash: String::new(),
     }
     .seal()
-}
-
-/// Every observed device this fleet can prove it owns ([`safety::device_owner`]), with its
-/// agent: what the status branch records as the fleet's device record.
-pub fn device_ownership(
-    fleet: &Fleet,
-    observed: &Observed,
-    ctx: &Context,
-) -> BTreeMap<DeviceId, String> {
-    let inventory = Inventory::classify(&observed.servers, fleet.settings.name.as_str());
-    owned_devices(fleet, observed, &inventory, ctx, &mut Vec::new())
-        .into_iter()
-        .flat_map(|(agent, devs)| devs.into_iter().map(move |d| (d.id.clone(), agent.clone())))
-        .collect()
-}
-
-/// The observed servers, sorted by what they are to this fleet.
-struct Inventory<'a> {
-    /// This fleet's current servers, by agent name.
-    managed: BTreeMap<&'a str, &'a Server>,
-    /// This fleet's retired servers (named [`labels::retired_name`]), left by replacements.
-    retired: Vec<&'a Server>,
-    /// Agents with a retired server: replacements still in progress.
-    retired_agents: BTreeSet<&'a str>,
-    /// Every server that is not this fleet's.
-    unmanaged: Vec<&'a Server>,
-    /// The servers that are not this fleet's, by name.
-    foreign: BTreeMap<&'a str, &'a Server>,
-}
-
-impl<'a> Inventory<'a> {
-    fn classify(servers: &'a [Server], fleet: &str) -> Inventory<'a> {
-        let mut inv = Inventory {
-            managed: BTreeMap::new(),
-            retired: Vec::new(),
-            retired_agents: BTreeSet::new(),
-            unmanaged: Vec::new(),
-            foreign: BTreeMap::new(),
-        };
-        for server in servers {
-            let is_retired = server
-                .labels
-                .get(labels::RETIRED)
-                .is_some_and(|v| v == "true");
-            match server.labels.get(labels::AGENT) {
-                Some(agent)
-                    if safety::owns_server(server, fleet, agent)
-                        && is_retired
-                        && server.name == labels::retired_name(agent, server.id.0) =>
-                {
-                    inv.retired.push(server);
-                    inv.retired_agents.insert(agent.as_str());
-                }
-                Some(agent)
-                    if safety::owns_server(server, fleet, agent)
-                        && !is_retired
-                        && *agent == server.name =>
-                {
-                    inv.managed.insert(agent.as_str(), server);
-                }
-                _ => {
-                    inv.unmanaged.push(server);
-                    inv.foreign.insert(server.name.as_str(), server);
-                }
-            }
-        }
-        inv
-    }
-
-    /// The fleet's servers, current and retired, by the agent they serve.
-    fn owned_by_agent(&self) -> BTreeMap<&'a str, Vec<&'a Server>> {
-        let mut by_agent: BTreeMap<&str, Vec<&Server>> = BTreeMap::new();
-        for (agent, server) in &self.managed {
-            by_agent.entry(agent).or_default().push(server);
-        }
-        for server in &self.retired {
-            if let Some(agent) = server.labels.get(labels::AGENT) {
-                by_agent.entry(agent.as_str()).or_default().push(server);
-            }
-        }
-        by_agent
-    }
-}
-
-/// The devices this fleet can prove it owns ([`safety::device_owner`]), by agent, oldest first.
-/// Devices named like one of the fleet's agents but not provably its own get a note.
-fn owned_devices<'a>(
-    fleet: &Fleet,
-    observed: &'a Observed,
-    inventory: &Inventory<'a>,
-    ctx: &'a Context,
-    notes: &mut Vec<Note>,
-) -> BTreeMap<String, Vec<&'a Device>> {
-    let fleet_tags: BTreeSet<&str> = fleet.settings.tags.iter().map(|t| t.as_str()).collect();
-    let owned = inventory.owned_by_agent();
-    let foreign: BTreeSet<&str> = inventory.foreign.keys().copied().collect();
-    let mut by_agent: BTreeMap<String, Vec<&Device>> = BTreeMap::new();
-    for d in &observed.devices {
-        match safety::device_owner(d, ctx, &owned, &foreign, &fleet_tags) {
-            Some((agent, _)) => by_agent.entry(agent.to_owned()).or_default().push(d),
-            None => {
-                let ours = fleet.agents.keys().any(|n| n.as_str() == d.hostname)
-                    || owned.contains_key(d.hostname.as_str());
-                if ours {
-                    notes.push(Note::DeviceNotOwned {
-                        agent: d.hostname.clone(),
-                        device_id: d.id.clone(),
-                    });
-                }
-            }
-        }
-    }
-    for devs in by_agent.values_mut() {
-        devs.sort_by(|a, b| (&a.created, &a.id).cmp(&(&b.created, &b.id)));
-    }
-    by_agent
-}
-
-fn device_ids(devices: Option<&Vec<&Device>>) -> Vec<DeviceId> {
-    devices
-        .map(|d| d.iter().map(|d| d.id.clone()).collect())
-        .unwrap_or_default()
 }
 
 /// A retired server is deleted once its agent's current server is online (or meant to be
@@ -335,80 +214,6 @@ fn retired(
             });
         }
     }
-}
-
-/// Holds back what the budgets do not allow in this run, each with a [`Note::Deferred`]:
-/// disruptions beyond the disruption budget (replacements in progress count), server
-/// deletions beyond what is left of the hourly budget, and device deletions beyond the per-run
-/// budget. Agents are taken in name order, so the same agents go first every run.
-fn limit(
-    fleet: &Fleet,
-    actions: Vec<Action>,
-    notes: &mut Vec<Note>,
-    managed: usize,
-    in_progress: usize,
-    owned_devices: usize,
-    ctx: &Context,
-) -> Vec<Action> {
-    let disruption_budget = safety::disruption_budget(fleet, managed);
-    let mut disruptions_left = disruption_budget.saturating_sub(in_progress);
-    let window = safety::window_budget(fleet, ctx.recent_deletions);
-    let mut window_left = window;
-    let device_budget = safety::deletion_budget(fleet, owned_devices);
-    let mut devices_left = device_budget;
-    let mut disrupted: BTreeSet<String> = BTreeSet::new();
-    let mut sorted = actions;
-    sorted.sort_by(|a, b| a.agent().cmp(b.agent()));
-    let mut kept = Vec::with_capacity(sorted.len());
-    for action in sorted {
-        let agent = action.agent().to_owned();
-        let deferred = if safety::disrupts(&action) {
-            if disrupted.contains(&agent) {
-                None
-            } else if disruptions_left > 0 {
-                disruptions_left -= 1;
-                disrupted.insert(agent.clone());
-                None
-            } else {
-                Some(format!(
-                    "disruption budget: {disruption_budget} agent(s) per run (maxDisruptionsPerRun {}, maxDisruptionPercent {}%), {in_progress} replacement(s) still in progress",
-                    fleet.settings.policy.max_disruptions_per_run,
-                    fleet.settings.policy.max_disruption_percent
-                ))
-            }
-        } else if action.deletes_server() {
-            if window_left > 0 {
-                window_left -= 1;
-                None
-            } else {
-                Some(format!(
-                    "hourly deletion budget: {} server(s) per rolling hour (maxDeletionsPerHour), {} deleted in the last hour",
-                    fleet.settings.policy.max_deletions_per_hour,
-                    ctx.recent_deletions.unwrap_or(0)
-                ))
-            }
-        } else if matches!(action, Action::DeleteDevice { .. }) {
-            if devices_left > 0 {
-                devices_left -= 1;
-                None
-            } else {
-                Some(format!(
-                    "device deletion budget: {device_budget} device(s) per run of {owned_devices} owned"
-                ))
-            }
-        } else {
-            None
-        };
-        match deferred {
-            None => kept.push(action),
-            Some(reason) => notes.push(Note::Deferred {
-                agent,
-                action: action.kind().to_owned(),
-                reason,
-            }),
-        }
-    }
-    kept
 }
 
 fn create(agent: &Agent, fleet: &Fleet, devices: &[&Device]) -> Action {

@@ -7,10 +7,12 @@
 
 mod compute;
 pub mod cost;
+mod inventory;
 pub mod render;
 pub mod safety;
 
-pub use compute::{device_ownership, plan};
+pub use compute::plan;
+pub use inventory::device_ownership;
 
 use crate::cloud::tailscale::{Device, DeviceId};
 use crate::cloud::{Euros, Server, ServerId};

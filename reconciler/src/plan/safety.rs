@@ -29,7 +29,7 @@
 //! - Two fleets in different Hetzner projects that share a tailnet do not use the same agent
 //!   names: attachment by hostname cannot tell their devices apart (recorded devices can).
 
-use super::{Action, Context, Refusal};
+use super::{Action, Context, Note, Refusal};
 use crate::cloud::Server;
 use crate::cloud::tailscale::Device;
 use std::collections::{BTreeMap, BTreeSet};
@@ -166,4 +166,78 @@ pub fn check(actions: &[Action], fleet: &Fleet, managed: usize, ctx: &Context) -
         reasons,
         how_to_proceed: "check that the removed specs were meant to go, then remove them in smaller commits, raise `spec.policy` in fleet.yaml, or re-run with `--allow-shrink` if the shrink is intended".to_owned(),
     })
+}
+
+/// Holds back what the budgets do not allow in this run, each with a [`Note::Deferred`]:
+/// disruptions beyond the disruption budget (replacements in progress count), server
+/// deletions beyond what is left of the hourly budget, and device deletions beyond the per-run
+/// budget. Agents are taken in name order, so the same agents go first every run.
+pub(super) fn limit(
+    fleet: &Fleet,
+    actions: Vec<Action>,
+    notes: &mut Vec<Note>,
+    managed: usize,
+    in_progress: usize,
+    owned_devices: usize,
+    ctx: &Context,
+) -> Vec<Action> {
+    let disruption_budget = disruption_budget(fleet, managed);
+    let mut disruptions_left = disruption_budget.saturating_sub(in_progress);
+    let window = window_budget(fleet, ctx.recent_deletions);
+    let mut window_left = window;
+    let device_budget = deletion_budget(fleet, owned_devices);
+    let mut devices_left = device_budget;
+    let mut disrupted: BTreeSet<String> = BTreeSet::new();
+    let mut sorted = actions;
+    sorted.sort_by(|a, b| a.agent().cmp(b.agent()));
+    let mut kept = Vec::with_capacity(sorted.len());
+    for action in sorted {
+        let agent = action.agent().to_owned();
+        let deferred = if disrupts(&action) {
+            if disrupted.contains(&agent) {
+                None
+            } else if disruptions_left > 0 {
+                disruptions_left -= 1;
+                disrupted.insert(agent.clone());
+                None
+            } else {
+                Some(format!(
+                    "disruption budget: {disruption_budget} agent(s) per run (maxDisruptionsPerRun {}, maxDisruptionPercent {}%), {in_progress} replacement(s) still in progress",
+                    fleet.settings.policy.max_disruptions_per_run,
+                    fleet.settings.policy.max_disruption_percent
+                ))
+            }
+        } else if action.deletes_server() {
+            if window_left > 0 {
+                window_left -= 1;
+                None
+            } else {
+                Some(format!(
+                    "hourly deletion budget: {} server(s) per rolling hour (maxDeletionsPerHour), {} deleted in the last hour",
+                    fleet.settings.policy.max_deletions_per_hour,
+                    ctx.recent_deletions.unwrap_or(0)
+                ))
+            }
+        } else if matches!(action, Action::DeleteDevice { .. }) {
+            if devices_left > 0 {
+                devices_left -= 1;
+                None
+            } else {
+                Some(format!(
+                    "device deletion budget: {device_budget} device(s) per run of {owned_devices} owned"
+                ))
+            }
+        } else {
+            None
+        };
+        match deferred {
+            None => kept.push(action),
+            Some(reason) => notes.push(Note::Deferred {
+                agent,
+                action: action.kind().to_owned(),
+                reason,
+            }),
+        }
+    }
+    kept
 }

@@ -1,0 +1,102 @@
+//! The Tailscale side of the executor's steps: finding an agent's devices, waiting for a new
+//! one to join, and deleting them.
+
+use super::report::ActionReport;
+use super::steps::{Ctx, StepResult, Stop};
+use crate::cloud::tailscale::{DeviceId, DeviceQuery, Tailnet};
+use crate::cloud::{Compute, Server};
+use crate::plan::safety;
+use std::collections::BTreeSet;
+use tether_schema::Agent;
+
+impl<C: Compute, T: Tailnet> Ctx<'_, C, T> {
+    /// The devices attached to `server` as listed now ([`safety::device_owner`]'s attachment
+    /// rule: its name as hostname, fleet tags only, joined after it was created), so that a
+    /// device that enrolled after the plan was made goes with its server.
+    pub(super) async fn attached_devices(&self, server: &Server) -> Result<Vec<DeviceId>, Stop> {
+        let query = DeviceQuery {
+            tags: Vec::new(),
+            hostname: Some(server.name.clone()),
+            all_fields: false,
+        };
+        let listed = self
+            .tailnet
+            .list_devices(&query)
+            .await
+            .map_err(|e| format!("listing the devices of server {}: {e}", server.id))?;
+        let fleet_tags: BTreeSet<&str> = self
+            .fleet
+            .settings
+            .tags
+            .iter()
+            .map(|t| t.as_str())
+            .collect();
+        Ok(listed
+            .into_iter()
+            .filter(|d| {
+                d.hostname == server.name
+                    && !d.tags.is_empty()
+                    && d.tags.iter().all(|t| fleet_tags.contains(t.as_str()))
+                    && safety::joined_after(d, server)
+            })
+            .map(|d| d.id)
+            .collect())
+    }
+
+    pub(super) async fn delete_devices(
+        &self,
+        devices: &[DeviceId],
+        report: &mut ActionReport,
+    ) -> StepResult {
+        for device in devices {
+            self.tailnet
+                .delete_device(device)
+                .await
+                .map_err(|e| format!("deleting device {}: {e}", device.0))?;
+            report.device_ids.push(device.clone());
+        }
+        Ok(())
+    }
+
+    /// The devices with the agent's hostname and tags, with their online flag.
+    pub(super) async fn devices_of(&self, agent: &Agent) -> Result<Vec<(DeviceId, bool)>, String> {
+        let query = DeviceQuery {
+            tags: agent.tags.clone(),
+            hostname: Some(agent.name.as_str().to_owned()),
+            all_fields: false,
+        };
+        let devices = self
+            .tailnet
+            .list_devices(&query)
+            .await
+            .map_err(|e| format!("listing devices: {e}"))?;
+        Ok(devices
+            .into_iter()
+            .filter(|d| d.hostname == agent.name.as_str())
+            .map(|d| (d.id, d.online))
+            .collect())
+    }
+
+    /// Waits (bounded) for a device of the agent that was not there before to be online.
+    pub(super) async fn wait_for_device(
+        &self,
+        agent: &Agent,
+        before: &BTreeSet<DeviceId>,
+    ) -> Result<Option<DeviceId>, String> {
+        let deadline = tokio::time::Instant::now() + self.options.device_timeout;
+        loop {
+            let found = self
+                .devices_of(agent)
+                .await?
+                .into_iter()
+                .find(|(id, online)| *online && !before.contains(id));
+            if let Some((id, _)) = found {
+                return Ok(Some(id));
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return Ok(None);
+            }
+            tokio::time::sleep(self.options.device_poll).await;
+        }
+    }
+}
