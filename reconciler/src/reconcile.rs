@@ -236,17 +236,15 @@ fn awaiting_enrolment(fleet: &Fleet, observed: &Observed, ctx: &Context) -> BTre
         .filter(|d| d.online)
         .filter_map(|d| owned.get(&d.id).map(String::as_str))
         .collect();
-    observed
-        .servers
-        .iter()
-        .filter(|s| {
+    plan::managed_servers(fleet, observed)
+        .into_iter()
+        .filter(|(agent, s)| {
             matches!(
                 s.status,
                 ServerStatus::Initializing | ServerStatus::Starting | ServerStatus::Running
-            ) && plan::safety::owns_server(s, fleet.settings.name.as_str(), &s.name)
-                && !online.contains(s.name.as_str())
+            ) && !online.contains(agent)
         })
-        .map(|s| s.name.clone())
+        .map(|(agent, _)| agent.to_owned())
         .collect()
 }
 
@@ -257,13 +255,7 @@ fn record(
     inputs: &Inputs<'_>,
     message: &str,
 ) -> Result<Option<String>, PassError> {
-    let Some(target) = &options.status else {
-        return Ok(None);
-    };
-    let Some(files) = ledger::settle(&ledger.files, status::files(inputs)) else {
-        return Ok(None);
-    };
-    Ok(commit::write(target, &files, message)?.map(|oid| oid.to_string()))
+    commit_changed(options, ledger, status::files(inputs), message)
 }
 
 /// Records a pass that failed before it could plan: `lastError` in `status/fleet.yaml`, every
@@ -274,20 +266,24 @@ fn record_failure(
     snapshot: &Snapshot,
     error: &str,
 ) -> Result<(), PassError> {
+    let files = status::failure_files(ledger, error, options.now, options.run);
+    let message = message::failure_message(error, snapshot.commit.as_deref(), options.run);
+    commit_changed(options, ledger, files, &message).map(|_| ())
+}
+
+/// Commits `files` to the status branch, when there is one and they differ materially from
+/// what it holds ([`ledger::settle`]).
+fn commit_changed(
+    options: &PassOptions<'_>,
+    ledger: &Ledger,
+    files: std::collections::BTreeMap<String, String>,
+    message: &str,
+) -> Result<Option<String>, PassError> {
     let Some(target) = &options.status else {
-        return Ok(());
+        return Ok(None);
     };
-    let name = ledger
-        .files
-        .get(ledger::FLEET_FILE)
-        .and_then(|t| yaml_rust2::YamlLoader::load_from_str(t).ok())
-        .and_then(|d| d.into_iter().next())
-        .and_then(|d| d["fleet"].as_str().map(str::to_owned))
-        .unwrap_or_default();
-    let files = status::failure_files(ledger, &name, error, options.now, options.run);
-    if let Some(files) = ledger::settle(&ledger.files, files) {
-        let message = message::failure_message(error, snapshot.commit.as_deref(), options.run);
-        commit::write(target, &files, &message)?;
-    }
-    Ok(())
+    let Some(files) = ledger::settle(&ledger.files, files) else {
+        return Ok(None);
+    };
+    Ok(commit::write(target, &files, message)?.map(|oid| oid.to_string()))
 }

@@ -183,3 +183,20 @@ pub fn apply_command(
     }
     cmd
 }
+
+/// Runs [`apply_command`] to the end: (exit code, stdout, stderr).
+pub async fn apply(
+    stack: &tether::sandbox::stack::Stack,
+    repo: &Path,
+    extra: &[&str],
+) -> (i32, String, String) {
+    let out = apply_command(stack, repo, extra)
+        .output()
+        .await
+        .expect("run tether apply");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}

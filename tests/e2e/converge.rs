@@ -36,16 +36,7 @@ impl Bed {
 
     /// Runs `tether apply --git <repo> --rev main` and returns (exit code, stdout, stderr).
     async fn apply(&self, extra: &[&str]) -> (i32, String, String) {
-        let out = self
-            .apply_command(extra)
-            .output()
-            .await
-            .expect("run tether apply");
-        (
-            out.status.code().unwrap_or(-1),
-            String::from_utf8_lossy(&out.stdout).into_owned(),
-            String::from_utf8_lossy(&out.stderr).into_owned(),
-        )
+        crate::common::apply(&self.stack, self.repo.path(), extra).await
     }
 
     /// The `tether apply` command, pointed at the emulators.

@@ -48,15 +48,7 @@ impl FleetRepo {
     }
 
     async fn apply(&self, stack: &Stack, extra: &[&str]) -> (i32, String, String) {
-        let out = crate::common::apply_command(stack, self.dir.path(), extra)
-            .output()
-            .await
-            .expect("run tether apply");
-        (
-            out.status.code().unwrap_or(-1),
-            String::from_utf8_lossy(&out.stdout).into_owned(),
-            String::from_utf8_lossy(&out.stderr).into_owned(),
-        )
+        crate::common::apply(stack, self.dir.path(), extra).await
     }
 }
 

@@ -53,6 +53,10 @@ pub struct Deletion {
 pub struct Ledger {
     /// The last accepted pass; `None` when there is none or it cannot be read.
     pub baseline: Option<Baseline>,
+    /// The fleet's name, as `status/fleet.yaml` last recorded it.
+    pub fleet: Option<String>,
+    /// Agents per phase, as `status/fleet.yaml` last recorded them.
+    pub phases: BTreeMap<String, usize>,
     /// Devices this fleet enrolled or proved its own: id → agent.
     pub devices: BTreeMap<DeviceId, String>,
     /// Server deletions recorded (the last hour's, as of the last write).
@@ -78,6 +82,18 @@ impl LedgerError {
             branch: branch.to_owned(),
             message: message.to_owned(),
         }
+    }
+}
+
+impl Baseline {
+    /// What a pass that moves no baseline keeps recording: the revision, agent count and plan
+    /// of the last accepted pass, or nothing when there was none.
+    pub fn kept(baseline: Option<&Baseline>) -> (Option<String>, Option<usize>, String) {
+        (
+            baseline.and_then(|b| b.revision.clone()),
+            baseline.map(|b| b.agents),
+            baseline.map(|b| b.plan_hash.clone()).unwrap_or_default(),
+        )
     }
 }
 
@@ -120,13 +136,29 @@ impl Ledger {
     /// The ledger the given `status/` files describe.
     pub fn from_files(files: BTreeMap<String, String>) -> Ledger {
         let doc = |name: &str| files.get(name).and_then(|t| parse(t));
-        let baseline = doc(FLEET_FILE).and_then(|y| {
+        let fleet_doc = doc(FLEET_FILE);
+        let baseline = fleet_doc.as_ref().and_then(|y| {
             Some(Baseline {
                 agents: usize::try_from(y["agents"].as_i64()?).ok()?,
                 revision: y["revision"].as_str().map(str::to_owned),
                 plan_hash: y["planHash"].as_str()?.to_owned(),
             })
         });
+        let fleet = fleet_doc
+            .as_ref()
+            .and_then(|y| y["fleet"].as_str().map(str::to_owned));
+        let phases = fleet_doc
+            .as_ref()
+            .and_then(|y| {
+                y["phases"].as_hash().map(|h| {
+                    h.iter()
+                        .filter_map(|(k, v)| {
+                            Some((k.as_str()?.to_owned(), usize::try_from(v.as_i64()?).ok()?))
+                        })
+                        .collect()
+                })
+            })
+            .unwrap_or_default();
         let devices = doc(DEVICES_FILE)
             .and_then(|y| {
                 y["devices"].as_hash().map(|h| {
@@ -156,6 +188,8 @@ impl Ledger {
             .unwrap_or_default();
         Ledger {
             baseline,
+            fleet,
+            phases,
             devices,
             deletions,
             files,

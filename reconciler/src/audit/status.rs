@@ -3,7 +3,7 @@
 //! `status/deletions.yaml`, derived from the fleet, the inventory observed after the pass, the
 //! apply report and the [`Ledger`]; plus the status commit messages.
 
-use super::ledger::{self, Deletion, Ledger};
+use super::ledger::{self, Baseline, Deletion, Ledger};
 use crate::apply::{ActionReport, ApplyReport, Outcome};
 use crate::cloud::tailscale::{Device, DeviceId};
 use crate::cloud::{Server, ServerStatus};
@@ -142,20 +142,7 @@ pub struct Inputs<'a> {
 /// owns ([`crate::plan::device_ownership`]).
 pub fn agent_statuses(input: &Inputs<'_>, owned: &BTreeMap<DeviceId, String>) -> Vec<AgentStatus> {
     let fleet = input.fleet;
-    let servers: BTreeMap<&str, &Server> = input
-        .observed
-        .servers
-        .iter()
-        .filter(|s| {
-            s.labels.get(tether_schema::labels::AGENT).is_some_and(|a| {
-                crate::plan::safety::owns_server(s, fleet.settings.name.as_str(), a) && *a == s.name
-            }) && s
-                .labels
-                .get(tether_schema::labels::RETIRED)
-                .is_none_or(|v| v != "true")
-        })
-        .map(|s| (s.name.as_str(), s))
-        .collect();
+    let servers = crate::plan::managed_servers(fleet, input.observed);
     let refused = matches!(input.verdict, Verdict::Refused(_));
     let mut names: BTreeSet<&str> = servers.keys().copied().collect();
     if !refused {
@@ -289,17 +276,13 @@ pub fn fleet_status(input: &Inputs<'_>, agents: &[AgentStatus]) -> FleetStatus {
                 }),
             )
         }
-        Verdict::Suspended(_) => (
-            baseline.and_then(|b| b.revision.clone()),
-            baseline.map(|b| b.agents),
-            baseline.map(|b| b.plan_hash.clone()).unwrap_or_default(),
-            None,
-        ),
-        Verdict::Refused(plan) => (
-            baseline.and_then(|b| b.revision.clone()),
-            baseline.map(|b| b.agents),
-            baseline.map(|b| b.plan_hash.clone()).unwrap_or_default(),
-            Some(format!(
+        Verdict::Suspended(_) => {
+            let (revision, agents, plan_hash) = Baseline::kept(baseline);
+            (revision, agents, plan_hash, None)
+        }
+        Verdict::Refused(plan) => {
+            let (revision, agents, plan_hash) = Baseline::kept(baseline);
+            let reason = format!(
                 "plan {} of revision {} refused, nothing changed: {}",
                 short(&plan.plan_hash),
                 plan.revision.as_deref().map_or("working-tree", short),
@@ -307,8 +290,9 @@ pub fn fleet_status(input: &Inputs<'_>, agents: &[AgentStatus]) -> FleetStatus {
                     .as_ref()
                     .map(|r| r.reasons.join("; "))
                     .unwrap_or_default()
-            )),
-        ),
+            );
+            (revision, agents, plan_hash, Some(reason))
+        }
     };
     FleetStatus {
         fleet: input.fleet.settings.name.as_str().to_owned(),
@@ -419,35 +403,19 @@ pub fn files(input: &Inputs<'_>) -> BTreeMap<String, String> {
 /// (an invalid fleet, an unreadable inventory); every other document stays as it was.
 pub fn failure_files(
     ledger: &Ledger,
-    fleet_name: &str,
     error: &str,
     now: &str,
     run: &str,
 ) -> BTreeMap<String, String> {
     let mut files = ledger.files.clone();
-    let baseline = ledger.baseline.as_ref();
-    let phases = ledger
-        .files
-        .get(ledger::FLEET_FILE)
-        .and_then(|t| yaml_rust2::YamlLoader::load_from_str(t).ok())
-        .and_then(|docs| docs.into_iter().next())
-        .and_then(|d| {
-            d["phases"].as_hash().map(|h| {
-                h.iter()
-                    .filter_map(|(k, v)| {
-                        Some((k.as_str()?.to_owned(), usize::try_from(v.as_i64()?).ok()?))
-                    })
-                    .collect()
-            })
-        })
-        .unwrap_or_default();
+    let (revision, agents, plan_hash) = Baseline::kept(ledger.baseline.as_ref());
     let doc = FleetStatus {
-        fleet: fleet_name.to_owned(),
-        revision: baseline.and_then(|b| b.revision.clone()),
-        agents: baseline.map(|b| b.agents),
-        phases,
+        fleet: ledger.fleet.clone().unwrap_or_default(),
+        revision,
+        agents,
+        phases: ledger.phases.clone(),
         last_reconcile: now.to_owned(),
-        plan_hash: baseline.map(|b| b.plan_hash.clone()).unwrap_or_default(),
+        plan_hash,
         run: run.to_owned(),
         last_error: Some(error.to_owned()),
         suspended: false,

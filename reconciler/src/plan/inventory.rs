@@ -21,6 +21,12 @@ pub fn device_ownership(
         .collect()
 }
 
+/// The fleet's current servers (not retired ones), by agent name: the servers this fleet owns
+/// ([`safety::owns_server`]) and that carry their agent's name.
+pub fn managed_servers<'a>(fleet: &Fleet, observed: &'a Observed) -> BTreeMap<&'a str, &'a Server> {
+    Inventory::classify(&observed.servers, fleet.settings.name.as_str()).managed
+}
+
 /// The observed servers, sorted by what they are to this fleet.
 pub(super) struct Inventory<'a> {
     /// This fleet's current servers, by agent name.

@@ -12,7 +12,7 @@ pub mod render;
 pub mod safety;
 
 pub use compute::plan;
-pub use inventory::device_ownership;
+pub use inventory::{device_ownership, managed_servers};
 
 use crate::cloud::tailscale::{Device, DeviceId};
 use crate::cloud::{Euros, Server, ServerId};
