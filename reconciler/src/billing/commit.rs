@@ -19,7 +19,6 @@ pub(super) fn change(
     edit: impl Fn(Option<(String, String)>) -> Result<Option<(String, String)>, BillingError>,
 ) -> Result<Change, BillingError> {
     let repo = Repository::open(target.repo)?;
-    let refname = format!("refs/heads/{}", target.branch);
     for attempt in 0..MAX_ATTEMPTS {
         if attempt > 0 {
             // Lost a race: back off a jittered, growing moment so racers spread out.
@@ -76,26 +75,43 @@ pub(super) fn change(
             &repo.find_tree(new_tree)?,
             &[&tip],
         )?;
-        let landed = match target.push {
-            None if existed => repo
-                .reference_matching(&refname, oid, true, tip.id(), summary)
-                .is_ok(),
-            None => repo.reference(&refname, oid, false, summary).is_ok(),
-            Some(remote) => publish::fast_forward(&repo, remote, oid, target.branch)?,
-        };
-        if landed {
-            if target.push.is_some() {
-                repo.reference(&refname, oid, true, summary)?;
-            }
+        if land(&repo, target, &tip, existed, oid, summary)? {
             return Ok(Change::Committed { commit: oid, path });
         }
     }
     Err(BillingError::Contended(target.branch.to_owned()))
 }
 
+/// Moves `target.branch` from `tip` to `oid`: a compare-and-swap on the local ref, or a push
+/// that never forces (then the local ref follows). False when the branch moved meanwhile.
+///
+/// # Errors
+/// libgit2 or the push failed for another reason than a lost race.
+pub(super) fn land(
+    repo: &Repository,
+    target: &Target<'_>,
+    tip: &git2::Commit<'_>,
+    existed: bool,
+    oid: Oid,
+    summary: &str,
+) -> Result<bool, BillingError> {
+    let refname = format!("refs/heads/{}", target.branch);
+    let landed = match target.push {
+        None if existed => repo
+            .reference_matching(&refname, oid, true, tip.id(), summary)
+            .is_ok(),
+        None => repo.reference(&refname, oid, false, summary).is_ok(),
+        Some(remote) => publish::fast_forward(repo, remote, oid, target.branch)?,
+    };
+    if landed && target.push.is_some() {
+        repo.reference(&refname, oid, true, summary)?;
+    }
+    Ok(landed)
+}
+
 /// The commit to build on: the tip of `target.branch` (fetched first when pushing), or of
 /// `target.base` when the branch does not exist yet; and whether the branch existed.
-fn branch_tip<'r>(
+pub(super) fn branch_tip<'r>(
     repo: &'r Repository,
     target: &Target<'_>,
 ) -> Result<(git2::Commit<'r>, bool), BillingError> {
@@ -132,7 +148,7 @@ fn branch_tip<'r>(
 }
 
 /// A spec file's text and its `spec.subscription`.
-fn spec_subscription(file: &tether_schema::SourceFile) -> Option<(&str, &str)> {
+pub(super) fn spec_subscription(file: &tether_schema::SourceFile) -> Option<(&str, &str)> {
     let tether_schema::Content::Bytes(bytes) = &file.content else {
         return None;
     };
@@ -163,7 +179,7 @@ fn find_key(repo: &Repository, tip: Oid, key: &str) -> Result<Option<Oid>, git2:
 }
 
 /// `tree` with the file at `path` set to `content` (removed when empty).
-fn with_file(
+pub(super) fn with_file(
     repo: &Repository,
     tree: &git2::Tree<'_>,
     path: &str,

@@ -40,6 +40,9 @@ pub struct AgentRequest {
     pub runtime_version: Option<String>,
     /// Idempotency key: a request whose key is already on the branch changes nothing.
     pub idempotency_key: Option<String>,
+    /// Power to set: `Off` writes `power: off`; `On` turns an agent that was off back on;
+    /// `None` keeps what the spec says.
+    pub power: Option<Power>,
 }
 
 /// What happened.
@@ -222,6 +225,11 @@ impl Spec {
         if let Some(v) = &req.runtime_version {
             self.runtime_version.clone_from(v);
         }
+        match req.power {
+            Some(Power::Off) => self.power = Some("off"),
+            Some(Power::On) if self.power.is_some() => self.power = Some("on"),
+            Some(Power::On) | None => {}
+        }
     }
 
     fn render(&self) -> String {
@@ -291,37 +299,46 @@ pub fn add(target: &Target<'_>, req: &AgentRequest) -> Result<Change, BillingErr
         &req.subscription,
         req.idempotency_key.as_deref(),
         &summary,
-        |existing| {
-            let (path, mut spec) = match existing {
-                Some((path, text)) => {
-                    let spec =
-                        Spec::parse(&text).ok_or_else(|| BillingError::Unreadable(path.clone()))?;
-                    if req.name.as_ref().is_some_and(|n| *n != spec.name) {
-                        return Err(BillingError::Rename {
-                            subscription: req.subscription.clone(),
-                            current: spec.name,
-                            requested: name.clone(),
-                        });
-                    }
-                    (path, spec)
-                }
-                None => {
-                    let spec = Spec {
-                        name: name.clone(),
-                        subscription: req.subscription.clone(),
-                        runtime_version: "stable".to_owned(),
-                        ..Spec::default()
-                    };
-                    (
-                        format!("agents/{}/{name}.yaml", folder(&req.customer)),
-                        spec,
-                    )
-                }
-            };
-            spec.update(req);
-            Ok(Some((path, spec.render())))
-        },
+        |existing| agent_file(existing, req).map(Some),
     )
+}
+
+/// The path and new text of `req.subscription`'s spec, given its current one (path and text).
+fn agent_file(
+    existing: Option<(String, String)>,
+    req: &AgentRequest,
+) -> Result<(String, String), BillingError> {
+    let name = req
+        .name
+        .clone()
+        .unwrap_or_else(|| default_name(&req.subscription));
+    let (path, mut spec) = match existing {
+        Some((path, text)) => {
+            let spec = Spec::parse(&text).ok_or_else(|| BillingError::Unreadable(path.clone()))?;
+            if req.name.as_ref().is_some_and(|n| *n != spec.name) {
+                return Err(BillingError::Rename {
+                    subscription: req.subscription.clone(),
+                    current: spec.name,
+                    requested: name,
+                });
+            }
+            (path, spec)
+        }
+        None => {
+            let spec = Spec {
+                name: name.clone(),
+                subscription: req.subscription.clone(),
+                runtime_version: "stable".to_owned(),
+                ..Spec::default()
+            };
+            (
+                format!("agents/{}/{name}.yaml", folder(&req.customer)),
+                spec,
+            )
+        }
+    };
+    spec.update(req);
+    Ok((path, spec.render()))
 }
 
 /// Removes the agent of `subscription`; no spec for it is not an error (nothing to do).
@@ -344,6 +361,7 @@ pub fn remove(
 }
 
 mod commit;
+pub mod serve;
 #[cfg(test)]
 mod tests;
 

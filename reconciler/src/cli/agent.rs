@@ -148,6 +148,7 @@ pub fn cmd_agent(args: &AgentArgs) -> Result<Outcome, CliError> {
                 plan: a.plan.clone(),
                 runtime_version: a.runtime_version.clone(),
                 idempotency_key: a.repo.idempotency_key.clone(),
+                power: None,
             };
             with_target(repo, branch, base, |t| billing::add(t, &req))
         }

@@ -5,6 +5,7 @@
 mod agent;
 mod apply;
 mod audit;
+mod billing;
 mod common;
 mod error;
 mod github;
@@ -37,6 +38,7 @@ enum Command {
     Reconcile(reconcile::ReconcileArgs),
     Agent(Box<agent::AgentArgs>),
     Audit(audit::AuditArgs),
+    Billing(billing::BillingArgs),
     Schema(schema::SchemaArgs),
     Sandbox(sandbox::SandboxArgs),
 }
@@ -67,6 +69,7 @@ pub fn main() -> ExitCode {
         Command::Reconcile(args) => reconcile::cmd_reconcile(&args),
         Command::Agent(args) => agent::cmd_agent(&args),
         Command::Audit(args) => audit::cmd_audit(&args),
+        Command::Billing(args) => billing::cmd_billing(&args),
         Command::Schema(args) => schema::cmd_schema(&args),
         Command::Sandbox(args) => sandbox::cmd_sandbox(&args),
     };

@@ -38,10 +38,14 @@ impl ReconcileOutcome {
     }
 }
 
+/// A metric family's type.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Kind {
+pub(crate) enum Kind {
+    /// Only goes up.
     Counter,
+    /// Goes up and down.
     Gauge,
+    /// Observations in buckets.
     Histogram,
 }
 
@@ -66,17 +70,20 @@ enum Value {
     },
 }
 
+/// One metric family and its series; also used by `tether billing serve`'s metrics.
 #[derive(Debug)]
-struct Family {
+pub(crate) struct Family {
     name: &'static str,
     help: &'static str,
     kind: Kind,
     labels: &'static [&'static str],
+    bounds: &'static [f64],
     series: BTreeMap<Vec<String>, Value>,
 }
 
 impl Family {
-    fn new(
+    /// An empty family; a histogram's buckets are [`DURATION_BUCKETS`].
+    pub(crate) fn new(
         name: &'static str,
         kind: Kind,
         labels: &'static [&'static str],
@@ -87,11 +94,19 @@ impl Family {
             help,
             kind,
             labels,
+            bounds: &DURATION_BUCKETS,
             series: BTreeMap::new(),
         }
     }
 
-    fn add(&mut self, labels: &[&str], by: f64) {
+    /// The same family with other histogram bucket bounds (seconds, ascending).
+    pub(crate) fn with_bounds(mut self, bounds: &'static [f64]) -> Self {
+        self.bounds = bounds;
+        self
+    }
+
+    /// Adds `by` to the series of `labels`.
+    pub(crate) fn add(&mut self, labels: &[&str], by: f64) {
         let key = labels.iter().map(|l| (*l).to_owned()).collect();
         match self.series.entry(key).or_insert(Value::Number(0.0)) {
             Value::Number(n) => *n += by,
@@ -104,10 +119,11 @@ impl Family {
         self.series.insert(key, Value::Number(to));
     }
 
-    fn observe(&mut self, labels: &[&str], seconds: f64) {
+    /// Records one observation in the histogram series of `labels`.
+    pub(crate) fn observe(&mut self, labels: &[&str], seconds: f64) {
         let key = labels.iter().map(|l| (*l).to_owned()).collect();
         let value = self.series.entry(key).or_insert_with(|| Value::Histogram {
-            buckets: vec![0; DURATION_BUCKETS.len() + 1],
+            buckets: vec![0; self.bounds.len() + 1],
             sum: 0.0,
             count: 0,
         });
@@ -117,17 +133,19 @@ impl Family {
             count,
         } = value
         {
-            let slot = DURATION_BUCKETS
+            let slot = self
+                .bounds
                 .iter()
                 .position(|bound| seconds <= *bound)
-                .unwrap_or(DURATION_BUCKETS.len());
+                .unwrap_or(self.bounds.len());
             buckets[slot] += 1;
             *sum += seconds;
             *count += 1;
         }
     }
 
-    fn render(&self, out: &mut String) {
+    /// Appends the text exposition of the family to `out`.
+    pub(crate) fn render(&self, out: &mut String) {
         let _ = writeln!(out, "# HELP {} {}", self.name, self.help);
         let _ = writeln!(out, "# TYPE {} {}", self.name, self.kind.as_str());
         for (values, value) in &self.series {
@@ -145,7 +163,7 @@ impl Family {
                     count,
                 } => {
                     let mut cumulative = 0;
-                    let bounds = DURATION_BUCKETS.iter().map(|b| b.to_string());
+                    let bounds = self.bounds.iter().map(|b| b.to_string());
                     for (le, n) in bounds.chain(["+Inf".to_owned()]).zip(buckets) {
                         cumulative += n;
                         let mut with_le = pairs.clone();
