@@ -5,6 +5,7 @@
 //!
 //! - [`emulator`]: the HTTP server, fault injection and request counters they share;
 //! - [`github`]: the GitHub REST emulator (comments, statuses, pull requests) octocrab talks to;
+//! - [`stripe`]: subscriptions, signed webhook deliveries and the subscription lookup;
 //! - [`MachineHooks`]: how an emulated VM's life (boot, power off, delete) reaches other
 //!   emulators, so a booted server can enrol in the emulated tailnet from its cloud-init.
 
@@ -14,6 +15,7 @@ pub mod github;
 pub mod hetzner;
 pub mod live;
 pub mod stack;
+pub mod stripe;
 pub mod tailscale;
 
 /// A server that finished booting, as the Hetzner emulator reports it.

@@ -246,12 +246,9 @@ fn validate(raw: RawMapping, problems: &mut Problems) -> Option<Mapping> {
     for (i, p) in raw.prices.into_iter().enumerate() {
         let key = format!("prices[{i}]");
         let matchers: Vec<(Spanned<String>, MakeMatcher)> = [
-            p.lookup_key
-                .map(|v| (v, Matcher::LookupKey as MakeMatcher)),
-            p.price
-                .map(|v| (v, Matcher::Price as MakeMatcher)),
-            p.product
-                .map(|v| (v, Matcher::Product as MakeMatcher)),
+            p.lookup_key.map(|v| (v, Matcher::LookupKey as MakeMatcher)),
+            p.price.map(|v| (v, Matcher::Price as MakeMatcher)),
+            p.product.map(|v| (v, Matcher::Product as MakeMatcher)),
         ]
         .into_iter()
         .flatten()
