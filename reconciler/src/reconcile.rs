@@ -99,6 +99,7 @@ pub fn context(snapshot: &Snapshot, ledger: &Ledger, allow_shrink: bool, now: &s
         allow_shrink,
         owned_devices: ledger.devices.clone(),
         recent_deletions: Some(ledger.recent_deletions(now).len()),
+        subscriptions: std::collections::BTreeMap::new(),
     }
 }
 
@@ -114,7 +115,11 @@ pub async fn plan_only<C: Compute, T: Tailnet>(
 ) -> Result<(Fleet, Observed, Plan), PassError> {
     let fleet = load_fleet(&snapshot.files)?;
     let observed = observe(compute, tailnet).await?;
-    let plan = plan::plan(&fleet, &observed, ctx);
+    let ctx = Context {
+        subscriptions: crate::billing::confirm::confirmations(&fleet, &observed).await,
+        ..ctx.clone()
+    };
+    let plan = plan::plan(&fleet, &observed, &ctx);
     Ok((fleet, observed, plan))
 }
 

@@ -29,4 +29,4 @@ pub use load::{
     AGENTS_DIR, Content, FLEET_FILE, LoadError, MAX_SPEC_BYTES, SourceFile, is_fleet_path,
     load_fleet,
 };
-pub use model::{Agent, Fleet, FleetSettings, Power};
+pub use model::{Agent, ConfirmDeletes, Fleet, FleetSettings, Power};

@@ -78,6 +78,18 @@ pub struct Policy {
     pub max_disruptions_per_run: u32,
     /// Most agents one run may disrupt, in percent (0-100) of the managed servers.
     pub max_disruption_percent: u32,
+    /// Who must confirm that a removed agent's subscription ended before its server is deleted.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub confirm_deletes: Option<ConfirmDeletes>,
+}
+
+/// The system of record that confirms deletes (`spec.policy.confirmDeletes`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ConfirmDeletes {
+    /// Stripe's subscription lookup: the subscription's status must be `canceled` or
+    /// `incomplete_expired`.
+    Stripe,
 }
 
 impl Default for Policy {
@@ -89,6 +101,7 @@ impl Default for Policy {
             max_deletions_per_hour: 20,
             max_disruptions_per_run: 5,
             max_disruption_percent: 10,
+            confirm_deletes: None,
         }
     }
 }

@@ -191,6 +191,10 @@ pub struct RawPolicy {
     /// Most agents one run may disrupt, in percent of the managed servers (default 10).
     #[serde(default)]
     pub max_disruption_percent: Option<Spanned<u32>>,
+    /// `stripe`: delete a removed agent's server only once Stripe says its subscription ended
+    /// (default: no confirmation).
+    #[serde(default)]
+    pub confirm_deletes: Option<Text>,
 }
 
 /// `spec.catalog` of the Fleet.

@@ -5,7 +5,9 @@
 
 use crate::cloud_init;
 use crate::diagnostic::{Code, Diagnostic, Span};
-use crate::model::{Agent, Catalog, FleetSettings, Labels, Policy, Runtime, ServerSpec};
+use crate::model::{
+    Agent, Catalog, ConfirmDeletes, FleetSettings, Labels, Policy, Runtime, ServerSpec,
+};
 use crate::names::{
     AgentName, EnvName, FleetName, ImageName, Invalid, LabelKey, LabelValue, LocationName,
     RuntimeVersion, ServerTypeName, SshKeyName, Subscription, Tailnet, TailnetTag,
@@ -150,6 +152,19 @@ pub(crate) fn fleet(raw: RawFleet, r: &mut Report<'_>) -> Option<FleetContext> {
     }
     if let Some(pct) = &spec.policy.max_disruption_percent {
         policy.max_disruption_percent = percent(pct, "spec.policy.maxDisruptionPercent", r);
+    }
+    if let Some(by) = &spec.policy.confirm_deletes {
+        match by.value.as_str() {
+            "stripe" => policy.confirm_deletes = Some(ConfirmDeletes::Stripe),
+            other => r.push(
+                by.span,
+                "spec.policy.confirmDeletes",
+                Code::InvalidValue,
+                format!("`{other}` is not a system tether can ask"),
+                "write `stripe` (the subscription lookup of the Stripe API), or remove the key"
+                    .into(),
+            ),
+        }
     }
     let catalog = catalog(&spec.catalog, r);
     let defaults = defaults(&spec.defaults.server, &catalog, r);

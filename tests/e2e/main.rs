@@ -3,6 +3,7 @@
 
 mod apply_interrupt;
 mod billing;
+mod billing_confirm;
 mod chaos;
 mod common;
 mod converge;

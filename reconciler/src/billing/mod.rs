@@ -361,6 +361,7 @@ pub fn remove(
 }
 
 mod commit;
+pub mod confirm;
 pub mod serve;
 #[cfg(test)]
 mod tests;

@@ -2,7 +2,7 @@
 //! decide, per agent, what must change.
 
 use super::inventory::{Inventory, device_ids, owned_devices};
-use super::{Action, Change, Context, Note, Observed, Plan, Summary, cost, safety};
+use super::{Action, Change, Context, Note, Observed, Plan, Summary, confirm, cost, safety};
 use crate::cloud::tailscale::Device;
 use crate::cloud::{Server, ServerStatus};
 use std::collections::BTreeMap;
@@ -58,6 +58,7 @@ pub fn plan(fleet: &Fleet, observed: &Observed, ctx: &Context) -> Plan {
         if fleet.agents.contains_key(*agent) {
             continue;
         }
+        let unconfirmed = confirm::unconfirmed(fleet, server, &ctx.subscriptions);
         let keep = if safety::is_protected(server) {
             Some(
                 "protected: it was `protect: true` at its last applied spec, or has Hetzner delete protection",
@@ -65,7 +66,7 @@ pub fn plan(fleet: &Fleet, observed: &Observed, ctx: &Context) -> Plan {
         } else if !settings.policy.prune {
             Some("`spec.policy.prune` is off")
         } else {
-            None
+            unconfirmed.as_deref()
         };
         match keep {
             Some(reason) => notes.push(Note::OrphanKept {

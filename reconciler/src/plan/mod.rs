@@ -6,6 +6,7 @@
 //! rendering is the [`Plan`]'s `Serialize` form (schema in `docs/plan.md`).
 
 mod compute;
+pub mod confirm;
 pub mod cost;
 mod inventory;
 pub mod render;
@@ -46,6 +47,9 @@ pub struct Context {
     /// Servers this fleet deleted in the last hour, from the status branch; `None` when there
     /// is no record.
     pub recent_deletions: Option<usize>,
+    /// Under `spec.policy.confirmDeletes`: what billing said about the subscriptions of
+    /// servers whose spec is gone ([`confirm::subscriptions_to_confirm`]).
+    pub subscriptions: BTreeMap<String, confirm::Confirmation>,
 }
 
 /// One change to make.

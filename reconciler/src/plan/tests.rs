@@ -261,6 +261,7 @@ fn every_fixture_plans_as_snapshotted_in_text_markdown_and_json() {
                 .map(|(id, agent)| (DeviceId(id.clone()), agent.clone()))
                 .collect(),
             recent_deletions: case.context.recent_deletions,
+            ..Context::default()
         };
         let p = plan(&fleet, &observed(&case, &fleet), &ctx);
         insta::assert_snapshot!(format!("{name}__text"), text::render(&p, false));

@@ -80,6 +80,14 @@ impl StripeEmulator {
             .sign_up(customer, lookup_key, SystemTime::now())
     }
 
+    /// Adds an `active` subscription with a chosen id (e.g. one an existing agent spec names),
+    /// without an event: billing history from before the emulator started.
+    pub fn seed(&self, subscription: &str, customer: &str, lookup_key: &str) {
+        self.shared
+            .state()
+            .seed(subscription, customer, lookup_key, SystemTime::now());
+    }
+
     /// The subscription's status changes (`customer.subscription.updated`, or `.paused` /
     /// `.resumed` for those transitions); `None` for an unknown subscription.
     pub fn set_status(&self, subscription: &str, status: &str) -> Option<Event> {

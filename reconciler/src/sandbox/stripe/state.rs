@@ -99,6 +99,19 @@ impl State {
         self.event(&id, "customer.subscription.created", created)
     }
 
+    /// An `active` subscription with the id given, and no event.
+    pub fn seed(&mut self, id: &str, customer: &str, lookup_key: &str, now: SystemTime) {
+        let created = self.tick(now);
+        let sub = Subscription {
+            id: id.to_owned(),
+            customer: customer.to_owned(),
+            status: "active".to_owned(),
+            lookup_key: lookup_key.to_owned(),
+            created,
+        };
+        self.subscriptions.insert(id.to_owned(), sub);
+    }
+
     /// A status change and its event.
     pub fn set_status(&mut self, id: &str, status: &str, now: SystemTime) -> Option<Event> {
         let before = self.subscriptions.get(id)?.status.clone();
