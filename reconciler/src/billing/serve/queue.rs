@@ -106,7 +106,7 @@ async fn write(
     mut rx: mpsc::Receiver<Job>,
     metrics: Arc<BillingMetrics>,
 ) {
-    let mut ledger = Ledger::default();
+    let mut ledger = warm_up(&destination).await;
     while let Some(first) = rx.recv().await {
         let mut jobs = vec![first];
         while jobs.len() < max_batch
@@ -152,5 +152,27 @@ async fn write(
         for (job, result) in jobs.into_iter().zip(results) {
             let _ = job.reply.send(result);
         }
+    }
+}
+
+/// The ledger as of the branch tip at start, so the first delivery does not wait for the
+/// history to be read; an empty one (read at the first batch) when that fails.
+async fn warm_up(destination: &Destination) -> Ledger {
+    let dest = destination.clone();
+    let read = tokio::task::spawn_blocking(move || {
+        let repo = git2::Repository::open(&dest.repo)?;
+        let tip = repo.refname_to_id(&format!("refs/heads/{}", dest.branch))?;
+        let mut ledger = Ledger::default();
+        ledger.catch_up(&repo, tip)?;
+        Ok::<_, git2::Error>(ledger)
+    })
+    .await;
+    match read {
+        Ok(Ok(ledger)) => ledger,
+        Ok(Err(e)) => {
+            tracing::warn!(error = %e.message(), "the billing ledger is read at the first delivery instead");
+            Ledger::default()
+        }
+        Err(_) => Ledger::default(),
     }
 }

@@ -42,6 +42,11 @@ fn seeded(dir: &Path) -> Result<(), git2::Error> {
 async fn harness(max_batch: usize) -> Harness {
     let dir = tempfile::tempdir().expect("temp dir");
     seeded(dir.path()).expect("seed the fleet");
+    receiver_on(dir, max_batch).await
+}
+
+/// A fresh receiver (new writer, new ledger) on the repository in `dir`: a restart.
+async fn receiver_on(dir: tempfile::TempDir, max_batch: usize) -> Harness {
     let metrics = Arc::new(BillingMetrics::default());
     let destination = Destination {
         repo: dir.path().to_owned(),
@@ -251,6 +256,46 @@ async fn a_cancellation_before_a_delayed_retry_of_the_sign_up_recreates_nothing(
     assert_eq!(h.redeliver(&created, 60).await.1["status"], "duplicate");
     assert!(h.spec("sub_b").is_none());
     assert_eq!(h.commits(), 2, "stale and duplicate events commit nothing");
+}
+
+#[tokio::test]
+async fn order_and_idempotency_survive_a_restart() {
+    let h = harness(50).await;
+    let created = event(
+        "evt_s1",
+        "customer.subscription.created",
+        100,
+        "sub_s",
+        "active",
+        "pro_monthly",
+    );
+    let deleted = event(
+        "evt_s2",
+        "customer.subscription.deleted",
+        200,
+        "sub_s",
+        "canceled",
+        "pro_monthly",
+    );
+    assert_eq!(h.deliver(&deleted).await.1["status"], "applied");
+    let Harness {
+        dir,
+        _server: server,
+        ..
+    } = h;
+    server.abort();
+    let restarted = receiver_on(dir, 50).await;
+    assert_eq!(
+        restarted.redeliver(&created, 10).await.1["status"],
+        "stale",
+        "the order came back from the trailers"
+    );
+    assert_eq!(
+        restarted.redeliver(&deleted, 10).await.1["status"],
+        "duplicate"
+    );
+    assert!(restarted.spec("sub_s").is_none());
+    assert_eq!(restarted.commits(), 1);
 }
 
 #[tokio::test]
