@@ -1,9 +1,12 @@
 //! `tether sandbox --demo`: tether's whole job in under a minute, narrated. Billing adds agents,
-//! tether plans and applies, a subscription ends, a VM is deleted by hand and repaired, and a
-//! commit that would delete everything is refused; then a summary and the status branch's log.
+//! tether plans and applies, a subscription ends, a VM is deleted by hand and repaired, Stripe
+//! webhooks arrive out of order ([`stripe`]), and a commit that would delete everything is
+//! refused; then a summary and the status branch's log.
 //!
 //! Everything is real but local: the emulators over HTTP on 127.0.0.1, a bare git repository in
 //! a temporary folder, the same code paths as `tether agent`, `tether plan` and `tether apply`.
+
+mod stripe;
 
 use super::hetzner::Latencies;
 use super::stack::{Stack, StackOptions};
@@ -305,7 +308,9 @@ impl<W: Write> Demo<'_, W> {
         self.apply("repair drift").await?;
         self.inventory();
 
-        self.heading(8, "A bad commit removes every agent spec: tether refuses");
+        self.stripe(8).await?;
+
+        self.heading(9, "A bad commit removes every agent spec: tether refuses");
         self.commit_without_agents()?;
         let before = self.stack.hetzner.servers().len();
         match self.pass().await {
@@ -486,7 +491,7 @@ impl<W: Write> Demo<'_, W> {
             tailscale_requests: self.stack.tailscale.requests().total(),
             status_commits: status_log.len(),
         };
-        self.heading(9, "Summary");
+        self.heading(10, "Summary");
         for (what, n) in [
             (
                 "agents in the last applied spec",
