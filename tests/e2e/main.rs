@@ -4,6 +4,7 @@
 mod apply_interrupt;
 mod billing;
 mod billing_confirm;
+mod billing_serve;
 mod chaos;
 mod common;
 mod converge;
