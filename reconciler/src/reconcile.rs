@@ -95,11 +95,21 @@ pub fn context(snapshot: &Snapshot, ledger: &Ledger, allow_shrink: bool, now: &s
         .unwrap_or_else(|_| time::OffsetDateTime::now_utc());
     Context {
         revision: snapshot.commit.clone(),
+        previous: None,
         previous_agents: ledger.baseline.as_ref().map(|b| b.agents),
         allow_shrink,
         owned_devices: ledger.devices.clone(),
         recent_deletions: Some(ledger.recent_deletions(now).len()),
     }
+}
+
+/// The fleet as last applied: the status branch's baseline revision, read from `repo`. `None`
+/// when there is no baseline or it cannot be read or loaded; a replacement's plan then says
+/// its spec-only old values are unknown.
+pub fn previous_fleet(repo: &std::path::Path, ledger: &Ledger) -> Option<Fleet> {
+    let revision = ledger.baseline.as_ref()?.revision.as_deref()?;
+    let snapshot = crate::source::git::read(repo, revision).ok()?;
+    load_fleet(&snapshot.files).ok()
 }
 
 /// Loads the fleet, reads the inventory and plans, without changing anything.
@@ -149,7 +159,11 @@ pub async fn run<C: Compute, T: Tailnet>(
         Some(target) => read_ledger(target)?,
         None => Ledger::default(),
     };
-    let ctx = context(snapshot, &ledger, options.allow_shrink, options.now);
+    let mut ctx = context(snapshot, &ledger, options.allow_shrink, options.now);
+    ctx.previous = options
+        .status
+        .as_ref()
+        .and_then(|target| previous_fleet(target.repo, &ledger));
     let (fleet, observed, plan) = match plan_only(snapshot, compute, tailnet, &ctx).await {
         Ok(planned) => planned,
         Err(e) => {

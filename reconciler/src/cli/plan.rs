@@ -99,7 +99,12 @@ fn compute_plan(
     let now = time::OffsetDateTime::now_utc()
         .format(&time::format_description::well_known::Rfc3339)
         .unwrap_or_default();
-    let ctx = reconcile::context(snapshot, &ledger, args.allow_shrink, &now);
+    let mut ctx = reconcile::context(snapshot, &ledger, args.allow_shrink, &now);
+    ctx.previous = args
+        .source
+        .git
+        .as_deref()
+        .and_then(|repo| reconcile::previous_fleet(repo, &ledger));
     let result = rt.block_on(reconcile::plan_only(snapshot, &compute, &tailnet, &ctx));
     result.map(|(_, _, plan)| plan).map_err(Failure::Pass)
 }
