@@ -35,6 +35,9 @@ pub struct PassOptions<'a> {
     pub expect_plan_hash: Option<&'a str>,
     /// Override the shrink circuit breaker.
     pub allow_shrink: bool,
+    /// Called with the plan once it is made and checked against `expect_plan_hash`, before
+    /// anything is changed (`tether apply --auto-approve` shows it there).
+    pub on_plan: Option<fn(&Plan)>,
     /// Executor options.
     pub apply: Options,
     /// Where to write status, if anywhere.
@@ -179,6 +182,9 @@ pub async fn run<C: Compute, T: Tailnet>(
             expected: expected.to_owned(),
             actual: plan.plan_hash.clone(),
         });
+    }
+    if let Some(show) = options.on_plan {
+        show(&plan);
     }
     let awaiting = awaiting_enrolment(&fleet, &observed, &ctx);
     apply::keys::sweep_logged(tailnet, &fleet.settings.name, &awaiting).await;

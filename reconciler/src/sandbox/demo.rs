@@ -362,6 +362,7 @@ impl<W: Write> Demo<'_, W> {
         let options = PassOptions {
             expect_plan_hash: None,
             allow_shrink: false,
+            on_plan: None,
             apply: Options {
                 concurrency: 8,
                 device_poll: Duration::from_millis(100),
