@@ -106,6 +106,7 @@ impl Bed {
         let bare = self.bare.display().to_string();
         self.tether(&[
             "apply",
+            "--auto-approve",
             "--git",
             &bare,
             "--rev",

@@ -164,7 +164,10 @@ fn approve(
     approval: &Approval,
     snapshot: &Snapshot,
     rt: &tokio::runtime::Runtime,
-    clients: (&impl crate::cloud::Compute, &impl crate::cloud::tailscale::Tailnet),
+    clients: (
+        &impl crate::cloud::Compute,
+        &impl crate::cloud::tailscale::Tailnet,
+    ),
     status: Option<&StatusTarget<'_>>,
     allow_shrink: bool,
     now: &str,
@@ -194,11 +197,15 @@ fn approve(
         Approval::Saved(saved) if saved.hash != plan.plan_hash => {
             Err(Failure::Cli(saved.mismatch(&plan)))
         }
-        Approval::Hash(hash) if *hash != plan.plan_hash => Err(Failure::Pass(PassError::PlanChanged {
-            expected: hash.clone(),
-            actual: plan.plan_hash,
-        })),
-        Approval::Ask if approve::needs_question(&plan) && !approve::ask(&plan).map_err(Failure::Cli)? => {
+        Approval::Hash(hash) if *hash != plan.plan_hash => {
+            Err(Failure::Pass(PassError::PlanChanged {
+                expected: hash.clone(),
+                actual: plan.plan_hash,
+            }))
+        }
+        Approval::Ask
+            if approve::needs_question(&plan) && !approve::ask(&plan).map_err(Failure::Cli)? =>
+        {
             Err(Failure::Cli(CliError::failed(
                 "apply cancelled: the answer was not `yes`; nothing was changed",
                 "run `tether apply` again and answer yes to apply the plan shown",
