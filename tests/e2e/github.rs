@@ -86,6 +86,8 @@ impl Bed {
         let mut args = vec![
             "agent",
             "add",
+            "--runtime-version",
+            "1.4.2",
             "--repo",
             &clone,
             "--push",

@@ -254,7 +254,7 @@ impl<W: Write> Demo<'_, W> {
 
         self.heading(
             4,
-            "tether apply: servers are created and their devices join the tailnet",
+            "tether apply --auto-approve: servers are created and their devices join the tailnet",
         );
         self.apply("apply").await?;
         self.inventory();
