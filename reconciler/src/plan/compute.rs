@@ -399,6 +399,6 @@ fn summarize(actions: &[Action], observed: &Observed, notes: &mut Vec<Note>) -> 
         .map(Action::agent)
         .collect();
     s.disruptions = disrupted.len();
-    s.deletions = actions.iter().filter(|a| a.deletes_server()).count() + s.replace;
+    s.deletions = actions.iter().filter(|a| a.deletes_server()).count();
     s
 }

@@ -339,7 +339,8 @@ pub struct Summary {
     pub api_calls: u32,
     /// Agents disrupted (replaced, resized, powered off): the use of the disruption budget.
     pub disruptions: usize,
-    /// Servers deleted, replacements' old servers included: the use of the deletion budget.
+    /// Servers the plan deletes: the use of the deletion budget. Replacements' old servers
+    /// come on top, deleted within what is left of it (else by a later run).
     pub deletions: usize,
 }
 
