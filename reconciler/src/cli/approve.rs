@@ -5,7 +5,7 @@
 use super::CliError;
 use crate::plan::{PLAN_VERSION, Plan};
 use serde_json::Value;
-use std::collections::BTreeSet;
+use std::collections::BTreeMap;
 use std::io::{BufRead, IsTerminal, Write};
 use std::path::{Path, PathBuf};
 
@@ -100,20 +100,31 @@ impl SavedPlan {
     }
 
     /// The refusal when `fresh` is not the saved plan: both hashes and the actions that are in
-    /// only one of them.
+    /// only one of them or differ between them.
     pub fn mismatch(&self, fresh: &Plan) -> CliError {
+        let by_key = |actions: &[Value]| -> BTreeMap<String, Value> {
+            actions.iter().map(|a| (describe(a), a.clone())).collect()
+        };
         let now: Vec<Value> = fresh
             .actions
             .iter()
             .filter_map(|a| serde_json::to_value(a).ok())
             .collect();
-        let saved: BTreeSet<String> = self.actions.iter().map(describe).collect();
-        let current: BTreeSet<String> = now.iter().map(describe).collect();
-        let mut differs: Vec<String> = saved
-            .difference(&current)
-            .map(|a| format!("saved only: {a}"))
-            .collect();
-        differs.extend(current.difference(&saved).map(|a| format!("now also: {a}")));
+        let (saved, current) = (by_key(&self.actions), by_key(&now));
+        let mut differs = Vec::new();
+        for (key, action) in &saved {
+            match current.get(key) {
+                None => differs.push(format!("saved only: {key}")),
+                Some(other) if other != action => differs.push(format!("changed: {key}")),
+                Some(_) => {}
+            }
+        }
+        differs.extend(
+            current
+                .keys()
+                .filter(|k| !saved.contains_key(*k))
+                .map(|k| format!("now also: {k}")),
+        );
         let what = if differs.is_empty() {
             "the same actions, but the inventory or the policy they act on changed".to_owned()
         } else {
@@ -131,13 +142,21 @@ impl SavedPlan {
     }
 }
 
-/// `create alpha` for an action in the plan's JSON form.
+/// `create alpha` for an action in the plan's JSON form, with the server or device it acts
+/// on when it has one (`delete alpha (server 7)`), as an agent can have several.
 fn describe(action: &Value) -> String {
-    format!(
+    let mut key = format!(
         "{} {}",
         action["kind"].as_str().unwrap_or("?"),
         action["agent"].as_str().unwrap_or("?")
-    )
+    );
+    if let Some(server) = action["serverId"].as_u64() {
+        key.push_str(&format!(" (server {server})"));
+    }
+    if let Some(device) = action["deviceId"].as_str() {
+        key.push_str(&format!(" (device {device})"));
+    }
+    key
 }
 
 /// Asks whether to apply `plan`'s actions; `true` only for the answer `yes`.
@@ -168,4 +187,38 @@ pub fn ask(plan: &Plan) -> Result<bool, CliError> {
 /// pass records the refusal) nor suspended (nothing of it is applied).
 pub fn needs_question(plan: &Plan) -> bool {
     plan.accepted() && !plan.suspended && !plan.is_empty()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn saved(text: &str) -> Result<SavedPlan, CliError> {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("plan.json");
+        std::fs::write(&path, text).expect("write");
+        SavedPlan::read(&path)
+    }
+
+    #[test]
+    fn a_saved_plan_is_read_back_with_its_hash_and_actions() {
+        let plan = saved(&format!(
+            r#"{{"version": {PLAN_VERSION}, "planHash": "abc", "actions": [{{"kind": "create", "agent": "a"}}]}}"#
+        ))
+        .expect("saved plan");
+        assert_eq!(plan.hash, "abc");
+        assert_eq!(describe(&plan.actions[0]), "create a");
+    }
+
+    #[test]
+    fn files_that_are_not_saved_plans_of_this_version_are_usage_errors_naming_the_file() {
+        for (text, says) in [
+            ("not json", "not a saved plan"),
+            (r#"{"version": 2}"#, "no `planHash`"),
+            (r#"{"version": 1, "planHash": "abc"}"#, "plan version 1"),
+        ] {
+            let err = saved(text).expect_err(text).to_string();
+            assert!(err.contains("plan.json") && err.contains(says), "{err}");
+        }
+    }
 }
