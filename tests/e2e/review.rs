@@ -1,7 +1,8 @@
 //! Approvals that hold: a plan approved on a pull request applies after the PR is merged with
 //! a merge commit (`--plan-hash`), a plan saved with `plan --out` applies with `apply FILE`,
 //! and either refuses, creating nothing, once the fleet or the inventory is not what was
-//! approved. `apply` with no approval and no terminal refuses with a usage error.
+//! approved. On a terminal `apply` shows the plan and acts only on `yes`; with no approval and
+//! no terminal it refuses with a usage error.
 
 use crate::common::{commit_all, example_fleet, tether_bin};
 use std::path::Path;
@@ -27,6 +28,43 @@ async fn tether(stack: &Stack, args: &[&str]) -> (i32, String, String) {
         out.status.code().unwrap_or(-1),
         String::from_utf8_lossy(&out.stdout).into_owned(),
         String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// Runs `tether ARGS` on a pseudo-terminal (util-linux `script`), typing `answer`: (code,
+/// everything the terminal showed).
+async fn on_a_terminal(stack: &Stack, args: &[&str], answer: &str) -> (i32, String) {
+    use tokio::io::AsyncWriteExt as _;
+    let line = std::iter::once(tether_bin().display().to_string())
+        .chain(args.iter().map(|a| (*a).to_owned()))
+        .collect::<Vec<_>>()
+        .join(" ");
+    let mut cmd = tokio::process::Command::new("script");
+    cmd.args(["-qec", &line, "/dev/null"])
+        .env("SHELL", "/bin/sh")
+        .env("HCLOUD_POLL_INTERVAL_MS", "25")
+        .env("RUST_LOG", "warn")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true);
+    for (k, v) in stack.env() {
+        cmd.env(k, v);
+    }
+    let mut child = cmd
+        .spawn()
+        .expect("util-linux `script` runs tether on a pseudo-terminal");
+    let mut stdin = child.stdin.take().expect("stdin");
+    stdin.write_all(answer.as_bytes()).await.expect("type");
+    drop(stdin);
+    let out = child.wait_with_output().await.expect("run script");
+    (
+        out.status.code().unwrap_or(-1),
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ),
     )
 }
 
@@ -295,4 +333,49 @@ async fn apply_without_approval_or_a_terminal_refuses_and_names_auto_approve() {
     assert_ne!(code, 0);
     assert!(err.contains("--auto-approve"), "{err}");
     assert!(servers(&stack).is_empty(), "nothing was created");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn on_a_terminal_apply_shows_the_plan_asks_and_acts_only_on_yes() {
+    let stack = Stack::start(StackOptions::default())
+        .await
+        .expect("emulators");
+    let fleet = example_fleet();
+    let git = fleet.path().to_str().expect("utf-8");
+    commit_all(fleet.path(), "main", "seed the example fleet");
+    let args = [
+        "apply",
+        "--git",
+        git,
+        "--rev",
+        "main",
+        "--device-poll-ms",
+        "50",
+        "--device-timeout",
+        "20",
+    ];
+
+    let (code, shown) = on_a_terminal(&stack, &args, "no\n").await;
+    assert_ne!(code, 0, "{shown}");
+    let plan_at = shown.find("create server").expect("the plan is shown");
+    let question_at = shown
+        .find("actions? Only 'yes' will be accepted")
+        .expect("the question is asked");
+    assert!(
+        plan_at < question_at,
+        "the plan comes before the question: {shown}"
+    );
+    assert!(shown.contains("apply cancelled"), "{shown}");
+    assert!(servers(&stack).is_empty(), "nothing was created");
+
+    let (code, shown) = on_a_terminal(&stack, &args, "yes\n").await;
+    assert_eq!(code, 0, "{shown}");
+    assert!(!servers(&stack).is_empty(), "yes applies the plan: {shown}");
+
+    let (code, shown) = on_a_terminal(&stack, &args, "").await;
+    assert_eq!(code, 0, "{shown}");
+    assert!(
+        shown.contains("No changes") && !shown.contains("Only 'yes'"),
+        "an empty plan applies without asking: {shown}"
+    );
 }
