@@ -379,3 +379,48 @@ async fn on_a_terminal_apply_shows_the_plan_asks_and_acts_only_on_yes() {
         "an empty plan applies without asking: {shown}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_replacement_shows_the_old_and_new_values_from_the_last_applied_revision() {
+    let stack = Stack::start(StackOptions::default())
+        .await
+        .expect("emulators");
+    let fleet = example_fleet();
+    let repo = fleet.path();
+    let git = repo.to_str().expect("utf-8");
+    commit_all(repo, "main", "seed the example fleet");
+    let (code, out, err) = tether(
+        &stack,
+        &["apply", "--auto-approve", "--git", git, "--rev", "main"],
+    )
+    .await;
+    assert_eq!(code, 0, "{out}\n{err}");
+
+    let spec = repo.join("agents/globex/globex-ops.yaml");
+    let text = std::fs::read_to_string(&spec).expect("spec");
+    std::fs::write(
+        &spec,
+        text.replace(
+            "version: \"1.3.9\"",
+            "version: \"1.4.2\"\n    env: {LOG_LEVEL: debug, API_TOKEN: never-shown-0123}",
+        ),
+    )
+    .expect("edit spec");
+    commit_all(repo, "main", "globex-ops: runtime 1.4.2, debug logs");
+    let (code, out, err) = tether(&stack, &["plan", "--git", git, "--rev", "main"]).await;
+    assert_eq!(code, 0, "{err}");
+    for line in [
+        "REPLACE server globex-ops",
+        "~ runtime version: 1.3.9 → 1.4.2   # forces replacement",
+        "+ env.LOG_LEVEL: \"debug\"   # forces replacement",
+        "+ env.API_TOKEN: (value hidden)   # forces replacement",
+        "new public IPv4/IPv6, the disk is not kept",
+    ] {
+        assert!(out.contains(line), "{line:?} in:\n{out}");
+    }
+    assert!(
+        !out.contains("never-shown"),
+        "a secret-looking value is never shown"
+    );
+    assert!(!out.contains("tether/spec"), "no opaque hashes: {out}");
+}
