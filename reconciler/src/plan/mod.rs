@@ -408,7 +408,7 @@ impl Plan {
     }
 
     /// The hash of what the plan does: the plan without its revision and its own hash.
-    pub fn content_hash(&self) -> String {
+    fn content_hash(&self) -> String {
         let body = Plan {
             revision: None,
             plan_hash: String::new(),
