@@ -35,6 +35,9 @@ pub struct PassOptions<'a> {
     pub expect_plan_hash: Option<&'a str>,
     /// Override the shrink circuit breaker.
     pub allow_shrink: bool,
+    /// Called with the plan once it is made and checked against `expect_plan_hash`, before
+    /// anything is changed (`tether apply --auto-approve` shows it there).
+    pub on_plan: Option<fn(&Plan)>,
     /// Executor options.
     pub apply: Options,
     /// Where to write status, if anywhere.
@@ -95,12 +98,22 @@ pub fn context(snapshot: &Snapshot, ledger: &Ledger, allow_shrink: bool, now: &s
         .unwrap_or_else(|_| time::OffsetDateTime::now_utc());
     Context {
         revision: snapshot.commit.clone(),
+        previous: None,
         previous_agents: ledger.baseline.as_ref().map(|b| b.agents),
         allow_shrink,
         owned_devices: ledger.devices.clone(),
         recent_deletions: Some(ledger.recent_deletions(now).len()),
         subscriptions: std::collections::BTreeMap::new(),
     }
+}
+
+/// The fleet as last applied: the status branch's baseline revision, read from `repo`. `None`
+/// when there is no baseline or it cannot be read or loaded; a replacement's plan then says
+/// its spec-only old values are unknown.
+pub fn previous_fleet(repo: &std::path::Path, ledger: &Ledger) -> Option<Fleet> {
+    let revision = ledger.baseline.as_ref()?.revision.as_deref()?;
+    let snapshot = crate::source::git::read(repo, revision).ok()?;
+    load_fleet(&snapshot.files).ok()
 }
 
 /// Loads the fleet, reads the inventory and plans, without changing anything.
@@ -154,7 +167,11 @@ pub async fn run<C: Compute, T: Tailnet>(
         Some(target) => read_ledger(target)?,
         None => Ledger::default(),
     };
-    let ctx = context(snapshot, &ledger, options.allow_shrink, options.now);
+    let mut ctx = context(snapshot, &ledger, options.allow_shrink, options.now);
+    ctx.previous = options
+        .status
+        .as_ref()
+        .and_then(|target| previous_fleet(target.repo, &ledger));
     let (fleet, observed, plan) = match plan_only(snapshot, compute, tailnet, &ctx).await {
         Ok(planned) => planned,
         Err(e) => {
@@ -170,6 +187,9 @@ pub async fn run<C: Compute, T: Tailnet>(
             expected: expected.to_owned(),
             actual: plan.plan_hash.clone(),
         });
+    }
+    if let Some(show) = options.on_plan {
+        show(&plan);
     }
     let awaiting = awaiting_enrolment(&fleet, &observed, &ctx);
     apply::keys::sweep_logged(tailnet, &fleet.settings.name, &awaiting).await;

@@ -25,6 +25,7 @@ async fn ctrl_c_lets_in_flight_creates_finish_skips_the_rest_and_exits_130() {
     let mut cmd = tokio::process::Command::new(tether_bin());
     cmd.args([
         "apply",
+        "--auto-approve",
         "--git",
         repo.path().to_str().expect("utf-8"),
         "--rev",

@@ -20,6 +20,8 @@ fn agent_add_with_the_same_idempotency_key_commits_once() {
     let args = [
         "agent",
         "add",
+        "--runtime-version",
+        "1.4.2",
         "--repo",
         dir,
         "--subscription",
@@ -61,6 +63,8 @@ fn concurrent_agent_adds_from_two_processes_both_land() {
                 .args([
                     "agent",
                     "add",
+                    "--runtime-version",
+                    "1.4.2",
                     "--repo",
                     dir,
                     "--subscription",
@@ -107,6 +111,8 @@ fn an_invalid_agent_is_refused_with_a_located_error() {
         &[
             "agent",
             "add",
+            "--runtime-version",
+            "1.4.2",
             "--repo",
             dir,
             "--subscription",
@@ -140,6 +146,8 @@ fn audit_log_names_who_added_an_agent() {
         .args([
             "agent",
             "add",
+            "--runtime-version",
+            "1.4.2",
             "--repo",
             dir,
             "--subscription",

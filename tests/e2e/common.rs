@@ -160,7 +160,7 @@ pub fn apply_command(
     extra: &[&str],
 ) -> tokio::process::Command {
     let mut cmd = tokio::process::Command::new(tether_bin());
-    cmd.args(["apply", "--git"])
+    cmd.args(["apply", "--auto-approve", "--git"])
         .arg(repo)
         .args([
             "--rev",

@@ -243,7 +243,10 @@ async fn a_vm_deleted_out_of_band_is_recreated_on_the_next_pass() {
     assert!(bed.stack.hetzner.delete_server(victim.id));
     let (code, out, err) = bed.apply(&[]).await;
     assert_eq!(code, 0, "{out}\n{err}");
-    assert!(err.contains("deleted outside tether (drift)"), "{err}");
+    assert!(
+        out.contains("deleted outside tether (drift)"),
+        "the plan is shown on stdout: {out}"
+    );
     let again = bed
         .stack
         .hetzner

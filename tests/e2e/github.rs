@@ -86,6 +86,8 @@ impl Bed {
         let mut args = vec![
             "agent",
             "add",
+            "--runtime-version",
+            "1.4.2",
             "--repo",
             &clone,
             "--push",
@@ -106,6 +108,7 @@ impl Bed {
         let bare = self.bare.display().to_string();
         self.tether(&[
             "apply",
+            "--auto-approve",
             "--git",
             &bare,
             "--rev",

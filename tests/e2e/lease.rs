@@ -45,6 +45,7 @@ fn apply(fleet: &Path, stack: &Stack) -> tokio::process::Child {
     let mut cmd = tokio::process::Command::new(tether_bin());
     cmd.args([
         "apply",
+        "--auto-approve",
         "--git",
         fleet.to_str().expect("utf-8"),
         "--rev",

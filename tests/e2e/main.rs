@@ -12,6 +12,7 @@ mod daemon;
 mod daemon_time;
 mod github;
 mod lease;
+mod review;
 mod safety;
 mod sandbox_cmd;
 mod sandbox_demo;

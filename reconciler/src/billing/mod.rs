@@ -36,7 +36,7 @@ pub struct AgentRequest {
     pub image: Option<String>,
     /// Plan label value.
     pub plan: Option<String>,
-    /// Runtime version; default `stable` for a new agent, unchanged for an existing one.
+    /// Runtime version: required for a new agent, unchanged for an existing one when `None`.
     pub runtime_version: Option<String>,
     /// Idempotency key: a request whose key is already on the branch changes nothing.
     pub idempotency_key: Option<String>,
@@ -94,6 +94,16 @@ pub enum BillingError {
         "the existing spec {0} could not be read; fix it by hand (run `tether validate`) before billing updates it"
     )]
     Unreadable(String),
+    /// A new agent without a runtime version: tether pins versions, never an unpinned one.
+    #[error(
+        "agent `{agent}` (subscription {subscription}) is new and has no runtime version; give one with --runtime-version (e.g. 1.4.2): tether pins the version every VM installs, so a new agent never gets an unpinned `stable`"
+    )]
+    RuntimeVersionRequired {
+        /// The new agent.
+        agent: String,
+        /// Its subscription.
+        subscription: String,
+    },
 }
 
 impl From<git2::Error> for BillingError {
@@ -325,10 +335,16 @@ fn agent_file(
             (path, spec)
         }
         None => {
+            let runtime_version = req.runtime_version.clone().ok_or_else(|| {
+                BillingError::RuntimeVersionRequired {
+                    agent: name.clone(),
+                    subscription: req.subscription.clone(),
+                }
+            })?;
             let spec = Spec {
                 name: name.clone(),
                 subscription: req.subscription.clone(),
-                runtime_version: "stable".to_owned(),
+                runtime_version,
                 ..Spec::default()
             };
             (

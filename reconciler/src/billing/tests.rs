@@ -281,3 +281,28 @@ fn a_pull_request_branch_starts_from_its_base_and_is_pushed_once() {
         "one commit on the new branch, off main; main itself unchanged"
     );
 }
+
+#[test]
+fn a_new_agent_without_a_runtime_version_is_refused_and_nothing_is_committed() {
+    let dir = seeded();
+    let id = Identity::default();
+    let t = Target {
+        repo: dir.path(),
+        base: None,
+        branch: "main",
+        push: None,
+        identity: &id,
+    };
+    let before = commits(dir.path());
+    let unpinned = AgentRequest {
+        runtime_version: None,
+        ..request("sub_Unpinned1", None)
+    };
+    let err = add(&t, &unpinned).expect_err("a new agent needs a runtime version");
+    assert!(
+        matches!(err, BillingError::RuntimeVersionRequired { ref subscription, .. } if subscription == "sub_Unpinned1"),
+        "{err:?}"
+    );
+    assert!(err.to_string().contains("--runtime-version"), "{err}");
+    assert_eq!(commits(dir.path()), before);
+}

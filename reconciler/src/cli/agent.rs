@@ -79,7 +79,8 @@ struct AddArgs {
     /// Value of the `plan` label.
     #[arg(long)]
     plan: Option<String>,
-    /// Agent runtime version (default for a new agent: `stable`; an existing agent keeps its own).
+    /// Agent runtime version, e.g. 1.4.2: required for a new agent (tether never installs an
+    /// unpinned version); an existing agent keeps its own unless given.
     #[arg(long)]
     runtime_version: Option<String>,
     #[command(flatten)]
@@ -167,6 +168,12 @@ pub fn cmd_agent(args: &AgentArgs) -> Result<Outcome, CliError> {
             eprint!("{}", render::human(&diagnostics, |_| None));
             eprintln!("error: the change would make the fleet invalid; nothing was committed");
             return Ok(Outcome::Problems);
+        }
+        Err(e @ BillingError::RuntimeVersionRequired { .. }) => {
+            return Err(CliError::usage(
+                e.to_string(),
+                "pass --runtime-version VERSION: the agent runtime version its VM installs",
+            ));
         }
         Err(e) => {
             return Err(CliError::failed(

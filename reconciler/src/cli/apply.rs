@@ -1,5 +1,7 @@
-//! `tether apply`: converge the fleet once.
+//! `tether apply`: show the plan, have it approved ([`super::approve`]), and converge the
+//! fleet once.
 
+use super::approve::{self, Approval};
 use super::common::{self, LogFormat, SourceArgs};
 use super::error::Failure;
 use super::github::Reporter;
@@ -10,12 +12,21 @@ use crate::audit::{self, commit::Identity, message};
 use crate::cloud::fence::Fenced;
 use crate::daemon::shutdown;
 use crate::forge::StatusState;
+use crate::plan::Plan;
 use crate::plan::render::text;
 use crate::reconcile::{self, PassError, PassOptions, PassOutcome, StatusTarget};
 use crate::source::Snapshot;
+use std::io::IsTerminal;
+use std::path::PathBuf;
 use std::time::Duration;
 
-/// Plan and carry the plan out, then record what happened on the status branch.
+/// Show the plan, ask, carry it out, then record what happened on the status branch.
+///
+/// The plan is printed first; on a terminal tether asks before acting (only `yes` goes on).
+/// Automation passes --auto-approve, or applies an approved plan: a PLAN_FILE saved with
+/// `tether plan --out`, or --plan-hash. Either refuses, changing nothing, unless a fresh plan
+/// has exactly the approved hash. Without any of these and without a terminal on stdin, apply
+/// refuses with a usage error.
 ///
 /// With --git, takes the fleet's single-writer lease first (the one `tether run` holds) and
 /// refuses, changing nothing, while another process holds it. On Ctrl-C or SIGTERM, starts no
@@ -27,9 +38,15 @@ use std::time::Duration;
 pub struct ApplyArgs {
     #[command(flatten)]
     source: SourceArgs,
+    /// A plan saved with `tether plan --out FILE`: apply it only if a fresh plan has its hash.
+    #[arg(value_name = "PLAN_FILE", conflicts_with = "plan_hash")]
+    plan_file: Option<PathBuf>,
     /// Refuse to act unless a fresh plan has exactly this hash (the plan approved on the PR).
     #[arg(long, value_name = "HASH")]
     plan_hash: Option<String>,
+    /// Apply without asking (for automation); the plan is still printed before acting.
+    #[arg(long)]
+    auto_approve: bool,
     /// Actions in flight at once.
     #[arg(long, default_value_t = 8)]
     concurrency: usize,
@@ -83,6 +100,11 @@ pub struct ApplyArgs {
 /// The fleet, the credentials or the inventory cannot be read, or the plan is refused.
 pub fn cmd_apply(args: &ApplyArgs) -> Result<Outcome, CliError> {
     common::init_logging(args.log_format, "info");
+    let approval = Approval::from_args(
+        args.plan_file.as_deref(),
+        args.plan_hash.as_deref(),
+        args.auto_approve,
+    )?;
     let snapshot = args.source.snapshot()?;
     let rt = common::runtime()?;
     let reporter = if args.github_status {
@@ -92,7 +114,7 @@ pub fn cmd_apply(args: &ApplyArgs) -> Result<Outcome, CliError> {
     } else {
         None
     };
-    let result = apply(args, &snapshot, &rt);
+    let result = apply(args, &approval, &snapshot, &rt);
     if let Some(r) = &reporter {
         let (state, description) = match &result {
             Ok((outcome, _)) if outcome.report.succeeded() => {
@@ -115,7 +137,6 @@ pub fn cmd_apply(args: &ApplyArgs) -> Result<Outcome, CliError> {
         r.status(state, &description)?;
     }
     let (outcome, interrupted) = result?;
-    eprint!("{}", text::render(&outcome.plan, false));
     println!("{}", outcome.report);
     if let Some(commit) = &outcome.status_commit {
         println!("status commit {commit} on {}", args.status_branch);
@@ -132,10 +153,73 @@ pub fn cmd_apply(args: &ApplyArgs) -> Result<Outcome, CliError> {
     })
 }
 
+/// Prints a plan on stdout, coloured on a terminal.
+fn show(plan: &Plan) {
+    print!("{}", text::render(plan, std::io::stdout().is_terminal()));
+}
+
+/// Plans without acting, shows the plan and has it approved: the hash the pass must then
+/// find, or `None` when the pass may act on what it plans (--auto-approve).
+fn approve(
+    approval: &Approval,
+    snapshot: &Snapshot,
+    rt: &tokio::runtime::Runtime,
+    clients: (
+        &impl crate::cloud::Compute,
+        &impl crate::cloud::tailscale::Tailnet,
+    ),
+    status: Option<&StatusTarget<'_>>,
+    allow_shrink: bool,
+    now: &str,
+) -> Result<Option<String>, Failure> {
+    if matches!(approval, Approval::Auto) {
+        return Ok(None);
+    }
+    let preview = || -> Result<Plan, PassError> {
+        let ledger = match status {
+            Some(target) => reconcile::read_ledger(target)?,
+            None => Default::default(),
+        };
+        let mut ctx = reconcile::context(snapshot, &ledger, allow_shrink, now);
+        ctx.previous = status.and_then(|t| reconcile::previous_fleet(t.repo, &ledger));
+        let (compute, tailnet) = clients;
+        rt.block_on(reconcile::plan_only(snapshot, compute, tailnet, &ctx))
+            .map(|(_, _, plan)| plan)
+    };
+    let plan = match (preview(), approval) {
+        (Ok(plan), _) => plan,
+        (Err(e), Approval::Ask) => return Err(Failure::Pass(e)),
+        // The pass repeats the failure, records it, and acts on nothing but the approved hash.
+        (Err(_), _) => return Ok(approval.expected().map(str::to_owned)),
+    };
+    show(&plan);
+    match approval {
+        Approval::Saved(saved) if saved.hash != plan.plan_hash => {
+            Err(Failure::Cli(saved.mismatch(&plan)))
+        }
+        Approval::Hash(hash) if *hash != plan.plan_hash => {
+            Err(Failure::Pass(PassError::PlanChanged {
+                expected: hash.clone(),
+                actual: plan.plan_hash,
+            }))
+        }
+        Approval::Ask
+            if approve::needs_question(&plan) && !approve::ask(&plan).map_err(Failure::Cli)? =>
+        {
+            Err(Failure::Cli(CliError::failed(
+                "apply cancelled: the answer was not `yes`; nothing was changed",
+                "run `tether apply` again and answer yes to apply the plan shown",
+            )))
+        }
+        _ => Ok(Some(plan.plan_hash)),
+    }
+}
+
 /// Runs the pass, holding the lease with --git; `true` with the outcome when it was
 /// interrupted.
 fn apply(
     args: &ApplyArgs,
+    approval: &Approval,
     snapshot: &Snapshot,
     rt: &tokio::runtime::Runtime,
 ) -> Result<(PassOutcome, bool), Failure> {
@@ -148,22 +232,33 @@ fn apply(
         "apply-{}",
         time::OffsetDateTime::now_utc().unix_timestamp_nanos()
     );
+    let status = args.source.git.as_deref().map(|repo| StatusTarget {
+        repo,
+        remote: args.push_status.as_deref(),
+        branch: &args.status_branch,
+        source_branch: &args.source_branch,
+        identity: &identity,
+    });
+    let expected = approve(
+        approval,
+        snapshot,
+        rt,
+        (&compute, &tailnet),
+        status.as_ref(),
+        args.allow_shrink,
+        &now,
+    )?;
     let options = PassOptions {
-        expect_plan_hash: args.plan_hash.as_deref(),
+        expect_plan_hash: expected.as_deref(),
         allow_shrink: args.allow_shrink,
+        on_plan: matches!(approval, Approval::Auto).then_some(show as fn(&Plan)),
         apply: Options {
             concurrency: args.concurrency,
             device_timeout: Duration::from_secs(args.device_timeout),
             device_poll: Duration::from_millis(args.device_poll_ms.max(10)),
             ..Options::default()
         },
-        status: args.source.git.as_deref().map(|repo| StatusTarget {
-            repo,
-            remote: args.push_status.as_deref(),
-            branch: &args.status_branch,
-            source_branch: &args.source_branch,
-            identity: &identity,
-        }),
+        status,
         run: &run,
         now: &now,
     };

@@ -4,6 +4,7 @@
 
 mod agent;
 mod apply;
+mod approve;
 mod audit;
 mod billing;
 mod common;

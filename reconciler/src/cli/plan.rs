@@ -36,6 +36,10 @@ pub struct PlanArgs {
     /// GITHUB_REPOSITORY.
     #[arg(long, value_name = "NUMBER")]
     github_pr: Option<u64>,
+    /// Also save the plan (its JSON form: hash, fleet, revision, actions; never a secret) to
+    /// FILE, for `tether apply FILE`, which applies it only if nothing changed meanwhile.
+    #[arg(long, value_name = "FILE")]
+    out: Option<std::path::PathBuf>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -65,6 +69,9 @@ pub fn cmd_plan(args: &PlanArgs) -> Result<Outcome, CliError> {
         report(r, pr, &snapshot, &result)?;
     }
     let plan = result?;
+    if let Some(path) = &args.out {
+        save(&plan, path)?;
+    }
     match args.format {
         PlanFormat::Text => print!("{}", text::render(&plan, std::io::stdout().is_terminal())),
         PlanFormat::Markdown => print!(
@@ -85,6 +92,17 @@ pub fn cmd_plan(args: &PlanArgs) -> Result<Outcome, CliError> {
     })
 }
 
+/// Writes `plan`'s JSON form to `path` for `tether apply FILE`.
+fn save(plan: &Plan, path: &std::path::Path) -> Result<(), CliError> {
+    let json = serde_json::to_string_pretty(plan).unwrap_or_default();
+    std::fs::write(path, format!("{json}\n")).map_err(|e| {
+        CliError::failed(
+            format!("cannot save the plan to {}: {e}", path.display()),
+            "check that the folder exists and is writable",
+        )
+    })
+}
+
 fn compute_plan(
     args: &PlanArgs,
     snapshot: &Snapshot,
@@ -99,7 +117,12 @@ fn compute_plan(
     let now = time::OffsetDateTime::now_utc()
         .format(&time::format_description::well_known::Rfc3339)
         .unwrap_or_default();
-    let ctx = reconcile::context(snapshot, &ledger, args.allow_shrink, &now);
+    let mut ctx = reconcile::context(snapshot, &ledger, args.allow_shrink, &now);
+    ctx.previous = args
+        .source
+        .git
+        .as_deref()
+        .and_then(|repo| reconcile::previous_fleet(repo, &ledger));
     let result = rt.block_on(reconcile::plan_only(snapshot, &compute, &tailnet, &ctx));
     result.map(|(_, _, plan)| plan).map_err(Failure::Pass)
 }

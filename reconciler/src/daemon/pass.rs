@@ -86,6 +86,7 @@ pub(super) async fn pass<C: Compute, T: Tailnet>(
     let options = PassOptions {
         expect_plan_hash: None,
         allow_shrink: false,
+        on_plan: None,
         apply: Options {
             concurrency: config.concurrency,
             ..Options::default()

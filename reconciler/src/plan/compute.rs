@@ -2,7 +2,9 @@
 //! decide, per agent, what must change.
 
 use super::inventory::{Inventory, device_ids, owned_devices};
-use super::{Action, Change, Context, Note, Observed, Plan, Summary, confirm, cost, safety};
+use super::{
+    Action, Context, Note, Observed, PLAN_VERSION, Plan, Summary, confirm, cost, fields, safety,
+};
 use crate::cloud::tailscale::Device;
 use crate::cloud::{Server, ServerStatus};
 use std::collections::BTreeMap;
@@ -48,9 +50,15 @@ pub fn plan(fleet: &Fleet, observed: &Observed, ctx: &Context) -> Plan {
                 }),
                 None => actions.push(create(agent, fleet, &own_devices)),
             },
-            Some(server) => {
-                plan_existing(agent, fleet, server, &own_devices, &mut actions, &mut notes)
-            }
+            Some(server) => plan_existing(
+                agent,
+                fleet,
+                server,
+                &own_devices,
+                ctx,
+                &mut actions,
+                &mut notes,
+            ),
         }
     }
 
@@ -77,6 +85,7 @@ pub fn plan(fleet: &Fleet, observed: &Observed, ctx: &Context) -> Plan {
             None => actions.push(Action::Delete {
                 agent: (*agent).to_owned(),
                 server_id: server.id,
+                server_name: server.name.clone(),
                 server_type: server.server_type.clone(),
                 location: server.location.clone(),
                 devices: device_ids(devices.get(*agent)),
@@ -130,12 +139,15 @@ pub fn plan(fleet: &Fleet, observed: &Observed, ctx: &Context) -> Plan {
     let refusal = safety::check(&actions, fleet, managed_servers, ctx);
     let deletions_allowed = safety::deletion_budget(fleet, managed_servers)
         .min(safety::window_budget(fleet, ctx.recent_deletions));
+    let disruptions_allowed =
+        safety::disruption_budget(fleet, managed_servers).saturating_sub(in_progress);
     Plan {
-        version: 1,
+        version: PLAN_VERSION,
         fleet: settings.name.as_str().to_owned(),
         revision: ctx.revision.clone(),
         managed_servers,
         deletions_allowed,
+        disruptions_allowed,
         actions,
         notes,
         summary,
@@ -205,6 +217,7 @@ fn retired(
             actions.push(Action::Delete {
                 agent: agent.to_owned(),
                 server_id: server.id,
+                server_name: server.name.clone(),
                 server_type: server.server_type.clone(),
                 location: server.location.clone(),
                 devices: old_devices,
@@ -230,6 +243,10 @@ fn create(agent: &Agent, fleet: &Fleet, devices: &[&Device]) -> Action {
         location: agent.server.location.as_str().to_owned(),
         image: agent.server.image.as_str().to_owned(),
         labels: labels::server_labels(agent, &fleet.settings),
+        tags: fields::tags(agent),
+        ssh_keys: fields::ssh_keys(agent),
+        runtime_version: agent.runtime.version.as_str().to_owned(),
+        env: fields::env_shown(agent),
         reason,
     }
 }
@@ -239,6 +256,7 @@ fn plan_existing(
     fleet: &Fleet,
     server: &Server,
     devices: &[&Device],
+    ctx: &Context,
     actions: &mut Vec<Action>,
     notes: &mut Vec<Note>,
 ) {
@@ -258,7 +276,7 @@ fn plan_existing(
         return;
     }
     let mut want = labels::server_labels(agent, &fleet.settings);
-    let changes = replacement_changes(agent, server, &want);
+    let changes = fields::replacement_changes(agent, server, &want, ctx.previous.as_ref());
     if !changes.is_empty() {
         if agent.protect || safety::is_protected(server) {
             // Keep the recorded spec hash: relabelling it would hide the pending replacement.
@@ -269,7 +287,11 @@ fn plan_existing(
             notes.push(Note::ReplaceBlocked {
                 agent: name.clone(),
                 server_id: server.id,
-                fields: changes.into_iter().map(|c| c.field).collect(),
+                fields: changes
+                    .into_iter()
+                    .filter(|c| c.forces_replacement)
+                    .map(|c| c.field)
+                    .collect(),
             });
         } else {
             actions.push(Action::Replace {
@@ -328,41 +350,6 @@ fn plan_existing(
     }
 }
 
-/// Fields Hetzner cannot change in place that differ: location, image, and the `tether/spec`
-/// hash (SSH keys and cloud-init, which the API does not show back).
-fn replacement_changes(
-    agent: &Agent,
-    server: &Server,
-    want: &BTreeMap<String, String>,
-) -> Vec<Change> {
-    let mut changes = Vec::new();
-    let mut differ = |field: &str, from: &str, to: &str| {
-        if from != to {
-            changes.push(Change {
-                field: field.to_owned(),
-                from: from.to_owned(),
-                to: to.to_owned(),
-            });
-        }
-    };
-    differ("location", &server.location, agent.server.location.as_str());
-    differ(
-        "image",
-        server.image.as_deref().unwrap_or("(none)"),
-        agent.server.image.as_str(),
-    );
-    let have = server
-        .labels
-        .get(labels::SPEC)
-        .map_or("(none)", String::as_str);
-    differ(
-        "cloud-init / SSH keys (tether/spec)",
-        have,
-        want.get(labels::SPEC).map_or("", String::as_str),
-    );
-    changes
-}
-
 /// Of several devices with the agent's hostname, keeps the newest online one created after the
 /// server (else the newest) and deletes the rest.
 fn duplicate_devices(agent: &str, server: &Server, devices: &[&Device], actions: &mut Vec<Action>) {
@@ -409,5 +396,12 @@ fn summarize(actions: &[Action], observed: &Observed, notes: &mut Vec<Note>) -> 
         });
     }
     s.api_calls = cost::api_calls(actions);
+    let disrupted: std::collections::BTreeSet<&str> = actions
+        .iter()
+        .filter(|a| safety::disrupts(a))
+        .map(Action::agent)
+        .collect();
+    s.disruptions = disrupted.len();
+    s.deletions = actions.iter().filter(|a| a.deletes_server()).count();
     s
 }

@@ -8,6 +8,7 @@
 mod compute;
 pub mod confirm;
 pub mod cost;
+pub mod fields;
 mod inventory;
 pub mod render;
 pub mod safety;
@@ -20,6 +21,11 @@ use crate::cloud::{Euros, Server, ServerId};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
+use tether_schema::Fleet;
+
+/// The version of the plan's JSON form: 2 added the field-level changes, the create fields,
+/// the retired server's name and the disruption budget, and left the revision out of the hash.
+pub const PLAN_VERSION: u32 = 2;
 
 /// What tether observed: the fleet's servers, the tailnet's devices, and server prices.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -35,8 +41,12 @@ pub struct Observed {
 /// Facts about the run that are not in the fleet or the inventory.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Context {
-    /// The fleet commit being planned.
+    /// The fleet commit being planned (shown, not hashed).
     pub revision: Option<String>,
+    /// The fleet at the last applied revision (from the status branch's baseline): what the
+    /// current servers were created from, for the old values of a replacement. Used for an
+    /// agent only when it hashes to the server's `tether/spec` label.
+    pub previous: Option<Fleet>,
     /// How many agents the last applied revision had, for the shrink circuit breaker.
     pub previous_agents: Option<usize>,
     /// `--allow-shrink`: the operator confirmed a large shrink.
@@ -72,6 +82,14 @@ pub enum Action {
         image: String,
         /// Labels the server gets.
         labels: BTreeMap<String, String>,
+        /// Tailscale tags the device advertises.
+        tags: Vec<String>,
+        /// SSH key names.
+        ssh_keys: Vec<String>,
+        /// Agent runtime version.
+        runtime_version: String,
+        /// The agent's environment; secret-looking values are [`fields::HIDDEN`].
+        env: BTreeMap<String, String>,
         /// Why.
         reason: String,
     },
@@ -81,7 +99,7 @@ pub enum Action {
         agent: String,
         /// The server being replaced.
         server_id: ServerId,
-        /// What changed that Hetzner cannot change in place.
+        /// Every field that differs; those Hetzner cannot change in place force the replacement.
         changes: Vec<Change>,
         /// Devices of the old server, deleted after the new one is online.
         old_devices: Vec<DeviceId>,
@@ -136,6 +154,8 @@ pub enum Action {
         agent: String,
         /// Server.
         server_id: ServerId,
+        /// The server's name (`<agent>-retired-<id>` for the old half of a replacement).
+        server_name: String,
         /// Server type (for cost).
         server_type: String,
         /// Location (for cost).
@@ -158,15 +178,20 @@ pub enum Action {
     },
 }
 
-/// One field that changed, for replace reasons.
+/// One field of a replacement that differs, with its old and new value as shown to people
+/// (secret-looking env values are [`fields::HIDDEN`]).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct Change {
-    /// The field.
+    /// The field: `location`, `image`, `server type`, `ssh keys`, `tags`, `runtime version`,
+    /// `subscription`, `env.<NAME>`, `label.<key>`, or [`fields::UNRECORDED`].
     pub field: String,
-    /// Current value.
-    pub from: String,
+    /// Current value; `None` when tether has no record of it ([`fields::UNKNOWN`]).
+    pub from: Option<String>,
     /// Desired value.
     pub to: String,
+    /// Hetzner cannot change it in place: this field is why the server is replaced.
+    pub forces_replacement: bool,
 }
 
 impl Action {
@@ -316,6 +341,11 @@ pub struct Summary {
     pub monthly_cost_delta: Euros,
     /// Estimated API requests to apply the plan.
     pub api_calls: u32,
+    /// Agents disrupted (replaced, resized, powered off): the use of the disruption budget.
+    pub disruptions: usize,
+    /// Servers the plan deletes: the use of the deletion budget. Replacements' old servers
+    /// come on top, deleted within what is left of it (else by a later run).
+    pub deletions: usize,
 }
 
 /// Why a plan may not be applied.
@@ -343,6 +373,9 @@ pub struct Plan {
     /// Servers the executor may delete in this run, replacements' old servers included: the
     /// smaller of the per-run budget and what is left of the hourly one.
     pub deletions_allowed: usize,
+    /// Agents the executor may disrupt in this run: the disruption budget left after the
+    /// replacements still in progress.
+    pub disruptions_allowed: usize,
     /// Actions in execution order.
     pub actions: Vec<Action>,
     /// What was noticed and left alone.
@@ -353,7 +386,9 @@ pub struct Plan {
     pub refusal: Option<Refusal>,
     /// `spec.suspend` is set: the plan is reported, nothing of it is applied.
     pub suspended: bool,
-    /// SHA-256 over everything above: equal hashes mean the same plan from the same facts.
+    /// SHA-256 over everything above but the revision: equal hashes mean the same actions on
+    /// the same inventory under the same policy, whichever commit (a PR head or its merge
+    /// commit) they were planned from.
     pub plan_hash: String,
 }
 
@@ -372,13 +407,22 @@ impl Plan {
         self.actions
             .sort_by(|a, b| (a.order(), a.agent()).cmp(&(b.order(), b.agent())));
         self.notes.sort();
-        self.plan_hash = String::new();
-        let body = serde_json::to_vec(&self).unwrap_or_default();
-        self.plan_hash = Sha256::digest(&body)
+        self.plan_hash = self.content_hash();
+        self
+    }
+
+    /// The hash of what the plan does: the plan without its revision and its own hash.
+    fn content_hash(&self) -> String {
+        let body = Plan {
+            revision: None,
+            plan_hash: String::new(),
+            ..self.clone()
+        };
+        let bytes = serde_json::to_vec(&body).unwrap_or_default();
+        Sha256::digest(&bytes)
             .iter()
             .map(|b| format!("{b:02x}"))
-            .collect();
-        self
+            .collect()
     }
 }
 

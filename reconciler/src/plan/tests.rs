@@ -4,7 +4,7 @@
 
 use super::*;
 use crate::cloud::ServerStatus;
-use crate::plan::render::{markdown, text};
+use crate::plan::render::{self, markdown, text};
 use proptest::prelude::*;
 use serde::Deserialize;
 use std::collections::BTreeSet;
@@ -112,10 +112,26 @@ fn load_desired(dir: &Path) -> Fleet {
     load_fleet(&snapshot.files).unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
 }
 
+/// The fleet as last applied: the desired fleet's files with `overlay`'s on top.
+fn load_previous(desired: &Path, overlay: &Path) -> Fleet {
+    let mut files = crate::source::dir::read(desired)
+        .expect("read desired fleet")
+        .files;
+    for file in crate::source::dir::read(overlay)
+        .expect("read previous fleet")
+        .files
+    {
+        files.retain(|f| f.path != file.path);
+        files.push(file);
+    }
+    load_fleet(&files).unwrap_or_else(|e| panic!("{}: {e}", overlay.display()))
+}
+
 fn status(text: &str) -> ServerStatus {
     serde_json::from_value(serde_json::Value::String(text.to_owned())).expect("known status")
 }
 
+/// The observed inventory of `case`; managed servers are as `fleet`'s agents were created.
 fn observed(case: &Case, fleet: &Fleet) -> Observed {
     let servers = case
         .servers
@@ -250,8 +266,13 @@ fn every_fixture_plans_as_snapshotted_in_text_markdown_and_json() {
             fixtures_dir().join("_base")
         };
         let fleet = load_desired(&desired_dir);
+        let previous = dir
+            .join("previous")
+            .exists()
+            .then(|| load_previous(&desired_dir, &dir.join("previous")));
         let ctx = Context {
             revision: case.context.revision.clone(),
+            previous: previous.clone(),
             previous_agents: case.context.previous_agents,
             allow_shrink: case.context.allow_shrink,
             owned_devices: case
@@ -263,7 +284,11 @@ fn every_fixture_plans_as_snapshotted_in_text_markdown_and_json() {
             recent_deletions: case.context.recent_deletions,
             ..Context::default()
         };
-        let p = plan(&fleet, &observed(&case, &fleet), &ctx);
+        let p = plan(
+            &fleet,
+            &observed(&case, previous.as_ref().unwrap_or(&fleet)),
+            &ctx,
+        );
         insta::assert_snapshot!(format!("{name}__text"), text::render(&p, false));
         insta::assert_snapshot!(
             format!("{name}__markdown"),
@@ -277,8 +302,24 @@ fn every_fixture_plans_as_snapshotted_in_text_markdown_and_json() {
 }
 
 #[test]
-fn the_markdown_rendering_stays_under_the_comment_limit() {
-    let fleet = load_desired(&fixtures_dir().join("_base"));
+fn the_markdown_rendering_stays_under_the_comment_limit_and_lists_what_fits() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::copy(
+        fixtures_dir().join("_base/fleet.yaml"),
+        dir.path().join("fleet.yaml"),
+    )
+    .expect("fleet.yaml");
+    std::fs::create_dir(dir.path().join("agents")).expect("agents/");
+    for i in 0..1000 {
+        std::fs::write(
+            dir.path().join(format!("agents/new-{i}.yaml")),
+            format!(
+                "apiVersion: tether/v1\nkind: Agent\nmetadata: {{name: new-{i}}}\nspec:\n  subscription: sub_{i}\n  runtime: {{version: \"1.4.2\", env: {{LOG_LEVEL: info}}}}\n"
+            ),
+        )
+        .expect("agent");
+    }
+    let fleet = load_desired(dir.path());
     let servers = (0..3000)
         .map(|i| Server {
             id: ServerId(i),
@@ -314,14 +355,31 @@ fn the_markdown_rendering_stays_under_the_comment_limit() {
     );
     let md = markdown::render(&p, markdown::GITHUB_COMMENT_LIMIT);
     assert!(md.chars().count() <= markdown::GITHUB_COMMENT_LIMIT);
-    assert!(md.contains("Details omitted") && md.contains(markdown::MARKER));
+    assert!(md.contains(markdown::MARKER) && md.contains(&p.plan_hash));
+    let shown = md.matches("\n+ create server new-").count();
+    assert!(
+        shown > 50,
+        "as many actions as fit are listed, not none: {shown}"
+    );
+    assert!(
+        md.contains(&format!("… {} more not shown", p.actions.len() - shown)),
+        "says how many actions were left out"
+    );
+    let attention = p
+        .notes
+        .iter()
+        .filter(|n| render::needs_attention(n))
+        .count();
+    let listed = md.matches("\n- delete of stranger-").count();
+    assert!(listed > 50 && attention > listed, "{listed} of {attention}");
+    assert!(md.contains(&format!("… {} more not shown", attention - listed)));
 }
 
 #[test]
-fn the_hash_changes_with_the_revision_and_with_observed_facts() {
+fn the_hash_ignores_the_revision_but_not_the_inventory_or_the_policy() {
     let fleet = load_desired(&fixtures_dir().join("_base"));
     let base = plan(&fleet, &Observed::default(), &Context::default());
-    let other_rev = plan(
+    let merged = plan(
         &fleet,
         &Observed::default(),
         &Context {
@@ -329,9 +387,38 @@ fn the_hash_changes_with_the_revision_and_with_observed_facts() {
             ..Context::default()
         },
     );
-    assert_ne!(base.plan_hash, other_rev.plan_hash);
-    let again = plan(&fleet, &Observed::default(), &Context::default());
-    assert_eq!(base.plan_hash, again.plan_hash);
+    assert_eq!(
+        base.plan_hash, merged.plan_hash,
+        "the same plan from another commit (a merge of the approved PR) keeps its hash"
+    );
+    assert_eq!(merged.revision.as_deref(), Some("abc"));
+    let stranger = Server {
+        id: ServerId(99),
+        name: "stranger".into(),
+        status: ServerStatus::Running,
+        server_type: "cpx21".into(),
+        location: "fsn1".into(),
+        image: None,
+        labels: BTreeMap::new(),
+        ipv4: None,
+        ipv6: None,
+        created: String::new(),
+        delete_protected: false,
+    };
+    let other_inventory = plan(
+        &fleet,
+        &Observed {
+            servers: vec![stranger],
+            ..Observed::default()
+        },
+        &Context::default(),
+    );
+    assert_ne!(base.plan_hash, other_inventory.plan_hash);
+    let mut stricter = fleet.clone();
+    stricter.settings.policy.max_deletions_per_run = 0;
+    let other_policy = plan(&stricter, &Observed::default(), &Context::default());
+    assert_eq!(base.actions, other_policy.actions);
+    assert_ne!(base.plan_hash, other_policy.plan_hash);
 }
 
 // ---- property tests -------------------------------------------------------------------------

@@ -257,7 +257,7 @@ impl<W: Write> Demo<'_, W> {
 
         self.heading(
             4,
-            "tether apply: servers are created and their devices join the tailnet",
+            "tether apply --auto-approve: servers are created and their devices join the tailnet",
         );
         self.apply("apply").await?;
         self.inventory();
@@ -367,6 +367,7 @@ impl<W: Write> Demo<'_, W> {
         let options = PassOptions {
             expect_plan_hash: None,
             allow_shrink: false,
+            on_plan: None,
             apply: Options {
                 concurrency: 8,
                 device_poll: Duration::from_millis(100),

@@ -114,8 +114,8 @@ pub async fn run(
             format!("  export GITHUB_API_URL={} GITHUB_TOKEN={GITHUB_TOKEN} GITHUB_REPOSITORY={GITHUB_REPOSITORY}", github.url()),
             format!("  curl {}/_emulator/servers   # the cloud's state, no token needed", stack.hetzner.url().trim_end_matches("/v1")),
             String::new(),
-            format!("Try: tether agent add --repo {} --push origin --subscription sub_try1 --customer cus_try", work.display()),
-            format!(" or, with the exports above, review it first: tether agent add --repo {} --push origin --open-pr --subscription sub_try2 --customer cus_try", work.display()),
+            format!("Try: tether agent add --repo {} --push origin --runtime-version 1.4.2 --subscription sub_try1 --customer cus_try", work.display()),
+            format!(" or, with the exports above, review it first: tether agent add --repo {} --push origin --open-pr --runtime-version 1.4.2 --subscription sub_try2 --customer cus_try", work.display()),
             format!("     then: tether plan --git {} --rev tether/agent-sub_try2 --github-pr 1   (curl {}/_emulator/comments)", bare.display(), github.url()),
             "Press Ctrl-C to stop; the temporary folder is removed.".to_owned(),
         ];

@@ -1,12 +1,20 @@
 //! Renderings of a [`super::Plan`] for people: [`text`] for terminals (Terraform-like, colour on
 //! a TTY only) and [`markdown`] for pull-request comments. Machines read the plan's JSON form.
+//!
+//! Both draw the same parts from here: each action's [`headline`] and its field-level
+//! [`details`], the notes split into [`needs_attention`] and the rest, and the [`summary_line`].
 
 pub mod markdown;
 pub mod text;
 
-use super::{Action, Note, Plan};
-use similar::{ChangeTag, TextDiff};
-use std::collections::BTreeMap;
+use super::fields::{self, NOT_SET, UNKNOWN};
+use super::{Action, Change, Note, Plan};
+
+/// What happens to an agent whose server is replaced.
+pub const REPLACE_CONSEQUENCE: &str = "a new server is created (new public IPv4/IPv6, the disk is not kept, the device re-enrols in the tailnet); the old one is deleted once the new one is online";
+/// What a resize does to the agent.
+pub const RESIZE_CONSEQUENCE: &str =
+    "the server is powered off while its type changes (downtime); disk and IPs are kept";
 
 /// The Terraform-style symbol of an action.
 pub fn symbol(action: &Action) -> &'static str {
@@ -21,137 +29,172 @@ pub fn symbol(action: &Action) -> &'static str {
     }
 }
 
-/// One line saying what the action does and why.
-pub fn headline(action: &Action) -> String {
+/// One line saying what the action does and why; `esc` escapes what users control.
+pub fn headline(action: &Action, esc: fn(&str) -> String) -> String {
     match action {
-        Action::Create {
-            agent,
-            server_type,
-            location,
-            image,
-            reason,
-            ..
-        } => format!("create server {agent} ({server_type}, {location}, {image}): {reason}"),
+        Action::Create { agent, reason, .. } => {
+            format!("create server {}: {reason}", esc(agent))
+        }
         Action::Replace {
             agent,
             server_id,
             changes,
             ..
         } => {
-            let fields: Vec<&str> = changes.iter().map(|c| c.field.as_str()).collect();
+            let fields: Vec<String> = changes
+                .iter()
+                .filter(|c| c.forces_replacement)
+                .map(|c| esc(&c.field))
+                .collect();
             format!(
-                "REPLACE server {agent} (id {server_id}): {} cannot change in place",
+                "REPLACE server {} (id {server_id}): {} cannot change in place",
+                esc(agent),
                 fields.join(", ")
             )
         }
         Action::Resize {
-            agent,
-            server_id,
-            from,
-            to,
+            agent, server_id, ..
         } => format!(
-            "resize server {agent} (id {server_id}) {from} → {to}: power off, change type, power on (DOWNTIME)"
+            "resize server {} (id {server_id}): power off, change type, power on (DOWNTIME)",
+            esc(agent)
         ),
         Action::Relabel {
             agent, server_id, ..
-        } => format!("update labels of server {agent} (id {server_id})"),
-        Action::PowerOn { agent, server_id } => {
-            format!("power on server {agent} (id {server_id}): spec says `power: on`")
-        }
-        Action::PowerOff { agent, server_id } => {
-            format!("power off server {agent} (id {server_id}): spec says `power: off`")
-        }
+        } => format!("update labels of server {} (id {server_id})", esc(agent)),
+        Action::PowerOn { agent, server_id } => format!(
+            "power on server {} (id {server_id}): spec says `power: on`",
+            esc(agent)
+        ),
+        Action::PowerOff { agent, server_id } => format!(
+            "power off server {} (id {server_id}): spec says `power: off`",
+            esc(agent)
+        ),
         Action::Delete {
             agent,
             server_id,
+            server_name,
             devices,
             reason,
             ..
-        } => format!(
-            "delete server {agent} (id {server_id}) and {} device(s): {reason}",
-            devices.len()
-        ),
+        } => {
+            let of = if server_name == agent {
+                String::new()
+            } else {
+                format!(" of agent {}", esc(agent))
+            };
+            format!(
+                "delete server {} (id {server_id}){of} and {} device(s): {}",
+                esc(server_name),
+                devices.len(),
+                esc(reason)
+            )
+        }
         Action::DeleteDevice {
             agent,
             device_id,
             name,
             reason,
         } => format!(
-            "delete device {name} (id {}) of {agent}: {reason}",
-            device_id.0
+            "delete device {} (id {}) of {}: {reason}",
+            esc(name),
+            esc(&device_id.0),
+            esc(agent)
         ),
     }
 }
 
-/// A unified diff of the values an action changes, when it changes values.
-pub fn diff(action: &Action) -> Option<String> {
-    let (old, new) = match action {
-        Action::Replace { changes, .. } => (
-            changes
-                .iter()
-                .map(|c| format!("{}: {}", c.field, c.from))
-                .collect::<Vec<_>>()
-                .join("\n"),
-            changes
-                .iter()
-                .map(|c| format!("{}: {}", c.field, c.to))
-                .collect::<Vec<_>>()
-                .join("\n"),
-        ),
-        Action::Resize { from, to, .. } => (format!("type: {from}"), format!("type: {to}")),
-        Action::Relabel { from, to, .. } => (labels_text(from), labels_text(to)),
-        _ => return None,
+/// The fields under an action, one `(sign, text)` per line: `+` set, `-` removed, `~` changed,
+/// `#` what it means. Values are quoted where users write them freely (env); secret-looking
+/// env values are [`fields::HIDDEN`].
+pub fn details(action: &Action) -> Vec<(char, String)> {
+    match action {
+        Action::Create {
+            server_type,
+            location,
+            image,
+            labels,
+            tags,
+            ssh_keys,
+            runtime_version,
+            env,
+            ..
+        } => {
+            let list = |items: &[String]| {
+                if items.is_empty() {
+                    NOT_SET.to_owned()
+                } else {
+                    items.join(", ")
+                }
+            };
+            let mut lines = vec![
+                ('+', format!("server type: {server_type}")),
+                ('+', format!("location: {location}")),
+                ('+', format!("image: {image}")),
+                ('+', format!("ssh keys: {}", list(ssh_keys))),
+                ('+', format!("tags: {}", list(tags))),
+                ('+', format!("runtime version: {runtime_version}")),
+            ];
+            lines.extend(env.iter().map(|(k, v)| ('+', format!("env.{k}: {v}"))));
+            lines.extend(labels.iter().map(|(k, v)| ('+', format!("label.{k}: {v}"))));
+            lines
+        }
+        Action::Replace { changes, .. } => {
+            let mut lines: Vec<(char, String)> = changes.iter().map(change_line).collect();
+            lines.push(('#', REPLACE_CONSEQUENCE.to_owned()));
+            lines
+        }
+        Action::Resize { from, to, .. } => vec![
+            ('~', format!("server type: {from} → {to}")),
+            ('#', RESIZE_CONSEQUENCE.to_owned()),
+        ],
+        Action::Relabel { from, to, .. } => fields::label_changes(from, to, true)
+            .iter()
+            .map(change_line)
+            .collect(),
+        _ => Vec::new(),
+    }
+}
+
+fn change_line(c: &Change) -> (char, String) {
+    let forces = if c.forces_replacement {
+        "   # forces replacement"
+    } else {
+        ""
     };
-    let diff = TextDiff::from_lines(&old, &new);
-    let mut out = String::new();
-    for change in diff.iter_all_changes() {
-        let sign = match change.tag() {
-            ChangeTag::Delete => "-",
-            ChangeTag::Insert => "+",
-            ChangeTag::Equal => " ",
-        };
-        out.push_str(sign);
-        out.push(' ');
-        out.push_str(change.value().trim_end_matches('\n'));
-        out.push('\n');
+    match c.from.as_deref() {
+        None => ('~', format!("{}: {} {UNKNOWN}{forces}", c.field, c.to)),
+        Some(NOT_SET) => ('+', format!("{}: {}{forces}", c.field, c.to)),
+        Some(from) if c.to == NOT_SET => ('-', format!("{}: {from}{forces}", c.field)),
+        Some(from) => ('~', format!("{}: {from} → {}{forces}", c.field, c.to)),
     }
-    Some(out)
 }
 
-fn labels_text(labels: &BTreeMap<String, String>) -> String {
-    labels
-        .iter()
-        .map(|(k, v)| format!("{k}={v}"))
-        .collect::<Vec<_>>()
-        .join("\n")
+/// Whether a note asks for a later run or a person: the fleet does not match its spec yet.
+pub fn needs_attention(note: &Note) -> bool {
+    matches!(
+        note,
+        Note::Deferred { .. }
+            | Note::ReplaceBlocked { .. }
+            | Note::NameTaken { .. }
+            | Note::Unhealthy { .. }
+            | Note::Waiting { .. }
+    )
 }
 
 /// What a suspended plan says in every rendering.
 pub const SUSPENDED: &str = "SUSPENDED: `spec.suspend: true` in fleet.yaml pauses every change. This plan is reported; nothing of it is applied until the setting is removed.";
 
-/// `Plan: 3 to create, 1 to replace, 2 to delete. Cost: +€12.40/month. API calls: ~41.`
+/// `Plan: 3 to create, 1 to replace, 2 to delete. Cost: +€12.40/month. API calls: ~41.`, or
+/// "No changes…" only when there is nothing to do and nothing needs attention.
 pub fn summary_line(plan: &Plan) -> String {
     let s = &plan.summary;
     if plan.is_empty() {
-        let open = plan
-            .notes
-            .iter()
-            .filter(|n| {
-                matches!(
-                    n,
-                    Note::Deferred { .. }
-                        | Note::ReplaceBlocked { .. }
-                        | Note::NameTaken { .. }
-                        | Note::Unhealthy { .. }
-                        | Note::Waiting { .. }
-                )
-            })
-            .count();
+        let open = plan.notes.iter().filter(|n| needs_attention(n)).count();
         return if open == 0 {
             "No changes. The fleet matches its spec.".to_owned()
         } else {
             format!(
-                "No changes in this run, but the fleet does not match its spec yet: {open} note(s) above need a later run or attention."
+                "No changes in this run, but the fleet does not match its spec yet: {open} item(s) need attention."
             )
         };
     }
@@ -166,11 +209,31 @@ pub fn summary_line(plan: &Plan) -> String {
     if s.delete_devices > 0 {
         parts.push(format!("{} device(s) to delete", s.delete_devices));
     }
-    let sign = if s.monthly_cost_delta.0 >= 0 { "+" } else { "" };
     format!(
-        "Plan: {}. Cost: {sign}{}/month. API calls: ~{}.",
+        "Plan: {}. Cost: {}/month. API calls: ~{}.",
         parts.join(", "),
-        s.monthly_cost_delta,
+        cost_delta(plan),
         s.api_calls
+    )
+}
+
+/// The monthly cost change with its sign: `+€9.52`.
+pub fn cost_delta(plan: &Plan) -> String {
+    let delta = &plan.summary.monthly_cost_delta;
+    let sign = if delta.0 >= 0 { "+" } else { "" };
+    format!("{sign}{delta}")
+}
+
+/// `1 of 2 allowed` for the disruption and the deletion budget.
+pub fn budget_use(plan: &Plan) -> (String, String) {
+    (
+        format!(
+            "{} of {} allowed",
+            plan.summary.disruptions, plan.disruptions_allowed
+        ),
+        format!(
+            "{} of {} allowed",
+            plan.summary.deletions, plan.deletions_allowed
+        ),
     )
 }

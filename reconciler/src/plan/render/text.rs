@@ -1,7 +1,7 @@
-//! The terminal rendering: one line per action with its symbol and reason, diffs under the
-//! actions that change values, notes, the summary line, and the refusal if any.
+//! The terminal rendering: one line per action with its symbol and reason, its fields under
+//! it, what needs attention, what was left alone, the summary and budgets, and the refusal.
 
-use super::{diff, headline, summary_line, symbol};
+use super::{budget_use, details, headline, needs_attention, summary_line, symbol};
 use crate::plan::{Action, Note, Plan};
 use std::fmt::Write as _;
 
@@ -40,26 +40,40 @@ pub fn render(plan: &Plan, color: bool) -> String {
             out,
             "  {} {}",
             paint(code, &format!("{:>3}", symbol(action))),
-            headline(action)
+            headline(action, str::to_owned)
         );
-        if let Some(d) = diff(action) {
-            for line in d.lines() {
-                let painted = match line.chars().next() {
-                    Some('+') => paint(GREEN, line),
-                    Some('-') => paint(RED, line),
-                    _ => line.to_owned(),
-                };
-                let _ = writeln!(out, "        {painted}");
-            }
+        for (sign, line) in details(action) {
+            let painted = match sign {
+                '+' => paint(GREEN, &format!("+ {line}")),
+                '-' => paint(RED, &format!("- {line}")),
+                '~' => paint(YELLOW, &format!("~ {line}")),
+                _ => format!("# {line}"),
+            };
+            let _ = writeln!(out, "        {painted}");
         }
     }
-    if !plan.notes.is_empty() {
+    let (attention, other): (Vec<&Note>, Vec<&Note>) =
+        plan.notes.iter().partition(|n| needs_attention(n));
+    if !attention.is_empty() {
+        let _ = writeln!(out, "\n{}", paint(YELLOW, "Needs attention:"));
+        for note in attention {
+            let _ = writeln!(out, "  ! {}", note_line(note, str::to_owned));
+        }
+    }
+    if !other.is_empty() {
         let _ = writeln!(out, "\nNoticed and left alone:");
-        for note in &plan.notes {
-            let _ = writeln!(out, "  ! {}", note_line(note));
+        for note in other {
+            let _ = writeln!(out, "  - {}", note_line(note, str::to_owned));
         }
     }
     let _ = writeln!(out, "\n{}", paint(BOLD, &summary_line(plan)));
+    if !plan.is_empty() {
+        let (disruptions, deletions) = budget_use(plan);
+        let _ = writeln!(
+            out,
+            "Disruption budget: {disruptions}. Deletion budget: {deletions}."
+        );
+    }
     if let Some(refusal) = &plan.refusal {
         let _ = writeln!(
             out,
@@ -85,11 +99,11 @@ pub fn render(plan: &Plan, color: bool) -> String {
     out
 }
 
-/// One line for a note.
-pub fn note_line(note: &Note) -> String {
+/// One line for a note; `esc` escapes what users and the inventory control.
+pub fn note_line(note: &Note, esc: fn(&str) -> String) -> String {
     match note {
         Note::Unmanaged { count, names } => {
-            let shown: Vec<&str> = names.iter().take(10).map(String::as_str).collect();
+            let shown: Vec<String> = names.iter().take(10).map(|n| esc(n)).collect();
             let more = if names.len() > 10 {
                 format!(" and {} more", names.len() - 10)
             } else {
@@ -104,37 +118,53 @@ pub fn note_line(note: &Note) -> String {
             agent,
             server_id,
             reason,
-        } => format!("server {agent} (id {server_id}) has no spec but is kept: {reason}"),
+        } => format!(
+            "server {} (id {server_id}) has no spec but is kept: {}",
+            esc(agent),
+            esc(reason)
+        ),
         Note::Unhealthy { agent, server_id } => format!(
-            "agent {agent} is UNHEALTHY: server {server_id} runs but no device of it is online in the tailnet"
+            "agent {} is UNHEALTHY: server {server_id} runs but no device of it is online in the tailnet",
+            esc(agent)
         ),
         Note::Waiting {
             agent,
             server_id,
             status,
-        } => format!("server {agent} (id {server_id}) is {status}; tether waits for it to settle"),
+        } => format!(
+            "server {} (id {server_id}) is {status}; tether waits for it to settle",
+            esc(agent)
+        ),
         Note::Deferred {
             agent,
             action,
             reason,
-        } => format!("{action} of {agent} waits for a later run: {reason}"),
+        } => format!("{action} of {} waits for a later run: {reason}", esc(agent)),
         Note::ReplaceBlocked {
             agent,
             server_id,
             fields,
         } => format!(
-            "agent {agent} needs a new server ({} changed) but server {server_id} is protected: tether will not replace it; remove `protect` (and any Hetzner delete protection) to let it, or revert the change",
-            fields.join(", ")
+            "agent {} needs a new server ({} changed) but server {server_id} is protected: tether will not replace it; remove `protect` (and any Hetzner delete protection) to let it, or revert the change",
+            esc(agent),
+            fields.iter().map(|f| esc(f)).collect::<Vec<_>>().join(", ")
         ),
         Note::NameTaken { agent, server_id } => format!(
-            "agent {agent} is not created: server {server_id} already has that name and is not this fleet's (no matching `tether/fleet` and `tether/agent` labels); rename the agent or remove that server"
+            "agent {} is not created: server {server_id} already has that name and is not this fleet's (no matching `tether/fleet` and `tether/agent` labels); rename the agent or remove that server",
+            esc(agent)
         ),
         Note::DeviceNotOwned { agent, device_id } => format!(
-            "device {device_id} is named {agent} but tether cannot prove this fleet owns it (not in the fleet's device record, not attached to its server); left alone"
+            "device {} is named {} but tether cannot prove this fleet owns it (not in the fleet's device record, not attached to its server); left alone",
+            esc(&device_id.to_string()),
+            esc(agent)
         ),
         Note::PriceUnknown {
             server_type,
             location,
-        } => format!("no price known for {server_type} in {location}; counted as €0"),
+        } => format!(
+            "no price known for {} in {}; counted as €0",
+            esc(server_type),
+            esc(location)
+        ),
     }
 }

@@ -1,0 +1,306 @@
+//! What a plan shows of an agent's inputs: every field a create sets, and for a replacement
+//! each field that differs with its old and new value, the ones Hetzner cannot change in place
+//! marked as forcing it. Secret-looking env values are never shown ([`looks_secret`]).
+//!
+//! Old values come from the live server where Hetzner shows them (type, location, image,
+//! labels) and, for what only the spec knows (SSH keys, tags, runtime version, subscription,
+//! env), from the agent as last applied ([`super::Context::previous`]), trusted only when it
+//! hashes to the server's `tether/spec` label. Without such a record the spec-only fields are
+//! one [`UNRECORDED`] change whose old value is unknown.
+
+use super::Change;
+use crate::cloud::Server;
+use std::collections::BTreeMap;
+use tether_schema::{Agent, Fleet, labels};
+
+/// Shown instead of a secret-looking env value.
+pub const HIDDEN: &str = "(value hidden)";
+/// Shown for a value that is not set.
+pub const NOT_SET: &str = "(not set)";
+/// Shown for a replacement's old value that tether has no record of.
+pub const UNKNOWN: &str =
+    "(previous value unknown: no applied spec on the status branch matches this server)";
+/// The field of a replacement whose spec-only inputs changed but cannot be itemised.
+pub const UNRECORDED: &str = "cloud-init inputs (ssh keys, tags, runtime version, env)";
+
+/// Parts of an env variable's name that mark its value as a secret.
+const SECRET_NAMES: [&str; 12] = [
+    "TOKEN",
+    "SECRET",
+    "KEY",
+    "PASS",
+    "PWD",
+    "CREDENTIAL",
+    "AUTH",
+    "PRIVATE",
+    "CERT",
+    "DSN",
+    "COOKIE",
+    "SESSION",
+];
+/// Prefixes of well-known credential formats.
+const SECRET_PREFIXES: [&str; 10] = [
+    "tskey-",
+    "ghp_",
+    "gho_",
+    "ghs_",
+    "github_pat_",
+    "sk-",
+    "xox",
+    "AKIA",
+    "glpat-",
+    "-----BEGIN",
+];
+
+/// Whether an env variable is to be hidden: its name contains a [`SECRET_NAMES`] part, or its
+/// value looks like a credential (a known key prefix, a URL with a password, or a long run of
+/// letters and digits without spaces, as tokens are).
+pub fn looks_secret(name: &str, value: &str) -> bool {
+    let upper = name.to_ascii_uppercase();
+    if SECRET_NAMES.iter().any(|part| upper.contains(part)) {
+        return true;
+    }
+    if SECRET_PREFIXES.iter().any(|p| value.starts_with(p)) {
+        return true;
+    }
+    if value.contains("://") && value.contains('@') {
+        return true;
+    }
+    let tokenish = value
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || "+/=_-.".contains(c));
+    let digits = value.chars().filter(char::is_ascii_digit).count();
+    let letters = value.chars().filter(char::is_ascii_alphabetic).count();
+    tokenish && value.len() >= 20 && digits >= 2 && letters >= 2
+}
+
+/// How an env value is shown: quoted and escaped, or [`HIDDEN`].
+pub fn env_value(name: &str, value: &str) -> String {
+    if looks_secret(name, value) {
+        HIDDEN.to_owned()
+    } else {
+        format!("{value:?}")
+    }
+}
+
+/// The agent's `spec.runtime.env` as a plan shows it.
+pub fn env_shown(agent: &Agent) -> BTreeMap<String, String> {
+    agent
+        .runtime
+        .env
+        .iter()
+        .map(|(k, v)| (k.as_str().to_owned(), env_value(k.as_str(), v)))
+        .collect()
+}
+
+/// The agent's tags.
+pub fn tags(agent: &Agent) -> Vec<String> {
+    agent.tags.iter().map(|t| t.as_str().to_owned()).collect()
+}
+
+/// The agent's SSH key names.
+pub fn ssh_keys(agent: &Agent) -> Vec<String> {
+    agent
+        .server
+        .ssh_keys
+        .iter()
+        .map(|k| k.as_str().to_owned())
+        .collect()
+}
+
+/// Every field of `server` that differs from what `agent` wants, when at least one of them
+/// forces a replacement; empty when the server can be kept. `want` is the labels the agent's
+/// server should carry.
+pub fn replacement_changes(
+    agent: &Agent,
+    server: &Server,
+    want: &BTreeMap<String, String>,
+    previous: Option<&Fleet>,
+) -> Vec<Change> {
+    let mut changes = Vec::new();
+    let mut differ = |field: &str, from: Option<&str>, to: &str, forces: bool| {
+        if from != Some(to) {
+            changes.push(Change {
+                field: field.to_owned(),
+                from: from.map(str::to_owned),
+                to: to.to_owned(),
+                forces_replacement: forces,
+            });
+        }
+    };
+    differ(
+        "location",
+        Some(&server.location),
+        agent.server.location.as_str(),
+        true,
+    );
+    differ(
+        "image",
+        Some(server.image.as_deref().unwrap_or(NOT_SET)),
+        agent.server.image.as_str(),
+        true,
+    );
+    let have = server.labels.get(labels::SPEC);
+    let spec_differs = have != want.get(labels::SPEC);
+    if spec_differs {
+        match applied(agent, server, previous) {
+            Some(old) => spec_inputs(old, agent, &mut changes),
+            None => changes.push(Change {
+                field: UNRECORDED.to_owned(),
+                from: None,
+                to: "changed".to_owned(),
+                forces_replacement: true,
+            }),
+        }
+    }
+    if !changes.iter().any(|c| c.forces_replacement) {
+        if spec_differs {
+            // The record matches the server but no itemised input differs: name the hashes.
+            changes.push(Change {
+                field: "cloud-init (tether/spec)".to_owned(),
+                from: Some(have.map_or(NOT_SET, String::as_str).to_owned()),
+                to: want.get(labels::SPEC).cloned().unwrap_or_default(),
+                forces_replacement: true,
+            });
+        } else {
+            return Vec::new();
+        }
+    }
+    if server.server_type != agent.server.server_type.as_str() {
+        changes.push(Change {
+            field: "server type".to_owned(),
+            from: Some(server.server_type.clone()),
+            to: agent.server.server_type.as_str().to_owned(),
+            forces_replacement: false,
+        });
+    }
+    changes.extend(label_changes(&server.labels, want, false));
+    changes
+}
+
+/// The agent as last applied, when that record is what `server` was created from.
+fn applied<'a>(agent: &Agent, server: &Server, previous: Option<&'a Fleet>) -> Option<&'a Agent> {
+    let previous = previous?;
+    let old = previous.agents.get(agent.name.as_str())?;
+    let hash = labels::replacement_hash(old, &previous.settings);
+    (server.labels.get(labels::SPEC) == Some(&hash)).then_some(old)
+}
+
+/// The spec-only inputs that differ between the applied agent and the desired one.
+fn spec_inputs(old: &Agent, new: &Agent, changes: &mut Vec<Change>) {
+    let mut differ = |field: &str, from: String, to: String| {
+        if from != to {
+            changes.push(Change {
+                field: field.to_owned(),
+                from: Some(from),
+                to,
+                forces_replacement: true,
+            });
+        }
+    };
+    let list = |items: Vec<String>| {
+        if items.is_empty() {
+            NOT_SET.to_owned()
+        } else {
+            items.join(", ")
+        }
+    };
+    differ("ssh keys", list(ssh_keys(old)), list(ssh_keys(new)));
+    differ("tags", list(tags(old)), list(tags(new)));
+    differ(
+        "runtime version",
+        old.runtime.version.as_str().to_owned(),
+        new.runtime.version.as_str().to_owned(),
+    );
+    differ(
+        "subscription",
+        old.subscription.as_str().to_owned(),
+        new.subscription.as_str().to_owned(),
+    );
+    let mut names: Vec<&str> = old.runtime.env.keys().map(|k| k.as_str()).collect();
+    names.extend(new.runtime.env.keys().map(|k| k.as_str()));
+    names.sort_unstable();
+    names.dedup();
+    let find = |agent: &Agent, name: &str| {
+        agent
+            .runtime
+            .env
+            .iter()
+            .find(|(k, _)| k.as_str() == name)
+            .map(|(_, v)| v.clone())
+    };
+    for name in names {
+        let (from, to) = (find(old, name), find(new, name));
+        if from == to {
+            continue;
+        }
+        let secret = [&from, &to]
+            .iter()
+            .any(|v| v.as_deref().is_some_and(|v| looks_secret(name, v)));
+        let show = |v: Option<String>| match v {
+            None => NOT_SET.to_owned(),
+            Some(_) if secret => HIDDEN.to_owned(),
+            Some(v) => format!("{v:?}"),
+        };
+        changes.push(Change {
+            field: format!("env.{name}"),
+            from: Some(show(from)),
+            to: show(to),
+            forces_replacement: true,
+        });
+    }
+}
+
+/// The labels that differ, as `label.<key>` changes that force nothing; tether's own
+/// (`tether/…`) only when `tether` is set.
+pub fn label_changes(
+    have: &BTreeMap<String, String>,
+    want: &BTreeMap<String, String>,
+    tether: bool,
+) -> Vec<Change> {
+    let mut keys: Vec<&String> = have.keys().chain(want.keys()).collect();
+    keys.sort_unstable();
+    keys.dedup();
+    let mut changes = Vec::new();
+    for key in keys {
+        if !tether && key.starts_with(labels::TETHER_PREFIX) {
+            continue;
+        }
+        let (from, to) = (have.get(key), want.get(key));
+        if from != to {
+            changes.push(Change {
+                field: format!("label.{key}"),
+                from: Some(from.map_or(NOT_SET, String::as_str).to_owned()),
+                to: to.map_or(NOT_SET, String::as_str).to_owned(),
+                forces_replacement: false,
+            });
+        }
+    }
+    changes
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_and_values_that_look_like_secrets_are_hidden() {
+        for (name, value) in [
+            ("API_TOKEN", "x"),
+            ("OPENAI_API_KEY", "x"),
+            ("DB_PASSWORD", "hunter2"),
+            ("anything", "tskey-auth-k123"),
+            ("DATABASE_URL", "postgres://u:p@db/x"),
+            ("OPAQUE", "a8F3k2L9q0Z7x1C4v6B5n"),
+        ] {
+            assert_eq!(env_value(name, value), HIDDEN, "{name}={value}");
+        }
+        for (name, value) in [
+            ("LOG_LEVEL", "debug"),
+            ("REGION", "eu-central"),
+            ("GREETING", "hello world, this is long"),
+        ] {
+            assert_eq!(env_value(name, value), format!("{value:?}"), "{name}");
+        }
+    }
+}
