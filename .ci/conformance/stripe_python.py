@@ -41,6 +41,7 @@ prices:
     plan: pro
     type: cpx21
     location: fsn1
+    runtime: 1.4.2
 """
 
 

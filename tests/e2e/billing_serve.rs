@@ -9,7 +9,7 @@ use tether::billing::serve::signature;
 use tether::secret::Secret;
 
 const SECRET: &str = "whsec_e2e_serve";
-const MAPPING: &str = "statuses: {active: present, trialing: present, past_due: present, unpaid: off, paused: off, canceled: absent, incomplete: absent, incomplete_expired: absent}\nprices:\n  - {lookupKey: pro_monthly, plan: pro, type: cpx21, location: fsn1}\n";
+const MAPPING: &str = "statuses: {active: present, trialing: present, past_due: present, unpaid: off, paused: off, canceled: absent, incomplete: absent, incomplete_expired: absent}\nprices:\n  - {lookupKey: pro_monthly, plan: pro, type: cpx21, location: fsn1, runtime: 1.4.2}\n";
 
 /// Kills the receiver when the test ends, whatever happens.
 struct Receiver(std::process::Child);

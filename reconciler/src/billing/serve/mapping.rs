@@ -36,8 +36,8 @@ pub struct Server {
     pub location: Option<String>,
     /// Image (`None`: fleet.yaml's default).
     pub image: Option<String>,
-    /// Runtime version (`None`: `stable` for a new agent, unchanged otherwise).
-    pub runtime: Option<String>,
+    /// Runtime version every agent on this price runs (required: tether pins versions).
+    pub runtime: String,
 }
 
 /// Builds a [`Matcher`] from its value.
@@ -272,6 +272,15 @@ fn validate(raw: RawMapping, problems: &mut Problems) -> Option<Mapping> {
             );
             continue;
         }
+        let Some(runtime) = p.runtime else {
+            problems.push(
+                &key,
+                Some(value.span),
+                format!("`{}` has no runtime", value.value),
+                "add `runtime: <version>` (e.g. 1.4.2): tether pins the version every VM installs and never guesses one",
+            );
+            continue;
+        };
         let plan = p.plan.unwrap_or_else(|| value.value.clone());
         prices.push((
             matcher,
@@ -280,7 +289,7 @@ fn validate(raw: RawMapping, problems: &mut Problems) -> Option<Mapping> {
                 server_type: p.server_type,
                 location: p.location,
                 image: p.image,
-                runtime: p.runtime,
+                runtime,
             },
         ));
     }
@@ -292,7 +301,7 @@ mod tests {
     use super::*;
     use crate::billing::serve::file::FileError;
 
-    const TEXT: &str = "statuses:\n  active: present\n  trialing: present\n  past_due: present\n  unpaid: off\n  paused: off\n  canceled: absent\n  incomplete: absent\n  incomplete_expired: absent\nprices:\n  - lookupKey: pro_monthly\n    plan: pro\n    type: cpx21\n    location: fsn1\n    runtime: 1.4.2\n  - product: prod_small\n    type: cx22\n";
+    const TEXT: &str = "statuses:\n  active: present\n  trialing: present\n  past_due: present\n  unpaid: off\n  paused: off\n  canceled: absent\n  incomplete: absent\n  incomplete_expired: absent\nprices:\n  - lookupKey: pro_monthly\n    plan: pro\n    type: cpx21\n    location: fsn1\n    runtime: 1.4.2\n  - product: prod_small\n    type: cx22\n    runtime: 1.4.2\n";
 
     fn event(status: Status, prices: Vec<Price>) -> SubscriptionEvent {
         SubscriptionEvent {
@@ -365,7 +374,7 @@ mod tests {
 
     #[test]
     fn every_problem_in_the_file_is_reported_with_its_line() {
-        let text = "statuses:\n  active: present\n  sleeping: off\n  unpaid: maybe\nprices:\n  - lookupKey: a\n    price: price_1\n  - {}\n";
+        let text = "statuses:\n  active: present\n  sleeping: off\n  unpaid: maybe\nprices:\n  - lookupKey: a\n    price: price_1\n  - {}\n  - lookupKey: b\n";
         let Err(FileError::Invalid { problems, .. }) = Mapping::parse(Path::new("m.yaml"), text)
         else {
             panic!("the mapping should be refused");
@@ -377,6 +386,7 @@ mod tests {
             "statuses.canceled",
             "prices[0]",
             "prices[1]",
+            "prices[2]",
         ] {
             assert!(keys.contains(&key), "{key} missing from {keys:?}");
         }

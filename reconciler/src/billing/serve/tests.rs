@@ -17,7 +17,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 const SECRET: &str = "whsec_test_secret";
-const MAPPING: &str = "statuses:\n  active: present\n  trialing: present\n  past_due: present\n  unpaid: off\n  paused: off\n  canceled: absent\n  incomplete: absent\n  incomplete_expired: absent\nprices:\n  - lookupKey: pro_monthly\n    plan: pro\n    type: cpx21\n    location: fsn1\n    runtime: 1.4.2\n  - lookupKey: big_monthly\n    plan: big\n    type: cpx31\n    location: nbg1\n  - lookupKey: broken\n    location: mars1\n";
+const MAPPING: &str = "statuses:\n  active: present\n  trialing: present\n  past_due: present\n  unpaid: off\n  paused: off\n  canceled: absent\n  incomplete: absent\n  incomplete_expired: absent\nprices:\n  - lookupKey: pro_monthly\n    plan: pro\n    type: cpx21\n    location: fsn1\n    runtime: 1.4.2\n  - lookupKey: big_monthly\n    plan: big\n    type: cpx31\n    location: nbg1\n    runtime: 1.4.2\n  - lookupKey: broken\n    location: mars1\n    runtime: 1.4.2\n";
 
 struct Harness {
     dir: tempfile::TempDir,

@@ -214,7 +214,7 @@ fn request(item: &Item) -> AgentRequest {
         location: server.location.clone(),
         image: server.image.clone(),
         plan: Some(server.plan.clone()),
-        runtime_version: server.runtime.clone(),
+        runtime_version: Some(server.runtime.clone()),
         idempotency_key: None,
         power: Some(*power),
     }
