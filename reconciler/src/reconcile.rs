@@ -99,6 +99,7 @@ pub fn context(snapshot: &Snapshot, ledger: &Ledger, allow_shrink: bool, now: &s
         allow_shrink,
         owned_devices: ledger.devices.clone(),
         recent_deletions: Some(ledger.recent_deletions(now).len()),
+        now: Some(now),
     }
 }
 

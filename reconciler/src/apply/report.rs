@@ -85,12 +85,13 @@ impl ActionReport {
 
 fn order(action: &Action) -> u8 {
     match action {
-        Action::Create { .. } => 0,
+        Action::Create { .. } | Action::Restore { .. } => 0,
         Action::Replace { .. } => 1,
         Action::Resize { .. }
         | Action::Relabel { .. }
         | Action::PowerOn { .. }
-        | Action::PowerOff { .. } => 2,
+        | Action::PowerOff { .. }
+        | Action::Quarantine { .. } => 2,
         Action::Delete { .. } => 3,
         Action::DeleteDevice { .. } => 4,
     }

@@ -20,7 +20,7 @@ fn fleet_labelled(agents: &[(&str, &str, &str)]) -> Fleet {
     let mut files = vec![SourceFile {
         path: "fleet.yaml".into(),
         content: Content::Bytes(
-            b"apiVersion: tether/v1\nkind: Fleet\nmetadata: {name: exec}\nspec:\n  defaults: {server: {type: cpx21, location: fsn1, image: ubuntu-24.04}}\n  tailscale: {tags: [\"tag:agent\"]}\n  policy: {prune: true, maxDeletionsPerRun: 10, maxDeletionPercent: 100, maxDisruptionsPerRun: 10, maxDisruptionPercent: 100}\n  catalog: {serverTypes: [cpx11, cpx21], locations: [fsn1], images: [ubuntu-24.04, debian-12]}\n".to_vec(),
+            b"apiVersion: tether/v1\nkind: Fleet\nmetadata: {name: exec}\nspec:\n  defaults: {server: {type: cpx21, location: fsn1, image: ubuntu-24.04}}\n  tailscale: {tags: [\"tag:agent\"]}\n  policy: {prune: true, maxDeletionsPerRun: 10, maxDeletionPercent: 100, maxDisruptionsPerRun: 10, maxDisruptionPercent: 100, quarantineGrace: \"0\"}\n  catalog: {serverTypes: [cpx11, cpx21], locations: [fsn1], images: [ubuntu-24.04, debian-12]}\n".to_vec(),
         ),
     }];
     for (name, labels, extra) in agents {

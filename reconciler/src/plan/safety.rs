@@ -15,7 +15,7 @@
 //!   a server this fleet does not own is never touched, recorded or not.
 //! - **Budgets.** Per run: at most [`deletion_budget`] server deletions (a plan over it is
 //!   refused as a whole), at most [`disruption_budget`] agents disrupted (replace, resize, power
-//!   off; the rest wait for later runs, counting replacements still in progress), at most
+//!   off, quarantine; the rest wait for later runs, counting replacements still in progress), at most
 //!   [`deletion_budget`] of the fleet's devices deleted on their own (the rest wait). Across runs:
 //!   at most `maxDeletionsPerHour` servers deleted in any rolling hour, counted from the status
 //!   branch (deletions beyond it wait).
@@ -124,7 +124,10 @@ pub fn window_budget(fleet: &Fleet, recent: Option<usize>) -> usize {
 pub fn disrupts(action: &Action) -> bool {
     matches!(
         action,
-        Action::Replace { .. } | Action::Resize { .. } | Action::PowerOff { .. }
+        Action::Replace { .. }
+            | Action::Resize { .. }
+            | Action::PowerOff { .. }
+            | Action::Quarantine { .. }
     )
 }
 

@@ -17,7 +17,9 @@ pub fn symbol(action: &Action) -> &'static str {
         Action::Resize { .. }
         | Action::Relabel { .. }
         | Action::PowerOn { .. }
-        | Action::PowerOff { .. } => "~",
+        | Action::PowerOff { .. }
+        | Action::Quarantine { .. }
+        | Action::Restore { .. } => "~",
     }
 }
 
@@ -79,6 +81,26 @@ pub fn headline(action: &Action) -> String {
         } => format!(
             "delete device {name} (id {}) of {agent}: {reason}",
             device_id.0
+        ),
+        Action::Quarantine {
+            agent,
+            server_id,
+            devices,
+            grace,
+            reason,
+            ..
+        } => format!(
+            "QUARANTINE server {agent} (id {server_id}): {reason}; power off, deauthorize {} device(s), delete after {grace} unless the spec comes back",
+            devices.len()
+        ),
+        Action::Restore {
+            agent,
+            server_id,
+            devices,
+            reason,
+        } => format!(
+            "{reason}: server {agent} (id {server_id}) renamed back, {} device(s) re-authorized, powered on",
+            devices.len()
         ),
     }
 }
@@ -147,12 +169,16 @@ pub fn summary_line(plan: &Plan) -> String {
                 )
             })
             .count();
-        return if open == 0 {
+        let line = if open == 0 {
             "No changes. The fleet matches its spec.".to_owned()
         } else {
             format!(
                 "No changes in this run, but the fleet does not match its spec yet: {open} note(s) above need a later run or attention."
             )
+        };
+        return match quarantined_part(plan) {
+            Some(part) => format!("{line} {part}."),
+            None => line,
         };
     }
     let mut parts = vec![
@@ -166,11 +192,30 @@ pub fn summary_line(plan: &Plan) -> String {
     if s.delete_devices > 0 {
         parts.push(format!("{} device(s) to delete", s.delete_devices));
     }
+    if s.quarantine > 0 {
+        parts.push(format!("{} to quarantine", s.quarantine));
+    }
+    if s.restore > 0 {
+        parts.push(format!("{} to restore from quarantine", s.restore));
+    }
     let sign = if s.monthly_cost_delta.0 >= 0 { "+" } else { "" };
+    let quarantined = quarantined_part(plan)
+        .map(|p| format!(" {p}."))
+        .unwrap_or_default();
     format!(
-        "Plan: {}. Cost: {sign}{}/month. API calls: ~{}.",
+        "Plan: {}. Cost: {sign}{}/month.{quarantined} API calls: ~{}.",
         parts.join(", "),
         s.monthly_cost_delta,
         s.api_calls
     )
+}
+
+/// `Quarantined: 2 servers, €9.98/month (powered off, still billed)`, when any are.
+fn quarantined_part(plan: &Plan) -> Option<String> {
+    let s = &plan.summary;
+    let cost = s.quarantined_monthly_cost?;
+    Some(format!(
+        "Quarantined: {} server(s), {cost}/month (powered off, still billed)",
+        s.quarantined
+    ))
 }

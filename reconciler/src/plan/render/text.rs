@@ -136,5 +136,15 @@ pub fn note_line(note: &Note) -> String {
             server_type,
             location,
         } => format!("no price known for {server_type} in {location}; counted as €0"),
+        Note::Quarantined {
+            agent,
+            server_id,
+            since,
+            commit,
+            delete_after,
+        } => format!(
+            "agent {agent} is QUARANTINED: server {server_id} powered off since {since} (spec removed in commit {}); deleted after {delete_after} unless the spec comes back with the same subscription, or earlier with `tether agent purge {agent}`",
+            commit.as_deref().unwrap_or("unknown")
+        ),
     }
 }
