@@ -13,7 +13,7 @@ pub mod render;
 pub mod safety;
 
 pub use compute::plan;
-pub use inventory::{device_ownership, managed_servers};
+pub use inventory::{device_ownership, managed_servers, quarantined_servers};
 
 use crate::cloud::tailscale::{Device, DeviceId};
 use crate::cloud::{Euros, Server, ServerId};
