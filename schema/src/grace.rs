@@ -50,8 +50,11 @@ pub fn parse(text: &str) -> Result<u64, Invalid> {
             .and_then(|s| total.checked_add(s))
             .ok_or_else(|| bad(format!("`{text}` is too long")))?;
     }
+    if digits == text {
+        return Err(bad(format!("`{text}` has no unit")));
+    }
     if !digits.is_empty() {
-        return Err(bad(format!("`{text}`: `{digits}` has no unit")));
+        return Err(bad(format!("`{text}`: the trailing `{digits}` has no unit")));
     }
     if total > MAX_SECONDS {
         return Err(bad(format!("`{text}` is longer than 90 days")));
