@@ -54,7 +54,9 @@ pub fn parse(text: &str) -> Result<u64, Invalid> {
         return Err(bad(format!("`{text}` has no unit")));
     }
     if !digits.is_empty() {
-        return Err(bad(format!("`{text}`: the trailing `{digits}` has no unit")));
+        return Err(bad(format!(
+            "`{text}`: the trailing `{digits}` has no unit"
+        )));
     }
     if total > MAX_SECONDS {
         return Err(bad(format!("`{text}` is longer than 90 days")));
