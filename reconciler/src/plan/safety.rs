@@ -20,7 +20,7 @@
 //!   at most `maxDeletionsPerHour` servers deleted in any rolling hour, counted from the status
 //!   branch (deletions beyond it wait).
 //! - **Fail closed.** Without a recorded baseline (no status branch, or it could not be read), a
-//!   plan that deletes any server is refused unless the operator confirms with
+//!   plan that deletes or quarantines any server is refused unless the operator confirms with
 //!   `--allow-shrink`; so is a shrink beyond the budget since the last applied revision.
 //!
 //! # Assumptions
@@ -144,10 +144,17 @@ pub fn check(actions: &[Action], fleet: &Fleet, managed: usize, ctx: &Context) -
         ));
     }
     let desired = fleet.agents.len();
+    let quarantines = actions
+        .iter()
+        .filter(|a| matches!(a, Action::Quarantine { .. }))
+        .count();
     match ctx.previous_agents {
         _ if ctx.allow_shrink => {}
         None if deletions > 0 => reasons.push(format!(
             "the plan deletes {deletions} server(s) and there is no record of an earlier applied revision to compare the fleet with (no readable status branch); tether does not delete without a baseline"
+        )),
+        None if quarantines > 0 => reasons.push(format!(
+            "the plan quarantines {quarantines} server(s) (powers them off) and there is no record of an earlier applied revision to compare the fleet with (no readable status branch); tether does not power off removed agents without a baseline"
         )),
         None => {}
         Some(previous) => {

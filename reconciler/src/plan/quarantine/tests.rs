@@ -3,6 +3,7 @@
 use crate::cloud::tailscale::{Device, DeviceId};
 use crate::cloud::{Euros, Server, ServerId, ServerStatus};
 use crate::plan::{Action, Context, Note, Observed, Plan, plan};
+use std::collections::BTreeMap;
 use tether_schema::{Content, Fleet, SourceFile, labels, load_fleet};
 use time::OffsetDateTime;
 
@@ -338,4 +339,31 @@ fn a_mass_removal_quarantines_within_the_disruption_budget_and_deletes_nothing()
         (permissive.summary.delete, permissive.summary.quarantine),
         (0, 10)
     );
+}
+
+#[test]
+fn without_a_baseline_a_quarantine_is_refused_unless_the_shrink_is_confirmed() {
+    let fleet = fleet("", &[]);
+    let servers = vec![server(1, "gone", "sub_gone")];
+    let blind = Context {
+        previous_agents: None,
+        ..at(Some(NOW))
+    };
+    let observed = Observed {
+        servers,
+        devices: Vec::new(),
+        prices: BTreeMap::new(),
+    };
+    let refused = plan(&fleet, &observed, &blind);
+    assert_eq!(kinds(&refused), [("quarantine", "gone")]);
+    let reasons = refused.refusal.expect("refused").reasons;
+    assert!(
+        reasons[0].contains("quarantines 1 server(s)"),
+        "{reasons:?}"
+    );
+    let confirmed = Context {
+        allow_shrink: true,
+        ..blind
+    };
+    assert!(plan(&fleet, &observed, &confirmed).accepted());
 }
