@@ -104,6 +104,7 @@ pub fn context(snapshot: &Snapshot, ledger: &Ledger, allow_shrink: bool, now: &s
         owned_devices: ledger.devices.clone(),
         recent_deletions: Some(ledger.recent_deletions(now).len()),
         subscriptions: std::collections::BTreeMap::new(),
+        now: Some(now),
     }
 }
 

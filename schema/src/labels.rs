@@ -10,6 +10,10 @@
 //! | `tether/spec` | [`replacement_hash`] of the fields Hetzner cannot change in place |
 //! | `tether/protect` | `true` when the agent is protected: survives the spec's removal |
 //! | `tether/retired` | `true` on a server renamed aside while its replacement is created |
+//! | `tether/quarantine-grace` | the agent's own grace period in seconds, when its spec sets one |
+//! | `tether/quarantined-at` | unix seconds when the server entered quarantine |
+//! | `tether/quarantine-commit` | short fleet commit that removed the agent's spec |
+//! | `tether/purge` | `true`: `tether agent purge` asked to delete the quarantined server early |
 
 use crate::cloud_init;
 use crate::model::{Agent, FleetSettings};
@@ -33,6 +37,25 @@ pub const PROTECT: &str = "tether/protect";
 /// `tether/retired=true`: the server was renamed aside (`<agent>-retired-<id>`) so a
 /// replacement can take the agent's name; it is deleted once the replacement exists.
 pub const RETIRED: &str = "tether/retired";
+
+/// `tether/quarantine-grace=<seconds>`: the agent's own quarantine grace period, from its last
+/// applied spec; without it the fleet's `spec.policy.quarantineGrace` applies.
+pub const QUARANTINE_GRACE: &str = "tether/quarantine-grace";
+/// `tether/quarantined-at=<unix seconds>`: when the server was powered off and renamed
+/// `<agent>-quarantined-<id>` because its spec was removed.
+pub const QUARANTINED_AT: &str = "tether/quarantined-at";
+/// `tether/quarantine-commit=<short sha>`: the fleet commit that removed the spec.
+pub const QUARANTINE_COMMIT: &str = "tether/quarantine-commit";
+/// `tether/purge=true`: an operator confirmed (`tether agent purge`) that the quarantined server
+/// may be deleted before its grace period ends.
+pub const PURGE: &str = "tether/purge";
+
+/// The name a server gets while it is quarantined.
+pub fn quarantined_name(agent: &str, server_id: u64) -> String {
+    let suffix = format!("-quarantined-{server_id}");
+    let keep = 63usize.saturating_sub(suffix.len()).min(agent.len());
+    format!("{}{suffix}", agent[..keep].trim_end_matches('-'))
+}
 
 /// The name a server gets while it is retired.
 pub fn retired_name(agent: &str, server_id: u64) -> String {
@@ -84,6 +107,9 @@ pub fn server_labels(agent: &Agent, fleet: &FleetSettings) -> BTreeMap<String, S
     labels.insert(SPEC.to_owned(), replacement_hash(agent, fleet));
     if agent.protect {
         labels.insert(PROTECT.to_owned(), "true".to_owned());
+    }
+    if let Some(grace) = agent.quarantine_grace {
+        labels.insert(QUARANTINE_GRACE.to_owned(), grace.to_string());
     }
     labels
 }

@@ -78,6 +78,9 @@ pub struct Policy {
     pub max_disruptions_per_run: u32,
     /// Most agents one run may disrupt, in percent (0-100) of the managed servers.
     pub max_disruption_percent: u32,
+    /// Seconds a server whose spec was removed stays quarantined (powered off, device
+    /// deauthorized) before it is deleted; 0: deleted at once.
+    pub quarantine_grace: u64,
     /// Who must confirm that a removed agent's subscription ended before its server is deleted.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub confirm_deletes: Option<ConfirmDeletes>,
@@ -101,6 +104,7 @@ impl Default for Policy {
             max_deletions_per_hour: 20,
             max_disruptions_per_run: 5,
             max_disruption_percent: 10,
+            quarantine_grace: crate::grace::DEFAULT_SECONDS,
             confirm_deletes: None,
         }
     }
@@ -140,6 +144,8 @@ pub struct Agent {
     pub power: Power,
     /// Whether tether must never delete this agent's server.
     pub protect: bool,
+    /// The agent's own quarantine grace period in seconds, overriding the fleet's.
+    pub quarantine_grace: Option<u64>,
 }
 
 /// A fully resolved server description.

@@ -65,6 +65,10 @@ pub struct RawAgentSpec {
     /// `true`: tether never deletes this agent's VM (default `false`).
     #[serde(default)]
     pub protect: Option<bool>,
+    /// This agent's quarantine grace period, overriding the fleet's `spec.policy.quarantineGrace`
+    /// (`24h`, `7d`, `off`, …); tether records it on the server as `tether/quarantine-grace`.
+    #[serde(default)]
+    pub quarantine_grace: Option<Text>,
 }
 
 /// A server description; every field is optional where defaults apply.
@@ -195,6 +199,11 @@ pub struct RawPolicy {
     /// (default: no confirmation).
     #[serde(default)]
     pub confirm_deletes: Option<Text>,
+    /// How long a server whose spec was removed stays quarantined (powered off, its device
+    /// deauthorized) before it is deleted: `24h` (default), `90m`, `7d`; `0` or `off` delete at
+    /// once.
+    #[serde(default)]
+    pub quarantine_grace: Option<Text>,
 }
 
 /// `spec.catalog` of the Fleet.

@@ -166,6 +166,11 @@ pub(crate) fn fleet(raw: RawFleet, r: &mut Report<'_>) -> Option<FleetContext> {
             ),
         }
     }
+    if let Some(text) = &spec.policy.quarantine_grace {
+        policy.quarantine_grace = r
+            .parse("spec.policy.quarantineGrace", text, crate::grace::parse)
+            .unwrap_or_default();
+    }
     let catalog = catalog(&spec.catalog, r);
     let defaults = defaults(&spec.defaults.server, &catalog, r);
     let settings = FleetSettings {
@@ -385,6 +390,10 @@ pub(crate) fn agent(
     let runtime = runtime(&spec.runtime, r);
     let power = spec.power.map(|p| p.value).unwrap_or_default();
     let protect = spec.protect.unwrap_or(false);
+    let quarantine_grace = spec
+        .quarantine_grace
+        .as_ref()
+        .and_then(|text| r.parse("spec.quarantineGrace", text, crate::grace::parse));
     let fleet = fleet?;
     if !r.ok() {
         return None;
@@ -404,6 +413,7 @@ pub(crate) fn agent(
         runtime: runtime?,
         power,
         protect,
+        quarantine_grace,
     };
     let size = cloud_init::worst_case_size(&agent, &fleet.settings);
     if size > cloud_init::MAX_USER_DATA_BYTES {

@@ -91,6 +91,23 @@ pub fn example_fleet() -> tempfile::TempDir {
     dir
 }
 
+/// Turns quarantine off in the block-style `fleet.yaml` of `dir` (`quarantineGrace: "0"`), so a
+/// removed spec's server is deleted at once: for tests about what happens when it is deleted.
+pub fn without_quarantine(dir: &Path) {
+    let path = dir.join("fleet.yaml");
+    let text = std::fs::read_to_string(&path).expect("read fleet.yaml");
+    assert!(
+        text.contains("\n  policy:\n"),
+        "a block-style policy in fleet.yaml"
+    );
+    let text = text.replacen(
+        "\n  policy:\n",
+        "\n  policy:\n    quarantineGrace: \"0\"\n",
+        1,
+    );
+    std::fs::write(&path, text).expect("write fleet.yaml");
+}
+
 /// Commits the whole work tree of `repo` (created if needed) on `branch` and returns the id.
 pub fn commit_all(repo_dir: &Path, branch: &str, message: &str) -> String {
     let repo = git2::Repository::open(repo_dir)

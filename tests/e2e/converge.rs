@@ -2,7 +2,7 @@
 //! Tailscale emulators over real HTTP, and a real git repository whose `tether/status` branch
 //! records every run.
 
-use crate::common::{commit_all, example_fleet};
+use crate::common::{commit_all, example_fleet, without_quarantine};
 use std::path::Path;
 use std::time::Duration;
 use tether::sandbox::hetzner::Latencies;
@@ -22,6 +22,7 @@ impl Bed {
     async fn with(options: StackOptions) -> Bed {
         let stack = Stack::start(options).await.expect("emulators");
         let repo = example_fleet();
+        without_quarantine(repo.path());
         commit_all(repo.path(), "main", "seed the example fleet");
         Bed { stack, repo }
     }

@@ -131,6 +131,7 @@ async fn the_daemon_reacts_to_a_local_edit_within_a_second() {
         .await
         .expect("emulators");
     let fleet = example_fleet();
+    crate::common::without_quarantine(fleet.path());
     commit_all(fleet.path(), "main", "seed");
     let daemon = Daemon::start(&stack, &format!("  path: {}", fleet.path().display()), &[]).await;
     assert_eq!(stack.hetzner.servers().len(), 6, "converged at start");

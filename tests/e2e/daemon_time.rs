@@ -23,6 +23,7 @@ async fn a_pass_with_actions_longer_than_a_minute_completes_and_the_next_commit_
     .await
     .expect("emulators");
     let fleet = example_fleet();
+    crate::common::without_quarantine(fleet.path());
     commit_all(fleet.path(), "main", "seed");
     let started = Instant::now();
     let daemon = Daemon::spawn(

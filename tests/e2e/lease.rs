@@ -93,6 +93,7 @@ async fn two_daemons_and_two_applies_never_mutate_at_once_and_a_killed_holder_is
     .await
     .expect("emulators");
     let fleet = example_fleet();
+    crate::common::without_quarantine(fleet.path());
     commit_all(fleet.path(), "main", "seed");
     let source = format!("  path: {}", fleet.path().display());
     let daemon_yaml = |name: &str| {

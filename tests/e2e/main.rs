@@ -12,6 +12,7 @@ mod daemon;
 mod daemon_time;
 mod github;
 mod lease;
+mod quarantine;
 mod review;
 mod safety;
 mod sandbox_cmd;

@@ -20,7 +20,7 @@ impl FleetRepo {
         std::fs::write(
             dir.path().join("fleet.yaml"),
             format!(
-                "apiVersion: tether/v1\nkind: Fleet\nmetadata: {{name: {name}}}\nspec:\n  defaults: {{server: {{type: cpx21, location: fsn1, image: ubuntu-24.04}}}}\n  tailscale: {{tags: [\"tag:agent\", \"tag:agent-eu\"]}}\n  policy: {{prune: true, {policy}}}\n  catalog: {{serverTypes: [cpx11, cpx21], locations: [fsn1], images: [ubuntu-24.04, debian-12]}}\n"
+                "apiVersion: tether/v1\nkind: Fleet\nmetadata: {{name: {name}}}\nspec:\n  defaults: {{server: {{type: cpx21, location: fsn1, image: ubuntu-24.04}}}}\n  tailscale: {{tags: [\"tag:agent\", \"tag:agent-eu\"]}}\n  policy: {{prune: true, quarantineGrace: \"0\", {policy}}}\n  catalog: {{serverTypes: [cpx11, cpx21], locations: [fsn1], images: [ubuntu-24.04, debian-12]}}\n"
             ),
         )
         .expect("write fleet.yaml");

@@ -7,6 +7,7 @@
 
 mod devices;
 pub mod keys;
+mod quarantine;
 pub mod report;
 mod steps;
 

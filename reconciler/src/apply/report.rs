@@ -50,6 +50,9 @@ pub struct ActionReport {
     pub key_id: Option<AuthKeyId>,
     /// Something to look at even though the action is done.
     pub warning: Option<String>,
+    /// Why a server is deleted, quarantined or restored (the plan's reason), for the audit trail.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
     #[serde(skip)]
     pub(crate) order: u8,
 }
@@ -68,6 +71,12 @@ impl ActionReport {
             deleted_server: None,
             key_id: None,
             warning: None,
+            reason: match action {
+                Action::Delete { reason, .. }
+                | Action::Quarantine { reason, .. }
+                | Action::Restore { reason, .. } => Some(reason.clone()),
+                _ => None,
+            },
             order: order(action),
         }
     }
@@ -85,12 +94,13 @@ impl ActionReport {
 
 fn order(action: &Action) -> u8 {
     match action {
-        Action::Create { .. } => 0,
+        Action::Create { .. } | Action::Restore { .. } => 0,
         Action::Replace { .. } => 1,
         Action::Resize { .. }
         | Action::Relabel { .. }
         | Action::PowerOn { .. }
-        | Action::PowerOff { .. } => 2,
+        | Action::PowerOff { .. }
+        | Action::Quarantine { .. } => 2,
         Action::Delete { .. } => 3,
         Action::DeleteDevice { .. } => 4,
     }
@@ -177,6 +187,9 @@ impl fmt::Display for ApplyReport {
             }
             if let Some(w) = &a.warning {
                 write!(f, " (warning: {w})")?;
+            }
+            if let Some(why) = &a.reason {
+                write!(f, " (why: {why})")?;
             }
             writeln!(f)?;
         }

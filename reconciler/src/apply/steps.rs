@@ -86,6 +86,25 @@ impl<C: Compute, T: Tailnet> Ctx<'_, C, T> {
                     devices,
                     ..
                 } => self.delete(agent, *server_id, devices, &mut report).await,
+                Action::Quarantine {
+                    agent,
+                    server_id,
+                    devices,
+                    commit,
+                    ..
+                } => {
+                    self.quarantine(agent, *server_id, devices, commit.as_deref(), &mut report)
+                        .await
+                }
+                Action::Restore {
+                    agent,
+                    server_id,
+                    devices,
+                    ..
+                } => match self.agent(agent) {
+                    Ok(a) => self.restore(a, *server_id, devices, &mut report).await,
+                    Err(e) => Err(e),
+                },
                 Action::DeleteDevice { device_id, .. } => {
                     report.device_ids.push(device_id.clone());
                     self.tailnet
@@ -378,7 +397,7 @@ impl<C: Compute, T: Tailnet> Ctx<'_, C, T> {
     }
 
     /// The live server, if it still carries this fleet's and `agent`'s labels.
-    async fn owned(&self, agent: &str, id: ServerId) -> Result<Server, Stop> {
+    pub(super) async fn owned(&self, agent: &str, id: ServerId) -> Result<Server, Stop> {
         let server = self
             .compute
             .get_server(id)
@@ -416,7 +435,7 @@ impl<C: Compute, T: Tailnet> Ctx<'_, C, T> {
         )))
     }
 
-    async fn wait(&self, ids: &[ActionId], report: &mut ActionReport) -> StepResult {
+    pub(super) async fn wait(&self, ids: &[ActionId], report: &mut ActionReport) -> StepResult {
         report.action_ids.extend_from_slice(ids);
         let done = self
             .compute

@@ -20,7 +20,7 @@ fn fleet_labelled(agents: &[(&str, &str, &str)]) -> Fleet {
     let mut files = vec![SourceFile {
         path: "fleet.yaml".into(),
         content: Content::Bytes(
-            b"apiVersion: tether/v1\nkind: Fleet\nmetadata: {name: exec}\nspec:\n  defaults: {server: {type: cpx21, location: fsn1, image: ubuntu-24.04}}\n  tailscale: {tags: [\"tag:agent\"]}\n  policy: {prune: true, maxDeletionsPerRun: 10, maxDeletionPercent: 100, maxDisruptionsPerRun: 10, maxDisruptionPercent: 100}\n  catalog: {serverTypes: [cpx11, cpx21], locations: [fsn1], images: [ubuntu-24.04, debian-12]}\n".to_vec(),
+            b"apiVersion: tether/v1\nkind: Fleet\nmetadata: {name: exec}\nspec:\n  defaults: {server: {type: cpx21, location: fsn1, image: ubuntu-24.04}}\n  tailscale: {tags: [\"tag:agent\"]}\n  policy: {prune: true, maxDeletionsPerRun: 10, maxDeletionPercent: 100, maxDisruptionsPerRun: 10, maxDisruptionPercent: 100, quarantineGrace: \"0\"}\n  catalog: {serverTypes: [cpx11, cpx21], locations: [fsn1], images: [ubuntu-24.04, debian-12]}\n".to_vec(),
         ),
     }];
     for (name, labels, extra) in agents {
@@ -352,5 +352,61 @@ async fn a_suspended_fleet_is_planned_but_nothing_is_applied() {
     );
     assert!(w.stack.hetzner.servers().is_empty());
     assert!(w.stack.tailscale.keys().is_empty(), "no key was minted");
+    w.stack.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_quarantine_keeps_server_labels_and_device_and_spares_a_server_protected_after_planning()
+{
+    let w = World::start(StackOptions::default()).await;
+    let grace = "  quarantineGrace: 1h\n";
+    let all = fleet(&[("keep", ""), ("q1", grace), ("q2", grace)]);
+    w.converge(&all).await;
+    let q1 = w.server("q1").expect("q1");
+    let device = w
+        .stack
+        .tailscale
+        .devices()
+        .into_iter()
+        .find(|d| d.hostname == "q1")
+        .expect("q1's device");
+    let one = fleet(&[("keep", "")]);
+    let p = w.plan(&one).await;
+    assert_eq!(p.summary.quarantine, 2, "{p:?}");
+    let q2 = w.server("q2").expect("q2");
+    let mut protected = q2.labels.clone();
+    protected.insert(labels::PROTECT.into(), "true".into());
+    w.compute
+        .update_server(ServerId(q2.id), None, &protected)
+        .await
+        .expect("protect by hand");
+    let report = w.apply(&p, &one).await;
+    assert_eq!(report.done("quarantine"), 1, "{report}");
+    assert!(
+        matches!(&outcome(&report, "quarantine", "q2").outcome, Outcome::Skipped { reason } if reason.contains("protected")),
+        "{report}"
+    );
+    let held = w
+        .server(&labels::quarantined_name("q1", q1.id))
+        .expect("q1 renamed aside, not deleted");
+    assert_eq!(held.id, q1.id);
+    assert_eq!(held.status, ServerStatus::Off);
+    for key in [labels::FLEET, labels::AGENT, labels::SUBSCRIPTION] {
+        assert_eq!(held.labels.get(key), q1.labels.get(key), "{key} is kept");
+    }
+    assert!(held.labels.contains_key(labels::QUARANTINED_AT));
+    let after = w
+        .stack
+        .tailscale
+        .devices()
+        .into_iter()
+        .find(|d| d.id == device.id)
+        .expect("the device is kept");
+    assert!(!after.authorized, "{after:?}");
+    assert_eq!(
+        w.server("q2").map(|s| s.status),
+        Some(ServerStatus::Running),
+        "the protected server is untouched"
+    );
     w.stack.shutdown().await;
 }

@@ -16,6 +16,12 @@ pub fn summary_line(report: &ApplyReport) -> String {
     let deleted = report.done("delete");
     let (_, failed, skipped) = report.counts();
     let mut summary = vec![format!("+{created} created"), format!("-{deleted} deleted")];
+    for (kind, label) in [("quarantine", "quarantined"), ("restore", "restored")] {
+        let n = report.done(kind);
+        if n > 0 {
+            summary.push(format!("{n} {label}"));
+        }
+    }
     let updated = ["resize", "relabel", "power-on", "power-off"]
         .iter()
         .map(|k| report.done(k))

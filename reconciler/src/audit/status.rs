@@ -29,6 +29,8 @@ pub enum Phase {
     Failed,
     /// Its server runs but its spec is gone (kept: protected, `prune` off, or a refused plan).
     Orphaned,
+    /// Its spec is gone and its server waits in quarantine, powered off, until `deleteAfter`.
+    Quarantined,
 }
 
 /// `status/<agent>.yaml`.
@@ -45,6 +47,9 @@ pub struct AgentStatus {
     pub server: Option<ServerStatusDoc>,
     /// The online (or newest) device, when one exists.
     pub device: Option<DeviceStatusDoc>,
+    /// Set while the agent's server is quarantined.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub quarantine: Option<QuarantineDoc>,
     /// When this run observed the agent.
     pub last_transition_time: String,
     /// The last action's error, if it failed.
@@ -65,6 +70,18 @@ pub struct ServerStatusDoc {
     pub location: String,
     /// Public IPs.
     pub public_ips: Vec<String>,
+}
+
+/// The quarantine part of an agent's status.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct QuarantineDoc {
+    /// When it entered quarantine, RFC 3339.
+    pub since: String,
+    /// The fleet commit that removed the spec (short), when labelled.
+    pub commit: Option<String>,
+    /// When the grace period ends and the server may be deleted, RFC 3339.
+    pub delete_after: String,
 }
 
 /// The device part of an agent's status.
@@ -143,8 +160,10 @@ pub struct Inputs<'a> {
 pub fn agent_statuses(input: &Inputs<'_>, owned: &BTreeMap<DeviceId, String>) -> Vec<AgentStatus> {
     let fleet = input.fleet;
     let servers = crate::plan::managed_servers(fleet, input.observed);
+    let quarantined = crate::plan::quarantined_servers(fleet, input.observed);
     let refused = matches!(input.verdict, Verdict::Refused(_));
     let mut names: BTreeSet<&str> = servers.keys().copied().collect();
+    names.extend(quarantined.keys().copied());
     if !refused {
         names.extend(fleet.agents.keys().map(|n| n.as_str()));
     }
@@ -152,7 +171,11 @@ pub fn agent_statuses(input: &Inputs<'_>, owned: &BTreeMap<DeviceId, String>) ->
         .into_iter()
         .map(|name| {
             let spec = fleet.agents.get(name);
-            let server = servers.get(name).copied();
+            let held = quarantined
+                .get(name)
+                .copied()
+                .filter(|_| !servers.contains_key(name));
+            let server = servers.get(name).copied().or(held);
             let devices: Vec<&Device> = input
                 .observed
                 .devices
@@ -170,9 +193,13 @@ pub fn agent_statuses(input: &Inputs<'_>, owned: &BTreeMap<DeviceId, String>) ->
                 .iter()
                 .filter(|a| a.agent == name)
                 .find_map(failed);
+            let phase = match held {
+                Some(_) if failure.is_none() => Phase::Quarantined,
+                _ => phase(server, device, spec, failure.is_some(), refused),
+            };
             AgentStatus {
                 agent: name.to_owned(),
-                phase: phase(server, device, spec, failure.is_some(), refused),
+                phase,
                 spec_revision: if refused {
                     input
                         .ledger
@@ -194,11 +221,31 @@ pub fn agent_statuses(input: &Inputs<'_>, owned: &BTreeMap<DeviceId, String>) ->
                     tailnet_ips: d.addresses.iter().map(ToString::to_string).collect(),
                     online: d.online,
                 }),
+                quarantine: held.map(|s| quarantine_doc(s, fleet)),
                 last_transition_time: input.now.to_owned(),
                 last_error: failure,
             }
         })
         .collect()
+}
+
+fn quarantine_doc(server: &Server, fleet: &Fleet) -> QuarantineDoc {
+    use crate::plan::quarantine::{delete_after, quarantined_at};
+    let rfc3339 = |t: Option<time::OffsetDateTime>| {
+        t.and_then(|t| {
+            t.format(&time::format_description::well_known::Rfc3339)
+                .ok()
+        })
+        .unwrap_or_else(|| "unknown".to_owned())
+    };
+    QuarantineDoc {
+        since: rfc3339(quarantined_at(server)),
+        commit: server
+            .labels
+            .get(tether_schema::labels::QUARANTINE_COMMIT)
+            .cloned(),
+        delete_after: rfc3339(delete_after(server, fleet)),
+    }
 }
 
 fn failed(a: &ActionReport) -> Option<String> {

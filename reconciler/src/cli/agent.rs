@@ -1,5 +1,7 @@
 //! `tether agent add` / `tether agent remove`: the billing interface, one validated commit per
-//! subscription change.
+//! subscription change; `tether agent purge` ([`purge`]) deletes a quarantined server early.
+
+mod purge;
 
 use super::common;
 use super::{CliError, Outcome};
@@ -20,6 +22,7 @@ pub struct AgentArgs {
 enum AgentCommand {
     Add(AddArgs),
     Remove(RemoveArgs),
+    Purge(purge::PurgeArgs),
 }
 
 /// Where billing commits.
@@ -119,6 +122,7 @@ pub fn cmd_agent(args: &AgentArgs) -> Result<Outcome, CliError> {
             &r.subscription,
             format!("Remove the agent of subscription {}", r.subscription),
         ),
+        AgentCommand::Purge(p) => return purge::cmd_purge(p),
     };
     let pr = repo
         .open_pr
@@ -156,6 +160,7 @@ pub fn cmd_agent(args: &AgentArgs) -> Result<Outcome, CliError> {
         AgentCommand::Remove(r) => with_target(repo, branch, base, |t| {
             billing::remove(t, &r.subscription, r.repo.idempotency_key.as_deref())
         }),
+        AgentCommand::Purge(p) => return purge::cmd_purge(p),
     };
     match result {
         Ok(Change::Committed { commit, path }) => {

@@ -254,6 +254,20 @@ impl<I: Tailnet, F: Fence> Tailnet for Fenced<I, F> {
         .await
     }
 
+    async fn set_authorized(
+        &self,
+        id: &DeviceId,
+        authorized: bool,
+    ) -> Result<(), tailscale::Error> {
+        let operation = format!("set authorization of device {id}");
+        self.mutate(
+            "set_authorized",
+            tailscale_refused(&operation),
+            self.inner.set_authorized(id, authorized),
+        )
+        .await
+    }
+
     async fn create_auth_key(&self, new: &NewAuthKey) -> Result<CreatedAuthKey, tailscale::Error> {
         let operation = format!("create auth key `{}`", new.description);
         self.mutate(

@@ -3,11 +3,12 @@
 
 use super::inventory::{Inventory, device_ids, owned_devices};
 use super::{
-    Action, Context, Note, Observed, PLAN_VERSION, Plan, Summary, confirm, cost, fields, safety,
+    Action, Context, Note, Observed, PLAN_VERSION, Plan, Summary, confirm, cost, fields,
+    quarantine, safety,
 };
 use crate::cloud::tailscale::Device;
 use crate::cloud::{Server, ServerStatus};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use tether_schema::labels;
 use tether_schema::{Agent, Fleet, Power};
 
@@ -22,6 +23,10 @@ use tether_schema::{Agent, Fleet, Power};
 ///   deleted or replaced; no server is deleted when `policy.prune` is off, except the retired
 ///   half of a replacement once its successor is online.
 /// - An agent whose name is taken by a server this fleet does not own is not created.
+/// - A server whose spec was removed is quarantined, not deleted, unless its grace period is
+///   zero; it is deleted only once the grace period has passed or it was purged
+///   ([`quarantine`]), and restored instead of a create when its agent comes back with the same
+///   subscription.
 /// - The plan carries a [`super::Refusal`] when it breaks the deletion budget or the shrink
 ///   circuit breaker; such a plan must not be applied.
 pub fn plan(fleet: &Fleet, observed: &Observed, ctx: &Context) -> Plan {
@@ -39,16 +44,40 @@ pub fn plan(fleet: &Fleet, observed: &Observed, ctx: &Context) -> Plan {
         });
     }
     let devices = owned_devices(fleet, observed, &inventory, ctx, &mut notes);
+    let mut restored = BTreeSet::new();
 
     for (name, agent) in &fleet.agents {
         let own_devices = devices.get(name.as_str()).cloned().unwrap_or_default();
         match inventory.managed.get(name.as_str()) {
-            None => match inventory.foreign.get(name.as_str()) {
-                Some(other) => notes.push(Note::NameTaken {
+            None => match (
+                inventory.foreign.get(name.as_str()),
+                quarantine::restorable(agent, &inventory),
+            ) {
+                (Some(other), _) => notes.push(Note::NameTaken {
                     agent: name.to_string(),
                     server_id: other.id,
                 }),
-                None => actions.push(create(agent, fleet, &own_devices)),
+                (None, Some(server)) => {
+                    restored.insert(server.id);
+                    let devs = quarantine::devices_of(server, None, devices.get(name.as_str()));
+                    actions.push(quarantine::restore(agent, server, devs));
+                }
+                (None, None) => {
+                    let mut action = create(agent, fleet, &own_devices);
+                    if let (Some(other), Action::Create { reason, .. }) =
+                        (quarantine::of_agent(name.as_str(), &inventory), &mut action)
+                    {
+                        *reason = format!(
+                            "no server for this agent; quarantined server {} served another subscription ({}) and is not restored",
+                            other.id,
+                            other
+                                .labels
+                                .get(labels::SUBSCRIPTION)
+                                .map_or("none", String::as_str)
+                        );
+                    }
+                    actions.push(action);
+                }
             },
             Some(server) => plan_existing(
                 agent,
@@ -82,6 +111,9 @@ pub fn plan(fleet: &Fleet, observed: &Observed, ctx: &Context) -> Plan {
                 server_id: server.id,
                 reason: reason.to_owned(),
             }),
+            None if quarantine::grace_of(server, fleet) > 0 => actions.push(
+                quarantine::quarantine(agent, server, fleet, device_ids(devices.get(*agent)), ctx),
+            ),
             None => actions.push(Action::Delete {
                 agent: (*agent).to_owned(),
                 server_id: server.id,
@@ -91,6 +123,19 @@ pub fn plan(fleet: &Fleet, observed: &Observed, ctx: &Context) -> Plan {
                 devices: device_ids(devices.get(*agent)),
                 reason: "its agent spec was removed".to_owned(),
             }),
+        }
+    }
+    for server in &inventory.quarantined {
+        if !restored.contains(&server.id) {
+            quarantine::run_course(
+                server,
+                fleet,
+                &inventory,
+                &devices,
+                ctx,
+                &mut actions,
+                &mut notes,
+            );
         }
     }
 
@@ -109,7 +154,11 @@ pub fn plan(fleet: &Fleet, observed: &Observed, ctx: &Context) -> Plan {
         for (agent, devs) in &devices {
             let known = fleet.agents.keys().any(|n| n.as_str() == *agent)
                 || inventory.managed.contains_key(agent.as_str())
-                || inventory.retired_agents.contains(agent.as_str());
+                || inventory.retired_agents.contains(agent.as_str())
+                || inventory
+                    .quarantined
+                    .iter()
+                    .any(|s| s.labels.get(labels::AGENT) == Some(agent));
             if !known {
                 for d in devs {
                     actions.push(Action::DeleteDevice {
@@ -123,7 +172,7 @@ pub fn plan(fleet: &Fleet, observed: &Observed, ctx: &Context) -> Plan {
         }
     }
 
-    let managed_servers = inventory.managed.len() + inventory.retired.len();
+    let managed_servers = inventory.owned_count();
     let owned_device_count = devices.values().map(Vec::len).sum();
     let in_progress = inventory.retired_agents.len();
     let actions = safety::limit(
@@ -135,7 +184,7 @@ pub fn plan(fleet: &Fleet, observed: &Observed, ctx: &Context) -> Plan {
         owned_device_count,
         ctx,
     );
-    let summary = summarize(&actions, observed, &mut notes);
+    let summary = summarize(&actions, observed, &inventory, &mut notes);
     let refusal = safety::check(&actions, fleet, managed_servers, ctx);
     let deletions_allowed = safety::deletion_budget(fleet, managed_servers)
         .min(safety::window_budget(fleet, ctx.recent_deletions));
@@ -373,7 +422,12 @@ fn duplicate_devices(agent: &str, server: &Server, devices: &[&Device], actions:
     }
 }
 
-fn summarize(actions: &[Action], observed: &Observed, notes: &mut Vec<Note>) -> Summary {
+fn summarize(
+    actions: &[Action],
+    observed: &Observed,
+    inventory: &Inventory<'_>,
+    notes: &mut Vec<Note>,
+) -> Summary {
     let mut s = Summary::default();
     for a in actions {
         match a {
@@ -385,10 +439,17 @@ fn summarize(actions: &[Action], observed: &Observed, notes: &mut Vec<Note>) -> 
             | Action::PowerOff { .. } => s.update += 1,
             Action::Delete { .. } => s.delete += 1,
             Action::DeleteDevice { .. } => s.delete_devices += 1,
+            Action::Quarantine { .. } => s.quarantine += 1,
+            Action::Restore { .. } => s.restore += 1,
         }
     }
-    let (delta, unknown) = cost::monthly_delta(actions, &observed.servers, &observed.prices);
+    let (delta, mut unknown) = cost::monthly_delta(actions, &observed.servers, &observed.prices);
     s.monthly_cost_delta = delta;
+    let (quarantined, cost, more) =
+        cost::quarantined(actions, &inventory.quarantined, &observed.prices);
+    s.quarantined = quarantined;
+    s.quarantined_monthly_cost = (quarantined > 0).then_some(cost);
+    unknown.extend(more);
     for (server_type, location) in unknown {
         notes.push(Note::PriceUnknown {
             server_type,

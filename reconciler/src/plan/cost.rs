@@ -61,10 +61,56 @@ pub fn monthly_delta(
             Action::Relabel { .. }
             | Action::PowerOn { .. }
             | Action::PowerOff { .. }
+            | Action::Quarantine { .. }
+            | Action::Restore { .. }
             | Action::DeleteDevice { .. } => {}
         }
     }
     (Euros(delta), unknown)
+}
+
+/// The servers in quarantine once `actions` are applied (those already quarantined and not
+/// deleted or restored, plus those being quarantined), and what they cost per month: a
+/// powered-off Hetzner server is still billed. Also the (type, location) pairs without a price.
+pub fn quarantined(
+    actions: &[Action],
+    already: &[&Server],
+    prices: &BTreeMap<(String, String), Euros>,
+) -> (usize, Euros, BTreeSet<(String, String)>) {
+    let leaving: BTreeSet<_> = actions
+        .iter()
+        .filter_map(|a| match a {
+            Action::Delete { server_id, .. } | Action::Restore { server_id, .. } => {
+                Some(*server_id)
+            }
+            _ => None,
+        })
+        .collect();
+    let staying = already
+        .iter()
+        .filter(|s| !leaving.contains(&s.id))
+        .map(|s| (s.server_type.clone(), s.location.clone()));
+    let entering = actions.iter().filter_map(|a| match a {
+        Action::Quarantine {
+            server_type,
+            location,
+            ..
+        } => Some((server_type.clone(), location.clone())),
+        _ => None,
+    });
+    let mut unknown = BTreeSet::new();
+    let mut count = 0;
+    let mut total = 0i64;
+    for key in staying.chain(entering) {
+        count += 1;
+        match prices.get(&key) {
+            Some(p) => total += p.0,
+            None => {
+                unknown.insert(key);
+            }
+        }
+    }
+    (count, Euros(total), unknown)
 }
 
 /// Estimated API requests (Hetzner and Tailscale) to apply `actions`: the calls each action
@@ -80,6 +126,10 @@ pub fn api_calls(actions: &[Action]) -> u32 {
             Action::Resize { .. } => 6, // power off, change type, power on, three polls
             Action::Relabel { .. } | Action::DeleteDevice { .. } => 1,
             Action::PowerOn { .. } | Action::PowerOff { .. } => 2,
+            // shutdown, poll, relabel, one call per device
+            Action::Quarantine { devices, .. } => 3 + devices.len() as u32,
+            // relabel, power on, poll, device check, one call per device
+            Action::Restore { devices, .. } => 4 + devices.len() as u32,
             Action::Delete { devices, .. } => delete + devices.len() as u32,
         })
         .sum()

@@ -1,5 +1,5 @@
-//! What the observed inventory is to this fleet: its servers (current and retired), the
-//! others, and the devices it can prove it owns ([`super::safety::device_owner`]).
+//! What the observed inventory is to this fleet: its servers (current, retired and
+//! quarantined), the others, and the devices it can prove it owns ([`super::safety::device_owner`]).
 
 use super::{Context, Note, Observed, safety};
 use crate::cloud::Server;
@@ -27,6 +27,27 @@ pub fn managed_servers<'a>(fleet: &Fleet, observed: &'a Observed) -> BTreeMap<&'
     Inventory::classify(&observed.servers, fleet.settings.name.as_str()).managed
 }
 
+/// The fleet's quarantined servers by agent name (the newest when an agent has several).
+pub fn quarantined_servers<'a>(
+    fleet: &Fleet,
+    observed: &'a Observed,
+) -> BTreeMap<&'a str, &'a Server> {
+    let mut by_agent: BTreeMap<&str, &Server> = BTreeMap::new();
+    for server in Inventory::classify(&observed.servers, fleet.settings.name.as_str()).quarantined {
+        let Some(agent) = server.labels.get(labels::AGENT) else {
+            continue;
+        };
+        let newer = by_agent.get(agent.as_str()).is_none_or(|held| {
+            (super::quarantine::quarantined_at(held), held.id)
+                < (super::quarantine::quarantined_at(server), server.id)
+        });
+        if newer {
+            by_agent.insert(agent.as_str(), server);
+        }
+    }
+    by_agent
+}
+
 /// The observed servers, sorted by what they are to this fleet.
 pub(super) struct Inventory<'a> {
     /// This fleet's current servers, by agent name.
@@ -35,6 +56,9 @@ pub(super) struct Inventory<'a> {
     pub retired: Vec<&'a Server>,
     /// Agents with a retired server: replacements still in progress.
     pub retired_agents: BTreeSet<&'a str>,
+    /// This fleet's quarantined servers (named [`labels::quarantined_name`], labelled
+    /// `tether/quarantined-at`): still owned, powered off, waiting for their grace period.
+    pub quarantined: Vec<&'a Server>,
     /// Every server that is not this fleet's.
     pub unmanaged: Vec<&'a Server>,
     /// The servers that are not this fleet's, by name.
@@ -47,6 +71,7 @@ impl<'a> Inventory<'a> {
             managed: BTreeMap::new(),
             retired: Vec::new(),
             retired_agents: BTreeSet::new(),
+            quarantined: Vec::new(),
             unmanaged: Vec::new(),
             foreign: BTreeMap::new(),
         };
@@ -66,6 +91,13 @@ impl<'a> Inventory<'a> {
                 }
                 Some(agent)
                     if safety::owns_server(server, fleet, agent)
+                        && server.labels.contains_key(labels::QUARANTINED_AT)
+                        && server.name == labels::quarantined_name(agent, server.id.0) =>
+                {
+                    inv.quarantined.push(server);
+                }
+                Some(agent)
+                    if safety::owns_server(server, fleet, agent)
                         && !is_retired
                         && *agent == server.name =>
                 {
@@ -80,13 +112,18 @@ impl<'a> Inventory<'a> {
         inv
     }
 
-    /// The fleet's servers, current and retired, by the agent they serve.
+    /// Every server this fleet owns: current, retired and quarantined.
+    pub fn owned_count(&self) -> usize {
+        self.managed.len() + self.retired.len() + self.quarantined.len()
+    }
+
+    /// The fleet's servers, current, retired and quarantined, by the agent they serve.
     fn owned_by_agent(&self) -> BTreeMap<&'a str, Vec<&'a Server>> {
         let mut by_agent: BTreeMap<&str, Vec<&Server>> = BTreeMap::new();
         for (agent, server) in &self.managed {
             by_agent.entry(agent).or_default().push(server);
         }
-        for server in &self.retired {
+        for server in self.retired.iter().chain(&self.quarantined) {
             if let Some(agent) = server.labels.get(labels::AGENT) {
                 by_agent.entry(agent.as_str()).or_default().push(server);
             }

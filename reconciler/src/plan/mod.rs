@@ -10,11 +10,12 @@ pub mod confirm;
 pub mod cost;
 pub mod fields;
 mod inventory;
+pub mod quarantine;
 pub mod render;
 pub mod safety;
 
 pub use compute::plan;
-pub use inventory::{device_ownership, managed_servers};
+pub use inventory::{device_ownership, managed_servers, quarantined_servers};
 
 use crate::cloud::tailscale::{Device, DeviceId};
 use crate::cloud::{Euros, Server, ServerId};
@@ -60,6 +61,9 @@ pub struct Context {
     /// Under `spec.policy.confirmDeletes`: what billing said about the subscriptions of
     /// servers whose spec is gone ([`confirm::subscriptions_to_confirm`]).
     pub subscriptions: BTreeMap<String, confirm::Confirmation>,
+    /// The pass's time, against which quarantine grace periods are measured; `None`: no
+    /// quarantined server is deleted for its grace period ending.
+    pub now: Option<time::OffsetDateTime>,
 }
 
 /// One change to make.
@@ -165,6 +169,39 @@ pub enum Action {
         /// Why.
         reason: String,
     },
+    /// Its spec was removed: power the server off, deauthorize its devices, rename it
+    /// `<agent>-quarantined-<id>` and label it with the time and the commit; it is deleted once
+    /// the grace period ends, or restored if the spec comes back.
+    Quarantine {
+        /// Agent name from the server's labels.
+        agent: String,
+        /// Server.
+        server_id: ServerId,
+        /// Server type (for cost).
+        server_type: String,
+        /// Location (for cost).
+        location: String,
+        /// The agent's devices, deauthorized.
+        devices: Vec<DeviceId>,
+        /// The fleet commit that removed the spec, as labelled (`tether/quarantine-commit`).
+        commit: Option<String>,
+        /// How long it waits before it is deleted (`24h`).
+        grace: String,
+        /// Why.
+        reason: String,
+    },
+    /// The spec is back (same agent, same subscription): re-authorize the quarantined server's
+    /// devices, give it back its name and labels, and power it on.
+    Restore {
+        /// Agent name.
+        agent: String,
+        /// The quarantined server.
+        server_id: ServerId,
+        /// Its devices, re-authorized.
+        devices: Vec<DeviceId>,
+        /// Why.
+        reason: String,
+    },
     /// Delete a tailnet device.
     DeleteDevice {
         /// The agent (hostname) it belongs to.
@@ -205,6 +242,8 @@ impl Action {
             | Action::PowerOn { agent, .. }
             | Action::PowerOff { agent, .. }
             | Action::Delete { agent, .. }
+            | Action::Quarantine { agent, .. }
+            | Action::Restore { agent, .. }
             | Action::DeleteDevice { agent, .. } => agent,
         }
     }
@@ -219,6 +258,8 @@ impl Action {
             Action::PowerOn { .. } => "power-on",
             Action::PowerOff { .. } => "power-off",
             Action::Delete { .. } => "delete",
+            Action::Quarantine { .. } => "quarantine",
+            Action::Restore { .. } => "restore",
             Action::DeleteDevice { .. } => "delete-device",
         }
     }
@@ -230,11 +271,11 @@ impl Action {
 
     fn order(&self) -> u8 {
         match self {
-            Action::Create { .. } => 0,
+            Action::Create { .. } | Action::Restore { .. } => 0,
             Action::Replace { .. } => 1,
             Action::Resize { .. } => 2,
             Action::Relabel { .. } => 3,
-            Action::PowerOn { .. } | Action::PowerOff { .. } => 4,
+            Action::PowerOn { .. } | Action::PowerOff { .. } | Action::Quarantine { .. } => 4,
             Action::Delete { .. } => 5,
             Action::DeleteDevice { .. } => 6,
         }
@@ -314,6 +355,19 @@ pub enum Note {
         /// Device.
         device_id: DeviceId,
     },
+    /// A quarantined server waiting for its grace period to end (or its spec to come back).
+    Quarantined {
+        /// Agent from the server's labels.
+        agent: String,
+        /// Server.
+        server_id: ServerId,
+        /// When it entered quarantine, RFC 3339.
+        since: String,
+        /// The fleet commit that removed the spec, when labelled.
+        commit: Option<String>,
+        /// When it will be deleted, RFC 3339 (inside the deletion budgets, `policy.prune` on).
+        delete_after: String,
+    },
     /// A server type / location pair without a known price.
     PriceUnknown {
         /// Server type.
@@ -337,6 +391,19 @@ pub struct Summary {
     pub delete: usize,
     /// Devices to delete (besides those of deleted servers).
     pub delete_devices: usize,
+    /// Servers to quarantine (omitted when 0).
+    #[serde(skip_serializing_if = "is_zero")]
+    pub quarantine: usize,
+    /// Servers to restore from quarantine (omitted when 0).
+    #[serde(skip_serializing_if = "is_zero")]
+    pub restore: usize,
+    /// Servers in quarantine once the plan is applied: powered off, still billed (omitted
+    /// when 0).
+    #[serde(skip_serializing_if = "is_zero")]
+    pub quarantined: usize,
+    /// What the quarantined servers cost per month (omitted when nothing is quarantined).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub quarantined_monthly_cost: Option<Euros>,
     /// Change of the monthly bill.
     pub monthly_cost_delta: Euros,
     /// Estimated API requests to apply the plan.
@@ -346,6 +413,10 @@ pub struct Summary {
     /// Servers the plan deletes: the use of the deletion budget. Replacements' old servers
     /// come on top, deleted within what is left of it (else by a later run).
     pub deletions: usize,
+}
+
+fn is_zero(n: &usize) -> bool {
+    *n == 0
 }
 
 /// Why a plan may not be applied.

@@ -15,12 +15,12 @@
 //!   a server this fleet does not own is never touched, recorded or not.
 //! - **Budgets.** Per run: at most [`deletion_budget`] server deletions (a plan over it is
 //!   refused as a whole), at most [`disruption_budget`] agents disrupted (replace, resize, power
-//!   off; the rest wait for later runs, counting replacements still in progress), at most
+//!   off, quarantine; the rest wait for later runs, counting replacements still in progress), at most
 //!   [`deletion_budget`] of the fleet's devices deleted on their own (the rest wait). Across runs:
 //!   at most `maxDeletionsPerHour` servers deleted in any rolling hour, counted from the status
 //!   branch (deletions beyond it wait).
 //! - **Fail closed.** Without a recorded baseline (no status branch, or it could not be read), a
-//!   plan that deletes any server is refused unless the operator confirms with
+//!   plan that deletes or quarantines any server is refused unless the operator confirms with
 //!   `--allow-shrink`; so is a shrink beyond the budget since the last applied revision.
 //!
 //! # Assumptions
@@ -124,7 +124,10 @@ pub fn window_budget(fleet: &Fleet, recent: Option<usize>) -> usize {
 pub fn disrupts(action: &Action) -> bool {
     matches!(
         action,
-        Action::Replace { .. } | Action::Resize { .. } | Action::PowerOff { .. }
+        Action::Replace { .. }
+            | Action::Resize { .. }
+            | Action::PowerOff { .. }
+            | Action::Quarantine { .. }
     )
 }
 
@@ -141,10 +144,17 @@ pub fn check(actions: &[Action], fleet: &Fleet, managed: usize, ctx: &Context) -
         ));
     }
     let desired = fleet.agents.len();
+    let quarantines = actions
+        .iter()
+        .filter(|a| matches!(a, Action::Quarantine { .. }))
+        .count();
     match ctx.previous_agents {
         _ if ctx.allow_shrink => {}
         None if deletions > 0 => reasons.push(format!(
             "the plan deletes {deletions} server(s) and there is no record of an earlier applied revision to compare the fleet with (no readable status branch); tether does not delete without a baseline"
+        )),
+        None if quarantines > 0 => reasons.push(format!(
+            "the plan quarantines {quarantines} server(s) (powers them off) and there is no record of an earlier applied revision to compare the fleet with (no readable status branch); tether does not power off removed agents without a baseline"
         )),
         None => {}
         Some(previous) => {

@@ -49,6 +49,8 @@ struct FixtureContext {
     #[serde(default)]
     owned_devices: BTreeMap<String, String>,
     recent_deletions: Option<usize>,
+    /// The pass's time, RFC 3339.
+    now: Option<String>,
 }
 
 /// A server; `managed: true` fills in the labels the agent of the same name wants (its
@@ -282,6 +284,10 @@ fn every_fixture_plans_as_snapshotted_in_text_markdown_and_json() {
                 .map(|(id, agent)| (DeviceId(id.clone()), agent.clone()))
                 .collect(),
             recent_deletions: case.context.recent_deletions,
+            now: case.context.now.as_deref().map(|t| {
+                time::OffsetDateTime::parse(t, &time::format_description::well_known::Rfc3339)
+                    .expect("context.now is RFC 3339")
+            }),
             ..Context::default()
         };
         let p = plan(
@@ -559,6 +565,29 @@ fn simulate(plan: &Plan, fleet: &Fleet, observed: &Observed) -> Observed {
                 devices.retain(|d| !gone.contains(&d.id));
             }
             Action::DeleteDevice { device_id, .. } => devices.retain(|d| d.id != *device_id),
+            Action::Quarantine {
+                agent, server_id, ..
+            } => servers
+                .iter_mut()
+                .filter(|s| s.id == *server_id)
+                .for_each(|s| {
+                    s.status = ServerStatus::Off;
+                    s.name = tether_schema::labels::quarantined_name(agent, server_id.0);
+                    s.labels.insert(
+                        tether_schema::labels::QUARANTINED_AT.to_owned(),
+                        "1795000000".to_owned(),
+                    );
+                }),
+            Action::Restore {
+                agent, server_id, ..
+            } => servers
+                .iter_mut()
+                .filter(|s| s.id == *server_id)
+                .for_each(|s| {
+                    s.status = ServerStatus::Running;
+                    s.name.clone_from(agent);
+                    s.labels.remove(tether_schema::labels::QUARANTINED_AT);
+                }),
         }
     }
     Observed {

@@ -1,7 +1,7 @@
 //! `tether sandbox --demo`: tether's whole job in under a minute, narrated. Billing adds agents,
-//! tether plans and applies, a subscription ends, a VM is deleted by hand and repaired, Stripe
-//! webhooks arrive out of order ([`stripe`]), and a commit that would delete everything is
-//! refused; then a summary and the status branch's log.
+//! tether plans and applies, a subscription ends (its VM is quarantined), a VM is deleted by
+//! hand and repaired, Stripe webhooks arrive out of order ([`stripe`]), and a commit that would
+//! delete everything is refused; then a summary and the status branch's log.
 //!
 //! Everything is real but local: the emulators over HTTP on 127.0.0.1, a bare git repository in
 //! a temporary folder, the same code paths as `tether agent`, `tether plan` and `tether apply`.
@@ -264,7 +264,7 @@ impl<W: Write> Demo<'_, W> {
 
         self.heading(
             5,
-            "A subscription ends (tether agent remove) and tether deletes its VM and device",
+            "A subscription ends (tether agent remove) and tether quarantines its VM: powered off, device deauthorized, deleted after 24h unless the subscription comes back",
         );
         let change = billing::remove(
             &self.target(),

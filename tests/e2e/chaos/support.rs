@@ -18,7 +18,8 @@ pub fn agent_name(i: usize) -> String {
 }
 
 /// A git repository holding the fleet: `fleet.yaml` with budgets that let one pass delete the
-/// whole fleet (the runs are about faults, not the breaker), and one minimal spec per agent.
+/// whole fleet and quarantine off (the runs are about faults, not the breaker or the grace
+/// period), and one minimal spec per agent.
 pub struct FleetRepo {
     dir: tempfile::TempDir,
 }
@@ -28,7 +29,7 @@ impl FleetRepo {
     pub fn new() -> FleetRepo {
         let dir = tempfile::tempdir().expect("temp dir for the fleet repository");
         let fleet = format!(
-            "apiVersion: tether/v1\nkind: Fleet\nmetadata: {{name: {FLEET}}}\nspec:\n  defaults: {{server: {{type: cpx11, location: fsn1, image: ubuntu-24.04}}}}\n  tailscale: {{tags: [\"tag:agent\"]}}\n  policy: {{prune: true, maxDeletionsPerRun: 1000, maxDeletionPercent: 100, maxDeletionsPerHour: 10000}}\n  catalog: {{serverTypes: [cpx11], locations: [fsn1], images: [ubuntu-24.04]}}\n"
+            "apiVersion: tether/v1\nkind: Fleet\nmetadata: {{name: {FLEET}}}\nspec:\n  defaults: {{server: {{type: cpx11, location: fsn1, image: ubuntu-24.04}}}}\n  tailscale: {{tags: [\"tag:agent\"]}}\n  policy: {{prune: true, quarantineGrace: \"0\", maxDeletionsPerRun: 1000, maxDeletionPercent: 100, maxDeletionsPerHour: 10000}}\n  catalog: {{serverTypes: [cpx11], locations: [fsn1], images: [ubuntu-24.04]}}\n"
         );
         std::fs::write(dir.path().join("fleet.yaml"), fleet).expect("write fleet.yaml");
         std::fs::create_dir(dir.path().join("agents")).expect("create agents/");

@@ -231,6 +231,18 @@ impl<C: Clock> Tailnet for Client<C> {
         Ok(())
     }
 
+    async fn set_authorized(&self, id: &DeviceId, authorized: bool) -> Result<(), Error> {
+        let body = wire::SetAuthorized { authorized };
+        let call = Call::new(
+            Method::POST,
+            format!("/api/v2/device/{}/authorized", segment(&id.0)),
+        )
+        .json(&body)?;
+        self.call(&call).await?;
+        tracing::info!(provider = "tailscale", device = %id, authorized, "set device authorization");
+        Ok(())
+    }
+
     /// # Guarantees
     /// The key is single-use, pre-authorized, not ephemeral, and carries exactly `new.tags`.
     /// The request is repeated only when it certainly created nothing ([`Error::retry_create`]),

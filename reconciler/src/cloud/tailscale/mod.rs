@@ -177,6 +177,13 @@ pub trait Tailnet: Send + Sync {
         id: &DeviceId,
         tags: &[TailnetTag],
     ) -> impl Future<Output = Result<(), Error>> + Send;
+    /// Authorizes the device, or revokes its authorization (`false`): a deauthorized node stays
+    /// in the tailnet's device list but may not talk to anyone until it is authorized again.
+    fn set_authorized(
+        &self,
+        id: &DeviceId,
+        authorized: bool,
+    ) -> impl Future<Output = Result<(), Error>> + Send;
     /// Creates a single-use, pre-authorized, tagged auth key. Never repeats the request after
     /// an unclear outcome: when the error [`Error::may_have_applied`], the key may exist, and
     /// the caller finds it by `new.description` (see `crate::apply::keys`).

@@ -202,6 +202,9 @@ fn header(plan: &Plan) -> String {
         ("✏️ update", s.update),
         ("➖ delete", s.delete),
         ("📱 delete devices", s.delete_devices),
+        ("⏸️ quarantine", s.quarantine),
+        ("▶️ restore from quarantine", s.restore),
+        ("💤 in quarantine", s.quarantined),
         (
             "⚠️ needs attention",
             plan.notes.iter().filter(|n| needs_attention(n)).count(),
@@ -213,6 +216,12 @@ fn header(plan: &Plan) -> String {
     }
     let (disruptions, deletions) = budget_use(plan);
     let _ = writeln!(out, "| 💶 monthly cost | {} |", cost_delta(plan));
+    if let Some(cost) = s.quarantined_monthly_cost {
+        let _ = writeln!(
+            out,
+            "| 💤 quarantine cost | {cost}/month (powered off, still billed) |"
+        );
+    }
     let _ = writeln!(out, "| ⚡ disruption budget | {disruptions} |");
     let _ = writeln!(out, "| 🗑️ deletion budget | {deletions} |");
     let _ = writeln!(out, "| 📡 API calls | ~{} |", s.api_calls);

@@ -25,7 +25,9 @@ pub fn symbol(action: &Action) -> &'static str {
         Action::Resize { .. }
         | Action::Relabel { .. }
         | Action::PowerOn { .. }
-        | Action::PowerOff { .. } => "~",
+        | Action::PowerOff { .. }
+        | Action::Quarantine { .. }
+        | Action::Restore { .. } => "~",
     }
 }
 
@@ -99,6 +101,31 @@ pub fn headline(action: &Action, esc: fn(&str) -> String) -> String {
             esc(name),
             esc(&device_id.0),
             esc(agent)
+        ),
+        Action::Quarantine {
+            agent,
+            server_id,
+            devices,
+            grace,
+            reason,
+            ..
+        } => format!(
+            "QUARANTINE server {} (id {server_id}): {}; power off, deauthorize {} device(s), delete after {} unless the spec comes back",
+            esc(agent),
+            esc(reason),
+            devices.len(),
+            esc(grace)
+        ),
+        Action::Restore {
+            agent,
+            server_id,
+            devices,
+            reason,
+        } => format!(
+            "{}: server {} (id {server_id}) renamed back, {} device(s) re-authorized, powered on",
+            esc(reason),
+            esc(agent),
+            devices.len()
         ),
     }
 }
@@ -190,12 +217,16 @@ pub fn summary_line(plan: &Plan) -> String {
     let s = &plan.summary;
     if plan.is_empty() {
         let open = plan.notes.iter().filter(|n| needs_attention(n)).count();
-        return if open == 0 {
+        let line = if open == 0 {
             "No changes. The fleet matches its spec.".to_owned()
         } else {
             format!(
                 "No changes in this run, but the fleet does not match its spec yet: {open} item(s) need attention."
             )
+        };
+        return match quarantined_part(plan) {
+            Some(part) => format!("{line} {part}."),
+            None => line,
         };
     }
     let mut parts = vec![
@@ -209,8 +240,17 @@ pub fn summary_line(plan: &Plan) -> String {
     if s.delete_devices > 0 {
         parts.push(format!("{} device(s) to delete", s.delete_devices));
     }
+    if s.quarantine > 0 {
+        parts.push(format!("{} to quarantine", s.quarantine));
+    }
+    if s.restore > 0 {
+        parts.push(format!("{} to restore from quarantine", s.restore));
+    }
+    let quarantined = quarantined_part(plan)
+        .map(|p| format!(" {p}."))
+        .unwrap_or_default();
     format!(
-        "Plan: {}. Cost: {}/month. API calls: ~{}.",
+        "Plan: {}. Cost: {}/month.{quarantined} API calls: ~{}.",
         parts.join(", "),
         cost_delta(plan),
         s.api_calls
@@ -236,4 +276,14 @@ pub fn budget_use(plan: &Plan) -> (String, String) {
             plan.summary.deletions, plan.deletions_allowed
         ),
     )
+}
+
+/// `Quarantined: 2 servers, €9.98/month (powered off, still billed)`, when any are.
+fn quarantined_part(plan: &Plan) -> Option<String> {
+    let s = &plan.summary;
+    let cost = s.quarantined_monthly_cost?;
+    Some(format!(
+        "Quarantined: {} server(s), {cost}/month (powered off, still billed)",
+        s.quarantined
+    ))
 }

@@ -166,5 +166,19 @@ pub fn note_line(note: &Note, esc: fn(&str) -> String) -> String {
             esc(server_type),
             esc(location)
         ),
+        Note::Quarantined {
+            agent,
+            server_id,
+            since,
+            commit,
+            delete_after,
+        } => format!(
+            "agent {} is QUARANTINED: server {server_id} powered off since {} (spec removed in commit {}); deleted after {} unless the spec comes back with the same subscription, or earlier with `tether agent purge {}`",
+            esc(agent),
+            esc(since),
+            esc(commit.as_deref().unwrap_or("unknown")),
+            esc(delete_after),
+            esc(agent)
+        ),
     }
 }

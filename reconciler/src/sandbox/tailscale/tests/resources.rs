@@ -203,6 +203,32 @@ async fn set_tags_replaces_tags_and_refuses_what_is_not_permitted() {
 }
 
 #[tokio::test]
+async fn a_deauthorized_device_stays_listed_and_can_be_authorized_again() {
+    let emulator = start().await;
+    let tether = client(&emulator, tether());
+    let key = tether
+        .create_auth_key(&agent_key("a", &["tag:agent"]))
+        .await
+        .expect("create");
+    let id = emulator.enroll(&key.secret, "a", 1).expect("enrol");
+    tether
+        .set_authorized(&id, false)
+        .await
+        .expect("deauthorize");
+    let device = tether.get_device(&id).await.expect("get").expect("kept");
+    assert!(!device.authorized);
+    tether.set_authorized(&id, true).await.expect("authorize");
+    let device = tether.get_device(&id).await.expect("get").expect("kept");
+    assert!(device.authorized, "the same node is admitted again");
+    let gone = crate::cloud::tailscale::DeviceId("nNOSUCHCNTRL".to_owned());
+    assert_eq!(
+        message(&tether.set_authorized(&gone, true).await.expect_err("404")).0,
+        404
+    );
+    emulator.shutdown().await;
+}
+
+#[tokio::test]
 async fn deleting_a_device_answers_200_with_an_empty_body() {
     let emulator = start().await;
     let tether = client(&emulator, tether());
