@@ -8,6 +8,7 @@
 mod compute;
 pub mod cost;
 mod inventory;
+pub mod offer;
 pub mod render;
 pub mod safety;
 
@@ -20,7 +21,8 @@ use serde::Serialize;
 use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
 
-/// What tether observed: the fleet's servers, the tailnet's devices, and server prices.
+/// What tether observed: the fleet's servers, the tailnet's devices, server prices and the
+/// catalog on offer.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Observed {
     /// Servers from Hetzner (tether re-checks ownership on each, whatever filter listed them).
@@ -29,6 +31,8 @@ pub struct Observed {
     pub devices: Vec<Device>,
     /// Monthly price per (server type, location).
     pub prices: BTreeMap<(String, String), Euros>,
+    /// What Hetzner offers: server types, locations, images ([`offer::check`]).
+    pub offer: offer::Offer,
 }
 
 /// Facts about the run that are not in the fleet or the inventory.

@@ -208,6 +208,29 @@ pub struct ServerType {
     pub disk: f64,
     /// Prices per location.
     pub prices: Vec<Price>,
+    /// Set when Hetzner deprecated the type (it is then phased out of every location).
+    #[serde(default)]
+    pub deprecation: Option<Deprecation>,
+    /// The locations the type is offered in, each possibly deprecated there.
+    #[serde(default)]
+    pub locations: Vec<TypeLocation>,
+}
+
+/// A deprecation notice: announced, and unavailable for new servers after a date.
+#[derive(Debug, Deserialize)]
+pub struct Deprecation {
+    /// After this (RFC 3339) no new server can be created with it.
+    pub unavailable_after: String,
+}
+
+/// A location a server type is offered in.
+#[derive(Debug, Deserialize)]
+pub struct TypeLocation {
+    /// Location name.
+    pub name: String,
+    /// Set when the type is being phased out of this location.
+    #[serde(default)]
+    pub deprecation: Option<Deprecation>,
 }
 
 /// `GET /server_types`.
@@ -338,11 +361,24 @@ impl From<Action> for cloud::Action {
 }
 
 impl From<ServerType> for cloud::ServerType {
+    /// A type is offered where `locations` lists it without a deprecation; an answer without
+    /// `locations` (older API versions) offers it where it is priced.
     fn from(t: ServerType) -> Self {
+        let locations = if t.locations.is_empty() {
+            t.prices.iter().map(|p| p.location.clone()).collect()
+        } else {
+            t.locations
+                .into_iter()
+                .filter(|l| l.deprecation.is_none())
+                .map(|l| l.name)
+                .collect()
+        };
         cloud::ServerType {
             name: t.name,
             cores: t.cores,
             disk_gb: t.disk as u64,
+            deprecated_after: t.deprecation.map(|d| d.unavailable_after),
+            locations,
             monthly_price: t
                 .prices
                 .into_iter()
