@@ -10,6 +10,7 @@ mod daemon;
 mod daemon_time;
 mod github;
 mod lease;
+mod offer;
 mod safety;
 mod sandbox_cmd;
 mod sandbox_demo;
