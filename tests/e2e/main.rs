@@ -15,5 +15,6 @@ mod offer;
 mod safety;
 mod sandbox_cmd;
 mod sandbox_demo;
+mod sandbox_live;
 mod schema_cmd;
 mod validate;
