@@ -453,6 +453,32 @@ async fn a_plan_comment_github_refuses_still_ends_the_status_as_an_error_with_th
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn an_apply_that_cannot_read_the_cloud_ends_its_status_as_an_error_with_the_reason() {
+    let bed = Bed::new().await;
+    bed.stack.hetzner.faults().set(vec![FaultRule {
+        path_prefix: "/v1/servers".to_owned(),
+        error_rate: 1.0,
+        error_statuses: vec![403],
+        ..FaultRule::everywhere()
+    }]);
+    let (code, out) = bed.apply_main().await;
+    assert_ne!(code, 0, "{out}");
+    let statuses = bed.statuses(&bed.head("main"));
+    let states: Vec<&str> = statuses.iter().map(|s| s.0.as_str()).collect();
+    assert_eq!(states, ["pending", "error"], "{statuses:?}");
+    let description = &statuses[1].1;
+    assert!(
+        description.starts_with("tether could not apply: reading the Hetzner inventory failed"),
+        "{description}"
+    );
+    assert!(description.chars().count() <= 140, "{description}");
+    assert!(bed.stack.hetzner.servers().is_empty());
+    assert_no_secrets(&bed, &everything_written(&bed));
+    bed.github.shutdown().await;
+    bed.stack.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn a_tree_that_is_not_the_pull_requests_head_is_refused_and_gets_no_status() {
     let bed = Bed::new().await;
     let (code, out) = bed.open_pr(&["--idempotency-key", "evt_1"]).await;
