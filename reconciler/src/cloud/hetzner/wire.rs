@@ -416,3 +416,34 @@ impl From<SshKey> for cloud::SshKey {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn server_type(json: &str) -> cloud::ServerType {
+        serde_json::from_str::<ServerType>(json)
+            .expect("a server type")
+            .into()
+    }
+
+    #[test]
+    fn a_server_type_is_offered_where_listed_and_not_deprecated() {
+        let t = server_type(
+            r#"{"name":"cx22","cores":2,"disk":40,"deprecation":{"announced":"2026-06-01T00:00:00Z","unavailable_after":"2026-09-01T00:00:00Z"},
+            "prices":[{"location":"fsn1","price_monthly":{"net":"3.79","gross":"4.51"}}],
+            "locations":[{"id":1,"name":"fsn1","deprecation":null},{"id":2,"name":"nbg1","deprecation":{"announced":"2026-06-01T00:00:00Z","unavailable_after":"2026-09-01T00:00:00Z"}}]}"#,
+        );
+        assert_eq!(t.locations, ["fsn1"]);
+        assert_eq!(t.deprecated_after.as_deref(), Some("2026-09-01T00:00:00Z"));
+    }
+
+    #[test]
+    fn without_locations_a_type_is_offered_where_it_is_priced() {
+        let t = server_type(
+            r#"{"name":"cpx21","cores":3,"disk":80,"prices":[{"location":"hel1","price_monthly":{"net":"7.55","gross":"8.98"}}]}"#,
+        );
+        assert_eq!(t.locations, ["hel1"]);
+        assert_eq!(t.deprecated_after, None);
+    }
+}
