@@ -96,6 +96,7 @@ fn main() {
         servers,
         devices,
         prices,
+        offer: Default::default(),
     };
     let ctx = Context {
         previous_agents: Some(AGENTS),

@@ -18,7 +18,8 @@ use crate::audit::message;
 use crate::audit::status::{self, Inputs, Verdict};
 use crate::cloud::tailscale::Tailnet;
 use crate::cloud::{Compute, ServerStatus};
-use crate::observe::{ObserveError, observe};
+use crate::observe::{ObserveError, observe, refresh};
+use crate::plan::offer::{self, NotOffered};
 use crate::plan::{self, Context, Observed, Plan};
 use crate::source::{Snapshot, publish};
 use std::collections::BTreeSet;
@@ -57,6 +58,10 @@ pub enum PassError {
     /// The inventory could not be read: nothing was changed.
     #[error("{0}")]
     Observe(#[from] ObserveError),
+    /// The plan asks for a server type, location or image Hetzner does not offer: nothing was
+    /// changed.
+    #[error("{0}")]
+    NotOffered(#[from] NotOffered),
     /// The status branch could not be fetched or read: nothing was changed, because the
     /// baseline and the device record it holds are needed to act safely.
     #[error("{0}; nothing was changed (tether needs the status branch's records to act safely)")]
@@ -120,7 +125,7 @@ pub fn previous_fleet(repo: &std::path::Path, ledger: &Ledger) -> Option<Fleet> 
 /// Loads the fleet, reads the inventory and plans, without changing anything.
 ///
 /// # Errors
-/// [`PassError::Load`] or [`PassError::Observe`].
+/// [`PassError::Load`], [`PassError::Observe`] or [`PassError::NotOffered`].
 pub async fn plan_only<C: Compute, T: Tailnet>(
     snapshot: &Snapshot,
     compute: &C,
@@ -134,6 +139,10 @@ pub async fn plan_only<C: Compute, T: Tailnet>(
         ..ctx.clone()
     };
     let plan = plan::plan(&fleet, &observed, &ctx);
+    let unoffered = offer::check(&fleet, &observed.offer, &plan);
+    if !unoffered.is_empty() {
+        return Err(NotOffered(unoffered).into());
+    }
     Ok((fleet, observed, plan))
 }
 
@@ -223,7 +232,7 @@ pub async fn run<C: Compute, T: Tailnet>(
     let observed = if report.actions.is_empty() {
         observed
     } else {
-        observe(compute, tailnet).await?
+        refresh(compute, tailnet, observed).await?
     };
     let inputs = Inputs {
         fleet: &fleet,

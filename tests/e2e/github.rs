@@ -8,6 +8,8 @@ use std::path::{Path, PathBuf};
 use tether::sandbox::github::{self, GitHubEmulator};
 use tether::sandbox::stack::{Stack, StackOptions};
 
+mod checks;
+
 const GITHUB_TOKEN: &str = "ghp_e2eTokenNeverToBeSeenAnywhere0123456789";
 const REPO: &str = "acme/fleet";
 const SUB: &str = "sub_E2e1";

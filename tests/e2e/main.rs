@@ -2,6 +2,7 @@
 //! against real folders and git repositories and checks what a user would see.
 
 mod apply_interrupt;
+mod audit_remote;
 mod billing;
 mod billing_confirm;
 mod billing_serve;
@@ -12,10 +13,12 @@ mod daemon;
 mod daemon_time;
 mod github;
 mod lease;
+mod offer;
 mod quarantine;
 mod review;
 mod safety;
 mod sandbox_cmd;
 mod sandbox_demo;
+mod sandbox_live;
 mod schema_cmd;
 mod validate;

@@ -1,5 +1,7 @@
 //! `tether audit log`: per agent, each change of its spec on the fleet branch (commit, author,
-//! time, what changed) with the actions the status branch records for it.
+//! time, what changed) with the actions the status branch records for it. [`fetch_status`]
+//! brings the remote's status branch in first, so a clone that never checked it out still
+//! shows the actions.
 
 use git2::{Commit, DiffOptions, Repository, Sort};
 use serde::Serialize;
@@ -45,15 +47,43 @@ pub struct LogError {
     pub message: String,
 }
 
-/// Reads the history of `fleet_branch` and `status_branch` in `repo`, for every agent or one,
-/// with changes at or after `since` (UNIX seconds).
+/// Fetches `branch` of `remote` (a configured remote's name or a URL) into
+/// `refs/remotes/<remote>/<branch>` (a URL: `refs/tether/audit/<branch>`), never touching the
+/// local branch, which may hold status commits not pushed yet. Returns the ref, or `None`
+/// when the remote has no such branch.
+///
+/// # Errors
+/// The repository or the remote cannot be read.
+pub fn fetch_status(
+    repo: &Path,
+    remote: &str,
+    branch: &str,
+) -> Result<Option<String>, git2::Error> {
+    let r = Repository::open(repo)?;
+    let (mut origin, local) = match r.find_remote(remote) {
+        Ok(named) => (named, format!("refs/remotes/{remote}/{branch}")),
+        Err(_) => (
+            r.remote_anonymous(remote)?,
+            format!("refs/tether/audit/{branch}"),
+        ),
+    };
+    if let Ok(mut stale) = r.find_reference(&local) {
+        stale.delete()?;
+    }
+    origin.fetch(&[&format!("+refs/heads/{branch}:{local}")], None, None)?;
+    Ok(r.find_reference(&local).is_ok().then_some(local))
+}
+
+/// Reads the history of `fleet_branch` in `repo`, with the actions recorded on every one of
+/// `status_refs` that exists (the local status branch and the fetched one: a fleet commit's
+/// records come from the first ref holding any), for every agent or one, with changes at or after `since` (UNIX seconds).
 ///
 /// # Errors
 /// The repository or the fleet branch cannot be read.
 pub fn history(
     repo: &Path,
     fleet_branch: &str,
-    status_branch: &str,
+    status_refs: &[&str],
     agent: Option<&str>,
     since: Option<i64>,
 ) -> Result<Vec<AgentHistory>, LogError> {
@@ -62,7 +92,14 @@ pub fn history(
         message: e.message().to_owned(),
     };
     let r = Repository::open(repo).map_err(err)?;
-    let actions = status_actions(&r, status_branch).map_err(err)?;
+    let mut actions: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for status_ref in status_refs {
+        for (source, lines) in status_actions(&r, status_ref).map_err(err)? {
+            // Both refs share most of their history: a source commit is read from the first
+            // ref that records it.
+            actions.entry(source).or_insert(lines);
+        }
+    }
     let mut walk = r.revwalk().map_err(err)?;
     walk.push(
         r.revparse_single(fleet_branch)

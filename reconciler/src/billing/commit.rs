@@ -1,8 +1,9 @@
 //! The git half of billing: one spec change as one commit on a branch tip, validated, with
-//! trailers, landed by compare-and-swap or a push that never forces, retried on a lost race.
+//! trailers, landed by compare-and-swap or a push that never forces, retried on a lost race; a
+//! checked-out branch's work tree and index follow it ([`super::worktree`]).
 
 use super::{
-    BillingError, Change, MAX_ATTEMPTS, TRAILER_IDEMPOTENCY, TRAILER_SUBSCRIPTION, Target,
+    BillingError, Change, MAX_ATTEMPTS, TRAILER_IDEMPOTENCY, TRAILER_SUBSCRIPTION, Target, worktree,
 };
 use crate::source::git::tree_files;
 use crate::source::publish;
@@ -19,6 +20,15 @@ pub(super) fn change(
     edit: impl Fn(Option<(String, String)>) -> Result<Option<(String, String)>, BillingError>,
 ) -> Result<Change, BillingError> {
     let repo = Repository::open(target.repo)?;
+    let checkout = worktree::of(&repo, target.branch)?;
+    // Nothing to commit; a fetch may still have moved a checked-out branch, which its work
+    // tree then follows.
+    let unchanged = |reason: String, tip: Oid| {
+        if let Some(c) = &checkout {
+            c.sync(&repo, tip)?;
+        }
+        Ok(Change::Unchanged { reason })
+    };
     for attempt in 0..MAX_ATTEMPTS {
         if attempt > 0 {
             // Lost a race: back off a jittered, growing moment so racers spread out.
@@ -29,9 +39,10 @@ pub(super) fn change(
         if let Some(key) = key
             && let Some(done) = find_key(&repo, tip.id(), key)?
         {
-            return Ok(Change::Unchanged {
-                reason: format!("idempotency key {key} was already applied in commit {done}"),
-            });
+            return unchanged(
+                format!("idempotency key {key} was already applied in commit {done}"),
+                tip.id(),
+            );
         }
         let tree = tip.tree()?;
         let files = tree_files(&repo, &tree)?;
@@ -41,9 +52,10 @@ pub(super) fn change(
                 .map(|(text, _)| (f.path.clone(), text.to_owned()))
         });
         let Some((path, content)) = edit(existing)? else {
-            return Ok(Change::Unchanged {
-                reason: format!("no agent spec has subscription {subscription}"),
-            });
+            return unchanged(
+                format!("no agent spec has subscription {subscription}"),
+                tip.id(),
+            );
         };
         let current = files
             .iter()
@@ -55,9 +67,7 @@ pub(super) fn change(
         if current.as_deref() == Some(content.as_bytes())
             || (content.is_empty() && current.is_none())
         {
-            return Ok(Change::Unchanged {
-                reason: format!("{path} already says this"),
-            });
+            return unchanged(format!("{path} already says this"), tip.id());
         }
         let new_tree = with_file(&repo, &tree, &path, &content)?;
         let new_files = tree_files(&repo, &repo.find_tree(new_tree)?)?;
@@ -75,7 +85,13 @@ pub(super) fn change(
             &repo.find_tree(new_tree)?,
             &[&tip],
         )?;
+        if let Some(c) = &checkout {
+            c.check(&repo, tip.id(), oid)?;
+        }
         if land(&repo, target, &tip, existed, oid, summary)? {
+            if let Some(c) = &checkout {
+                c.follow(&repo, oid)?;
+            }
             return Ok(Change::Committed { commit: oid, path });
         }
     }

@@ -89,6 +89,29 @@ pub enum BillingError {
         /// The name asked for.
         requested: String,
     },
+    /// The branch is checked out in a work tree with uncommitted changes to the paths the
+    /// commit changes.
+    #[error(
+        "branch `{branch}` is checked out in `{}` with uncommitted changes to {paths}; nothing was committed", workdir.display()
+    )]
+    DirtyWorkTree {
+        /// The branch.
+        branch: String,
+        /// The work tree.
+        workdir: std::path::PathBuf,
+        /// The paths with uncommitted changes, comma-separated.
+        paths: String,
+    },
+    /// The branch is checked out at a commit the remote's branch does not contain.
+    #[error(
+        "branch `{branch}` is checked out in `{}` with commits the remote's branch lacks; nothing was committed", workdir.display()
+    )]
+    Diverged {
+        /// The branch.
+        branch: String,
+        /// The work tree.
+        workdir: std::path::PathBuf,
+    },
     /// The existing spec could not be read back.
     #[error(
         "the existing spec {0} could not be read; fix it by hand (run `tether validate`) before billing updates it"
@@ -383,3 +406,4 @@ pub mod serve;
 mod tests;
 
 use commit::change;
+mod worktree;

@@ -306,3 +306,112 @@ fn a_new_agent_without_a_runtime_version_is_refused_and_nothing_is_committed() {
     assert!(err.to_string().contains("--runtime-version"), "{err}");
     assert_eq!(commits(dir.path()), before);
 }
+
+/// A clone of `bare` with `main` checked out.
+fn checkout_of(bare: &Path) -> (tempfile::TempDir, Repository) {
+    let dir = tempfile::tempdir().expect("tmp");
+    Repository::open(bare)
+        .and_then(|b| b.set_head("refs/heads/main"))
+        .expect("the bare repository's HEAD is main");
+    let url = format!("file://{}", bare.display());
+    let repo = Repository::clone(&url, dir.path()).expect("clone");
+    (dir, repo)
+}
+
+fn clean(repo: &Repository) -> Vec<String> {
+    let mut opts = git2::StatusOptions::new();
+    opts.include_untracked(true);
+    repo.statuses(Some(&mut opts))
+        .expect("status")
+        .iter()
+        .map(|s| format!("{:?} {}", s.status(), s.path().unwrap_or("?")))
+        .collect()
+}
+
+#[test]
+fn a_commit_on_the_checked_out_branch_updates_the_work_tree_and_the_index() {
+    let bare = seeded();
+    let (dir, repo) = checkout_of(bare.path());
+    let id = Identity::default();
+    let t = Target {
+        repo: dir.path(),
+        base: None,
+        branch: "main",
+        push: None,
+        identity: &id,
+    };
+    let added = add(&t, &request("sub_Initech1", None)).expect("add");
+    let Change::Committed { commit, path } = added else {
+        panic!("{added:?}")
+    };
+    assert_eq!(
+        repo.head().expect("head").target(),
+        Some(commit),
+        "HEAD is the new commit"
+    );
+    assert!(
+        dir.path().join(&path).is_file(),
+        "the spec is in the work tree"
+    );
+    assert_eq!(clean(&repo), Vec::<String>::new(), "git status is clean");
+
+    let removed = remove(&t, "sub_Initech1", None).expect("remove");
+    assert!(matches!(removed, Change::Committed { .. }), "{removed:?}");
+    assert!(
+        !dir.path().join(&path).exists(),
+        "the spec left the work tree"
+    );
+    assert_eq!(clean(&repo), Vec::<String>::new(), "git status is clean");
+}
+
+#[test]
+fn a_pushed_commit_from_a_checkout_leaves_it_clean_at_the_remotes_tip() {
+    let bare = seeded();
+    let (dir, repo) = checkout_of(bare.path());
+    let url = format!("file://{}", bare.path().display());
+    let id = Identity::default();
+    let t = Target {
+        repo: dir.path(),
+        base: None,
+        branch: "main",
+        push: Some(&url),
+        identity: &id,
+    };
+    let added = add(&t, &request("sub_Initech1", None)).expect("add");
+    let Change::Committed { commit, path } = added else {
+        panic!("{added:?}")
+    };
+    let remote = Repository::open(bare.path()).expect("bare");
+    assert_eq!(remote.refname_to_id("refs/heads/main").ok(), Some(commit));
+    assert!(dir.path().join(&path).is_file());
+    assert_eq!(clean(&repo), Vec::<String>::new());
+}
+
+#[test]
+fn uncommitted_edits_to_the_same_spec_refuse_the_change_and_keep_the_branch() {
+    let bare = seeded();
+    let (dir, repo) = checkout_of(bare.path());
+    let id = Identity::default();
+    let t = Target {
+        repo: dir.path(),
+        base: None,
+        branch: "main",
+        push: None,
+        identity: &id,
+    };
+    let before = repo.head().expect("head").target();
+    let spec = dir.path().join("agents/cus-initech/sub-initech1.yaml");
+    std::fs::create_dir_all(spec.parent().expect("folder")).expect("mkdir");
+    std::fs::write(&spec, "my draft\n").expect("draft");
+    let err = add(&t, &request("sub_Initech1", None)).expect_err("dirty");
+    assert!(
+        matches!(&err, BillingError::DirtyWorkTree { paths, .. } if paths == "agents/cus-initech/sub-initech1.yaml"),
+        "{err:?}"
+    );
+    assert_eq!(repo.head().expect("head").target(), before);
+    assert_eq!(
+        std::fs::read_to_string(&spec).expect("draft"),
+        "my draft\n",
+        "the draft is kept"
+    );
+}

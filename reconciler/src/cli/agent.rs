@@ -180,6 +180,18 @@ pub fn cmd_agent(args: &AgentArgs) -> Result<Outcome, CliError> {
                 "pass --runtime-version VERSION: the agent runtime version its VM installs",
             ));
         }
+        Err(e @ BillingError::DirtyWorkTree { .. }) => {
+            return Err(CliError::failed(
+                e.to_string(),
+                "commit or stash those changes (`git stash`) and run the command again, or point --repo at a bare clone",
+            ));
+        }
+        Err(e @ BillingError::Diverged { .. }) => {
+            return Err(CliError::failed(
+                e.to_string(),
+                "push or rebase the local commits first (`git pull --rebase`, then `git push`), and run the command again",
+            ));
+        }
         Err(e) => {
             return Err(CliError::failed(
                 e.to_string(),

@@ -125,13 +125,20 @@ pub fn cmd_apply(args: &ApplyArgs) -> Result<Outcome, CliError> {
                 StatusState::Failure,
                 format!("refused, nothing changed: {e}"),
             ),
+            Err(Failure::Pass(PassError::NotOffered(e))) => (
+                StatusState::Failure,
+                format!(
+                    "nothing changed: {}",
+                    e.0.first().map_or_else(String::new, ToString::to_string)
+                ),
+            ),
             Err(Failure::Pass(PassError::Load(e))) => {
                 (StatusState::Failure, format!("{e}; nothing changed"))
             }
-            Err(_) => (
+            Err(Failure::Pass(e)) => (StatusState::Error, format!("tether could not apply: {e}")),
+            Err(Failure::Cli(e)) => (
                 StatusState::Error,
-                "tether could not apply (an API, git or credentials failed); see the run log"
-                    .to_owned(),
+                format!("tether could not apply: {}", e.message),
             ),
         };
         r.status(state, &description)?;

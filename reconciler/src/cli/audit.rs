@@ -28,6 +28,10 @@ struct LogArgs {
     /// The status branch.
     #[arg(long, default_value = audit::STATUS_BRANCH)]
     status_branch: String,
+    /// Fetch the status branch from this remote (a name or URL) first; default: `origin` when
+    /// the repository has it. `--remote ""` reads only what is local.
+    #[arg(long, value_name = "REMOTE")]
+    remote: Option<String>,
     /// Only this agent.
     #[arg(long)]
     agent: Option<String>,
@@ -46,19 +50,15 @@ struct LogArgs {
 pub fn cmd_audit(args: &AuditArgs) -> Result<Outcome, CliError> {
     let AuditCommand::Log(a) = &args.command;
     let since = a.since.as_deref().map(parse_date).transpose()?;
-    let history = log::history(
-        &a.repo,
-        &a.branch,
-        &a.status_branch,
-        a.agent.as_deref(),
-        since,
-    )
-    .map_err(|e| {
-        CliError::failed(
-            e.to_string(),
-            "pass --repo with the fleet repository and --branch with its fleet branch",
-        )
-    })?;
+    let status_refs = status_refs(a);
+    let refs: Vec<&str> = status_refs.iter().map(String::as_str).collect();
+    let history =
+        log::history(&a.repo, &a.branch, &refs, a.agent.as_deref(), since).map_err(|e| {
+            CliError::failed(
+                e.to_string(),
+                "pass --repo with the fleet repository and --branch with its fleet branch",
+            )
+        })?;
     if a.format == Format::Json {
         println!(
             "{}",
@@ -93,6 +93,47 @@ pub fn cmd_audit(args: &AuditArgs) -> Result<Outcome, CliError> {
         }
     }
     Ok(Outcome::Success)
+}
+
+/// The refs holding status records: the local status branch when it exists, and the remote's,
+/// fetched. Says so on stderr when neither exists, or the fetch failed, since the log then
+/// shows spec changes without the actions they caused.
+fn status_refs(a: &LogArgs) -> Vec<String> {
+    let local = format!("refs/heads/{}", a.status_branch);
+    let repo = git2::Repository::open(&a.repo).ok();
+    let has_local = repo
+        .as_ref()
+        .is_some_and(|r| r.find_reference(&local).is_ok());
+    let remote = a.remote.clone().or_else(|| {
+        repo.as_ref()
+            .and_then(|r| r.find_remote("origin").ok())
+            .map(|_| "origin".to_owned())
+    });
+    let mut refs: Vec<String> = has_local.then_some(local).into_iter().collect();
+    match remote.as_deref().filter(|r| !r.is_empty()) {
+        Some(remote) => match log::fetch_status(&a.repo, remote, &a.status_branch) {
+            Ok(Some(fetched)) => refs.push(fetched),
+            Ok(None) if !has_local => eprintln!(
+                "warning: the status branch `{}` is neither in `{}` nor on `{remote}`: no actions are shown (has tether applied this fleet yet?)",
+                a.status_branch,
+                a.repo.display()
+            ),
+            Ok(None) => {}
+            Err(e) => eprintln!(
+                "warning: cannot fetch the status branch `{}` from `{remote}` ({}); showing the actions recorded locally{}",
+                a.status_branch,
+                e.message(),
+                if has_local { "" } else { ": none" }
+            ),
+        },
+        None if !has_local => eprintln!(
+            "warning: the status branch `{}` is not in `{}` and no remote is known: no actions are shown; fetch it (`git fetch REMOTE {0}:{0}`) or pass --remote",
+            a.status_branch,
+            a.repo.display()
+        ),
+        None => {}
+    }
+    refs
 }
 
 fn parse_date(text: &str) -> Result<i64, CliError> {

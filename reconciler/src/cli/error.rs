@@ -104,6 +104,9 @@ impl From<crate::reconcile::PassError> for CliError {
                 "run `tether validate` for every problem with its location; nothing was read or changed"
             }
             PassError::Observe(_) => "check the API endpoints and credentials; nothing was changed",
+            PassError::NotOffered(_) => {
+                "pick what Hetzner offers (listed above) and allow it in fleet.yaml's spec.catalog"
+            }
             PassError::PlanChanged { .. } => {
                 "re-run `tether plan`, review it, and apply the new hash"
             }

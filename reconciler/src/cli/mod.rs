@@ -12,6 +12,7 @@ mod error;
 mod github;
 mod lease;
 mod plan;
+mod prhead;
 mod reconcile;
 mod run;
 mod sandbox;

@@ -3,10 +3,12 @@
 use super::common::{self, SourceArgs};
 use super::error::Failure;
 use super::github::{self, Reporter};
+use super::prhead;
 use super::{CliError, Outcome};
 use crate::audit::{self, ledger::Ledger};
 use crate::forge::{PrNumber, StatusState};
 use crate::plan::Plan;
+use crate::plan::offer::NotOffered;
 use crate::plan::render::{self, markdown, text};
 use crate::reconcile::{self, PassError};
 use crate::source::Snapshot;
@@ -61,7 +63,8 @@ pub fn cmd_plan(args: &PlanArgs) -> Result<Outcome, CliError> {
     let reporter = pr
         .map(|pr| Reporter::for_pull_request(&rt, &snapshot, pr))
         .transpose()?;
-    if let Some(r) = &reporter {
+    if let (Some(r), Some(pr)) = (&reporter, pr) {
+        prhead::ensure_head(&args.source, &snapshot, pr, r.sha())?;
         r.status(StatusState::Pending, "tether is planning this change")?;
     }
     let result = compute_plan(args, &snapshot, &rt);
@@ -128,33 +131,77 @@ fn compute_plan(
 }
 
 /// The plan comment and the verdict on the pull request's head.
+///
+/// # Guarantees
+/// The `tether/<fleet>` status never stays `pending`: when the comment cannot be posted the
+/// status still ends, as `error` with the reason; when the verdict's reason is refused by the
+/// secret guard, a generic description is sent instead ([`Reporter::status`]).
 fn report(
     reporter: &Reporter,
     pr: PrNumber,
     snapshot: &Snapshot,
     result: &Result<Plan, Failure>,
 ) -> Result<(), CliError> {
+    let (comment, state, description) = verdict(snapshot, result);
+    let commented = comment.map_or(Ok(()), |body| reporter.comment(pr, &body));
+    let status = match &commented {
+        Ok(()) => reporter.status(state, &description),
+        Err(e) => reporter.status(
+            StatusState::Error,
+            &format!("the plan comment could not be posted: {}", e.message),
+        ),
+    };
+    commented.and(status)
+}
+
+/// The comment to post (if any), and the status that ends the check.
+fn verdict(
+    snapshot: &Snapshot,
+    result: &Result<Plan, Failure>,
+) -> (Option<String>, StatusState, String) {
     match result {
         Ok(plan) => {
-            reporter.comment(pr, &markdown::render(plan, markdown::GITHUB_COMMENT_LIMIT))?;
+            let comment = Some(markdown::render(plan, markdown::GITHUB_COMMENT_LIMIT));
             match &plan.refusal {
-                None => reporter.status(StatusState::Success, &render::summary_line(plan)),
-                Some(refusal) => reporter.status(
+                None => (comment, StatusState::Success, render::summary_line(plan)),
+                Some(refusal) => (
+                    comment,
                     StatusState::Failure,
-                    &format!(
+                    format!(
                         "refused: {}",
                         refusal.reasons.first().map_or("", String::as_str)
                     ),
                 ),
             }
         }
-        Err(Failure::Pass(PassError::Load(e))) => {
-            reporter.comment(pr, &github::invalid_fleet_comment(e, snapshot))?;
-            reporter.status(StatusState::Failure, &format!("{e}; run `tether validate`"))
-        }
-        Err(_) => reporter.status(
+        Err(Failure::Pass(PassError::Load(e))) => (
+            Some(github::invalid_fleet_comment(e, snapshot)),
+            StatusState::Failure,
+            format!("{e}; run `tether validate`"),
+        ),
+        Err(Failure::Pass(PassError::NotOffered(e))) => (
+            Some(not_offered_comment(e)),
+            StatusState::Failure,
+            e.0.first().map_or_else(String::new, ToString::to_string),
+        ),
+        Err(Failure::Pass(e)) => (
+            None,
             StatusState::Error,
-            "tether could not plan (an API or credentials failed); see the run log",
+            format!("tether could not plan: {e}"),
+        ),
+        Err(Failure::Cli(e)) => (
+            None,
+            StatusState::Error,
+            format!("tether could not plan: {}", e.message),
         ),
     }
+}
+
+/// The comment for a plan that asks for what Hetzner does not offer.
+fn not_offered_comment(e: &NotOffered) -> String {
+    let problems: String = e.0.iter().map(|p| format!("- {p}\n")).collect();
+    format!(
+        "{}\n### tether plan: 🛑 Hetzner does not offer what the fleet asks for\n\nNothing can be applied until every field names what Hetzner offers now:\n\n{problems}",
+        crate::plan::render::markdown::MARKER
+    )
 }

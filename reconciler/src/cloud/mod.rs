@@ -205,6 +205,10 @@ pub struct ServerType {
     pub cores: u32,
     /// Disk in GB.
     pub disk_gb: u64,
+    /// When Hetzner deprecated the type: the date after which no new server can have it.
+    pub deprecated_after: Option<String>,
+    /// The locations offering it for new servers (not deprecated there).
+    pub locations: Vec<String>,
     /// Monthly gross price per location name.
     pub monthly_price: BTreeMap<String, Euros>,
 }

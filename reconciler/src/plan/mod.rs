@@ -10,6 +10,7 @@ pub mod confirm;
 pub mod cost;
 pub mod fields;
 mod inventory;
+pub mod offer;
 pub mod quarantine;
 pub mod render;
 pub mod safety;
@@ -28,7 +29,8 @@ use tether_schema::Fleet;
 /// the retired server's name and the disruption budget, and left the revision out of the hash.
 pub const PLAN_VERSION: u32 = 2;
 
-/// What tether observed: the fleet's servers, the tailnet's devices, and server prices.
+/// What tether observed: the fleet's servers, the tailnet's devices, server prices and the
+/// catalog on offer.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Observed {
     /// Servers from Hetzner (tether re-checks ownership on each, whatever filter listed them).
@@ -37,6 +39,8 @@ pub struct Observed {
     pub devices: Vec<Device>,
     /// Monthly price per (server type, location).
     pub prices: BTreeMap<(String, String), Euros>,
+    /// What Hetzner offers: server types, locations, images ([`offer::check`]).
+    pub offer: offer::Offer,
 }
 
 /// Facts about the run that are not in the fleet or the inventory.

@@ -236,6 +236,7 @@ fn observed(case: &Case, fleet: &Fleet) -> Observed {
         servers,
         devices,
         prices,
+        offer: Default::default(),
     }
 }
 
@@ -594,6 +595,7 @@ fn simulate(plan: &Plan, fleet: &Fleet, observed: &Observed) -> Observed {
         servers,
         devices,
         prices: observed.prices.clone(),
+        offer: observed.offer.clone(),
     }
 }
 

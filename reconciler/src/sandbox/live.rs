@@ -100,12 +100,12 @@ pub async fn run(
         let Ok(handles) = rx.await else {
             return;
         };
-        let lines = [
+        let mut lines = vec![
             "tether sandbox is running: emulated Hetzner, Tailscale and GitHub on 127.0.0.1, and the".to_owned(),
             "reconciler daemon following a local fleet repository. Nothing leaves this machine.".to_owned(),
             String::new(),
-            format!("fleet work tree   {}   (edit, commit, `git push`: the daemon reconciles within 5 s)", work.display()),
-            format!("fleet remote      {}", bare.display()),
+            format!("fleet work tree   {}   (a clone of the remote, `main` tracking origin/main)", work.display()),
+            format!("fleet remote      {}   (the daemon reconciles its `main` within 5 s)", bare.display()),
             format!("daemon            {}/metrics  {0}/readyz  {0}/healthz", handles.http_url),
             String::new(),
             "Point clients at the emulated cloud:".to_owned(),
@@ -114,11 +114,10 @@ pub async fn run(
             format!("  export GITHUB_API_URL={} GITHUB_TOKEN={GITHUB_TOKEN} GITHUB_REPOSITORY={GITHUB_REPOSITORY}", github.url()),
             format!("  curl {}/_emulator/servers   # the cloud's state, no token needed", stack.hetzner.url().trim_end_matches("/v1")),
             String::new(),
-            format!("Try: tether agent add --repo {} --push origin --runtime-version 1.4.2 --subscription sub_try1 --customer cus_try", work.display()),
-            format!(" or, with the exports above, review it first: tether agent add --repo {} --push origin --open-pr --runtime-version 1.4.2 --subscription sub_try2 --customer cus_try", work.display()),
-            format!("     then: tether plan --git {} --rev tether/agent-sub_try2 --github-pr 1   (curl {}/_emulator/comments)", bare.display(), github.url()),
-            "Press Ctrl-C to stop; the temporary folder is removed.".to_owned(),
+            "Try it, after the exports above (every `$` line runs as pasted):".to_owned(),
         ];
+        lines.extend(try_lines(&work, &bare, &github.url()));
+        lines.push("Press Ctrl-C to stop; the temporary folder is removed.".to_owned());
         for line in lines {
             let _ = writeln!(out, "{line}");
         }
@@ -132,8 +131,31 @@ pub async fn run(
     result
 }
 
-/// Creates the bare remote with the example fleet on `main` and a work clone of it; returns
-/// the fleet's name.
+/// The "Try it" lines of the banner: `$ ` lines are commands that run as pasted, in order,
+/// after the exports (tests/e2e/sandbox_live.rs runs each of them).
+pub fn try_lines(work: &Path, bare: &Path, github_url: &str) -> Vec<String> {
+    let work = work.display();
+    vec![
+        "  billing adds an agent straight to main (the work tree follows):".to_owned(),
+        format!(
+            "  $ tether agent add --repo {work} --push origin --runtime-version 1.4.2 --subscription sub_try1 --customer cus_try"
+        ),
+        "  or edit a spec under agents/ yourself, then commit and push it:".to_owned(),
+        format!("  $ git -C {work} commit -am 'Change a spec' && git -C {work} push"),
+        "  or have the change reviewed: a pull request with tether's plan on it:".to_owned(),
+        format!(
+            "  $ tether agent add --repo {work} --push origin --open-pr --runtime-version 1.4.2 --subscription sub_try2 --customer cus_try"
+        ),
+        format!(
+            "  $ tether plan --git {} --rev tether/agent-sub_try2 --github-pr 1",
+            bare.display()
+        ),
+        format!("  $ curl {github_url}/_emulator/comments"),
+    ]
+}
+
+/// Creates the bare remote with the example fleet on `main` and a work clone of it, whose
+/// `main` tracks `origin/main` (so a plain `git push` works); returns the fleet's name.
 fn seed(fleet_dir: &Path, bare: &Path, work: &Path) -> Result<String, LiveError> {
     let snapshot = crate::source::dir::read(fleet_dir).map_err(err)?;
     let fleet = tether_schema::load_fleet(&snapshot.files).map_err(err)?;
@@ -158,12 +180,20 @@ fn seed(fleet_dir: &Path, bare: &Path, work: &Path) -> Result<String, LiveError>
     )
     .map_err(err)?;
     repo.set_head("refs/heads/main").map_err(err)?;
-    Repository::init_bare(bare).map_err(err)?;
+    Repository::init_bare(bare)
+        .and_then(|b| b.set_head("refs/heads/main"))
+        .map_err(err)?;
     let mut origin = repo
         .remote("origin", &format!("file://{}", bare.display()))
         .map_err(err)?;
     origin
         .push(&["refs/heads/main:refs/heads/main"], None)
+        .map_err(err)?;
+    let head = repo.refname_to_id("refs/heads/main").map_err(err)?;
+    repo.reference("refs/remotes/origin/main", head, true, "sandbox seed")
+        .map_err(err)?;
+    repo.find_branch("main", git2::BranchType::Local)
+        .and_then(|mut main| main.set_upstream(Some("origin/main")))
         .map_err(err)?;
     Ok(fleet.settings.name.to_string())
 }

@@ -178,3 +178,44 @@ async fn an_action_stuck_in_running_fails_at_its_deadline_naming_it() {
     );
     stack.shutdown().await;
 }
+
+#[tokio::test]
+async fn a_deprecated_server_type_reads_as_deprecated_and_cannot_be_ordered() {
+    use crate::sandbox::hetzner::{Catalog, HetznerEmulator, catalog::Deprecation};
+    let mut catalog = Catalog::default();
+    for t in catalog
+        .server_types
+        .iter_mut()
+        .filter(|t| t.name == "cpx21")
+    {
+        t.deprecation = Some(Deprecation {
+            announced: "2026-06-01T00:00:00Z".to_owned(),
+            unavailable_after: "2026-09-01T00:00:00Z".to_owned(),
+        });
+    }
+    let emulator = HetznerEmulator::start(crate::sandbox::hetzner::Config {
+        catalog,
+        ..crate::sandbox::hetzner::Config::default()
+    })
+    .await
+    .expect("emulator");
+    let client = Client::new(Config::new(emulator.url(), emulator.token())).expect("client");
+    let types = client.server_types().await.expect("server types");
+    let cpx21 = types
+        .iter()
+        .find(|t| t.name == "cpx21")
+        .expect("still listed");
+    assert_eq!(
+        cpx21.deprecated_after.as_deref(),
+        Some("2026-09-01T00:00:00Z")
+    );
+    assert!(cpx21.locations.is_empty(), "{:?}", cpx21.locations);
+    let cpx31 = types.iter().find(|t| t.name == "cpx31").expect("cpx31");
+    assert!(cpx31.deprecated_after.is_none() && cpx31.locations.iter().any(|l| l == "fsn1"));
+    let refused = client.create_server(&new_server(1)).await;
+    assert!(
+        matches!(&refused, Err(Error::Api(e)) if e.status == 400 && e.message.contains("server_type")),
+        "{refused:?}"
+    );
+    emulator.shutdown().await;
+}

@@ -208,6 +208,29 @@ pub struct ServerType {
     pub disk: f64,
     /// Prices per location.
     pub prices: Vec<Price>,
+    /// Set when Hetzner deprecated the type (it is then phased out of every location).
+    #[serde(default)]
+    pub deprecation: Option<Deprecation>,
+    /// The locations the type is offered in, each possibly deprecated there.
+    #[serde(default)]
+    pub locations: Vec<TypeLocation>,
+}
+
+/// A deprecation notice: announced, and unavailable for new servers after a date.
+#[derive(Debug, Deserialize)]
+pub struct Deprecation {
+    /// After this (RFC 3339) no new server can be created with it.
+    pub unavailable_after: String,
+}
+
+/// A location a server type is offered in.
+#[derive(Debug, Deserialize)]
+pub struct TypeLocation {
+    /// Location name.
+    pub name: String,
+    /// Set when the type is being phased out of this location.
+    #[serde(default)]
+    pub deprecation: Option<Deprecation>,
 }
 
 /// `GET /server_types`.
@@ -338,11 +361,24 @@ impl From<Action> for cloud::Action {
 }
 
 impl From<ServerType> for cloud::ServerType {
+    /// A type is offered where `locations` lists it without a deprecation; an answer without
+    /// `locations` (older API versions) offers it where it is priced.
     fn from(t: ServerType) -> Self {
+        let locations = if t.locations.is_empty() {
+            t.prices.iter().map(|p| p.location.clone()).collect()
+        } else {
+            t.locations
+                .into_iter()
+                .filter(|l| l.deprecation.is_none())
+                .map(|l| l.name)
+                .collect()
+        };
         cloud::ServerType {
             name: t.name,
             cores: t.cores,
             disk_gb: t.disk as u64,
+            deprecated_after: t.deprecation.map(|d| d.unavailable_after),
+            locations,
             monthly_price: t
                 .prices
                 .into_iter()
@@ -378,5 +414,36 @@ impl From<SshKey> for cloud::SshKey {
             name: k.name,
             fingerprint: k.fingerprint,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn server_type(json: &str) -> cloud::ServerType {
+        serde_json::from_str::<ServerType>(json)
+            .expect("a server type")
+            .into()
+    }
+
+    #[test]
+    fn a_server_type_is_offered_where_listed_and_not_deprecated() {
+        let t = server_type(
+            r#"{"name":"cx22","cores":2,"disk":40,"deprecation":{"announced":"2026-06-01T00:00:00Z","unavailable_after":"2026-09-01T00:00:00Z"},
+            "prices":[{"location":"fsn1","price_monthly":{"net":"3.79","gross":"4.51"}}],
+            "locations":[{"id":1,"name":"fsn1","deprecation":null},{"id":2,"name":"nbg1","deprecation":{"announced":"2026-06-01T00:00:00Z","unavailable_after":"2026-09-01T00:00:00Z"}}]}"#,
+        );
+        assert_eq!(t.locations, ["fsn1"]);
+        assert_eq!(t.deprecated_after.as_deref(), Some("2026-09-01T00:00:00Z"));
+    }
+
+    #[test]
+    fn without_locations_a_type_is_offered_where_it_is_priced() {
+        let t = server_type(
+            r#"{"name":"cpx21","cores":3,"disk":80,"prices":[{"location":"hel1","price_monthly":{"net":"7.55","gross":"8.98"}}]}"#,
+        );
+        assert_eq!(t.locations, ["hel1"]);
+        assert_eq!(t.deprecated_after, None);
     }
 }

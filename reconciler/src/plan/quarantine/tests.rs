@@ -115,6 +115,7 @@ fn planned(fleet: &Fleet, servers: Vec<Server>, devices: Vec<Device>, ctx: &Cont
         servers,
         devices,
         prices: [(("cpx21".to_owned(), "fsn1".to_owned()), Euros(95_200))].into(),
+        ..Observed::default()
     };
     let ctx = Context {
         previous_agents: ctx.previous_agents.or(Some(fleet.agents.len())),
@@ -353,6 +354,7 @@ fn without_a_baseline_a_quarantine_is_refused_unless_the_shrink_is_confirmed() {
         servers,
         devices: Vec::new(),
         prices: BTreeMap::new(),
+        ..Observed::default()
     };
     let refused = plan(&fleet, &observed, &blind);
     assert_eq!(kinds(&refused), [("quarantine", "gone")]);

@@ -70,14 +70,38 @@ pub struct ServerType {
     pub storage_type: String,
     /// E.g. `regular_purpose`.
     pub category: String,
-    /// Where it can be ordered, and at what price.
+    /// Where it is sold, and at what price.
     pub prices: Vec<Pricing>,
+    /// Set when the type is being phased out: served as its `deprecation` (and in every
+    /// location's), and, stricter than Hetzner (which sells it until `unavailable_after`),
+    /// refused for new servers and type changes at once.
+    pub deprecation: Option<Deprecation>,
+}
+
+/// A deprecation notice as Hetzner serves it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Deprecation {
+    /// When it was announced (RFC 3339).
+    pub announced: String,
+    /// After this (RFC 3339) no new server can have it.
+    pub unavailable_after: String,
 }
 
 impl ServerType {
-    /// Whether it can be ordered in `location`.
+    /// Whether a new server can have it in `location`: sold there and not deprecated.
     pub fn available_in(&self, location: &str) -> bool {
+        self.deprecation.is_none() && self.sold_in(location)
+    }
+
+    fn sold_in(&self, location: &str) -> bool {
         self.prices.iter().any(|p| p.location == location)
+    }
+
+    fn deprecation_json(&self) -> Value {
+        self.deprecation.as_ref().map_or(
+            Value::Null,
+            |d| json!({"announced": d.announced, "unavailable_after": d.unavailable_after}),
+        )
     }
 }
 
@@ -216,17 +240,19 @@ impl Catalog {
                 })
             })
             .collect();
+        let deprecation = t.deprecation_json();
+        let available = t.deprecation.is_none();
         let locations: Vec<Value> = self
             .locations
             .iter()
-            .filter(|l| t.available_in(&l.name))
-            .map(|l| json!({"id": l.id, "name": l.name, "deprecation": null, "available": true, "recommended": true}))
+            .filter(|l| t.sold_in(&l.name))
+            .map(|l| json!({"id": l.id, "name": l.name, "deprecation": deprecation, "available": available, "recommended": available}))
             .collect();
         json!({
             "id": t.id, "name": t.name, "description": t.description, "cores": t.cores,
             "memory": t.memory, "disk": t.disk, "cpu_type": t.cpu_type,
             "architecture": t.architecture, "storage_type": t.storage_type,
-            "category": t.category, "deprecated": false, "deprecation": null,
+            "category": t.category, "deprecated": !available, "deprecation": deprecation,
             "prices": prices, "locations": locations,
         })
     }
@@ -265,6 +291,38 @@ mod tests {
         assert_eq!(
             catalog.location("fsn1").map(|l| l.datacenter.as_str()),
             Some("fsn1-dc14")
+        );
+    }
+
+    #[test]
+    fn a_deprecated_type_is_served_with_its_notice_and_cannot_be_ordered() {
+        let mut catalog = Catalog::default();
+        let notice = Deprecation {
+            announced: "2026-06-01T00:00:00Z".to_owned(),
+            unavailable_after: "2026-09-01T00:00:00Z".to_owned(),
+        };
+        let t = catalog
+            .server_types
+            .iter_mut()
+            .find(|t| t.name == "cx22")
+            .expect("cx22");
+        t.deprecation = Some(notice);
+        let t = t.clone();
+        assert!(!t.available_in("fsn1"));
+        let json = catalog.server_type_json(&t);
+        assert_eq!(json["deprecated"], true);
+        assert_eq!(
+            json["deprecation"]["unavailable_after"],
+            "2026-09-01T00:00:00Z"
+        );
+        assert_eq!(
+            json["locations"][0]["deprecation"]["unavailable_after"],
+            "2026-09-01T00:00:00Z"
+        );
+        assert!(
+            catalog
+                .server_type("cpx21")
+                .is_some_and(|t| t.available_in("fsn1"))
         );
     }
 

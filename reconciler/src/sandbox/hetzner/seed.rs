@@ -346,6 +346,7 @@ impl Default for Catalog {
                         .iter()
                         .filter_map(|l| pricing(l, eu, elsewhere))
                         .collect(),
+                    deprecation: None,
                 },
             )
             .collect();
