@@ -101,11 +101,11 @@ async fn a_removed_spec_is_quarantined_restored_with_its_disk_and_deleted_after_
     let removal = write_fleet(dir, policy, &["keep"], "cancel leaver");
     let (code, out, err) = apply(&stack, dir, &[]).await;
     assert_eq!(code, 0, "{out}\n{err}");
-    assert!(err.contains("QUARANTINE server leaver"), "{err}");
-    assert!(err.contains("0 to delete, 1 to quarantine"), "{err}");
+    assert!(out.contains("QUARANTINE server leaver"), "{out}");
+    assert!(out.contains("0 to delete, 1 to quarantine"), "{out}");
     assert!(
-        err.contains("Quarantined: 1 server(s), €"),
-        "the cost line shows what quarantine still bills: {err}"
+        out.contains("Quarantined: 1 server(s), €"),
+        "the cost line shows what quarantine still bills: {out}"
     );
     let held = server_of(&stack, "leaver").expect("the server is kept");
     assert_eq!(held.id, original.id);
@@ -140,8 +140,8 @@ async fn a_removed_spec_is_quarantined_restored_with_its_disk_and_deleted_after_
     write_fleet(dir, policy, &["keep", "leaver"], "leaver is back");
     let (code, out, err) = apply(&stack, dir, &[]).await;
     assert_eq!(code, 0, "{out}\n{err}");
-    assert!(err.contains("restore from quarantine"), "{err}");
-    assert!(err.contains("Plan: 0 to create"), "{err}");
+    assert!(out.contains("restore from quarantine"), "{out}");
+    assert!(out.contains("Plan: 0 to create"), "{out}");
     let back = server_of(&stack, "leaver").expect("restored");
     assert_eq!((back.id, back.name.as_str()), (original.id, "leaver"));
     assert_eq!(format!("{:?}", back.status), "Running");
@@ -165,7 +165,7 @@ async fn a_removed_spec_is_quarantined_restored_with_its_disk_and_deleted_after_
     tokio::time::sleep(Duration::from_secs(3)).await;
     let (code, out, err) = apply(&stack, dir, &[]).await;
     assert_eq!(code, 0, "{out}\n{err}");
-    assert!(err.contains("quarantine grace period ended"), "{err}");
+    assert!(out.contains("quarantine grace period ended"), "{out}");
     assert!(
         server_of(&stack, "leaver").is_none(),
         "deleted after the grace period"
@@ -218,7 +218,7 @@ async fn a_mass_removal_quarantines_every_server_and_a_revert_restores_them_all_
     write_fleet(dir, policy, &[], "billing export lost every line");
     let (code, out, err) = apply(&stack, dir, &["--allow-shrink"]).await;
     assert_eq!(code, 0, "{out}\n{err}");
-    assert!(err.contains("0 to delete, 6 to quarantine"), "{err}");
+    assert!(out.contains("0 to delete, 6 to quarantine"), "{out}");
     let servers = stack.hetzner.servers();
     assert_eq!(servers.len(), 6, "every server is kept");
     for s in &servers {
@@ -231,8 +231,8 @@ async fn a_mass_removal_quarantines_every_server_and_a_revert_restores_them_all_
     write_fleet(dir, policy, &agents, "revert the export");
     let (code, out, err) = apply(&stack, dir, &[]).await;
     assert_eq!(code, 0, "{out}\n{err}");
-    assert!(err.contains("Plan: 0 to create"), "{err}");
-    assert!(err.contains("6 to restore from quarantine"), "{err}");
+    assert!(out.contains("Plan: 0 to create"), "{out}");
+    assert!(out.contains("6 to restore from quarantine"), "{out}");
     let after: BTreeMap<String, u64> = stack
         .hetzner
         .servers()

@@ -46,8 +46,8 @@ fn the_demo_runs_to_completion_and_its_summary_matches_the_emulators() {
         .expect("number");
     assert_eq!(
         (agents, servers, devices),
-        (4, 5, 4),
-        "tether's view and the emulated cloud agree: four agents online, the cancelled one quarantined"
+        (4, 6, 4),
+        "tether's view and the emulated cloud agree: four agents online, the two cancelled ones quarantined"
     );
     assert_eq!(
         commits, 6,
@@ -65,7 +65,7 @@ fn the_demo_runs_to_completion_and_its_summary_matches_the_emulators() {
         "{log:?}"
     );
     assert!(
-        out.contains("nothing was deleted: 5 servers before, 5 after"),
+        out.contains("nothing was deleted: 6 servers before, 6 after"),
         "{out}"
     );
     assert!(

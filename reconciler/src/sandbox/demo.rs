@@ -413,11 +413,20 @@ impl<W: Write> Demo<'_, W> {
         let mut servers = self.stack.hetzner.servers();
         servers.sort_by(|a, b| a.name.cmp(&b.name));
         let devices = self.stack.tailscale.devices();
-        self.say("  server            id       status   type   location   device online");
+        let width = servers
+            .iter()
+            .map(|s| s.name.len())
+            .max()
+            .unwrap_or(0)
+            .max(17);
+        self.say(&format!(
+            "  {:<width$} {:<8} {:<8} {:<6} {:<10} device online",
+            "server", "id", "status", "type", "location"
+        ));
         for s in servers {
             let online = devices.iter().any(|d| d.hostname == s.name && d.online);
             let line = format!(
-                "  {:<17} {:<8} {:<8} {:<6} {:<10} {}",
+                "  {:<width$} {:<8} {:<8} {:<6} {:<10} {}",
                 s.name,
                 s.id,
                 format!("{:?}", s.status).to_lowercase(),
