@@ -21,8 +21,10 @@ use std::time::Duration;
 /// refuses, changing nothing, while another process holds it. On Ctrl-C or SIGTERM, starts no
 /// new action, lets the ones in flight finish, prints the partial account and records status.
 ///
-/// Exit status: 0 when every action was done, 1 on any failure, refusal or error, 130 when
-/// interrupted.
+/// Exit status: 0 when every action was done, 1 on a failure, 3 when refused by policy
+/// (safety rules, a changed plan hash, a suspended fleet with changes), 4 when an API failed
+/// in a way that may pass or another process holds the lease, 130 when interrupted; see
+/// docs/operations.md.
 #[derive(Debug, clap::Args)]
 pub struct ApplyArgs {
     #[command(flatten)]
@@ -115,8 +117,12 @@ pub fn cmd_apply(args: &ApplyArgs) -> Result<Outcome, CliError> {
         r.status(state, &description)?;
     }
     let (outcome, interrupted) = result?;
-    eprint!("{}", text::render(&outcome.plan, false));
-    println!("{}", outcome.report);
+    let style = super::style::current();
+    eprint!(
+        "{}",
+        text::render(&outcome.plan, style.enabled_for_stderr())
+    );
+    println!("{}", style.report(&outcome.report));
     if let Some(commit) = &outcome.status_commit {
         println!("status commit {commit} on {}", args.status_branch);
     }
@@ -125,6 +131,8 @@ pub fn cmd_apply(args: &ApplyArgs) -> Result<Outcome, CliError> {
             "interrupted: actions not started were skipped; the ones in flight were let finish. Run `tether apply` again to finish the rest"
         );
         Outcome::Interrupted
+    } else if outcome.plan.suspended && !outcome.plan.is_empty() {
+        Outcome::Refused
     } else if outcome.report.succeeded() {
         Outcome::Success
     } else {

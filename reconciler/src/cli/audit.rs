@@ -111,3 +111,11 @@ fn parse_date(text: &str) -> Result<i64, CliError> {
             )
         })
 }
+
+impl AuditArgs {
+    /// Whether output (and so an error) is JSON.
+    pub fn json(&self) -> bool {
+        let AuditCommand::Log(a) = &self.command;
+        a.format == Format::Json
+    }
+}

@@ -43,8 +43,8 @@ pub fn holder(command: &str) -> String {
 /// process holds it, and guards it. Must be called inside the runtime.
 ///
 /// # Errors
-/// Another process still holds the lease after `wait` (the message names it and when its
-/// lease expires), or the repository cannot be written.
+/// Another process still holds the lease after `wait` (transient, exit 4: the message names
+/// it and when its lease expires), or the repository cannot be written.
 pub async fn take(
     repo: &Path,
     fleet: String,
@@ -91,7 +91,7 @@ pub async fn take(
                 holder,
                 expires_at,
             }) => {
-                return Err(CliError::failed(
+                return Err(CliError::transient(
                     format!(
                         "fleet `{fleet}` is being changed by `{holder}` (its lease expires at {} unless renewed); nothing was changed",
                         rfc3339(expires_at)

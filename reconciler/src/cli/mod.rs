@@ -1,19 +1,22 @@
 //! The `tether` command line: argument types and dispatch. One file per subcommand; each
 //! returns an [`Outcome`] or a [`CliError`], and [`main`] alone turns those into output and an
-//! exit code.
+//! exit code (the table is in docs/operations.md). Colour goes through [`style`].
 
 mod agent;
 mod apply;
 mod audit;
 mod common;
+mod completions;
 mod error;
 mod github;
 mod lease;
+mod man;
 mod plan;
 mod reconcile;
 mod run;
 mod sandbox;
 mod schema;
+pub mod style;
 mod validate;
 
 use clap::{Parser, Subcommand};
@@ -22,11 +25,29 @@ use std::process::ExitCode;
 
 /// tether: keeps a fleet of agent VMs on Hetzner Cloud and Tailscale in line with a git repository.
 #[derive(Debug, Parser)]
-#[command(name = "tether", version, about, long_about = None, propagate_version = true)]
+#[command(name = "tether", version = VERSION, about, long_about = None, propagate_version = true)]
 pub struct Cli {
+    /// When to colour output: auto (a terminal, unless NO_COLOR is set; CLICOLOR_FORCE colours
+    /// a pipe too), always, never.
+    #[arg(
+        long,
+        global = true,
+        value_enum,
+        value_name = "WHEN",
+        default_value = "auto"
+    )]
+    color: style::ColorChoice,
     #[command(subcommand)]
     command: Command,
 }
+
+/// `0.1.0 (abc1234 2026-11-29)`: the version, the commit and its date (from build.rs).
+const VERSION: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    " (",
+    env!("TETHER_BUILD_COMMIT"),
+    ")"
+);
 
 #[derive(Debug, Subcommand)]
 enum Command {
@@ -39,6 +60,20 @@ enum Command {
     Audit(audit::AuditArgs),
     Schema(schema::SchemaArgs),
     Sandbox(sandbox::SandboxArgs),
+    Completions(completions::CompletionsArgs),
+    Man(man::ManArgs),
+}
+
+impl Command {
+    /// Whether the command was asked for JSON (`--format json`), so that an error is JSON too.
+    fn json(&self) -> bool {
+        match self {
+            Command::Validate(args) => args.json(),
+            Command::Plan(args) => args.json(),
+            Command::Audit(args) => args.json(),
+            _ => false,
+        }
+    }
 }
 
 /// Output format for commands that can speak to machines.
@@ -56,9 +91,15 @@ pub fn main() -> ExitCode {
         Ok(cli) => cli,
         Err(e) => {
             let _ = e.print();
-            return ExitCode::from(if e.use_stderr() { error::EXIT_USAGE } else { 0 });
+            return ExitCode::from(if e.use_stderr() {
+                error::EXIT_USAGE
+            } else {
+                error::EXIT_OK
+            });
         }
     };
+    let style = style::init(cli.color);
+    let json = cli.command.json();
     let result = match cli.command {
         Command::Validate(args) => validate::cmd_validate(&args),
         Command::Plan(args) => plan::cmd_plan(&args),
@@ -69,11 +110,19 @@ pub fn main() -> ExitCode {
         Command::Audit(args) => audit::cmd_audit(&args),
         Command::Schema(args) => schema::cmd_schema(&args),
         Command::Sandbox(args) => sandbox::cmd_sandbox(&args),
+        Command::Completions(args) => completions::cmd_completions(&args),
+        Command::Man(args) => man::cmd_man(&args),
     };
     match result {
         Ok(outcome) => outcome.exit_code(),
         Err(e) => {
-            eprintln!("{e}");
+            if json {
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&e.to_json()).unwrap_or_default()
+                );
+            }
+            eprintln!("{}", e.render(style));
             e.exit_code()
         }
     }

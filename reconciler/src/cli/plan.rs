@@ -10,11 +10,11 @@ use crate::plan::Plan;
 use crate::plan::render::{self, markdown, text};
 use crate::reconcile::{self, PassError};
 use crate::source::Snapshot;
-use std::io::IsTerminal;
 
 /// Show what applying the fleet would change, without changing anything.
 ///
-/// Exit status: 0 no changes, 1 error or refused plan, 2 changes (with --detailed-exitcode).
+/// Exit status: 0 no changes, 1 error, 2 changes (with --detailed-exitcode), 3 refused by the
+/// safety policy, 4 an API failure that may pass; see docs/operations.md.
 #[derive(Debug, clap::Args)]
 pub struct PlanArgs {
     #[command(flatten)]
@@ -66,7 +66,10 @@ pub fn cmd_plan(args: &PlanArgs) -> Result<Outcome, CliError> {
     }
     let plan = result?;
     match args.format {
-        PlanFormat::Text => print!("{}", text::render(&plan, std::io::stdout().is_terminal())),
+        PlanFormat::Text => print!(
+            "{}",
+            text::render(&plan, super::style::current().enabled_for_stdout())
+        ),
         PlanFormat::Markdown => print!(
             "{}",
             markdown::render(&plan, markdown::GITHUB_COMMENT_LIMIT)
@@ -77,7 +80,7 @@ pub fn cmd_plan(args: &PlanArgs) -> Result<Outcome, CliError> {
         ),
     }
     Ok(if !plan.accepted() {
-        Outcome::Problems
+        Outcome::Refused
     } else if args.detailed_exitcode && !plan.is_empty() {
         Outcome::Changes
     } else {
@@ -133,5 +136,12 @@ fn report(
             StatusState::Error,
             "tether could not plan (an API or credentials failed); see the run log",
         ),
+    }
+}
+
+impl PlanArgs {
+    /// Whether output (and so an error) is JSON.
+    pub fn json(&self) -> bool {
+        self.format == PlanFormat::Json
     }
 }
