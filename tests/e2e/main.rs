@@ -8,6 +8,7 @@ mod common;
 mod converge;
 mod daemon;
 mod daemon_time;
+mod exit_codes;
 mod github;
 mod lease;
 mod safety;

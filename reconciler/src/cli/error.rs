@@ -270,6 +270,66 @@ mod tests {
     }
 
     #[test]
+    fn the_documented_table_lists_exactly_these_codes() {
+        let doc = include_str!("../../../docs/operations.md");
+        let table: Vec<u8> = doc
+            .split("### Exit codes")
+            .nth(1)
+            .expect("docs/operations.md has an Exit codes section")
+            .lines()
+            .filter_map(|l| l.strip_prefix("| ")?.split(' ').next()?.parse().ok())
+            .collect();
+        assert_eq!(
+            table,
+            [
+                EXIT_OK,
+                EXIT_FAILED,
+                EXIT_CHANGES,
+                EXIT_REFUSED,
+                EXIT_TRANSIENT,
+                EXIT_USAGE,
+                EXIT_INTERRUPTED
+            ]
+        );
+    }
+
+    fn hetzner_answer(status: u16, code: &str) -> crate::reconcile::PassError {
+        use crate::cloud::hetzner::{ApiError, Error};
+        crate::reconcile::PassError::Observe(crate::observe::ObserveError::Hetzner(Error::Api(
+            Box::new(ApiError {
+                operation: "list servers".into(),
+                status,
+                code: code.into(),
+                message: String::new(),
+                details: serde_json::Value::Null,
+                correlation_id: None,
+                retry_at: None,
+            }),
+        )))
+    }
+
+    #[test]
+    fn an_api_outage_is_transient_and_a_refusal_of_the_request_is_not() {
+        for (status, code) in [
+            (503, "unavailable"),
+            (500, "server_error"),
+            (429, "rate_limit_exceeded"),
+        ] {
+            let e = CliError::from(hetzner_answer(status, code));
+            assert_eq!(e.kind, ErrorKind::Transient, "{status}");
+        }
+        for (status, code) in [
+            (401, "unauthorized"),
+            (403, "forbidden"),
+            (404, "not_found"),
+            (422, "invalid_input"),
+        ] {
+            let e = CliError::from(hetzner_answer(status, code));
+            assert_eq!(e.kind, ErrorKind::Failed, "{status}");
+        }
+    }
+
+    #[test]
     fn an_error_in_json_carries_kind_message_hint_and_exit_code() {
         let e = CliError::transient("hetzner is unreachable", "try again later");
         assert_eq!(
