@@ -75,11 +75,10 @@ mod tests {
         );
     }
 
-    #[test]
-    fn a_malformed_url_is_named_as_such() {
-        let err = reqwest::Client::new()
-            .get("htp://example.invalid/v1")
-            .build()
+    #[tokio::test]
+    async fn a_malformed_url_is_named_as_such() {
+        let err = reqwest::get("htp://example.invalid/v1")
+            .await
             .expect_err("unknown scheme");
         assert!(
             describe(&err).starts_with("invalid request URL"),
