@@ -27,14 +27,15 @@ use std::process::ExitCode;
 #[derive(Debug, Parser)]
 #[command(name = "tether", version = VERSION, about, long_about = None, propagate_version = true)]
 pub struct Cli {
-    /// When to colour output: auto (a terminal, unless NO_COLOR is set; CLICOLOR_FORCE colours
-    /// a pipe too), always, never.
+    /// When to colour output: auto, always or never. auto colours a terminal, unless NO_COLOR
+    /// is set; CLICOLOR_FORCE=1 colours a pipe too.
     #[arg(
         long,
         global = true,
         value_enum,
         value_name = "WHEN",
-        default_value = "auto"
+        default_value = "auto",
+        hide_possible_values = true
     )]
     color: style::ColorChoice,
     #[command(subcommand)]
