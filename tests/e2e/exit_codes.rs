@@ -246,6 +246,19 @@ fn exit_64_for_command_lines_that_make_no_sense_and_0_for_help() {
     }
     let help = tether(&fleet, &["plan", "--help"]);
     assert_eq!(help.code, 0, "{}", help.stderr);
+
+    let json = tether(&fleet, &["plan", "--format", "json", "--no-such-flag"]);
+    let doc: serde_json::Value = serde_json::from_str(&json.stdout).expect("a JSON usage error");
+    assert_eq!(
+        (json.code, &doc["error"]["kind"], &doc["error"]["exit_code"]),
+        (64, &"usage".into(), &64.into())
+    );
+    assert!(
+        doc["error"]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("--no-such-flag")),
+        "{doc}"
+    );
 }
 
 #[test]

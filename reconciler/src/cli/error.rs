@@ -133,6 +133,17 @@ impl CliError {
         CliError::new(ErrorKind::Transient, message, hint)
     }
 
+    /// clap's account of a command line it could not parse: its first line, without the
+    /// `error: ` prefix.
+    pub fn from_clap(e: &clap::Error) -> Self {
+        let text = e.render().to_string();
+        let first = text.lines().next().unwrap_or_default();
+        CliError::usage(
+            first.strip_prefix("error: ").unwrap_or(first),
+            "run the command with --help for its usage",
+        )
+    }
+
     /// The process exit code.
     pub fn exit_code(&self) -> ExitCode {
         ExitCode::from(self.kind.code())

@@ -16,7 +16,7 @@ mod reconcile;
 mod run;
 mod sandbox;
 mod schema;
-pub mod style;
+mod style;
 mod validate;
 
 use clap::{Parser, Subcommand};
@@ -88,15 +88,23 @@ pub enum Format {
 
 /// Parses the process arguments, runs the subcommand and returns its exit code.
 pub fn main() -> ExitCode {
-    let cli = match Cli::try_parse() {
+    let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    let cli = match Cli::try_parse_from(&args) {
         Ok(cli) => cli,
+        Err(e) if e.use_stderr() => {
+            if asks_for_json(&args) {
+                let usage = CliError::from_clap(&e);
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&usage.to_json()).unwrap_or_default()
+                );
+            }
+            let _ = e.print();
+            return ExitCode::from(error::EXIT_USAGE);
+        }
         Err(e) => {
             let _ = e.print();
-            return ExitCode::from(if e.use_stderr() {
-                error::EXIT_USAGE
-            } else {
-                error::EXIT_OK
-            });
+            return ExitCode::from(error::EXIT_OK);
         }
     };
     let style = style::init(cli.color);
@@ -127,4 +135,13 @@ pub fn main() -> ExitCode {
             e.exit_code()
         }
     }
+}
+
+/// Whether a command line that clap could not parse still asked for JSON (`--format json` or
+/// `--format=json`), so that its usage error is JSON too.
+fn asks_for_json(args: &[std::ffi::OsString]) -> bool {
+    args.iter().any(|a| a == "--format=json")
+        || args
+            .windows(2)
+            .any(|w| w[0] == "--format" && w[1] == "json")
 }

@@ -117,7 +117,8 @@ impl Style {
         paint(self.stderr, tone, text)
     }
 
-    /// Apply's account for stdout: failed actions red, skipped yellow, the summary bold.
+    /// Apply's account for stdout: failed actions red, skipped yellow, the summary green when
+    /// every action was done and red otherwise.
     pub fn report(self, report: &ApplyReport) -> String {
         let mut out = String::new();
         for a in &report.actions {
@@ -131,7 +132,12 @@ impl Style {
         }
         let (done, failed, skipped) = report.counts();
         let summary = format!("Apply: {done} done, {failed} failed, {skipped} skipped.");
-        out.push_str(&self.out(Tone::Strong, &summary));
+        let tone = if report.succeeded() {
+            Tone::Good
+        } else {
+            Tone::Bad
+        };
+        out.push_str(&self.out(tone, &summary));
         out
     }
 }
