@@ -324,6 +324,15 @@ fn no_color_and_color_flags_decide_whether_output_is_coloured() {
     assert!(
         !error_with(&["plan", "--color", "never"], &[("CLICOLOR_FORCE", "1")]).contains(escape)
     );
+    // clap's own usage errors follow --color too.
+    assert!(error_with(&["plan", "--color", "always", "--bogus"], &[]).contains(escape));
+    assert!(
+        !error_with(
+            &["plan", "--color=never", "--bogus"],
+            &[("CLICOLOR_FORCE", "1")]
+        )
+        .contains(escape)
+    );
 }
 
 #[test]

@@ -89,7 +89,7 @@ pub enum Format {
 /// Parses the process arguments, runs the subcommand and returns its exit code.
 pub fn main() -> ExitCode {
     let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
-    let cli = match Cli::try_parse_from(&args) {
+    let cli = match parse(&args) {
         Ok(cli) => cli,
         Err(e) if e.use_stderr() => {
             if asks_for_json(&args) {
@@ -135,6 +135,27 @@ pub fn main() -> ExitCode {
             e.exit_code()
         }
     }
+}
+
+/// Parses `args`, with clap's own help and errors coloured as `--color` says (found before
+/// parsing, since clap prints them while it parses).
+fn parse(args: &[std::ffi::OsString]) -> Result<Cli, clap::Error> {
+    use clap::{CommandFactory, FromArgMatches, ValueEnum};
+    let flag = args.iter().enumerate().find_map(|(i, a)| {
+        let a = a.to_str()?;
+        match a.strip_prefix("--color") {
+            Some("") => args.get(i + 1)?.to_str(),
+            Some(value) => value.strip_prefix('='),
+            None => None,
+        }
+    });
+    let color = match flag.and_then(|v| style::ColorChoice::from_str(v, false).ok()) {
+        Some(style::ColorChoice::Always) => clap::ColorChoice::Always,
+        Some(style::ColorChoice::Never) => clap::ColorChoice::Never,
+        _ => clap::ColorChoice::Auto,
+    };
+    let matches = Cli::command().color(color).try_get_matches_from(args)?;
+    Cli::from_arg_matches(&matches)
 }
 
 /// Whether a command line that clap could not parse still asked for JSON (`--format json` or
