@@ -99,6 +99,16 @@ pub async fn take(
                     "wait for it to finish and run again (or pass --lock-wait), or stop that process (`tether run` daemons hold the lease while they run)",
                 ));
             }
+            Err(LockError::Contended { fleet }) => {
+                return Err(CliError::transient(
+                    format!(
+                        "cannot take the single-writer lease: fleet `{fleet}`'s lock ref kept changing or stayed locked while tether wrote it; nothing was changed"
+                    ),
+                    format!(
+                        "try again; if it persists while no tether runs, a killed process may have left `refs/tether/locks/{fleet}.lock` in the repository: delete that file"
+                    ),
+                ));
+            }
             Err(e) => {
                 return Err(CliError::failed(
                     format!("cannot take the single-writer lease: {e}; nothing was changed"),
