@@ -20,6 +20,19 @@ pub enum ObserveError {
     Tailscale(#[from] tailscale::Error),
 }
 
+impl ObserveError {
+    /// Whether reading again later may succeed: the providers' own classifiers say the
+    /// failure was retryable (5xx, 429, timeouts, an unreachable endpoint), as opposed to a
+    /// refusal such as 401, 403, 404 or 422.
+    pub fn is_transient(&self) -> bool {
+        let decision = match self {
+            ObserveError::Hetzner(e) => e.retry(),
+            ObserveError::Tailscale(e) => e.retry(),
+        };
+        decision != crate::cloud::retry::Retry::Terminal
+    }
+}
+
 /// Reads servers, devices and the catalog.
 ///
 /// # Errors

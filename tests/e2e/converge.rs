@@ -269,7 +269,7 @@ async fn a_commit_removing_every_spec_is_refused_and_deletes_nothing() {
     std::fs::write(bed.agents_dir().join(".gitkeep"), "").expect("keep");
     bed.commit("oops: billing export came back empty");
     let (code, out, err) = bed.apply(&[]).await;
-    assert_eq!(code, 1, "{out}\n{err}");
+    assert_eq!(code, 3, "refused by policy: {out}\n{err}");
     assert!(err.contains("refused"), "{err}");
     assert!(err.contains("shrank from 6 agents to none"), "{err}");
     assert_eq!(bed.running(), ALL, "nothing was deleted");
@@ -291,7 +291,7 @@ async fn a_commit_removing_every_spec_is_refused_and_deletes_nothing() {
     );
     // The same refusal again is not recorded twice, and the breaker still holds.
     let (code, _, err) = bed.apply(&[]).await;
-    assert_eq!(code, 1);
+    assert_eq!(code, 3);
     assert!(err.contains("shrank from 6 agents to none"), "{err}");
     assert_eq!(
         bed.status_log().len(),

@@ -11,6 +11,7 @@ mod common;
 mod converge;
 mod daemon;
 mod daemon_time;
+mod exit_codes;
 mod github;
 mod lease;
 mod offer;

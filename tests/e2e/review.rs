@@ -255,7 +255,10 @@ async fn a_plan_approved_on_a_pr_applies_after_a_merge_commit_and_a_different_tr
         ],
     )
     .await;
-    assert_ne!(code, 0, "a different tree must not apply:\n{out}\n{err}");
+    assert_eq!(
+        code, 3,
+        "a different tree must not apply (refused):\n{out}\n{err}"
+    );
     assert!(
         err.contains("the plan changed since it was approved") && err.contains(&approved_b),
         "says why and names the approved hash: {err}"
@@ -308,9 +311,9 @@ async fn a_saved_plan_applies_once_and_then_no_longer_matches() {
 
     let (code, out, err) =
         tether(&stack, &["apply", "--git", git, "--rev", "main", file_arg]).await;
-    assert_ne!(
-        code, 0,
-        "a saved plan that no longer holds must not apply:\n{out}"
+    assert_eq!(
+        code, 3,
+        "a saved plan that no longer holds must not apply (refused):\n{out}"
     );
     assert!(
         err.contains(&format!("saved plan hash {hash}"))
@@ -330,7 +333,7 @@ async fn apply_without_approval_or_a_terminal_refuses_and_names_auto_approve() {
     let git = fleet.path().to_str().expect("utf-8");
     commit_all(fleet.path(), "main", "seed the example fleet");
     let (code, _, err) = tether(&stack, &["apply", "--git", git, "--rev", "main"]).await;
-    assert_ne!(code, 0);
+    assert_eq!(code, 64, "a usage error: {err}");
     assert!(err.contains("--auto-approve"), "{err}");
     assert!(servers(&stack).is_empty(), "nothing was created");
 }

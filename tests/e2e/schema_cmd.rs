@@ -44,8 +44,8 @@ fn help_lists_every_subcommand() {
 }
 
 #[test]
-fn unknown_flag_is_a_usage_error_with_exit_2() {
+fn unknown_flag_is_a_usage_error_with_exit_64() {
     let run = tether(&workspace(), &["validate", "--frobnicate"]);
-    assert_eq!(run.code, 2);
+    assert_eq!(run.code, 64);
     assert!(run.stderr.contains("--frobnicate"), "{}", run.stderr);
 }

@@ -239,7 +239,7 @@ fn git_and_path_together_is_a_usage_error() {
         &workspace(),
         &["validate", "fleet", "--git", ".", "--rev", "main"],
     );
-    assert_eq!(run.code, 2, "{}", run.stderr);
+    assert_eq!(run.code, 64, "{}", run.stderr);
     let run = tether(&workspace(), &["validate", "--git", "."]);
-    assert_eq!(run.code, 2, "{}", run.stderr);
+    assert_eq!(run.code, 64, "{}", run.stderr);
 }

@@ -146,52 +146,59 @@ impl ApplyReport {
     }
 }
 
+/// One line: kind, agent, outcome, the ids involved and any warning.
+impl fmt::Display for ActionReport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let ids = [
+            self.server_id.map(|s| format!("server {s}")),
+            (!self.action_ids.is_empty()).then(|| {
+                format!(
+                    "actions {}",
+                    self.action_ids
+                        .iter()
+                        .map(ToString::to_string)
+                        .collect::<Vec<_>>()
+                        .join(",")
+                )
+            }),
+            (!self.device_ids.is_empty()).then(|| {
+                format!(
+                    "devices {}",
+                    self.device_ids
+                        .iter()
+                        .map(|d| d.0.as_str())
+                        .collect::<Vec<_>>()
+                        .join(",")
+                )
+            }),
+        ]
+        .into_iter()
+        .flatten()
+        .collect::<Vec<_>>()
+        .join(", ");
+        let outcome = match &self.outcome {
+            Outcome::Done => "done".to_owned(),
+            Outcome::Failed { reason } => format!("FAILED: {reason}"),
+            Outcome::Skipped { reason } => format!("skipped: {reason}"),
+        };
+        write!(f, "{:<14} {:<24} {outcome}", self.kind, self.agent)?;
+        if !ids.is_empty() {
+            write!(f, " [{ids}]")?;
+        }
+        if let Some(w) = &self.warning {
+            write!(f, " (warning: {w})")?;
+        }
+        if let Some(why) = &self.reason {
+            write!(f, " (why: {why})")?;
+        }
+        Ok(())
+    }
+}
+
 impl fmt::Display for ApplyReport {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         for a in &self.actions {
-            let ids = [
-                a.server_id.map(|s| format!("server {s}")),
-                (!a.action_ids.is_empty()).then(|| {
-                    format!(
-                        "actions {}",
-                        a.action_ids
-                            .iter()
-                            .map(ToString::to_string)
-                            .collect::<Vec<_>>()
-                            .join(",")
-                    )
-                }),
-                (!a.device_ids.is_empty()).then(|| {
-                    format!(
-                        "devices {}",
-                        a.device_ids
-                            .iter()
-                            .map(|d| d.0.as_str())
-                            .collect::<Vec<_>>()
-                            .join(",")
-                    )
-                }),
-            ]
-            .into_iter()
-            .flatten()
-            .collect::<Vec<_>>()
-            .join(", ");
-            let outcome = match &a.outcome {
-                Outcome::Done => "done".to_owned(),
-                Outcome::Failed { reason } => format!("FAILED: {reason}"),
-                Outcome::Skipped { reason } => format!("skipped: {reason}"),
-            };
-            write!(f, "{:<14} {:<24} {outcome}", a.kind, a.agent)?;
-            if !ids.is_empty() {
-                write!(f, " [{ids}]")?;
-            }
-            if let Some(w) = &a.warning {
-                write!(f, " (warning: {w})")?;
-            }
-            if let Some(why) = &a.reason {
-                write!(f, " (why: {why})")?;
-            }
-            writeln!(f)?;
+            writeln!(f, "{a}")?;
         }
         let (done, failed, skipped) = self.counts();
         write!(f, "Apply: {done} done, {failed} failed, {skipped} skipped.")

@@ -115,7 +115,7 @@ impl<C: Compute, T: Tailnet> Ctx<'_, C, T> {
                 }
             };
             match result {
-                Ok(()) => tracing::info!(server = ?report.server_id, "done"),
+                Ok(()) => tracing::info!(server = report.server_id.map(|s| s.0), "done"),
                 Err(Stop::Skipped(reason)) => {
                     tracing::warn!(%reason, "skipped");
                     report.outcome = Outcome::Skipped { reason };

@@ -124,6 +124,9 @@ pub fn cmd_agent(args: &AgentArgs) -> Result<Outcome, CliError> {
         ),
         AgentCommand::Purge(p) => return purge::cmd_purge(p),
     };
+    if let Some(remote) = &repo.push {
+        check_remote(&repo.repo, remote)?;
+    }
     let pr = repo
         .open_pr
         .then(|| PullRequestArgs::new(subscription))
@@ -264,6 +267,41 @@ fn open_pull_request(
     })?;
     println!("pull request {number}: {} <- {}", repo.branch, pr.branch);
     Ok(())
+}
+
+/// `--push NAME` must name a configured remote; a URL or a path (anything with `/` or `:`, or
+/// an existing folder) is taken as is. Checked before anything is committed, so a mistyped
+/// remote says so instead of failing the push with "unsupported URL protocol".
+fn check_remote(repo: &std::path::Path, remote: &str) -> Result<(), CliError> {
+    if remote.contains(['/', ':', '\\']) || std::path::Path::new(remote).is_dir() {
+        return Ok(());
+    }
+    let Ok(git) = git2::Repository::open(repo) else {
+        // The billing step reports an unreadable repository in its own words.
+        return Ok(());
+    };
+    let names = git
+        .remotes()
+        .map(|r| r.iter().flatten().map(str::to_owned).collect::<Vec<_>>())
+        .unwrap_or_default();
+    if names.iter().any(|n| n == remote) {
+        return Ok(());
+    }
+    let known = if names.is_empty() {
+        "it has no remotes".to_owned()
+    } else {
+        format!("its remotes: {}", names.join(", "))
+    };
+    Err(CliError::usage(
+        format!(
+            "--push `{remote}`: the repository at {} has no remote `{remote}` ({known}); nothing was committed",
+            repo.display()
+        ),
+        format!(
+            "add it (`git -C {} remote add {remote} URL`), or pass --push with a remote's URL",
+            repo.display()
+        ),
+    ))
 }
 
 fn with_target<T>(

@@ -16,7 +16,6 @@ use crate::plan::Plan;
 use crate::plan::render::text;
 use crate::reconcile::{self, PassError, PassOptions, PassOutcome, StatusTarget};
 use crate::source::Snapshot;
-use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -32,8 +31,10 @@ use std::time::Duration;
 /// refuses, changing nothing, while another process holds it. On Ctrl-C or SIGTERM, starts no
 /// new action, lets the ones in flight finish, prints the partial account and records status.
 ///
-/// Exit status: 0 when every action was done, 1 on any failure, refusal or error, 130 when
-/// interrupted.
+/// Exit status: 0 when every action was done, 1 on a failure, 3 when refused by policy
+/// (safety rules, a changed plan hash, a suspended fleet with changes), 4 when an API failed
+/// in a way that may pass or another process holds the lease, 130 when interrupted; see
+/// docs/operations.md.
 #[derive(Debug, clap::Args)]
 pub struct ApplyArgs {
     #[command(flatten)]
@@ -144,7 +145,7 @@ pub fn cmd_apply(args: &ApplyArgs) -> Result<Outcome, CliError> {
         r.status(state, &description)?;
     }
     let (outcome, interrupted) = result?;
-    println!("{}", outcome.report);
+    println!("{}", super::style::current().report(&outcome.report));
     if let Some(commit) = &outcome.status_commit {
         println!("status commit {commit} on {}", args.status_branch);
     }
@@ -153,6 +154,8 @@ pub fn cmd_apply(args: &ApplyArgs) -> Result<Outcome, CliError> {
             "interrupted: actions not started were skipped; the ones in flight were let finish. Run `tether apply` again to finish the rest"
         );
         Outcome::Interrupted
+    } else if outcome.plan.suspended && !outcome.plan.is_empty() {
+        Outcome::Refused
     } else if outcome.report.succeeded() {
         Outcome::Success
     } else {
@@ -162,7 +165,10 @@ pub fn cmd_apply(args: &ApplyArgs) -> Result<Outcome, CliError> {
 
 /// Prints a plan on stdout, coloured on a terminal.
 fn show(plan: &Plan) {
-    print!("{}", text::render(plan, std::io::stdout().is_terminal()));
+    print!(
+        "{}",
+        text::render(plan, super::style::current().enabled_for_stdout())
+    );
 }
 
 /// Plans without acting, shows the plan and has it approved: the hash the pass must then

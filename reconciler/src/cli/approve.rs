@@ -130,7 +130,7 @@ impl SavedPlan {
         } else {
             differs.join("; ")
         };
-        CliError::failed(
+        CliError::refused(
             format!(
                 "the saved plan {} is not what applying would do now: saved plan hash {}, fresh plan hash {}; nothing was changed. What differs: {what}",
                 self.path.display(),

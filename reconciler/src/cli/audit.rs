@@ -1,5 +1,6 @@
 //! `tether audit log`: who caused each VM to exist or disappear, when, and what happened.
 
+use super::style::Tone;
 use super::{CliError, Format, Outcome};
 use crate::audit::{self, log};
 use std::path::PathBuf;
@@ -66,11 +67,12 @@ pub fn cmd_audit(args: &AuditArgs) -> Result<Outcome, CliError> {
         );
         return Ok(Outcome::Success);
     }
+    let style = super::style::current();
     if history.is_empty() {
         println!("no spec changes found");
     }
     for agent in &history {
-        println!("{}", agent.agent);
+        println!("{}", style.out(Tone::Strong, &agent.agent));
         for c in &agent.changes {
             let when = time::OffsetDateTime::from_unix_timestamp(c.time)
                 .ok()
@@ -81,14 +83,14 @@ pub fn cmd_audit(args: &AuditArgs) -> Result<Outcome, CliError> {
                 .unwrap_or_default();
             println!(
                 "  {} {when} {:<8} {} by {}: {}",
-                &c.commit[..c.commit.len().min(10)],
+                style.out(Tone::Warn, &c.commit[..c.commit.len().min(10)]),
                 c.change,
                 c.path,
                 c.author,
                 c.summary
             );
             for action in &c.actions {
-                println!("      → {action}");
+                println!("      {}", style.out(Tone::Faint, &format!("→ {action}")));
             }
         }
     }
@@ -151,4 +153,12 @@ fn parse_date(text: &str) -> Result<i64, CliError> {
                 "use YYYY-MM-DD or an RFC 3339 time such as 2026-11-01T00:00:00Z",
             )
         })
+}
+
+impl AuditArgs {
+    /// Whether output (and so an error) is JSON.
+    pub fn json(&self) -> bool {
+        let AuditCommand::Log(a) = &self.command;
+        a.format == Format::Json
+    }
 }

@@ -112,7 +112,7 @@ pub fn init_logging(format: LogFormat, default_level: &str) {
     let _ = match format {
         LogFormat::Json => builder.json().try_init(),
         LogFormat::Text => builder
-            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+            .with_ansi(super::style::current().enabled_for_stderr())
             .try_init(),
     };
 }

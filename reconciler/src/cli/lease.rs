@@ -43,8 +43,8 @@ pub fn holder(command: &str) -> String {
 /// process holds it, and guards it. Must be called inside the runtime.
 ///
 /// # Errors
-/// Another process still holds the lease after `wait` (the message names it and when its
-/// lease expires), or the repository cannot be written.
+/// Another process still holds the lease after `wait` (transient, exit 4: the message names
+/// it and when its lease expires), or the repository cannot be written.
 pub async fn take(
     repo: &Path,
     fleet: String,
@@ -91,12 +91,22 @@ pub async fn take(
                 holder,
                 expires_at,
             }) => {
-                return Err(CliError::failed(
+                return Err(CliError::transient(
                     format!(
                         "fleet `{fleet}` is being changed by `{holder}` (its lease expires at {} unless renewed); nothing was changed",
                         rfc3339(expires_at)
                     ),
                     "wait for it to finish and run again (or pass --lock-wait), or stop that process (`tether run` daemons hold the lease while they run)",
+                ));
+            }
+            Err(LockError::Contended { fleet }) => {
+                return Err(CliError::transient(
+                    format!(
+                        "cannot take the single-writer lease: fleet `{fleet}`'s lock ref kept changing or stayed locked while tether wrote it; nothing was changed"
+                    ),
+                    format!(
+                        "try again; if it persists while no tether runs, a killed process may have left `refs/tether/locks/{fleet}.lock` in the repository: delete that file"
+                    ),
                 ));
             }
             Err(e) => {

@@ -12,11 +12,11 @@ use crate::plan::offer::NotOffered;
 use crate::plan::render::{self, markdown, text};
 use crate::reconcile::{self, PassError};
 use crate::source::Snapshot;
-use std::io::IsTerminal;
 
 /// Show what applying the fleet would change, without changing anything.
 ///
-/// Exit status: 0 no changes, 1 error or refused plan, 2 changes (with --detailed-exitcode).
+/// Exit status: 0 no changes, 1 error, 2 changes (with --detailed-exitcode), 3 refused by the
+/// safety policy, 4 an API failure that may pass; see docs/operations.md.
 #[derive(Debug, clap::Args)]
 pub struct PlanArgs {
     #[command(flatten)]
@@ -76,7 +76,10 @@ pub fn cmd_plan(args: &PlanArgs) -> Result<Outcome, CliError> {
         save(&plan, path)?;
     }
     match args.format {
-        PlanFormat::Text => print!("{}", text::render(&plan, std::io::stdout().is_terminal())),
+        PlanFormat::Text => print!(
+            "{}",
+            text::render(&plan, super::style::current().enabled_for_stdout())
+        ),
         PlanFormat::Markdown => print!(
             "{}",
             markdown::render(&plan, markdown::GITHUB_COMMENT_LIMIT)
@@ -87,7 +90,7 @@ pub fn cmd_plan(args: &PlanArgs) -> Result<Outcome, CliError> {
         ),
     }
     Ok(if !plan.accepted() {
-        Outcome::Problems
+        Outcome::Refused
     } else if args.detailed_exitcode && !plan.is_empty() {
         Outcome::Changes
     } else {
@@ -204,4 +207,11 @@ fn not_offered_comment(e: &NotOffered) -> String {
         "{}\n### tether plan: 🛑 Hetzner does not offer what the fleet asks for\n\nNothing can be applied until every field names what Hetzner offers now:\n\n{problems}",
         crate::plan::render::markdown::MARKER
     )
+}
+
+impl PlanArgs {
+    /// Whether output (and so an error) is JSON.
+    pub fn json(&self) -> bool {
+        self.format == PlanFormat::Json
+    }
 }

@@ -6,7 +6,8 @@ use crate::daemon::config::RECONCILE_TOKEN_ENV;
 /// Ask a running `tether run` daemon to reconcile now, instead of at its next interval.
 ///
 /// Sends `POST /reconcile` with the bearer token from TETHER_RECONCILE_TOKEN (the daemon's
-/// `reconcile.tokenFile` or TETHER_RECONCILE_TOKEN). Exit status: 0 when the daemon accepted.
+/// `reconcile.tokenFile` or TETHER_RECONCILE_TOKEN). Exit status: 0 when the daemon accepted,
+/// 1 when it refused, 4 when it cannot be reached.
 #[derive(Debug, clap::Args)]
 pub struct ReconcileArgs {
     /// The daemon's HTTP address (its `listen` setting).
@@ -45,10 +46,16 @@ pub fn cmd_reconcile(args: &ReconcileArgs) -> Result<Outcome, CliError> {
                 .await
         })
         .map_err(|e| {
-            CliError::failed(
-                format!("cannot reach the daemon at {url}: {e}"),
-                "check that `tether run` is running and --url (or TETHER_URL) names its `listen` address",
-            )
+            let message = format!(
+                "cannot reach the daemon at {url}: {}",
+                crate::cloud::transport::describe(&e)
+            );
+            let hint = "check that `tether run` is running and --url (or TETHER_URL) names its `listen` address";
+            if e.is_builder() {
+                CliError::usage(message, hint)
+            } else {
+                CliError::transient(message, hint)
+            }
         })?;
     match response.status().as_u16() {
         202 => {

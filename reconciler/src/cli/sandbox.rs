@@ -147,15 +147,19 @@ async fn run_live(
 
 async fn run_demo(fleet: &std::path::Path) -> Result<Outcome, CliError> {
     let mut out = std::io::stdout();
-    crate::sandbox::demo::run(fleet, &mut out)
-        .await
-        .map(|_| Outcome::Success)
-        .map_err(|e| {
-            CliError::failed(
-                e.to_string(),
-                "the sandbox demo is a self-check; report this as a bug with its output",
-            )
-        })
+    crate::sandbox::demo::run(
+        fleet,
+        &mut out,
+        super::style::current().enabled_for_stdout(),
+    )
+    .await
+    .map(|_| Outcome::Success)
+    .map_err(|e| {
+        CliError::failed(
+            e.to_string(),
+            "the sandbox demo is a self-check; report this as a bug with its output",
+        )
+    })
 }
 
 fn hetzner_config(args: &HetznerArgs) -> Config {

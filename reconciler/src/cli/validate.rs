@@ -8,7 +8,7 @@ use tether_schema::{load_fleet, render};
 
 /// Check a fleet repository and report every problem with file, line and column.
 ///
-/// Exit status: 0 when the fleet is valid, 1 when it is not (or cannot be read), 2 on a usage
+/// Exit status: 0 when the fleet is valid, 1 when it is not (or cannot be read), 64 on a usage
 /// error.
 #[derive(Debug, clap::Args)]
 pub struct ValidateArgs {
@@ -112,4 +112,11 @@ fn print_json(
         }),
     };
     println!("{}", serde_json::to_string_pretty(&doc).unwrap_or_default());
+}
+
+impl ValidateArgs {
+    /// Whether output (and so an error) is JSON.
+    pub fn json(&self) -> bool {
+        self.format == Format::Json
+    }
 }

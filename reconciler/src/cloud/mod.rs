@@ -5,6 +5,7 @@
 //! - [`hetzner`]: the Hetzner Cloud client;
 //! - [`tailscale`]: the Tailscale client;
 //! - [`retry`]: the one retry policy both use;
+//! - [`transport`]: failed requests in words (endpoint and root cause);
 //! - [`fence`]: both behind the single-writer lease: mutations refused once it is lost.
 
 #[cfg(test)]
@@ -13,6 +14,7 @@ pub mod fence;
 pub mod hetzner;
 pub mod retry;
 pub mod tailscale;
+pub mod transport;
 
 use crate::secret::Secret;
 use serde::Serialize;

@@ -20,9 +20,20 @@ pub enum Retry {
         /// When it is safe again.
         until: Option<SystemTime>,
     },
+    /// No connection could be made (refused, DNS, unreachable host): nothing was sent. Retried
+    /// a few times within about a second ([`UNREACHABLE`]), since an endpoint that refuses now
+    /// rarely answers a moment later, and the user should hear about it quickly.
+    Unreachable(String),
     /// Retrying cannot help (4xx validation, auth, uniqueness, protection).
     Terminal,
 }
+
+/// The backoff for [`Retry::Unreachable`]: 3 retries from 250 ms, at most about 1.75 s in all.
+pub const UNREACHABLE: Backoff = Backoff {
+    base: Duration::from_millis(250),
+    cap: Duration::from_secs(1),
+    max_retries: 3,
+};
 
 /// Jittered, capped exponential backoff.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -118,11 +129,37 @@ impl Clock for ManualClock {
     }
 }
 
-/// Runs `op` until it succeeds, fails terminally, or exhausts `backoff.max_retries`.
+/// The wait before retry number `retries` (0-based) after a failure classified as `decision`,
+/// with the reason to log; `None` when the failure is terminal or the budget is spent
+/// (`backoff.max_retries`, or [`UNREACHABLE`]'s for an unreachable endpoint). Throttled
+/// failures wait until their reset time, at least the backoff delay.
+pub fn next_delay(
+    backoff: &Backoff,
+    decision: Retry,
+    retries: u32,
+    now: SystemTime,
+) -> Option<(Duration, String)> {
+    match decision {
+        Retry::Terminal => None,
+        Retry::Unreachable(reason) => (retries < UNREACHABLE.max_retries.min(backoff.max_retries))
+            .then(|| (UNREACHABLE.delay(retries, &mut rand::rng()), reason)),
+        _ if retries >= backoff.max_retries => None,
+        Retry::Transient(reason) => Some((backoff.delay(retries, &mut rand::rng()), reason)),
+        Retry::Throttled { reason, until } => {
+            let delay = backoff.delay(retries, &mut rand::rng());
+            let wait = until.and_then(|u| u.duration_since(now).ok());
+            Some((wait.map_or(delay, |w| delay.max(w)), reason))
+        }
+    }
+}
+
+/// Runs `op` until it succeeds, fails terminally, or exhausts its retry budget
+/// ([`next_delay`]).
 ///
-/// `classify` decides per error; throttled errors wait until their reset time (at least the
-/// backoff delay). Every retry is logged at WARN with `provider`, `operation`, the attempt and
-/// the reason. The error of the last attempt is returned.
+/// `classify` decides per error. Every retry is logged with `provider`, `operation`, the
+/// attempt and the reason: at WARN, except an unreachable endpoint's few quick retries, at
+/// DEBUG (the final error names the endpoint and the cause). The error of the last attempt is
+/// returned.
 pub async fn retry<T, E, Fut>(
     backoff: &Backoff,
     clock: &impl Clock,
@@ -141,22 +178,17 @@ where
             Err(e) => e,
         };
         let decision = classify(&err);
-        if retries >= backoff.max_retries || decision == Retry::Terminal {
+        let quiet = matches!(decision, Retry::Unreachable(_));
+        let Some((delay, reason)) = next_delay(backoff, decision, retries, clock.now()) else {
             return Err(err);
-        }
-        let mut delay = backoff.delay(retries, &mut rand::rng());
-        let reason = match decision {
-            Retry::Transient(reason) => reason,
-            Retry::Throttled { reason, until } => {
-                if let Some(wait) = until.and_then(|u| u.duration_since(clock.now()).ok()) {
-                    delay = delay.max(wait);
-                }
-                reason
-            }
-            Retry::Terminal => unreachable!("returned above"),
         };
         retries += 1;
-        tracing::warn!(provider, operation, attempt = retries, delay_ms = delay.as_millis() as u64, %reason, "retrying");
+        let delay_ms = delay.as_millis() as u64;
+        if quiet {
+            tracing::debug!(provider, operation, attempt = retries, delay_ms, %reason, "retrying");
+        } else {
+            tracing::warn!(provider, operation, attempt = retries, delay_ms, %reason, "retrying");
+        }
         clock.sleep(delay).await;
     }
 }
@@ -217,6 +249,27 @@ mod tests {
         )
         .await;
         assert_eq!((r, calls), (Err("invalid_input"), 1));
+    }
+
+    #[tokio::test]
+    async fn an_unreachable_endpoint_gives_up_within_two_seconds() {
+        let clock = ManualClock::new(SystemTime::UNIX_EPOCH);
+        let mut calls = 0;
+        let r: Result<(), &str> = retry(
+            &Backoff::default(),
+            &clock,
+            "test",
+            "op",
+            |_| Retry::Unreachable("connection refused".into()),
+            || {
+                calls += 1;
+                std::future::ready(Err("refused"))
+            },
+        )
+        .await;
+        let waited: Duration = clock.sleeps().iter().sum();
+        assert_eq!((r, calls), (Err("refused"), 4));
+        assert!(waited <= Duration::from_millis(1750), "{waited:?}");
     }
 
     #[tokio::test]

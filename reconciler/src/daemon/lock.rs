@@ -298,7 +298,7 @@ impl<C: Clock> Lease<C> {
                     });
                 }
                 let holder = current.map(|(_, r)| r.holder);
-                tracing::warn!(fleet = %self.fleet, holder = ?holder, "lease lost");
+                tracing::warn!(fleet = %self.fleet, holder = holder.as_deref().unwrap_or("nobody"), "lease lost");
                 Err(LockError::Lost {
                     fleet: self.fleet.clone(),
                     holder,

@@ -122,14 +122,20 @@ struct Demo<'a, W: Write> {
     actions_done: usize,
     agents_applied: usize,
     started: Instant,
+    color: bool,
 }
 
-/// Runs the scripted scenario against fresh emulators, narrating into `out`. `fleet_dir` holds
-/// the example fleet (its `fleet.yaml` seeds the repository).
+/// Runs the scripted scenario against fresh emulators, narrating into `out` (headings and plans
+/// coloured when `color`). `fleet_dir` holds the example fleet (its `fleet.yaml` seeds the
+/// repository).
 ///
 /// # Errors
 /// Setup failures, or a step that does not end as the script expects.
-pub async fn run(fleet_dir: &Path, out: &mut impl Write) -> Result<Summary, DemoError> {
+pub async fn run(
+    fleet_dir: &Path,
+    out: &mut impl Write,
+    color: bool,
+) -> Result<Summary, DemoError> {
     let started = Instant::now();
     let latencies = Latencies {
         create: Duration::from_millis(400),
@@ -167,6 +173,7 @@ pub async fn run(fleet_dir: &Path, out: &mut impl Write) -> Result<Summary, Demo
         actions_done: 0,
         agents_applied: 0,
         started,
+        color,
     };
     let summary = demo.script().await;
     demo.stack.shutdown().await;
@@ -209,7 +216,13 @@ impl<W: Write> Demo<'_, W> {
 
     fn heading(&mut self, n: u32, title: &str) {
         let secs = self.started.elapsed().as_secs_f32();
-        let _ = writeln!(self.out, "\n== {n}. {title}  [{secs:.1}s]");
+        let line = format!("== {n}. {title}  [{secs:.1}s]");
+        let line = if self.color {
+            format!("\x1b[1m{line}\x1b[0m")
+        } else {
+            line
+        };
+        let _ = writeln!(self.out, "\n{line}");
     }
 
     async fn script(&mut self) -> Result<Summary, DemoError> {
@@ -252,7 +265,7 @@ impl<W: Write> Demo<'_, W> {
         let (_, _, plan) = reconcile::plan_only(&snapshot, &self.compute, &self.tailnet, &ctx)
             .await
             .map_err(step("plan"))?;
-        let rendered = text::render(&plan, false);
+        let rendered = text::render(&plan, self.color);
         self.say(rendered.trim_end());
 
         self.heading(

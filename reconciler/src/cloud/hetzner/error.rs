@@ -24,6 +24,16 @@ pub enum TransportKind {
     Interrupted,
 }
 
+impl std::fmt::Display for TransportKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            TransportKind::Connect => "not sent",
+            TransportKind::Timeout => "outcome unknown",
+            TransportKind::Interrupted => "connection broken",
+        })
+    }
+}
+
 /// An error answer from the API.
 #[derive(Debug, thiserror::Error)]
 #[error("hetzner {operation}: HTTP {status} {code}: {message}{}", correlation_id.as_deref().map(|c| format!(" (correlation id {c})")).unwrap_or_default())]
@@ -52,13 +62,14 @@ pub enum Error {
     #[error("{0}")]
     Api(Box<ApiError>),
     /// The request did not get an answer.
-    #[error("hetzner {operation}: {kind:?}: {message}")]
+    #[error("hetzner {operation}: {message}")]
     Transport {
         /// What tether was doing.
         operation: String,
         /// How it failed.
         kind: TransportKind,
-        /// The transport's message.
+        /// The failure in words, with the endpoint and the root cause
+        /// ([`crate::cloud::transport::describe`]).
         message: String,
     },
     /// The answer was not the JSON expected.
@@ -154,8 +165,13 @@ impl Error {
                 }
                 _ => Retry::Terminal,
             },
+            Error::Transport {
+                kind: TransportKind::Connect,
+                message,
+                ..
+            } => Retry::Unreachable(message.clone()),
             Error::Transport { kind, message, .. } => {
-                Retry::Transient(format!("{kind:?}: {message}"))
+                Retry::Transient(format!("{kind}: {message}"))
             }
             Error::Decode { .. }
             | Error::ActionMissing { .. }
@@ -226,5 +242,6 @@ mod tests {
             message: "r".into(),
         };
         assert!(!refused.outcome_unclear());
+        assert_eq!(refused.retry(), Retry::Unreachable("r".into()));
     }
 }

@@ -69,14 +69,17 @@ impl Config {
     /// `HCLOUD_POLL_INTERVAL_MS` (default 500: how often running actions are polled).
     ///
     /// # Errors
-    /// `HCLOUD_TOKEN` is unset or empty, or the poll interval is not a number.
+    /// `HCLOUD_TOKEN` is unset or empty, `HCLOUD_ENDPOINT` is not an http(s) URL, or the poll
+    /// interval is not a number.
     pub fn from_env() -> Result<Self, Error> {
         let token = std::env::var("HCLOUD_TOKEN")
             .ok()
             .filter(|t| !t.is_empty())
             .ok_or_else(|| Error::Config("HCLOUD_TOKEN is not set: export a Hetzner Cloud API token (read/write) for the fleet's project".into()))?;
-        let endpoint =
-            std::env::var("HCLOUD_ENDPOINT").unwrap_or_else(|_| DEFAULT_ENDPOINT.to_owned());
+        let endpoint = match std::env::var("HCLOUD_ENDPOINT") {
+            Ok(url) if !url.is_empty() => checked_endpoint(&url)?,
+            _ => DEFAULT_ENDPOINT.to_owned(),
+        };
         let mut config = Config::new(endpoint, Secret::new(token));
         if let Ok(ms) = std::env::var("HCLOUD_POLL_INTERVAL_MS") {
             let ms: u64 = ms.parse().map_err(|_| {
@@ -87,6 +90,21 @@ impl Config {
             config.poll_interval = Duration::from_millis(ms.max(10));
         }
         Ok(config)
+    }
+}
+
+/// `url` when it is an http:// or https:// URL with a host, else an error naming
+/// `HCLOUD_ENDPOINT`, so a typo fails before any request instead of as a retried "builder
+/// error".
+fn checked_endpoint(url: &str) -> Result<String, Error> {
+    match reqwest::Url::parse(url) {
+        Ok(u) if matches!(u.scheme(), "http" | "https") && u.host().is_some() => Ok(url.to_owned()),
+        Ok(_) => Err(Error::Config(format!(
+            "HCLOUD_ENDPOINT `{url}` is not an http:// or https:// URL (e.g. {DEFAULT_ENDPOINT})"
+        ))),
+        Err(e) => Err(Error::Config(format!(
+            "HCLOUD_ENDPOINT `{url}` is not a URL ({e}); e.g. {DEFAULT_ENDPOINT}"
+        ))),
     }
 }
 
@@ -364,6 +382,12 @@ impl<C: Clock + Clone + 'static> Client<C> {
 }
 
 fn transport(operation: &str, e: &reqwest::Error) -> Error {
+    if e.is_builder() {
+        return Error::Config(format!(
+            "{operation}: {}",
+            crate::cloud::transport::describe(e)
+        ));
+    }
     let kind = if e.is_connect() {
         TransportKind::Connect
     } else if e.is_timeout() {
@@ -375,7 +399,7 @@ fn transport(operation: &str, e: &reqwest::Error) -> Error {
     Error::Transport {
         operation: operation.to_owned(),
         kind,
-        message: e.to_string(),
+        message: crate::cloud::transport::describe(e),
     }
 }
 
@@ -505,13 +529,13 @@ impl<C: Clock + Clone + 'static> Compute for Client<C> {
                 }
                 unclear_before = true;
             }
-            let decision = err.retry();
-            if attempt >= backoff.max_retries || decision == retry::Retry::Terminal {
+            let Some((delay, reason)) =
+                retry::next_delay(&backoff, err.retry(), attempt, self.inner.clock.now())
+            else {
                 return Err(err);
-            }
-            let delay = backoff.delay(attempt, &mut rand::rng());
+            };
             attempt += 1;
-            tracing::warn!(provider = "hetzner", operation, attempt, delay_ms = delay.as_millis() as u64, reason = ?decision, "retrying create after lookup found nothing");
+            tracing::warn!(provider = "hetzner", operation, attempt, delay_ms = delay.as_millis() as u64, %reason, "retrying create after lookup found nothing");
             self.inner.clock.sleep(delay).await;
         }
     }

@@ -463,3 +463,18 @@ fn the_token_and_user_data_never_appear_in_debug_output() {
     assert!(!printed.contains(TOKEN), "{printed}");
     assert!(!printed.contains("tskey-auth-SECRET"), "{printed}");
 }
+
+#[test]
+fn a_malformed_endpoint_is_refused_naming_hcloud_endpoint() {
+    for bad in ["htp://api.example/v1", "api.hetzner.cloud/v1", "http://"] {
+        let err = checked_endpoint(bad).expect_err(bad).to_string();
+        assert!(
+            err.contains("HCLOUD_ENDPOINT") && err.contains(bad),
+            "{err}"
+        );
+    }
+    assert_eq!(
+        checked_endpoint("http://127.0.0.1:4000/v1").expect("valid"),
+        "http://127.0.0.1:4000/v1"
+    );
+}

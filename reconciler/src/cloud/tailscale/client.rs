@@ -227,7 +227,7 @@ impl<C: Clock> Tailnet for Client<C> {
         )
         .json(&body)?;
         self.call(&call).await?;
-        tracing::info!(provider = "tailscale", device = %id, tags = ?body.tags, "set device tags");
+        tracing::info!(provider = "tailscale", device = %id, tags = %body.tags.join(","), "set device tags");
         Ok(())
     }
 

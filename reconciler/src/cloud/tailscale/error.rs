@@ -23,7 +23,7 @@ pub enum Error {
         retry_at: Option<SystemTime>,
     },
     /// The request did not complete: connection refused or reset, timeout, unreadable body.
-    #[error("{operation}: {source}")]
+    #[error("{operation}: {}", crate::cloud::transport::describe(source))]
     Transport {
         /// The call.
         operation: String,
@@ -70,6 +70,9 @@ impl Error {
             } if *status >= 500 => Retry::Transient(format!("{status} {message}")),
             Error::Api { .. } | Error::Decode { .. } | Error::Fenced { .. } => Retry::Terminal,
             Error::Transport { source, .. } if source.is_builder() => Retry::Terminal,
+            Error::Transport { source, .. } if source.is_connect() => {
+                Retry::Unreachable(crate::cloud::transport::describe(source))
+            }
             Error::Transport { source, .. } => Retry::Transient(transport_reason(source)),
         }
     }
