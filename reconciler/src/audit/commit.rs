@@ -1,7 +1,7 @@
 //! Writing a status commit to the status branch through libgit2, and pushing it without ever
 //! forcing: on a non-fast-forward the status change is rebuilt on the new tip and pushed again.
 
-use crate::source::publish;
+use crate::source::{publish, reflock};
 use git2::{Oid, Repository, Signature};
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -123,6 +123,7 @@ pub fn write(
             .map_err(git)?;
         match target.remote {
             None => {
+                reflock::clear_stale(&repo, &local_ref, std::time::SystemTime::now());
                 let updated = match &parent {
                     Some(p) => {
                         repo.reference_matching(&local_ref, oid, true, p.id(), "tether status")

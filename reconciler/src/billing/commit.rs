@@ -6,7 +6,7 @@ use super::{
     BillingError, Change, MAX_ATTEMPTS, TRAILER_IDEMPOTENCY, TRAILER_SUBSCRIPTION, Target, worktree,
 };
 use crate::source::git::tree_files;
-use crate::source::publish;
+use crate::source::{publish, reflock};
 use git2::{Oid, Repository, Signature};
 use tether_schema::load_fleet;
 
@@ -112,6 +112,7 @@ pub(super) fn land(
     summary: &str,
 ) -> Result<bool, BillingError> {
     let refname = format!("refs/heads/{}", target.branch);
+    reflock::clear_stale(repo, &refname, std::time::SystemTime::now());
     let landed = match target.push {
         None if existed => repo
             .reference_matching(&refname, oid, true, tip.id(), summary)

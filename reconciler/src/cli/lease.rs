@@ -105,7 +105,7 @@ pub async fn take(
                         "cannot take the single-writer lease: fleet `{fleet}`'s lock ref kept changing or stayed locked while tether wrote it; nothing was changed"
                     ),
                     format!(
-                        "try again; if it persists while no tether runs, a killed process may have left `refs/tether/locks/{fleet}.lock` in the repository: delete that file"
+                        "try again in a few seconds: a `refs/tether/locks/{fleet}.lock` file left by a killed process is removed once it is 10 s old"
                     ),
                 ));
             }

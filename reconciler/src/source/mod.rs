@@ -2,11 +2,12 @@
 //! read straight from its object database ([`git`]). Both hand the schema crate the same
 //! [`SourceFile`]s, so a fleet validates the same way from either. [`remote`] keeps a local bare
 //! mirror of a remote repository for [`git`] to read; [`publish`] moves a remote branch without
-//! force.
+//! force; [`reflock`] clears ref lock files a killed process left.
 
 pub mod dir;
 pub mod git;
 pub mod publish;
+pub mod reflock;
 pub mod remote;
 
 use std::path::PathBuf;

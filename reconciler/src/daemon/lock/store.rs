@@ -3,6 +3,7 @@
 //! against the value read, before upload by us and atomically by the server).
 
 use super::{LOCK_REF_PREFIX, LeaseRecord, LockError};
+use crate::source::reflock;
 use crate::source::remote::RepoCache;
 use git2::{ErrorCode, Oid, PushOptions, Repository, Signature, Time};
 use std::cell::{Cell, RefCell};
@@ -110,6 +111,7 @@ impl LockStore {
             LockStore::Local(path) => {
                 let repo = Repository::open(path).map_err(fail)?;
                 let commit = lease_commit(&repo, fleet, record, now).map_err(fail)?;
+                reflock::clear_stale(&repo, &name, SystemTime::now());
                 match repo.reference_matching(&name, commit, true, expected, "tether lease") {
                     Ok(_) => Ok(Some(commit)),
                     Err(e) if lost_race(&e) => Ok(None),
@@ -123,6 +125,7 @@ impl LockStore {
                     .map_err(|e| self.git_error(fleet, e.to_string()))?;
                 let commit = lease_commit(&repo, fleet, record, now).map_err(fail)?;
                 let outgoing = format!("refs/tether/outgoing/{fleet}");
+                reflock::clear_stale(&repo, &outgoing, SystemTime::now());
                 repo.reference(&outgoing, commit, true, "tether lease")
                     .map_err(fail)?;
                 let rejected = push_checked(cache, &repo, &outgoing, &name, expected)

@@ -316,3 +316,28 @@ fn concurrent_acquires_over_the_network_have_exactly_one_winner() {
     let winners = results.iter().filter(|r| r.is_ok()).count();
     assert_eq!(winners, 1, "{results:?}");
 }
+
+#[test]
+fn a_ref_lock_file_left_by_a_killed_writer_blocks_only_until_it_is_stale() {
+    let (dir, store) = bare();
+    let lock_file = dir.path().join("refs/tether/locks/prod.lock");
+    std::fs::create_dir_all(lock_file.parent().expect("parent")).expect("mkdir");
+    let file = std::fs::File::create(&lock_file).expect("lock file");
+
+    file.set_modified(std::time::SystemTime::now())
+        .expect("mtime");
+    let err = Lease::acquire(&store, "prod", "host-a", TTL, at(0))
+        .expect_err("a writer may still hold a fresh ref lock");
+    assert!(
+        matches!(err, LockError::Held { .. } | LockError::Contended { .. }),
+        "{err}"
+    );
+    assert!(lock_file.exists());
+
+    file.set_modified(std::time::SystemTime::now() - Duration::from_secs(60))
+        .expect("mtime");
+    let lease = Lease::acquire(&store, "prod", "host-a", TTL, at(1))
+        .expect("a lock file a minute old is left by a dead process, removed, and the lease taken");
+    assert_eq!(lease.record().holder, "host-a");
+    assert!(!lock_file.exists());
+}
