@@ -52,7 +52,10 @@ async fn exit_0_when_apply_converges_and_then_when_the_plan_has_nothing_to_do() 
     let (stack, repo, env) = bed().await;
     let apply = run(
         repo.path(),
-        &args(&["apply"], &args(&GIT_MAIN, &["--device-poll-ms", "50"])),
+        &args(
+            &["apply", "--auto-approve"],
+            &args(&GIT_MAIN, &["--device-poll-ms", "50"]),
+        ),
         &env,
     )
     .await;
@@ -162,7 +165,12 @@ async fn exit_3_when_a_suspended_fleet_has_changes() {
     )
     .expect("write");
     commit_all(repo.path(), "main", "suspend the fleet");
-    let apply = run(repo.path(), &args(&["apply"], &GIT_MAIN), &env).await;
+    let apply = run(
+        repo.path(),
+        &args(&["apply", "--auto-approve"], &GIT_MAIN),
+        &env,
+    )
+    .await;
     assert_eq!(apply.code, 3, "{}\n{}", apply.stdout, apply.stderr);
     assert!(apply.stdout.contains("suspended"), "{}", apply.stdout);
     assert!(stack.hetzner.servers().is_empty(), "nothing was created");

@@ -31,9 +31,7 @@ pub(super) fn change(
     };
     for attempt in 0..MAX_ATTEMPTS {
         if attempt > 0 {
-            // Lost a race: back off a jittered, growing moment so racers spread out.
-            let ms = rand::random_range(1..=20u64) * attempt as u64;
-            std::thread::sleep(std::time::Duration::from_millis(ms));
+            back_off(attempt);
         }
         let (tip, existed) = branch_tip(&repo, target)?;
         if let Some(key) = key
@@ -76,15 +74,7 @@ pub(super) fn change(
         if let Some(key) = key {
             message.push_str(&format!("{TRAILER_IDEMPOTENCY}: {key}\n"));
         }
-        let sig = Signature::now(&target.identity.name, &target.identity.email)?;
-        let oid = repo.commit(
-            None,
-            &sig,
-            &sig,
-            &message,
-            &repo.find_tree(new_tree)?,
-            &[&tip],
-        )?;
+        let oid = commit_on(&repo, target, &tip, new_tree, &message)?;
         if let Some(c) = &checkout {
             c.check(&repo, tip.id(), oid)?;
         }
@@ -96,6 +86,24 @@ pub(super) fn change(
         }
     }
     Err(BillingError::Contended(target.branch.to_owned()))
+}
+
+/// Commits `tree` on `tip` with `message` as `target.identity`, moving no ref.
+pub(super) fn commit_on(
+    repo: &Repository,
+    target: &Target<'_>,
+    tip: &git2::Commit<'_>,
+    tree: Oid,
+    message: &str,
+) -> Result<Oid, git2::Error> {
+    let sig = Signature::now(&target.identity.name, &target.identity.email)?;
+    repo.commit(None, &sig, &sig, message, &repo.find_tree(tree)?, &[tip])
+}
+
+/// After a lost race: a jittered pause growing with `attempt`, so racers spread out.
+pub(super) fn back_off(attempt: usize) {
+    let ms = rand::random_range(1..=20u64) * attempt as u64;
+    std::thread::sleep(std::time::Duration::from_millis(ms));
 }
 
 /// Moves `target.branch` from `tip` to `oid`: a compare-and-swap on the local ref, or a push

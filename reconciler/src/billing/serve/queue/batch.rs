@@ -15,12 +15,12 @@
 use super::super::events::SubscriptionEvent;
 use super::super::mapping::Desired;
 use super::ledger::{Ledger, trailer};
-use crate::billing::commit::{branch_tip, land, spec_subscription, with_file};
+use crate::billing::commit::{back_off, branch_tip, commit_on, land, spec_subscription, with_file};
 use crate::billing::{
     AgentRequest, BillingError, MAX_ATTEMPTS, TRAILER_SUBSCRIPTION, Target, agent_file,
 };
 use crate::source::git::tree_files;
-use git2::{Oid, Repository, Signature};
+use git2::{Oid, Repository};
 use std::collections::{BTreeMap, HashMap, HashSet};
 use tether_schema::{Diagnostic, load_fleet};
 
@@ -137,15 +137,7 @@ pub fn commit_batch(
             }
         }
         let message = message(items, &applied, &finals);
-        let sig = Signature::now(&target.identity.name, &target.identity.email)?;
-        let oid = repo.commit(
-            None,
-            &sig,
-            &sig,
-            &message,
-            &repo.find_tree(new_tree)?,
-            &[&tip],
-        )?;
+        let oid = commit_on(&repo, target, &tip, new_tree, &message)?;
         let summary = message.lines().next().unwrap_or_default();
         if land(&repo, target, &tip, existed, oid, summary)? {
             // The new commit's trailers record every applied event.
@@ -156,9 +148,7 @@ pub fn commit_batch(
         if attempt == MAX_ATTEMPTS {
             return Err(BillingError::Contended(target.branch.to_owned()));
         }
-        // Lost a race: back off a jittered, growing moment so racers spread out.
-        let ms = rand::random_range(1..=20u64) * attempt as u64;
-        std::thread::sleep(std::time::Duration::from_millis(ms));
+        back_off(attempt);
     }
 }
 
