@@ -7,6 +7,7 @@ pub mod commit;
 pub mod ledger;
 pub mod log;
 pub mod message;
+pub mod overview;
 pub mod status;
 
 /// The default status branch; never the branch billing writes.
