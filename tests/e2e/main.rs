@@ -22,4 +22,5 @@ mod sandbox_cmd;
 mod sandbox_demo;
 mod sandbox_live;
 mod schema_cmd;
+mod status_cmd;
 mod validate;

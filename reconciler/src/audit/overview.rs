@@ -234,7 +234,7 @@ impl FleetOverview {
         }
         out.push('\n');
         if self.agents.is_empty() {
-            out.push_str("no agents recorded\n");
+            out.push_str("no agents to show\n");
             return out;
         }
         self.table(&mut out, paint);

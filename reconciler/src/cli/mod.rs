@@ -19,6 +19,7 @@ mod reconcile;
 mod run;
 mod sandbox;
 mod schema;
+mod status;
 mod style;
 mod validate;
 
@@ -58,6 +59,7 @@ enum Command {
     Validate(validate::ValidateArgs),
     Plan(plan::PlanArgs),
     Apply(apply::ApplyArgs),
+    Status(status::StatusArgs),
     Run(run::RunArgs),
     Reconcile(reconcile::ReconcileArgs),
     Agent(Box<agent::AgentArgs>),
@@ -76,6 +78,7 @@ impl Command {
             Command::Validate(args) => args.json(),
             Command::Plan(args) => args.json(),
             Command::Audit(args) => args.json(),
+            Command::Status(args) => args.json(),
             _ => false,
         }
     }
@@ -117,6 +120,7 @@ pub fn main() -> ExitCode {
         Command::Validate(args) => validate::cmd_validate(&args),
         Command::Plan(args) => plan::cmd_plan(&args),
         Command::Apply(args) => apply::cmd_apply(&args),
+        Command::Status(args) => status::cmd_status(&args),
         Command::Run(args) => run::cmd_run(&args),
         Command::Reconcile(args) => reconcile::cmd_reconcile(&args),
         Command::Agent(args) => agent::cmd_agent(&args),
