@@ -93,6 +93,64 @@ pub struct AgentRow {
     pub last_error: Option<String>,
     /// When a quarantined server may be deleted, RFC 3339.
     pub delete_after: Option<String>,
+    /// The last action status commits record for it (kind and outcome, e.g. `create done`).
+    pub last_action: Option<String>,
+    /// When that status commit was written, RFC 3339.
+    pub last_action_at: Option<String>,
+    /// Time since the last recorded `create … done`, e.g. `3d4h`.
+    pub age: Option<String>,
+}
+
+/// What the status commits record for one agent, newest first read.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Activity {
+    /// The newest action line's kind and outcome, with its commit time (UNIX seconds).
+    pub last_action: Option<(String, i64)>,
+    /// Commit time of the newest successful create.
+    pub created: Option<i64>,
+}
+
+/// Folds status-commit action lines (`<kind> <agent> <outcome> …`), newest commit first, into
+/// each agent's [`Activity`].
+pub fn activity<'a>(
+    commits: impl IntoIterator<Item = (i64, Vec<&'a str>)>,
+) -> BTreeMap<String, Activity> {
+    let mut out: BTreeMap<String, Activity> = BTreeMap::new();
+    for (time, lines) in commits {
+        for line in lines {
+            let words: Vec<&str> = line.split_whitespace().collect();
+            let [kind, agent, outcome, ..] = words[..] else {
+                continue;
+            };
+            let outcome = outcome.trim_end_matches(':').to_lowercase();
+            let a = out.entry(agent.to_owned()).or_default();
+            a.last_action
+                .get_or_insert_with(|| (format!("{kind} {outcome}"), time));
+            if kind == "create" && outcome == "done" && a.created.is_none() {
+                a.created = Some(time);
+            }
+        }
+    }
+    out
+}
+
+fn rfc3339(t: i64) -> Option<String> {
+    time::OffsetDateTime::from_unix_timestamp(t)
+        .ok()?
+        .format(&time::format_description::well_known::Rfc3339)
+        .ok()
+}
+
+/// `seconds` as the two largest units: `3d4h`, `5h12m`, `42s`.
+fn age(seconds: i64) -> String {
+    let s = seconds.max(0);
+    let (d, h, m) = (s / 86_400, s % 86_400 / 3600, s % 3600 / 60);
+    match (d, h, m) {
+        (0, 0, 0) => format!("{s}s"),
+        (0, 0, m) => format!("{m}m"),
+        (0, h, m) => format!("{h}h{m}m"),
+        (d, h, _) => format!("{d}d{h}h"),
+    }
 }
 
 /// Which agents to show; `None` shows all.
@@ -176,6 +234,22 @@ impl FleetOverview {
             phases,
             agents,
         }
+    }
+
+    /// Fills each row's last action, its time and age from `activity`, as of `now` (UNIX
+    /// seconds).
+    pub fn with_activity(mut self, activity: &BTreeMap<String, Activity>, now: i64) -> Self {
+        for row in &mut self.agents {
+            let Some(a) = activity.get(&row.agent) else {
+                continue;
+            };
+            if let Some((action, at)) = &a.last_action {
+                row.last_action = Some(action.clone());
+                row.last_action_at = rfc3339(*at);
+            }
+            row.age = a.created.map(|c| age(now - c));
+        }
+        self
     }
 
     /// The fleet lines and the table. `paint(phase, text)` colours a phase cell (`text` is
@@ -305,8 +379,12 @@ fn cells(a: &AgentRow) -> [String; 12] {
             a.device_online
                 .map(|o| if o { "online" } else { "offline" }.to_owned()),
         ),
-        "-".to_owned(),
-        "-".to_owned(),
+        dash(a.age.clone()),
+        dash(
+            a.last_action
+                .as_ref()
+                .map(|l| format!("{l} {}", a.last_action_at.as_deref().unwrap_or(""))),
+        ),
         dash(error),
     ]
 }
@@ -344,6 +422,9 @@ fn row(doc: &Yaml, spec: Option<&Fleet>) -> Option<AgentRow> {
         observed: text(&doc["lastTransitionTime"]),
         last_error: text(&doc["lastError"]),
         delete_after: text(&doc["quarantine"]["deleteAfter"]),
+        last_action: None,
+        last_action_at: None,
+        age: None,
         agent,
     })
 }

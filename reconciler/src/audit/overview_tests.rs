@@ -89,7 +89,37 @@ fn healthy() -> Vec<AgentStatus> {
 }
 
 fn both(files: &BTreeMap<String, String>, filter: &Filter) -> String {
-    let overview = FleetOverview::from_files(files, Some(&example_fleet()), filter);
+    let now = time::OffsetDateTime::parse(NOW, &time::format_description::well_known::Rfc3339)
+        .expect("NOW is RFC 3339")
+        .unix_timestamp();
+    let creates: Vec<String> = files
+        .keys()
+        .filter(|f| {
+            ![
+                "fleet.yaml",
+                "deletions.yaml",
+                "devices.yaml",
+                "globex-sales.yaml",
+            ]
+            .contains(&f.as_str())
+        })
+        .map(|f| format!("create         {:<24} done", f.trim_end_matches(".yaml")))
+        .collect();
+    let commits = [
+        (
+            now - 600,
+            vec![
+                "update         acme-staging             done [server 102]",
+                "create         globex-sales             FAILED: Hetzner 422 resource_unavailable",
+            ],
+        ),
+        (
+            now - 2 * 86_400 - 5400,
+            creates.iter().map(String::as_str).collect(),
+        ),
+    ];
+    let overview = FleetOverview::from_files(files, Some(&example_fleet()), filter)
+        .with_activity(&activity(commits), now);
     let json = serde_json::to_string_pretty(&overview).expect("overview serializes");
     format!(
         "{}\n--- json ---\n{json}",
@@ -217,4 +247,36 @@ fn the_painter_colours_only_the_phase_cell() {
     assert!(row.starts_with("acme-prod  -  "), "{row}");
     assert!(row.contains("<Ready>Ready  </>"), "{row}");
     assert!(!out.contains("deletions:"), "no spec, no budget: {out}");
+}
+
+#[test]
+fn activity_takes_the_newest_action_and_the_newest_successful_create() {
+    let day = 86_400;
+    let commits = [
+        (10 * day, vec!["update     acme-prod   FAILED: Hetzner 503"]),
+        (9 * day, vec!["create     globex-ops  failed: sold out"]),
+        (
+            day,
+            vec![
+                "create     acme-prod   done [server 101]",
+                "create globex-ops done",
+            ],
+        ),
+    ];
+    let activity = activity(commits);
+    let files = files(&healthy(), fleet_doc(&[("Ready", 3)], None, 0));
+    let view = FleetOverview::from_files(&files, None, &Filter::default())
+        .with_activity(&activity, 10 * day + 3 * 3600);
+    let prod = &view.agents[0];
+    assert_eq!(prod.last_action.as_deref(), Some("update failed"));
+    assert_eq!(prod.last_action_at.as_deref(), Some("1970-01-11T00:00:00Z"));
+    assert_eq!(prod.age.as_deref(), Some("9d3h"));
+    let ops = &view.agents[2];
+    assert_eq!(ops.last_action.as_deref(), Some("create failed"));
+    assert_eq!(
+        ops.age.as_deref(),
+        Some("9d3h"),
+        "the failed create does not reset the age"
+    );
+    assert_eq!(view.agents[1].last_action, None);
 }

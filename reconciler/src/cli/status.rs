@@ -90,7 +90,10 @@ pub fn cmd_status(args: &StatusArgs) -> Result<Outcome, CliError> {
     };
     let files = status_files(&repo, &refname).map_err(unreadable)?;
     let spec = spec_at(&args.repo, &files);
-    let view = FleetOverview::from_files(&files, spec.as_ref(), &filter);
+    let activity = status_activity(&repo, &refname).map_err(unreadable)?;
+    let now = time::OffsetDateTime::now_utc().unix_timestamp();
+    let view =
+        FleetOverview::from_files(&files, spec.as_ref(), &filter).with_activity(&activity, now);
     if args.json() {
         println!(
             "{}",
@@ -163,6 +166,33 @@ fn status_files(repo: &Repository, refname: &str) -> Result<BTreeMap<String, Str
         }
     }
     Ok(files)
+}
+
+/// Each agent's last action and last create, from the action lines of the status commits
+/// (the body between the summary and the `Apply:` line), newest first.
+fn status_activity(
+    repo: &Repository,
+    refname: &str,
+) -> Result<BTreeMap<String, overview::Activity>, git2::Error> {
+    let mut walk = repo.revwalk()?;
+    walk.push(repo.find_reference(refname)?.peel_to_commit()?.id())?;
+    walk.set_sorting(git2::Sort::TIME)?;
+    let mut commits = Vec::new();
+    for oid in walk {
+        let commit = repo.find_commit(oid?)?;
+        commits.push((
+            commit.time().seconds(),
+            commit.message().unwrap_or("").to_owned(),
+        ));
+    }
+    Ok(overview::activity(commits.iter().map(|(t, m)| {
+        let lines = m
+            .lines()
+            .skip(2)
+            .take_while(|l| !l.starts_with("Apply:") && !l.is_empty())
+            .collect();
+        (*t, lines)
+    })))
 }
 
 /// The fleet at the revision `status/fleet.yaml` records, for customer, subscription and the
