@@ -364,7 +364,7 @@ fn version_names_the_commit_it_was_built_from() {
 #[test]
 fn completions_and_the_man_page_name_every_subcommand() {
     let subcommands = [
-        "validate", "plan", "apply", "run", "agent", "audit", "sandbox",
+        "validate", "plan", "apply", "run", "agent", "audit", "status", "billing", "sandbox",
     ];
     for shell in ["bash", "zsh", "fish", "elvish", "powershell"] {
         let run = tether(&workspace(), &["completions", shell]);
