@@ -107,30 +107,18 @@ impl Ledger {
     pub fn read(repo: &Path, branch: &str) -> Result<Ledger, LedgerError> {
         let err = |e: git2::Error| LedgerError::new(repo, branch, e.message());
         let r = git2::Repository::open(repo).map_err(err)?;
-        let Ok(reference) = r
-            .find_reference(&format!("refs/heads/{branch}"))
-            .or_else(|_| r.find_reference(&format!("refs/remotes/origin/{branch}")))
-        else {
-            return Ok(Ledger::default());
+        let local = format!("refs/heads/{branch}");
+        let refname = if r.find_reference(&local).is_ok() {
+            local
+        } else {
+            format!("refs/remotes/origin/{branch}")
         };
-        let tree = reference
-            .peel_to_commit()
-            .map_err(err)?
-            .tree()
-            .map_err(err)?;
-        let mut files = BTreeMap::new();
-        if let Ok(entry) = tree.get_path(Path::new(super::commit::STATUS_DIR)) {
-            let dir = r.find_tree(entry.id()).map_err(err)?;
-            for item in dir.iter() {
-                let (Some(name), Ok(blob)) = (item.name(), r.find_blob(item.id())) else {
-                    continue;
-                };
-                if let Ok(text) = std::str::from_utf8(blob.content()) {
-                    files.insert(name.to_owned(), text.to_owned());
-                }
-            }
+        if r.find_reference(&refname).is_err() {
+            return Ok(Ledger::default());
         }
-        Ok(Ledger::from_files(files))
+        status_files(&r, &refname)
+            .map(Ledger::from_files)
+            .map_err(err)
     }
 
     /// The ledger the given `status/` files describe.
@@ -253,6 +241,31 @@ pub fn settle(
             })
             .collect(),
     )
+}
+
+/// The files of `status/` at the tip of `refname`, name → text (files that are not UTF-8 are
+/// left out; no `status/` folder reads as none).
+///
+/// # Errors
+/// The ref, its commit or a tree cannot be read.
+pub fn status_files(
+    repo: &git2::Repository,
+    refname: &str,
+) -> Result<BTreeMap<String, String>, git2::Error> {
+    let tree = repo.find_reference(refname)?.peel_to_commit()?.tree()?;
+    let mut files = BTreeMap::new();
+    let Ok(entry) = tree.get_path(Path::new(super::commit::STATUS_DIR)) else {
+        return Ok(files);
+    };
+    for item in repo.find_tree(entry.id())?.iter() {
+        let (Some(name), Ok(blob)) = (item.name(), repo.find_blob(item.id())) else {
+            continue;
+        };
+        if let Ok(text) = std::str::from_utf8(blob.content()) {
+            files.insert(name.to_owned(), text.to_owned());
+        }
+    }
+    Ok(files)
 }
 
 #[cfg(test)]

@@ -88,7 +88,7 @@ pub fn cmd_status(args: &StatusArgs) -> Result<Outcome, CliError> {
             "has tether applied this fleet yet? pass --remote with the remote it pushes to, or --status-branch",
         ));
     };
-    let files = status_files(&repo, &refname).map_err(unreadable)?;
+    let files = audit::ledger::status_files(&repo, &refname).map_err(unreadable)?;
     let spec = spec_at(&args.repo, &files);
     let activity = status_activity(&repo, &refname).map_err(unreadable)?;
     let now = time::OffsetDateTime::now_utc().unix_timestamp();
@@ -148,24 +148,6 @@ fn newest_status_ref(args: &StatusArgs, repo: &Repository) -> Option<String> {
         .filter_map(|r| time(&r).map(|t| (t, r)))
         .max_by_key(|(t, _)| *t)
         .map(|(_, r)| r)
-}
-
-/// The files of `status/` at the tip of `refname`, name → text.
-fn status_files(repo: &Repository, refname: &str) -> Result<BTreeMap<String, String>, git2::Error> {
-    let tree = repo.find_reference(refname)?.peel_to_commit()?.tree()?;
-    let mut files = BTreeMap::new();
-    let Ok(entry) = tree.get_path(Path::new(audit::commit::STATUS_DIR)) else {
-        return Ok(files);
-    };
-    for item in repo.find_tree(entry.id())?.iter() {
-        let (Some(name), Ok(blob)) = (item.name(), repo.find_blob(item.id())) else {
-            continue;
-        };
-        if let Ok(text) = std::str::from_utf8(blob.content()) {
-            files.insert(name.to_owned(), text.to_owned());
-        }
-    }
-    Ok(files)
 }
 
 /// Each agent's last action and last create, from the action lines of the status commits
