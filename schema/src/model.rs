@@ -84,6 +84,8 @@ pub struct Policy {
     /// Who must confirm that a removed agent's subscription ended before its server is deleted.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub confirm_deletes: Option<ConfirmDeletes>,
+    /// Self-healing of servers that never joined and devices that went offline.
+    pub heal: crate::heal::HealPolicy,
 }
 
 /// The system of record that confirms deletes (`spec.policy.confirmDeletes`).
@@ -106,6 +108,7 @@ impl Default for Policy {
             max_disruption_percent: 10,
             quarantine_grace: crate::grace::DEFAULT_SECONDS,
             confirm_deletes: None,
+            heal: crate::heal::HealPolicy::default(),
         }
     }
 }

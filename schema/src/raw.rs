@@ -204,6 +204,10 @@ pub struct RawPolicy {
     /// once.
     #[serde(default)]
     pub quarantine_grace: Option<Text>,
+    /// Self-healing: re-key or replace servers that never join the tailnet, power-cycle or
+    /// replace those whose device went offline; bounded by attempts and backoff (on by default).
+    #[serde(default)]
+    pub heal: crate::heal::RawHeal,
 }
 
 /// `spec.catalog` of the Fleet.

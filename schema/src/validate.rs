@@ -171,6 +171,7 @@ pub(crate) fn fleet(raw: RawFleet, r: &mut Report<'_>) -> Option<FleetContext> {
             .parse("spec.policy.quarantineGrace", text, crate::grace::parse)
             .unwrap_or_default();
     }
+    policy.heal = crate::heal::validate(&spec.policy.heal, r);
     let catalog = catalog(&spec.catalog, r);
     let defaults = defaults(&spec.defaults.server, &catalog, r);
     let settings = FleetSettings {

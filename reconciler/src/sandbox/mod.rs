@@ -36,4 +36,7 @@ pub trait MachineHooks: Send + Sync + std::fmt::Debug {
     fn booted(&self, server: &BootedServer);
     /// The server stopped running (powered off, shut down, or deleted): its node goes offline.
     fn stopped(&self, server_id: u64);
+    /// The server's disk was wiped and re-imaged (`rebuild`): its next boot is a first boot
+    /// that runs its (new) cloud-init again.
+    fn rebuilt(&self, _server_id: u64) {}
 }

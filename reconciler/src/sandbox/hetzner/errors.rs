@@ -143,6 +143,15 @@ impl ApiError {
         )
     }
 
+    /// 423 `protected`: the resource's protection blocks the action (api-facts §1.4).
+    pub fn protected(what: &str) -> Self {
+        ApiError::new(
+            StatusCode::LOCKED,
+            "protected",
+            format!("server is {what} protected; change its protection first"),
+        )
+    }
+
     /// 409 `server_not_stopped` (status unconfirmed; see docs/emulators.md).
     pub fn server_not_stopped() -> Self {
         ApiError::new(

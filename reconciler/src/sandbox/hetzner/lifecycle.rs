@@ -4,12 +4,14 @@
 //!
 //! create → `initializing` → (`starting` → `running`) or `off`; poweron → `starting` →
 //! `running`; poweroff → `off`; shutdown → `stopping` → `off`; reboot and reset keep the
-//! status; change_type keeps `off`; delete → `deleting` → gone. `booted` fires `boot_delay`
-//! after a server reaches `running`; `stopped` when a booted server goes `off` or away.
+//! status but restart the machine (`stopped`, then `booted` again); rebuild → `rebuilding` →
+//! `running` with a wiped disk (`rebuilt`, then a first boot); change_type keeps `off`;
+//! delete → `deleting` → gone. `booted` fires `boot_delay` after a server reaches `running`;
+//! `stopped` when a booted server goes `off` or away.
 
 use super::catalog::ServerType;
 use super::shared::Shared;
-use super::state::{Command, Effect, Model};
+use super::state::{Command, Effect, HookEvent, Model};
 use crate::cloud::ServerStatus;
 use std::sync::Arc;
 use std::time::Duration;
@@ -197,6 +199,12 @@ pub fn power(
                 ],
             )]
         }
+        // A reboot or reset of a running server restarts the machine: its node drops off and
+        // comes back once it has booted again.
+        (Command::RebootServer | Command::ResetServer, Some(ServerStatus::Running)) => vec![
+            step(done, vec![Effect::Finish(action), Effect::Halt(server)]),
+            step(done + t.boot_delay, vec![Effect::Boot(server)]),
+        ],
         _ => vec![step(done, vec![Effect::Finish(action)])],
     };
     Scheduled {
@@ -226,6 +234,45 @@ pub fn change_type(
             ],
         )],
     }
+}
+
+/// Rebuilds a server from `image` with `user_data` (as long as a create takes): powered off
+/// and `rebuilding` now, its disk wiped (the `rebuilt` hook), then `running` and booted
+/// again, a first boot that runs the new cloud-init. Returns the hook calls to make now.
+pub fn rebuild(
+    model: &mut Model,
+    server: u64,
+    image: super::catalog::Image,
+    user_data: Option<String>,
+    t: &Timing,
+    now: Instant,
+) -> (Scheduled, Vec<HookEvent>) {
+    let done = now + t.latencies.create;
+    let action = model.new_action(server, Command::RebuildServer, now, done);
+    let mut events: Vec<HookEvent> = model.apply(&Effect::Halt(server)).into_iter().collect();
+    if let Some(s) = model.servers.get_mut(&server) {
+        s.status = ServerStatus::Rebuilding;
+        s.image = image;
+        s.user_data = user_data;
+        events.push(HookEvent::Rebuilt(server));
+    }
+    let steps = vec![
+        step(
+            done,
+            vec![
+                Effect::Finish(action),
+                Effect::Status(server, ServerStatus::Running),
+            ],
+        ),
+        step(done + t.boot_delay, vec![Effect::Boot(server)]),
+    ];
+    (
+        Scheduled {
+            actions: vec![action],
+            steps,
+        },
+        events,
+    )
 }
 
 /// Deletes a server: `deleting` now, gone after `delete`.

@@ -64,6 +64,7 @@ impl Shared {
             match event {
                 HookEvent::Booted(server) => hooks.booted(&server),
                 HookEvent::Stopped(id) => hooks.stopped(id),
+                HookEvent::Rebuilt(id) => hooks.rebuilt(id),
             }
         }
     }

@@ -28,6 +28,10 @@ pub enum Command {
     ChangeServerType,
     /// `delete_server`.
     DeleteServer,
+    /// `rebuild_server`.
+    RebuildServer,
+    /// `change_protection`.
+    ChangeProtection,
 }
 
 impl Command {
@@ -42,6 +46,8 @@ impl Command {
             Command::ResetServer => "reset_server",
             Command::ChangeServerType => "change_server_type",
             Command::DeleteServer => "delete_server",
+            Command::RebuildServer => "rebuild_server",
+            Command::ChangeProtection => "change_protection",
         }
     }
 }
@@ -109,6 +115,17 @@ pub struct ServerRecord {
     pub ip_index: u64,
     /// Whether the `booted` hook has fired without a `stopped` since.
     pub booted: bool,
+    /// Delete and rebuild protection.
+    pub protection: Protection,
+}
+
+/// A server's `protection`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Protection {
+    /// Delete protection: `DELETE` is refused with `protected`.
+    pub delete: bool,
+    /// Rebuild protection: `rebuild` is refused with `protected`.
+    pub rebuild: bool,
 }
 
 /// One SSH key.
@@ -141,6 +158,9 @@ pub enum Effect {
     Remove(u64),
     /// Fires `booted` if the server is still running and has not booted yet.
     Boot(u64),
+    /// The machine restarts under a running status (reboot, reset): `stopped` fires if it
+    /// had booted; a later [`Effect::Boot`] brings it back.
+    Halt(u64),
 }
 
 /// A hook call to make once the model is unlocked.
@@ -150,6 +170,8 @@ pub enum HookEvent {
     Booted(BootedServer),
     /// `MachineHooks::stopped`.
     Stopped(u64),
+    /// `MachineHooks::rebuilt`.
+    Rebuilt(u64),
 }
 
 /// Three documentation /24 ranges (RFC 5737) to hand out IPv4 addresses from.
@@ -276,6 +298,7 @@ impl Model {
                 let mut server = self.servers.remove(id)?;
                 stop(&mut server)
             }
+            Effect::Halt(id) => stop(self.servers.get_mut(id)?),
             Effect::Boot(id) => {
                 let server = self.servers.get_mut(id)?;
                 if server.status != ServerStatus::Running || server.booted {
@@ -340,6 +363,7 @@ mod tests {
                 ipv6: true,
                 ip_index,
                 booted: false,
+                protection: Protection::default(),
             },
         );
         (model, id)

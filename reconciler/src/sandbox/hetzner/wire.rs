@@ -92,7 +92,7 @@ pub fn server(s: &ServerRecord, catalog: &Catalog) -> Value {
         "outgoing_traffic": 0,
         "ingoing_traffic": 0,
         "included_traffic": included,
-        "protection": {"delete": false, "rebuild": false},
+        "protection": {"delete": s.protection.delete, "rebuild": s.protection.rebuild},
         "labels": s.labels,
         "volumes": [],
         "load_balancers": [],

@@ -5,14 +5,19 @@
 //! - `GET /_emulator/devices`: every device with all fields and its `serverId`;
 //! - `GET /_emulator/keys`: every key, without secrets;
 //! - `GET /_emulator/enrollment-failures`: failed enrolments with their reasons;
-//! - `GET /_emulator/faults`, `POST /_emulator/faults` (a JSON list of fault rules).
+//! - `GET /_emulator/faults`, `POST /_emulator/faults` (a JSON list of fault rules);
+//! - `GET /_emulator/machines`: the machine knobs; `POST /_emulator/machines/cloud-init`
+//!   `{"server": name, "until": {"times": n} | "forever"}` makes that server's cloud-init fail;
+//!   `POST /_emulator/machines/offline` `{"serverId": id, "until": "power-cycle" | "forever"}`
+//!   takes its nodes offline ([`super::machines`]).
 
 use super::{ApiError, Shared};
 use crate::sandbox::emulator::FaultRule;
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
+use super::machines::Until;
 use axum::{Json, Router};
 use serde_json::{Value, json};
 use std::sync::Arc;
@@ -28,6 +33,50 @@ pub(super) fn routes() -> Router<Arc<Shared>> {
         .route("/_emulator/keys", get(keys))
         .route("/_emulator/enrollment-failures", get(failures))
         .route("/_emulator/faults", get(faults).post(set_faults))
+        .route("/_emulator/machines", get(machines))
+        .route("/_emulator/machines/cloud-init", post(fail_cloud_init))
+        .route("/_emulator/machines/offline", post(hold_offline))
+}
+
+async fn machines(State(shared): Ctx) -> Json<Value> {
+    Json(shared.lock().machines.describe())
+}
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CloudInitBody {
+    server: String,
+    until: Until,
+}
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct OfflineBody {
+    server_id: u64,
+    until: Until,
+}
+
+fn body<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    serde_json::from_slice(bytes).map_err(|e| ApiError::bad_request(format!("invalid body: {e}")))
+}
+
+async fn fail_cloud_init(State(shared): Ctx, bytes: Bytes) -> Result<Response, ApiError> {
+    let b: CloudInitBody = body(&bytes)?;
+    shared.lock().machines.fail_cloud_init(&b.server, b.until);
+    Ok(http::StatusCode::NO_CONTENT.into_response())
+}
+
+async fn hold_offline(State(shared): Ctx, bytes: Bytes) -> Result<Response, ApiError> {
+    let b: OfflineBody = body(&bytes)?;
+    if b.until != Until::PowerCycle && b.until != Until::Forever {
+        return Err(ApiError::bad_request(
+            "`until` must be \"power-cycle\" or \"forever\"".to_owned(),
+        ));
+    }
+    let devices = shared
+        .lock()
+        .hold_offline(b.server_id, b.until, SystemTime::now());
+    Ok(Json(json!({ "devices": devices })).into_response())
 }
 
 async fn requests(State(shared): Ctx) -> Json<Value> {

@@ -1,5 +1,5 @@
 //! [`Enroller`]: what a real VM's cloud-init does to the tailnet, for emulated VMs. On first
-//! boot it reads the `tailscale up` command from the server's cloud-config (parsed as YAML),
+//! boot (after a create or a rebuild) it reads the `tailscale up` command from the server's cloud-config (parsed as YAML),
 //! takes the auth key from the `write_files` entry that command names (tether writes it,
 //! base64-encoded, to [`tether_schema::cloud_init::AUTH_KEY_PATH`]) and the hostname from
 //! `--hostname`, and enrols a device. Later boots reconnect the server's devices (cloud-init
@@ -49,6 +49,9 @@ pub enum FailureReason {
     /// `tailscale up` names no auth key that cloud-init provides.
     #[error("`tailscale up` has no usable auth key: {0}")]
     NoAuthKey(String),
+    /// A failure injected with [`super::TailscaleEmulator::fail_cloud_init`].
+    #[error("cloud-init failed before `tailscale up` (injected)")]
+    Injected,
     /// The control plane refused the key.
     #[error("the control plane refused the auth key: {0}")]
     Rejected(#[from] EnrollError),
@@ -80,7 +83,11 @@ impl MachineHooks for Enroller {
             );
             return;
         }
+        let injected = state.machines.cloud_init_fails(&server.name);
         let outcome = read_cloud_init(server).and_then(|join| {
+            if injected {
+                return Err(FailureReason::Injected);
+            }
             state
                 .enroll(&join.auth_key, &join.hostname, server.id, SystemTime::now())
                 .map(|device| (device, join.hostname))
@@ -99,6 +106,15 @@ impl MachineHooks for Enroller {
                 });
             }
         }
+    }
+
+    fn rebuilt(&self, server_id: u64) {
+        self.shared.lock().booted.remove(&server_id);
+        tracing::info!(
+            provider = "tailscale-emulator",
+            server_id,
+            "server rebuilt: its next boot runs cloud-init again"
+        );
     }
 
     fn stopped(&self, server_id: u64) {

@@ -17,11 +17,13 @@ mod api;
 mod devices;
 pub mod enroller;
 mod keys;
+pub mod machines;
 mod state;
 #[cfg(test)]
 mod tests;
 
 pub use enroller::{Enroller, EnrollmentFailure, FailureReason};
+pub use machines::Until;
 pub use state::EnrollError;
 
 use crate::cloud::tailscale::{AuthKey, Device, DeviceId};
@@ -237,6 +239,7 @@ impl TailscaleEmulator {
             tailnet: config.tailnet,
             failures: Vec::new(),
             booted: BTreeSet::new(),
+            machines: machines::MachineFaults::default(),
         };
         let shared = Arc::new(Shared {
             state: Mutex::new(state),
@@ -317,6 +320,20 @@ impl TailscaleEmulator {
     /// Marks the devices of `server_id` offline (they stay listed); returns how many.
     pub fn set_offline(&self, server_id: u64) -> usize {
         self.shared.lock().set_offline(server_id, SystemTime::now())
+    }
+
+    /// Makes the cloud-init of servers named `name` fail (they boot but never enrol) for the
+    /// next `Until::Times(n)` first boots, or forever.
+    pub fn fail_cloud_init(&self, name: &str, until: Until) {
+        self.shared.lock().machines.fail_cloud_init(name, until);
+    }
+
+    /// Takes the devices of `server_id` offline (`lastSeen` frozen) until the server is
+    /// power-cycled, or forever; returns how many.
+    pub fn hold_offline(&self, server_id: u64, until: Until) -> usize {
+        self.shared
+            .lock()
+            .hold_offline(server_id, until, SystemTime::now())
     }
 
     /// The hooks that enrol emulated VMs from their cloud-init; give it to the Hetzner

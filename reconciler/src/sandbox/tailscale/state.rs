@@ -41,6 +41,8 @@ pub(super) struct State {
     pub failures: Vec<EnrollmentFailure>,
     /// Servers whose first boot (cloud-init) has run.
     pub booted: BTreeSet<u64>,
+    /// Injected machine faults: failing cloud-init, nodes held offline.
+    pub machines: super::machines::MachineFaults,
 }
 
 impl State {
@@ -95,14 +97,30 @@ impl State {
         n
     }
 
-    /// Marks the devices of `server_id` online again (a reboot); returns how many.
+    /// Marks the devices of `server_id` online again (a reboot), unless they are held offline;
+    /// returns how many.
     pub(super) fn reconnect(&mut self, server_id: u64) -> usize {
+        if self.machines.stays_offline(server_id) {
+            return 0;
+        }
         let mut n = 0;
         for device in self.devices.of_server(server_id) {
             device.connected = true;
             n += 1;
         }
         n
+    }
+
+    /// Takes the devices of `server_id` off the control plane (`lastSeen` = `now`, then frozen)
+    /// and holds them offline as `until` says; returns how many.
+    pub(super) fn hold_offline(
+        &mut self,
+        server_id: u64,
+        until: super::machines::Until,
+        now: SystemTime,
+    ) -> usize {
+        self.machines.hold_offline(server_id, until);
+        self.set_offline(server_id, now)
     }
 
     /// Removes ephemeral devices offline for at least `timeout`; returns how many.

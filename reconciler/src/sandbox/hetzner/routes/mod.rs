@@ -2,6 +2,7 @@
 //! `/_emulator` control routes beside them, and helpers the handlers share (ids, lists).
 //!
 //! - [`servers`]: `/servers` CRUD; [`server_actions`]: power, change type, server actions;
+//! - [`rebuild`]: rebuild (a wiped disk, new user_data) and change_protection;
 //! - [`actions`]: `/actions`; [`catalog`]: types, locations, datacenters, images;
 //! - [`ssh_keys`]: `/ssh_keys` CRUD; [`control`]: `/_emulator` for tests; [`gate`]: middleware.
 
@@ -9,6 +10,7 @@ mod actions;
 mod catalog;
 mod control;
 mod gate;
+mod rebuild;
 mod server_actions;
 mod servers;
 mod ssh_keys;

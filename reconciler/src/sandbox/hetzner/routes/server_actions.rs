@@ -1,4 +1,5 @@
-//! `/v1/servers/{id}/actions…`: power actions and change_type (201 with the action; 423 while
+//! `/v1/servers/{id}/actions…`: power actions and change_type (rebuild and change_protection
+//! in [`super::rebuild`]) (201 with the action; 423 while
 //! another action runs), and the server's action list and single actions.
 
 use super::super::body::Fields;
@@ -109,6 +110,11 @@ pub async fn post(
     body: Bytes,
 ) -> ApiResult {
     let id = parse_id(&id, "server")?;
+    match action.as_str() {
+        "rebuild" => return super::rebuild::rebuild(&shared, id, &body),
+        "change_protection" => return super::rebuild::change_protection(&shared, id, &body),
+        _ => {}
+    }
     let command = match action.as_str() {
         "poweron" => Command::StartServer,
         "poweroff" => Command::StopServer,

@@ -25,7 +25,7 @@ use time::OffsetDateTime;
 use tokio::time::Instant;
 
 /// Largest `user_data` accepted, in bytes.
-const MAX_USER_DATA: usize = 32 * 1024;
+pub(super) const MAX_USER_DATA: usize = 32 * 1024;
 
 const STATUSES: [&str; 9] = [
     "running",
@@ -265,6 +265,7 @@ pub async fn create(State(shared): State<Arc<Shared>>, body: Bytes) -> ApiResult
         ipv6: order.ipv6,
         ip_index,
         booted: false,
+        protection: Default::default(),
     };
     let server_json = wire::server(&record, &shared.catalog);
     model.servers.insert(id, record);
@@ -343,6 +344,9 @@ pub async fn delete(State(shared): State<Arc<Shared>>, Path(id): Path<String>) -
     let mut model = shared.model();
     if !model.servers.contains_key(&id) {
         return Err(ApiError::not_found("server"));
+    }
+    if model.servers.get(&id).is_some_and(|s| s.protection.delete) {
+        return Err(ApiError::protected("delete"));
     }
     if model.is_locked(id) {
         return Err(ApiError::locked());
