@@ -11,13 +11,13 @@
 //!   `POST /_emulator/machines/offline` `{"serverId": id, "until": "power-cycle" | "forever"}`
 //!   takes its nodes offline ([`super::machines`]).
 
+use super::machines::Until;
 use super::{ApiError, Shared};
 use crate::sandbox::emulator::FaultRule;
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use super::machines::Until;
 use axum::{Json, Router};
 use serde_json::{Value, json};
 use std::sync::Arc;

@@ -5,6 +5,7 @@ mod api;
 mod catalog;
 mod lifecycle;
 mod limits;
+mod rebuild;
 
 use super::{Config, HetznerEmulator, Latencies};
 use crate::sandbox::{BootedServer, MachineHooks};
@@ -187,5 +188,12 @@ impl MachineHooks for Recorder {
             .lock()
             .expect("events lock")
             .push(format!("stopped {server_id}"));
+    }
+
+    fn rebuilt(&self, server_id: u64) {
+        self.events
+            .lock()
+            .expect("events lock")
+            .push(format!("rebuilt {server_id}"));
     }
 }

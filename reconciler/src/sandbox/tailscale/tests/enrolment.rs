@@ -9,7 +9,7 @@ use tether_schema::{Agent, Content, Fleet, SourceFile, load_fleet};
 const FLEET: &str = "apiVersion: tether/v1\nkind: Fleet\nmetadata: {name: demo}\nspec:\n  defaults: {server: {type: cpx21, location: fsn1, image: ubuntu-24.04}}\n  tailscale: {tags: [\"tag:agent\", \"tag:agent-eu\", \"tag:agent-us\"]}\n  catalog: {serverTypes: [cpx21], locations: [fsn1], images: [ubuntu-24.04]}\n";
 const AGENT: &str = "apiVersion: tether/v1\nkind: Agent\nmetadata:\n  name: acme-prod\n  labels: {customer: acme}\nspec:\n  subscription: sub_acme\n  tailscale: {tags: [\"tag:agent\", \"tag:agent-eu\"]}\n  runtime: {version: \"1.4.2\", env: {LOG_LEVEL: info}}\n";
 
-fn fleet() -> Fleet {
+pub(super) fn fleet() -> Fleet {
     let file = |path: &str, text: &str| SourceFile {
         path: path.to_owned(),
         content: Content::Bytes(text.as_bytes().to_vec()),
@@ -26,7 +26,7 @@ fn acme(fleet: &Fleet) -> &Agent {
 }
 
 /// Creates the agent's key the way tether does and renders its cloud-init.
-async fn user_data(emulator: &TailscaleEmulator, fleet: &Fleet) -> String {
+pub(super) async fn user_data(emulator: &TailscaleEmulator, fleet: &Fleet) -> String {
     let agent = acme(fleet);
     let key = client(emulator, tether())
         .create_auth_key(&NewAuthKey::for_agent(&agent.name, agent.tags.clone()))
@@ -35,7 +35,7 @@ async fn user_data(emulator: &TailscaleEmulator, fleet: &Fleet) -> String {
     tether_schema::cloud_init::render(agent, &fleet.settings, key.secret.expose())
 }
 
-fn boot(id: u64, user_data: &str) -> BootedServer {
+pub(super) fn boot(id: u64, user_data: &str) -> BootedServer {
     BootedServer {
         id,
         name: "acme-prod".into(),

@@ -4,6 +4,7 @@
 mod access;
 mod conformance;
 mod enrolment;
+mod machines;
 mod resources;
 
 use super::*;
