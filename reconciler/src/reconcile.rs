@@ -110,6 +110,7 @@ pub fn context(snapshot: &Snapshot, ledger: &Ledger, allow_shrink: bool, now: &s
         recent_deletions: Some(ledger.recent_deletions(now).len()),
         subscriptions: std::collections::BTreeMap::new(),
         now: Some(now),
+        heal: ledger.heal.clone(),
     }
 }
 

@@ -6,6 +6,7 @@
 //! [`keys`] mints, revokes and sweeps the Tailscale auth keys.
 
 mod devices;
+mod heal;
 pub mod keys;
 mod quarantine;
 pub mod report;

@@ -74,7 +74,8 @@ impl ActionReport {
             reason: match action {
                 Action::Delete { reason, .. }
                 | Action::Quarantine { reason, .. }
-                | Action::Restore { reason, .. } => Some(reason.clone()),
+                | Action::Restore { reason, .. }
+                | Action::Heal { reason, .. } => Some(reason.clone()),
                 _ => None,
             },
             order: order(action),
@@ -95,7 +96,7 @@ impl ActionReport {
 fn order(action: &Action) -> u8 {
     match action {
         Action::Create { .. } | Action::Restore { .. } => 0,
-        Action::Replace { .. } => 1,
+        Action::Replace { .. } | Action::Heal { .. } => 1,
         Action::Resize { .. }
         | Action::Relabel { .. }
         | Action::PowerOn { .. }

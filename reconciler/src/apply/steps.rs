@@ -105,6 +105,19 @@ impl<C: Compute, T: Tailnet> Ctx<'_, C, T> {
                     Ok(a) => self.restore(a, *server_id, devices, &mut report).await,
                     Err(e) => Err(e),
                 },
+                Action::Heal {
+                    agent,
+                    server_id,
+                    remedy,
+                    old_devices,
+                    ..
+                } => match self.agent(agent) {
+                    Ok(a) => {
+                        self.heal(a, *server_id, *remedy, old_devices, &mut report)
+                            .await
+                    }
+                    Err(e) => Err(e),
+                },
                 Action::DeleteDevice { device_id, .. } => {
                     report.device_ids.push(device_id.clone());
                     self.tailnet
@@ -216,7 +229,7 @@ impl<C: Compute, T: Tailnet> Ctx<'_, C, T> {
 
     /// Renames the old server aside, creates the replacement, and deletes the old server and
     /// its devices only once the replacement is healthy.
-    async fn replace(
+    pub(super) async fn replace(
         &self,
         agent: &Agent,
         old: ServerId,

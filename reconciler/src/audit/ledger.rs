@@ -61,6 +61,8 @@ pub struct Ledger {
     pub devices: BTreeMap<DeviceId, String>,
     /// Server deletions recorded (the last hour's, as of the last write).
     pub deletions: Vec<Deletion>,
+    /// Each unhealthy agent's self-healing record (`heal:` in its document).
+    pub heal: BTreeMap<String, crate::plan::heal::Record>,
     /// Every file of `status/`, as written.
     pub files: BTreeMap<String, String>,
 }
@@ -180,6 +182,7 @@ impl Ledger {
             phases,
             devices,
             deletions,
+            heal: super::heal::records(&files),
             files,
         }
     }

@@ -410,10 +410,14 @@ pub fn files(input: &Inputs<'_>) -> BTreeMap<String, String> {
         ..crate::plan::Context::default()
     };
     let owned = crate::plan::device_ownership(input.fleet, input.observed, &ctx);
-    let agents = agent_statuses(input, &owned);
+    let mut agents = agent_statuses(input, &owned);
+    let heal = super::heal::next(input, &mut agents);
     let mut files: BTreeMap<String, String> = agents
         .iter()
-        .map(|a| (format!("{}.yaml", a.agent), to_yaml(a)))
+        .map(|a| {
+            let doc = super::heal::to_yaml(a, heal.get(&a.agent));
+            (format!("{}.yaml", a.agent), doc)
+        })
         .collect();
     files.insert(
         ledger::FLEET_FILE.to_owned(),
@@ -422,7 +426,18 @@ pub fn files(input: &Inputs<'_>) -> BTreeMap<String, String> {
     files.insert(
         ledger::DEVICES_FILE.to_owned(),
         to_yaml(&DeviceRecord {
-            devices: owned.into_iter().map(|(id, agent)| (id.0, agent)).collect(),
+            // An empty listing never erases the record: it is how the next pass tells a
+            // partial listing from a tailnet without devices (`plan::heal::hold`).
+            devices: if input.observed.devices.is_empty() {
+                input
+                    .ledger
+                    .devices
+                    .iter()
+                    .map(|(id, a)| (id.0.clone(), a.clone()))
+                    .collect()
+            } else {
+                owned.into_iter().map(|(id, agent)| (id.0, agent)).collect()
+            },
         }),
     );
     let now =

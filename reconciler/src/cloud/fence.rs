@@ -170,6 +170,27 @@ impl<I: Compute, F: Fence> Compute for Fenced<I, F> {
         .await
     }
 
+    async fn rebuild(
+        &self,
+        id: ServerId,
+        image: &str,
+        user_data: &crate::secret::Secret<String>,
+    ) -> Result<Action, hetzner::Error> {
+        let operation = format!("rebuild server {id}");
+        self.mutate(
+            "rebuild",
+            hetzner_refused(&operation),
+            self.inner.rebuild(id, image, user_data),
+        )
+        .await
+    }
+
+    async fn reset(&self, id: ServerId) -> Result<Action, hetzner::Error> {
+        let operation = format!("reset server {id}");
+        self.mutate("reset", hetzner_refused(&operation), self.inner.reset(id))
+            .await
+    }
+
     async fn shutdown(&self, id: ServerId) -> Result<Action, hetzner::Error> {
         let operation = format!("shut down server {id}");
         self.mutate(

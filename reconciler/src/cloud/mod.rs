@@ -311,6 +311,15 @@ pub trait Compute: Send + Sync {
     fn images(&self) -> impl Future<Output = Result<Vec<Image>, hetzner::Error>> + Send;
     /// SSH keys.
     fn ssh_keys(&self) -> impl Future<Output = Result<Vec<SshKey>, hetzner::Error>> + Send;
+    /// Rebuilds the server from `image` with new cloud-init: its disk is wiped, its id kept.
+    fn rebuild(
+        &self,
+        id: ServerId,
+        image: &str,
+        user_data: &crate::secret::Secret<String>,
+    ) -> impl Future<Output = Result<Action, hetzner::Error>> + Send;
+    /// Hard-resets the server (a power cycle).
+    fn reset(&self, id: ServerId) -> impl Future<Output = Result<Action, hetzner::Error>> + Send;
 }
 
 #[cfg(test)]

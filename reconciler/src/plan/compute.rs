@@ -3,7 +3,7 @@
 
 use super::inventory::{Inventory, device_ids, owned_devices};
 use super::{
-    Action, Context, Note, Observed, PLAN_VERSION, Plan, Summary, confirm, cost, fields,
+    Action, Context, Note, Observed, PLAN_VERSION, Plan, Summary, confirm, cost, fields, heal,
     quarantine, safety,
 };
 use crate::cloud::tailscale::Device;
@@ -172,6 +172,17 @@ pub fn plan(fleet: &Fleet, observed: &Observed, ctx: &Context) -> Plan {
         }
     }
 
+    let heal = heal::plan(
+        &heal::Inputs {
+            fleet,
+            observed,
+            inventory: &inventory,
+            devices: &devices,
+            ctx,
+        },
+        &mut actions,
+        &mut notes,
+    );
     let managed_servers = inventory.owned_count();
     let owned_device_count = devices.values().map(Vec::len).sum();
     let in_progress = inventory.retired_agents.len();
@@ -202,6 +213,7 @@ pub fn plan(fleet: &Fleet, observed: &Observed, ctx: &Context) -> Plan {
         summary,
         refusal,
         suspended: settings.suspend,
+        heal,
         plan_hash: String::new(),
     }
     .seal()
@@ -441,6 +453,7 @@ fn summarize(
             Action::DeleteDevice { .. } => s.delete_devices += 1,
             Action::Quarantine { .. } => s.quarantine += 1,
             Action::Restore { .. } => s.restore += 1,
+            Action::Heal { .. } => s.heal += 1,
         }
     }
     let (delta, mut unknown) = cost::monthly_delta(actions, &observed.servers, &observed.prices);

@@ -63,7 +63,8 @@ pub fn monthly_delta(
             | Action::PowerOff { .. }
             | Action::Quarantine { .. }
             | Action::Restore { .. }
-            | Action::DeleteDevice { .. } => {}
+            | Action::DeleteDevice { .. }
+            | Action::Heal { .. } => {}
         }
     }
     (Euros(delta), unknown)
@@ -131,6 +132,17 @@ pub fn api_calls(actions: &[Action]) -> u32 {
             // relabel, power on, poll, device check, one call per device
             Action::Restore { devices, .. } => 4 + devices.len() as u32,
             Action::Delete { devices, .. } => delete + devices.len() as u32,
+            // re-check labels, then a rebuild (mint, rebuild, poll, device check, revoke), a
+            // reset (reset, poll, device check) or a replacement
+            Action::Heal {
+                remedy,
+                old_devices,
+                ..
+            } => match remedy {
+                super::heal::Remedy::Rekey => 6,
+                super::heal::Remedy::PowerCycle => 4,
+                super::heal::Remedy::Replace => create + delete + old_devices.len() as u32,
+            },
         })
         .sum()
 }

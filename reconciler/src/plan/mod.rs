@@ -9,6 +9,7 @@ mod compute;
 pub mod confirm;
 pub mod cost;
 pub mod fields;
+pub mod heal;
 mod inventory;
 pub mod offer;
 pub mod quarantine;
@@ -68,6 +69,8 @@ pub struct Context {
     /// The pass's time, against which quarantine grace periods are measured; `None`: no
     /// quarantined server is deleted for its grace period ending.
     pub now: Option<time::OffsetDateTime>,
+    /// What the status branch remembers of each agent's self-healing ([`heal::Record`]).
+    pub heal: BTreeMap<String, heal::Record>,
 }
 
 /// One change to make.
@@ -217,6 +220,24 @@ pub enum Action {
         /// Why.
         reason: String,
     },
+    /// Self-healing ([`heal`]): re-key, power-cycle or replace a server that never joined the
+    /// tailnet or whose device went offline.
+    Heal {
+        /// Agent name.
+        agent: String,
+        /// The server remedied.
+        server_id: ServerId,
+        /// What is done.
+        remedy: heal::Remedy,
+        /// Which attempt this is (1-based).
+        attempt: u32,
+        /// `spec.policy.heal.maxAttempts`.
+        max_attempts: u32,
+        /// The agent's devices (deleted with the old server by a replacement).
+        old_devices: Vec<DeviceId>,
+        /// Why: `re-key 2/3: never enrolled 17m after creation`.
+        reason: String,
+    },
 }
 
 /// One field of a replacement that differs, with its old and new value as shown to people
@@ -248,7 +269,8 @@ impl Action {
             | Action::Delete { agent, .. }
             | Action::Quarantine { agent, .. }
             | Action::Restore { agent, .. }
-            | Action::DeleteDevice { agent, .. } => agent,
+            | Action::DeleteDevice { agent, .. }
+            | Action::Heal { agent, .. } => agent,
         }
     }
 
@@ -265,6 +287,7 @@ impl Action {
             Action::Quarantine { .. } => "quarantine",
             Action::Restore { .. } => "restore",
             Action::DeleteDevice { .. } => "delete-device",
+            Action::Heal { .. } => "heal",
         }
     }
 
@@ -282,6 +305,7 @@ impl Action {
             Action::PowerOn { .. } | Action::PowerOff { .. } | Action::Quarantine { .. } => 4,
             Action::Delete { .. } => 5,
             Action::DeleteDevice { .. } => 6,
+            Action::Heal { .. } => 1,
         }
     }
 }
@@ -379,6 +403,23 @@ pub enum Note {
         /// Location.
         location: String,
     },
+    /// Self-healing is held for this pass: the device listing looks partial ([`heal::hold`]).
+    HealHeld {
+        /// Why.
+        reason: String,
+    },
+    /// An agent's problem seen by self-healing and not remedied in this pass: counted, backing
+    /// off, or given up on.
+    Healing {
+        /// Agent.
+        agent: String,
+        /// Server.
+        server_id: ServerId,
+        /// What was seen and what happens next.
+        message: String,
+        /// The attempts are used up: the agent is failed.
+        failed: bool,
+    },
 }
 
 /// Counts and estimates.
@@ -414,6 +455,9 @@ pub struct Summary {
     pub api_calls: u32,
     /// Agents disrupted (replaced, resized, powered off): the use of the disruption budget.
     pub disruptions: usize,
+    /// Self-healing remedies (omitted when 0).
+    #[serde(skip_serializing_if = "is_zero")]
+    pub heal: usize,
     /// Servers the plan deletes: the use of the deletion budget. Replacements' old servers
     /// come on top, deleted within what is left of it (else by a later run).
     pub deletions: usize,
@@ -461,6 +505,10 @@ pub struct Plan {
     pub refusal: Option<Refusal>,
     /// `spec.suspend` is set: the plan is reported, nothing of it is applied.
     pub suspended: bool,
+    /// Each unhealthy agent's self-healing record after this pass's observation (attempts
+    /// are counted once applied); omitted when empty.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub heal: BTreeMap<String, heal::Record>,
     /// SHA-256 over everything above but the revision: equal hashes mean the same actions on
     /// the same inventory under the same policy, whichever commit (a PR head or its merge
     /// commit) they were planned from.

@@ -128,6 +128,7 @@ pub fn disrupts(action: &Action) -> bool {
             | Action::Resize { .. }
             | Action::PowerOff { .. }
             | Action::Quarantine { .. }
+            | Action::Heal { .. }
     )
 }
 

@@ -591,6 +591,20 @@ impl<C: Clock + Clone + 'static> Compute for Client<C> {
         self.server_action(id, "shutdown", None).await
     }
 
+    async fn rebuild(
+        &self,
+        id: ServerId,
+        image: &str,
+        user_data: &crate::secret::Secret<String>,
+    ) -> Result<Action, Error> {
+        let body = json!({ "image": image, "user_data": user_data.expose() });
+        self.server_action(id, "rebuild", Some(&body)).await
+    }
+
+    async fn reset(&self, id: ServerId) -> Result<Action, Error> {
+        self.server_action(id, "reset", None).await
+    }
+
     async fn change_type(
         &self,
         id: ServerId,

@@ -28,6 +28,10 @@ pub fn symbol(action: &Action) -> &'static str {
         | Action::PowerOff { .. }
         | Action::Quarantine { .. }
         | Action::Restore { .. } => "~",
+        Action::Heal { remedy, .. } => match remedy {
+            super::heal::Remedy::Replace => "-/+",
+            _ => "~",
+        },
     }
 }
 
@@ -127,6 +131,23 @@ pub fn headline(action: &Action, esc: fn(&str) -> String) -> String {
             esc(agent),
             devices.len()
         ),
+        Action::Heal {
+            agent,
+            server_id,
+            remedy,
+            reason,
+            ..
+        } => format!(
+            "HEAL server {} (id {server_id}): {}; {}",
+            esc(agent),
+            esc(reason),
+            match remedy {
+                super::heal::Remedy::Rekey =>
+                    "rebuild the same server with a fresh one-off auth key (its disk is wiped)",
+                super::heal::Remedy::PowerCycle => "hard reset (power cycle)",
+                super::heal::Remedy::Replace => REPLACE_CONSEQUENCE,
+            }
+        ),
     }
 }
 
@@ -205,6 +226,8 @@ pub fn needs_attention(note: &Note) -> bool {
             | Note::NameTaken { .. }
             | Note::Unhealthy { .. }
             | Note::Waiting { .. }
+            | Note::HealHeld { .. }
+            | Note::Healing { .. }
     )
 }
 

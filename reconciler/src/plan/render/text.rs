@@ -180,5 +180,20 @@ pub fn note_line(note: &Note, esc: fn(&str) -> String) -> String {
             esc(delete_after),
             esc(agent)
         ),
+        Note::HealHeld { reason } => format!(
+            "self-healing is HELD for this pass: {}; no problem is counted and no remedy taken",
+            esc(reason)
+        ),
+        Note::Healing {
+            agent,
+            server_id,
+            message,
+            failed,
+        } => format!(
+            "agent {} {} server {server_id}: {}",
+            esc(agent),
+            if *failed { "is FAILED:" } else { "is healing:" },
+            esc(message)
+        ),
     }
 }

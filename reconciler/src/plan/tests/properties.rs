@@ -166,6 +166,8 @@ fn simulate(plan: &Plan, fleet: &Fleet, observed: &Observed) -> Observed {
                     s.name.clone_from(agent);
                     s.labels.remove(tether_schema::labels::QUARANTINED_AT);
                 }),
+            // Planned only with the pass's time, which these properties do not give.
+            Action::Heal { .. } => {}
         }
     }
     Observed {

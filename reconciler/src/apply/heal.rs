@@ -1,0 +1,118 @@
+//! The executor's half of self-healing ([`crate::plan::heal`]): a re-key rebuilds the same
+//! server with a fresh one-off auth key in its cloud-init and waits for it to enrol like a
+//! create; a power cycle hard-resets it and waits for its device to come back; a replacement
+//! is the ordinary replacement.
+//!
+//! # Guarantees
+//! - Ownership is re-checked on the live server first, like every destructive step; a
+//!   protected server is never rebuilt or replaced.
+//! - The minted key is revoked whatever happens; a failed revocation is left to the next
+//!   pass's sweep.
+
+use super::keys;
+use super::report::ActionReport;
+use super::steps::{Ctx, StepResult, Stop};
+use crate::cloud::tailscale::{DeviceId, Tailnet};
+use crate::cloud::{Compute, ServerId};
+use crate::plan::heal::Remedy;
+use crate::plan::safety;
+use crate::secret::Secret;
+use std::collections::BTreeSet;
+use tether_schema::{Agent, cloud_init};
+
+impl<C: Compute, T: Tailnet> Ctx<'_, C, T> {
+    /// Carries out `remedy` on `agent`'s server `id`.
+    pub(super) async fn heal(
+        &self,
+        agent: &Agent,
+        id: ServerId,
+        remedy: Remedy,
+        old_devices: &[DeviceId],
+        report: &mut ActionReport,
+    ) -> StepResult {
+        report.server_id = Some(id);
+        let server = self.owned(agent.name.as_str(), id).await?;
+        if remedy != Remedy::PowerCycle && (agent.protect || safety::is_protected(&server)) {
+            return Err(Stop::Skipped(format!(
+                "server {id} is protected; a {} would wipe or delete it",
+                remedy.as_str()
+            )));
+        }
+        match remedy {
+            Remedy::Rekey => self.rekey(agent, id, report).await,
+            Remedy::PowerCycle => self.power_cycle(agent, id, report).await,
+            Remedy::Replace => self.replace(agent, id, old_devices, report).await,
+        }
+    }
+
+    /// Mints a key, rebuilds the server with cloud-init carrying it, waits for the rebuild and
+    /// the new device, and revokes the key.
+    async fn rekey(&self, agent: &Agent, id: ServerId, report: &mut ActionReport) -> StepResult {
+        let before: BTreeSet<DeviceId> = self
+            .devices_of(agent)
+            .await?
+            .into_iter()
+            .map(|(id, _)| id)
+            .collect();
+        let fleet = &self.fleet.settings.name;
+        let key = keys::mint(self.tailnet, fleet, agent, self.options.key_expiry)
+            .await
+            .map_err(|e| e.to_string())?;
+        report.key_id = Some(key.key.id.clone());
+        let user_data = Secret::new(cloud_init::render(
+            agent,
+            &self.fleet.settings,
+            key.secret.expose(),
+        ));
+        let result = async {
+            let action = self
+                .compute
+                .rebuild(id, agent.server.image.as_str(), &user_data)
+                .await
+                .map_err(|e| format!("rebuilding server {id}: {e}"))?;
+            self.wait(&[action.id], report).await?;
+            self.await_device(agent, &before, report).await
+        }
+        .await;
+        if let Err(e) = keys::revoke(self.tailnet, &key.key.id).await {
+            report.warning = Some(e.to_string());
+        }
+        result
+    }
+
+    /// Hard-resets the server and waits for a device of the agent to be online again.
+    async fn power_cycle(
+        &self,
+        agent: &Agent,
+        id: ServerId,
+        report: &mut ActionReport,
+    ) -> StepResult {
+        let action = self
+            .compute
+            .reset(id)
+            .await
+            .map_err(|e| format!("resetting server {id}: {e}"))?;
+        self.wait(&[action.id], report).await?;
+        self.await_device(agent, &BTreeSet::new(), report).await
+    }
+
+    /// Waits for a device not in `before` to be online; a timeout is a warning (the next
+    /// passes observe the agent again), not a failure.
+    async fn await_device(
+        &self,
+        agent: &Agent,
+        before: &BTreeSet<DeviceId>,
+        report: &mut ActionReport,
+    ) -> StepResult {
+        match self.wait_for_device(agent, before).await? {
+            Some(device) => report.device_ids.push(device),
+            None => {
+                report.warning = Some(format!(
+                    "no device came online within {}s; self-healing observes the agent again",
+                    self.options.device_timeout.as_secs()
+                ));
+            }
+        }
+        Ok(())
+    }
+}
