@@ -13,6 +13,7 @@ mod daemon;
 mod daemon_time;
 mod exit_codes;
 mod github;
+mod heal;
 mod lease;
 mod offer;
 mod quarantine;

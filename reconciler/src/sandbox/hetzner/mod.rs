@@ -217,6 +217,17 @@ impl HetznerEmulator {
             .collect()
     }
 
+    /// Every action ever started, oldest first, as `(command, server id)`: e.g. how many
+    /// `create_server` there were.
+    pub fn action_commands(&self) -> Vec<(&'static str, u64)> {
+        self.shared
+            .model()
+            .actions
+            .values()
+            .map(|a| (a.command.as_str(), a.server))
+            .collect()
+    }
+
     /// Deletes a server "by hand", as from the console: it is gone at once, its running
     /// actions fail, and `stopped` fires if it had booted. Returns whether it existed.
     pub fn delete_server(&self, id: u64) -> bool {
