@@ -160,7 +160,7 @@ async fn a_vm_that_can_never_enrol_stops_after_its_attempts_failed_with_its_reas
     );
     pass(&stack, repo.path()).await;
     let outputs = passes_until(&stack, repo.path(), 8, |_| {
-        status_file(repo.path(), "doomed.yaml").contains("phase: Failed")
+        status_file(repo.path(), "doomed.yaml").contains("self-healing gave up")
     })
     .await;
     let all = outputs.join("\n");
