@@ -29,7 +29,7 @@ pub fn records(files: &BTreeMap<String, String>) -> BTreeMap<String, Record> {
             let doc = YamlLoader::load_from_str(text).ok()?.into_iter().next()?;
             let agent = doc["agent"].as_str()?.to_owned();
             let record = record(&doc["heal"])?;
-            (!record.is_clear()).then(|| (agent, record))
+            (!record.is_clear()).then_some((agent, record))
         })
         .collect()
 }

@@ -197,20 +197,14 @@ pub(super) fn plan(
             }
             continue;
         }
-        let record = agent_course(
-            name,
+        let seen = Seen {
+            agent: name,
             server,
             devices,
-            previous,
-            &policy,
-            (
-                held.is_some(),
-                agent.protect || safety::is_protected(server),
-            ),
-            input.ctx,
-            actions,
-            notes,
-        );
+            held: held.is_some(),
+            protected: agent.protect || safety::is_protected(server),
+        };
+        let record = agent_course(&seen, previous, &policy, input.ctx, actions, notes);
         if !record.is_clear() {
             records.insert(name.to_owned(), record);
         }
@@ -218,19 +212,33 @@ pub(super) fn plan(
     records
 }
 
+/// What this pass sees of one agent.
+struct Seen<'a> {
+    agent: &'a str,
+    server: &'a Server,
+    devices: &'a [&'a Device],
+    /// The listing is suspect ([`hold`]).
+    held: bool,
+    /// The agent or its server is protected: no re-key, no replacement.
+    protected: bool,
+}
+
 /// One agent's problem, counted, backed off, remedied or given up on.
-#[allow(clippy::too_many_arguments)]
 fn agent_course(
-    agent: &str,
-    server: &Server,
-    devices: &[&Device],
+    seen: &Seen<'_>,
     mut record: Record,
     policy: &HealPolicy,
-    (held, protected): (bool, bool),
     ctx: &Context,
     actions: &mut Vec<Action>,
     notes: &mut Vec<Note>,
 ) -> Record {
+    let Seen {
+        agent,
+        server,
+        devices,
+        held,
+        protected,
+    } = *seen;
     let note = |message: String, failed: bool| Note::Healing {
         agent: agent.to_owned(),
         server_id: server.id,
