@@ -250,3 +250,46 @@ async fn a_mass_removal_quarantines_every_server_and_a_revert_restores_them_all_
         "{devices:?}"
     );
 }
+
+/// The same round trip with Hetzner's and Tailscale's real timings at 1/20 of their length
+/// (create 1.25 s, shutdown 0.5 s, boot and enrolment 1.5 s): quarantine waits for the
+/// shutdown, restore for the boot and the device.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn quarantine_and_restore_hold_under_realistic_latency() {
+    use tether::sandbox::stack::LatencyProfile;
+    let stack = Stack::start(StackOptions::with_latency(LatencyProfile::Realistic, 0.05))
+        .await
+        .expect("emulators");
+    let repo = tempfile::tempdir().expect("temp dir");
+    let dir = repo.path();
+    let policy = "maxDeletionPercent: 100, maxDisruptionPercent: 100";
+    write_fleet(dir, policy, &["keep", "slow"], "two agents");
+    let (code, out, err) = apply(&stack, dir, &[]).await;
+    assert_eq!(code, 0, "{out}\n{err}");
+    let original = server_of(&stack, "slow").expect("slow's server");
+    let device = device_of(&stack, "slow").expect("slow's device");
+    assert!(device.online);
+
+    write_fleet(dir, policy, &["keep"], "cancel slow");
+    let (code, out, err) = apply(&stack, dir, &[]).await;
+    assert_eq!(code, 0, "{out}\n{err}");
+    let held = server_of(&stack, "slow").expect("kept");
+    assert_eq!(
+        (held.id, format!("{:?}", held.status)),
+        (original.id, "Off".to_owned())
+    );
+    assert!(!device_of(&stack, "slow").expect("device").authorized);
+
+    write_fleet(dir, policy, &["keep", "slow"], "slow is back");
+    let (code, out, err) = apply(&stack, dir, &[]).await;
+    assert_eq!(code, 0, "{out}\n{err}");
+    let back = server_of(&stack, "slow").expect("restored");
+    assert_eq!(
+        (back.id, format!("{:?}", back.status)),
+        (original.id, "Running".to_owned())
+    );
+    let online = device_of(&stack, "slow").expect("device");
+    assert_eq!(online.id, device.id);
+    assert!(online.online && online.authorized, "{online:?}");
+    assert!(status_file(dir, "slow.yaml").contains("phase: Ready"));
+}
