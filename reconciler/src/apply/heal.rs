@@ -5,7 +5,8 @@
 //!
 //! # Guarantees
 //! - Ownership is re-checked on the live server first, like every destructive step; a
-//!   protected server is never rebuilt or replaced.
+//!   protected server is never rebuilt or replaced; nothing is done when a device of the agent
+//!   is online again by then.
 //! - The minted key is revoked whatever happens; a failed revocation is left to the next
 //!   pass's sweep.
 
@@ -35,6 +36,18 @@ impl<C: Compute, T: Tailnet> Ctx<'_, C, T> {
         if remedy != Remedy::PowerCycle && (agent.protect || safety::is_protected(&server)) {
             return Err(Stop::Skipped(format!(
                 "server {id} is protected; a {} would wipe or delete it",
+                remedy.as_str()
+            )));
+        }
+        if self
+            .devices_of(agent)
+            .await?
+            .iter()
+            .any(|(_, online)| *online)
+        {
+            return Err(Stop::Skipped(format!(
+                "a device of {} is online again; no {} needed",
+                agent.name,
                 remedy.as_str()
             )));
         }
