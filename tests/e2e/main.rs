@@ -14,6 +14,7 @@ mod daemon_time;
 mod exit_codes;
 mod github;
 mod lease;
+mod notify;
 mod offer;
 mod quarantine;
 mod review;
