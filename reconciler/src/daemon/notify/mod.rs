@@ -205,3 +205,36 @@ fn rfc3339(t: SystemTime) -> String {
         .format(&time::format_description::well_known::Rfc3339)
         .unwrap_or_default()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_refused_pass_judges_only_the_refusal_and_an_early_failure_judges_nothing() {
+        let refused = observation(&Err(PassError::Refused(ApplyError::Refused {
+            reasons: vec!["shrank from 6 agents to none".into(), "budget".into()],
+        })));
+        assert_eq!(refused.judged, [Condition::Refused].into());
+        assert_eq!(
+            refused.holding,
+            [(
+                Key::fleet(Condition::Refused),
+                "shrank from 6 agents to none; budget".to_owned()
+            )]
+            .into()
+        );
+        let invalid = observation(&Err(PassError::Load(tether_schema::LoadError {
+            diagnostics: vec![tether_schema::Diagnostic::new(
+                "fleet.yaml",
+                None,
+                tether_schema::Code::Unreadable,
+                "cannot parse".to_owned(),
+            )],
+        })));
+        assert!(invalid.judged.is_empty());
+        let (key, reason) = invalid.holding.iter().next().expect("a failure");
+        assert_eq!(key, &Key::fleet(Condition::Failed));
+        assert!(reason.contains("cannot parse"), "{reason}");
+    }
+}
