@@ -15,6 +15,7 @@ mod exit_codes;
 mod github;
 mod heal;
 mod lease;
+mod notify;
 mod offer;
 mod quarantine;
 mod review;

@@ -1,11 +1,13 @@
 //! The audit trail in git: [`status`] derives each agent's phase and the status documents;
 //! [`message`] writes the commit messages; [`ledger`] reads back what the status branch remembers (baseline, device record, recent
 //! deletions) and decides what changed; [`commit`] commits and pushes safely; [`log`] reads the
-//! history of both branches back for `tether audit log`; [`heal`] keeps self-healing's records.
+//! history of both branches back for `tether audit log`; [`overview`] and [`live`] are `tether
+//! status`; [`heal`] keeps self-healing's records.
 
 pub mod commit;
 pub mod heal;
 pub mod ledger;
+pub mod live;
 pub mod log;
 pub mod message;
 pub mod overview;

@@ -255,6 +255,11 @@ impl FleetOverview {
     /// The fleet lines and the table. `paint(phase, text)` colours a phase cell (`text` is
     /// already padded); pass `|_, t| t.to_owned()` for plain text.
     pub fn render(&self, paint: &dyn Fn(&str, &str) -> String) -> String {
+        self.render_with(&[], paint)
+    }
+
+    /// Like [`FleetOverview::render`], with `more` fleet lines after the overview's own.
+    pub fn render_with(&self, more: &[String], paint: &dyn Fn(&str, &str) -> String) -> String {
         let mut out = String::new();
         let or_dash = |v: &Option<String>| v.clone().unwrap_or_else(|| "-".to_owned());
         let _ = writeln!(out, "fleet:        {}", or_dash(&self.fleet));
@@ -305,6 +310,9 @@ impl FleetOverview {
         );
         if let Some(e) = &self.last_error {
             let _ = writeln!(out, "last error:   {e}");
+        }
+        for line in more {
+            let _ = writeln!(out, "{line}");
         }
         out.push('\n');
         if self.agents.is_empty() {

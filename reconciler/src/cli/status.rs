@@ -1,13 +1,19 @@
-//! `tether status`: the fleet in one table, read from the status branch (fetched first) and the
-//! spec it reflects. Read-only and offline: nothing here asks a cloud API.
+//! `tether status`: the fleet in one table, read from the status branch (fetched first), the
+//! spec it reflects and the fleet's lease. Read-only; offline unless `--live` asks Hetzner and
+//! Tailscale for the inventory to compare ([`live`]). `--watch` draws it again every interval.
+
+mod live;
 
 use super::style::{Style, Tone};
 use super::{CliError, Format, Outcome};
+use crate::audit::live::Extras;
 use crate::audit::overview::{self, Filter, FleetOverview};
 use crate::audit::{self, log};
 use git2::Repository;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
+use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 /// Show every agent's phase, server and device as the status branch last recorded them.
 #[derive(Debug, clap::Args)]
@@ -32,6 +38,15 @@ pub struct StatusArgs {
     /// orphaned or quarantined.
     #[arg(long)]
     phase: Option<String>,
+    /// Also read the live inventory (with `tether plan`'s credentials: HCLOUD_TOKEN, TS_API_KEY
+    /// or TS_OAUTH_CLIENT_ID/TS_OAUTH_CLIENT_SECRET) for the cost per month, each device's last
+    /// contact, and where the status branch and the live state disagree.
+    #[arg(long)]
+    live: bool,
+    /// Draw the status again every INTERVAL (default 5s) until interrupted; the screen is
+    /// cleared between draws only on a terminal.
+    #[arg(long, value_name = "INTERVAL", num_args = 0..=1, default_missing_value = "5s")]
+    watch: Option<String>,
     /// Output format.
     #[arg(long, value_enum, default_value = "text")]
     format: Format,
@@ -47,7 +62,8 @@ impl StatusArgs {
 /// Runs `tether status`.
 ///
 /// # Errors
-/// An unknown `--phase` (usage), or a repository or status branch that cannot be read.
+/// An unknown `--phase` or `--watch` interval (usage), a repository or status branch that
+/// cannot be read, or (with `--live`) missing credentials or an unreadable inventory.
 pub fn cmd_status(args: &StatusArgs) -> Result<Outcome, CliError> {
     let phase = args
         .phase
@@ -66,6 +82,52 @@ pub fn cmd_status(args: &StatusArgs) -> Result<Outcome, CliError> {
         customer: args.customer.clone(),
         phase,
     };
+    let watch = args
+        .watch
+        .as_deref()
+        .map(|t| {
+            crate::daemon::config::parse_duration(t.trim())
+                .and_then(|d| {
+                    (d >= Duration::from_millis(100))
+                        .then_some(d)
+                        .ok_or_else(|| format!("{d:?} is shorter than 100ms"))
+                })
+                .map_err(|e| {
+                    CliError::usage(
+                        format!("--watch: {e}"),
+                        "write a number with a unit: `5s`, `1m`",
+                    )
+                })
+        })
+        .transpose()?;
+    let Some(every) = watch else {
+        print!("{}", draw(args, &filter)?);
+        return Ok(Outcome::Success);
+    };
+    let tty = std::io::stdout().is_terminal();
+    let mut first = true;
+    loop {
+        match draw(args, &filter) {
+            Ok(text) => {
+                let mut out = std::io::stdout().lock();
+                let separator = match (tty, first) {
+                    (true, _) => "\x1b[2J\x1b[H",
+                    (false, true) => "",
+                    (false, false) => "\n",
+                };
+                let _ = write!(out, "{separator}{text}");
+                let _ = out.flush();
+            }
+            Err(e) if first => return Err(e),
+            Err(e) => eprintln!("warning: {e}"),
+        }
+        first = false;
+        std::thread::sleep(every);
+    }
+}
+
+/// One drawing of the status: the text, or the JSON document with a final newline.
+fn draw(args: &StatusArgs, filter: &Filter) -> Result<String, CliError> {
     let unreadable = |e: git2::Error| {
         CliError::failed(
             format!(
@@ -92,18 +154,46 @@ pub fn cmd_status(args: &StatusArgs) -> Result<Outcome, CliError> {
     let spec = spec_at(&args.repo, &files);
     let activity = status_activity(&repo, &refname).map_err(unreadable)?;
     let now = time::OffsetDateTime::now_utc().unix_timestamp();
+    let all = FleetOverview::from_files(&files, spec.as_ref(), &Filter::default());
     let view =
-        FleetOverview::from_files(&files, spec.as_ref(), &filter).with_activity(&activity, now);
-    if args.json() {
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&view).unwrap_or_default()
-        );
+        FleetOverview::from_files(&files, spec.as_ref(), filter).with_activity(&activity, now);
+    let fleet = all.fleet.clone().unwrap_or_default();
+    let inventory = if args.live {
+        Some(live::read(&fleet, &files)?)
     } else {
-        let style = super::style::current();
-        print!("{}", view.render(&|p, t| paint(style, p, t)));
+        None
+    };
+    let shown: BTreeSet<&str> = view.agents.iter().map(|a| a.agent.as_str()).collect();
+    let extras = Extras::new(
+        live::lease(&args.repo, &fleet),
+        inventory.as_ref(),
+        &all.agents,
+        &files,
+    )
+    .narrowed(&shown);
+    if args.json() {
+        let doc = View {
+            overview: &view,
+            extras: &extras,
+        };
+        return Ok(format!(
+            "{}\n",
+            serde_json::to_string_pretty(&doc).unwrap_or_default()
+        ));
     }
-    Ok(Outcome::Success)
+    let style = super::style::current();
+    let mut text = view.render_with(&extras.lines(), &|p, t| paint(style, p, t));
+    text.push_str(&extras.section());
+    Ok(text)
+}
+
+/// The JSON document: the overview's fields and the extras' side by side.
+#[derive(serde::Serialize)]
+struct View<'a> {
+    #[serde(flatten)]
+    overview: &'a FleetOverview,
+    #[serde(flatten)]
+    extras: &'a Extras,
 }
 
 fn paint(style: Style, phase: &str, text: &str) -> String {

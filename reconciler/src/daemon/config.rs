@@ -8,6 +8,7 @@
 //! `docs/decisions/005-daemon-config-format.md`.
 
 mod check;
+mod notify;
 mod print;
 mod raw;
 mod secrets;
@@ -16,6 +17,10 @@ use crate::daemon::trigger::Schedule;
 use crate::secret::Secret;
 use check::Check;
 pub use check::parse_duration;
+pub use notify::{
+    DEFAULT_NOTIFY_RETRIES, DEFAULT_NOTIFY_TIMEOUT, DEFAULT_UNHEALTHY_AFTER, NotifyConfig,
+    SinkConfig, SinkFormat,
+};
 pub use raw::{ENV_ALIASES, ENV_OVERRIDES, Origin};
 use raw::{Settings, apply_env};
 use std::fmt;
@@ -122,6 +127,8 @@ pub struct DaemonConfig {
     pub action_timeout: Duration,
     /// The bearer token `POST /reconcile` requires; the endpoint is served only when set.
     pub reconcile_token: Option<Secret<String>>,
+    /// Where notifications go (`notify`); no sink, no notification.
+    pub notify: NotifyConfig,
 }
 
 /// One problem in the configuration.

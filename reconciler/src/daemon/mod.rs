@@ -11,6 +11,7 @@
 //! - [`http`]: `/healthz`, `/readyz`, `/metrics` and `/webhook`;
 //! - [`shutdown`]: SIGTERM/SIGINT as a signal the loop checks between actions, a grace period
 //!   that applies only after it;
+//! - [`notify`]: notifications of failures, refusals, unhealthy agents and recoveries;
 //! - [`pass`]: one pass and its account (metrics, readiness, one log line);
 //! - [`run`]: the loop that ties them together.
 //!
@@ -20,6 +21,7 @@ pub mod config;
 pub mod http;
 pub mod lock;
 pub mod metrics;
+pub mod notify;
 mod pass;
 pub mod run;
 pub mod shutdown;

@@ -14,6 +14,7 @@ use super::config::{DaemonConfig, FleetSource, TailscaleAuth};
 use super::http::{self, HttpState, Readiness};
 use super::lock::{Lease, LeaseGuard, LockError, LockStore};
 use super::metrics::{Metrics, ReconcileOutcome};
+use super::notify::{self, Notifier};
 use super::pass::{self, Health, Source};
 use super::shutdown::{self, ShutdownSignal, ShutdownTrigger};
 use super::trigger::{self, Trigger, TriggerSender, run_interval};
@@ -76,6 +77,7 @@ pub async fn run(
     tailscale_client(&config)?;
 
     let (source, lock_store) = open_source(&config, &sender).await?;
+    let notifier = Notifier::start(&config, &notify::status_files(&source).await);
     let mut state = HttpState::new(metrics.clone(), readiness.clone(), TokioClock);
     if let Some(secret) = &config.webhook_secret {
         let branch = match &source {
@@ -124,6 +126,7 @@ pub async fn run(
         sender: &sender,
         metrics: &metrics,
         readiness: &readiness,
+        notifier: &notifier,
     };
     daemon.lead(&mut coalescer).await;
     // Whatever ended the loop, the process ends too: never a daemon that answers and does nothing.
@@ -142,6 +145,7 @@ struct Daemon<'a> {
     sender: &'a TriggerSender,
     metrics: &'a Metrics,
     readiness: &'a Readiness,
+    notifier: &'a Notifier,
 }
 
 /// Why a stretch of holding the lease ended.
@@ -270,6 +274,7 @@ impl Daemon<'_> {
                 &outcome,
                 started_at.elapsed(),
             );
+            self.notifier.observe(commit.as_deref(), &outcome);
             for (status, n) in self.compute.request_counts() {
                 let before = api_seen.insert(status, n).unwrap_or(0);
                 for _ in before..n {

@@ -6,7 +6,7 @@ use crate::secret::Secret;
 use std::fmt;
 use std::time::Duration;
 
-fn secs(d: Duration) -> String {
+pub(super) fn secs(d: Duration) -> String {
     if d.subsec_millis() == 0 {
         format!("{}s", d.as_secs())
     } else {
@@ -91,6 +91,7 @@ impl fmt::Display for DaemonConfig {
         };
         writeln!(f, "logFormat: {format}")?;
         writeln!(f, "shutdownGrace: {}", secs(self.shutdown_grace))?;
-        write!(f, "degradedAfter: {}", self.degraded_after)
+        writeln!(f, "degradedAfter: {}", self.degraded_after)?;
+        write!(f, "{}", self.notify)
     }
 }

@@ -35,6 +35,8 @@ pub(super) struct RawConfig {
     degraded_after: Text,
     #[serde(default)]
     reconcile: RawReconcile,
+    #[serde(default)]
+    notify: super::notify::RawNotify,
 }
 
 /// `POST /reconcile`: its bearer token comes from `TETHER_RECONCILE_TOKEN` or this file.
@@ -137,6 +139,7 @@ impl RawConfig {
     /// The settings present in the file, by dotted key.
     pub(super) fn flatten(self) -> Settings {
         let mut out = Settings::new();
+        self.notify.flatten_into(&mut out);
         let entries: [(&'static str, Text); 25] = [
             ("fleet", self.fleet),
             ("source.remote", self.source.remote),
@@ -248,6 +251,9 @@ pub(super) fn inline_secret_hint(path: &str) -> Option<String> {
             "reconcile.tokenFile",
         ),
     ];
+    if path == "notify.slack.url" {
+        return Some("a Slack webhook URL is a secret: put it in an environment variable and name the variable in `notify.slack.urlEnv`".to_owned());
+    }
     if let Some((_, var, file)) = known.iter().find(|(key, _, _)| *key == path) {
         return Some(format!(
             "secrets never go in the config file: set {var}, or put the secret in a file and set `{file}`"

@@ -299,3 +299,92 @@ fn the_printed_configuration_shows_every_setting_and_no_secret() {
         assert!(printed.contains(line), "`{line}` missing from\n{printed}");
     }
 }
+
+#[test]
+fn the_notify_block_takes_a_written_webhook_url_and_a_slack_url_from_the_environment() {
+    let text = "fleet: aura-prod\nsource:\n  path: /srv/fleet\nnotify:\n  unhealthyAfter: 15m\n  timeout: 5s\n  retries: 2\n  webhook:\n    url: https://ops.example.com/hooks/tether\n  slack:\n    urlEnv: TETHER_SLACK_WEBHOOK_URL\n";
+    let mut vars = TOKENS.to_vec();
+    vars.push((
+        "TETHER_SLACK_WEBHOOK_URL",
+        "https://hooks.slack.com/services/T000/B000/XXXX",
+    ));
+    let config = DaemonConfig::parse(Path::new("/etc/tether/tether.yaml"), text, &env(&vars))
+        .expect("valid");
+    let notify = &config.notify;
+    assert_eq!(notify.unhealthy_after, Duration::from_secs(900));
+    assert_eq!(
+        (notify.timeout, notify.retries),
+        (Duration::from_secs(5), 2)
+    );
+    let sinks: Vec<(SinkFormat, &str)> = notify
+        .sinks
+        .iter()
+        .map(|s| (s.format, s.url.expose().as_str()))
+        .collect();
+    assert_eq!(
+        sinks,
+        [
+            (SinkFormat::Json, "https://ops.example.com/hooks/tether"),
+            (
+                SinkFormat::Slack,
+                "https://hooks.slack.com/services/T000/B000/XXXX"
+            ),
+        ]
+    );
+    let printed = config.to_string();
+    assert!(
+        !printed.contains("XXXX") && !printed.contains("ops.example.com"),
+        "{printed}"
+    );
+    assert!(
+        printed.contains("  slack:\n    url: (set, redacted)"),
+        "{printed}"
+    );
+}
+
+#[test]
+fn notify_defaults_to_no_sink_and_a_ten_minute_threshold() {
+    let text = "fleet: aura-prod\nsource:\n  path: /srv/fleet\n";
+    let config = DaemonConfig::parse(Path::new("/etc/tether/tether.yaml"), text, &env(TOKENS))
+        .expect("valid");
+    assert!(config.notify.sinks.is_empty());
+    assert_eq!(config.notify.unhealthy_after, DEFAULT_UNHEALTHY_AFTER);
+}
+
+#[test]
+fn a_slack_url_written_inline_a_missing_variable_and_plain_http_are_refused_without_the_url() {
+    let text = "fleet: aura-prod\nsource:\n  path: /srv/fleet\nnotify:\n  retries: 50\n  webhook:\n    urlEnv: TETHER_NOTIFY_URL\n  slack:\n    url: https://hooks.slack.com/services/T000/B000/XXXX\n";
+    let found = problems(text, TOKENS);
+    let keys: Vec<&str> = found.iter().map(|p| p.key.as_str()).collect();
+    assert_eq!(
+        keys,
+        [
+            "notify.slack.url",
+            "notify.retries",
+            "notify.webhook.urlEnv"
+        ],
+        "{found:?}"
+    );
+    assert!(
+        found[0].hint.contains("notify.slack.urlEnv"),
+        "{:?}",
+        found[0]
+    );
+    assert!(
+        found[2].message.contains("TETHER_NOTIFY_URL"),
+        "{:?}",
+        found[2]
+    );
+
+    let plain =
+        "fleet: aura-prod\nsource:\n  path: /srv/fleet\nnotify:\n  slack:\n    urlEnv: SLACK_URL\n";
+    let mut vars = TOKENS.to_vec();
+    vars.push((
+        "SLACK_URL",
+        "http://hooks.slack.com/services/T000/B000/XXXX",
+    ));
+    let found = problems(plain, &vars);
+    assert_eq!(found.len(), 1, "{found:?}");
+    assert_eq!(found[0].key, "notify.slack.urlEnv");
+    assert!(!format!("{found:?}").contains("XXXX"), "{found:?}");
+}
