@@ -28,6 +28,7 @@ pub mod forge;
 pub mod observe;
 pub mod plan;
 pub mod reconcile;
+pub mod runtime;
 pub mod sandbox;
 pub mod secret;
 pub mod source;

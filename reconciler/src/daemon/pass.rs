@@ -94,6 +94,7 @@ pub(super) async fn pass<C: Compute, T: Tailnet>(
         status,
         run: &run,
         now: &now,
+        runtime: None,
     };
     let outcome = reconcile::run(&snapshot, compute, tailnet, &options, stop).await;
     (snapshot.commit, outcome)

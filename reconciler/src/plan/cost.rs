@@ -63,7 +63,8 @@ pub fn monthly_delta(
             | Action::PowerOff { .. }
             | Action::Quarantine { .. }
             | Action::Restore { .. }
-            | Action::DeleteDevice { .. } => {}
+            | Action::DeleteDevice { .. }
+            | Action::UpdateRuntime { .. } => {}
         }
     }
     (Euros(delta), unknown)
@@ -131,6 +132,8 @@ pub fn api_calls(actions: &[Action]) -> u32 {
             // relabel, power on, poll, device check, one call per device
             Action::Restore { devices, .. } => 4 + devices.len() as u32,
             Action::Delete { devices, .. } => delete + devices.len() as u32,
+            // re-check labels, relabel once the wave is healthy (the agent pulls the rest)
+            Action::UpdateRuntime { .. } => 2,
         })
         .sum()
 }

@@ -13,6 +13,7 @@ mod inventory;
 pub mod offer;
 pub mod quarantine;
 pub mod render;
+pub mod runtime;
 pub mod safety;
 
 pub use compute::plan;
@@ -68,6 +69,9 @@ pub struct Context {
     /// The pass's time, against which quarantine grace periods are measured; `None`: no
     /// quarantined server is deleted for its grace period ending.
     pub now: Option<time::OffsetDateTime>,
+    /// The runtime rollout the daemon halted, from the status branch (`status/runtime.yaml`):
+    /// its runtime is not rolled out again until the spec changes it.
+    pub halted_rollout: Option<runtime::Halted>,
 }
 
 /// One change to make.
@@ -217,6 +221,22 @@ pub enum Action {
         /// Why.
         reason: String,
     },
+    /// Deliver a new runtime (version, env) in place through the on-VM agent, in a
+    /// health-gated wave: the server, its disk and its IPs are kept.
+    UpdateRuntime {
+        /// Agent name.
+        agent: String,
+        /// Server.
+        server_id: ServerId,
+        /// The version the agent was last told, when tether has a record of it.
+        from: Option<String>,
+        /// The version to run.
+        to: String,
+        /// The runtime fields that differ (secret-looking env values hidden).
+        changes: Vec<Change>,
+        /// The rollout wave: 1 is the canary, later waves double up to the disruption budget.
+        wave: u32,
+    },
 }
 
 /// One field of a replacement that differs, with its old and new value as shown to people
@@ -248,7 +268,8 @@ impl Action {
             | Action::Delete { agent, .. }
             | Action::Quarantine { agent, .. }
             | Action::Restore { agent, .. }
-            | Action::DeleteDevice { agent, .. } => agent,
+            | Action::DeleteDevice { agent, .. }
+            | Action::UpdateRuntime { agent, .. } => agent,
         }
     }
 
@@ -265,6 +286,7 @@ impl Action {
             Action::Quarantine { .. } => "quarantine",
             Action::Restore { .. } => "restore",
             Action::DeleteDevice { .. } => "delete-device",
+            Action::UpdateRuntime { .. } => "update-runtime",
         }
     }
 
@@ -282,6 +304,7 @@ impl Action {
             Action::PowerOn { .. } | Action::PowerOff { .. } | Action::Quarantine { .. } => 4,
             Action::Delete { .. } => 5,
             Action::DeleteDevice { .. } => 6,
+            Action::UpdateRuntime { .. } => 7,
         }
     }
 }
@@ -379,6 +402,15 @@ pub enum Note {
         /// Location.
         location: String,
     },
+    /// The agent's runtime update is held: its rollout was halted and rolled back.
+    RolloutHalted {
+        /// Agent.
+        agent: String,
+        /// The version that failed.
+        version: String,
+        /// Why the rollout was halted.
+        reason: String,
+    },
 }
 
 /// Counts and estimates.
@@ -414,6 +446,9 @@ pub struct Summary {
     pub api_calls: u32,
     /// Agents disrupted (replaced, resized, powered off): the use of the disruption budget.
     pub disruptions: usize,
+    /// Runtime updates delivered in place by the on-VM agent (omitted when 0).
+    #[serde(skip_serializing_if = "is_zero")]
+    pub runtime_updates: usize,
     /// Servers the plan deletes: the use of the deletion budget. Replacements' old servers
     /// come on top, deleted within what is left of it (else by a later run).
     pub deletions: usize,

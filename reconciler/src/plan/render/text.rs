@@ -180,5 +180,15 @@ pub fn note_line(note: &Note, esc: fn(&str) -> String) -> String {
             esc(delete_after),
             esc(agent)
         ),
+        Note::RolloutHalted {
+            agent,
+            version,
+            reason,
+        } => format!(
+            "runtime {} of agent {} is held: {}; change the runtime in the spec to roll out again",
+            esc(version),
+            esc(agent),
+            esc(reason)
+        ),
     }
 }

@@ -166,6 +166,23 @@ fn simulate(plan: &Plan, fleet: &Fleet, observed: &Observed) -> Observed {
                     s.name.clone_from(agent);
                     s.labels.remove(tether_schema::labels::QUARANTINED_AT);
                 }),
+            Action::UpdateRuntime {
+                agent, server_id, ..
+            } => {
+                let spec = fleet
+                    .agents
+                    .get(agent.as_str())
+                    .expect("updated agent is desired");
+                servers
+                    .iter_mut()
+                    .filter(|s| s.id == *server_id)
+                    .for_each(|s| {
+                        s.labels.insert(
+                            tether_schema::labels::RUNTIME.to_owned(),
+                            tether_schema::labels::runtime_hash(spec),
+                        );
+                    });
+            }
         }
     }
     Observed {
