@@ -18,6 +18,7 @@
 //!
 //! [`secret`] holds the type every token and auth key lives in.
 
+pub mod agent_client;
 pub mod apply;
 pub mod audit;
 pub mod billing;
