@@ -7,6 +7,7 @@
 //! the key and a hint. The reference is `docs/operations.md`; the choice of YAML is
 //! `docs/decisions/005-daemon-config-format.md`.
 
+mod agent_api;
 mod check;
 mod print;
 mod raw;
@@ -122,6 +123,8 @@ pub struct DaemonConfig {
     pub action_timeout: Duration,
     /// The bearer token `POST /reconcile` requires; the endpoint is served only when set.
     pub reconcile_token: Option<Secret<String>>,
+    /// The on-VM agents' API (`agentApi`); runtime updates roll out only when it is served.
+    pub agent_api: Option<crate::runtime::Config>,
 }
 
 /// One problem in the configuration.

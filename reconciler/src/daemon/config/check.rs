@@ -78,7 +78,7 @@ impl Check<'_> {
     }
 
     /// The value of `key` parsed by `parse`, or `default`; a parse failure is reported.
-    fn parsed<T>(
+    pub(super) fn parsed<T>(
         &mut self,
         key: &str,
         default: T,
@@ -173,6 +173,7 @@ impl Check<'_> {
         let hetzner_token = self.required_secret("HCLOUD_TOKEN", "hetzner.tokenFile");
         let tailscale_auth = self.tailscale_auth();
         let github_token = self.secret("GITHUB_TOKEN", "github.tokenFile");
+        let agent_api = self.agent_api();
         Some(DaemonConfig {
             fleet: fleet?,
             source: source?,
@@ -193,6 +194,7 @@ impl Check<'_> {
             degraded_after,
             action_timeout,
             reconcile_token,
+            agent_api,
         })
     }
 
