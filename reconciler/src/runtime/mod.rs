@@ -232,3 +232,6 @@ impl Service {
             .and_then(rollout::Record::halted)
     }
 }
+
+#[cfg(test)]
+mod tests;
