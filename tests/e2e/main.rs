@@ -17,6 +17,7 @@ mod lease;
 mod offer;
 mod quarantine;
 mod review;
+mod runtime;
 mod safety;
 mod sandbox_cmd;
 mod sandbox_demo;

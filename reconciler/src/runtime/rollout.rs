@@ -218,13 +218,21 @@ async fn wave<C: Compute>(
             tracing::warn!(wave = number, %agent, "{reason}; rolling the wave back");
             for m in &members {
                 service.serve(m.agent, m.before.clone());
+            }
+            let settled = rolled_back(&members, service).await;
+            for m in &members {
+                let back = match settled.get(m.agent) {
+                    Some(true) => "rolled back",
+                    _ => "rollback served but not yet reported healthy",
+                };
+                let to = m
+                    .before
+                    .as_ref()
+                    .map_or("the runtime it ran", |d| d.version.as_str());
                 reports.push(failed(
                     m.action,
                     m.server_id,
-                    format!(
-                        "{reason}; rolled back to {}",
-                        record.last_good.as_deref().unwrap_or("the runtime it ran")
-                    ),
+                    format!("{reason}; {back} to {to}"),
                 ));
             }
             record.waves.push(WaveRecord {
@@ -284,6 +292,32 @@ async fn wait(
                 agent.to_owned(),
                 format!("{why} within {}s", timeout.as_secs_f64()),
             ));
+        }
+        tokio::time::sleep(CHECK_EVERY).await;
+    }
+}
+
+/// Waits (up to the wave timeout) until each member reports the runtime it was rolled back to
+/// healthy; whether each did, by agent.
+async fn rolled_back<'a>(members: &[Member<'a>], service: &Service) -> BTreeMap<&'a str, bool> {
+    let started = SystemTime::now();
+    let deadline = Instant::now() + service.config().wave_timeout;
+    loop {
+        let settled: BTreeMap<&str, bool> = members
+            .iter()
+            .map(|m| {
+                let back = m.before.as_ref().is_none_or(|before| {
+                    service.reported(m.agent).is_some_and(|r| {
+                        r.at >= started
+                            && r.report.healthy
+                            && r.report.version.as_deref() == Some(before.version.as_str())
+                    })
+                });
+                (m.agent, back)
+            })
+            .collect();
+        if settled.values().all(|b| *b) || Instant::now() >= deadline {
+            return settled;
         }
         tokio::time::sleep(CHECK_EVERY).await;
     }

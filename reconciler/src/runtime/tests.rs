@@ -50,12 +50,19 @@ async fn status_of(url: &str, bearer: Option<&str>) -> (u16, String) {
 async fn an_agent_reads_its_own_runtime_and_no_other() {
     let (_service, base, c1, c2) = served().await;
     let own = Client::new(&base, "a1", c1.clone());
-    assert_eq!(own.desired().await.expect("own runtime"), Some(desired("1.0-a1")));
+    assert_eq!(
+        own.desired().await.expect("own runtime"),
+        Some(desired("1.0-a1"))
+    );
 
-    let (status, body) = status_of(&format!("{base}/v1/agents/a2/runtime"), Some(c1.expose())).await;
+    let (status, body) =
+        status_of(&format!("{base}/v1/agents/a2/runtime"), Some(c1.expose())).await;
     assert_eq!(status, 403, "{body}");
     assert!(body.contains("not agent `a2`'s"), "{body}");
-    assert!(!body.contains("1.0-a2") && !body.contains("tok-123"), "{body}");
+    assert!(
+        !body.contains("1.0-a2") && !body.contains("tok-123"),
+        "{body}"
+    );
 
     let (status, body) = status_of(&format!("{base}/v1/agents/a1/runtime"), Some("wrong")).await;
     assert_eq!(status, 401, "{body}");
@@ -74,7 +81,10 @@ async fn reports_are_recorded_as_heartbeats_of_their_agent() {
         healthy: true,
         error: None,
     };
-    Client::new(&base, "a1", c1).report(&report).await.expect("report");
+    Client::new(&base, "a1", c1)
+        .report(&report)
+        .await
+        .expect("report");
     assert_eq!(service.reported("a1").map(|r| r.report), Some(report));
     assert_eq!(service.reported("a2"), None);
 }
@@ -96,5 +106,8 @@ async fn rotation_replaces_the_credential_and_the_old_one_stops_working() {
     let (status, _) = status_of(&format!("{base}/v1/agents/a1/runtime"), Some(c1.expose())).await;
     assert_eq!(status, 401);
     let again = Client::new(&base, "a1", fresh);
-    assert_eq!(again.desired().await.expect("runtime"), Some(desired("1.0-a1")));
+    assert_eq!(
+        again.desired().await.expect("runtime"),
+        Some(desired("1.0-a1"))
+    );
 }
