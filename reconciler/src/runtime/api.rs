@@ -64,14 +64,18 @@ fn refuse(status: StatusCode, message: String) -> Response {
 }
 
 /// Checks the bearer credential against `name`'s kept hash.
-fn authorize(service: &Service, name: &str, headers: &HeaderMap) -> Result<(), Response> {
+fn authorize(
+    service: &Service,
+    name: &str,
+    headers: &HeaderMap,
+) -> Result<(), (StatusCode, String)> {
     let credential = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "))
         .map(|v| Secret::new(v.trim().to_owned()));
     let Some(credential) = credential else {
-        return Err(refuse(
+        return Err((
             StatusCode::UNAUTHORIZED,
             "no credential: send `Authorization: Bearer <the agent credential cloud-init wrote to /etc/tether/agent-credential>`".to_owned(),
         ));
@@ -82,7 +86,7 @@ fn authorize(service: &Service, name: &str, headers: &HeaderMap) -> Result<(), R
     match service.owner_of(&credential) {
         Some(owner) => {
             tracing::warn!(agent = %owner, requested = %name, "agent API: an agent asked for another agent's runtime; refused");
-            Err(refuse(
+            Err((
                 StatusCode::FORBIDDEN,
                 format!(
                     "this credential is not agent `{name}`'s; an agent may only read and report its own runtime"
@@ -91,7 +95,7 @@ fn authorize(service: &Service, name: &str, headers: &HeaderMap) -> Result<(), R
         }
         None => {
             tracing::warn!(requested = %name, "agent API: unknown credential; refused");
-            Err(refuse(
+            Err((
                 StatusCode::UNAUTHORIZED,
                 format!(
                     "the credential is not valid for agent `{name}`: it was rotated or the server was not created with it; the agent cannot be served until it has the credential tether minted"
@@ -106,8 +110,8 @@ async fn runtime(
     Path(name): Path<String>,
     headers: HeaderMap,
 ) -> Response {
-    if let Err(refused) = authorize(&service, &name, &headers) {
-        return refused;
+    if let Err((status, message)) = authorize(&service, &name, &headers) {
+        return refuse(status, message);
     }
     match service.desired(&name) {
         Some(desired) => Json(desired).into_response(),
@@ -126,8 +130,8 @@ async fn report(
     headers: HeaderMap,
     Json(report): Json<Report>,
 ) -> Response {
-    if let Err(refused) = authorize(&service, &name, &headers) {
-        return refused;
+    if let Err((status, message)) = authorize(&service, &name, &headers) {
+        return refuse(status, message);
     }
     tracing::debug!(agent = %name, version = report.version.as_deref().unwrap_or("none"), healthy = report.healthy, "agent report");
     service.record(&name, report, SystemTime::now());
@@ -139,8 +143,8 @@ async fn rotate(
     Path(name): Path<String>,
     headers: HeaderMap,
 ) -> Response {
-    if let Err(refused) = authorize(&service, &name, &headers) {
-        return refused;
+    if let Err((status, message)) = authorize(&service, &name, &headers) {
+        return refuse(status, message);
     }
     let fresh = credential::mint();
     service.rotate(&name, credential::hash(&fresh));

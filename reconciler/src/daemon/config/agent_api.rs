@@ -25,7 +25,7 @@ impl Check<'_> {
             "agentApi.poll",
             Duration::from_secs(10),
             DURATION_HINT,
-            |t| parse_duration(t),
+            parse_duration,
         );
         let wave_timeout = self.parsed(
             "agentApi.waveTimeout",

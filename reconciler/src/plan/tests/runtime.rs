@@ -126,7 +126,7 @@ fn servers_labelled_before_the_upgrade_are_relabelled_once_not_replaced() {
     assert_eq!(
         to.get(labels::RUNTIME),
         Some(&labels::runtime_hash(
-            &same.agents.values().next().expect("agent")
+            same.agents.values().next().expect("agent")
         ))
     );
 }
