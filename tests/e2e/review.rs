@@ -409,7 +409,11 @@ async fn a_replacement_shows_the_old_and_new_values_from_the_last_applied_revisi
         ),
     )
     .expect("edit spec");
-    commit_all(repo, "main", "globex-ops: runtime 1.4.2, debug logs, one tag");
+    commit_all(
+        repo,
+        "main",
+        "globex-ops: runtime 1.4.2, debug logs, one tag",
+    );
     let (code, out, err) = tether(&stack, &["plan", "--git", git, "--rev", "main"]).await;
     assert_eq!(code, 0, "{err}");
     for line in [

@@ -160,18 +160,28 @@ async fn wave<C: Compute>(
             ));
             continue;
         };
+        let skip = |reason: String| {
+            let mut r = ActionReport::skipped(action, &reason);
+            r.server_id = Some(*server_id);
+            r
+        };
         match compute.get_server(*server_id).await {
-            Ok(Some(s)) if safety::owns_server(&s, fleet.settings.name.as_str(), agent) => {}
-            Ok(_) => {
-                let mut r = ActionReport::skipped(
-                    action,
-                    &format!(
-                        "server {server_id} no longer carries the labels tether/fleet={} and tether/agent={agent}; not touching it",
-                        fleet.settings.name
-                    ),
-                );
-                r.server_id = Some(*server_id);
-                reports.push(r);
+            Ok(Some(s)) if !safety::owns_server(&s, fleet.settings.name.as_str(), agent) => {
+                reports.push(skip(format!(
+                    "server {server_id} no longer carries the labels tether/fleet={} and tether/agent={agent}; not touching it",
+                    fleet.settings.name
+                )));
+                continue;
+            }
+            Ok(Some(s)) if !s.labels.contains_key(labels::AGENT_KEY) => {
+                reports.push(skip(format!(
+                    "server {server_id} has no tether-agent (created without the agent API, or before it existed): its runtime cannot change in place; recreate it to get one"
+                )));
+                continue;
+            }
+            Ok(Some(_)) => {}
+            Ok(None) => {
+                reports.push(skip(format!("server {server_id} no longer exists")));
                 continue;
             }
             Err(e) => {
