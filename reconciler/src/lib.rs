@@ -18,6 +18,7 @@
 //!
 //! [`secret`] holds the type every token and auth key lives in.
 
+pub mod agent_client;
 pub mod apply;
 pub mod audit;
 pub mod billing;
@@ -28,6 +29,7 @@ pub mod forge;
 pub mod observe;
 pub mod plan;
 pub mod reconcile;
+pub mod runtime;
 pub mod sandbox;
 pub mod secret;
 pub mod source;

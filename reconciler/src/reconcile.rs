@@ -47,6 +47,8 @@ pub struct PassOptions<'a> {
     pub run: &'a str,
     /// RFC 3339 time of the run.
     pub now: &'a str,
+    /// The daemon's agent API, when it serves one: runtime updates roll out through it.
+    pub runtime: Option<&'a crate::runtime::Service>,
 }
 
 /// Why a pass stopped.
@@ -111,6 +113,7 @@ pub fn context(snapshot: &Snapshot, ledger: &Ledger, allow_shrink: bool, now: &s
         subscriptions: std::collections::BTreeMap::new(),
         now: Some(now),
         heal: ledger.heal.clone(),
+        halted_rollout: crate::runtime::status::halted(ledger),
     }
 }
 
@@ -202,9 +205,23 @@ pub async fn run<C: Compute, T: Tailnet>(
     if let Some(show) = options.on_plan {
         show(&plan);
     }
+    if let Some(service) = options.runtime {
+        crate::runtime::status::seed(service, &ledger);
+        service.sync(&fleet, &observed.servers);
+        apply::runtime::write_rotated_keys(compute, &fleet, service, &observed.servers).await;
+    }
     let awaiting = awaiting_enrolment(&fleet, &observed, &ctx);
     apply::keys::sweep_logged(tailnet, &fleet.settings.name, &awaiting).await;
-    let report = match apply::apply(&plan, &fleet, compute, tailnet, &options.apply, stop).await {
+    let applied = apply::apply_with(
+        &plan,
+        &fleet,
+        compute,
+        tailnet,
+        &options.apply,
+        options.runtime,
+        stop,
+    );
+    let report = match applied.await {
         Ok(report) => report,
         Err(refused) => {
             let empty = ApplyReport {
@@ -291,7 +308,9 @@ fn record(
     inputs: &Inputs<'_>,
     message: &str,
 ) -> Result<Option<String>, PassError> {
-    commit_changed(options, ledger, status::files(inputs), message)
+    let mut files = status::files(inputs);
+    crate::runtime::status::add(&mut files, options.runtime, inputs.fleet, ledger);
+    commit_changed(options, ledger, files, message)
 }
 
 /// Records a pass that failed before it could plan: `lastError` in `status/fleet.yaml`, every

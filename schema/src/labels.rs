@@ -7,7 +7,9 @@
 //! | `tether/fleet` | the fleet name: tether owns the server |
 //! | `tether/agent` | the agent name |
 //! | `tether/subscription` | the billing subscription |
-//! | `tether/spec` | [`replacement_hash`] of the fields Hetzner cannot change in place |
+//! | `tether/spec` | [`replacement_hash`] of the fields only a new server can change |
+//! | `tether/runtime` | [`runtime_hash`] of the runtime the VM's agent was last told and reported |
+//! | `tether/agent-key` | [`AGENT_KEY`]: the hash of the on-VM agent's credential |
 //! | `tether/protect` | `true` when the agent is protected: survives the spec's removal |
 //! | `tether/retired` | `true` on a server renamed aside while its replacement is created |
 //! | `tether/quarantine-grace` | the agent's own grace period in seconds, when its spec sets one |
@@ -31,6 +33,12 @@ pub const AGENT: &str = "tether/agent";
 pub const SUBSCRIPTION: &str = "tether/subscription";
 /// `tether/spec=<hash>`: see [`replacement_hash`].
 pub const SPEC: &str = "tether/spec";
+/// `tether/runtime=<hash>`: see [`runtime_hash`]. Absent on servers created before runtime
+/// fields were delivered in place; their `tether/spec` is then the [`legacy_replacement_hash`].
+pub const RUNTIME: &str = "tether/runtime";
+/// `tether/agent-key=<60 hex>`: the SHA-256 of the on-VM agent's credential (the credential
+/// itself is only ever on the VM); the daemon's agent API checks requests against it.
+pub const AGENT_KEY: &str = "tether/agent-key";
 /// `tether/protect=true`: the agent was protected at its last applied spec.
 pub const PROTECT: &str = "tether/protect";
 
@@ -65,22 +73,49 @@ pub fn retired_name(agent: &str, server_id: u64) -> String {
 }
 
 /// A short hash of everything that needs a new server when it changes: image, location, SSH
-/// keys and what cloud-init gives the VM (runtime version, env, tags, hostname), as
-/// [`cloud_init::fingerprint`] describes it. 16 hex characters.
+/// keys and what cloud-init gives the VM once (tags, hostname, identity), as
+/// [`cloud_init::fingerprint`] describes it. The runtime version and env are not in it: they
+/// are [`runtime_hash`]'s. 16 hex characters.
 pub fn replacement_hash(agent: &Agent, fleet: &FleetSettings) -> String {
-    let mut h = Sha256::new();
-    for part in [
+    spec_hash(agent, &cloud_init::fingerprint(agent, fleet))
+}
+
+/// The `tether/spec` hash as computed before runtime fields were delivered in place (it also
+/// covered the runtime version and env): how servers created then are recognised.
+pub fn legacy_replacement_hash(agent: &Agent, fleet: &FleetSettings) -> String {
+    spec_hash(agent, &cloud_init::legacy_fingerprint(agent, fleet))
+}
+
+fn spec_hash(agent: &Agent, fingerprint: &str) -> String {
+    let ssh_keys = agent
+        .server
+        .ssh_keys
+        .iter()
+        .map(|k| k.as_str())
+        .collect::<Vec<_>>()
+        .join(",");
+    short_hash(&[
         agent.server.image.as_str(),
         agent.server.location.as_str(),
-        &agent
-            .server
-            .ssh_keys
-            .iter()
-            .map(|k| k.as_str())
-            .collect::<Vec<_>>()
-            .join(","),
-        &cloud_init::fingerprint(agent, fleet),
-    ] {
+        &ssh_keys,
+        fingerprint,
+    ])
+}
+
+/// A short hash of the runtime the on-VM agent applies in place: the version and the env.
+/// 16 hex characters.
+pub fn runtime_hash(agent: &Agent) -> String {
+    let mut parts = vec![agent.runtime.version.as_str()];
+    for (key, value) in &agent.runtime.env {
+        parts.push(key.as_str());
+        parts.push(value.as_str());
+    }
+    short_hash(&parts)
+}
+
+fn short_hash(parts: &[&str]) -> String {
+    let mut h = Sha256::new();
+    for part in parts {
         h.update(part.as_bytes());
         h.update([0]);
     }
@@ -105,6 +140,7 @@ pub fn server_labels(agent: &Agent, fleet: &FleetSettings) -> BTreeMap<String, S
         agent.subscription.as_str().to_owned(),
     );
     labels.insert(SPEC.to_owned(), replacement_hash(agent, fleet));
+    labels.insert(RUNTIME.to_owned(), runtime_hash(agent));
     if agent.protect {
         labels.insert(PROTECT.to_owned(), "true".to_owned());
     }

@@ -19,6 +19,7 @@ mod notify;
 mod offer;
 mod quarantine;
 mod review;
+mod runtime;
 mod safety;
 mod sandbox_cmd;
 mod sandbox_demo;

@@ -405,22 +405,31 @@ async fn a_replacement_shows_the_old_and_new_values_from_the_last_applied_revisi
         &spec,
         text.replace(
             "version: \"1.3.9\"",
-            "version: \"1.4.2\"\n    env: {LOG_LEVEL: debug, API_TOKEN: never-shown-0123}",
+            "version: \"1.4.2\"\n    env: {LOG_LEVEL: debug, API_TOKEN: never-shown-0123}\n  tailscale: {tags: [\"tag:agent\"]}",
         ),
     )
     .expect("edit spec");
-    commit_all(repo, "main", "globex-ops: runtime 1.4.2, debug logs");
+    commit_all(
+        repo,
+        "main",
+        "globex-ops: runtime 1.4.2, debug logs, one tag",
+    );
     let (code, out, err) = tether(&stack, &["plan", "--git", git, "--rev", "main"]).await;
     assert_eq!(code, 0, "{err}");
     for line in [
         "REPLACE server globex-ops",
-        "~ runtime version: 1.3.9 → 1.4.2   # forces replacement",
-        "+ env.LOG_LEVEL: \"debug\"   # forces replacement",
-        "+ env.API_TOKEN: (value hidden)   # forces replacement",
+        "~ tags: tag:agent, tag:agent-eu, tag:agent-us → tag:agent   # forces replacement",
+        "~ runtime version: 1.3.9 → 1.4.2",
+        "+ env.LOG_LEVEL: \"debug\"",
+        "+ env.API_TOKEN: (value hidden)",
         "new public IPv4/IPv6, the disk is not kept",
     ] {
         assert!(out.contains(line), "{line:?} in:\n{out}");
     }
+    assert!(
+        !out.contains("1.4.2   # forces replacement"),
+        "the runtime is not why a server is replaced: {out}"
+    );
     assert!(
         !out.contains("never-shown"),
         "a secret-looking value is never shown"

@@ -17,9 +17,8 @@ use crate::cloud::tailscale::{DeviceId, Tailnet};
 use crate::cloud::{Compute, ServerId};
 use crate::plan::heal::Remedy;
 use crate::plan::safety;
-use crate::secret::Secret;
 use std::collections::BTreeSet;
-use tether_schema::{Agent, cloud_init};
+use tether_schema::Agent;
 
 impl<C: Compute, T: Tailnet> Ctx<'_, C, T> {
     /// Carries out `remedy` on `agent`'s server `id`.
@@ -72,12 +71,18 @@ impl<C: Compute, T: Tailnet> Ctx<'_, C, T> {
             .await
             .map_err(|e| e.to_string())?;
         report.key_id = Some(key.key.id.clone());
-        let user_data = Secret::new(cloud_init::render(
-            agent,
-            &self.fleet.settings,
-            key.secret.expose(),
-        ));
+        let (user_data, labels, agent_key) =
+            super::runtime::new_server(agent, self.fleet, key.secret.expose(), self.runtime);
         let result = async {
+            // The rebuilt disk gets a fresh agent credential: its hash goes on the server before
+            // the rebuild, so a VM that boots from the new cloud-init is never locked out.
+            self.compute
+                .update_server(id, None, &labels)
+                .await
+                .map_err(|e| format!("labelling server {id} before its rebuild: {e}"))?;
+            if let (Some(service), Some(key)) = (self.runtime, agent_key) {
+                service.enrol(agent, key);
+            }
             let action = self
                 .compute
                 .rebuild(id, agent.server.image.as_str(), &user_data)

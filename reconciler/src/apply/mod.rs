@@ -10,6 +10,7 @@ mod heal;
 pub mod keys;
 mod quarantine;
 pub mod report;
+pub mod runtime;
 mod steps;
 
 pub use report::{ActionReport, ApplyReport, Outcome};
@@ -90,6 +91,23 @@ pub async fn apply<C: Compute, T: Tailnet>(
     options: &Options,
     stop: watch::Receiver<bool>,
 ) -> Result<ApplyReport, ApplyError> {
+    apply_with(plan, fleet, compute, tailnet, options, None, stop).await
+}
+
+/// [`apply`] with the daemon's agent API: created servers get the on-VM agent, and the plan's
+/// runtime updates run last, in health-gated waves ([`runtime::roll_out`]).
+///
+/// # Errors
+/// [`ApplyError::Refused`] when the plan carries a refusal.
+pub async fn apply_with<C: Compute, T: Tailnet>(
+    plan: &Plan,
+    fleet: &Fleet,
+    compute: &C,
+    tailnet: &T,
+    options: &Options,
+    agent_api: Option<&crate::runtime::Service>,
+    stop: watch::Receiver<bool>,
+) -> Result<ApplyReport, ApplyError> {
     if let Some(refusal) = &plan.refusal {
         return Err(ApplyError::Refused {
             reasons: refusal.reasons.clone(),
@@ -118,10 +136,14 @@ pub async fn apply<C: Compute, T: Tailnet>(
         options,
         deletions: AtomicUsize::new(0),
         budget: plan.deletions_allowed,
+        runtime: agent_api,
     };
-    let (late, early): (Vec<&Action>, Vec<&Action>) = plan
+    let (updates, actions): (Vec<&Action>, Vec<&Action>) = plan
         .actions
         .iter()
+        .partition(|a| agent_api.is_some() && matches!(a, Action::UpdateRuntime { .. }));
+    let (late, early): (Vec<&Action>, Vec<&Action>) = actions
+        .into_iter()
         .partition(|a| matches!(a, Action::Delete { .. } | Action::DeleteDevice { .. }));
     let mut reports = Vec::with_capacity(plan.actions.len());
     for phase in [early, late] {
@@ -145,6 +167,9 @@ pub async fn apply<C: Compute, T: Tailnet>(
             .collect()
             .await;
         reports.extend(chains.into_iter().flatten());
+    }
+    if let Some(service) = agent_api {
+        reports.extend(runtime::roll_out(&updates, fleet, compute, service, &stop).await);
     }
     reports.sort_by(|a, b| (a.order, &a.agent).cmp(&(b.order, &b.agent)));
     tracing::info!(

@@ -104,6 +104,7 @@ fn order(action: &Action) -> u8 {
         | Action::Quarantine { .. } => 2,
         Action::Delete { .. } => 3,
         Action::DeleteDevice { .. } => 4,
+        Action::UpdateRuntime { .. } => 5,
     }
 }
 

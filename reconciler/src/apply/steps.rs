@@ -7,10 +7,9 @@ use super::report::{ActionReport, Outcome};
 use crate::cloud::tailscale::{CreatedAuthKey, DeviceId, Tailnet};
 use crate::cloud::{ActionId, ActionStatus, Compute, NewServer, Server, ServerId};
 use crate::plan::{Action, safety};
-use crate::secret::Secret;
 use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use tether_schema::{Agent, Fleet, Power, cloud_init, labels};
+use tether_schema::{Agent, Fleet, Power, labels};
 use tracing::Instrument;
 
 /// Everything a step needs.
@@ -21,6 +20,7 @@ pub(super) struct Ctx<'a, C, T> {
     pub options: &'a Options,
     pub deletions: AtomicUsize,
     pub budget: usize,
+    pub runtime: Option<&'a crate::runtime::Service>,
 }
 
 /// Why a step did not complete.
@@ -126,6 +126,12 @@ impl<C: Compute, T: Tailnet> Ctx<'_, C, T> {
                         .map(|_| ())
                         .map_err(|e| Stop::Failed(e.to_string()))
                 }
+                Action::UpdateRuntime { server_id, .. } => {
+                    report.server_id = Some(*server_id);
+                    Err(Stop::Skipped(
+                        crate::apply::runtime::NO_AGENT_API.to_owned(),
+                    ))
+                }
             };
             match result {
                 Ok(()) => tracing::info!(server = report.server_id.map(|s| s.0), "done"),
@@ -178,6 +184,8 @@ impl<C: Compute, T: Tailnet> Ctx<'_, C, T> {
         before: &BTreeSet<DeviceId>,
         report: &mut ActionReport,
     ) -> StepResult {
+        let (user_data, labels, agent_key) =
+            super::runtime::new_server(agent, self.fleet, key.secret.expose(), self.runtime);
         let new = NewServer {
             name: agent.name.as_str().to_owned(),
             server_type: agent.server.server_type.as_str().to_owned(),
@@ -189,12 +197,8 @@ impl<C: Compute, T: Tailnet> Ctx<'_, C, T> {
                 .iter()
                 .map(|k| k.as_str().to_owned())
                 .collect(),
-            user_data: Some(Secret::new(cloud_init::render(
-                agent,
-                &self.fleet.settings,
-                key.secret.expose(),
-            ))),
-            labels: labels::server_labels(agent, &self.fleet.settings),
+            user_data: Some(user_data),
+            labels,
             start_after_create: agent.power == Power::On,
         };
         let created = self
@@ -205,6 +209,9 @@ impl<C: Compute, T: Tailnet> Ctx<'_, C, T> {
         report.server_id = Some(created.server.id);
         report.ipv4.clone_from(&created.server.ipv4);
         self.verify_labels(agent, &created.server)?;
+        if let (Some(service), Some(key)) = (self.runtime, agent_key) {
+            service.enrol(agent, key);
+        }
         if created.adopted {
             report.warning =
                 Some("an earlier attempt had created the server; adopted it".to_owned());

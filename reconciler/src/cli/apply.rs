@@ -274,6 +274,7 @@ fn apply(
         status,
         run: &run,
         now: &now,
+        runtime: None,
     };
     rt.block_on(async {
         let (trigger, signal) = shutdown::channel();

@@ -7,6 +7,7 @@
 //! the key and a hint. The reference is `docs/operations.md`; the choice of YAML is
 //! `docs/decisions/005-daemon-config-format.md`.
 
+mod agent_api;
 mod check;
 mod notify;
 mod print;
@@ -129,6 +130,8 @@ pub struct DaemonConfig {
     pub reconcile_token: Option<Secret<String>>,
     /// Where notifications go (`notify`); no sink, no notification.
     pub notify: NotifyConfig,
+    /// The on-VM agents' API (`agentApi`); runtime updates roll out only when it is served.
+    pub agent_api: Option<crate::runtime::Config>,
 }
 
 /// One problem in the configuration.

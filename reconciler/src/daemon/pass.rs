@@ -42,6 +42,7 @@ pub(super) async fn pass<C: Compute, T: Tailnet>(
     source: &Source,
     compute: &C,
     tailnet: &T,
+    runtime: Option<&crate::runtime::Service>,
     stop: watch::Receiver<bool>,
 ) -> (Option<String>, Result<PassOutcome, PassError>) {
     let snapshot = match read(source).await {
@@ -94,6 +95,7 @@ pub(super) async fn pass<C: Compute, T: Tailnet>(
         status,
         run: &run,
         now: &now,
+        runtime,
     };
     let outcome = reconcile::run(&snapshot, compute, tailnet, &options, stop).await;
     (snapshot.commit, outcome)

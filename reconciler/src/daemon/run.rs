@@ -97,6 +97,18 @@ pub async fn run(
         .await
         .map_err(start_err("listening on the HTTP address"))?;
     tracing::info!(url = %server.url(), "endpoints up: /healthz /readyz /metrics /webhook /reconcile");
+    let runtime = config.agent_api.clone().map(crate::runtime::Service::new);
+    if let Some(service) = &runtime {
+        let signal = signal.clone();
+        let stopped = async move {
+            signal.requested().await;
+        };
+        crate::runtime::api::serve(service.clone(), stopped)
+            .await
+            .map_err(start_err(
+                "listening on the agent API address (agentApi.listen)",
+            ))?;
+    }
     if let Some(tx) = started {
         let _ = tx.send(Handles {
             http_url: server.url(),
@@ -127,6 +139,7 @@ pub async fn run(
         metrics: &metrics,
         readiness: &readiness,
         notifier: &notifier,
+        runtime: runtime.as_ref(),
     };
     daemon.lead(&mut coalescer).await;
     // Whatever ended the loop, the process ends too: never a daemon that answers and does nothing.
@@ -146,6 +159,7 @@ struct Daemon<'a> {
     metrics: &'a Metrics,
     readiness: &'a Readiness,
     notifier: &'a Notifier,
+    runtime: Option<&'a crate::runtime::Service>,
 }
 
 /// Why a stretch of holding the lease ended.
@@ -250,7 +264,7 @@ impl Daemon<'_> {
             let work = async {
                 tokio::select! {
                     biased;
-                    done = pass::pass(self.config, self.source, compute, tailnet, stop_rx) => done,
+                    done = pass::pass(self.config, self.source, compute, tailnet, self.runtime, stop_rx) => done,
                     never = stopper => match never {},
                 }
             };

@@ -4,7 +4,7 @@
 use super::inventory::{Inventory, device_ids, owned_devices};
 use super::{
     Action, Context, Note, Observed, PLAN_VERSION, Plan, Summary, confirm, cost, fields, heal,
-    quarantine, safety,
+    quarantine, runtime, safety,
 };
 use crate::cloud::tailscale::Device;
 use crate::cloud::{Server, ServerStatus};
@@ -186,7 +186,7 @@ pub fn plan(fleet: &Fleet, observed: &Observed, ctx: &Context) -> Plan {
     let managed_servers = inventory.owned_count();
     let owned_device_count = devices.values().map(Vec::len).sum();
     let in_progress = inventory.retired_agents.len();
-    let actions = safety::limit(
+    let mut actions = safety::limit(
         fleet,
         actions,
         &mut notes,
@@ -194,6 +194,10 @@ pub fn plan(fleet: &Fleet, observed: &Observed, ctx: &Context) -> Plan {
         in_progress,
         owned_device_count,
         ctx,
+    );
+    runtime::assign_waves(
+        &mut actions,
+        safety::disruption_budget(fleet, managed_servers),
     );
     let summary = summarize(&actions, observed, &inventory, &mut notes);
     let refusal = safety::check(&actions, fleet, managed_servers, ctx);
@@ -337,7 +341,20 @@ fn plan_existing(
         return;
     }
     let mut want = labels::server_labels(agent, &fleet.settings);
-    let changes = fields::replacement_changes(agent, server, &want, ctx.previous.as_ref());
+    let effective =
+        runtime::effective_labels(agent, server, &fleet.settings, ctx.previous.as_ref());
+    let have = effective.as_ref().unwrap_or(&server.labels);
+    keep_agent_labels(have, &mut want);
+    let viewed = effective.as_ref().map(|labels| Server {
+        labels: labels.clone(),
+        ..server.clone()
+    });
+    let changes = fields::replacement_changes(
+        agent,
+        viewed.as_ref().unwrap_or(server),
+        &want,
+        ctx.previous.as_ref(),
+    );
     if !changes.is_empty() {
         if agent.protect || safety::is_protected(server) {
             // Keep the recorded spec hash: relabelling it would hide the pending replacement.
@@ -377,6 +394,13 @@ fn plan_existing(
             to: agent.server.server_type.as_str().to_owned(),
         });
     }
+    let update = runtime::update(
+        agent,
+        server,
+        have,
+        ctx.previous.as_ref(),
+        ctx.halted_rollout.as_ref(),
+    );
     if server.labels != want {
         actions.push(Action::Relabel {
             agent: name.clone(),
@@ -402,12 +426,28 @@ fn plan_existing(
         }),
         _ => {}
     }
+    match update {
+        Some(Ok(action)) => actions.push(action),
+        Some(Err(note)) => notes.push(note),
+        None => {}
+    }
     duplicate_devices(&name, server, devices, actions);
     if server.status == ServerStatus::Running && !devices.iter().any(|d| d.online) {
         notes.push(Note::Unhealthy {
             agent: name,
             server_id: server.id,
         });
+    }
+}
+
+/// The labels the on-VM agent's channel owns are kept as the server has them: the
+/// `tether/runtime` label moves only when a rollout wave is healthy, and `tether/agent-key`
+/// only when the agent's credential is minted or rotated.
+fn keep_agent_labels(have: &BTreeMap<String, String>, want: &mut BTreeMap<String, String>) {
+    for key in [labels::RUNTIME, labels::AGENT_KEY] {
+        if let Some(value) = have.get(key) {
+            want.insert(key.to_owned(), value.clone());
+        }
     }
 }
 
@@ -454,6 +494,7 @@ fn summarize(
             Action::Quarantine { .. } => s.quarantine += 1,
             Action::Restore { .. } => s.restore += 1,
             Action::Heal { .. } => s.heal += 1,
+            Action::UpdateRuntime { .. } => s.runtime_updates += 1,
         }
     }
     let (delta, mut unknown) = cost::monthly_delta(actions, &observed.servers, &observed.prices);

@@ -64,7 +64,8 @@ pub fn monthly_delta(
             | Action::Quarantine { .. }
             | Action::Restore { .. }
             | Action::DeleteDevice { .. }
-            | Action::Heal { .. } => {}
+            | Action::Heal { .. }
+            | Action::UpdateRuntime { .. } => {}
         }
     }
     (Euros(delta), unknown)
@@ -143,6 +144,8 @@ pub fn api_calls(actions: &[Action]) -> u32 {
                 super::heal::Remedy::PowerCycle => 4,
                 super::heal::Remedy::Replace => create + delete + old_devices.len() as u32,
             },
+            // re-check labels, relabel once the wave is healthy (the agent pulls the rest)
+            Action::UpdateRuntime { .. } => 2,
         })
         .sum()
 }

@@ -21,7 +21,7 @@ pub const NOT_SET: &str = "(not set)";
 pub const UNKNOWN: &str =
     "(previous value unknown: no applied spec on the status branch matches this server)";
 /// The field of a replacement whose spec-only inputs changed but cannot be itemised.
-pub const UNRECORDED: &str = "cloud-init inputs (ssh keys, tags, runtime version, env)";
+pub const UNRECORDED: &str = "cloud-init inputs (ssh keys, tags, subscription)";
 
 /// Parts of an env variable's name that mark its value as a secret.
 const SECRET_NAMES: [&str; 12] = [
@@ -186,15 +186,16 @@ fn applied<'a>(agent: &Agent, server: &Server, previous: Option<&'a Fleet>) -> O
     (server.labels.get(labels::SPEC) == Some(&hash)).then_some(old)
 }
 
-/// The spec-only inputs that differ between the applied agent and the desired one.
+/// The spec-only inputs that differ between the applied agent and the desired one; the runtime
+/// version and env are listed too, but a new server is never needed for them.
 fn spec_inputs(old: &Agent, new: &Agent, changes: &mut Vec<Change>) {
-    let mut differ = |field: &str, from: String, to: String| {
+    let mut differ = |field: &str, from: String, to: String, forces: bool| {
         if from != to {
             changes.push(Change {
                 field: field.to_owned(),
                 from: Some(from),
                 to,
-                forces_replacement: true,
+                forces_replacement: forces,
             });
         }
     };
@@ -205,32 +206,43 @@ fn spec_inputs(old: &Agent, new: &Agent, changes: &mut Vec<Change>) {
             items.join(", ")
         }
     };
-    differ("ssh keys", list(ssh_keys(old)), list(ssh_keys(new)));
-    differ("tags", list(tags(old)), list(tags(new)));
+    differ("ssh keys", list(ssh_keys(old)), list(ssh_keys(new)), true);
+    differ("tags", list(tags(old)), list(tags(new)), true);
     differ(
         "runtime version",
         old.runtime.version.as_str().to_owned(),
         new.runtime.version.as_str().to_owned(),
+        false,
     );
     differ(
         "subscription",
         old.subscription.as_str().to_owned(),
         new.subscription.as_str().to_owned(),
+        true,
     );
-    let mut names: Vec<&str> = old.runtime.env.keys().map(|k| k.as_str()).collect();
+    changes.extend(env_changes(Some(old), new, false));
+}
+
+/// The `env.<NAME>` changes from `old`'s runtime env to `new`'s (every variable of `new` when
+/// there is no `old`); secret-looking values are [`HIDDEN`].
+pub fn env_changes(old: Option<&Agent>, new: &Agent, forces: bool) -> Vec<Change> {
+    let mut names: Vec<&str> = old
+        .map(|o| o.runtime.env.keys().map(|k| k.as_str()).collect())
+        .unwrap_or_default();
     names.extend(new.runtime.env.keys().map(|k| k.as_str()));
     names.sort_unstable();
     names.dedup();
-    let find = |agent: &Agent, name: &str| {
-        agent
+    let find = |agent: Option<&Agent>, name: &str| {
+        agent?
             .runtime
             .env
             .iter()
             .find(|(k, _)| k.as_str() == name)
             .map(|(_, v)| v.clone())
     };
+    let mut changes = Vec::new();
     for name in names {
-        let (from, to) = (find(old, name), find(new, name));
+        let (from, to) = (find(old, name), find(Some(new), name));
         if from == to {
             continue;
         }
@@ -246,9 +258,10 @@ fn spec_inputs(old: &Agent, new: &Agent, changes: &mut Vec<Change>) {
             field: format!("env.{name}"),
             from: Some(show(from)),
             to: show(to),
-            forces_replacement: true,
+            forces_replacement: forces,
         });
     }
+    changes
 }
 
 /// The labels that differ, as `label.<key>` changes that force nothing; tether's own

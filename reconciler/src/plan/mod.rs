@@ -14,6 +14,7 @@ mod inventory;
 pub mod offer;
 pub mod quarantine;
 pub mod render;
+pub mod runtime;
 pub mod safety;
 
 pub use compute::plan;
@@ -71,6 +72,9 @@ pub struct Context {
     pub now: Option<time::OffsetDateTime>,
     /// What the status branch remembers of each agent's self-healing ([`heal::Record`]).
     pub heal: BTreeMap<String, heal::Record>,
+    /// The runtime rollout the daemon halted, from the status branch (`status/runtime.yaml`):
+    /// its runtime is not rolled out again until the spec changes it.
+    pub halted_rollout: Option<runtime::Halted>,
 }
 
 /// One change to make.
@@ -238,6 +242,22 @@ pub enum Action {
         /// Why: `re-key 2/3: never enrolled 17m after creation`.
         reason: String,
     },
+    /// Deliver a new runtime (version, env) in place through the on-VM agent, in a
+    /// health-gated wave: the server, its disk and its IPs are kept.
+    UpdateRuntime {
+        /// Agent name.
+        agent: String,
+        /// Server.
+        server_id: ServerId,
+        /// The version the agent was last told, when tether has a record of it.
+        from: Option<String>,
+        /// The version to run.
+        to: String,
+        /// The runtime fields that differ (secret-looking env values hidden).
+        changes: Vec<Change>,
+        /// The rollout wave: 1 is the canary, later waves double up to the disruption budget.
+        wave: u32,
+    },
 }
 
 /// One field of a replacement that differs, with its old and new value as shown to people
@@ -271,6 +291,7 @@ impl Action {
             | Action::Restore { agent, .. }
             | Action::DeleteDevice { agent, .. }
             | Action::Heal { agent, .. } => agent,
+            | Action::UpdateRuntime { agent, .. } => agent,
         }
     }
 
@@ -288,6 +309,7 @@ impl Action {
             Action::Restore { .. } => "restore",
             Action::DeleteDevice { .. } => "delete-device",
             Action::Heal { .. } => "heal",
+            Action::UpdateRuntime { .. } => "update-runtime",
         }
     }
 
@@ -306,6 +328,7 @@ impl Action {
             Action::Delete { .. } => 5,
             Action::DeleteDevice { .. } => 6,
             Action::Heal { .. } => 1,
+            Action::UpdateRuntime { .. } => 7,
         }
     }
 }
@@ -420,6 +443,15 @@ pub enum Note {
         /// The attempts are used up: the agent is failed.
         failed: bool,
     },
+    /// The agent's runtime update is held: its rollout was halted and rolled back.
+    RolloutHalted {
+        /// Agent.
+        agent: String,
+        /// The version that failed.
+        version: String,
+        /// Why the rollout was halted.
+        reason: String,
+    },
 }
 
 /// Counts and estimates.
@@ -458,6 +490,9 @@ pub struct Summary {
     /// Self-healing remedies (omitted when 0).
     #[serde(skip_serializing_if = "is_zero")]
     pub heal: usize,
+    /// Runtime updates delivered in place by the on-VM agent (omitted when 0).
+    #[serde(skip_serializing_if = "is_zero")]
+    pub runtime_updates: usize,
     /// Servers the plan deletes: the use of the deletion budget. Replacements' old servers
     /// come on top, deleted within what is left of it (else by a later run).
     pub deletions: usize,

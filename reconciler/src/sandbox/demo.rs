@@ -396,6 +396,7 @@ impl<W: Write> Demo<'_, W> {
             }),
             run: "sandbox-demo",
             now: &now,
+            runtime: None,
         };
         let (_stop, stop) = tokio::sync::watch::channel(false);
         reconcile::run(&snapshot, &self.compute, &self.tailnet, &options, stop).await

@@ -20,6 +20,22 @@ const GITHUB_REPOSITORY: &str = "acme/fleet";
 /// The token the sandbox's GitHub emulator accepts (a sandbox value, printed on purpose).
 pub const GITHUB_TOKEN: &str = "ghs_sandbox_token_for_tether";
 
+/// The agent API on a free loopback port: the sandbox's VMs run tether-agent in-process
+/// ([`super::agents`]), so runtime bumps roll out in waves here too; nothing downloads the binary.
+fn agent_api() -> Result<crate::runtime::Config, LiveError> {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map_err(err)?
+        .port();
+    Ok(crate::runtime::Config {
+        listen: std::net::SocketAddr::from(([127, 0, 0, 1], port)),
+        url: format!("http://127.0.0.1:{port}"),
+        binary_url: format!("http://127.0.0.1:{port}/tether-agent"),
+        poll: Duration::from_secs(1),
+        wave_timeout: Duration::from_secs(60),
+    })
+}
+
 /// Why the sandbox could not run.
 #[derive(Debug, thiserror::Error)]
 #[error("sandbox: {0}")]
@@ -95,6 +111,7 @@ pub async fn run(
         action_timeout: crate::cloud::hetzner::DEFAULT_ACTION_TIMEOUT,
         reconcile_token: None,
         notify: crate::daemon::config::NotifyConfig::default(),
+        agent_api: Some(agent_api()?),
     };
     let (tx, rx) = tokio::sync::oneshot::channel::<Handles>();
     let narrate = async {

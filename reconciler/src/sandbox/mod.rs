@@ -9,6 +9,7 @@
 //! - [`MachineHooks`]: how an emulated VM's life (boot, power off, delete) reaches other
 //!   emulators, so a booted server can enrol in the emulated tailnet from its cloud-init.
 
+pub mod agents;
 pub mod demo;
 pub mod emulator;
 pub mod github;

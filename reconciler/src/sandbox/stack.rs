@@ -3,6 +3,7 @@
 //! deployment would use (a Hetzner token; a Tailscale OAuth client tagged `tag:tether` that owns
 //! the agent tags). Tests, benchmarks and `tether sandbox` all start it the same way.
 
+use super::agents::AgentSimulator;
 use super::hetzner::{self, HetznerEmulator, Latencies};
 use super::tailscale::{self as ts, OAuthClient, TailscaleEmulator};
 use crate::cloud::retry::Backoff;
@@ -79,6 +80,8 @@ pub struct Stack {
     pub hetzner: HetznerEmulator,
     /// The tailnet.
     pub tailscale: TailscaleEmulator,
+    /// tether-agent on every booted VM that carries it.
+    pub agents: Arc<AgentSimulator>,
     client_secret: Secret<String>,
 }
 
@@ -115,10 +118,12 @@ impl Stack {
             ..hetzner::Config::default()
         })
         .await?;
-        hetzner.set_hooks(Arc::new(tailscale.enroller()));
+        let agents = Arc::new(AgentSimulator::new(Arc::new(tailscale.enroller())));
+        hetzner.set_hooks(agents.clone());
         Ok(Stack {
             hetzner,
             tailscale,
+            agents,
             client_secret,
         })
     }

@@ -1,6 +1,8 @@
-//! The text the `tether/spec` hash covers for cloud-init: everything the VM is given (hostname,
-//! tags, the four tether variables, the runtime version and env), in a form frozen at the
-//! layout tether rendered up to 0.1 with the key left out.
+//! The text the `tether/spec` hash covers for cloud-init, in a form frozen at the layout tether
+//! rendered up to 0.1 with the key left out: [`fingerprint`] covers what only a new server can
+//! change (hostname, tags, the three identity variables); [`legacy`] is the form servers
+//! created before runtime updates were delivered in place were hashed with (it also covers the
+//! runtime version and env; `docs/decisions/023-on-vm-agent.md`).
 //!
 //! It is frozen so that a change of rendering (such as base64 file contents) never changes an
 //! agent's hash and so never replaces servers whose spec did not change; see
@@ -12,9 +14,20 @@ use std::fmt::Write as _;
 /// Stands in for the auth key, so the hash does not depend on the key.
 const KEY_PLACEHOLDER: &str = "tskey-placeholder";
 
-/// The frozen description of `agent`'s cloud-init. Distinct agents give distinct texts: every
-/// value is quoted with `"` and `\` escaped, one variable per line.
+/// The frozen description of `agent`'s create-only cloud-init inputs: the runtime version and
+/// env are left out, since the on-VM agent delivers them in place. Distinct agents give
+/// distinct texts: every value is quoted with `"` and `\` escaped, one variable per line.
 pub fn fingerprint(agent: &Agent, fleet: &FleetSettings) -> String {
+    frozen(agent, fleet, &super::identity_vars(agent, fleet))
+}
+
+/// The frozen description as hashed before runtime fields were delivered in place: every
+/// variable of the env file, runtime version and env included.
+pub fn legacy(agent: &Agent, fleet: &FleetSettings) -> String {
+    frozen(agent, fleet, &super::env_vars(agent, fleet))
+}
+
+fn frozen(agent: &Agent, fleet: &FleetSettings, vars: &[(&str, &str)]) -> String {
     let name = agent.name.as_str();
     let tags = agent
         .tags
@@ -23,7 +36,7 @@ pub fn fingerprint(agent: &Agent, fleet: &FleetSettings) -> String {
         .collect::<Vec<_>>()
         .join(",");
     let mut env = String::new();
-    for (key, value) in super::env_vars(agent, fleet) {
+    for (key, value) in vars {
         let _ = writeln!(env, "      {key}={}", quote(value));
     }
     let path = super::AUTH_KEY_PATH;

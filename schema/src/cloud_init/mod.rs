@@ -16,13 +16,14 @@
 //! `docs/decisions/008-cloud-init-rendering.md`; the sandbox's Tailscale emulator reads the key
 //! file and `--hostname` back out of it to enrol a device.
 
+pub mod agent;
 pub mod env_file;
 mod fingerprint;
 #[cfg(test)]
 mod props;
 pub mod yaml;
 
-pub use fingerprint::fingerprint;
+pub use fingerprint::{fingerprint, legacy as legacy_fingerprint};
 
 use crate::model::{Agent, FleetSettings};
 use base64::Engine as _;
@@ -37,16 +38,23 @@ pub const AUTH_KEY_PATH: &str = "/run/tether/tailscale-authkey";
 pub const ENV_FILE_PATH: &str = "/etc/tether/agent.env";
 /// Longest auth key tether budgets for when checking the user_data limit at validation time.
 pub const MAX_AUTH_KEY_LEN: usize = 128;
+/// Longest agent API or binary URL tether budgets for when checking the user_data limit.
+pub const MAX_AGENT_URL_LEN: usize = 256;
 
-/// The variables tether writes to [`ENV_FILE_PATH`], in order: its own four, then the agent's
-/// `spec.runtime.env`.
-pub fn env_vars<'a>(agent: &'a Agent, fleet: &'a FleetSettings) -> Vec<(&'a str, &'a str)> {
-    let mut vars = vec![
+/// The three variables that say who the VM is: fixed for the server's life.
+pub fn identity_vars<'a>(agent: &'a Agent, fleet: &'a FleetSettings) -> Vec<(&'a str, &'a str)> {
+    vec![
         ("TETHER_AGENT", agent.name.as_str()),
         ("TETHER_FLEET", fleet.name.as_str()),
         ("TETHER_SUBSCRIPTION", agent.subscription.as_str()),
-        ("AGENT_RUNTIME_VERSION", agent.runtime.version.as_str()),
-    ];
+    ]
+}
+
+/// The variables tether writes to [`ENV_FILE_PATH`], in order: its own four, then the agent's
+/// `spec.runtime.env`. The on-VM agent rewrites the file when the runtime changes.
+pub fn env_vars<'a>(agent: &'a Agent, fleet: &'a FleetSettings) -> Vec<(&'a str, &'a str)> {
+    let mut vars = identity_vars(agent, fleet);
+    vars.push(("AGENT_RUNTIME_VERSION", agent.runtime.version.as_str()));
     vars.extend(
         agent
             .runtime
@@ -84,31 +92,53 @@ fn commands(agent: &Agent) -> [Vec<String>; 3] {
     ]
 }
 
-/// Renders the cloud-init document for `agent`, embedding `auth_key`.
+/// Renders the cloud-init document for `agent`, embedding `auth_key`, without the on-VM agent.
 ///
 /// The output is deterministic: the same agent and key always give the same bytes.
 pub fn render(agent: &Agent, fleet: &FleetSettings, auth_key: &str) -> String {
+    render_with_agent(agent, fleet, auth_key, None)
+}
+
+/// Renders the cloud-init document for `agent`, embedding `auth_key` and, when given, the
+/// on-VM agent's configuration, credential and unit ([`agent`]), installed and started after
+/// the VM joined the tailnet.
+///
+/// The output is deterministic: the same inputs always give the same bytes.
+pub fn render_with_agent(
+    agent: &Agent,
+    fleet: &FleetSettings,
+    auth_key: &str,
+    boot: Option<&agent::Bootstrap<'_>>,
+) -> String {
     let env = env_file::render(&env_vars(agent, fleet));
     let mut doc = String::from(
-        "#cloud-config\n# Rendered by tether; changing it replaces the server. File contents are base64.\n",
+        "#cloud-config\n# Rendered by tether. Changing what it gives once (hostname, tags, identity) replaces the server; the runtime is updated in place by tether-agent. File contents are base64.\n",
     );
     let _ = writeln!(doc, "hostname: {}", yaml::scalar(agent.name.as_str()));
     doc.push_str("package_update: true\n");
     let _ = writeln!(doc, "packages: {}", yaml::flow(["curl", "ca-certificates"]));
     doc.push_str("write_files:\n");
-    for (path, content) in [(AUTH_KEY_PATH, auth_key), (ENV_FILE_PATH, env.as_str())] {
+    let mut files = vec![
+        (AUTH_KEY_PATH, "0600", auth_key.to_owned()),
+        (ENV_FILE_PATH, "0600", env),
+    ];
+    if let Some(boot) = boot {
+        files.extend(agent::files(agent.name.as_str(), boot));
+    }
+    for (path, permissions, content) in &files {
         let _ = write!(
             doc,
             "  - path: {}\n    owner: {}\n    permissions: {}\n    encoding: {}\n    content: {}\n",
             yaml::scalar(path),
             yaml::scalar("root:root"),
-            yaml::scalar("0600"),
+            yaml::scalar(permissions),
             yaml::scalar("b64"),
             yaml::scalar(&BASE64.encode(content)),
         );
     }
     doc.push_str("runcmd:\n");
-    for command in commands(agent) {
+    let agent_commands = boot.map(agent::commands).into_iter().flatten();
+    for command in commands(agent).into_iter().chain(agent_commands) {
         let _ = writeln!(doc, "  - {}", yaml::flow(&command));
     }
     doc
@@ -116,5 +146,11 @@ pub fn render(agent: &Agent, fleet: &FleetSettings, auth_key: &str) -> String {
 
 /// The size of the rendered document with the longest auth key tether budgets for.
 pub fn worst_case_size(agent: &Agent, fleet: &FleetSettings) -> usize {
-    render(agent, fleet, &"k".repeat(MAX_AUTH_KEY_LEN)).len()
+    let url = "u".repeat(MAX_AGENT_URL_LEN);
+    let boot = agent::Bootstrap {
+        url: &url,
+        binary_url: &url,
+        credential: &"c".repeat(MAX_AUTH_KEY_LEN),
+    };
+    render_with_agent(agent, fleet, &"k".repeat(MAX_AUTH_KEY_LEN), Some(&boot)).len()
 }

@@ -292,17 +292,33 @@ fn printable_values_round_trip_through_the_env_file_unchanged() {
 }
 
 #[test]
-fn the_spec_hash_follows_the_env_not_the_rendering() {
+fn the_legacy_spec_hash_is_the_one_servers_were_labelled_with() {
     let fleet = fleet();
     let plain = with_env(&fleet, &BTreeMap::new());
-    let hash = crate::labels::replacement_hash(&plain, &fleet.settings);
-    // Pinned at the value tether computed before file contents became base64: upgrading
-    // tether must not replace servers whose spec did not change.
+    let hash = crate::labels::legacy_replacement_hash(&plain, &fleet.settings);
+    // Pinned at the value tether computed before file contents became base64 and before
+    // runtime fields left the hash: such servers must be recognised, never replaced.
     assert_eq!(hash, "05d530c954bb9da5");
     let env = BTreeMap::from([("A".to_owned(), "b".to_owned())]);
     let changed = with_env(&fleet, &env);
     assert_ne!(
-        crate::labels::replacement_hash(&changed, &fleet.settings),
+        crate::labels::legacy_replacement_hash(&changed, &fleet.settings),
         hash
+    );
+}
+
+#[test]
+fn runtime_fields_change_the_runtime_hash_not_the_spec_hash() {
+    let fleet = fleet();
+    let plain = with_env(&fleet, &BTreeMap::new());
+    let env = BTreeMap::from([("A".to_owned(), "b".to_owned())]);
+    let changed = with_env(&fleet, &env);
+    assert_eq!(
+        crate::labels::replacement_hash(&changed, &fleet.settings),
+        crate::labels::replacement_hash(&plain, &fleet.settings)
+    );
+    assert_ne!(
+        crate::labels::runtime_hash(&changed),
+        crate::labels::runtime_hash(&plain)
     );
 }

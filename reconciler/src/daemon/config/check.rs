@@ -174,6 +174,7 @@ impl Check<'_> {
         let tailscale_auth = self.tailscale_auth();
         let github_token = self.secret("GITHUB_TOKEN", "github.tokenFile");
         let notify = self.notify();
+        let agent_api = self.agent_api();
         Some(DaemonConfig {
             fleet: fleet?,
             source: source?,
@@ -195,6 +196,7 @@ impl Check<'_> {
             action_timeout,
             reconcile_token,
             notify,
+            agent_api,
         })
     }
 

@@ -50,6 +50,17 @@ impl fmt::Display for DaemonConfig {
             "reconcile:\n  token: {}",
             redacted(self.reconcile_token.as_ref())
         )?;
+        if let Some(api) = &self.agent_api {
+            writeln!(
+                f,
+                "agentApi:\n  listen: {}\n  url: {}\n  binaryUrl: {}\n  poll: {}\n  waveTimeout: {}",
+                api.listen,
+                api.url,
+                api.binary_url,
+                secs(api.poll),
+                secs(api.wave_timeout)
+            )?;
+        }
         writeln!(
             f,
             "lock:\n  ttl: {}\n  holder: {}",

@@ -37,6 +37,18 @@ pub(super) struct RawConfig {
     reconcile: RawReconcile,
     #[serde(default)]
     notify: super::notify::RawNotify,
+    agent_api: RawAgentApi,
+}
+
+/// The on-VM agents' API (`crate::runtime`); served only when `listen` is set.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct RawAgentApi {
+    listen: Text,
+    url: Text,
+    binary_url: Text,
+    poll: Text,
+    wave_timeout: Text,
 }
 
 /// `POST /reconcile`: its bearer token comes from `TETHER_RECONCILE_TOKEN` or this file.
@@ -133,6 +145,11 @@ pub const ENV_OVERRIDES: &[(&str, &str)] = &[
     ("TETHER_SHUTDOWN_GRACE", "shutdownGrace"),
     ("TETHER_DEGRADED_AFTER", "degradedAfter"),
     ("TETHER_HETZNER_ACTION_TIMEOUT", "hetzner.actionTimeout"),
+    ("TETHER_AGENT_API_LISTEN", "agentApi.listen"),
+    ("TETHER_AGENT_API_URL", "agentApi.url"),
+    ("TETHER_AGENT_BINARY_URL", "agentApi.binaryUrl"),
+    ("TETHER_AGENT_POLL", "agentApi.poll"),
+    ("TETHER_WAVE_TIMEOUT", "agentApi.waveTimeout"),
 ];
 
 impl RawConfig {
@@ -140,7 +157,7 @@ impl RawConfig {
     pub(super) fn flatten(self) -> Settings {
         let mut out = Settings::new();
         self.notify.flatten_into(&mut out);
-        let entries: [(&'static str, Text); 25] = [
+        let entries: [(&'static str, Text); 30] = [
             ("fleet", self.fleet),
             ("source.remote", self.source.remote),
             ("source.path", self.source.path),
@@ -169,6 +186,11 @@ impl RawConfig {
             ("degradedAfter", self.degraded_after),
             ("hetzner.actionTimeout", self.hetzner.action_timeout),
             ("reconcile.tokenFile", self.reconcile.token_file),
+            ("agentApi.listen", self.agent_api.listen),
+            ("agentApi.url", self.agent_api.url),
+            ("agentApi.binaryUrl", self.agent_api.binary_url),
+            ("agentApi.poll", self.agent_api.poll),
+            ("agentApi.waveTimeout", self.agent_api.wave_timeout),
         ];
         for (key, value) in entries {
             if let Some(v) = value {

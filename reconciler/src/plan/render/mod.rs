@@ -16,6 +16,9 @@ pub const REPLACE_CONSEQUENCE: &str = "a new server is created (new public IPv4/
 pub const RESIZE_CONSEQUENCE: &str =
     "the server is powered off while its type changes (downtime); disk and IPs are kept";
 
+/// What a runtime update does to the agent.
+pub const RUNTIME_CONSEQUENCE: &str = "the on-VM agent applies it and restarts the runtime; server, disk and IPs are kept; a wave that is not healthy halts the rollout and rolls back";
+
 /// The Terraform-style symbol of an action.
 pub fn symbol(action: &Action) -> &'static str {
     match action {
@@ -27,7 +30,8 @@ pub fn symbol(action: &Action) -> &'static str {
         | Action::PowerOn { .. }
         | Action::PowerOff { .. }
         | Action::Quarantine { .. }
-        | Action::Restore { .. } => "~",
+        | Action::Restore { .. }
+        | Action::UpdateRuntime { .. } => "~",
         Action::Heal { remedy, .. } => match remedy {
             super::heal::Remedy::Replace => "-/+",
             _ => "~",
@@ -148,6 +152,24 @@ pub fn headline(action: &Action, esc: fn(&str) -> String) -> String {
                 super::heal::Remedy::Replace => REPLACE_CONSEQUENCE,
             }
         ),
+        Action::UpdateRuntime {
+            agent,
+            server_id,
+            from,
+            to,
+            wave,
+            ..
+        } => {
+            let what = match from.as_deref() {
+                Some(from) if from == to => format!("env of {}", esc(to)),
+                from => format!("{} → {}", esc(from.unwrap_or("(unrecorded)")), esc(to)),
+            };
+            let canary = if *wave == 1 { " canary" } else { "" };
+            format!(
+                "update runtime of server {} (id {server_id}): {what} (in place, wave {wave}{canary})",
+                esc(agent)
+            )
+        }
     }
 }
 
@@ -199,6 +221,11 @@ pub fn details(action: &Action) -> Vec<(char, String)> {
             .iter()
             .map(change_line)
             .collect(),
+        Action::UpdateRuntime { changes, .. } => {
+            let mut lines: Vec<(char, String)> = changes.iter().map(change_line).collect();
+            lines.push(('#', RUNTIME_CONSEQUENCE.to_owned()));
+            lines
+        }
         _ => Vec::new(),
     }
 }
@@ -228,6 +255,7 @@ pub fn needs_attention(note: &Note) -> bool {
             | Note::Waiting { .. }
             | Note::HealHeld { .. }
             | Note::Healing { .. }
+            | Note::RolloutHalted { .. }
     )
 }
 
@@ -265,6 +293,9 @@ pub fn summary_line(plan: &Plan) -> String {
     }
     if s.quarantine > 0 {
         parts.push(format!("{} to quarantine", s.quarantine));
+    }
+    if s.runtime_updates > 0 {
+        parts.push(format!("{} runtime update(s) in place", s.runtime_updates));
     }
     if s.restore > 0 {
         parts.push(format!("{} to restore from quarantine", s.restore));

@@ -195,5 +195,15 @@ pub fn note_line(note: &Note, esc: fn(&str) -> String) -> String {
             if *failed { "is FAILED:" } else { "is healing:" },
             esc(message)
         ),
+        Note::RolloutHalted {
+            agent,
+            version,
+            reason,
+        } => format!(
+            "runtime {} of agent {} is held: {}; change the runtime in the spec to roll out again",
+            esc(version),
+            esc(agent),
+            esc(reason)
+        ),
     }
 }

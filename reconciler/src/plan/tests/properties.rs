@@ -168,6 +168,23 @@ fn simulate(plan: &Plan, fleet: &Fleet, observed: &Observed) -> Observed {
                 }),
             // Planned only with the pass's time, which these properties do not give.
             Action::Heal { .. } => {}
+            Action::UpdateRuntime {
+                agent, server_id, ..
+            } => {
+                let spec = fleet
+                    .agents
+                    .get(agent.as_str())
+                    .expect("updated agent is desired");
+                servers
+                    .iter_mut()
+                    .filter(|s| s.id == *server_id)
+                    .for_each(|s| {
+                        s.labels.insert(
+                            tether_schema::labels::RUNTIME.to_owned(),
+                            tether_schema::labels::runtime_hash(spec),
+                        );
+                    });
+            }
         }
     }
     Observed {

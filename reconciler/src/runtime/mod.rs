@@ -1,0 +1,237 @@
+//! Runtime updates in place: the daemon's side of the on-VM agent. [`Service`] holds what each
+//! agent should run, the hash of its credential and its last report; [`api`] serves it to the
+//! agents over the tailnet; [`rollout`] moves a new runtime through health-gated waves;
+//! [`status`] writes `status/runtime.yaml`. The agent itself is [`crate::agent_client`].
+//!
+//! Decisions: `docs/decisions/023-on-vm-agent.md`, `docs/decisions/024-health-gated-waves.md`.
+
+pub mod api;
+pub mod credential;
+pub mod rollout;
+pub mod status;
+pub mod wire;
+
+use crate::cloud::Server;
+use crate::plan::runtime::Halted;
+use crate::secret::Secret;
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::{Duration, SystemTime};
+use tether_schema::{Agent, Fleet, labels};
+use wire::{Desired, Report};
+
+/// How the agent API and rollouts are configured (the daemon config's `agentApi` block).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Config {
+    /// Where the API listens: the daemon host's tailnet address in production, loopback in the
+    /// sandbox. Never a public address.
+    pub listen: SocketAddr,
+    /// The API's base URL as the VMs reach it (written into their cloud-init).
+    pub url: String,
+    /// Where VMs download the `tether-agent` binary from.
+    pub binary_url: String,
+    /// How often agents poll.
+    pub poll: Duration,
+    /// How long a wave may take to report the new version healthy.
+    pub wave_timeout: Duration,
+}
+
+/// The last report of an agent.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reported {
+    /// What it said.
+    pub report: Report,
+    /// When.
+    pub at: SystemTime,
+}
+
+#[derive(Debug, Default)]
+struct Entry {
+    key: Option<String>,
+    rotated: bool,
+    desired: Option<Desired>,
+    reported: Option<Reported>,
+}
+
+#[derive(Debug, Default)]
+struct State {
+    agents: BTreeMap<String, Entry>,
+    rollout: Option<rollout::Record>,
+}
+
+/// The daemon's runtime state, shared by the API and the passes. Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct Service {
+    config: Arc<Config>,
+    state: Arc<Mutex<State>>,
+}
+
+impl Service {
+    /// An empty service; [`Service::sync`] fills it from the fleet and the servers.
+    pub fn new(config: Config) -> Service {
+        Service {
+            config: Arc::new(config),
+            state: Arc::default(),
+        }
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// What `agent`'s spec asks the VM to run.
+    pub fn desired_of(&self, agent: &Agent) -> Desired {
+        Desired {
+            version: agent.runtime.version.as_str().to_owned(),
+            env: agent
+                .runtime
+                .env
+                .iter()
+                .map(|(k, v)| (k.as_str().to_owned(), v.clone()))
+                .collect(),
+            poll_seconds: self.config.poll.as_secs().max(1),
+        }
+    }
+
+    /// Reads the servers after observing: each agent's credential hash from `tether/agent-key`
+    /// (unless a rotation the label does not show yet is pending), and, for an agent whose
+    /// server is labelled with its spec's runtime, that runtime as the one to serve. An agent
+    /// mid-rollout or rolled back keeps what the rollout serves it.
+    pub fn sync(&self, fleet: &Fleet, servers: &[Server]) {
+        let mut state = self.lock();
+        for server in servers {
+            let Some(name) = server.labels.get(labels::AGENT) else {
+                continue;
+            };
+            if server.labels.get(labels::FLEET).map(String::as_str)
+                != Some(fleet.settings.name.as_str())
+            {
+                continue;
+            }
+            let entry = state.agents.entry(name.clone()).or_default();
+            let label = server.labels.get(labels::AGENT_KEY);
+            if entry.rotated && label == entry.key.as_ref() {
+                entry.rotated = false;
+            }
+            if !entry.rotated {
+                entry.key = label.cloned();
+            }
+            if let Some(agent) = fleet.agents.get(name.as_str())
+                && server.labels.get(labels::RUNTIME) == Some(&labels::runtime_hash(agent))
+            {
+                entry.desired = Some(self.desired_of(agent));
+            }
+        }
+    }
+
+    /// Records a new agent's credential hash and what it runs (at create).
+    pub fn enrol(&self, agent: &Agent, key: String) {
+        let desired = self.desired_of(agent);
+        let mut state = self.lock();
+        let entry = state
+            .agents
+            .entry(agent.name.as_str().to_owned())
+            .or_default();
+        entry.key = Some(key);
+        entry.rotated = false;
+        entry.desired = Some(desired);
+        entry.reported = None;
+    }
+
+    /// Whether `credential` is `agent`'s.
+    pub fn authenticates(&self, agent: &str, credential: &Secret<String>) -> bool {
+        self.lock()
+            .agents
+            .get(agent)
+            .and_then(|e| e.key.as_deref())
+            .is_some_and(|key| credential::verify(credential, key))
+    }
+
+    /// The agent whose credential `credential` is, if any.
+    pub fn owner_of(&self, credential: &Secret<String>) -> Option<String> {
+        self.lock()
+            .agents
+            .iter()
+            .find(|(_, e)| {
+                e.key
+                    .as_deref()
+                    .is_some_and(|k| credential::verify(credential, k))
+            })
+            .map(|(name, _)| name.clone())
+    }
+
+    /// What `agent` should run now.
+    pub fn desired(&self, agent: &str) -> Option<Desired> {
+        self.lock()
+            .agents
+            .get(agent)
+            .and_then(|e| e.desired.clone())
+    }
+
+    /// Serves `desired` to `agent` from now on; returns what was served before.
+    pub fn serve(&self, agent: &str, desired: Option<Desired>) -> Option<Desired> {
+        let mut state = self.lock();
+        let entry = state.agents.entry(agent.to_owned()).or_default();
+        std::mem::replace(&mut entry.desired, desired)
+    }
+
+    /// Records a report (a heartbeat) of `agent`.
+    pub fn record(&self, agent: &str, report: Report, at: SystemTime) {
+        let mut state = self.lock();
+        state.agents.entry(agent.to_owned()).or_default().reported = Some(Reported { report, at });
+    }
+
+    /// The last report of `agent`.
+    pub fn reported(&self, agent: &str) -> Option<Reported> {
+        self.lock()
+            .agents
+            .get(agent)
+            .and_then(|e| e.reported.clone())
+    }
+
+    /// Replaces `agent`'s credential hash with `key`; the server is relabelled by
+    /// [`Service::pending_keys`]' consumer.
+    pub fn rotate(&self, agent: &str, key: String) {
+        let mut state = self.lock();
+        let entry = state.agents.entry(agent.to_owned()).or_default();
+        entry.key = Some(key);
+        entry.rotated = true;
+    }
+
+    /// Rotated credential hashes not yet on their server's `tether/agent-key` label.
+    pub fn pending_keys(&self) -> Vec<(String, String)> {
+        self.lock()
+            .agents
+            .iter()
+            .filter(|(_, e)| e.rotated)
+            .filter_map(|(name, e)| Some((name.clone(), e.key.clone()?)))
+            .collect()
+    }
+
+    /// The current rollout's record.
+    pub fn rollout(&self) -> Option<rollout::Record> {
+        self.lock().rollout.clone()
+    }
+
+    /// Replaces the rollout's record.
+    pub fn set_rollout(&self, record: rollout::Record) {
+        self.lock().rollout = Some(record);
+    }
+
+    /// The halted rollout, if the current one is.
+    pub fn halted(&self) -> Option<Halted> {
+        self.lock()
+            .rollout
+            .as_ref()
+            .and_then(rollout::Record::halted)
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,131 @@
+//! `status/runtime.yaml` on the status branch: the current rollout ([`super::rollout::Record`])
+//! and, per agent, the version it is served, the version it reports running and whether its
+//! heartbeat is fresh and healthy — the third health signal besides the server running
+//! (`status/<agent>.yaml`'s server) and the device online (its device). Read back by
+//! [`halted`] so a halted rollout is not restarted by the next pass.
+
+use super::Service;
+use super::rollout::Record;
+use crate::audit::ledger::Ledger;
+use crate::audit::status::to_yaml;
+use crate::plan::runtime::Halted;
+use serde::Serialize;
+use std::collections::BTreeMap;
+use std::time::{Duration, SystemTime};
+use tether_schema::Fleet;
+
+/// The file's name in `status/`.
+pub const FILE: &str = "runtime.yaml";
+
+/// `status/runtime.yaml`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RuntimeStatus {
+    /// The last rollout, when there was one since the daemon started.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rollout: Option<Record>,
+    /// Each agent of the fleet.
+    pub agents: BTreeMap<String, AgentRuntime>,
+}
+
+/// One agent's runtime.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AgentRuntime {
+    /// The version tether serves it.
+    pub desired: Option<String>,
+    /// The version it last reported running.
+    pub running: Option<String>,
+    /// `healthy` (fresh heartbeat, desired version, up), `unhealthy`, `stale` (no heartbeat
+    /// within three poll intervals) or `unknown` (no report since the daemon started).
+    pub heartbeat: &'static str,
+    /// The agent's last error.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+/// The document for `fleet` as `service` knows it at `now`.
+pub fn document(service: &Service, fleet: &Fleet, now: SystemTime) -> RuntimeStatus {
+    let fresh = service.config().poll.max(Duration::from_secs(1)) * 3;
+    let agents = fleet
+        .agents
+        .keys()
+        .map(|name| {
+            let desired = service.desired(name.as_str()).map(|d| d.version);
+            let reported = service.reported(name.as_str());
+            let heartbeat = match &reported {
+                None => "unknown",
+                Some(r) if now.duration_since(r.at).unwrap_or_default() > fresh => "stale",
+                Some(r) if r.report.healthy && r.report.version == desired => "healthy",
+                Some(_) => "unhealthy",
+            };
+            let (running, error) = reported
+                .map(|r| (r.report.version, r.report.error))
+                .unwrap_or_default();
+            (
+                name.as_str().to_owned(),
+                AgentRuntime {
+                    desired,
+                    running,
+                    heartbeat,
+                    error,
+                },
+            )
+        })
+        .collect();
+    RuntimeStatus {
+        rollout: service.rollout(),
+        agents,
+    }
+}
+
+/// Adds `status/runtime.yaml` to a pass's status files: derived from `service` when the pass
+/// has one, else kept as the branch has it.
+pub fn add(
+    files: &mut BTreeMap<String, String>,
+    service: Option<&Service>,
+    fleet: &Fleet,
+    ledger: &Ledger,
+) {
+    let text = match service {
+        Some(service) => Some(to_yaml(&document(service, fleet, SystemTime::now()))),
+        None => ledger.files.get(FILE).cloned(),
+    };
+    if let Some(text) = text {
+        files.insert(FILE.to_owned(), text);
+    }
+}
+
+/// The halted rollout the status branch records, if any.
+pub fn halted(ledger: &Ledger) -> Option<Halted> {
+    let text = ledger.files.get(FILE)?;
+    let docs = yaml_rust2::YamlLoader::load_from_str(text).ok()?;
+    let rollout = &docs.first()?["rollout"];
+    if rollout["halted"].as_bool() != Some(true) {
+        return None;
+    }
+    Some(Halted {
+        runtime: rollout["runtime"].as_str()?.to_owned(),
+        version: rollout["target"].as_str()?.to_owned(),
+        reason: rollout["reason"].as_str().unwrap_or_default().to_owned(),
+    })
+}
+
+/// After a daemon restart, takes the halted rollout the status branch records back into
+/// `service`, so `status/runtime.yaml` keeps saying why until the spec changes the runtime.
+pub fn seed(service: &Service, ledger: &Ledger) {
+    if service.rollout().is_some() {
+        return;
+    }
+    if let Some(h) = halted(ledger) {
+        service.set_rollout(Record {
+            target: h.version,
+            runtime: h.runtime,
+            last_good: None,
+            waves: Vec::new(),
+            agents_done: 0,
+            halted: true,
+            reason: Some(h.reason),
+        });
+    }
+}

@@ -1,0 +1,113 @@
+//! The agent API over real HTTP: an agent reads only its own runtime, with its own credential;
+//! reports land; rotation replaces the credential; no response carries a credential.
+
+use super::wire::{Desired, Report};
+use super::{Config, Service, api, credential};
+use crate::agent_client::Client;
+use crate::secret::Secret;
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+fn desired(version: &str) -> Desired {
+    Desired {
+        version: version.to_owned(),
+        env: BTreeMap::from([("API_TOKEN".to_owned(), "tok-123".to_owned())]),
+        poll_seconds: 1,
+    }
+}
+
+/// A served API with agents `a1` and `a2` enrolled; their credentials.
+async fn served() -> (Service, String, Secret<String>, Secret<String>) {
+    let service = Service::new(Config {
+        listen: "127.0.0.1:0".parse().expect("addr"),
+        url: String::new(),
+        binary_url: String::new(),
+        poll: Duration::from_secs(1),
+        wave_timeout: Duration::from_secs(5),
+    });
+    let (c1, c2) = (credential::mint(), credential::mint());
+    for (name, c) in [("a1", &c1), ("a2", &c2)] {
+        service.rotate(name, credential::hash(c));
+        service.serve(name, Some(desired(&format!("1.0-{name}"))));
+    }
+    let server = api::serve(service.clone(), std::future::pending())
+        .await
+        .expect("serve");
+    (service, format!("http://{}", server.addr), c1, c2)
+}
+
+async fn status_of(url: &str, bearer: Option<&str>) -> (u16, String) {
+    let mut request = reqwest::Client::new().get(url);
+    if let Some(b) = bearer {
+        request = request.bearer_auth(b);
+    }
+    let response = request.send().await.expect("request");
+    let status = response.status().as_u16();
+    (status, response.text().await.expect("body"))
+}
+
+#[tokio::test]
+async fn an_agent_reads_its_own_runtime_and_no_other() {
+    let (_service, base, c1, c2) = served().await;
+    let own = Client::new(&base, "a1", c1.clone());
+    assert_eq!(
+        own.desired().await.expect("own runtime"),
+        Some(desired("1.0-a1"))
+    );
+
+    let (status, body) =
+        status_of(&format!("{base}/v1/agents/a2/runtime"), Some(c1.expose())).await;
+    assert_eq!(status, 403, "{body}");
+    assert!(body.contains("not agent `a2`'s"), "{body}");
+    assert!(
+        !body.contains("1.0-a2") && !body.contains("tok-123"),
+        "{body}"
+    );
+
+    let (status, body) = status_of(&format!("{base}/v1/agents/a1/runtime"), Some("wrong")).await;
+    assert_eq!(status, 401, "{body}");
+    let (status, body) = status_of(&format!("{base}/v1/agents/a1/runtime"), None).await;
+    assert_eq!(status, 401, "{body}");
+    let (status, _) = status_of(&format!("{base}/v1/agents/a1/runtime"), Some(c2.expose())).await;
+    assert_eq!(status, 403);
+    assert!(!body.contains(c1.expose().as_str()) && !body.contains(c2.expose().as_str()));
+}
+
+#[tokio::test]
+async fn reports_are_recorded_as_heartbeats_of_their_agent() {
+    let (service, base, c1, _) = served().await;
+    let report = Report {
+        version: Some("1.0-a1".into()),
+        healthy: true,
+        error: None,
+    };
+    Client::new(&base, "a1", c1)
+        .report(&report)
+        .await
+        .expect("report");
+    assert_eq!(service.reported("a1").map(|r| r.report), Some(report));
+    assert_eq!(service.reported("a2"), None);
+}
+
+#[tokio::test]
+async fn rotation_replaces_the_credential_and_the_old_one_stops_working() {
+    let (service, base, c1, _) = served().await;
+    let fresh = Client::new(&base, "a1", c1.clone())
+        .rotate()
+        .await
+        .expect("rotate");
+    assert_ne!(fresh.expose(), c1.expose());
+    assert!(
+        service
+            .pending_keys()
+            .contains(&("a1".to_owned(), credential::hash(&fresh))),
+        "the new hash waits for the server's label"
+    );
+    let (status, _) = status_of(&format!("{base}/v1/agents/a1/runtime"), Some(c1.expose())).await;
+    assert_eq!(status, 401);
+    let again = Client::new(&base, "a1", fresh);
+    assert_eq!(
+        again.desired().await.expect("runtime"),
+        Some(desired("1.0-a1"))
+    );
+}
