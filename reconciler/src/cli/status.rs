@@ -3,11 +3,10 @@
 
 use super::style::{Style, Tone};
 use super::{CliError, Format, Outcome};
-use crate::audit::overview::{self, Filter, FleetOverview};
+use crate::audit::overview::{self, Filter};
 use crate::audit::{self, log};
 use git2::Repository;
-use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 /// Show every agent's phase, server and device as the status branch last recorded them.
 #[derive(Debug, clap::Args)]
@@ -88,12 +87,12 @@ pub fn cmd_status(args: &StatusArgs) -> Result<Outcome, CliError> {
             "has tether applied this fleet yet? pass --remote with the remote it pushes to, or --status-branch",
         ));
     };
-    let files = audit::ledger::status_files(&repo, &refname).map_err(unreadable)?;
-    let spec = spec_at(&args.repo, &files);
-    let activity = status_activity(&repo, &refname).map_err(unreadable)?;
     let now = time::OffsetDateTime::now_utc().unix_timestamp();
-    let view =
-        FleetOverview::from_files(&files, spec.as_ref(), &filter).with_activity(&activity, now);
+    let (view, warning) =
+        audit::view::read_overview(&args.repo, &refname, &filter, now).map_err(unreadable)?;
+    if let Some(warning) = warning {
+        eprintln!("warning: {warning}");
+    }
     if args.json() {
         println!(
             "{}",
@@ -148,50 +147,4 @@ fn newest_status_ref(args: &StatusArgs, repo: &Repository) -> Option<String> {
         .filter_map(|r| time(&r).map(|t| (t, r)))
         .max_by_key(|(t, _)| *t)
         .map(|(_, r)| r)
-}
-
-/// Each agent's last action and last create, from the action lines of the status commits
-/// (the body between the summary and the `Apply:` line), newest first.
-fn status_activity(
-    repo: &Repository,
-    refname: &str,
-) -> Result<BTreeMap<String, overview::Activity>, git2::Error> {
-    let mut walk = repo.revwalk()?;
-    walk.push(repo.find_reference(refname)?.peel_to_commit()?.id())?;
-    walk.set_sorting(git2::Sort::TIME)?;
-    let mut commits = Vec::new();
-    for oid in walk {
-        let commit = repo.find_commit(oid?)?;
-        commits.push((
-            commit.time().seconds(),
-            commit.message().unwrap_or("").to_owned(),
-        ));
-    }
-    Ok(overview::activity(commits.iter().map(|(t, m)| {
-        let lines = m
-            .lines()
-            .skip(2)
-            .take_while(|l| !l.starts_with("Apply:") && !l.is_empty())
-            .collect();
-        (*t, lines)
-    })))
-}
-
-/// The fleet at the revision `status/fleet.yaml` records, for customer, subscription and the
-/// deletion budget; `None` (with a warning) when it cannot be read.
-fn spec_at(repo: &Path, files: &BTreeMap<String, String>) -> Option<tether_schema::Fleet> {
-    let overview = FleetOverview::from_files(files, None, &Filter::default());
-    let revision = overview.revision?;
-    let loaded = crate::source::git::read(repo, &revision)
-        .map_err(|e| e.to_string())
-        .and_then(|s| tether_schema::load_fleet(&s.files).map_err(|e| e.to_string()));
-    match loaded {
-        Ok(fleet) => Some(fleet),
-        Err(e) => {
-            eprintln!(
-                "warning: customer and subscription are not shown: the spec at {revision} cannot be read ({e})"
-            );
-            None
-        }
-    }
 }
