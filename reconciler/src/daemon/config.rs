@@ -8,6 +8,7 @@
 //! `docs/decisions/005-daemon-config-format.md`.
 
 mod check;
+mod dashboard;
 mod print;
 mod raw;
 mod secrets;
@@ -16,6 +17,7 @@ use crate::daemon::trigger::Schedule;
 use crate::secret::Secret;
 use check::Check;
 pub use check::parse_duration;
+pub use dashboard::{DASHBOARD_TOKEN_ENV, DashboardConfig};
 pub use raw::{ENV_ALIASES, ENV_OVERRIDES, Origin};
 use raw::{Settings, apply_env};
 use std::fmt;
@@ -122,6 +124,8 @@ pub struct DaemonConfig {
     pub action_timeout: Duration,
     /// The bearer token `POST /reconcile` requires; the endpoint is served only when set.
     pub reconcile_token: Option<Secret<String>>,
+    /// The dashboard's read token and commit links.
+    pub dashboard: DashboardConfig,
 }
 
 /// One problem in the configuration.

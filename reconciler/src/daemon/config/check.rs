@@ -173,6 +173,7 @@ impl Check<'_> {
         let hetzner_token = self.required_secret("HCLOUD_TOKEN", "hetzner.tokenFile");
         let tailscale_auth = self.tailscale_auth();
         let github_token = self.secret("GITHUB_TOKEN", "github.tokenFile");
+        let dashboard = self.dashboard();
         Some(DaemonConfig {
             fleet: fleet?,
             source: source?,
@@ -193,6 +194,7 @@ impl Check<'_> {
             degraded_after,
             action_timeout,
             reconcile_token,
+            dashboard,
         })
     }
 

@@ -35,6 +35,8 @@ pub(super) struct RawConfig {
     degraded_after: Text,
     #[serde(default)]
     reconcile: RawReconcile,
+    #[serde(default)]
+    dashboard: super::dashboard::RawDashboard,
 }
 
 /// `POST /reconcile`: its bearer token comes from `TETHER_RECONCILE_TOKEN` or this file.
@@ -137,6 +139,7 @@ impl RawConfig {
     /// The settings present in the file, by dotted key.
     pub(super) fn flatten(self) -> Settings {
         let mut out = Settings::new();
+        let dashboard = self.dashboard.entries();
         let entries: [(&'static str, Text); 25] = [
             ("fleet", self.fleet),
             ("source.remote", self.source.remote),
@@ -167,7 +170,7 @@ impl RawConfig {
             ("hetzner.actionTimeout", self.hetzner.action_timeout),
             ("reconcile.tokenFile", self.reconcile.token_file),
         ];
-        for (key, value) in entries {
+        for (key, value) in entries.into_iter().chain(dashboard) {
             if let Some(v) = value {
                 out.insert(
                     key,
@@ -246,6 +249,11 @@ pub(super) fn inline_secret_hint(path: &str) -> Option<String> {
             "reconcile.token",
             "TETHER_RECONCILE_TOKEN",
             "reconcile.tokenFile",
+        ),
+        (
+            "dashboard.readToken",
+            super::DASHBOARD_TOKEN_ENV,
+            "dashboard.readTokenFile",
         ),
     ];
     if let Some((_, var, file)) = known.iter().find(|(key, _, _)| *key == path) {
