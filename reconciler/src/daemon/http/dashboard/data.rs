@@ -30,9 +30,7 @@ pub struct Sources {
 #[derive(Debug, thiserror::Error)]
 pub enum DataError {
     /// Nothing was recorded yet: no status branch.
-    #[error(
-        "no status recorded yet: `{status_ref}` is not in {repo} (the first pass writes it)"
-    )]
+    #[error("no status recorded yet: `{status_ref}` is not in {repo} (the first pass writes it)")]
     NoStatus {
         /// The repository.
         repo: String,

@@ -139,13 +139,21 @@ fn field(out: &mut String, id: &str, name: &str, value_html: &str) {
 fn summary(out: &mut String, o: &FleetOverview, links: Links<'_>) {
     let dash = |v: &Option<String>| esc(v.as_deref().unwrap_or("-"));
     out.push_str("<section id=\"summary\"><h2>Fleet</h2><dl>\n");
-    let revision = o.revision.as_deref().map_or("-".to_owned(), |r| links.commit(r));
+    let revision = o
+        .revision
+        .as_deref()
+        .map_or("-".to_owned(), |r| links.commit(r));
     let plan = o
         .plan_hash
         .as_deref()
         .map(|h| format!(" (plan <code>{}</code>)", esc(short(h))))
         .unwrap_or_default();
-    field(out, "spec-commit", "spec commit", &format!("{revision}{plan}"));
+    field(
+        out,
+        "spec-commit",
+        "spec commit",
+        &format!("{revision}{plan}"),
+    );
     field(out, "last-pass", "last pass", &dash(&o.last_pass));
     let suspended = if o.suspended { "yes" } else { "no" };
     field(out, "suspended", "suspended", suspended);
@@ -192,10 +200,7 @@ fn table(out: &mut String, rows: &[AgentRow], only: Option<&str>) {
 /// One `<tr>`: the agent cell links to its page, the phase cell carries its class.
 pub fn table_row(row: &AgentRow) -> String {
     let class = phase_class(&row.phase);
-    let mut tr = format!(
-        "<tr class=\"{class}\" data-agent=\"{}\">",
-        esc(&row.agent)
-    );
+    let mut tr = format!("<tr class=\"{class}\" data-agent=\"{}\">", esc(&row.agent));
     for (i, cell) in cells(row).iter().enumerate() {
         let html = match i {
             0 => format!(
