@@ -11,6 +11,7 @@ mod common;
 mod converge;
 mod daemon;
 mod daemon_time;
+mod dashboard;
 mod exit_codes;
 mod github;
 mod lease;

@@ -7,8 +7,10 @@
 //! fetched from elsewhere, and a Content-Security-Policy says so to the browser.
 //!
 //! With a read token configured, every page and `/api/status` need `Authorization: Bearer
-//! <token>` or `?token=<token>` (compared in constant time; never logged or rendered). The
-//! script and stylesheet carry no data and are served without it. Start at [`Dashboard`].
+//! <token>` or `?token=<token>` (compared in constant time; never logged or rendered). A page
+//! opened with `?token=` sets it as an HttpOnly, SameSite=Strict cookie, which the links and
+//! the script's polls then carry, so the token is never written into a page. The script and
+//! stylesheet carry no data and are served without it. Start at [`Dashboard`].
 
 pub mod data;
 pub mod page;
@@ -36,6 +38,8 @@ use std::time::{Duration, Instant, SystemTime};
 pub const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'";
 /// How long a lease read is reused (a remote lease is fetched; polls must not fetch each time).
 const LEASE_TTL: Duration = Duration::from_secs(15);
+/// The cookie a `?token=` sets.
+const COOKIE: &str = "tether_dashboard";
 
 const SCRIPT: &str = include_str!("dashboard/dashboard.js");
 const STYLE: &str = include_str!("dashboard/dashboard.css");
@@ -162,9 +166,11 @@ impl Dashboard {
         }
     }
 
-    fn authorized(&self, request: &Request) -> bool {
+    /// Whether `request` may read; `Some(token)` when it came as `?token=` and should be set
+    /// as the cookie.
+    fn authorized(&self, request: &Request) -> (bool, Option<String>) {
         let Some(token) = &self.read_token else {
-            return true;
+            return (true, None);
         };
         let bearer = request
             .headers()
@@ -177,9 +183,22 @@ impl Dashboard {
             .and_then(|q| serde_urlencoded::from_str::<Vec<(String, String)>>(q).ok())
             .and_then(|pairs| pairs.into_iter().find(|(k, _)| k == "token"))
             .map(|(_, v)| v);
+        let cookie = request
+            .headers()
+            .get_all(header::COOKIE)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(';'))
+            .find_map(|c| c.trim().strip_prefix(COOKIE)?.strip_prefix('='));
         let expected = token.expose().as_bytes();
-        bearer.is_some_and(|b| super::constant_time_eq(b.as_bytes(), expected))
-            || query.is_some_and(|q| super::constant_time_eq(q.as_bytes(), expected))
+        let matches = |given: &str| super::constant_time_eq(given.as_bytes(), expected);
+        if query.as_deref().is_some_and(matches) {
+            return (true, query);
+        }
+        (
+            bearer.is_some_and(matches) || cookie.is_some_and(matches),
+            None,
+        )
     }
 }
 
@@ -217,8 +236,19 @@ pub(in crate::daemon) fn for_daemon(
 }
 
 async fn authorize(State(d): State<Arc<Dashboard>>, request: Request, next: Next) -> Response {
-    if d.authorized(&request) {
-        return next.run(request).await;
+    let (allowed, from_query) = d.authorized(&request);
+    if allowed {
+        let mut response = next.run(request).await;
+        let cookie = from_query.and_then(|token| {
+            HeaderValue::from_str(&format!(
+                "{COOKIE}={token}; Path=/; HttpOnly; SameSite=Strict"
+            ))
+            .ok()
+        });
+        if let Some(cookie) = cookie {
+            response.headers_mut().insert(header::SET_COOKIE, cookie);
+        }
+        return response;
     }
     (
         StatusCode::UNAUTHORIZED,

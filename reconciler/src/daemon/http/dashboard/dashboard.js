@@ -1,19 +1,14 @@
 // tether's dashboard script: refreshes the agents table (and the fleet lines) from
 // /api/status every few seconds, without reloading. No framework; values from the server are
-// only ever set as text, never parsed as HTML. A `?token=` in the page's URL is sent along as
-// a bearer token and carried to the dashboard's own links.
+// only ever set as text, never parsed as HTML. A read token given as `?token=` is kept by the
+// server in an HttpOnly cookie, so it is dropped from the address bar here and never handled.
 (function () {
   'use strict';
   var EVERY_MS = 3000;
-  var token = new URLSearchParams(location.search).get('token');
   var updated = document.getElementById('updated');
 
-  if (token) {
-    document.querySelectorAll('a[data-internal]').forEach(function (a) {
-      var url = new URL(a.getAttribute('href'), location.href);
-      url.searchParams.set('token', token);
-      a.setAttribute('href', url.pathname + url.search);
-    });
+  if (new URLSearchParams(location.search).has('token')) {
+    history.replaceState(null, '', location.pathname);
   }
 
   var rows = document.getElementById('agent-rows');
@@ -49,9 +44,7 @@
       var td = document.createElement('td');
       if (i === 0) {
         var link = document.createElement('a');
-        var href = '/agents/' + encodeURIComponent(a.agent);
-        link.setAttribute('href', token ? href + '?token=' + encodeURIComponent(token) : href);
-        link.setAttribute('data-internal', '');
+        link.setAttribute('href', '/agents/' + encodeURIComponent(a.agent));
         link.textContent = text;
         td.appendChild(link);
       } else if (i === 3) {
@@ -88,8 +81,7 @@
   }
 
   function poll() {
-    var headers = token ? { Authorization: 'Bearer ' + token } : {};
-    fetch('/api/status', { headers: headers, cache: 'no-store' })
+    fetch('/api/status', { credentials: 'same-origin', cache: 'no-store' })
       .then(function (r) { return r.ok ? r.json() : Promise.reject(new Error('HTTP ' + r.status)); })
       .then(render)
       .catch(function (e) { updated.textContent = 'refresh failed: ' + e.message; });

@@ -121,7 +121,7 @@ fn head(out: &mut String, title: &str) {
         "<!doctype html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n\
          <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n\
          <title>{}</title>\n<link rel=\"stylesheet\" href=\"/dashboard.css\">\n</head>\n\
-         <body>\n<header><h1><a href=\"/\" data-internal>tether</a> · {}</h1>\
+         <body>\n<header><h1><a href=\"/\">tether</a> · {}</h1>\
          <span id=\"updated\" class=\"faint\"></span></header>\n<main>\n",
         esc(title),
         esc(title)
@@ -204,7 +204,7 @@ pub fn table_row(row: &AgentRow) -> String {
     for (i, cell) in cells(row).iter().enumerate() {
         let html = match i {
             0 => format!(
-                "<a href=\"/agents/{}\" data-internal>{}</a>",
+                "<a href=\"/agents/{}\">{}</a>",
                 esc(&segment(&row.agent)),
                 esc(cell)
             ),

@@ -250,9 +250,25 @@ async fn with_a_read_token_requests_without_it_get_401_and_the_token_is_never_sh
         let (status, _, body) = get(format!("{base}{path}"), Some(TOKEN)).await;
         assert_eq!(status, 200, "{path}: {body}");
         assert!(!body.contains(TOKEN), "{path}: {body}");
-        let (status, _, body) = get(format!("{base}{path}?token={TOKEN}"), None).await;
+        let (status, headers, body) = get(format!("{base}{path}?token={TOKEN}"), None).await;
         assert_eq!(status, 200, "{path}");
         assert!(!body.contains(TOKEN), "{path}: {body}");
+        assert_eq!(
+            headers[header::SET_COOKIE],
+            format!("tether_dashboard={TOKEN}; Path=/; HttpOnly; SameSite=Strict").as_str()
+        );
+        let with_cookie = |cookie: &str| {
+            reqwest::Client::new()
+                .get(format!("{base}{path}"))
+                .header(header::COOKIE, cookie)
+                .send()
+        };
+        let ok = with_cookie(&format!("theme=dark; tether_dashboard={TOKEN}"))
+            .await
+            .expect("request");
+        assert_eq!(ok.status(), 200, "{path}: the cookie a ?token= set");
+        let wrong = with_cookie("tether_dashboard=nope").await.expect("request");
+        assert_eq!(wrong.status(), 401, "{path}: a wrong cookie");
     }
     for asset in ["/dashboard.js", "/dashboard.css"] {
         let (status, _, _) = get(format!("{base}{asset}"), None).await;
