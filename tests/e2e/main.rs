@@ -3,6 +3,7 @@
 
 mod apply_interrupt;
 mod audit_remote;
+mod audit_timeline;
 mod billing;
 mod billing_confirm;
 mod billing_serve;
