@@ -1,8 +1,10 @@
 //! The dashboard in a real headless browser: `tether run` converges the example fleet against
 //! the emulators, Debian's Chromium loads `/` with the read token, and the table it renders
-//! lists every server the emulator holds, Ready; no token or auth key is anywhere in the page.
-//! A screenshot is kept as `target/e2e-artifacts/dashboard.png`. Without Chromium the test
-//! fails when `CI` is set and is skipped (with a message) otherwise.
+//! (after the page's script has refreshed it from `/api/status`) lists every server the emulator
+//! holds, Ready; an agent's page shows its timeline; no token (the emulators', the read token)
+//! and nothing shaped like an auth key (`tskey-`) is in any page. A screenshot is kept as
+//! `target/e2e-artifacts/dashboard.png`. Without Chromium the test fails when `CI` is set and is
+//! skipped (with a message) otherwise.
 
 use crate::common::{commit_all, example_fleet, workspace};
 use crate::daemon::Daemon;
@@ -141,11 +143,32 @@ async fn a_headless_browser_shows_every_emulated_server_ready_and_no_secret() {
         .text()
         .await
         .expect("body");
+    let first = &servers[0];
+    let agent_page = reqwest::Client::new()
+        .get(format!("{}/agents/{}", daemon.url, first.name))
+        .bearer_auth(READ_TOKEN)
+        .send()
+        .await
+        .expect("the agent page")
+        .text()
+        .await
+        .expect("body");
+    for line in [
+        "spec added by Billing Bot".to_owned(),
+        format!("phase Ready (server {})", first.id),
+        format!("<dd id=\"server-id\">{}</dd>", first.id),
+    ] {
+        assert!(
+            agent_page.contains(&line),
+            "`{line}` missing:\n{agent_page}"
+        );
+    }
+
     let mut secrets: Vec<String> = stack.env().into_iter().map(|(_, v)| v).collect();
     secrets.retain(|v| !v.starts_with("http"));
     secrets.push(READ_TOKEN.to_owned());
     secrets.push("tskey-".to_owned());
-    for page in [&dom, &html] {
+    for page in [&dom, &html, &agent_page] {
         for secret in &secrets {
             assert!(!page.contains(secret.as_str()), "a secret in the page");
         }
