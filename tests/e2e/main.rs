@@ -3,6 +3,7 @@
 
 mod apply_interrupt;
 mod audit_remote;
+mod audit_timeline;
 mod billing;
 mod billing_confirm;
 mod billing_serve;
@@ -11,6 +12,7 @@ mod common;
 mod converge;
 mod daemon;
 mod daemon_time;
+mod dashboard;
 mod exit_codes;
 mod github;
 mod heal;

@@ -1,8 +1,10 @@
 //! `tether audit log`: per agent, each change of its spec on the fleet branch (commit, author,
-//! time, what changed) with the actions the status branch records for it. [`fetch_status`]
-//! brings the remote's status branch in first, so a clone that never checked it out still
-//! shows the actions.
+//! time, what changed) with the actions the status branch records for it, and the phases the
+//! status branch recorded ([`super::timeline`]); [`AgentHistory::timeline`] puts both in time
+//! order for `tether audit log --agent` and the dashboard. [`fetch_status`] brings the remote's
+//! status branch in first, so a clone that never checked it out still shows the actions.
 
+use super::timeline::{self, PhaseChange};
 use git2::{Commit, DiffOptions, Repository, Sort};
 use serde::Serialize;
 use std::collections::BTreeMap;
@@ -35,6 +37,41 @@ pub struct AgentHistory {
     pub agent: String,
     /// Oldest first.
     pub changes: Vec<SpecChange>,
+    /// The phases the status branch recorded, oldest first.
+    pub phases: Vec<PhaseChange>,
+}
+
+/// One line of an agent's timeline.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TimelineEntry<'a> {
+    /// Its spec changed on the fleet branch.
+    Spec(&'a SpecChange),
+    /// The status branch recorded a new phase.
+    Phase(&'a PhaseChange),
+}
+
+impl TimelineEntry<'_> {
+    /// Commit time, UNIX seconds.
+    pub fn time(&self) -> i64 {
+        match self {
+            TimelineEntry::Spec(c) => c.time,
+            TimelineEntry::Phase(p) => p.time,
+        }
+    }
+}
+
+impl AgentHistory {
+    /// Spec changes and phases in time order (a spec change first when both have one time).
+    pub fn timeline(&self) -> Vec<TimelineEntry<'_>> {
+        let mut entries: Vec<TimelineEntry<'_>> = self
+            .changes
+            .iter()
+            .map(TimelineEntry::Spec)
+            .chain(self.phases.iter().map(TimelineEntry::Phase))
+            .collect();
+        entries.sort_by_key(|e| (e.time(), matches!(e, TimelineEntry::Phase(_))));
+        entries
+    }
 }
 
 /// A history could not be read.
@@ -76,7 +113,8 @@ pub fn fetch_status(
 
 /// Reads the history of `fleet_branch` in `repo`, with the actions recorded on every one of
 /// `status_refs` that exists (the local status branch and the fetched one: a fleet commit's
-/// records come from the first ref holding any), for every agent or one, with changes at or after `since` (UNIX seconds).
+/// records come from the first ref holding any) and the phases recorded on the newest of them,
+/// for every agent or one, with changes at or after `since` (UNIX seconds).
 ///
 /// # Errors
 /// The repository or the fleet branch cannot be read.
@@ -143,10 +181,49 @@ pub fn history(
         }
     }
     attribute(&r, &mut by_agent, &actions).map_err(err)?;
+    let mut phases = match newest(&r, status_refs) {
+        Some(status_ref) => timeline::phase_changes(&r, status_ref, agent).map_err(err)?,
+        None => BTreeMap::new(),
+    };
+    for (name, list) in &mut phases {
+        list.retain(|p| since.is_none_or(|s| p.time >= s));
+        if !list.is_empty() {
+            by_agent.entry(name.clone()).or_default();
+        }
+    }
     Ok(by_agent
         .into_iter()
-        .map(|(agent, changes)| AgentHistory { agent, changes })
+        .map(|(agent, changes)| AgentHistory {
+            phases: phases.remove(&agent).unwrap_or_default(),
+            agent,
+            changes,
+        })
         .collect())
+}
+
+/// A phase change as one line: `phase Ready (server 42)`, `phase Failed (server 42): why`.
+pub fn phase_line(p: &PhaseChange) -> String {
+    let server = p
+        .server_id
+        .map(|id| format!(" (server {id})"))
+        .unwrap_or_default();
+    let error = p
+        .error
+        .as_deref()
+        .map(|e| format!(": {e}"))
+        .unwrap_or_default();
+    format!("phase {}{server}{error}", p.phase)
+}
+
+/// Of `refs`, the one whose tip was committed last.
+fn newest<'a>(repo: &Repository, refs: &[&'a str]) -> Option<&'a str> {
+    refs.iter()
+        .filter_map(|name| {
+            let tip = repo.revparse_single(name).ok()?.peel_to_commit().ok()?;
+            Some((tip.time().seconds(), *name))
+        })
+        .max_by_key(|(t, _)| *t)
+        .map(|(_, name)| name)
 }
 
 fn mentions(line: &str, agent: &str) -> bool {

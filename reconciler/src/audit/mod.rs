@@ -1,8 +1,10 @@
 //! The audit trail in git: [`status`] derives each agent's phase and the status documents;
 //! [`message`] writes the commit messages; [`ledger`] reads back what the status branch remembers (baseline, device record, recent
 //! deletions) and decides what changed; [`commit`] commits and pushes safely; [`log`] reads the
-//! history of both branches back for `tether audit log`; [`overview`] and [`live`] are `tether
-//! status`; [`heal`] keeps self-healing's records.
+//! history of both branches back for `tether audit log`, with [`timeline`] reading each agent's
+//! phases from the status branch; [`view`] reads `tether status`'s overview (and the dashboard's),
+//! [`overview`] renders it and [`live`] adds the lease and the live inventory; [`heal`] keeps
+//! self-healing's records.
 
 pub mod commit;
 pub mod heal;
@@ -12,6 +14,8 @@ pub mod log;
 pub mod message;
 pub mod overview;
 pub mod status;
+pub mod timeline;
+pub mod view;
 
 /// The default status branch; never the branch billing writes.
 pub const STATUS_BRANCH: &str = "tether/status";

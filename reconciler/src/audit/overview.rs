@@ -324,20 +324,7 @@ impl FleetOverview {
     }
 
     fn table(&self, out: &mut String, paint: &dyn Fn(&str, &str) -> String) {
-        const HEADER: [&str; 12] = [
-            "AGENT",
-            "CUSTOMER",
-            "SUBSCRIPTION",
-            "PHASE",
-            "SERVER",
-            "TYPE",
-            "LOCATION",
-            "IPV4",
-            "DEVICE",
-            "AGE",
-            "LAST ACTION",
-            "LAST ERROR",
-        ];
+        const HEADER: [&str; 12] = COLUMNS;
         let rows: Vec<[String; 12]> = self.agents.iter().map(cells).collect();
         let mut widths = HEADER.map(str::len);
         for r in &rows {
@@ -367,7 +354,24 @@ impl FleetOverview {
     }
 }
 
-fn cells(a: &AgentRow) -> [String; 12] {
+/// The table's columns, as `tether status` and the dashboard head them.
+pub const COLUMNS: [&str; 12] = [
+    "AGENT",
+    "CUSTOMER",
+    "SUBSCRIPTION",
+    "PHASE",
+    "SERVER",
+    "TYPE",
+    "LOCATION",
+    "IPV4",
+    "DEVICE",
+    "AGE",
+    "LAST ACTION",
+    "LAST ERROR",
+];
+
+/// One row's cells under [`COLUMNS`], `-` where nothing is known.
+pub fn cells(a: &AgentRow) -> [String; 12] {
     let dash = |v: Option<String>| v.unwrap_or_else(|| "-".to_owned());
     let error = a.last_error.clone().or_else(|| {
         a.delete_after

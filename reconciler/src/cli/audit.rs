@@ -2,6 +2,7 @@
 
 use super::style::Tone;
 use super::{CliError, Format, Outcome};
+use crate::audit::log::TimelineEntry;
 use crate::audit::{self, log};
 use std::path::PathBuf;
 
@@ -17,7 +18,8 @@ enum AuditCommand {
     Log(LogArgs),
 }
 
-/// Per agent, each spec change (commit, author, time, what changed) with the actions it caused.
+/// Per agent, each spec change (commit, author, time, what changed) with the actions it caused,
+/// and each phase the status branch recorded, in time order.
 #[derive(Debug, clap::Args)]
 struct LogArgs {
     /// The fleet repository.
@@ -73,24 +75,30 @@ pub fn cmd_audit(args: &AuditArgs) -> Result<Outcome, CliError> {
     }
     for agent in &history {
         println!("{}", style.out(Tone::Strong, &agent.agent));
-        for c in &agent.changes {
-            let when = time::OffsetDateTime::from_unix_timestamp(c.time)
-                .ok()
-                .and_then(|t| {
-                    t.format(&time::format_description::well_known::Rfc3339)
-                        .ok()
-                })
-                .unwrap_or_default();
-            println!(
-                "  {} {when} {:<8} {} by {}: {}",
-                style.out(Tone::Warn, &c.commit[..c.commit.len().min(10)]),
-                c.change,
-                c.path,
-                c.author,
-                c.summary
-            );
-            for action in &c.actions {
-                println!("      {}", style.out(Tone::Faint, &format!("→ {action}")));
+        for entry in agent.timeline() {
+            let when = rfc3339(entry.time());
+            match entry {
+                TimelineEntry::Spec(c) => {
+                    println!(
+                        "  {} {when} {:<8} {} by {}: {}",
+                        style.out(Tone::Warn, &c.commit[..c.commit.len().min(10)]),
+                        c.change,
+                        c.path,
+                        c.author,
+                        c.summary
+                    );
+                    for action in &c.actions {
+                        println!("      {}", style.out(Tone::Faint, &format!("→ {action}")));
+                    }
+                }
+                TimelineEntry::Phase(p) => println!(
+                    "  {} {when} {}",
+                    style.out(
+                        Tone::Faint,
+                        &p.status_commit[..p.status_commit.len().min(10)]
+                    ),
+                    log::phase_line(p)
+                ),
             }
         }
     }
@@ -136,6 +144,16 @@ fn status_refs(a: &LogArgs) -> Vec<String> {
         None => {}
     }
     refs
+}
+
+fn rfc3339(time: i64) -> String {
+    time::OffsetDateTime::from_unix_timestamp(time)
+        .ok()
+        .and_then(|t| {
+            t.format(&time::format_description::well_known::Rfc3339)
+                .ok()
+        })
+        .unwrap_or_default()
 }
 
 fn parse_date(text: &str) -> Result<i64, CliError> {

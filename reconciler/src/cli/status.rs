@@ -10,9 +10,9 @@ use crate::audit::live::Extras;
 use crate::audit::overview::{self, Filter, FleetOverview};
 use crate::audit::{self, log};
 use git2::Repository;
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::io::{IsTerminal, Write};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Duration;
 
 /// Show every agent's phase, server and device as the status branch last recorded them.
@@ -151,8 +151,11 @@ fn draw(args: &StatusArgs, filter: &Filter) -> Result<String, CliError> {
         ));
     };
     let files = audit::ledger::status_files(&repo, &refname).map_err(unreadable)?;
-    let spec = spec_at(&args.repo, &files);
-    let activity = status_activity(&repo, &refname).map_err(unreadable)?;
+    let spec = audit::view::spec_at(&args.repo, &files).unwrap_or_else(|warning| {
+        eprintln!("warning: {warning}");
+        None
+    });
+    let activity = audit::view::status_activity(&repo, &refname).map_err(unreadable)?;
     let now = time::OffsetDateTime::now_utc().unix_timestamp();
     let all = FleetOverview::from_files(&files, spec.as_ref(), &Filter::default());
     let view =
@@ -238,50 +241,4 @@ fn newest_status_ref(args: &StatusArgs, repo: &Repository) -> Option<String> {
         .filter_map(|r| time(&r).map(|t| (t, r)))
         .max_by_key(|(t, _)| *t)
         .map(|(_, r)| r)
-}
-
-/// Each agent's last action and last create, from the action lines of the status commits
-/// (the body between the summary and the `Apply:` line), newest first.
-fn status_activity(
-    repo: &Repository,
-    refname: &str,
-) -> Result<BTreeMap<String, overview::Activity>, git2::Error> {
-    let mut walk = repo.revwalk()?;
-    walk.push(repo.find_reference(refname)?.peel_to_commit()?.id())?;
-    walk.set_sorting(git2::Sort::TIME)?;
-    let mut commits = Vec::new();
-    for oid in walk {
-        let commit = repo.find_commit(oid?)?;
-        commits.push((
-            commit.time().seconds(),
-            commit.message().unwrap_or("").to_owned(),
-        ));
-    }
-    Ok(overview::activity(commits.iter().map(|(t, m)| {
-        let lines = m
-            .lines()
-            .skip(2)
-            .take_while(|l| !l.starts_with("Apply:") && !l.is_empty())
-            .collect();
-        (*t, lines)
-    })))
-}
-
-/// The fleet at the revision `status/fleet.yaml` records, for customer, subscription and the
-/// deletion budget; `None` (with a warning) when it cannot be read.
-fn spec_at(repo: &Path, files: &BTreeMap<String, String>) -> Option<tether_schema::Fleet> {
-    let overview = FleetOverview::from_files(files, None, &Filter::default());
-    let revision = overview.revision?;
-    let loaded = crate::source::git::read(repo, &revision)
-        .map_err(|e| e.to_string())
-        .and_then(|s| tether_schema::load_fleet(&s.files).map_err(|e| e.to_string()));
-    match loaded {
-        Ok(fleet) => Some(fleet),
-        Err(e) => {
-            eprintln!(
-                "warning: customer and subscription are not shown: the spec at {revision} cannot be read ({e})"
-            );
-            None
-        }
-    }
 }

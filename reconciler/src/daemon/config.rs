@@ -10,6 +10,7 @@
 mod agent_api;
 mod check;
 mod notify;
+mod dashboard;
 mod print;
 mod raw;
 mod secrets;
@@ -22,6 +23,7 @@ pub use notify::{
     DEFAULT_NOTIFY_RETRIES, DEFAULT_NOTIFY_TIMEOUT, DEFAULT_UNHEALTHY_AFTER, NotifyConfig,
     SinkConfig, SinkFormat,
 };
+pub use dashboard::{DASHBOARD_TOKEN_ENV, DashboardConfig};
 pub use raw::{ENV_ALIASES, ENV_OVERRIDES, Origin};
 use raw::{Settings, apply_env};
 use std::fmt;
@@ -132,6 +134,8 @@ pub struct DaemonConfig {
     pub notify: NotifyConfig,
     /// The on-VM agents' API (`agentApi`); runtime updates roll out only when it is served.
     pub agent_api: Option<crate::runtime::Config>,
+    /// The dashboard's read token and commit links.
+    pub dashboard: DashboardConfig,
 }
 
 /// One problem in the configuration.

@@ -1,8 +1,11 @@
 //! The daemon's HTTP endpoints: `/healthz` (the process answers), `/readyz` (the last pass
 //! succeeded; 503 with the reason while waiting for the first pass or for the lease, and when
 //! degraded after repeated failures), `/metrics` (Prometheus text) and, when configured,
-//! `/webhook` ([`super::webhook`]) and `POST /reconcile` (a bearer token; asks for a pass now).
+//! `/webhook` ([`super::webhook`]) and `POST /reconcile` (a bearer token; asks for a pass now),
+//! and the read-only [`dashboard`] (`/`, `/agents/<name>`, `/api/status`).
 //! Start at [`serve`]; [`router`] is the same routes without a socket.
+
+pub mod dashboard;
 
 use crate::cloud::retry::Clock;
 use crate::daemon::metrics::{CONTENT_TYPE, Metrics};
@@ -87,6 +90,7 @@ pub struct HttpState {
     readiness: Readiness,
     webhook: Option<Arc<Webhook>>,
     reconcile: Option<(Secret<String>, TriggerSender)>,
+    dashboard: Option<Arc<dashboard::Dashboard>>,
     now: Arc<dyn Fn() -> SystemTime + Send + Sync>,
 }
 
@@ -113,6 +117,7 @@ impl HttpState {
             readiness,
             webhook: None,
             reconcile: None,
+            dashboard: None,
             now: Arc::new(move || clock.now()),
         }
     }
@@ -120,6 +125,12 @@ impl HttpState {
     /// Adds `POST /webhook`.
     pub fn with_webhook(mut self, webhook: Arc<Webhook>) -> HttpState {
         self.webhook = Some(webhook);
+        self
+    }
+
+    /// Adds the dashboard.
+    pub fn with_dashboard(mut self, dashboard: dashboard::Dashboard) -> HttpState {
+        self.dashboard = Some(Arc::new(dashboard));
         self
     }
 
@@ -134,14 +145,19 @@ impl HttpState {
 /// The routes, ready to serve.
 pub fn router(state: HttpState) -> Router {
     let webhook = state.webhook.clone();
+    let dashboard = state.dashboard.clone();
     let routes = Router::new()
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
         .route("/reconcile", post(reconcile))
         .with_state(state);
-    match webhook {
+    let routes = match webhook {
         Some(webhook) => routes.merge(webhook.router()),
+        None => routes,
+    };
+    match dashboard {
+        Some(dashboard) => routes.merge(dashboard.router()),
         None => routes,
     }
 }

@@ -93,10 +93,16 @@ pub async fn run(
     if let Some(token) = &config.reconcile_token {
         state = state.with_reconcile(token.clone(), sender.clone());
     }
+    state = state.with_dashboard(http::dashboard::for_daemon(
+        &config,
+        &source,
+        &lock_store,
+        readiness.clone(),
+    ));
     let server = http::serve(config.listen, state, signal.clone())
         .await
         .map_err(start_err("listening on the HTTP address"))?;
-    tracing::info!(url = %server.url(), "endpoints up: /healthz /readyz /metrics /webhook /reconcile");
+    tracing::info!(url = %server.url(), "endpoints up: / (dashboard) /healthz /readyz /metrics /webhook /reconcile");
     let runtime = config.agent_api.clone().map(crate::runtime::Service::new);
     if let Some(service) = &runtime {
         let signal = signal.clone();

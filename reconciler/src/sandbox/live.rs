@@ -112,6 +112,7 @@ pub async fn run(
         reconcile_token: None,
         notify: crate::daemon::config::NotifyConfig::default(),
         agent_api: Some(agent_api()?),
+        dashboard: crate::daemon::config::DashboardConfig::default(),
     };
     let (tx, rx) = tokio::sync::oneshot::channel::<Handles>();
     let narrate = async {
@@ -125,6 +126,7 @@ pub async fn run(
             format!("fleet work tree   {}   (a clone of the remote, `main` tracking origin/main)", work.display()),
             format!("fleet remote      {}   (the daemon reconciles its `main` within 5 s)", bare.display()),
             format!("daemon            {}/metrics  {0}/readyz  {0}/healthz", handles.http_url),
+            format!("dashboard:        {}/   (the fleet, live; open it in a browser)", handles.http_url),
             String::new(),
             "Point clients at the emulated cloud:".to_owned(),
             format!("  export HCLOUD_ENDPOINT={} HCLOUD_TOKEN={}   # hcloud server list", stack.hetzner.url(), stack.hetzner.token().expose()),

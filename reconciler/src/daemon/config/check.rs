@@ -175,6 +175,7 @@ impl Check<'_> {
         let github_token = self.secret("GITHUB_TOKEN", "github.tokenFile");
         let notify = self.notify();
         let agent_api = self.agent_api();
+        let dashboard = self.dashboard();
         Some(DaemonConfig {
             fleet: fleet?,
             source: source?,
@@ -197,6 +198,7 @@ impl Check<'_> {
             reconcile_token,
             notify,
             agent_api,
+            dashboard,
         })
     }
 

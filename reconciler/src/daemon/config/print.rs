@@ -63,6 +63,12 @@ impl fmt::Display for DaemonConfig {
         }
         writeln!(
             f,
+            "dashboard:\n  readToken: {}\n  commitUrl: {}",
+            redacted(self.dashboard.read_token.as_ref()),
+            self.dashboard.commit_url.as_deref().unwrap_or("(not set)")
+        )?;
+        writeln!(
+            f,
             "lock:\n  ttl: {}\n  holder: {}",
             secs(self.lock_ttl),
             self.lock_holder

@@ -37,6 +37,7 @@ pub(super) struct RawConfig {
     reconcile: RawReconcile,
     #[serde(default)]
     notify: super::notify::RawNotify,
+    dashboard: super::dashboard::RawDashboard,
     agent_api: RawAgentApi,
 }
 
@@ -157,6 +158,7 @@ impl RawConfig {
     pub(super) fn flatten(self) -> Settings {
         let mut out = Settings::new();
         self.notify.flatten_into(&mut out);
+        let dashboard = self.dashboard.entries();
         let entries: [(&'static str, Text); 30] = [
             ("fleet", self.fleet),
             ("source.remote", self.source.remote),
@@ -192,7 +194,7 @@ impl RawConfig {
             ("agentApi.poll", self.agent_api.poll),
             ("agentApi.waveTimeout", self.agent_api.wave_timeout),
         ];
-        for (key, value) in entries {
+        for (key, value) in entries.into_iter().chain(dashboard) {
             if let Some(v) = value {
                 out.insert(
                     key,
@@ -271,6 +273,11 @@ pub(super) fn inline_secret_hint(path: &str) -> Option<String> {
             "reconcile.token",
             "TETHER_RECONCILE_TOKEN",
             "reconcile.tokenFile",
+        ),
+        (
+            "dashboard.readToken",
+            super::DASHBOARD_TOKEN_ENV,
+            "dashboard.readTokenFile",
         ),
     ];
     if path == "notify.slack.url" {
