@@ -1,5 +1,5 @@
 //! The Tailscale side of the executor's steps: finding an agent's devices, waiting for a new
-//! one to join, and deleting them.
+//! one to join (both through the pass's shared [`super::enrolment`] watch), and deleting them.
 
 use super::report::ActionReport;
 use super::steps::{Ctx, StepResult, Stop};
@@ -58,45 +58,20 @@ impl<C: Compute, T: Tailnet> Ctx<'_, C, T> {
         Ok(())
     }
 
-    /// The devices with the agent's hostname and tags, with their online flag.
-    pub(super) async fn devices_of(&self, agent: &Agent) -> Result<Vec<(DeviceId, bool)>, String> {
-        let query = DeviceQuery {
-            tags: agent.tags.clone(),
-            hostname: Some(agent.name.as_str().to_owned()),
-            all_fields: false,
-        };
-        let devices = self
-            .tailnet
-            .list_devices(&query)
-            .await
-            .map_err(|e| format!("listing devices: {e}"))?;
-        Ok(devices
-            .into_iter()
-            .filter(|d| d.hostname == agent.name.as_str())
-            .map(|d| (d.id, d.online))
-            .collect())
+    /// The devices of the agent that exist before its new server: from the pass's shared
+    /// [`DeviceWatch`](super::enrolment::DeviceWatch), so a create lists nothing itself.
+    pub(super) async fn known_devices(&self, agent: &Agent) -> Result<BTreeSet<DeviceId>, String> {
+        self.watch.known(self.tailnet, agent).await
     }
 
-    /// Waits (bounded) for a device of the agent that was not there before to be online.
+    /// Waits (bounded by [`Options::device_timeout`](super::Options)) for an online device of
+    /// the agent that was not there before, through the pass's shared device watch.
     pub(super) async fn wait_for_device(
         &self,
         agent: &Agent,
         before: &BTreeSet<DeviceId>,
     ) -> Result<Option<DeviceId>, String> {
         let deadline = tokio::time::Instant::now() + self.options.device_timeout;
-        loop {
-            let found = self
-                .devices_of(agent)
-                .await?
-                .into_iter()
-                .find(|(id, online)| *online && !before.contains(id));
-            if let Some((id, _)) = found {
-                return Ok(Some(id));
-            }
-            if tokio::time::Instant::now() >= deadline {
-                return Ok(None);
-            }
-            tokio::time::sleep(self.options.device_poll).await;
-        }
+        self.watch.wait(agent, before.clone(), deadline).await
     }
 }

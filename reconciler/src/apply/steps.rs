@@ -2,6 +2,7 @@
 //! [`ActionReport`], succeeds or fails on its own, and never panics.
 
 use super::Options;
+use super::enrolment::DeviceWatch;
 use super::keys;
 use super::report::{ActionReport, Outcome};
 use crate::cloud::tailscale::{CreatedAuthKey, DeviceId, Tailnet};
@@ -19,6 +20,7 @@ pub(super) struct Ctx<'a, C, T> {
     pub compute: &'a C,
     pub tailnet: &'a T,
     pub options: &'a Options,
+    pub watch: &'a DeviceWatch,
     pub deletions: AtomicUsize,
     pub budget: usize,
 }
@@ -140,12 +142,7 @@ impl<C: Compute, T: Tailnet> Ctx<'_, C, T> {
     /// Mints a key, creates the server with it, waits for its actions and its device, and
     /// revokes the key whatever happened.
     async fn create(&self, agent: &Agent, report: &mut ActionReport) -> StepResult {
-        let before: BTreeSet<DeviceId> = self
-            .devices_of(agent)
-            .await?
-            .into_iter()
-            .map(|(id, _)| id)
-            .collect();
+        let before = self.known_devices(agent).await?;
         let fleet = &self.fleet.settings.name;
         let key = keys::mint(self.tailnet, fleet, agent, self.options.key_expiry)
             .await

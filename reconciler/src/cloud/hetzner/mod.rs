@@ -40,7 +40,8 @@ pub struct Config {
     pub token: Secret<String>,
     /// Retry policy for requests.
     pub backoff: Backoff,
-    /// Interval between batched action polls.
+    /// Pause before the first batched action poll; later pauses double up to 16 times this
+    /// ([`waiter::Cadence`]).
     pub poll_interval: Duration,
     /// Timeout of one HTTP request.
     pub request_timeout: Duration,
@@ -684,13 +685,13 @@ impl<C: Clock + Clone + 'static> Compute for Client<C> {
 }
 
 impl<C: Clock + Clone + 'static> Client<C> {
-    /// The poller: each tick, one `GET /actions?id=…` per 50 pending ids, until nobody waits.
+    /// The poller: each tick (at the backing-off [`waiter::Cadence`]), `GET /actions?id=…` for
+    /// the pending ids, 50 per request, oldest first, until a request in which nothing
+    /// finished; it stops when nobody waits.
     async fn poll(self) {
+        let mut cadence = waiter::Cadence::new(self.inner.config.poll_interval);
         loop {
-            self.inner
-                .clock
-                .sleep(self.inner.config.poll_interval)
-                .await;
+            self.inner.clock.sleep(cadence.next_pause()).await;
             let Some(batches) = self.inner.waiters.batches() else {
                 return;
             };
@@ -698,7 +699,7 @@ impl<C: Clock + Clone + 'static> Client<C> {
                 let mut query: Vec<(&str, String)> =
                     ids.iter().map(|id| ("id", id.to_string())).collect();
                 query.push(("per_page", PER_PAGE.to_string()));
-                match self
+                let settled = match self
                     .call::<wire::ActionsResponse>(
                         "poll actions",
                         Method::GET,
@@ -714,7 +715,13 @@ impl<C: Clock + Clone + 'static> Client<C> {
                         self.inner.clock.now(),
                         self.inner.config.action_timeout,
                     ),
-                    Err(e) => self.inner.waiters.fail(&ids, &e.to_string()),
+                    Err(e) => {
+                        self.inner.waiters.fail(&ids, &e.to_string());
+                        ids.len()
+                    }
+                };
+                if settled == 0 {
+                    break;
                 }
             }
         }

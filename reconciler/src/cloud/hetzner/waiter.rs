@@ -2,6 +2,12 @@
 //! poller asks `GET /actions?id=…&id=…` for all pending ids at once, 50 per request, each tick.
 //! A hundred concurrent creates therefore cost a handful of polls, not a hundred per tick.
 //!
+//! The ticks back off like Hetzner's own clients ([`Cadence`]: start at the poll interval,
+//! double after every tick, up to [`CADENCE_CAP_FACTOR`] times the interval), and each tick
+//! asks for the oldest ids first, stopping at the first request in which nothing finished
+//! ([`Waiters::deliver`] says how many did): actions of one kind finish in the order they
+//! started, so while the oldest are still running the younger ones need not be asked about.
+//!
 //! Every wait has a deadline: an action still `running` longer than the client's action
 //! timeout after it was first waited for fails its waiters with [`WaitError::TimedOut`]
 //! (naming the action and its command); the other actions keep being polled.
@@ -15,6 +21,32 @@ use tokio::sync::oneshot;
 
 /// Most ids in one `GET /actions` request.
 pub const IDS_PER_REQUEST: usize = 50;
+
+/// The poll interval grows up to this many times the configured interval.
+pub const CADENCE_CAP_FACTOR: u32 = 16;
+
+/// The time between ticks: `base` for the first, doubling after each, capped at
+/// `base × CADENCE_CAP_FACTOR`; it starts again at `base` whenever the poller starts (nothing
+/// was waiting before).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Cadence {
+    base: Duration,
+    next: Duration,
+}
+
+impl Cadence {
+    /// A cadence starting at `base`.
+    pub fn new(base: Duration) -> Self {
+        Cadence { base, next: base }
+    }
+
+    /// The pause before the next tick; the one after it is twice as long, up to the cap.
+    pub fn next_pause(&mut self) -> Duration {
+        let pause = self.next;
+        self.next = (pause * 2).min(self.base * CADENCE_CAP_FACTOR);
+        pause
+    }
+}
 
 /// Why a wait for one action ended without the action finishing.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -123,16 +155,18 @@ impl Waiters {
     }
 
     /// Delivers finished actions of one batch, fails ids the API did not return, and fails
-    /// actions still running `timeout` after they were first waited for (at `now`).
+    /// actions still running `timeout` after they were first waited for (at `now`). Returns how
+    /// many of `asked` are settled (delivered or failed).
     pub fn deliver(
         &self,
         asked: &[ActionId],
         answered: Vec<Action>,
         now: SystemTime,
         timeout: Duration,
-    ) {
+    ) -> usize {
         let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
         let mut seen = Vec::with_capacity(answered.len());
+        let mut settled = 0;
         for action in answered {
             seen.push(action.id);
             let overdue = state.pending.get(&action.id).and_then(|p| {
@@ -149,6 +183,7 @@ impl Waiters {
                 None => continue,
             };
             if let Some(pending) = state.pending.remove(&action.id) {
+                settled += 1;
                 for reply in pending.replies {
                     let _ = reply.send(result.clone());
                 }
@@ -156,11 +191,13 @@ impl Waiters {
         }
         for id in asked.iter().filter(|id| !seen.contains(id)) {
             if let Some(pending) = state.pending.remove(id) {
+                settled += 1;
                 for reply in pending.replies {
                     let _ = reply.send(Err(WaitError::Missing(*id)));
                 }
             }
         }
+        settled
     }
 
     /// Fails every waiter of `asked` with `error`.
@@ -188,6 +225,41 @@ mod tests {
             status: ActionStatus::Running,
             progress: 40,
         }
+    }
+
+    #[test]
+    fn the_poll_cadence_doubles_from_the_interval_up_to_sixteen_times_it() {
+        let mut cadence = Cadence::new(Duration::from_millis(500));
+        let pauses: Vec<u64> = (0..7)
+            .map(|_| cadence.next_pause().as_millis() as u64)
+            .collect();
+        assert_eq!(pauses, [500, 1000, 2000, 4000, 8000, 8000, 8000]);
+    }
+
+    #[test]
+    fn a_delivery_counts_the_asked_actions_it_settled() {
+        let waiters = Waiters::default();
+        let start = SystemTime::UNIX_EPOCH;
+        let (_rx, _) = waiters.register(&[ActionId(1), ActionId(2), ActionId(3)], start);
+        let mut done = running(1);
+        done.status = ActionStatus::Success;
+        let asked = [ActionId(1), ActionId(2), ActionId(3)];
+        let settled = waiters.deliver(
+            &asked,
+            vec![done, running(2)],
+            start,
+            Duration::from_secs(600),
+        );
+        assert_eq!(settled, 2, "1 finished, 3 is missing, 2 still runs");
+        assert_eq!(
+            waiters.deliver(
+                &[ActionId(2)],
+                vec![running(2)],
+                start,
+                Duration::from_secs(600)
+            ),
+            0
+        );
     }
 
     #[test]
