@@ -3,12 +3,14 @@
 //! including errors, pagination, rate limits and asynchronous actions, and they are stricter
 //! where that catches bugs.
 //!
+//! - [`bench`]: the converge benchmark (N agents at real-world timing, scaled);
 //! - [`emulator`]: the HTTP server, fault injection and request counters they share;
 //! - [`github`]: the GitHub REST emulator (comments, statuses, pull requests) octocrab talks to;
 //! - [`stripe`]: subscriptions, signed webhook deliveries and the subscription lookup;
 //! - [`MachineHooks`]: how an emulated VM's life (boot, power off, delete) reaches other
 //!   emulators, so a booted server can enrol in the emulated tailnet from its cloud-init.
 
+pub mod bench;
 pub mod demo;
 pub mod emulator;
 pub mod github;

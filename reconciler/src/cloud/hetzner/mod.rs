@@ -30,6 +30,8 @@ use waiter::Waiters;
 pub const DEFAULT_ENDPOINT: &str = "https://api.hetzner.cloud/v1";
 /// Largest page the API serves.
 pub const PER_PAGE: u32 = 50;
+/// The default pause before the first action poll.
+pub const DEFAULT_POLL_INTERVAL: Duration = Duration::from_millis(500);
 
 /// How to reach Hetzner.
 #[derive(Debug, Clone)]
@@ -60,7 +62,7 @@ impl Config {
             endpoint: endpoint.into().trim_end_matches('/').to_owned(),
             token,
             backoff: Backoff::default(),
-            poll_interval: Duration::from_millis(500),
+            poll_interval: DEFAULT_POLL_INTERVAL,
             request_timeout: Duration::from_secs(30),
             action_timeout: DEFAULT_ACTION_TIMEOUT,
         }
@@ -685,21 +687,24 @@ impl<C: Clock + Clone + 'static> Compute for Client<C> {
 }
 
 impl<C: Clock + Clone + 'static> Client<C> {
-    /// The poller: each tick (at the backing-off [`waiter::Cadence`]), `GET /actions?id=…` for
+    /// The poller: each tick (at the backing-off [`waiter::Cadence`], or when the running
+    /// actions' progress says the first should end), `GET /actions?id=…` for
     /// the pending ids, 50 per request, oldest first, until a request in which nothing
     /// finished; it stops when nobody waits.
     async fn poll(self) {
         let mut cadence = waiter::Cadence::new(self.inner.config.poll_interval);
+        let mut eta = None;
         loop {
-            self.inner.clock.sleep(cadence.next_pause()).await;
+            self.inner.clock.sleep(cadence.pause_for(eta)).await;
             let Some(batches) = self.inner.waiters.batches() else {
                 return;
             };
+            eta = None;
             for ids in batches {
                 let mut query: Vec<(&str, String)> =
                     ids.iter().map(|id| ("id", id.to_string())).collect();
                 query.push(("per_page", PER_PAGE.to_string()));
-                let settled = match self
+                let delivered = match self
                     .call::<wire::ActionsResponse>(
                         "poll actions",
                         Method::GET,
@@ -717,10 +722,14 @@ impl<C: Clock + Clone + 'static> Client<C> {
                     ),
                     Err(e) => {
                         self.inner.waiters.fail(&ids, &e.to_string());
-                        ids.len()
+                        waiter::Delivered {
+                            settled: ids.len(),
+                            eta: None,
+                        }
                     }
                 };
-                if settled == 0 {
+                eta = waiter::earliest(eta, delivered.eta);
+                if delivered.settled == 0 {
                     break;
                 }
             }

@@ -3,7 +3,9 @@
 //! A hundred concurrent creates therefore cost a handful of polls, not a hundred per tick.
 //!
 //! The ticks back off like Hetzner's own clients ([`Cadence`]: start at the poll interval,
-//! double after every tick, up to [`CADENCE_CAP_FACTOR`] times the interval), and each tick
+//! double after every tick, up to [`CADENCE_CAP_FACTOR`] times the interval); when the running
+//! actions' progress says the first of them ends later than that ([`remaining`]), the tick
+//! waits for it (up to the cap). Each tick
 //! asks for the oldest ids first, stopping at the first request in which nothing finished
 //! ([`Waiters::deliver`] says how many did): actions of one kind finish in the order they
 //! started, so while the oldest are still running the younger ones need not be asked about.
@@ -43,8 +45,21 @@ impl Cadence {
     /// The pause before the next tick; the one after it is twice as long, up to the cap.
     pub fn next_pause(&mut self) -> Duration {
         let pause = self.next;
-        self.next = (pause * 2).min(self.base * CADENCE_CAP_FACTOR);
+        self.next = (pause * 2).min(self.cap());
         pause
+    }
+
+    /// The pause before the next tick: the doubling pause, or longer when the running
+    /// actions' progress says the first of them ends later (`eta`), up to the cap. Progress
+    /// only ever saves polls: actions finishing one after another are still collected by the
+    /// doubling ticks, not polled one by one.
+    pub fn pause_for(&mut self, eta: Option<Duration>) -> Duration {
+        let pause = self.next_pause();
+        eta.map_or(pause, |eta| pause.max(eta.min(self.cap())))
+    }
+
+    fn cap(&self) -> Duration {
+        self.base * CADENCE_CAP_FACTOR
     }
 }
 
@@ -84,6 +99,31 @@ impl From<WaitError> for Error {
                 message,
             },
         }
+    }
+}
+
+/// What one poll request settled.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Delivered {
+    /// Asked actions delivered or failed.
+    pub settled: usize,
+    /// When the first still running action should finish, from its progress so far: the
+    /// poller's next pause when known (within the cadence's bounds).
+    pub eta: Option<Duration>,
+}
+
+/// The time left for an action at `progress` percent after `waited`, assuming it progresses
+/// evenly; `None` before it shows any progress.
+pub fn remaining(waited: Duration, progress: u8) -> Option<Duration> {
+    let progress = u32::from(progress.min(100));
+    (progress > 0).then(|| waited * (100 - progress) / progress)
+}
+
+/// The sooner of two estimates; either alone when the other is unknown.
+pub fn earliest(a: Option<Duration>, b: Option<Duration>) -> Option<Duration> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
     }
 }
 
@@ -155,35 +195,39 @@ impl Waiters {
     }
 
     /// Delivers finished actions of one batch, fails ids the API did not return, and fails
-    /// actions still running `timeout` after they were first waited for (at `now`). Returns how
-    /// many of `asked` are settled (delivered or failed).
+    /// actions still running `timeout` after they were first waited for (at `now`). Says how
+    /// many of `asked` are settled and when the first still running one should end.
     pub fn deliver(
         &self,
         asked: &[ActionId],
         answered: Vec<Action>,
         now: SystemTime,
         timeout: Duration,
-    ) -> usize {
+    ) -> Delivered {
         let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
         let mut seen = Vec::with_capacity(answered.len());
-        let mut settled = 0;
+        let mut delivered = Delivered::default();
         for action in answered {
             seen.push(action.id);
-            let overdue = state.pending.get(&action.id).and_then(|p| {
-                let waited = now.duration_since(p.since).unwrap_or_default();
-                (waited >= timeout).then_some(waited)
-            });
-            let result = match overdue {
+            let waited = state
+                .pending
+                .get(&action.id)
+                .map(|p| now.duration_since(p.since).unwrap_or_default());
+            let result = match waited {
                 _ if action.is_done() => Ok(action.clone()),
-                Some(waited) => Err(WaitError::TimedOut {
+                Some(waited) if waited >= timeout => Err(WaitError::TimedOut {
                     id: action.id,
                     command: action.command.clone(),
                     waited,
                 }),
+                Some(waited) => {
+                    delivered.eta = earliest(delivered.eta, remaining(waited, action.progress));
+                    continue;
+                }
                 None => continue,
             };
             if let Some(pending) = state.pending.remove(&action.id) {
-                settled += 1;
+                delivered.settled += 1;
                 for reply in pending.replies {
                     let _ = reply.send(result.clone());
                 }
@@ -191,13 +235,13 @@ impl Waiters {
         }
         for id in asked.iter().filter(|id| !seen.contains(id)) {
             if let Some(pending) = state.pending.remove(id) {
-                settled += 1;
+                delivered.settled += 1;
                 for reply in pending.replies {
                     let _ = reply.send(Err(WaitError::Missing(*id)));
                 }
             }
         }
-        settled
+        delivered
     }
 
     /// Fails every waiter of `asked` with `error`.
@@ -244,22 +288,19 @@ mod tests {
         let mut done = running(1);
         done.status = ActionStatus::Success;
         let asked = [ActionId(1), ActionId(2), ActionId(3)];
-        let settled = waiters.deliver(
-            &asked,
-            vec![done, running(2)],
-            start,
-            Duration::from_secs(600),
-        );
-        assert_eq!(settled, 2, "1 finished, 3 is missing, 2 still runs");
+        let later = start + Duration::from_secs(4);
+        let timeout = Duration::from_secs(600);
+        let delivered = waiters.deliver(&asked, vec![done, running(2)], later, timeout);
         assert_eq!(
-            waiters.deliver(
-                &[ActionId(2)],
-                vec![running(2)],
-                start,
-                Duration::from_secs(600)
-            ),
-            0
+            delivered,
+            Delivered {
+                settled: 2,
+                eta: Some(Duration::from_secs(6)),
+            },
+            "1 finished, 3 is missing, 2 still runs at 40% after 4 s"
         );
+        let again = waiters.deliver(&[ActionId(2)], vec![running(2)], later, timeout);
+        assert_eq!(again.settled, 0);
     }
 
     #[test]
