@@ -2,12 +2,14 @@
 //!
 //! - [`wire`]: the JSON; [`error`]: typed errors and the retry classifier;
 //! - [`ratelimit`]: the client-side token bucket fed by `RateLimit-*` headers;
-//! - [`waiter`]: batched action polling shared by all concurrent callers.
+//! - [`waiter`]: batched action polling shared by all concurrent callers;
+//! - `pages`: list endpoints, the pages after the first fetched concurrently.
 //!
 //! Every request is retried by the shared policy in [`crate::cloud::retry`], except server
 //! creation, which follows its own rule (see [`Client::create_server`]).
 
 pub mod error;
+mod pages;
 pub mod ratelimit;
 pub mod waiter;
 pub mod wire;
@@ -295,30 +297,6 @@ impl<C: Clock + Clone + 'static> Client<C> {
         .await
     }
 
-    /// Every page of a list endpoint; `extract` pulls the items and the next page.
-    async fn list_all<R: DeserializeOwned, I>(
-        &self,
-        operation: &str,
-        path: &str,
-        query: &[(&str, String)],
-        extract: impl Fn(R) -> (Vec<I>, Option<u32>),
-    ) -> Result<Vec<I>, Error> {
-        let mut items = Vec::new();
-        let mut page = 1;
-        loop {
-            let mut q = query.to_vec();
-            q.push(("page", page.to_string()));
-            q.push(("per_page", PER_PAGE.to_string()));
-            let response: R = self.call(operation, Method::GET, path, &q, None).await?;
-            let (mut batch, next) = extract(response);
-            items.append(&mut batch);
-            match next {
-                Some(n) if n > page => page = n,
-                _ => return Ok(items),
-            }
-        }
-    }
-
     async fn server_action(
         &self,
         id: ServerId,
@@ -359,7 +337,7 @@ impl<C: Clock + Clone + 'static> Client<C> {
                 |r: wire::ActionsResponse| {
                     (
                         r.actions.into_iter().map(Action::from).collect(),
-                        r.meta.pagination.next_page,
+                        r.meta.pagination,
                     )
                 },
             )
@@ -438,7 +416,7 @@ impl<C: Clock + Clone + 'static> Compute for Client<C> {
             |r: wire::ServersResponse| {
                 (
                     r.servers.into_iter().map(cloud::Server::from).collect(),
-                    r.meta.pagination.next_page,
+                    r.meta.pagination,
                 )
             },
         )
@@ -633,7 +611,7 @@ impl<C: Clock + Clone + 'static> Compute for Client<C> {
             |r: wire::ServerTypesResponse| {
                 (
                     r.server_types.into_iter().map(Into::into).collect(),
-                    r.meta.pagination.next_page,
+                    r.meta.pagination,
                 )
             },
         )
@@ -648,7 +626,7 @@ impl<C: Clock + Clone + 'static> Compute for Client<C> {
             |r: wire::LocationsResponse| {
                 (
                     r.locations.into_iter().map(Into::into).collect(),
-                    r.meta.pagination.next_page,
+                    r.meta.pagination,
                 )
             },
         )
@@ -663,7 +641,7 @@ impl<C: Clock + Clone + 'static> Compute for Client<C> {
             |r: wire::ImagesResponse| {
                 (
                     r.images.into_iter().map(Into::into).collect(),
-                    r.meta.pagination.next_page,
+                    r.meta.pagination,
                 )
             },
         )
@@ -678,7 +656,7 @@ impl<C: Clock + Clone + 'static> Compute for Client<C> {
             |r: wire::SshKeysResponse| {
                 (
                     r.ssh_keys.into_iter().map(Into::into).collect(),
-                    r.meta.pagination.next_page,
+                    r.meta.pagination,
                 )
             },
         )
