@@ -72,6 +72,6 @@ impl<C: Compute, T: Tailnet> Ctx<'_, C, T> {
         before: &BTreeSet<DeviceId>,
     ) -> Result<Option<DeviceId>, String> {
         let deadline = tokio::time::Instant::now() + self.options.device_timeout;
-        self.watch.wait(agent, before.clone(), deadline).await
+        super::gate::waiting(self.watch.wait(agent, before.clone(), deadline)).await
     }
 }

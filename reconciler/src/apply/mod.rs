@@ -4,7 +4,7 @@
 //!
 //! Start at [`apply`]. Each action's steps live in [`steps`]; [`report`] holds the account;
 //! [`keys`] mints, revokes and sweeps the Tailscale auth keys. The pass is pipelined: [`gate`]
-//! bounds the requests in flight (not the actions), the Hetzner client's shared poller waits
+//! bounds the actions making requests (not those waiting), the Hetzner client's shared poller waits
 //! for every action of the pass at once, and [`enrolment`] waits for every enrolment at once.
 
 mod devices;
@@ -31,8 +31,9 @@ use tokio::sync::watch;
 /// How to execute.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Options {
-    /// Requests in flight at once (to Hetzner and Tailscale together). Waiting for actions
-    /// and enrolments takes no slot: every action of a pass may be waiting at the same time.
+    /// Actions making requests at once (each makes one at a time, to Hetzner or Tailscale).
+    /// Waiting for Hetzner actions and enrolments takes no slot: every action of a pass may be
+    /// waiting at the same time.
     pub concurrency: usize,
     /// How long a create waits for the new server's device to come online.
     pub device_timeout: Duration,
@@ -69,9 +70,9 @@ pub enum ApplyError {
 /// Non-destructive actions (create, replace, resize, relabel, power) run first; deletions of
 /// servers and devices run after all of them. Within each phase an agent's actions run one
 /// after another, in plan order, and every agent is worked on at once: `options.concurrency`
-/// bounds the requests in flight ([`gate`]), not the actions, so a create waiting for its
-/// Hetzner actions (polled together by the client) or its device (listed once per tick for
-/// all, [`enrolment`]) holds no slot. An action starts only once a request slot is free.
+/// bounds the actions making requests ([`gate`]), not the actions in progress, so a create
+/// waiting for its Hetzner actions (polled together by the client) or its device (listed once
+/// per tick for all, [`enrolment`]) holds no slot. An action starts once it gets a slot.
 /// A failure of one agent does not stop the others. Once `stop` turns `true`, actions not yet
 /// started are skipped; those in flight finish.
 ///
@@ -119,12 +120,11 @@ pub async fn apply<C: Compute, T: Tailnet>(
         });
     }
     let gate = gate::Gate::new(options.concurrency);
-    let (compute, tailnet) = (gate.wrap(compute), gate.wrap(tailnet));
     let watch = enrolment::DeviceWatch::new(options.device_poll);
     let ctx = steps::Ctx {
         fleet,
-        compute: &compute,
-        tailnet: &tailnet,
+        compute,
+        tailnet,
         options,
         watch: &watch,
         deletions: AtomicUsize::new(0),
@@ -144,12 +144,17 @@ pub async fn apply<C: Compute, T: Tailnet>(
                 async move {
                     let mut done = Vec::with_capacity(chain.len());
                     for action in chain {
-                        drop(gate.permit().await);
-                        done.push(if *stop.borrow() {
-                            ActionReport::skipped(action, "tether is shutting down; not started")
-                        } else {
-                            ctx.run(action).await
+                        let report = gate.active(|| async {
+                            if *stop.borrow() {
+                                ActionReport::skipped(
+                                    action,
+                                    "tether is shutting down; not started",
+                                )
+                            } else {
+                                ctx.run(action).await
+                            }
                         });
+                        done.push(report.await);
                     }
                     done
                 }
@@ -158,7 +163,7 @@ pub async fn apply<C: Compute, T: Tailnet>(
             .collect::<Vec<Vec<ActionReport>>>();
         let chains = tokio::select! {
             chains = work => chains,
-            never = watch.run(&tailnet) => match never {},
+            never = watch.run(tailnet) => match never {},
         };
         reports.extend(chains.into_iter().flatten());
     }

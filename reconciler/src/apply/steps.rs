@@ -434,9 +434,7 @@ impl<C: Compute, T: Tailnet> Ctx<'_, C, T> {
 
     pub(super) async fn wait(&self, ids: &[ActionId], report: &mut ActionReport) -> StepResult {
         report.action_ids.extend_from_slice(ids);
-        let done = self
-            .compute
-            .wait_for_actions(ids)
+        let done = super::gate::waiting(self.compute.wait_for_actions(ids))
             .await
             .map_err(|e| e.to_string())?;
         for action in done {
