@@ -71,7 +71,8 @@ impl Config {
     }
 
     /// Reads `HCLOUD_TOKEN` (required), `HCLOUD_ENDPOINT` (default: the public API) and
-    /// `HCLOUD_POLL_INTERVAL_MS` (default 500: how often running actions are polled).
+    /// `HCLOUD_POLL_INTERVAL_MS` (default 500: the first pause between action polls; later ones
+    /// back off, see [`waiter::Cadence`]).
     ///
     /// # Errors
     /// `HCLOUD_TOKEN` is unset or empty, `HCLOUD_ENDPOINT` is not an http(s) URL, or the poll
