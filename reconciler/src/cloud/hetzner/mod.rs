@@ -667,7 +667,7 @@ impl<C: Clock + Clone + 'static> Compute for Client<C> {
 
 impl<C: Clock + Clone + 'static> Client<C> {
     /// The poller: each tick (at the backing-off [`waiter::Cadence`], or when the running
-    /// actions' progress says the first should end), `GET /actions?id=…` for
+    /// actions' progress says they should have ended), `GET /actions?id=…` for
     /// the pending ids, 50 per request, oldest first, until a request in which nothing
     /// finished; it stops when nobody waits.
     async fn poll(self) {
@@ -707,7 +707,7 @@ impl<C: Clock + Clone + 'static> Client<C> {
                         }
                     }
                 };
-                eta = waiter::earliest(eta, delivered.eta);
+                eta = waiter::latest(eta, delivered.eta);
                 if delivered.settled == 0 {
                     break;
                 }

@@ -4,8 +4,8 @@
 //!
 //! The ticks back off like Hetzner's own clients ([`Cadence`]: start at the poll interval,
 //! double after every tick, up to [`CADENCE_CAP_FACTOR`] times the interval); when the running
-//! actions' progress says the first of them ends later than that ([`remaining`]), the tick
-//! waits for it (up to the cap). Each tick
+//! actions' progress says they end later than that ([`remaining`]: the last of them), the tick
+//! waits for them (up to the cap). Each tick
 //! asks for the oldest ids first, stopping at the first request in which nothing finished
 //! ([`Waiters::deliver`] says how many did): actions of one kind finish in the order they
 //! started, so while the oldest are still running the younger ones need not be asked about.
@@ -50,9 +50,9 @@ impl Cadence {
     }
 
     /// The pause before the next tick: the doubling pause, or longer when the running
-    /// actions' progress says the first of them ends later (`eta`), up to the cap. Progress
-    /// only ever saves polls: actions finishing one after another are still collected by the
-    /// doubling ticks, not polled one by one.
+    /// actions' progress says they end later (`eta`: when the last of them should), up to the
+    /// cap. Progress only ever saves polls: actions that started one after another finish
+    /// together in one tick instead of one by one, each at most a cap later.
     pub fn pause_for(&mut self, eta: Option<Duration>) -> Duration {
         let pause = self.next_pause();
         eta.map_or(pause, |eta| pause.max(eta.min(self.cap())))
@@ -107,8 +107,8 @@ impl From<WaitError> for Error {
 pub struct Delivered {
     /// Asked actions delivered or failed.
     pub settled: usize,
-    /// When the first still running action should finish, from its progress so far: the
-    /// poller's next pause when known (within the cadence's bounds).
+    /// When the last still running action that shows progress should finish at its pace so
+    /// far: the poller's next pause when known (within the cadence's bounds).
     pub eta: Option<Duration>,
 }
 
@@ -119,10 +119,10 @@ pub fn remaining(waited: Duration, progress: u8) -> Option<Duration> {
     (progress > 0).then(|| waited * (100 - progress) / progress)
 }
 
-/// The sooner of two estimates; either alone when the other is unknown.
-pub fn earliest(a: Option<Duration>, b: Option<Duration>) -> Option<Duration> {
+/// The later of two estimates; either alone when the other is unknown.
+pub fn latest(a: Option<Duration>, b: Option<Duration>) -> Option<Duration> {
     match (a, b) {
-        (Some(a), Some(b)) => Some(a.min(b)),
+        (Some(a), Some(b)) => Some(a.max(b)),
         (a, b) => a.or(b),
     }
 }
@@ -221,7 +221,7 @@ impl Waiters {
                     waited,
                 }),
                 Some(waited) => {
-                    delivered.eta = earliest(delivered.eta, remaining(waited, action.progress));
+                    delivered.eta = latest(delivered.eta, remaining(waited, action.progress));
                     continue;
                 }
                 None => continue,
