@@ -44,7 +44,7 @@ pub struct Config {
     pub token: Secret<String>,
     /// Retry policy for requests.
     pub backoff: Backoff,
-    /// Pause before the first batched action poll; later pauses double up to 16 times this
+    /// Pause before the first batched action poll; later pauses double up to 20 times this
     /// ([`waiter::Cadence`]).
     pub poll_interval: Duration,
     /// Timeout of one HTTP request.

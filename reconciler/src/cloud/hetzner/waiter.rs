@@ -24,8 +24,11 @@ use tokio::sync::oneshot;
 /// Most ids in one `GET /actions` request.
 pub const IDS_PER_REQUEST: usize = 50;
 
+/// An estimated end is waited for this many times over, so the tick lands just after it.
+const ETA_MARGIN: f64 = 1.1;
+
 /// The poll interval grows up to this many times the configured interval.
-pub const CADENCE_CAP_FACTOR: u32 = 16;
+pub const CADENCE_CAP_FACTOR: u32 = 20;
 
 /// The time between ticks: `base` for the first, doubling after each, capped at
 /// `base × CADENCE_CAP_FACTOR`; it starts again at `base` whenever the poller starts (nothing
@@ -55,7 +58,9 @@ impl Cadence {
     /// together in one tick instead of one by one, each at most a cap later.
     pub fn pause_for(&mut self, eta: Option<Duration>) -> Duration {
         let pause = self.next_pause();
-        eta.map_or(pause, |eta| pause.max(eta.min(self.cap())))
+        eta.map_or(pause, |eta| {
+            pause.max(eta.mul_f64(ETA_MARGIN).min(self.cap()))
+        })
     }
 
     fn cap(&self) -> Duration {
@@ -272,12 +277,25 @@ mod tests {
     }
 
     #[test]
-    fn the_poll_cadence_doubles_from_the_interval_up_to_sixteen_times_it() {
+    fn the_poll_cadence_doubles_from_the_interval_up_to_twenty_times_it() {
         let mut cadence = Cadence::new(Duration::from_millis(500));
         let pauses: Vec<u64> = (0..7)
             .map(|_| cadence.next_pause().as_millis() as u64)
             .collect();
-        assert_eq!(pauses, [500, 1000, 2000, 4000, 8000, 8000, 8000]);
+        assert_eq!(pauses, [500, 1000, 2000, 4000, 8000, 10000, 10000]);
+    }
+
+    #[test]
+    fn progress_stretches_the_pause_to_just_after_the_estimated_end_never_past_the_cap() {
+        let mut cadence = Cadence::new(Duration::from_millis(500));
+        let ms = |d: Duration| d.as_millis() as u64;
+        assert_eq!(ms(cadence.pause_for(Some(Duration::from_secs(5)))), 5500);
+        assert_eq!(
+            ms(cadence.pause_for(Some(Duration::from_millis(100)))),
+            1000
+        );
+        assert_eq!(ms(cadence.pause_for(Some(Duration::from_secs(60)))), 10000);
+        assert_eq!(ms(cadence.pause_for(None)), 4000);
     }
 
     #[test]
