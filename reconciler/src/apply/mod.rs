@@ -3,9 +3,9 @@
 //! exact account of every action.
 //!
 //! Start at [`apply`]. Each action's steps live in [`steps`]; [`report`] holds the account;
-//! [`keys`] mints, revokes and sweeps the Tailscale auth keys. The pass is pipelined: [`gate`]
+//! [`keys`] mints, revokes and sweeps the Tailscale auth keys. The pass is pipelined: `gate`
 //! bounds the actions making requests (not those waiting), the Hetzner client's shared poller waits
-//! for every action of the pass at once, and [`enrolment`] waits for every enrolment at once.
+//! for every action of the pass at once, and `enrolment` waits for every enrolment at once.
 
 mod devices;
 mod enrolment;
@@ -70,9 +70,9 @@ pub enum ApplyError {
 /// Non-destructive actions (create, replace, resize, relabel, power) run first; deletions of
 /// servers and devices run after all of them. Within each phase an agent's actions run one
 /// after another, in plan order, and every agent is worked on at once: `options.concurrency`
-/// bounds the actions making requests ([`gate`]), not the actions in progress, so a create
+/// bounds the actions making requests (`gate`), not the actions in progress, so a create
 /// waiting for its Hetzner actions (polled together by the client) or its device (listed once
-/// per tick for all, [`enrolment`]) holds no slot. An action starts once it gets a slot.
+/// per tick for all, `enrolment`) holds no slot. An action starts once it gets a slot.
 /// A failure of one agent does not stop the others. Once `stop` turns `true`, actions not yet
 /// started are skipped; those in flight finish.
 ///
