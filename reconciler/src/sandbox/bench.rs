@@ -3,7 +3,7 @@
 //! scale so it runs in seconds, with times reported back at full scale. Start at
 //! [`compare`]: it converges one agent alone and then N, and measures the wall times and the
 //! requests each emulator served per created server. `cargo bench -p tether --bench converge`
-//! prints it; a test in [`crate::apply`] guards its ratios.
+//! prints it; the test below guards its ratios on every CI run.
 
 use super::emulator::RequestLog;
 use super::hetzner::RateLimit;
