@@ -1,126 +1,58 @@
-//! Benchmark: converge 50 new agents against the emulators (default latencies), and count the
-//! Hetzner API requests of 100 concurrent creates with batched action polling.
+//! Benchmark: converge N new agents against the emulators with real-world timing (10 s create
+//! actions, the realistic start, a 30 s boot and enrolment), scaled down, and compare the wall
+//! time with one agent alone; count the Hetzner and Tailscale requests per created server.
 //!
-//! Run with `cargo bench -p tether --bench converge`.
+//! Run with `cargo bench -p tether --bench converge`. `TETHER_BENCH_AGENTS` (default `50,500`)
+//! lists the fleet sizes; `TETHER_BENCH_TIME_SCALE` (default `0.05`) how fast time runs. Times
+//! are printed at full scale.
 
-use std::time::{Duration, Instant};
-use tether::apply::{self, Options};
-use tether::cloud::{ActionId, Compute, NewServer};
-use tether::observe::observe;
-use tether::plan::{Context, plan};
-use tether::sandbox::stack::{Stack, StackOptions};
-use tether_schema::{Content, SourceFile, load_fleet};
-
-const AGENTS: usize = 50;
-const RUNS: usize = 5;
-
-fn fleet() -> tether_schema::Fleet {
-    let mut files = vec![SourceFile {
-        path: "fleet.yaml".into(),
-        content: Content::Bytes(
-            b"apiVersion: tether/v1\nkind: Fleet\nmetadata: {name: bench}\nspec:\n  defaults: {server: {type: cpx21, location: fsn1, image: ubuntu-24.04, sshKeys: [ops-2026]}}\n  tailscale: {tags: [\"tag:agent\"]}\n  policy: {prune: true}\n  catalog: {serverTypes: [cpx21], locations: [fsn1], images: [ubuntu-24.04]}\n".to_vec(),
-        ),
-    }];
-    for i in 0..AGENTS {
-        let text = format!(
-            "apiVersion: tether/v1\nkind: Agent\nmetadata: {{name: agent-{i:02}}}\nspec:\n  subscription: sub_{i:02}\n  runtime: {{version: \"1.4.2\"}}\n"
-        );
-        files.push(SourceFile {
-            path: format!("agents/agent-{i:02}.yaml"),
-            content: Content::Bytes(text.into_bytes()),
-        });
-    }
-    load_fleet(&files).expect("valid bench fleet")
-}
-
-async fn converge_once() -> (Duration, usize) {
-    let stack = Stack::start(StackOptions::default())
-        .await
-        .expect("emulators");
-    let compute = stack
-        .hetzner_client(Duration::from_millis(25))
-        .expect("hetzner client");
-    let tailnet = stack.tailscale_client().expect("tailscale client");
-    let fleet = fleet();
-    let options = Options {
-        concurrency: AGENTS,
-        device_poll: Duration::from_millis(25),
-        ..Options::default()
-    };
-    let (_stop, stop) = tokio::sync::watch::channel(false);
-    let started = Instant::now();
-    let observed = observe(&compute, &tailnet).await.expect("observe");
-    let p = plan(&fleet, &observed, &Context::default());
-    let report = apply::apply(&p, &fleet, &compute, &tailnet, &options, stop)
-        .await
-        .expect("apply");
-    let elapsed = started.elapsed();
-    assert!(report.succeeded(), "{report}");
-    let online = stack
-        .tailscale
-        .devices()
-        .iter()
-        .filter(|d| d.online)
-        .count();
-    assert_eq!(online, AGENTS);
-    stack.shutdown().await;
-    (elapsed, report.done("create"))
-}
-
-async fn requests_per_create() -> f64 {
-    let stack = Stack::start(StackOptions::default())
-        .await
-        .expect("emulators");
-    let client = stack
-        .hetzner_client(Duration::from_millis(50))
-        .expect("client");
-    let mut tasks = tokio::task::JoinSet::new();
-    for i in 0..100 {
-        let client = client.clone();
-        tasks.spawn(async move {
-            let new = NewServer {
-                name: format!("s-{i:03}"),
-                server_type: "cpx21".into(),
-                image: "ubuntu-24.04".into(),
-                location: "fsn1".into(),
-                ssh_keys: vec![],
-                user_data: None,
-                labels: Default::default(),
-                start_after_create: true,
-            };
-            let c = client.create_server(&new).await.expect("create");
-            let ids: Vec<ActionId> = std::iter::once(c.action.id)
-                .chain(c.next_actions.iter().map(|a| a.id))
-                .collect();
-            client.wait_for_actions(&ids).await.expect("wait");
-        });
-    }
-    while tasks.join_next().await.is_some() {}
-    let per = stack.hetzner.requests().total() as f64 / 100.0;
-    stack.shutdown().await;
-    per
-}
+use tether::sandbox::bench::{Comparison, compare};
 
 fn main() {
+    let sizes: Vec<usize> = std::env::var("TETHER_BENCH_AGENTS")
+        .unwrap_or_else(|_| "50,500".to_owned())
+        .split(',')
+        .map(|n| {
+            n.trim()
+                .parse()
+                .expect("TETHER_BENCH_AGENTS: numbers separated by commas")
+        })
+        .collect();
+    let scale: f64 = std::env::var("TETHER_BENCH_TIME_SCALE")
+        .unwrap_or_else(|_| "0.05".to_owned())
+        .parse()
+        .expect("TETHER_BENCH_TIME_SCALE: a number such as 0.05");
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .expect("runtime");
-    let mut times = Vec::with_capacity(RUNS);
-    for _ in 0..RUNS {
-        let (t, created) = rt.block_on(converge_once());
-        assert_eq!(created, AGENTS);
-        times.push(t);
+    println!("time scale {scale}; times at full scale");
+    for n in sizes {
+        let c = rt.block_on(compare(n, scale)).expect("converge");
+        print(&c);
     }
-    times.sort();
+}
+
+fn print(c: &Comparison) {
+    let f = &c.fleet;
     println!(
-        "converge {AGENTS} new agents (plan + apply until every device is online) over {RUNS} runs: min {:.2?}, median {:.2?}, max {:.2?}",
-        times[0],
-        times[RUNS / 2],
-        times[RUNS - 1]
+        "{} agents: wall {:.1} s; one agent alone {:.1} s; rate-limit floor {:.1} s; wall / (one + floor) = {:.2}",
+        f.agents,
+        f.wall.as_secs_f64(),
+        c.single.wall.as_secs_f64(),
+        c.rate_limit_floor.as_secs_f64(),
+        c.flatness()
     );
     println!(
-        "100 concurrent creates with batched polling: {:.2} Hetzner API requests per server",
-        rt.block_on(requests_per_create())
+        "  Hetzner {} requests ({:.2} per server): {:?}",
+        f.hetzner_requests,
+        f.hetzner_per_server(),
+        f.hetzner_routes
+    );
+    println!(
+        "  Tailscale {} requests ({:.2} per server): {:?}",
+        f.tailscale_requests,
+        f.tailscale_per_server(),
+        f.tailscale_routes
     );
 }

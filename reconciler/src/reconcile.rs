@@ -18,7 +18,7 @@ use crate::audit::message;
 use crate::audit::status::{self, Inputs, Verdict};
 use crate::cloud::tailscale::Tailnet;
 use crate::cloud::{Compute, ServerStatus};
-use crate::observe::{ObserveError, observe, refresh};
+use crate::observe::{ObserveError, observe, refresh_touched};
 use crate::plan::offer::{self, NotOffered};
 use crate::plan::{self, Context, Observed, Plan};
 use crate::source::{Snapshot, publish};
@@ -250,7 +250,7 @@ pub async fn run<C: Compute, T: Tailnet>(
     let observed = if report.actions.is_empty() {
         observed
     } else {
-        refresh(compute, tailnet, observed).await?
+        refresh_touched(compute, tailnet, observed, &report).await?
     };
     let inputs = Inputs {
         fleet: &fleet,

@@ -5,6 +5,7 @@ use crate::common::{commit_all, example_fleet, tether_bin};
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 use tether::cloud::ServerStatus;
+use tether::sandbox::emulator::FaultRule;
 use tether::sandbox::hetzner::Latencies;
 use tether::sandbox::stack::{Stack, StackOptions};
 
@@ -20,6 +21,15 @@ async fn ctrl_c_lets_in_flight_creates_finish_skips_the_rest_and_exits_130() {
     })
     .await
     .expect("emulators");
+    // Minting a key takes a second: with `--concurrency 2` two creates make requests at once;
+    // a create waiting for its server holds no slot, so when the first two wait the next two
+    // start minting, and the last two get no slot before Ctrl-C.
+    stack.tailscale.faults().set(vec![FaultRule {
+        method: Some("POST".into()),
+        path_prefix: "/api/v2/tailnet/-/keys".into(),
+        latency_ms: 1000,
+        ..FaultRule::everywhere()
+    }]);
     let repo = example_fleet();
     commit_all(repo.path(), "main", "seed");
     let mut cmd = tokio::process::Command::new(tether_bin());
@@ -69,7 +79,7 @@ async fn ctrl_c_lets_in_flight_creates_finish_skips_the_rest_and_exits_130() {
     assert_eq!(out.status.code(), Some(130), "{stdout}\n{stderr}");
 
     let servers = stack.hetzner.servers();
-    assert_eq!(servers.len(), 2, "only the creates in flight happened");
+    assert_eq!(servers.len(), 4, "only the creates in flight happened");
     assert!(
         servers
             .iter()
@@ -77,7 +87,7 @@ async fn ctrl_c_lets_in_flight_creates_finish_skips_the_rest_and_exits_130() {
         "in-flight creates were finished, not left initializing: {servers:?}"
     );
     assert!(
-        stdout.contains("Apply: 2 done, 0 failed, 4 skipped."),
+        stdout.contains("Apply: 4 done, 0 failed, 2 skipped."),
         "the partial account:\n{stdout}"
     );
     assert!(stderr.contains("interrupted"), "{stderr}");
@@ -91,6 +101,6 @@ async fn ctrl_c_lets_in_flight_creates_finish_skips_the_rest_and_exits_130() {
         .message()
         .unwrap_or_default()
         .to_owned();
-    assert!(message.contains("+2 created"), "{message}");
+    assert!(message.contains("+4 created"), "{message}");
     stack.shutdown().await;
 }

@@ -10,6 +10,7 @@ use std::collections::BTreeSet;
 use std::path::Path;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
+use tether::sandbox::emulator::FaultRule;
 use tether::sandbox::hetzner::Latencies;
 use tether::sandbox::stack::{Stack, StackOptions};
 
@@ -258,6 +259,15 @@ async fn a_lease_lost_mid_pass_stops_the_daemon_acting_until_it_holds_the_lease_
     })
     .await
     .expect("emulators");
+    // Minting a key takes 1.5 s: with `concurrency: 1` the creates start one after another
+    // (a create waiting for its server holds no slot), so the pass is still starting creates
+    // when the lease is lost.
+    stack.tailscale.faults().set(vec![FaultRule {
+        method: Some("POST".into()),
+        path_prefix: "/api/v2/tailnet/-/keys".into(),
+        latency_ms: 1500,
+        ..FaultRule::everywhere()
+    }]);
     let fleet = example_fleet();
     commit_all(fleet.path(), "main", "seed");
     let daemon = Daemon::spawn(

@@ -1,5 +1,5 @@
 //! The Tailscale side of the executor's steps: finding an agent's devices, waiting for a new
-//! one to join, and deleting them.
+//! one to join (both through the pass's shared [`super::enrolment`] watch), and deleting them.
 
 use super::report::ActionReport;
 use super::steps::{Ctx, StepResult, Stop};
@@ -58,7 +58,8 @@ impl<C: Compute, T: Tailnet> Ctx<'_, C, T> {
         Ok(())
     }
 
-    /// The devices with the agent's hostname and tags, with their online flag.
+    /// The devices with the agent's hostname and tags, with their online flag, listed now (not
+    /// from the pass's watch): a remedy about to wipe or reset a server checks a fresh listing.
     pub(super) async fn devices_of(&self, agent: &Agent) -> Result<Vec<(DeviceId, bool)>, String> {
         let query = DeviceQuery {
             tags: agent.tags.clone(),
@@ -77,26 +78,20 @@ impl<C: Compute, T: Tailnet> Ctx<'_, C, T> {
             .collect())
     }
 
-    /// Waits (bounded) for a device of the agent that was not there before to be online.
+    /// The devices of the agent that exist before its new server: from the pass's shared
+    /// [`DeviceWatch`](super::enrolment::DeviceWatch), so a create lists nothing itself.
+    pub(super) async fn known_devices(&self, agent: &Agent) -> Result<BTreeSet<DeviceId>, String> {
+        self.watch.known(self.tailnet, agent).await
+    }
+
+    /// Waits (bounded by [`Options::device_timeout`](super::Options)) for an online device of
+    /// the agent that was not there before, through the pass's shared device watch.
     pub(super) async fn wait_for_device(
         &self,
         agent: &Agent,
         before: &BTreeSet<DeviceId>,
     ) -> Result<Option<DeviceId>, String> {
         let deadline = tokio::time::Instant::now() + self.options.device_timeout;
-        loop {
-            let found = self
-                .devices_of(agent)
-                .await?
-                .into_iter()
-                .find(|(id, online)| *online && !before.contains(id));
-            if let Some((id, _)) = found {
-                return Ok(Some(id));
-            }
-            if tokio::time::Instant::now() >= deadline {
-                return Ok(None);
-            }
-            tokio::time::sleep(self.options.device_poll).await;
-        }
+        super::gate::waiting(self.watch.wait(agent, before.clone(), deadline)).await
     }
 }

@@ -60,12 +60,7 @@ impl<C: Compute, T: Tailnet> Ctx<'_, C, T> {
     /// Mints a key, rebuilds the server with cloud-init carrying it, waits for the rebuild and
     /// the new device, and revokes the key.
     async fn rekey(&self, agent: &Agent, id: ServerId, report: &mut ActionReport) -> StepResult {
-        let before: BTreeSet<DeviceId> = self
-            .devices_of(agent)
-            .await?
-            .into_iter()
-            .map(|(id, _)| id)
-            .collect();
+        let before = self.known_devices(agent).await?;
         let fleet = &self.fleet.settings.name;
         let key = keys::mint(self.tailnet, fleet, agent, self.options.key_expiry)
             .await

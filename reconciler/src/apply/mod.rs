@@ -3,10 +3,14 @@
 //! exact account of every action.
 //!
 //! Start at [`apply`]. Each action's steps live in [`steps`]; [`report`] holds the account;
-//! [`keys`] mints, revokes and sweeps the Tailscale auth keys.
+//! [`keys`] mints, revokes and sweeps the Tailscale auth keys. The pass is pipelined: `gate`
+//! bounds the actions making requests (not those waiting), the Hetzner client's shared poller waits
+//! for every action of the pass at once, and `enrolment` waits for every enrolment at once.
 
 mod devices;
 mod heal;
+mod enrolment;
+mod gate;
 pub mod keys;
 mod quarantine;
 pub mod report;
@@ -29,7 +33,9 @@ use tokio::sync::watch;
 /// How to execute.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Options {
-    /// Actions in flight at once.
+    /// Actions making requests at once (each makes one at a time, to Hetzner or Tailscale).
+    /// Waiting for Hetzner actions and enrolments takes no slot: every action of a pass may be
+    /// waiting at the same time.
     pub concurrency: usize,
     /// How long a create waits for the new server's device to come online.
     pub device_timeout: Duration,
@@ -65,7 +71,10 @@ pub enum ApplyError {
 ///
 /// Non-destructive actions (create, replace, resize, relabel, power) run first; deletions of
 /// servers and devices run after all of them. Within each phase an agent's actions run one
-/// after another, in plan order, and up to `options.concurrency` agents are worked on at once.
+/// after another, in plan order, and every agent is worked on at once: `options.concurrency`
+/// bounds the actions making requests (`gate`), not the actions in progress, so a create
+/// waiting for its Hetzner actions (polled together by the client) or its device (listed once
+/// per tick for all, `enrolment`) holds no slot. An action starts once it gets a slot.
 /// A failure of one agent does not stop the others. Once `stop` turns `true`, actions not yet
 /// started are skipped; those in flight finish.
 ///
@@ -129,11 +138,14 @@ pub async fn apply_with<C: Compute, T: Tailnet>(
                 .collect(),
         });
     }
+    let gate = gate::Gate::new(options.concurrency);
+    let watch = enrolment::DeviceWatch::new(options.device_poll);
     let ctx = steps::Ctx {
         fleet,
         compute,
         tailnet,
         options,
+        watch: &watch,
         deletions: AtomicUsize::new(0),
         budget: plan.deletions_allowed,
         runtime: agent_api,
@@ -147,25 +159,35 @@ pub async fn apply_with<C: Compute, T: Tailnet>(
         .partition(|a| matches!(a, Action::Delete { .. } | Action::DeleteDevice { .. }));
     let mut reports = Vec::with_capacity(plan.actions.len());
     for phase in [early, late] {
-        let chains: Vec<Vec<ActionReport>> = futures_util::stream::iter(by_agent(phase))
+        let work = by_agent(phase)
+            .into_iter()
             .map(|chain| {
                 let stop = stop.clone();
-                let ctx = &ctx;
+                let (ctx, gate) = (&ctx, &gate);
                 async move {
                     let mut done = Vec::with_capacity(chain.len());
                     for action in chain {
-                        done.push(if *stop.borrow() {
-                            ActionReport::skipped(action, "tether is shutting down; not started")
-                        } else {
-                            ctx.run(action).await
+                        let report = gate.active(|| async {
+                            if *stop.borrow() {
+                                ActionReport::skipped(
+                                    action,
+                                    "tether is shutting down; not started",
+                                )
+                            } else {
+                                ctx.run(action).await
+                            }
                         });
+                        done.push(report.await);
                     }
                     done
                 }
             })
-            .buffer_unordered(options.concurrency.max(1))
-            .collect()
-            .await;
+            .collect::<futures_util::stream::FuturesUnordered<_>>()
+            .collect::<Vec<Vec<ActionReport>>>();
+        let chains = tokio::select! {
+            chains = work => chains,
+            never = watch.run(tailnet) => match never {},
+        };
         reports.extend(chains.into_iter().flatten());
     }
     if let Some(service) = agent_api {

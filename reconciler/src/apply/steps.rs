@@ -2,6 +2,7 @@
 //! [`ActionReport`], succeeds or fails on its own, and never panics.
 
 use super::Options;
+use super::enrolment::DeviceWatch;
 use super::keys;
 use super::report::{ActionReport, Outcome};
 use crate::cloud::tailscale::{CreatedAuthKey, DeviceId, Tailnet};
@@ -18,6 +19,7 @@ pub(super) struct Ctx<'a, C, T> {
     pub compute: &'a C,
     pub tailnet: &'a T,
     pub options: &'a Options,
+    pub watch: &'a DeviceWatch,
     pub deletions: AtomicUsize,
     pub budget: usize,
     pub runtime: Option<&'a crate::runtime::Service>,
@@ -159,12 +161,7 @@ impl<C: Compute, T: Tailnet> Ctx<'_, C, T> {
     /// Mints a key, creates the server with it, waits for its actions and its device, and
     /// revokes the key whatever happened.
     async fn create(&self, agent: &Agent, report: &mut ActionReport) -> StepResult {
-        let before: BTreeSet<DeviceId> = self
-            .devices_of(agent)
-            .await?
-            .into_iter()
-            .map(|(id, _)| id)
-            .collect();
+        let before = self.known_devices(agent).await?;
         let fleet = &self.fleet.settings.name;
         let key = keys::mint(self.tailnet, fleet, agent, self.options.key_expiry)
             .await
@@ -457,9 +454,7 @@ impl<C: Compute, T: Tailnet> Ctx<'_, C, T> {
 
     pub(super) async fn wait(&self, ids: &[ActionId], report: &mut ActionReport) -> StepResult {
         report.action_ids.extend_from_slice(ids);
-        let done = self
-            .compute
-            .wait_for_actions(ids)
+        let done = super::gate::waiting(self.compute.wait_for_actions(ids))
             .await
             .map_err(|e| e.to_string())?;
         for action in done {

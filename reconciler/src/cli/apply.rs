@@ -48,7 +48,7 @@ pub struct ApplyArgs {
     /// Apply without asking (for automation); the plan is still printed before acting.
     #[arg(long)]
     auto_approve: bool,
-    /// Actions in flight at once.
+    /// Actions making requests at once (an action waiting for Hetzner or its device holds no slot).
     #[arg(long, default_value_t = 8)]
     concurrency: usize,
     /// Seconds a new server's device may take to come online.

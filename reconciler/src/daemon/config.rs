@@ -117,7 +117,7 @@ pub struct DaemonConfig {
     /// `GITHUB_TOKEN`: fetches private https remotes and pushes the lease (the daemon calls no
     /// GitHub API; statuses come from `tether apply --github-status`).
     pub github_token: Option<Secret<String>>,
-    /// Most actions run at once.
+    /// Most actions making requests at once (waiting ones hold no slot).
     pub concurrency: usize,
     /// Log line format.
     pub log_format: LogFormat,

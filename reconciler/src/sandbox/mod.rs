@@ -3,6 +3,7 @@
 //! including errors, pagination, rate limits and asynchronous actions, and they are stricter
 //! where that catches bugs.
 //!
+//! - [`bench`]: the converge benchmark (N agents at real-world timing, scaled);
 //! - [`emulator`]: the HTTP server, fault injection and request counters they share;
 //! - [`github`]: the GitHub REST emulator (comments, statuses, pull requests) octocrab talks to;
 //! - [`stripe`]: subscriptions, signed webhook deliveries and the subscription lookup;
@@ -10,6 +11,7 @@
 //!   emulators, so a booted server can enrol in the emulated tailnet from its cloud-init.
 
 pub mod agents;
+pub mod bench;
 pub mod demo;
 pub mod emulator;
 pub mod github;

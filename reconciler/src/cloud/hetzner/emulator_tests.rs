@@ -219,3 +219,38 @@ async fn a_deprecated_server_type_reads_as_deprecated_and_cannot_be_ordered() {
     );
     emulator.shutdown().await;
 }
+
+#[tokio::test]
+async fn a_listing_of_three_pages_costs_one_request_per_page_and_keeps_the_api_order() {
+    let stack = Stack::start(StackOptions::default()).await.expect("stack");
+    let client = stack
+        .hetzner_client(Duration::from_millis(20))
+        .expect("client");
+    futures_util::stream::iter(0..130)
+        .map(|i| {
+            let client = client.clone();
+            async move { client.create_server(&new_server(i)).await.expect("create") }
+        })
+        .buffer_unordered(10)
+        .collect::<Vec<_>>()
+        .await;
+    let lists = || {
+        stack
+            .hetzner
+            .requests()
+            .snapshot()
+            .into_iter()
+            .filter(|(k, _)| k.method == "GET" && k.route == "/v1/servers")
+            .map(|(_, n)| n)
+            .sum::<u64>()
+    };
+    let before = lists();
+    let listed = client.list_servers(None).await.expect("list");
+    assert_eq!(lists() - before, 3, "pages of 50: 50 + 50 + 30");
+    assert_eq!(listed.len(), 130);
+    let ids: Vec<u64> = listed.iter().map(|s| s.id.0).collect();
+    let mut sorted = ids.clone();
+    sorted.sort_unstable();
+    assert_eq!(ids, sorted, "the API's order (by id), page after page");
+    stack.shutdown().await;
+}

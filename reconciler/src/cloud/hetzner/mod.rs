@@ -2,12 +2,14 @@
 //!
 //! - [`wire`]: the JSON; [`error`]: typed errors and the retry classifier;
 //! - [`ratelimit`]: the client-side token bucket fed by `RateLimit-*` headers;
-//! - [`waiter`]: batched action polling shared by all concurrent callers.
+//! - [`waiter`]: batched action polling shared by all concurrent callers;
+//! - `pages`: list endpoints, the pages after the first fetched concurrently.
 //!
 //! Every request is retried by the shared policy in [`crate::cloud::retry`], except server
 //! creation, which follows its own rule (see [`Client::create_server`]).
 
 pub mod error;
+mod pages;
 pub mod ratelimit;
 pub mod waiter;
 pub mod wire;
@@ -30,6 +32,8 @@ use waiter::Waiters;
 pub const DEFAULT_ENDPOINT: &str = "https://api.hetzner.cloud/v1";
 /// Largest page the API serves.
 pub const PER_PAGE: u32 = 50;
+/// The default pause before the first action poll.
+pub const DEFAULT_POLL_INTERVAL: Duration = Duration::from_millis(500);
 
 /// How to reach Hetzner.
 #[derive(Debug, Clone)]
@@ -40,7 +44,8 @@ pub struct Config {
     pub token: Secret<String>,
     /// Retry policy for requests.
     pub backoff: Backoff,
-    /// Interval between batched action polls.
+    /// Pause before the first batched action poll; later pauses double up to 20 times this
+    /// ([`waiter::Cadence`]).
     pub poll_interval: Duration,
     /// Timeout of one HTTP request.
     pub request_timeout: Duration,
@@ -59,14 +64,15 @@ impl Config {
             endpoint: endpoint.into().trim_end_matches('/').to_owned(),
             token,
             backoff: Backoff::default(),
-            poll_interval: Duration::from_millis(500),
+            poll_interval: DEFAULT_POLL_INTERVAL,
             request_timeout: Duration::from_secs(30),
             action_timeout: DEFAULT_ACTION_TIMEOUT,
         }
     }
 
     /// Reads `HCLOUD_TOKEN` (required), `HCLOUD_ENDPOINT` (default: the public API) and
-    /// `HCLOUD_POLL_INTERVAL_MS` (default 500: how often running actions are polled).
+    /// `HCLOUD_POLL_INTERVAL_MS` (default 500: the first pause between action polls; later ones
+    /// back off, see [`waiter::Cadence`]).
     ///
     /// # Errors
     /// `HCLOUD_TOKEN` is unset or empty, `HCLOUD_ENDPOINT` is not an http(s) URL, or the poll
@@ -292,30 +298,6 @@ impl<C: Clock + Clone + 'static> Client<C> {
         .await
     }
 
-    /// Every page of a list endpoint; `extract` pulls the items and the next page.
-    async fn list_all<R: DeserializeOwned, I>(
-        &self,
-        operation: &str,
-        path: &str,
-        query: &[(&str, String)],
-        extract: impl Fn(R) -> (Vec<I>, Option<u32>),
-    ) -> Result<Vec<I>, Error> {
-        let mut items = Vec::new();
-        let mut page = 1;
-        loop {
-            let mut q = query.to_vec();
-            q.push(("page", page.to_string()));
-            q.push(("per_page", PER_PAGE.to_string()));
-            let response: R = self.call(operation, Method::GET, path, &q, None).await?;
-            let (mut batch, next) = extract(response);
-            items.append(&mut batch);
-            match next {
-                Some(n) if n > page => page = n,
-                _ => return Ok(items),
-            }
-        }
-    }
-
     async fn server_action(
         &self,
         id: ServerId,
@@ -356,7 +338,7 @@ impl<C: Clock + Clone + 'static> Client<C> {
                 |r: wire::ActionsResponse| {
                     (
                         r.actions.into_iter().map(Action::from).collect(),
-                        r.meta.pagination.next_page,
+                        r.meta.pagination,
                     )
                 },
             )
@@ -435,7 +417,7 @@ impl<C: Clock + Clone + 'static> Compute for Client<C> {
             |r: wire::ServersResponse| {
                 (
                     r.servers.into_iter().map(cloud::Server::from).collect(),
-                    r.meta.pagination.next_page,
+                    r.meta.pagination,
                 )
             },
         )
@@ -644,7 +626,7 @@ impl<C: Clock + Clone + 'static> Compute for Client<C> {
             |r: wire::ServerTypesResponse| {
                 (
                     r.server_types.into_iter().map(Into::into).collect(),
-                    r.meta.pagination.next_page,
+                    r.meta.pagination,
                 )
             },
         )
@@ -659,7 +641,7 @@ impl<C: Clock + Clone + 'static> Compute for Client<C> {
             |r: wire::LocationsResponse| {
                 (
                     r.locations.into_iter().map(Into::into).collect(),
-                    r.meta.pagination.next_page,
+                    r.meta.pagination,
                 )
             },
         )
@@ -674,7 +656,7 @@ impl<C: Clock + Clone + 'static> Compute for Client<C> {
             |r: wire::ImagesResponse| {
                 (
                     r.images.into_iter().map(Into::into).collect(),
-                    r.meta.pagination.next_page,
+                    r.meta.pagination,
                 )
             },
         )
@@ -689,7 +671,7 @@ impl<C: Clock + Clone + 'static> Compute for Client<C> {
             |r: wire::SshKeysResponse| {
                 (
                     r.ssh_keys.into_iter().map(Into::into).collect(),
-                    r.meta.pagination.next_page,
+                    r.meta.pagination,
                 )
             },
         )
@@ -698,21 +680,24 @@ impl<C: Clock + Clone + 'static> Compute for Client<C> {
 }
 
 impl<C: Clock + Clone + 'static> Client<C> {
-    /// The poller: each tick, one `GET /actions?id=…` per 50 pending ids, until nobody waits.
+    /// The poller: each tick (at the backing-off [`waiter::Cadence`], or when the running
+    /// actions' progress says they should have ended), `GET /actions?id=…` for
+    /// the pending ids, 50 per request, oldest first, until a request in which nothing
+    /// finished; it stops when nobody waits.
     async fn poll(self) {
+        let mut cadence = waiter::Cadence::new(self.inner.config.poll_interval);
+        let mut eta = None;
         loop {
-            self.inner
-                .clock
-                .sleep(self.inner.config.poll_interval)
-                .await;
+            self.inner.clock.sleep(cadence.pause_for(eta)).await;
             let Some(batches) = self.inner.waiters.batches() else {
                 return;
             };
+            eta = None;
             for ids in batches {
                 let mut query: Vec<(&str, String)> =
                     ids.iter().map(|id| ("id", id.to_string())).collect();
                 query.push(("per_page", PER_PAGE.to_string()));
-                match self
+                let delivered = match self
                     .call::<wire::ActionsResponse>(
                         "poll actions",
                         Method::GET,
@@ -728,7 +713,17 @@ impl<C: Clock + Clone + 'static> Client<C> {
                         self.inner.clock.now(),
                         self.inner.config.action_timeout,
                     ),
-                    Err(e) => self.inner.waiters.fail(&ids, &e.to_string()),
+                    Err(e) => {
+                        self.inner.waiters.fail(&ids, &e.to_string());
+                        waiter::Delivered {
+                            settled: ids.len(),
+                            eta: None,
+                        }
+                    }
+                };
+                eta = waiter::latest(eta, delivered.eta);
+                if delivered.settled == 0 {
+                    break;
                 }
             }
         }

@@ -2,6 +2,14 @@
 //! poller asks `GET /actions?id=…&id=…` for all pending ids at once, 50 per request, each tick.
 //! A hundred concurrent creates therefore cost a handful of polls, not a hundred per tick.
 //!
+//! The ticks back off like Hetzner's own clients ([`Cadence`]: start at the poll interval,
+//! double after every tick, up to [`CADENCE_CAP_FACTOR`] times the interval); when the running
+//! actions' progress says they end later than that ([`remaining`]: the last of them), the tick
+//! waits for them (up to the cap). Each tick
+//! asks for the oldest ids first, stopping at the first request in which nothing finished
+//! ([`Waiters::deliver`] says how many did): actions of one kind finish in the order they
+//! started, so while the oldest are still running the younger ones need not be asked about.
+//!
 //! Every wait has a deadline: an action still `running` longer than the client's action
 //! timeout after it was first waited for fails its waiters with [`WaitError::TimedOut`]
 //! (naming the action and its command); the other actions keep being polled.
@@ -15,6 +23,50 @@ use tokio::sync::oneshot;
 
 /// Most ids in one `GET /actions` request.
 pub const IDS_PER_REQUEST: usize = 50;
+
+/// An estimated end is waited for this many times over, so the tick lands just after it.
+const ETA_MARGIN: f64 = 1.1;
+
+/// The poll interval grows up to this many times the configured interval.
+pub const CADENCE_CAP_FACTOR: u32 = 20;
+
+/// The time between ticks: `base` for the first, doubling after each, capped at
+/// `base × CADENCE_CAP_FACTOR`; it starts again at `base` whenever the poller starts (nothing
+/// was waiting before).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Cadence {
+    base: Duration,
+    next: Duration,
+}
+
+impl Cadence {
+    /// A cadence starting at `base`.
+    pub fn new(base: Duration) -> Self {
+        Cadence { base, next: base }
+    }
+
+    /// The pause before the next tick; the one after it is twice as long, up to the cap.
+    pub fn next_pause(&mut self) -> Duration {
+        let pause = self.next;
+        self.next = (pause * 2).min(self.cap());
+        pause
+    }
+
+    /// The pause before the next tick: the doubling pause, or longer when the running
+    /// actions' progress says they end later (`eta`: when the last of them should), up to the
+    /// cap. Progress only ever saves polls: actions that started one after another finish
+    /// together in one tick instead of one by one, each at most a cap later.
+    pub fn pause_for(&mut self, eta: Option<Duration>) -> Duration {
+        let pause = self.next_pause();
+        eta.map_or(pause, |eta| {
+            pause.max(eta.mul_f64(ETA_MARGIN).min(self.cap()))
+        })
+    }
+
+    fn cap(&self) -> Duration {
+        self.base * CADENCE_CAP_FACTOR
+    }
+}
 
 /// Why a wait for one action ended without the action finishing.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -52,6 +104,31 @@ impl From<WaitError> for Error {
                 message,
             },
         }
+    }
+}
+
+/// What one poll request settled.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Delivered {
+    /// Asked actions delivered or failed.
+    pub settled: usize,
+    /// When the last still running action that shows progress should finish at its pace so
+    /// far: the poller's next pause when known (within the cadence's bounds).
+    pub eta: Option<Duration>,
+}
+
+/// The time left for an action at `progress` percent after `waited`, assuming it progresses
+/// evenly; `None` before it shows any progress.
+pub fn remaining(waited: Duration, progress: u8) -> Option<Duration> {
+    let progress = u32::from(progress.min(100));
+    (progress > 0).then(|| waited * (100 - progress) / progress)
+}
+
+/// The later of two estimates; either alone when the other is unknown.
+pub fn latest(a: Option<Duration>, b: Option<Duration>) -> Option<Duration> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some(a.max(b)),
+        (a, b) => a.or(b),
     }
 }
 
@@ -123,32 +200,39 @@ impl Waiters {
     }
 
     /// Delivers finished actions of one batch, fails ids the API did not return, and fails
-    /// actions still running `timeout` after they were first waited for (at `now`).
+    /// actions still running `timeout` after they were first waited for (at `now`). Says how
+    /// many of `asked` are settled and when the first still running one should end.
     pub fn deliver(
         &self,
         asked: &[ActionId],
         answered: Vec<Action>,
         now: SystemTime,
         timeout: Duration,
-    ) {
+    ) -> Delivered {
         let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
         let mut seen = Vec::with_capacity(answered.len());
+        let mut delivered = Delivered::default();
         for action in answered {
             seen.push(action.id);
-            let overdue = state.pending.get(&action.id).and_then(|p| {
-                let waited = now.duration_since(p.since).unwrap_or_default();
-                (waited >= timeout).then_some(waited)
-            });
-            let result = match overdue {
+            let waited = state
+                .pending
+                .get(&action.id)
+                .map(|p| now.duration_since(p.since).unwrap_or_default());
+            let result = match waited {
                 _ if action.is_done() => Ok(action.clone()),
-                Some(waited) => Err(WaitError::TimedOut {
+                Some(waited) if waited >= timeout => Err(WaitError::TimedOut {
                     id: action.id,
                     command: action.command.clone(),
                     waited,
                 }),
+                Some(waited) => {
+                    delivered.eta = latest(delivered.eta, remaining(waited, action.progress));
+                    continue;
+                }
                 None => continue,
             };
             if let Some(pending) = state.pending.remove(&action.id) {
+                delivered.settled += 1;
                 for reply in pending.replies {
                     let _ = reply.send(result.clone());
                 }
@@ -156,11 +240,13 @@ impl Waiters {
         }
         for id in asked.iter().filter(|id| !seen.contains(id)) {
             if let Some(pending) = state.pending.remove(id) {
+                delivered.settled += 1;
                 for reply in pending.replies {
                     let _ = reply.send(Err(WaitError::Missing(*id)));
                 }
             }
         }
+        delivered
     }
 
     /// Fails every waiter of `asked` with `error`.
@@ -188,6 +274,51 @@ mod tests {
             status: ActionStatus::Running,
             progress: 40,
         }
+    }
+
+    #[test]
+    fn the_poll_cadence_doubles_from_the_interval_up_to_twenty_times_it() {
+        let mut cadence = Cadence::new(Duration::from_millis(500));
+        let pauses: Vec<u64> = (0..7)
+            .map(|_| cadence.next_pause().as_millis() as u64)
+            .collect();
+        assert_eq!(pauses, [500, 1000, 2000, 4000, 8000, 10000, 10000]);
+    }
+
+    #[test]
+    fn progress_stretches_the_pause_to_just_after_the_estimated_end_never_past_the_cap() {
+        let mut cadence = Cadence::new(Duration::from_millis(500));
+        let ms = |d: Duration| d.as_millis() as u64;
+        assert_eq!(ms(cadence.pause_for(Some(Duration::from_secs(5)))), 5500);
+        assert_eq!(
+            ms(cadence.pause_for(Some(Duration::from_millis(100)))),
+            1000
+        );
+        assert_eq!(ms(cadence.pause_for(Some(Duration::from_secs(60)))), 10000);
+        assert_eq!(ms(cadence.pause_for(None)), 4000);
+    }
+
+    #[test]
+    fn a_delivery_counts_the_asked_actions_it_settled() {
+        let waiters = Waiters::default();
+        let start = SystemTime::UNIX_EPOCH;
+        let (_rx, _) = waiters.register(&[ActionId(1), ActionId(2), ActionId(3)], start);
+        let mut done = running(1);
+        done.status = ActionStatus::Success;
+        let asked = [ActionId(1), ActionId(2), ActionId(3)];
+        let later = start + Duration::from_secs(4);
+        let timeout = Duration::from_secs(600);
+        let delivered = waiters.deliver(&asked, vec![done, running(2)], later, timeout);
+        assert_eq!(
+            delivered,
+            Delivered {
+                settled: 2,
+                eta: Some(Duration::from_secs(6)),
+            },
+            "1 finished, 3 is missing, 2 still runs at 40% after 4 s"
+        );
+        let again = waiters.deliver(&[ActionId(2)], vec![running(2)], later, timeout);
+        assert_eq!(again.settled, 0);
     }
 
     #[test]

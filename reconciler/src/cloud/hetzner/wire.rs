@@ -36,6 +36,9 @@ pub struct Meta {
 pub struct Pagination {
     /// The next page, if any.
     pub next_page: Option<u32>,
+    /// The last page, when the API knows it (it may send `null`).
+    #[serde(default)]
+    pub last_page: Option<u32>,
 }
 
 /// A named reference (`{"name": ...}`) inside another object.
