@@ -37,7 +37,9 @@ pub(super) struct RawConfig {
     reconcile: RawReconcile,
     #[serde(default)]
     notify: super::notify::RawNotify,
+    #[serde(default)]
     dashboard: super::dashboard::RawDashboard,
+    #[serde(default)]
     agent_api: RawAgentApi,
 }
 
