@@ -11,6 +11,7 @@
 pub mod cloud_init;
 pub mod diagnostic;
 pub mod grace;
+pub mod incremental;
 pub mod json_schema;
 pub mod labels;
 mod load;
