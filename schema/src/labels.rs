@@ -69,26 +69,26 @@ pub fn retired_name(agent: &str, server_id: u64) -> String {
 /// [`cloud_init::fingerprint`] describes it. 16 hex characters.
 pub fn replacement_hash(agent: &Agent, fleet: &FleetSettings) -> String {
     let mut h = Sha256::new();
-    for part in [
-        agent.server.image.as_str(),
-        agent.server.location.as_str(),
-        &agent
-            .server
-            .ssh_keys
-            .iter()
-            .map(|k| k.as_str())
-            .collect::<Vec<_>>()
-            .join(","),
-        &cloud_init::fingerprint(agent, fleet),
-    ] {
-        h.update(part.as_bytes());
-        h.update([0]);
+    h.update(agent.server.image.as_str().as_bytes());
+    h.update([0]);
+    h.update(agent.server.location.as_str().as_bytes());
+    h.update([0]);
+    for (i, key) in agent.server.ssh_keys.iter().enumerate() {
+        if i > 0 {
+            h.update(b",");
+        }
+        h.update(key.as_str().as_bytes());
     }
-    h.finalize()
-        .iter()
-        .take(8)
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    h.update([0]);
+    h.update(cloud_init::fingerprint(agent, fleet).as_bytes());
+    h.update([0]);
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let mut out = String::with_capacity(16);
+    for b in &h.finalize()[..8] {
+        out.push(char::from(HEX[usize::from(b >> 4)]));
+        out.push(char::from(HEX[usize::from(b & 0x0f)]));
+    }
+    out
 }
 
 /// Every label the agent's server should carry: the user's labels plus tether's own.

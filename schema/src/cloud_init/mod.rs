@@ -20,9 +20,11 @@ pub mod env_file;
 mod fingerprint;
 #[cfg(test)]
 mod props;
+mod size;
 pub mod yaml;
 
 pub use fingerprint::fingerprint;
+pub use size::{oversize, size_bound};
 
 use crate::model::{Agent, FleetSettings};
 use base64::Engine as _;
@@ -112,9 +114,4 @@ pub fn render(agent: &Agent, fleet: &FleetSettings, auth_key: &str) -> String {
         let _ = writeln!(doc, "  - {}", yaml::flow(&command));
     }
     doc
-}
-
-/// The size of the rendered document with the longest auth key tether budgets for.
-pub fn worst_case_size(agent: &Agent, fleet: &FleetSettings) -> usize {
-    render(agent, fleet, &"k".repeat(MAX_AUTH_KEY_LEN)).len()
 }

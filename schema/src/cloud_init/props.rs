@@ -260,6 +260,7 @@ proptest! {
         let fleet = fleet();
         let agent = with_env(&fleet, &env);
         let doc = render(&agent, &fleet.settings, &key);
+        prop_assert!(doc.len() <= super::size_bound(&agent, &fleet.settings, key.len()));
         let env_text = check_structure(&doc, &agent, &key)?;
         let read = read_env_file(&env_text).map_err(TestCaseError::fail)?;
         prop_assert_eq!(read, expected_env(&env));
