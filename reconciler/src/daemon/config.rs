@@ -122,6 +122,8 @@ pub struct DaemonConfig {
     pub action_timeout: Duration,
     /// The bearer token `POST /reconcile` requires; the endpoint is served only when set.
     pub reconcile_token: Option<Secret<String>>,
+    /// The Hetzner rate-limit budget that stretches `schedule` (`rateLimit`).
+    pub rate_budget: crate::daemon::budget::RateBudget,
 }
 
 /// One problem in the configuration.

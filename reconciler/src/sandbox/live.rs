@@ -94,6 +94,7 @@ pub async fn run(
         degraded_after: crate::daemon::config::DEFAULT_DEGRADED_AFTER,
         action_timeout: crate::cloud::hetzner::DEFAULT_ACTION_TIMEOUT,
         reconcile_token: None,
+        rate_budget: crate::daemon::budget::RateBudget::default(),
     };
     let (tx, rx) = tokio::sync::oneshot::channel::<Handles>();
     let narrate = async {

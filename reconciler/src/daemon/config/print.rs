@@ -91,6 +91,11 @@ impl fmt::Display for DaemonConfig {
         };
         writeln!(f, "logFormat: {format}")?;
         writeln!(f, "shutdownGrace: {}", secs(self.shutdown_grace))?;
-        write!(f, "degradedAfter: {}", self.degraded_after)
+        writeln!(f, "degradedAfter: {}", self.degraded_after)?;
+        write!(
+            f,
+            "rateLimit:\n  hourly: {}\n  observeShare: {}",
+            self.rate_budget.hourly, self.rate_budget.observe_share
+        )
     }
 }

@@ -35,6 +35,16 @@ pub(super) struct RawConfig {
     degraded_after: Text,
     #[serde(default)]
     reconcile: RawReconcile,
+    #[serde(default)]
+    rate_limit: RawRateLimit,
+}
+
+/// The Hetzner rate-limit budget (`crate::daemon::budget`).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct RawRateLimit {
+    hourly: Text,
+    observe_share: Text,
 }
 
 /// `POST /reconcile`: its bearer token comes from `TETHER_RECONCILE_TOKEN` or this file.
@@ -137,7 +147,7 @@ impl RawConfig {
     /// The settings present in the file, by dotted key.
     pub(super) fn flatten(self) -> Settings {
         let mut out = Settings::new();
-        let entries: [(&'static str, Text); 25] = [
+        let entries: [(&'static str, Text); 27] = [
             ("fleet", self.fleet),
             ("source.remote", self.source.remote),
             ("source.path", self.source.path),
@@ -166,6 +176,8 @@ impl RawConfig {
             ("degradedAfter", self.degraded_after),
             ("hetzner.actionTimeout", self.hetzner.action_timeout),
             ("reconcile.tokenFile", self.reconcile.token_file),
+            ("rateLimit.hourly", self.rate_limit.hourly),
+            ("rateLimit.observeShare", self.rate_limit.observe_share),
         ];
         for (key, value) in entries {
             if let Some(v) = value {
