@@ -40,11 +40,13 @@ fn main() {
     let files = files();
     let mut loads: Vec<Duration> = Vec::with_capacity(LOAD_RUNS);
     let mut loaded = None;
+    let cpu_before = cpu_time();
     for _ in 0..LOAD_RUNS {
         let started = Instant::now();
         loaded = Some(load_fleet(&files).expect("valid bench fleet"));
         loads.push(started.elapsed());
     }
+    let load_cpu = cpu_time().map(|after| (after - cpu_before.unwrap_or(after)) / LOAD_RUNS as u32);
     loads.sort();
     let fleet = loaded.expect("loaded at least once");
 
@@ -112,6 +114,7 @@ fn main() {
 
     let mut times: Vec<Duration> = Vec::with_capacity(RUNS);
     let mut actions = 0;
+    let cpu_before = cpu_time();
     for _ in 0..RUNS {
         let t = Instant::now();
         let p = plan(&fleet, &observed, &ctx);
@@ -119,6 +122,7 @@ fn main() {
         actions = p.actions.len();
         std::hint::black_box(p);
     }
+    let plan_cpu = cpu_time().map(|after| (after - cpu_before.unwrap_or(after)) / RUNS as u32);
     times.sort();
     println!(
         "fleet load ({AGENTS} agent files) over {LOAD_RUNS} runs: min {:.2?}, median {:.2?}, max {:.2?}",
@@ -132,4 +136,17 @@ fn main() {
         times[RUNS / 2],
         times[RUNS - 1]
     );
+    if let (Some(load), Some(plan)) = (load_cpu, plan_cpu) {
+        println!(
+            "CPU time per run (this thread, on a shared machine): load {load:.2?}, plan {plan:.2?}"
+        );
+    }
+}
+
+/// Time this thread has spent on a CPU (Linux: `/proc/thread-self/schedstat`), which wall time
+/// on a machine shared with other builds is not.
+fn cpu_time() -> Option<Duration> {
+    let stat = std::fs::read_to_string("/proc/thread-self/schedstat").ok()?;
+    let ns = stat.split_whitespace().next()?.parse().ok()?;
+    Some(Duration::from_nanos(ns))
 }

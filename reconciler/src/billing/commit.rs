@@ -61,13 +61,13 @@ fn attempts(
         }
         let tree = tip.tree()?;
         let view = View::of(repo, &tree, index)?;
-        let Some((path, content)) = edit(view.existing(repo, subscription)?)? else {
+        let Some((path, content)) = edit(view.existing(repo, index, subscription)?)? else {
             return unchanged(
                 format!("no agent spec has subscription {subscription}"),
                 tip.id(),
             );
         };
-        let current = view.current(repo, &path)?;
+        let current = view.current(repo, index, &path)?;
         if current.as_deref() == Some(content.as_bytes())
             || (content.is_empty() && current.is_none())
         {

@@ -40,6 +40,8 @@ pub(super) enum Checked {
 pub(super) struct Index {
     /// The `fleet.yaml` blob the spec entries were checked against.
     fleet: Option<Oid>,
+    /// The `agents/` tree whose spec files are exactly `specs` (`None`: a superset, or unknown).
+    agents: Option<Oid>,
     /// Valid spec files by (path, blob).
     specs: HashMap<(String, Oid), Checked>,
     /// The commit whose whole history `keys` covers.
@@ -73,6 +75,7 @@ impl Index {
             };
             match kind {
                 "fleet" => index.fleet = oid(rest),
+                "agents" => index.agents = oid(rest),
                 "keys-through" => index.keys_through = oid(rest),
                 "key" => {
                     if let Some((id, key)) = rest.split_once('\t')
@@ -107,6 +110,9 @@ impl Index {
         let mut out = format!("{HEADER}\n");
         if let Some(fleet) = self.fleet {
             out.push_str(&format!("fleet\t{fleet}\n"));
+        }
+        if let Some(agents) = self.agents {
+            out.push_str(&format!("agents\t{agents}\n"));
         }
         if let Some(through) = self.keys_through {
             out.push_str(&format!("keys-through\t{through}\n"));
@@ -147,16 +153,42 @@ impl Index {
         self.specs.get(&(path.to_owned(), blob))
     }
 
-    /// Keeps exactly `specs` (checked against `fleet`): the spec files of the tree billing last
-    /// read, so the index does not grow with history.
-    pub fn set_specs(&mut self, fleet: Oid, specs: HashMap<(String, Oid), Checked>) {
+    /// Whether the spec entries are exactly the spec files of the `agents/` tree `agents`
+    /// (`None`: the tree has no `agents/`), checked against the `fleet.yaml` blob `fleet`.
+    pub fn describes(&self, fleet: Oid, agents: Option<Oid>) -> bool {
+        self.fleet == Some(fleet) && self.agents.is_some() && self.agents == agents
+    }
+
+    /// Every spec file described: (path, blob) and what it holds.
+    pub fn specs(&self) -> impl Iterator<Item = (&str, Oid, &Checked)> {
+        self.specs
+            .iter()
+            .map(|((path, blob), checked)| (path.as_str(), *blob, checked))
+    }
+
+    /// Keeps exactly `specs`: the spec files of the `agents/` tree `agents`, checked against
+    /// `fleet`, so the index does not grow with history.
+    pub fn set_specs(
+        &mut self,
+        fleet: Oid,
+        agents: Option<Oid>,
+        specs: HashMap<(String, Oid), Checked>,
+    ) {
         self.fleet = Some(fleet);
+        self.agents = agents;
         self.specs = specs;
     }
 
-    /// Adds one spec file (written by billing) checked against the current `fleet.yaml`.
-    pub fn add_spec(&mut self, path: &str, blob: Oid, checked: Checked) {
-        self.specs.insert((path.to_owned(), blob), checked);
+    /// Sets the spec at `path` (`None`: removed), checked against the current `fleet.yaml`;
+    /// the index then describes the `agents/` tree `agents` when it described the one before.
+    pub fn set_spec(&mut self, path: &str, spec: Option<(Oid, Checked)>, agents: Option<Oid>) {
+        self.specs.retain(|(p, _), _| p != path);
+        if let Some((blob, checked)) = spec {
+            self.specs.insert((path.to_owned(), blob), checked);
+        }
+        if self.agents.is_some() {
+            self.agents = agents;
+        }
     }
 
     /// The commit in `tip`'s history whose message carries `needle` (the whole trailer line),
@@ -219,6 +251,7 @@ mod tests {
         let mut index = Index::default();
         index.set_specs(
             a,
+            Some(b),
             HashMap::from([
                 (
                     ("agents/x y/a.yaml".to_owned(), b),
@@ -234,6 +267,7 @@ mod tests {
         index.keys.insert("evt 1\tx".into(), a);
         let back = Index::parse(&index.render());
         assert_eq!(back.fleet, Some(a));
+        assert!(back.describes(a, Some(b)) && !back.describes(a, Some(a)));
         assert_eq!(back.specs, index.specs);
         assert_eq!(back.keys, index.keys);
         assert_eq!(back.keys_through, Some(b));

@@ -1,6 +1,7 @@
 //! The fleet as billing sees it at one commit: which spec file holds a subscription, and
-//! whether the tree stays valid after one file changes. With the [`Index`] this reads the
-//! tree's entries, `fleet.yaml` and the files not checked before; the whole fleet is loaded
+//! whether the tree stays valid after one file changes. With the [`Index`] this reads
+//! `fleet.yaml` and, unless the index already describes this `agents/` tree (the one billing
+//! wrote last), the tree's entries and the files not checked before; the whole fleet is loaded
 //! only to report problems, or when the tree holds something the index does not cover
 //! (symlinks, submodules, folders nested too deep).
 //!
@@ -24,13 +25,9 @@ const MODE_EXECUTABLE: i32 = 0o100_755;
 
 /// One tree, indexed or read whole.
 pub(super) enum View {
-    /// Every spec file checked (from the index or now), with `fleet.yaml` ready to check more.
-    Indexed {
-        /// The fleet file's check.
-        check: Box<FleetCheck>,
-        /// Spec files: path → (blob, what it holds).
-        specs: HashMap<String, (Oid, Checked)>,
-    },
+    /// Every spec file checked, as the [`Index`] now describes them, with `fleet.yaml` ready to
+    /// check more.
+    Indexed(Box<FleetCheck>),
     /// The tree's fleet files as [`tree_files`] reads them: the index does not cover it, or
     /// it is not valid as it stands.
     Files(Vec<SourceFile>),
@@ -39,7 +36,7 @@ pub(super) enum View {
 impl std::fmt::Debug for View {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            View::Indexed { specs, .. } => write!(f, "View::Indexed({} specs)", specs.len()),
+            View::Indexed(_) => write!(f, "View::Indexed"),
             View::Files(files) => write!(f, "View::Files({} files)", files.len()),
         }
     }
@@ -51,21 +48,12 @@ struct Entry {
     blob: Oid,
 }
 
-/// The fleet file and spec files of `tree`, or `None` when the tree holds anything else the
-/// loader would report (a symlink, a submodule, a folder nested too deep, a path that is not
-/// UTF-8 or holds a tab or line break).
-fn entries(tree: &Tree<'_>, repo: &Repository) -> Result<Option<(Oid, Vec<Entry>)>, git2::Error> {
-    let Some(fleet) = tree.get_name(FLEET_FILE) else {
-        return Ok(None);
-    };
-    if fleet.kind() != Some(ObjectType::Blob)
-        || !matches!(fleet.filemode(), MODE_FILE | MODE_EXECUTABLE)
-    {
-        return Ok(None);
-    }
+/// The spec files of `tree`, or `None` when it holds anything else the loader would report
+/// under `agents/` (a symlink, a submodule, a folder nested too deep, a path that is not UTF-8
+/// or holds a tab or line break).
+fn entries(tree: &Tree<'_>, repo: &Repository) -> Result<Option<Vec<Entry>>, git2::Error> {
     let mut specs = Vec::new();
-    let agents = AGENTS_DIR.trim_end_matches('/');
-    if let Some(dir) = tree.get_name(agents) {
+    if let Some(dir) = tree.get_name(AGENTS_DIR.trim_end_matches('/')) {
         if dir.kind() != Some(ObjectType::Tree) {
             return Ok(None);
         }
@@ -74,7 +62,7 @@ fn entries(tree: &Tree<'_>, repo: &Repository) -> Result<Option<(Oid, Vec<Entry>
             return Ok(None);
         }
     }
-    Ok(Some((fleet.id(), specs)))
+    Ok(Some(specs))
 }
 
 fn walk(
@@ -119,21 +107,32 @@ fn read(repo: &Repository, path: &str, blob: Oid) -> Result<SourceFile, git2::Er
 }
 
 impl View {
-    /// The view of `tree`, refreshing `index` with the spec files checked now.
+    /// The view of `tree`, leaving `index` describing its spec files.
     ///
     /// # Errors
     /// An object is missing from the object database.
     pub fn of(repo: &Repository, tree: &Tree<'_>, index: &mut Index) -> Result<View, git2::Error> {
         let whole = || Ok(View::Files(tree_files(repo, tree)?));
-        let Some((fleet_blob, entries)) = entries(tree, repo)? else {
+        let Some(fleet) = tree
+            .get_name(FLEET_FILE)
+            .filter(|e| e.kind() == Some(ObjectType::Blob))
+            .filter(|e| matches!(e.filemode(), MODE_FILE | MODE_EXECUTABLE))
+            .map(|e| e.id())
+        else {
             return whole();
         };
-        let Ok(check) = FleetCheck::new(&read(repo, FLEET_FILE, fleet_blob)?) else {
+        let Ok(check) = FleetCheck::new(&read(repo, FLEET_FILE, fleet)?) else {
+            return whole();
+        };
+        if index.describes(fleet, agents_tree(tree)) {
+            return Ok(View::Indexed(Box::new(check)));
+        }
+        let Some(entries) = entries(tree, repo)? else {
             return whole();
         };
         let mut specs = HashMap::with_capacity(entries.len());
         for Entry { path, blob } in entries {
-            let checked = match index.spec(fleet_blob, &path, blob) {
+            let checked = match index.spec(fleet, &path, blob) {
                 Some(known) => known.clone(),
                 None => match check.agent(&read(repo, &path, blob)?) {
                     Ok(Some(agent)) => Checked::Agent {
@@ -144,22 +143,13 @@ impl View {
                     Err(_) => return whole(),
                 },
             };
-            specs.insert(path, (blob, checked));
+            specs.insert((path, blob), checked);
         }
-        if duplicate(specs.iter().map(|(p, (_, c))| (p.as_str(), c)), None).is_some() {
+        if duplicate(specs.iter().map(|((p, _), c)| (p.as_str(), c)), None).is_some() {
             return whole();
         }
-        index.set_specs(
-            fleet_blob,
-            specs
-                .iter()
-                .map(|(path, (blob, checked))| ((path.clone(), *blob), checked.clone()))
-                .collect(),
-        );
-        Ok(View::Indexed {
-            check: Box::new(check),
-            specs,
-        })
+        index.set_specs(fleet, agents_tree(tree), specs);
+        Ok(View::Indexed(Box::new(check)))
     }
 
     /// The path and text of the spec whose subscription is `subscription`.
@@ -169,18 +159,19 @@ impl View {
     pub fn existing(
         &self,
         repo: &Repository,
+        index: &Index,
         subscription: &str,
     ) -> Result<Option<(String, String)>, git2::Error> {
         match self {
-            View::Indexed { specs, .. } => {
-                let found = specs.iter().find(|(_, (_, c))| {
+            View::Indexed(_) => {
+                let found = index.specs().find(|(_, _, c)| {
                     matches!(c, Checked::Agent { subscription: s, .. } if s == subscription)
                 });
-                let Some((path, (blob, _))) = found else {
+                let Some((path, blob, _)) = found else {
                     return Ok(None);
                 };
-                let text = String::from_utf8_lossy(repo.find_blob(*blob)?.content()).into_owned();
-                Ok(Some((path.clone(), text)))
+                let text = String::from_utf8_lossy(repo.find_blob(blob)?.content()).into_owned();
+                Ok(Some((path.to_owned(), text)))
             }
             View::Files(files) => Ok(files.iter().find_map(|f| {
                 super::commit::spec_subscription(f)
@@ -194,11 +185,17 @@ impl View {
     ///
     /// # Errors
     /// An object is missing from the object database.
-    pub fn current(&self, repo: &Repository, path: &str) -> Result<Option<Vec<u8>>, git2::Error> {
+    pub fn current(
+        &self,
+        repo: &Repository,
+        index: &Index,
+        path: &str,
+    ) -> Result<Option<Vec<u8>>, git2::Error> {
         match self {
-            View::Indexed { specs, .. } => specs
-                .get(path)
-                .map(|(blob, _)| Ok(repo.find_blob(*blob)?.content().to_vec()))
+            View::Indexed(_) => index
+                .specs()
+                .find(|(p, _, _)| *p == path)
+                .map(|(_, blob, _)| Ok(repo.find_blob(blob)?.content().to_vec()))
                 .transpose(),
             View::Files(files) => Ok(files.iter().find(|f| f.path == path).and_then(|f| match &f
                 .content
@@ -210,7 +207,7 @@ impl View {
     }
 
     /// Checks the fleet of `new_tree`, which is this tree with `path` set to `content` (removed
-    /// when empty); records the new file in `index` when it is valid.
+    /// when empty); leaves `index` describing `new_tree` when it is valid.
     ///
     /// # Errors
     /// [`BillingError::Invalid`] with every problem of the new tree.
@@ -227,11 +224,13 @@ impl View {
             load_fleet(&files).map_err(|e| BillingError::Invalid(e.diagnostics))?;
             Ok(())
         };
-        let View::Indexed { check, specs } = self else {
+        let View::Indexed(check) = self else {
             return full();
         };
+        let agents = agents_tree(&repo.find_tree(new_tree)?);
         if content.is_empty() {
             // Removing a valid spec from a valid fleet leaves a valid fleet.
+            index.set_spec(path, None, agents);
             return Ok(());
         }
         let file = SourceFile {
@@ -246,20 +245,24 @@ impl View {
             Ok(None) => Checked::Skipped,
             Err(_) => return full(),
         };
-        let others = specs
-            .iter()
-            .filter(|(p, _)| p.as_str() != path)
-            .map(|(p, (_, c))| (p.as_str(), c));
+        let others = index
+            .specs()
+            .filter(|(p, _, _)| *p != path)
+            .map(|(p, _, c)| (p, c));
         if duplicate(others, Some(&checked)).is_some() {
             return full();
         }
-        index.add_spec(
-            path,
-            Oid::hash_object(ObjectType::Blob, content.as_bytes())?,
-            checked,
-        );
+        let blob = Oid::hash_object(ObjectType::Blob, content.as_bytes())?;
+        index.set_spec(path, Some((blob, checked)), agents);
         Ok(())
     }
+}
+
+/// The id of `tree`'s `agents/` folder, if it has one.
+fn agents_tree(tree: &Tree<'_>) -> Option<Oid> {
+    tree.get_name(AGENTS_DIR.trim_end_matches('/'))
+        .filter(|e| e.kind() == Some(ObjectType::Tree))
+        .map(|e| e.id())
 }
 
 /// The first spec sharing a name or subscription with another (or with `new`).
