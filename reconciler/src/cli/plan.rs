@@ -78,8 +78,8 @@ pub fn cmd_plan(args: &PlanArgs) -> Result<Outcome, CliError> {
         save(&plan, path)?;
     }
     match args.format {
-        PlanFormat::Text => print!(
-            "{}{}\n",
+        PlanFormat::Text => println!(
+            "{}{}",
             text::render(&plan, super::style::current().enabled_for_stdout()),
             render::budget::line(plan.summary.api_calls, bucket)
         ),
