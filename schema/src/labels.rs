@@ -86,44 +86,50 @@ pub fn legacy_replacement_hash(agent: &Agent, fleet: &FleetSettings) -> String {
     spec_hash(agent, &cloud_init::legacy_fingerprint(agent, fleet))
 }
 
+/// Image, location, the SSH keys joined by `,`, and the fingerprint, each ended by a NUL,
+/// hashed without building the joined strings.
 fn spec_hash(agent: &Agent, fingerprint: &str) -> String {
-    let ssh_keys = agent
-        .server
-        .ssh_keys
-        .iter()
-        .map(|k| k.as_str())
-        .collect::<Vec<_>>()
-        .join(",");
-    short_hash(&[
-        agent.server.image.as_str(),
-        agent.server.location.as_str(),
-        &ssh_keys,
-        fingerprint,
-    ])
+    let mut h = Sha256::new();
+    h.update(agent.server.image.as_str().as_bytes());
+    h.update([0]);
+    h.update(agent.server.location.as_str().as_bytes());
+    h.update([0]);
+    for (i, key) in agent.server.ssh_keys.iter().enumerate() {
+        if i > 0 {
+            h.update(b",");
+        }
+        h.update(key.as_str().as_bytes());
+    }
+    h.update([0]);
+    h.update(fingerprint.as_bytes());
+    h.update([0]);
+    short_hex(h)
 }
 
 /// A short hash of the runtime the on-VM agent applies in place: the version and the env.
 /// 16 hex characters.
 pub fn runtime_hash(agent: &Agent) -> String {
-    let mut parts = vec![agent.runtime.version.as_str()];
-    for (key, value) in &agent.runtime.env {
-        parts.push(key.as_str());
-        parts.push(value.as_str());
-    }
-    short_hash(&parts)
-}
-
-fn short_hash(parts: &[&str]) -> String {
     let mut h = Sha256::new();
-    for part in parts {
-        h.update(part.as_bytes());
+    h.update(agent.runtime.version.as_str().as_bytes());
+    h.update([0]);
+    for (key, value) in &agent.runtime.env {
+        h.update(key.as_str().as_bytes());
+        h.update([0]);
+        h.update(value.as_str().as_bytes());
         h.update([0]);
     }
-    h.finalize()
-        .iter()
-        .take(8)
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    short_hex(h)
+}
+
+/// The first 8 bytes of the digest as 16 lowercase hex characters.
+fn short_hex(h: Sha256) -> String {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let mut out = String::with_capacity(16);
+    for b in &h.finalize()[..8] {
+        out.push(char::from(HEX[usize::from(b >> 4)]));
+        out.push(char::from(HEX[usize::from(b & 0x0f)]));
+    }
+    out
 }
 
 /// Every label the agent's server should carry: the user's labels plus tether's own.

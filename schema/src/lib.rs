@@ -12,6 +12,7 @@ pub mod cloud_init;
 pub mod diagnostic;
 pub mod grace;
 pub mod heal;
+pub mod incremental;
 pub mod json_schema;
 pub mod labels;
 mod load;

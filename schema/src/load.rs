@@ -100,10 +100,7 @@ pub fn load_fleet(files: &[SourceFile]) -> Result<Fleet, LoadError> {
             );
             None
         }
-        Some(file) => read_tree(file, &mut out).and_then(|node| {
-            let raw: RawFleet = deserialize(&node, "Fleet", &file.path, &mut out)?;
-            validate::fleet(raw, &mut Report::new(&file.path, &mut out))
-        }),
+        Some(file) => load_settings(file, &mut out),
     };
     let mut agents: Vec<Agent> = Vec::new();
     let mut spans: BTreeMap<String, (Span, Span)> = BTreeMap::new();
@@ -134,7 +131,16 @@ pub fn load_fleet(files: &[SourceFile]) -> Result<Fleet, LoadError> {
     })
 }
 
-fn load_agent(
+/// Parses and validates `fleet.yaml`, reporting every problem to `out`.
+pub(crate) fn load_settings(file: &SourceFile, out: &mut Vec<Diagnostic>) -> Option<FleetContext> {
+    let node = read_tree(file, out)?;
+    let raw: RawFleet = deserialize(&node, "Fleet", &file.path, out)?;
+    validate::fleet(raw, &mut Report::new(&file.path, out))
+}
+
+/// Parses and validates one agent file against the fleet's settings; `None` (with problems in
+/// `out`, or none for a `.gitkeep`) when it yields no agent.
+pub(crate) fn load_agent(
     file: &SourceFile,
     fleet: Option<&FleetContext>,
     out: &mut Vec<Diagnostic>,

@@ -416,8 +416,7 @@ pub(crate) fn agent(
         protect,
         quarantine_grace,
     };
-    let size = cloud_init::worst_case_size(&agent, &fleet.settings);
-    if size > cloud_init::MAX_USER_DATA_BYTES {
+    if let Some(size) = cloud_init::oversize(&agent, &fleet.settings) {
         r.push(
             spec.runtime.version.span,
             "spec.runtime",

@@ -8,9 +8,9 @@
 //! for every action of the pass at once, and `enrolment` waits for every enrolment at once.
 
 mod devices;
-mod heal;
 mod enrolment;
 mod gate;
+mod heal;
 pub mod keys;
 mod quarantine;
 pub mod report;

@@ -1,17 +1,19 @@
-//! The git half of billing: one spec change as one commit on a branch tip, validated, with
-//! trailers, landed by compare-and-swap or a push that never forces, retried on a lost race; a
+//! The git half of billing: one spec change as one commit on a branch tip, validated (through
+//! billing's index, [`super::view`]), with trailers, landed by compare-and-swap or a push that never forces, retried on a lost race; a
 //! checked-out branch's work tree and index follow it ([`super::worktree`]).
 
+use super::index::Index;
+use super::view::View;
 use super::{
     BillingError, Change, MAX_ATTEMPTS, TRAILER_IDEMPOTENCY, TRAILER_SUBSCRIPTION, Target, worktree,
 };
-use crate::source::git::tree_files;
 use crate::source::{publish, reflock};
 use git2::{Oid, Repository, Signature};
-use tether_schema::load_fleet;
 
 /// The shared loop: `edit` gets the current spec (path and text) of the subscription and
 /// returns the path to write and its new content (empty = delete), or `None` for nothing to do.
+/// The repository's [`Index`] spares reading and checking what was checked before; it is
+/// saved whatever the outcome.
 pub(super) fn change(
     target: &Target<'_>,
     subscription: &str,
@@ -20,12 +22,27 @@ pub(super) fn change(
     edit: impl Fn(Option<(String, String)>) -> Result<Option<(String, String)>, BillingError>,
 ) -> Result<Change, BillingError> {
     let repo = Repository::open(target.repo)?;
-    let checkout = worktree::of(&repo, target.branch)?;
+    let mut index = Index::load(&repo);
+    let result = attempts(&repo, &mut index, target, subscription, key, summary, edit);
+    index.save(&repo);
+    result
+}
+
+fn attempts(
+    repo: &Repository,
+    index: &mut Index,
+    target: &Target<'_>,
+    subscription: &str,
+    key: Option<&str>,
+    summary: &str,
+    edit: impl Fn(Option<(String, String)>) -> Result<Option<(String, String)>, BillingError>,
+) -> Result<Change, BillingError> {
+    let checkout = worktree::of(repo, target.branch)?;
     // Nothing to commit; a fetch may still have moved a checked-out branch, which its work
     // tree then follows.
     let unchanged = |reason: String, tip: Oid| {
         if let Some(c) = &checkout {
-            c.sync(&repo, tip)?;
+            c.sync(repo, tip)?;
         }
         Ok(Change::Unchanged { reason })
     };
@@ -33,9 +50,9 @@ pub(super) fn change(
         if attempt > 0 {
             back_off(attempt);
         }
-        let (tip, existed) = branch_tip(&repo, target)?;
+        let (tip, existed) = branch_tip(repo, target)?;
         if let Some(key) = key
-            && let Some(done) = find_key(&repo, tip.id(), key)?
+            && let Some(done) = index.find_key(repo, tip.id(), TRAILER_IDEMPOTENCY, key)?
         {
             return unchanged(
                 format!("idempotency key {key} was already applied in commit {done}"),
@@ -43,44 +60,35 @@ pub(super) fn change(
             );
         }
         let tree = tip.tree()?;
-        let files = tree_files(&repo, &tree)?;
-        let existing = files.iter().find_map(|f| {
-            spec_subscription(f)
-                .filter(|(_, s)| *s == subscription)
-                .map(|(text, _)| (f.path.clone(), text.to_owned()))
-        });
-        let Some((path, content)) = edit(existing)? else {
+        let view = View::of(repo, &tree, index)?;
+        let Some((path, content)) = edit(view.existing(repo, index, subscription)?)? else {
             return unchanged(
                 format!("no agent spec has subscription {subscription}"),
                 tip.id(),
             );
         };
-        let current = files
-            .iter()
-            .find(|f| f.path == path)
-            .and_then(|f| match &f.content {
-                tether_schema::Content::Bytes(b) => Some(b.clone()),
-                _ => None,
-            });
+        let current = view.current(repo, index, &path)?;
         if current.as_deref() == Some(content.as_bytes())
             || (content.is_empty() && current.is_none())
         {
             return unchanged(format!("{path} already says this"), tip.id());
         }
-        let new_tree = with_file(&repo, &tree, &path, &content)?;
-        let new_files = tree_files(&repo, &repo.find_tree(new_tree)?)?;
-        load_fleet(&new_files).map_err(|e| BillingError::Invalid(e.diagnostics))?;
+        let new_tree = with_file(repo, &tree, &path, &content)?;
+        view.validate(repo, new_tree, &path, &content, index)?;
         let mut message = format!("{summary}\n\n{TRAILER_SUBSCRIPTION}: {subscription}\n");
         if let Some(key) = key {
             message.push_str(&format!("{TRAILER_IDEMPOTENCY}: {key}\n"));
         }
-        let oid = commit_on(&repo, target, &tip, new_tree, &message)?;
+        let oid = commit_on(repo, target, &tip, new_tree, &message)?;
         if let Some(c) = &checkout {
-            c.check(&repo, tip.id(), oid)?;
+            c.check(repo, tip.id(), oid)?;
         }
-        if land(&repo, target, &tip, existed, oid, summary)? {
+        if land(repo, target, &tip, existed, oid, summary)? {
             if let Some(c) = &checkout {
-                c.follow(&repo, oid)?;
+                c.follow(repo, oid)?;
+            }
+            if let Some(key) = key {
+                index.add_key(key, oid, tip.id());
             }
             return Ok(Change::Committed { commit: oid, path });
         }
@@ -183,24 +191,6 @@ pub(super) fn spec_subscription(file: &tether_schema::SourceFile) -> Option<(&st
         .find_map(|l| l.trim().strip_prefix("subscription:"))
         .map(|v| v.trim().trim_matches('"').trim_matches('\''))?;
     Some((text, sub))
-}
-
-/// The commit on `tip`'s history carrying `key` in its idempotency trailer.
-fn find_key(repo: &Repository, tip: Oid, key: &str) -> Result<Option<Oid>, git2::Error> {
-    let needle = format!("{TRAILER_IDEMPOTENCY}: {key}");
-    let mut walk = repo.revwalk()?;
-    walk.push(tip)?;
-    for oid in walk {
-        let oid = oid?;
-        if repo
-            .find_commit(oid)?
-            .message()
-            .is_some_and(|m| m.lines().any(|l| l.trim() == needle))
-        {
-            return Ok(Some(oid));
-        }
-    }
-    Ok(None)
 }
 
 /// `tree` with the file at `path` set to `content` (removed when empty).

@@ -2,7 +2,8 @@
 //! event into exactly one validated commit on the fleet branch.
 //!
 //! Work happens on git objects (no checkout needed): read the branch tip, change one spec
-//! file, validate the whole fleet with the change, commit with trailers, move the branch with a
+//! file, validate the fleet with the change (the changed file, and the others through billing's
+//! index of what was checked before: `index.rs`, `view.rs`), commit with trailers, move the branch with a
 //! compare-and-swap (or push without force), and on a lost race start again from the new tip.
 
 use crate::audit::commit::Identity;
@@ -401,9 +402,11 @@ pub fn remove(
 
 mod commit;
 pub mod confirm;
+mod index;
 pub mod serve;
 #[cfg(test)]
 mod tests;
 
 use commit::change;
+mod view;
 mod worktree;

@@ -415,3 +415,78 @@ fn uncommitted_edits_to_the_same_spec_refuse_the_change_and_keep_the_branch() {
         "the draft is kept"
     );
 }
+
+#[test]
+fn a_spec_committed_behind_billings_back_is_checked_and_a_damaged_index_changes_nothing() {
+    let dir = seeded();
+    let id = Identity::default();
+    let t = Target {
+        repo: dir.path(),
+        base: None,
+        branch: "main",
+        push: None,
+        identity: &id,
+    };
+    let Ok(Change::Committed { commit, path }) = add(&t, &request("sub_a", Some("evt_a"))) else {
+        panic!("the first add commits");
+    };
+    // Someone commits a second spec with the same subscription straight to the branch.
+    let repo = Repository::open(dir.path()).expect("open");
+    let first = repo.find_commit(commit).expect("commit");
+    let text = String::from_utf8(
+        first
+            .tree()
+            .expect("tree")
+            .get_path(Path::new(&path))
+            .expect("spec")
+            .to_object(&repo)
+            .expect("blob")
+            .peel_to_blob()
+            .expect("blob")
+            .content()
+            .to_vec(),
+    )
+    .expect("utf-8")
+    .replace("name: sub-a", "name: other-a");
+    let tree = commit::with_file(
+        &repo,
+        &first.tree().expect("tree"),
+        "agents/x/other.yaml",
+        &text,
+    )
+    .expect("tree");
+    let sig = Signature::now("someone", "someone@example.com").expect("sig");
+    repo.commit(
+        Some("refs/heads/main"),
+        &sig,
+        &sig,
+        "by hand",
+        &repo.find_tree(tree).expect("tree"),
+        &[&first],
+    )
+    .expect("commit");
+    match add(&t, &request("sub_b", None)) {
+        Err(BillingError::Invalid(problems)) => assert!(
+            problems.iter().any(|p| p.file == "agents/x/other.yaml"),
+            "{problems:?}"
+        ),
+        other => panic!("the duplicate subscription is refused, got {other:?}"),
+    }
+    // Back to billing's own commit, with the index overwritten by garbage: still exact.
+    repo.reference("refs/heads/main", commit, true, "undo")
+        .expect("reset");
+    std::fs::write(
+        repo.path().join("tether/billing-index"),
+        "tether billing index v1\nspec\tzz\n",
+    )
+    .expect("damage the index");
+    assert!(matches!(
+        add(&t, &request("sub_c", Some("evt_a"))),
+        Ok(Change::Unchanged { .. })
+    ));
+    assert!(matches!(
+        add(&t, &request("sub_c", Some("evt_c"))),
+        Ok(Change::Committed { .. })
+    ));
+    assert_eq!(commits(dir.path()), 3);
+}

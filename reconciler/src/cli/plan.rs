@@ -6,6 +6,7 @@ use super::github::{self, Reporter};
 use super::prhead;
 use super::{CliError, Outcome};
 use crate::audit::{self, ledger::Ledger};
+use crate::cloud::hetzner::ratelimit::Observed;
 use crate::forge::{PrNumber, StatusState};
 use crate::plan::Plan;
 use crate::plan::offer::NotOffered;
@@ -69,16 +70,18 @@ pub fn cmd_plan(args: &PlanArgs) -> Result<Outcome, CliError> {
     }
     let result = compute_plan(args, &snapshot, &rt);
     if let (Some(r), Some(pr)) = (&reporter, pr) {
-        report(r, pr, &snapshot, &result)?;
+        let plan = result.as_ref().map(|(plan, _)| plan);
+        report(r, pr, &snapshot, plan)?;
     }
-    let plan = result?;
+    let (plan, bucket) = result?;
     if let Some(path) = &args.out {
         save(&plan, path)?;
     }
     match args.format {
-        PlanFormat::Text => print!(
-            "{}",
-            text::render(&plan, super::style::current().enabled_for_stdout())
+        PlanFormat::Text => println!(
+            "{}{}",
+            text::render(&plan, super::style::current().enabled_for_stdout()),
+            render::budget::line(plan.summary.api_calls, bucket)
         ),
         PlanFormat::Markdown => print!(
             "{}",
@@ -113,7 +116,7 @@ fn compute_plan(
     args: &PlanArgs,
     snapshot: &Snapshot,
     rt: &tokio::runtime::Runtime,
-) -> Result<Plan, Failure> {
+) -> Result<(Plan, Observed), Failure> {
     let (compute, tailnet) = common::clients().map_err(Failure::Cli)?;
     let ledger = match args.source.git.as_deref() {
         Some(repo) => Ledger::read(repo, &args.status_branch)
@@ -130,7 +133,9 @@ fn compute_plan(
         .as_deref()
         .and_then(|repo| reconcile::previous_fleet(repo, &ledger));
     let result = rt.block_on(reconcile::plan_only(snapshot, &compute, &tailnet, &ctx));
-    result.map(|(_, _, plan)| plan).map_err(Failure::Pass)
+    result
+        .map(|(_, _, plan)| (plan, compute.rate_limit()))
+        .map_err(Failure::Pass)
 }
 
 /// The plan comment and the verdict on the pull request's head.
@@ -143,7 +148,7 @@ fn report(
     reporter: &Reporter,
     pr: PrNumber,
     snapshot: &Snapshot,
-    result: &Result<Plan, Failure>,
+    result: Result<&Plan, &Failure>,
 ) -> Result<(), CliError> {
     let (comment, state, description) = verdict(snapshot, result);
     let commented = comment.map_or(Ok(()), |body| reporter.comment(pr, &body));
@@ -160,7 +165,7 @@ fn report(
 /// The comment to post (if any), and the status that ends the check.
 fn verdict(
     snapshot: &Snapshot,
-    result: &Result<Plan, Failure>,
+    result: Result<&Plan, &Failure>,
 ) -> (Option<String>, StatusState, String) {
     match result {
         Ok(plan) => {

@@ -9,8 +9,8 @@
 
 mod agent_api;
 mod check;
-mod notify;
 mod dashboard;
+mod notify;
 mod print;
 mod raw;
 mod secrets;
@@ -19,11 +19,11 @@ use crate::daemon::trigger::Schedule;
 use crate::secret::Secret;
 use check::Check;
 pub use check::parse_duration;
+pub use dashboard::{DASHBOARD_TOKEN_ENV, DashboardConfig};
 pub use notify::{
     DEFAULT_NOTIFY_RETRIES, DEFAULT_NOTIFY_TIMEOUT, DEFAULT_UNHEALTHY_AFTER, NotifyConfig,
     SinkConfig, SinkFormat,
 };
-pub use dashboard::{DASHBOARD_TOKEN_ENV, DashboardConfig};
 pub use raw::{ENV_ALIASES, ENV_OVERRIDES, Origin};
 use raw::{Settings, apply_env};
 use std::fmt;
@@ -136,6 +136,8 @@ pub struct DaemonConfig {
     pub agent_api: Option<crate::runtime::Config>,
     /// The dashboard's read token and commit links.
     pub dashboard: DashboardConfig,
+    /// The Hetzner rate-limit budget that stretches `schedule` (`rateLimit`).
+    pub rate_budget: crate::daemon::budget::RateBudget,
 }
 
 /// One problem in the configuration.

@@ -4,6 +4,7 @@
 //!
 //! - [`config`]: the configuration file plus environment, validated into `DaemonConfig`;
 //! - [`trigger`]: reasons to reconcile, the coalescer that batches them, the jittered interval;
+//! - [`budget`]: the rate-limit budget that sets the interval from the last pass's requests;
 //! - [`watch`]: file changes in a local fleet directory as triggers;
 //! - [`webhook`]: signed GitHub pushes as triggers;
 //! - [`lock`]: the single-writer lease, a ref compare-and-swapped in the fleet repository;
@@ -17,6 +18,7 @@
 //!
 //! The remote fleet repository's local mirror is [`crate::source::remote`].
 
+pub mod budget;
 pub mod config;
 pub mod http;
 pub mod lock;

@@ -10,6 +10,7 @@
 //!   back to acquiring; it acts again once it holds the lease.
 //! - When the loop ends, for whatever reason, the process ends: the endpoints stop with it.
 
+use super::budget::{self, Cadence};
 use super::config::{DaemonConfig, FleetSource, TailscaleAuth};
 use super::http::{self, HttpState, Readiness};
 use super::lock::{Lease, LeaseGuard, LockError, LockStore};
@@ -17,7 +18,7 @@ use super::metrics::{Metrics, ReconcileOutcome};
 use super::notify::{self, Notifier};
 use super::pass::{self, Health, Source};
 use super::shutdown::{self, ShutdownSignal, ShutdownTrigger};
-use super::trigger::{self, Trigger, TriggerSender, run_interval};
+use super::trigger::{self, Trigger, TriggerSender};
 use super::watch::{self, FleetWatcher};
 use super::webhook::Webhook;
 use crate::cloud::Compute;
@@ -122,9 +123,11 @@ pub async fn run(
         });
     }
 
-    tokio::spawn(run_interval(
+    let cadence = Cadence::new(config.rate_budget, config.schedule.every, 0);
+    tokio::spawn(budget::run_interval(
         TokioClock,
         config.schedule,
+        cadence.subscribe(),
         sender.clone(),
         signal.clone(),
     ));
@@ -146,6 +149,7 @@ pub async fn run(
         readiness: &readiness,
         notifier: &notifier,
         runtime: runtime.as_ref(),
+        cadence: &cadence,
     };
     daemon.lead(&mut coalescer).await;
     // Whatever ended the loop, the process ends too: never a daemon that answers and does nothing.
@@ -166,6 +170,7 @@ struct Daemon<'a> {
     readiness: &'a Readiness,
     notifier: &'a Notifier,
     runtime: Option<&'a crate::runtime::Service>,
+    cadence: &'a Cadence,
 }
 
 /// Why a stretch of holding the lease ended.
@@ -295,12 +300,16 @@ impl Daemon<'_> {
                 started_at.elapsed(),
             );
             self.notifier.observe(commit.as_deref(), &outcome);
+            let mut requests = 0;
             for (status, n) in self.compute.request_counts() {
                 let before = api_seen.insert(status, n).unwrap_or(0);
+                requests += n.saturating_sub(before);
                 for _ in before..n {
                     self.metrics.count_api_request("hetzner", status);
                 }
             }
+            self.cadence
+                .after_pass(requests, Some(self.compute.rate_limit()));
             self.metrics.set_rate_limit_remaining(
                 "hetzner",
                 u64::from(self.compute.rate_limit_remaining()),

@@ -4,10 +4,10 @@
 //! arrived, after a short settle window so a burst becomes one batch.
 //!
 //! A reconcile in progress plus any number of new triggers makes exactly one follow-up batch.
-//! [`run_interval`] is the periodic producer, with jitter so several daemons do not align.
+//! [`Schedule`] jitters the period so several daemons do not align; the periodic producer is
+//! `super::budget::run_interval`, which stretches the period to the rate-limit budget.
 
 use crate::cloud::retry::Clock;
-use crate::daemon::shutdown::ShutdownSignal;
 use rand::Rng;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -221,34 +221,12 @@ impl Schedule {
     }
 }
 
-/// Sends [`Trigger::Interval`] after each jittered delay until `shutdown` is requested or the
-/// coalescer is dropped.
-pub async fn run_interval<C: Clock>(
-    clock: C,
-    schedule: Schedule,
-    sender: TriggerSender,
-    shutdown: ShutdownSignal,
-) {
-    loop {
-        let delay = schedule.next_delay(&mut rand::rng());
-        tokio::select! {
-            _ = shutdown.requested() => return,
-            _ = clock.sleep(delay) => {}
-        }
-        if !sender.send(Trigger::Interval) {
-            return;
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::cloud::retry::{ManualClock, TokioClock};
-    use crate::daemon::shutdown;
     use rand::SeedableRng;
     use std::time::SystemTime;
-    use tokio::time::Instant;
 
     fn file(n: usize) -> Trigger {
         Trigger::FileChange {
@@ -332,28 +310,5 @@ mod tests {
         );
         assert!(delays.iter().any(|d| *d < Duration::from_secs(290)));
         assert!(delays.iter().any(|d| *d > Duration::from_secs(310)));
-    }
-
-    #[tokio::test(start_paused = true)]
-    async fn the_interval_producer_fires_about_every_period_until_shutdown() {
-        let (sender, mut coalescer) = coalescer(TokioClock, Duration::ZERO);
-        let (stop, signal) = shutdown::channel();
-        let schedule = Schedule {
-            every: Duration::from_secs(60),
-            jitter: 0.1,
-        };
-        let producer = tokio::spawn(run_interval(TokioClock, schedule, sender, signal));
-        let mut last = Instant::now();
-        for _ in 0..5 {
-            assert_eq!(coalescer.next().await.triggers(), [Trigger::Interval]);
-            let gap = last.elapsed().as_secs_f64();
-            assert!((54.0..=66.0).contains(&gap), "{gap}");
-            last = Instant::now();
-        }
-        stop.trigger(shutdown::ShutdownReason::Requested);
-        tokio::time::timeout(Duration::from_secs(1), producer)
-            .await
-            .expect("stops on shutdown")
-            .expect("join");
     }
 }

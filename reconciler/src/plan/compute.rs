@@ -47,7 +47,7 @@ pub fn plan(fleet: &Fleet, observed: &Observed, ctx: &Context) -> Plan {
     let mut restored = BTreeSet::new();
 
     for (name, agent) in &fleet.agents {
-        let own_devices = devices.get(name.as_str()).cloned().unwrap_or_default();
+        let own_devices = devices.get(name.as_str()).map_or(&[][..], Vec::as_slice);
         match inventory.managed.get(name.as_str()) {
             None => match (
                 inventory.foreign.get(name.as_str()),
@@ -63,7 +63,7 @@ pub fn plan(fleet: &Fleet, observed: &Observed, ctx: &Context) -> Plan {
                     actions.push(quarantine::restore(agent, server, devs));
                 }
                 (None, None) => {
-                    let mut action = create(agent, fleet, &own_devices);
+                    let mut action = create(agent, fleet, own_devices);
                     if let (Some(other), Action::Create { reason, .. }) =
                         (quarantine::of_agent(name.as_str(), &inventory), &mut action)
                     {
@@ -83,7 +83,7 @@ pub fn plan(fleet: &Fleet, observed: &Observed, ctx: &Context) -> Plan {
                 agent,
                 fleet,
                 server,
-                &own_devices,
+                own_devices,
                 ctx,
                 &mut actions,
                 &mut notes,
@@ -152,7 +152,7 @@ pub fn plan(fleet: &Fleet, observed: &Observed, ctx: &Context) -> Plan {
 
     if settings.policy.prune {
         for (agent, devs) in &devices {
-            let known = fleet.agents.keys().any(|n| n.as_str() == *agent)
+            let known = fleet.agents.contains_key(agent.as_str())
                 || inventory.managed.contains_key(agent.as_str())
                 || inventory.retired_agents.contains(agent.as_str())
                 || inventory

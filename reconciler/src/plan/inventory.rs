@@ -149,7 +149,7 @@ pub(super) fn owned_devices<'a>(
         match safety::device_owner(d, ctx, &owned, &foreign, &fleet_tags) {
             Some((agent, _)) => by_agent.entry(agent.to_owned()).or_default().push(d),
             None => {
-                let ours = fleet.agents.keys().any(|n| n.as_str() == d.hostname)
+                let ours = fleet.agents.contains_key(d.hostname.as_str())
                     || owned.contains_key(d.hostname.as_str());
                 if ours {
                     notes.push(Note::DeviceNotOwned {

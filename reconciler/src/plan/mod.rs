@@ -291,7 +291,7 @@ impl Action {
             | Action::Restore { agent, .. }
             | Action::DeleteDevice { agent, .. }
             | Action::Heal { agent, .. } => agent,
-            | Action::UpdateRuntime { agent, .. } => agent,
+            Action::UpdateRuntime { agent, .. } => agent,
         }
     }
 

@@ -113,6 +113,7 @@ pub async fn run(
         notify: crate::daemon::config::NotifyConfig::default(),
         agent_api: Some(agent_api()?),
         dashboard: crate::daemon::config::DashboardConfig::default(),
+        rate_budget: crate::daemon::budget::RateBudget::default(),
     };
     let (tx, rx) = tokio::sync::oneshot::channel::<Handles>();
     let narrate = async {

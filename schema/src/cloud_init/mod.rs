@@ -21,9 +21,11 @@ pub mod env_file;
 mod fingerprint;
 #[cfg(test)]
 mod props;
+mod size;
 pub mod yaml;
 
 pub use fingerprint::{fingerprint, legacy as legacy_fingerprint};
+pub use size::{oversize, size_bound};
 
 use crate::model::{Agent, FleetSettings};
 use base64::Engine as _;

@@ -260,6 +260,11 @@ proptest! {
         let fleet = fleet();
         let agent = with_env(&fleet, &env);
         let doc = render(&agent, &fleet.settings, &key);
+        prop_assert!(doc.len() <= super::size_bound(&agent, &fleet.settings, key.len()));
+        prop_assert!(
+            super::worst_case_size(&agent, &fleet.settings)
+                <= super::size_bound(&agent, &fleet.settings, super::MAX_AUTH_KEY_LEN)
+        );
         let env_text = check_structure(&doc, &agent, &key)?;
         let read = read_env_file(&env_text).map_err(TestCaseError::fail)?;
         prop_assert_eq!(read, expected_env(&env));

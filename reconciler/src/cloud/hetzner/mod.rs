@@ -173,6 +173,15 @@ impl<C: Clock + Clone + 'static> Client<C> {
             .remaining()
     }
 
+    /// The rate-limit bucket as the last `RateLimit-*` headers left it, less requests since.
+    pub fn rate_limit(&self) -> ratelimit::Observed {
+        self.inner
+            .bucket
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .state()
+    }
+
     /// Requests sent so far by HTTP status (`None`: no answer), for metrics.
     pub fn request_counts(&self) -> BTreeMap<Option<u16>, u64> {
         self.inner

@@ -50,7 +50,7 @@ impl Bucket {
     /// Takes one request from the bucket and returns how long to wait before sending it.
     pub fn take(&mut self, now: SystemTime) -> Duration {
         self.refill(now);
-        let reserve = (self.limit * 0.05).max(1.0);
+        let reserve = reserve(self.limit);
         let wait = if self.tokens - 1.0 >= reserve {
             Duration::ZERO
         } else {
@@ -70,6 +70,14 @@ impl Bucket {
         self.at = now;
     }
 
+    /// The bucket as tether estimates it now: the last headers less the requests sent since.
+    pub fn state(&self) -> Observed {
+        Observed {
+            limit: self.limit as u32,
+            remaining: self.remaining(),
+        }
+    }
+
     /// The last known remaining balance, for metrics.
     pub fn remaining(&self) -> u32 {
         self.tokens.max(0.0) as u32
@@ -79,6 +87,20 @@ impl Bucket {
     pub fn next_allowed(&self, now: SystemTime) -> SystemTime {
         now + Duration::from_secs_f64(1.0 / self.rate())
     }
+}
+
+/// The balance below which the client paces requests at the refill rate: 5% of the limit.
+fn reserve(limit: f64) -> f64 {
+    (limit * 0.05).max(1.0)
+}
+
+/// How long the client takes to send `calls` requests from the bucket `at`: at once down to the
+/// reserve, then one per refill interval. Round trips and action waits are not included.
+pub fn time_to_send(calls: u32, at: Observed) -> Duration {
+    let limit = f64::from(at.limit.max(1));
+    let at_once = (f64::from(at.remaining) - reserve(limit)).max(0.0);
+    let paced = (f64::from(calls) - at_once).max(0.0);
+    Duration::from_secs_f64(paced * 3600.0 / limit)
 }
 
 /// Reads `RateLimit-Limit` and `RateLimit-Remaining` (any case) from `headers`.
@@ -122,6 +144,18 @@ mod tests {
         // Ten quick requests below the reserve each wait one more refill interval.
         let waits: Vec<Duration> = (0..10).map(|_| b.take(t0)).collect();
         assert!(waits.windows(2).all(|w| w[1] > w[0]), "{waits:?}");
+    }
+
+    #[test]
+    fn sending_beyond_the_balance_takes_one_refill_interval_per_request() {
+        let at = |remaining| Observed {
+            limit: 3600,
+            remaining,
+        };
+        assert_eq!(time_to_send(120, at(3600)), Duration::ZERO);
+        // 40 left is below the 180 reserve: every request waits its second.
+        assert_eq!(time_to_send(120, at(40)), Duration::from_secs(120));
+        assert_eq!(time_to_send(300, at(280)), Duration::from_secs(200));
     }
 
     #[test]

@@ -7,6 +7,7 @@ use super::{
     FleetSource, LogFormat, Origin, RECONCILE_TOKEN_ENV,
 };
 use crate::cloud::hetzner::DEFAULT_ACTION_TIMEOUT;
+use crate::daemon::budget::{self, RateBudget};
 use crate::daemon::trigger::Schedule;
 use crate::source::remote::RemoteUrl;
 use std::path::PathBuf;
@@ -163,6 +164,25 @@ impl Check<'_> {
             |t| parse_duration(t).and_then(|d| at_least(d, 1)),
         );
         let reconcile_token = self.secret(RECONCILE_TOKEN_ENV, "reconcile.tokenFile");
+        let rate_budget = RateBudget {
+            hourly: self.parsed(
+                "rateLimit.hourly",
+                budget::DEFAULT_HOURLY,
+                "write the project's requests per hour, e.g. `3600` (Hetzner's default)",
+                |t| {
+                    t.parse::<u32>()
+                        .ok()
+                        .filter(|n| (1..=1_000_000).contains(n))
+                        .ok_or_else(|| format!("`{t}` is not a number from 1 to 1000000"))
+                },
+            ),
+            observe_share: self.parsed(
+                "rateLimit.observeShare",
+                budget::DEFAULT_OBSERVE_SHARE,
+                "write a share above 0 and at most 1 (or a percentage), e.g. `0.5` or `50%`",
+                parse_share,
+            ),
+        };
         let hetzner_endpoint = self.endpoint("hetzner.endpoint", "https://api.hetzner.cloud/v1");
         let tailscale_endpoint =
             self.endpoint("tailscale.endpoint", "https://api.tailscale.com/api/v2");
@@ -199,6 +219,7 @@ impl Check<'_> {
             notify,
             agent_api,
             dashboard,
+            rate_budget,
         })
     }
 
@@ -303,6 +324,20 @@ fn at_least(d: Duration, seconds: u64) -> Result<Duration, String> {
         Err(format!("{d:?} is shorter than the minimum of {seconds}s"))
     } else {
         Ok(d)
+    }
+}
+
+/// Parses `50%` or `0.5` into a share above 0 and at most 1.
+fn parse_share(text: &str) -> Result<f64, String> {
+    let share = match text.strip_suffix('%') {
+        Some(percent) => percent.trim().parse::<f64>().map(|p| p / 100.0),
+        None => text.parse::<f64>(),
+    }
+    .map_err(|_| format!("`{text}` is not a share"))?;
+    if share > 0.0 && share <= 1.0 {
+        Ok(share)
+    } else {
+        Err(format!("`{text}` is outside 0 (excluded) to 1"))
     }
 }
 

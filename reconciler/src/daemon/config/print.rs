@@ -109,6 +109,11 @@ impl fmt::Display for DaemonConfig {
         writeln!(f, "logFormat: {format}")?;
         writeln!(f, "shutdownGrace: {}", secs(self.shutdown_grace))?;
         writeln!(f, "degradedAfter: {}", self.degraded_after)?;
+        writeln!(
+            f,
+            "rateLimit:\n  hourly: {}\n  observeShare: {}",
+            self.rate_budget.hourly, self.rate_budget.observe_share
+        )?;
         write!(f, "{}", self.notify)
     }
 }

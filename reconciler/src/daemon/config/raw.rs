@@ -41,6 +41,8 @@ pub(super) struct RawConfig {
     dashboard: super::dashboard::RawDashboard,
     #[serde(default)]
     agent_api: RawAgentApi,
+    #[serde(default)]
+    rate_limit: RawRateLimit,
 }
 
 /// The on-VM agents' API (`crate::runtime`); served only when `listen` is set.
@@ -52,6 +54,14 @@ struct RawAgentApi {
     binary_url: Text,
     poll: Text,
     wave_timeout: Text,
+}
+
+/// The Hetzner rate-limit budget (`crate::daemon::budget`).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct RawRateLimit {
+    hourly: Text,
+    observe_share: Text,
 }
 
 /// `POST /reconcile`: its bearer token comes from `TETHER_RECONCILE_TOKEN` or this file.
@@ -161,7 +171,7 @@ impl RawConfig {
         let mut out = Settings::new();
         self.notify.flatten_into(&mut out);
         let dashboard = self.dashboard.entries();
-        let entries: [(&'static str, Text); 30] = [
+        let entries: [(&'static str, Text); 32] = [
             ("fleet", self.fleet),
             ("source.remote", self.source.remote),
             ("source.path", self.source.path),
@@ -195,6 +205,8 @@ impl RawConfig {
             ("agentApi.binaryUrl", self.agent_api.binary_url),
             ("agentApi.poll", self.agent_api.poll),
             ("agentApi.waveTimeout", self.agent_api.wave_timeout),
+            ("rateLimit.hourly", self.rate_limit.hourly),
+            ("rateLimit.observeShare", self.rate_limit.observe_share),
         ];
         for (key, value) in entries.into_iter().chain(dashboard) {
             if let Some(v) = value {

@@ -4,6 +4,7 @@
 //! Both draw the same parts from here: each action's [`headline`] and its field-level
 //! [`details`], the notes split into [`needs_attention`] and the rest, and the [`summary_line`].
 
+pub mod budget;
 pub mod markdown;
 pub mod text;
 
