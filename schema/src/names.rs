@@ -73,7 +73,7 @@ newtype!(
 
 /// Names an agent cannot take: the fleet-wide documents of the status branch
 /// (`status/<name>.yaml`) have them.
-pub const RESERVED_AGENT_NAMES: [&str; 3] = ["fleet", "devices", "deletions"];
+pub const RESERVED_AGENT_NAMES: [&str; 4] = ["fleet", "devices", "deletions", "runtime"];
 
 fn check_agent_name(value: &str) -> Result<(), Invalid> {
     check_dns_label(value)?;
@@ -390,6 +390,7 @@ mod tests {
     fn tags_need_the_tag_prefix() {
         assert!(AgentName::parse("fleet").is_err());
         assert!(AgentName::parse("devices").is_err());
+        assert!(AgentName::parse("runtime").is_err());
         assert!(AgentName::parse("fleet-one").is_ok());
         assert!(TailnetTag::parse("tag:agent").is_ok());
         assert!(TailnetTag::parse("agent").is_err());
