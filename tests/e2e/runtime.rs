@@ -176,6 +176,20 @@ async fn a_version_bump_on_50_agents_replaces_no_server_and_goes_out_in_waves() 
         "rollout of {N} agents in {} waves took {took:?}",
         waves.len()
     );
+    let shown = crate::common::tether(
+        repo.path(),
+        &["status", "--git", ".", "--remote", "", "--format", "json"],
+    );
+    assert_eq!(shown.code, 0, "{}", shown.stderr);
+    assert_eq!(
+        shown
+            .stdout
+            .matches("\"runtime\": \"1.5.0 healthy\"")
+            .count(),
+        N,
+        "`tether status` shows the version each agent runs: {}",
+        shown.stdout
+    );
 
     let log = daemon.log_text();
     daemon.stop().await;

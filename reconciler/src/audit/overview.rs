@@ -87,6 +87,9 @@ pub struct AgentRow {
     pub ipv4: Option<String>,
     /// Whether its Tailscale device is online; `None` without a device.
     pub device_online: Option<bool>,
+    /// The runtime version its on-VM agent last reported running and its heartbeat
+    /// (`1.5.0 healthy`), from `status/runtime.yaml`; `None` without a report.
+    pub runtime: Option<String>,
     /// When the pass that wrote this document observed the agent, RFC 3339.
     pub observed: Option<String>,
     /// The last action's error.
@@ -197,14 +200,27 @@ impl FleetOverview {
         filter: &Filter,
     ) -> FleetOverview {
         let fleet = files.get(FLEET_FILE).and_then(|t| parse(t));
+        let runtime = files
+            .get(super::ledger::RUNTIME_FILE)
+            .and_then(|t| parse(t));
         let field = |key: &str| fleet.as_ref().and_then(|y| text(&y[key]));
         let agents: Vec<AgentRow> = files
             .iter()
             .filter(|(name, _)| {
-                ![FLEET_FILE, DELETIONS_FILE, super::ledger::DEVICES_FILE].contains(&name.as_str())
+                ![
+                    FLEET_FILE,
+                    DELETIONS_FILE,
+                    super::ledger::DEVICES_FILE,
+                    super::ledger::RUNTIME_FILE,
+                ]
+                .contains(&name.as_str())
             })
             .filter_map(|(_, t)| parse(t))
             .filter_map(|doc| row(&doc, spec))
+            .map(|mut r| {
+                r.runtime = runtime.as_ref().and_then(|y| running(y, &r.agent));
+                r
+            })
             .filter(|r| filter.keeps(r))
             .collect();
         let mut phases = BTreeMap::new();
@@ -324,15 +340,15 @@ impl FleetOverview {
     }
 
     fn table(&self, out: &mut String, paint: &dyn Fn(&str, &str) -> String) {
-        const HEADER: [&str; 12] = COLUMNS;
-        let rows: Vec<[String; 12]> = self.agents.iter().map(cells).collect();
+        const HEADER: [&str; 13] = COLUMNS;
+        let rows: Vec<[String; 13]> = self.agents.iter().map(cells).collect();
         let mut widths = HEADER.map(str::len);
         for r in &rows {
             for (w, c) in widths.iter_mut().zip(r) {
                 *w = (*w).max(c.chars().count());
             }
         }
-        let line = |cells: [String; 12], phase: Option<&str>| {
+        let line = |cells: [String; 13], phase: Option<&str>| {
             let mut l = String::new();
             for (i, (c, w)) in cells.iter().zip(widths).enumerate() {
                 let padded = if i + 1 == cells.len() {
@@ -355,7 +371,7 @@ impl FleetOverview {
 }
 
 /// The table's columns, as `tether status` and the dashboard head them.
-pub const COLUMNS: [&str; 12] = [
+pub const COLUMNS: [&str; 13] = [
     "AGENT",
     "CUSTOMER",
     "SUBSCRIPTION",
@@ -368,10 +384,11 @@ pub const COLUMNS: [&str; 12] = [
     "AGE",
     "LAST ACTION",
     "LAST ERROR",
+    "RUNTIME",
 ];
 
 /// One row's cells under [`COLUMNS`], `-` where nothing is known.
-pub fn cells(a: &AgentRow) -> [String; 12] {
+pub fn cells(a: &AgentRow) -> [String; 13] {
     let dash = |v: Option<String>| v.unwrap_or_else(|| "-".to_owned());
     let error = a.last_error.clone().or_else(|| {
         a.delete_after
@@ -398,7 +415,18 @@ pub fn cells(a: &AgentRow) -> [String; 12] {
                 .map(|l| format!("{l} {}", a.last_action_at.as_deref().unwrap_or(""))),
         ),
         dash(error),
+        dash(a.runtime.clone()),
     ]
+}
+
+/// The version an agent reports running and its heartbeat, from `status/runtime.yaml`.
+fn running(doc: &Yaml, agent: &str) -> Option<String> {
+    let entry = &doc["agents"][agent];
+    let version = entry["running"].as_str()?;
+    Some(match entry["heartbeat"].as_str() {
+        Some(beat) => format!("{version} {beat}"),
+        None => version.to_owned(),
+    })
 }
 
 fn short(id: &str) -> &str {
@@ -431,6 +459,7 @@ fn row(doc: &Yaml, spec: Option<&Fleet>) -> Option<AgentRow> {
             })
             .map(str::to_owned),
         device_online: doc["device"]["online"].as_bool(),
+        runtime: None,
         observed: text(&doc["lastTransitionTime"]),
         last_error: text(&doc["lastError"]),
         delete_after: text(&doc["quarantine"]["deleteAfter"]),

@@ -280,3 +280,26 @@ fn activity_takes_the_newest_action_and_the_newest_successful_create() {
     );
     assert_eq!(view.agents[1].last_action, None);
 }
+
+#[test]
+fn each_agent_shows_the_runtime_its_on_vm_agent_reports_and_runtime_yaml_is_no_agent() {
+    let mut files = files(&healthy(), fleet_doc(&[("Ready", 3)], None, 0));
+    files.insert(
+        "runtime.yaml".to_owned(),
+        "agents:\n  acme-prod:\n    desired: 1.5.0\n    running: 1.5.0\n    heartbeat: healthy\n  globex-ops:\n    desired: 1.5.0\n    running: 1.4.0\n    heartbeat: stale\n".to_owned(),
+    );
+    let view = FleetOverview::from_files(&files, None, &Filter::default());
+    let runtime: Vec<(&str, Option<&str>)> = view
+        .agents
+        .iter()
+        .map(|a| (a.agent.as_str(), a.runtime.as_deref()))
+        .collect();
+    assert_eq!(
+        runtime,
+        [
+            ("acme-prod", Some("1.5.0 healthy")),
+            ("acme-staging", None),
+            ("globex-ops", Some("1.4.0 stale")),
+        ]
+    );
+}

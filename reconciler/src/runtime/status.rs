@@ -15,7 +15,7 @@ use std::time::{Duration, SystemTime};
 use tether_schema::Fleet;
 
 /// The file's name in `status/`.
-pub const FILE: &str = "runtime.yaml";
+pub const FILE: &str = crate::audit::ledger::RUNTIME_FILE;
 
 /// `status/runtime.yaml`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]

@@ -32,7 +32,7 @@
     var action = a.lastAction ? a.lastAction + ' ' + (a.lastActionAt || '') : null;
     var error = a.lastError || (a.deleteAfter ? 'quarantined until ' + a.deleteAfter : null);
     return [a.agent, a.customer, a.subscription, a.phase, a.serverId, a.serverType,
-      a.location, a.ipv4, device, a.age, action, error].map(dash);
+      a.location, a.ipv4, device, a.age, action, error, a.runtime].map(dash);
   }
 
   function row(a) {

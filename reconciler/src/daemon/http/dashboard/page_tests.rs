@@ -19,6 +19,7 @@ fn row(agent: &str, phase: &str, error: Option<&str>) -> AgentRow {
         location: Some("fsn1".to_owned()),
         ipv4: Some("203.0.113.7".to_owned()),
         device_online: Some(true),
+        runtime: Some("1.4.0 healthy".to_owned()),
         observed: None,
         last_error: error.map(str::to_owned),
         delete_after: None,
