@@ -111,6 +111,13 @@ impl MachineHooks for AgentSimulator {
             let _ = stop.send(true);
         }
     }
+
+    fn rebuilt(&self, server_id: u64) {
+        self.inner.rebuilt(server_id);
+        if let Some(stop) = self.tasks().remove(&server_id) {
+            let _ = stop.send(true);
+        }
+    }
 }
 
 /// The agent API URL, agent name and credential cloud-init writes for tether-agent.

@@ -41,5 +41,5 @@ pub trait MachineHooks: Send + Sync + std::fmt::Debug {
     fn stopped(&self, server_id: u64);
     /// The server's disk was wiped and re-imaged (`rebuild`): its next boot is a first boot
     /// that runs its (new) cloud-init again.
-    fn rebuilt(&self, _server_id: u64) {}
+    fn rebuilt(&self, server_id: u64);
 }
