@@ -104,7 +104,7 @@ pub async fn apply<C: Compute, T: Tailnet>(
 }
 
 /// [`apply`] with the daemon's agent API: created servers get the on-VM agent, and the plan's
-/// runtime updates run last, in health-gated waves ([`runtime::roll_out`]).
+/// runtime updates run last, in health-gated waves ([`crate::runtime::rollout::run`]).
 ///
 /// # Errors
 /// [`ApplyError::Refused`] when the plan carries a refusal.
@@ -191,7 +191,8 @@ pub async fn apply_with<C: Compute, T: Tailnet>(
         reports.extend(chains.into_iter().flatten());
     }
     if let Some(service) = agent_api {
-        reports.extend(runtime::roll_out(&updates, fleet, compute, service, &stop).await);
+        reports
+            .extend(crate::runtime::rollout::run(&updates, fleet, compute, service, &stop).await);
     }
     reports.sort_by(|a, b| (a.order, &a.agent).cmp(&(b.order, &b.agent)));
     tracing::info!(

@@ -1,18 +1,17 @@
 //! The apply side of runtime updates in place: a created server gets the on-VM agent (a fresh
 //! credential in its cloud-init, the credential's hash as its `tether/agent-key` label), the
-//! plan's [`Action::UpdateRuntime`]s go to [`crate::runtime::rollout`], and rotated credentials
+//! plan's [`Action::UpdateRuntime`](crate::plan::Action::UpdateRuntime)s go to
+//! [`crate::runtime::rollout::run`] (called from [`super::apply_with`]), and rotated credentials
 //! reach their server's label. Without an agent API (`tether apply`, or a daemon without
 //! `agentApi`) runtime updates are skipped with [`NO_AGENT_API`].
 
-use super::report::ActionReport;
 use crate::cloud::Compute;
-use crate::plan::{Action, safety};
-use crate::runtime::{Service, credential, rollout};
+use crate::plan::safety;
+use crate::runtime::{Service, credential};
 use crate::secret::Secret;
 use std::collections::BTreeMap;
 use tether_schema::cloud_init::{self, agent::Bootstrap};
 use tether_schema::{Agent, Fleet, labels};
-use tokio::sync::watch;
 
 /// Why a runtime update is skipped without an agent API.
 pub const NO_AGENT_API: &str = "runtime updates are delivered by the daemon's agent API (`tether run` with an `agentApi` block); this run has none";
@@ -41,17 +40,6 @@ pub fn new_server(
     let user_data = cloud_init::render_with_agent(agent, &fleet.settings, auth_key, Some(&boot));
     labels.insert(labels::AGENT_KEY.to_owned(), key.clone());
     (Secret::new(user_data), labels, Some(key))
-}
-
-/// Runs the plan's runtime updates through the rollout, after the other actions.
-pub async fn roll_out<C: Compute>(
-    updates: &[&Action],
-    fleet: &Fleet,
-    compute: &C,
-    service: &Service,
-    stop: &watch::Receiver<bool>,
-) -> Vec<ActionReport> {
-    rollout::run(updates, fleet, compute, service, stop).await
 }
 
 /// Writes rotated credential hashes to their servers' `tether/agent-key` labels; a server that

@@ -117,6 +117,16 @@ pub struct Scheduled {
     pub steps: Vec<Step>,
 }
 
+impl Scheduled {
+    /// The main action as the API answers it (`{"action": …}` of the request that scheduled it).
+    pub fn main_action(&self, model: &Model, now: Instant) -> Option<serde_json::Value> {
+        self.actions
+            .first()
+            .and_then(|a| model.actions.get(a))
+            .map(|a| super::wire::action(a, now))
+    }
+}
+
 fn step(at: Instant, effects: Vec<Effect>) -> Step {
     Step { at, effects }
 }

@@ -49,11 +49,7 @@ pub(super) fn rebuild(shared: &Arc<Shared>, id: u64, body: &[u8]) -> ApiResult {
     }
     let (scheduled, events) =
         lifecycle::rebuild(&mut model, id, image, user_data, &shared.timing, now);
-    let action = scheduled
-        .actions
-        .first()
-        .and_then(|a| model.actions.get(a))
-        .map(|a| wire::action(a, now));
+    let action = scheduled.main_action(&model, now);
     drop(model);
     shared.fire(events);
     lifecycle::run(shared, scheduled.steps);

@@ -144,11 +144,7 @@ pub async fn post(
         }
         None => lifecycle::power(&mut model, id, command, &shared.timing, now),
     };
-    let action = scheduled
-        .actions
-        .first()
-        .and_then(|a| model.actions.get(a))
-        .map(|a| wire::action(a, now));
+    let action = scheduled.main_action(&model, now);
     drop(model);
     lifecycle::run(&shared, scheduled.steps);
     Ok(respond(StatusCode::CREATED, json!({ "action": action })))

@@ -352,11 +352,7 @@ pub async fn delete(State(shared): State<Arc<Shared>>, Path(id): Path<String>) -
         return Err(ApiError::locked());
     }
     let scheduled = lifecycle::delete(&mut model, id, &shared.timing, now);
-    let action = scheduled
-        .actions
-        .first()
-        .and_then(|a| model.actions.get(a))
-        .map(|a| wire::action(a, now));
+    let action = scheduled.main_action(&model, now);
     drop(model);
     lifecycle::run(&shared, scheduled.steps);
     one("action", action.unwrap_or(Value::Null))
