@@ -186,7 +186,10 @@ fn table(out: &mut String, rows: &[AgentRow], only: Option<&str>) {
     let only = only
         .map(|a| format!(" data-only=\"{}\"", esc(a)))
         .unwrap_or_default();
-    let _ = write!(out, "<table id=\"agents\"{only}>\n<thead><tr>");
+    let _ = write!(
+        out,
+        "<div class=\"scroll\">\n<table id=\"agents\"{only}>\n<thead><tr>"
+    );
     for c in COLUMNS {
         let _ = write!(out, "<th>{c}</th>");
     }
@@ -194,7 +197,7 @@ fn table(out: &mut String, rows: &[AgentRow], only: Option<&str>) {
     for row in rows {
         out.push_str(&table_row(row));
     }
-    out.push_str("</tbody>\n</table>\n");
+    out.push_str("</tbody>\n</table>\n</div>\n");
 }
 
 /// One `<tr>`: the agent cell links to its page, the phase cell carries its class.
