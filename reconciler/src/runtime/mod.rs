@@ -48,10 +48,26 @@ pub struct Reported {
 
 #[derive(Debug, Default)]
 struct Entry {
+    /// The hash on the server's `tether/agent-key` label: what survives a restart.
     key: Option<String>,
-    rotated: bool,
+    /// A rotated credential's hash, accepted beside `key` until the label carries it.
+    next: Option<String>,
+    /// Whether `next` has authenticated a request: only then is it labelled, so a rotation
+    /// whose answer never reached the agent leaves the old credential in force.
+    next_used: bool,
     desired: Option<Desired>,
     reported: Option<Reported>,
+}
+
+impl Entry {
+    /// Takes the server's label as the credential in force; a rotation it now carries is done.
+    fn follow_label(&mut self, label: Option<&String>) {
+        if label.is_some() && self.next.as_ref() == label {
+            self.next = None;
+            self.next_used = false;
+        }
+        self.key = label.cloned();
+    }
 }
 
 #[derive(Debug, Default)]
@@ -115,13 +131,7 @@ impl Service {
                 continue;
             }
             let entry = state.agents.entry(name.clone()).or_default();
-            let label = server.labels.get(labels::AGENT_KEY);
-            if entry.rotated && label == entry.key.as_ref() {
-                entry.rotated = false;
-            }
-            if !entry.rotated {
-                entry.key = label.cloned();
-            }
+            entry.follow_label(server.labels.get(labels::AGENT_KEY));
             if let Some(agent) = fleet.agents.get(name.as_str())
                 && server.labels.get(labels::RUNTIME) == Some(&labels::runtime_hash(agent))
             {
@@ -139,18 +149,32 @@ impl Service {
             .entry(agent.name.as_str().to_owned())
             .or_default();
         entry.key = Some(key);
-        entry.rotated = false;
+        entry.next = None;
+        entry.next_used = false;
         entry.desired = Some(desired);
         entry.reported = None;
     }
 
-    /// Whether `credential` is `agent`'s.
+    /// Whether `credential` is `agent`'s: the labelled one, or a rotated one not labelled yet
+    /// (which is then marked used, to be labelled by the next pass).
     pub fn authenticates(&self, agent: &str, credential: &Secret<String>) -> bool {
-        self.lock()
-            .agents
-            .get(agent)
-            .and_then(|e| e.key.as_deref())
+        let mut state = self.lock();
+        let Some(entry) = state.agents.get_mut(agent) else {
+            return false;
+        };
+        if entry
+            .key
+            .as_deref()
             .is_some_and(|key| credential::verify(credential, key))
+        {
+            return true;
+        }
+        let next = entry
+            .next
+            .as_deref()
+            .is_some_and(|key| credential::verify(credential, key));
+        entry.next_used |= next;
+        next
     }
 
     /// The agent whose credential `credential` is, if any.
@@ -159,9 +183,10 @@ impl Service {
             .agents
             .iter()
             .find(|(_, e)| {
-                e.key
-                    .as_deref()
-                    .is_some_and(|k| credential::verify(credential, k))
+                [e.key.as_deref(), e.next.as_deref()]
+                    .into_iter()
+                    .flatten()
+                    .any(|k| credential::verify(credential, k))
             })
             .map(|(name, _)| name.clone())
     }
@@ -195,22 +220,26 @@ impl Service {
             .and_then(|e| e.reported.clone())
     }
 
-    /// Replaces `agent`'s credential hash with `key`; the server is relabelled by
-    /// [`Service::pending_keys`]' consumer.
+    /// Adds `key` as `agent`'s next credential hash. Both the labelled credential and the new
+    /// one are accepted until the server's label carries the new one: the label moves
+    /// ([`Service::pending_keys`]) only after the new credential was used, so neither a lost
+    /// answer nor a daemon restart before the relabel locks the agent out (the old credential
+    /// still works; rotate again).
     pub fn rotate(&self, agent: &str, key: String) {
         let mut state = self.lock();
         let entry = state.agents.entry(agent.to_owned()).or_default();
-        entry.key = Some(key);
-        entry.rotated = true;
+        entry.next = Some(key);
+        entry.next_used = false;
     }
 
-    /// Rotated credential hashes not yet on their server's `tether/agent-key` label.
+    /// Rotated credential hashes that have been used and are not yet on their server's
+    /// `tether/agent-key` label.
     pub fn pending_keys(&self) -> Vec<(String, String)> {
         self.lock()
             .agents
             .iter()
-            .filter(|(_, e)| e.rotated)
-            .filter_map(|(name, e)| Some((name.clone(), e.key.clone()?)))
+            .filter(|(_, e)| e.next_used)
+            .filter_map(|(name, e)| Some((name.clone(), e.next.clone()?)))
             .collect()
     }
 

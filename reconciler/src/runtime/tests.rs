@@ -1,5 +1,6 @@
 //! The agent API over real HTTP: an agent reads only its own runtime, with its own credential;
-//! reports land; rotation replaces the credential; no response carries a credential.
+//! reports land; rotation replaces the credential without ever locking the agent out; no
+//! response carries a credential.
 
 use super::wire::{Desired, Report};
 use super::{Config, Service, api, credential};
@@ -27,13 +28,23 @@ async fn served() -> (Service, String, Secret<String>, Secret<String>) {
     });
     let (c1, c2) = (credential::mint(), credential::mint());
     for (name, c) in [("a1", &c1), ("a2", &c2)] {
-        service.rotate(name, credential::hash(c));
+        labelled(&service, name, c);
         service.serve(name, Some(desired(&format!("1.0-{name}"))));
     }
     let server = api::serve(service.clone(), std::future::pending())
         .await
         .expect("serve");
     (service, format!("http://{}", server.addr), c1, c2)
+}
+
+/// What a pass does when it reads `agent`'s server labelled with `credential`'s hash.
+fn labelled(service: &Service, agent: &str, credential: &Secret<String>) {
+    service
+        .lock()
+        .agents
+        .entry(agent.to_owned())
+        .or_default()
+        .follow_label(Some(&credential::hash(credential)));
 }
 
 async fn status_of(url: &str, bearer: Option<&str>) -> (u16, String) {
@@ -90,24 +101,41 @@ async fn reports_are_recorded_as_heartbeats_of_their_agent() {
 }
 
 #[tokio::test]
-async fn rotation_replaces_the_credential_and_the_old_one_stops_working() {
+async fn rotation_replaces_the_credential_once_used_and_labelled_and_never_locks_the_agent_out() {
     let (service, base, c1, _) = served().await;
+    let url = format!("{base}/v1/agents/a1/runtime");
     let fresh = Client::new(&base, "a1", c1.clone())
         .rotate()
         .await
         .expect("rotate");
     assert_ne!(fresh.expose(), c1.expose());
     assert!(
-        service
-            .pending_keys()
-            .contains(&("a1".to_owned(), credential::hash(&fresh))),
-        "the new hash waits for the server's label"
+        service.pending_keys().is_empty(),
+        "an unused new credential is not labelled: its answer may never have arrived"
     );
-    let (status, _) = status_of(&format!("{base}/v1/agents/a1/runtime"), Some(c1.expose())).await;
-    assert_eq!(status, 401);
-    let again = Client::new(&base, "a1", fresh);
+    assert_eq!(status_of(&url, Some(c1.expose())).await.0, 200);
+
+    let again = Client::new(&base, "a1", fresh.clone());
     assert_eq!(
         again.desired().await.expect("runtime"),
         Some(desired("1.0-a1"))
     );
+    assert_eq!(
+        service.pending_keys(),
+        [("a1".to_owned(), credential::hash(&fresh))],
+        "once used, the new hash waits for the server's label"
+    );
+
+    // A daemon restarted before the relabel knows only the label: the old credential works,
+    // the new one is refused, and the agent rotates again.
+    let restarted = Service::new(service.config().clone());
+    labelled(&restarted, "a1", &c1);
+    assert!(restarted.authenticates("a1", &c1));
+    assert!(!restarted.authenticates("a1", &fresh));
+
+    // The pass labels the server: from then on only the new credential works.
+    labelled(&service, "a1", &fresh);
+    assert!(service.pending_keys().is_empty());
+    assert_eq!(status_of(&url, Some(c1.expose())).await.0, 401);
+    assert_eq!(status_of(&url, Some(fresh.expose())).await.0, 200);
 }
