@@ -10,7 +10,6 @@
 //! - The minted key is revoked whatever happens; a failed revocation is left to the next
 //!   pass's sweep.
 
-use super::keys;
 use super::report::ActionReport;
 use super::steps::{Ctx, StepResult, Stop};
 use crate::cloud::tailscale::{DeviceId, Tailnet};
@@ -57,18 +56,13 @@ impl<C: Compute, T: Tailnet> Ctx<'_, C, T> {
         }
     }
 
-    /// Mints a key, rebuilds the server with cloud-init carrying it, waits for the rebuild and
-    /// the new device, and revokes the key.
+    /// Rebuilds the server with cloud-init carrying a fresh key ([`Ctx::with_key`]), waits for
+    /// the rebuild and the new device.
     async fn rekey(&self, agent: &Agent, id: ServerId, report: &mut ActionReport) -> StepResult {
         let before = self.known_devices(agent).await?;
-        let fleet = &self.fleet.settings.name;
-        let key = keys::mint(self.tailnet, fleet, agent, self.options.key_expiry)
-            .await
-            .map_err(|e| e.to_string())?;
-        report.key_id = Some(key.key.id.clone());
-        let (user_data, labels, agent_key) =
-            super::runtime::new_server(agent, self.fleet, key.secret.expose(), self.runtime);
-        let result = async {
+        self.with_key(agent, report, async |key, report| {
+            let (user_data, labels, agent_key) =
+                super::runtime::new_server(agent, self.fleet, key.secret.expose(), self.runtime);
             // The rebuilt disk gets a fresh agent credential: its hash goes on the server before
             // the rebuild, so a VM that boots from the new cloud-init is never locked out.
             self.compute
@@ -85,12 +79,8 @@ impl<C: Compute, T: Tailnet> Ctx<'_, C, T> {
                 .map_err(|e| format!("rebuilding server {id}: {e}"))?;
             self.wait(&[action.id], report).await?;
             self.await_device(agent, &before, report).await
-        }
-        .await;
-        if let Err(e) = keys::revoke(self.tailnet, &key.key.id).await {
-            report.warning = Some(e.to_string());
-        }
-        result
+        })
+        .await
     }
 
     /// Hard-resets the server and waits for a device of the agent to be online again.

@@ -158,20 +158,35 @@ impl<C: Compute, T: Tailnet> Ctx<'_, C, T> {
         })
     }
 
-    /// Mints a key, creates the server with it, waits for its actions and its device, and
-    /// revokes the key whatever happened.
-    async fn create(&self, agent: &Agent, report: &mut ActionReport) -> StepResult {
-        let before = self.known_devices(agent).await?;
+    /// Mints a one-off auth key for `agent`, runs `run` with it, and revokes the key whatever
+    /// happened: the one place every step that hands a VM a key goes through. A failed
+    /// revocation is a warning; the next pass's [`keys::sweep`] revokes the key.
+    pub(super) async fn with_key(
+        &self,
+        agent: &Agent,
+        report: &mut ActionReport,
+        run: impl AsyncFnOnce(&CreatedAuthKey, &mut ActionReport) -> StepResult,
+    ) -> StepResult {
         let fleet = &self.fleet.settings.name;
         let key = keys::mint(self.tailnet, fleet, agent, self.options.key_expiry)
             .await
             .map_err(|e| e.to_string())?;
         report.key_id = Some(key.key.id.clone());
-        let result = self.create_with_key(agent, &key, &before, report).await;
+        let result = run(&key, report).await;
         if let Err(e) = keys::revoke(self.tailnet, &key.key.id).await {
             report.warning = Some(e.to_string());
         }
         result
+    }
+
+    /// Creates the server with a fresh key ([`Ctx::with_key`]), waits for its actions and its
+    /// device.
+    async fn create(&self, agent: &Agent, report: &mut ActionReport) -> StepResult {
+        let before = self.known_devices(agent).await?;
+        self.with_key(agent, report, async |key, report| {
+            self.create_with_key(agent, key, &before, report).await
+        })
+        .await
     }
 
     async fn create_with_key(
