@@ -7,7 +7,8 @@
 //! - [`observe`]: read the live inventory;
 //! - [`forge`]: GitHub: the plan comment on pull requests, commit statuses, opening pull
 //!   requests;
-//! - [`plan`]: the pure planner, desired vs. observed → a safe, reviewable plan;
+//! - [`plan`]: the pure planner, desired vs. observed → a safe, reviewable plan (it lives in
+//!   the `tether-core` crate and is re-exported here);
 //! - [`apply`]: carrying a plan out, safely;
 //! - [`reconcile`]: one pass from fleet to status commit;
 //! - [`audit`]: status commits and the audit log in git;
@@ -16,7 +17,7 @@
 //! - [`sandbox`]: local emulators of those APIs;
 //! - [`cli`]: the `tether` command line, one file per subcommand.
 //!
-//! [`secret`] holds the type every token and auth key lives in.
+//! [`secret`] (from `tether-core`) holds the type every token and auth key lives in.
 
 pub mod agent_client;
 pub mod apply;
@@ -27,9 +28,9 @@ pub mod cloud;
 pub mod daemon;
 pub mod forge;
 pub mod observe;
-pub mod plan;
 pub mod reconcile;
 pub mod runtime;
 pub mod sandbox;
-pub mod secret;
 pub mod source;
+
+pub use tether_core::{plan, secret};

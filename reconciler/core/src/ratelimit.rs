@@ -4,6 +4,9 @@
 //! Hetzner's bucket holds `limit` requests and refills `limit / 3600` per second. Once the
 //! estimated balance drops below a reserve (5% of the limit), requests are spaced at the refill
 //! rate instead of being sent at once, so the balance never reaches zero through tether alone.
+//!
+//! Pure arithmetic over the numbers the headers carry: the Hetzner client reads the headers, and
+//! the planner's text rendering estimates a plan's wait with [`time_to_send`].
 
 use std::time::{Duration, SystemTime};
 
@@ -101,15 +104,6 @@ pub fn time_to_send(calls: u32, at: Observed) -> Duration {
     let at_once = (f64::from(at.remaining) - reserve(limit)).max(0.0);
     let paced = (f64::from(calls) - at_once).max(0.0);
     Duration::from_secs_f64(paced * 3600.0 / limit)
-}
-
-/// Reads `RateLimit-Limit` and `RateLimit-Remaining` (any case) from `headers`.
-pub fn observed(headers: &reqwest::header::HeaderMap) -> Option<Observed> {
-    let number = |name: &str| headers.get(name)?.to_str().ok()?.trim().parse::<u32>().ok();
-    Some(Observed {
-        limit: number("ratelimit-limit")?,
-        remaining: number("ratelimit-remaining")?,
-    })
 }
 
 #[cfg(test)]

@@ -6,8 +6,8 @@ use super::{
     Action, Context, Note, Observed, PLAN_VERSION, Plan, Summary, confirm, cost, fields, heal,
     quarantine, runtime, safety,
 };
-use crate::cloud::tailscale::Device;
-use crate::cloud::{Server, ServerStatus};
+use crate::compute::{Server, ServerStatus};
+use crate::tailnet::Device;
 use std::collections::{BTreeMap, BTreeSet};
 use tether_schema::labels;
 use tether_schema::{Agent, Fleet, Power};

@@ -1,11 +1,11 @@
 //! `spec.policy.confirmDeletes`: a removed agent's server is deleted only once the system of
 //! record (Stripe) confirmed its subscription ended. The lookups are I/O and happen before
-//! planning (`crate::billing::confirm`); the planner only reads their results from
+//! planning (`tether::billing::confirm`); the planner only reads their results from
 //! [`super::Context::subscriptions`]. Start at [`subscriptions_to_confirm`].
 
 use super::Observed;
 use super::inventory::managed_servers;
-use crate::cloud::Server;
+use crate::compute::Server;
 use std::collections::BTreeSet;
 use tether_schema::{ConfirmDeletes, Fleet, labels};
 

@@ -2,7 +2,7 @@
 //! estimate of the API requests applying it takes.
 
 use super::Action;
-use crate::cloud::{Euros, Server};
+use crate::compute::{Euros, Server};
 use std::collections::{BTreeMap, BTreeSet};
 
 /// The monthly cost delta of `actions`, and the (type, location) pairs without a price.

@@ -9,7 +9,7 @@
 //! one [`UNRECORDED`] change whose old value is unknown.
 
 use super::Change;
-use crate::cloud::Server;
+use crate::compute::Server;
 use std::collections::BTreeMap;
 use tether_schema::{Agent, Fleet, labels};
 

@@ -18,8 +18,8 @@
 
 use super::inventory::Inventory;
 use super::{Action, Context, Note, Observed, safety};
-use crate::cloud::tailscale::Device;
-use crate::cloud::{Server, ServerStatus};
+use crate::compute::{Server, ServerStatus};
+use crate::tailnet::Device;
 use serde::Serialize;
 use std::collections::{BTreeMap, BTreeSet};
 use tether_schema::heal::HealPolicy;

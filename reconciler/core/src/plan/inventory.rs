@@ -2,8 +2,8 @@
 //! quarantined), the others, and the devices it can prove it owns ([`super::safety::device_owner`]).
 
 use super::{Context, Note, Observed, safety};
-use crate::cloud::Server;
-use crate::cloud::tailscale::{Device, DeviceId};
+use crate::compute::Server;
+use crate::tailnet::{Device, DeviceId};
 use std::collections::{BTreeMap, BTreeSet};
 use tether_schema::{Fleet, labels};
 

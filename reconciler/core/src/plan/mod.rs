@@ -20,8 +20,8 @@ pub mod safety;
 pub use compute::plan;
 pub use inventory::{device_ownership, managed_servers, quarantined_servers};
 
-use crate::cloud::tailscale::{Device, DeviceId};
-use crate::cloud::{Euros, Server, ServerId};
+use crate::compute::{Euros, Server, ServerId};
+use crate::tailnet::{Device, DeviceId};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;

@@ -1,7 +1,7 @@
 //! What the cloud offers, and the check that a plan asks only for that: every server a plan
 //! creates, replaces or resizes must have a server type, location and image Hetzner offers
 //! now (the type in that location, and not deprecated). Pure: the catalog is read once per
-//! pass by `crate::observe`. A plan that fails the check is a plan error, so `apply` never
+//! pass by `tether::observe`. A plan that fails the check is a plan error, so `apply` never
 //! starts a change Hetzner would refuse halfway (a resize that powered the server off).
 
 use super::{Action, Plan};
@@ -181,9 +181,8 @@ mod tests {
     use std::path::Path;
 
     fn example_fleet() -> Fleet {
-        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../fleet");
-        let snapshot = crate::source::dir::read(&dir).expect("example fleet");
-        tether_schema::load_fleet(&snapshot.files).expect("valid example fleet")
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fleet");
+        tether_schema::load_fleet(&crate::testing::fleet_files(&dir)).expect("valid example fleet")
     }
 
     /// Everything the fleet uses, offered everywhere it uses it.

@@ -13,8 +13,8 @@
 
 use super::inventory::Inventory;
 use super::{Action, Context, Note, safety};
-use crate::cloud::Server;
-use crate::cloud::tailscale::{Device, DeviceId};
+use crate::compute::Server;
+use crate::tailnet::{Device, DeviceId};
 use std::collections::BTreeMap;
 use tether_schema::{Agent, Fleet, grace, labels};
 use time::OffsetDateTime;

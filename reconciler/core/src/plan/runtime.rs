@@ -6,7 +6,7 @@
 //! the one-time reading of pre-upgrade servers (decision 023).
 
 use super::{Action, Change, Note, fields};
-use crate::cloud::Server;
+use crate::compute::Server;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use tether_schema::{Agent, Fleet, FleetSettings, Power, labels};

@@ -30,8 +30,8 @@
 //!   names: attachment by hostname cannot tell their devices apart (recorded devices can).
 
 use super::{Action, Context, Note, Refusal};
-use crate::cloud::Server;
-use crate::cloud::tailscale::Device;
+use crate::compute::Server;
+use crate::tailnet::Device;
 use std::collections::{BTreeMap, BTreeSet};
 use tether_schema::{Fleet, labels};
 use time::OffsetDateTime;

@@ -3,8 +3,9 @@
 //! plan hash; [`properties`] holds the property tests over random fleets and inventories.
 
 use super::*;
-use crate::cloud::ServerStatus;
+use crate::compute::ServerStatus;
 use crate::plan::render::{self, markdown, text};
+use crate::testing::fleet_files;
 use serde::Deserialize;
 use std::path::{Path, PathBuf};
 use tether_schema::{Fleet, load_fleet};
@@ -108,19 +109,13 @@ fn fixtures_dir() -> PathBuf {
 }
 
 fn load_desired(dir: &Path) -> Fleet {
-    let snapshot = crate::source::dir::read(dir).expect("read desired fleet");
-    load_fleet(&snapshot.files).unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
+    load_fleet(&fleet_files(dir)).unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
 }
 
 /// The fleet as last applied: the desired fleet's files with `overlay`'s on top.
 fn load_previous(desired: &Path, overlay: &Path) -> Fleet {
-    let mut files = crate::source::dir::read(desired)
-        .expect("read desired fleet")
-        .files;
-    for file in crate::source::dir::read(overlay)
-        .expect("read previous fleet")
-        .files
-    {
+    let mut files = fleet_files(desired);
+    for file in fleet_files(overlay) {
         files.retain(|f| f.path != file.path);
         files.push(file);
     }

@@ -1,7 +1,8 @@
 //! Hetzner Cloud API v1 client: [`Client`] implements [`crate::cloud::Compute`].
 //!
 //! - [`wire`]: the JSON; [`error`]: typed errors and the retry classifier;
-//! - [`ratelimit`]: the client-side token bucket fed by `RateLimit-*` headers;
+//! - [`ratelimit`]: the client-side token bucket fed by `RateLimit-*` headers (its arithmetic
+//!   is pure and lives in `tether_core::ratelimit`);
 //! - [`waiter`]: batched action polling shared by all concurrent callers;
 //! - `pages`: list endpoints, the pages after the first fetched concurrently.
 //!
@@ -10,11 +11,11 @@
 
 pub mod error;
 mod pages;
-pub mod ratelimit;
 pub mod waiter;
 pub mod wire;
 
 pub use error::{ApiError, Error, TransportKind};
+pub use tether_core::ratelimit;
 
 use crate::cloud::retry::{self, Backoff, Clock, TokioClock};
 use crate::cloud::{self, Action, ActionId, Compute, Created, NewServer, ServerId};
@@ -238,7 +239,7 @@ impl<C: Clock + Clone + 'static> Client<C> {
         let response = sent.map_err(|e| transport(operation, &e))?;
         let status = response.status().as_u16();
         let headers = response.headers().clone();
-        if let Some(observed) = ratelimit::observed(&headers) {
+        if let Some(observed) = rate_limit_headers(&headers) {
             inner
                 .bucket
                 .lock()
@@ -392,6 +393,15 @@ fn transport(operation: &str, e: &reqwest::Error) -> Error {
         kind,
         message: crate::cloud::transport::describe(e),
     }
+}
+
+/// Reads `RateLimit-Limit` and `RateLimit-Remaining` (any case) from `headers`.
+fn rate_limit_headers(headers: &reqwest::header::HeaderMap) -> Option<ratelimit::Observed> {
+    let number = |name: &str| headers.get(name)?.to_str().ok()?.trim().parse::<u32>().ok();
+    Some(ratelimit::Observed {
+        limit: number("ratelimit-limit")?,
+        remaining: number("ratelimit-remaining")?,
+    })
 }
 
 fn create_body(new: &NewServer) -> Value {

@@ -2,9 +2,9 @@
 //! created at 10:00 and a pass at 10:20 unless a test says otherwise.
 
 use super::{Record, Remedy};
-use crate::cloud::tailscale::{Device, DeviceId};
-use crate::cloud::{Server, ServerId, ServerStatus};
+use crate::compute::{Server, ServerId, ServerStatus};
 use crate::plan::{Action, Context, Note, Observed, Plan, plan};
+use crate::tailnet::{Device, DeviceId};
 use tether_schema::{Content, Fleet, SourceFile, labels, load_fleet};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;

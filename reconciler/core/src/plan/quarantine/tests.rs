@@ -1,8 +1,8 @@
 //! The planner's quarantine rules, one at a time, on small fleets built in code.
 
-use crate::cloud::tailscale::{Device, DeviceId};
-use crate::cloud::{Euros, Server, ServerId, ServerStatus};
+use crate::compute::{Euros, Server, ServerId, ServerStatus};
 use crate::plan::{Action, Context, Note, Observed, Plan, plan};
+use crate::tailnet::{Device, DeviceId};
 use std::collections::BTreeMap;
 use tether_schema::{Content, Fleet, SourceFile, labels, load_fleet};
 use time::OffsetDateTime;

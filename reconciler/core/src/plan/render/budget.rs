@@ -3,7 +3,7 @@
 //! bucket read while observing, so it stays out of the plan's JSON and hash, which must not
 //! change between `tether plan` and `tether apply`.
 
-use crate::cloud::hetzner::ratelimit::{Observed, time_to_send};
+use crate::ratelimit::{Observed, time_to_send};
 use std::time::Duration;
 
 /// The line for a plan's `calls` (`summary.apiCalls`), counting every call against Hetzner's
