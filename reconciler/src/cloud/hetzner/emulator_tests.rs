@@ -2,6 +2,7 @@
 //! injected faults, and the request budget of batched action polling.
 
 use super::*;
+use crate::cloud::{ActionId, Compute, Created, NewServer};
 use crate::sandbox::emulator::FaultRule;
 use crate::sandbox::stack::{Stack, StackOptions};
 use futures_util::StreamExt;

@@ -2,9 +2,9 @@
 //! client must make, in order; a missing or unexpected call fails the test.
 
 use super::*;
-use crate::cloud::ActionStatus;
 use crate::cloud::expect::{Expect, Expectations, expect};
 use crate::cloud::retry::ManualClock;
+use crate::cloud::{ActionId, ActionStatus, Compute, NewServer, ServerId};
 use http::Method;
 use std::time::SystemTime;
 
