@@ -1,16 +1,17 @@
 //! The planning function itself: match observed servers and devices to desired agents and
 //! decide, per agent, what must change.
 
+use super::agent::{create, plan_existing};
 use super::inventory::{Inventory, device_ids, owned_devices};
 use super::{
-    Action, Context, Note, Observed, PLAN_VERSION, Plan, Summary, confirm, cost, fields, heal,
-    quarantine, runtime, safety,
+    Action, Context, Note, Observed, PLAN_VERSION, Plan, Summary, confirm, cost, heal, quarantine,
+    runtime, safety,
 };
-use crate::compute::{Server, ServerStatus};
+use crate::compute::Server;
 use crate::tailnet::Device;
 use std::collections::{BTreeMap, BTreeSet};
 use tether_schema::labels;
-use tether_schema::{Agent, Fleet, Power};
+use tether_schema::{Fleet, Power};
 
 /// Computes the plan that takes `observed` to `fleet`.
 ///
@@ -292,185 +293,6 @@ fn retired(
                 ),
             });
         }
-    }
-}
-
-fn create(agent: &Agent, fleet: &Fleet, devices: &[&Device]) -> Action {
-    let reason = if devices.is_empty() {
-        "no server for this agent".to_owned()
-    } else {
-        "server missing but the agent has a device: it was deleted outside tether (drift)"
-            .to_owned()
-    };
-    Action::Create {
-        agent: agent.name.as_str().to_owned(),
-        server_type: agent.server.server_type.as_str().to_owned(),
-        location: agent.server.location.as_str().to_owned(),
-        image: agent.server.image.as_str().to_owned(),
-        labels: labels::server_labels(agent, &fleet.settings),
-        tags: fields::tags(agent),
-        ssh_keys: fields::ssh_keys(agent),
-        runtime_version: agent.runtime.version.as_str().to_owned(),
-        env: fields::env_shown(agent),
-        reason,
-    }
-}
-
-fn plan_existing(
-    agent: &Agent,
-    fleet: &Fleet,
-    server: &Server,
-    devices: &[&Device],
-    ctx: &Context,
-    actions: &mut Vec<Action>,
-    notes: &mut Vec<Note>,
-) {
-    let name = agent.name.as_str().to_owned();
-    if matches!(
-        server.status,
-        ServerStatus::Deleting
-            | ServerStatus::Initializing
-            | ServerStatus::Migrating
-            | ServerStatus::Rebuilding
-    ) {
-        notes.push(Note::Waiting {
-            agent: name,
-            server_id: server.id,
-            status: format!("{:?}", server.status).to_lowercase(),
-        });
-        return;
-    }
-    let mut want = labels::server_labels(agent, &fleet.settings);
-    let effective =
-        runtime::effective_labels(agent, server, &fleet.settings, ctx.previous.as_ref());
-    let have = effective.as_ref().unwrap_or(&server.labels);
-    keep_agent_labels(have, &mut want);
-    let viewed = effective.as_ref().map(|labels| Server {
-        labels: labels.clone(),
-        ..server.clone()
-    });
-    let changes = fields::replacement_changes(
-        agent,
-        viewed.as_ref().unwrap_or(server),
-        &want,
-        ctx.previous.as_ref(),
-    );
-    if !changes.is_empty() {
-        if agent.protect || safety::is_protected(server) {
-            // Keep the recorded spec hash: relabelling it would hide the pending replacement.
-            match server.labels.get(labels::SPEC) {
-                Some(have) => want.insert(labels::SPEC.to_owned(), have.clone()),
-                None => want.remove(labels::SPEC),
-            };
-            notes.push(Note::ReplaceBlocked {
-                agent: name.clone(),
-                server_id: server.id,
-                fields: changes
-                    .into_iter()
-                    .filter(|c| c.forces_replacement)
-                    .map(|c| c.field)
-                    .collect(),
-            });
-        } else {
-            actions.push(Action::Replace {
-                agent: name,
-                server_id: server.id,
-                changes,
-                old_devices: devices.iter().map(|d| d.id.clone()).collect(),
-                server_type: agent.server.server_type.as_str().to_owned(),
-                location: agent.server.location.as_str().to_owned(),
-                image: agent.server.image.as_str().to_owned(),
-                labels: want,
-            });
-            return;
-        }
-    }
-    let resize = server.server_type != agent.server.server_type.as_str();
-    if resize {
-        actions.push(Action::Resize {
-            agent: name.clone(),
-            server_id: server.id,
-            from: server.server_type.clone(),
-            to: agent.server.server_type.as_str().to_owned(),
-        });
-    }
-    let update = runtime::update(
-        agent,
-        server,
-        have,
-        ctx.previous.as_ref(),
-        ctx.halted_rollout.as_ref(),
-    );
-    if server.labels != want {
-        actions.push(Action::Relabel {
-            agent: name.clone(),
-            server_id: server.id,
-            from: server.labels.clone(),
-            to: want,
-        });
-    }
-    let running = matches!(
-        server.status,
-        ServerStatus::Running | ServerStatus::Starting
-    );
-    match (agent.power, running) {
-        // A resize ends in the desired power state on its own.
-        _ if resize => {}
-        (Power::On, false) => actions.push(Action::PowerOn {
-            agent: name.clone(),
-            server_id: server.id,
-        }),
-        (Power::Off, true) => actions.push(Action::PowerOff {
-            agent: name.clone(),
-            server_id: server.id,
-        }),
-        _ => {}
-    }
-    match update {
-        Some(Ok(action)) => actions.push(action),
-        Some(Err(note)) => notes.push(note),
-        None => {}
-    }
-    duplicate_devices(&name, server, devices, actions);
-    if server.status == ServerStatus::Running && !devices.iter().any(|d| d.online) {
-        notes.push(Note::Unhealthy {
-            agent: name,
-            server_id: server.id,
-        });
-    }
-}
-
-/// The labels the on-VM agent's channel owns are kept as the server has them: the
-/// `tether/runtime` label moves only when a rollout wave is healthy, and `tether/agent-key`
-/// only when the agent's credential is minted or rotated.
-fn keep_agent_labels(have: &BTreeMap<String, String>, want: &mut BTreeMap<String, String>) {
-    for key in [labels::RUNTIME, labels::AGENT_KEY] {
-        if let Some(value) = have.get(key) {
-            want.insert(key.to_owned(), value.clone());
-        }
-    }
-}
-
-/// Of several devices with the agent's hostname, keeps the newest online one created after the
-/// server (else the newest) and deletes the rest.
-fn duplicate_devices(agent: &str, server: &Server, devices: &[&Device], actions: &mut Vec<Action>) {
-    if devices.len() < 2 {
-        return;
-    }
-    let keep = devices
-        .iter()
-        .rev()
-        .find(|d| d.online && safety::joined_after(d, server))
-        .or_else(|| devices.last())
-        .map(|d| d.id.clone());
-    for d in devices.iter().filter(|d| Some(&d.id) != keep.as_ref()) {
-        actions.push(Action::DeleteDevice {
-            agent: agent.to_owned(),
-            device_id: d.id.clone(),
-            name: d.name.clone(),
-            reason: "stale duplicate: another device of this agent belongs to its current server"
-                .to_owned(),
-        });
     }
 }
 

@@ -3,7 +3,7 @@
 //! plan hash; [`properties`] holds the property tests over random fleets and inventories.
 
 use super::*;
-use crate::compute::ServerStatus;
+use crate::compute::{ServerId, ServerStatus};
 use crate::plan::render::{self, markdown, text};
 use crate::testing::fleet_files;
 use serde::Deserialize;

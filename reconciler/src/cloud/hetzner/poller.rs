@@ -2,8 +2,8 @@
 //! `GET /actions?id=…`, at the backing-off cadence of [`waiter::Cadence`].
 
 use super::{Client, Error, PER_PAGE, waiter, wire};
-use crate::cloud::{Action, ActionId};
 use crate::cloud::retry::Clock;
+use crate::cloud::{Action, ActionId};
 use reqwest::Method;
 
 impl<C: Clock + Clone + 'static> Client<C> {

@@ -2,7 +2,7 @@
 //! (except where a plan says by design it will not), and a converged fleet plans nothing.
 
 use super::super::*;
-use crate::compute::ServerStatus;
+use crate::compute::{ServerId, ServerStatus};
 use proptest::prelude::*;
 use std::collections::BTreeSet;
 use tether_schema::{Content, Fleet, SourceFile, load_fleet};

@@ -2,7 +2,7 @@
 //! replacement, also for servers labelled before runtime fields left the spec hash.
 
 use super::super::*;
-use crate::compute::ServerStatus;
+use crate::compute::{ServerId, ServerStatus};
 use tether_schema::{Agent, Fleet, labels, load_fleet};
 
 fn fleet(agents: usize, version: &str, budget: u32) -> Fleet {

@@ -1,0 +1,265 @@
+//! [`Action`]: one change a plan makes, with the field-level [`Change`]s a person reviews, and
+//! the order in which a plan's actions run.
+
+use super::heal;
+use crate::compute::ServerId;
+use crate::tailnet::DeviceId;
+use serde::Serialize;
+use std::collections::BTreeMap;
+
+/// One change to make.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(
+    tag = "kind",
+    rename_all = "kebab-case",
+    rename_all_fields = "camelCase"
+)]
+pub enum Action {
+    /// Create the agent's server (with a fresh auth key at apply time).
+    Create {
+        /// Agent name (and server name).
+        agent: String,
+        /// Server type.
+        server_type: String,
+        /// Location.
+        location: String,
+        /// Image.
+        image: String,
+        /// Labels the server gets.
+        labels: BTreeMap<String, String>,
+        /// Tailscale tags the device advertises.
+        tags: Vec<String>,
+        /// SSH key names.
+        ssh_keys: Vec<String>,
+        /// Agent runtime version.
+        runtime_version: String,
+        /// The agent's environment; secret-looking values are [`fields::HIDDEN`](super::fields::HIDDEN).
+        env: BTreeMap<String, String>,
+        /// Why.
+        reason: String,
+    },
+    /// Create a new server, then delete the old one and its devices.
+    Replace {
+        /// Agent name.
+        agent: String,
+        /// The server being replaced.
+        server_id: ServerId,
+        /// Every field that differs; those Hetzner cannot change in place force the replacement.
+        changes: Vec<Change>,
+        /// Devices of the old server, deleted after the new one is online.
+        old_devices: Vec<DeviceId>,
+        /// New server type.
+        server_type: String,
+        /// New location.
+        location: String,
+        /// New image.
+        image: String,
+        /// Labels the new server gets.
+        labels: BTreeMap<String, String>,
+    },
+    /// Power off, change type, power on: downtime.
+    Resize {
+        /// Agent name.
+        agent: String,
+        /// Server.
+        server_id: ServerId,
+        /// Current type.
+        from: String,
+        /// Desired type.
+        to: String,
+    },
+    /// Replace the server's labels.
+    Relabel {
+        /// Agent name.
+        agent: String,
+        /// Server.
+        server_id: ServerId,
+        /// Current labels.
+        from: BTreeMap<String, String>,
+        /// Desired labels.
+        to: BTreeMap<String, String>,
+    },
+    /// Power the server on.
+    PowerOn {
+        /// Agent name.
+        agent: String,
+        /// Server.
+        server_id: ServerId,
+    },
+    /// Power the server off.
+    PowerOff {
+        /// Agent name.
+        agent: String,
+        /// Server.
+        server_id: ServerId,
+    },
+    /// Delete the server and its devices.
+    Delete {
+        /// Agent name from the server's labels.
+        agent: String,
+        /// Server.
+        server_id: ServerId,
+        /// The server's name (`<agent>-retired-<id>` for the old half of a replacement).
+        server_name: String,
+        /// Server type (for cost).
+        server_type: String,
+        /// Location (for cost).
+        location: String,
+        /// The agent's devices, deleted after the server.
+        devices: Vec<DeviceId>,
+        /// Why.
+        reason: String,
+    },
+    /// Its spec was removed: power the server off, deauthorize its devices, rename it
+    /// `<agent>-quarantined-<id>` and label it with the time and the commit; it is deleted once
+    /// the grace period ends, or restored if the spec comes back.
+    Quarantine {
+        /// Agent name from the server's labels.
+        agent: String,
+        /// Server.
+        server_id: ServerId,
+        /// Server type (for cost).
+        server_type: String,
+        /// Location (for cost).
+        location: String,
+        /// The agent's devices, deauthorized.
+        devices: Vec<DeviceId>,
+        /// The fleet commit that removed the spec, as labelled (`tether/quarantine-commit`).
+        commit: Option<String>,
+        /// How long it waits before it is deleted (`24h`).
+        grace: String,
+        /// Why.
+        reason: String,
+    },
+    /// The spec is back (same agent, same subscription): re-authorize the quarantined server's
+    /// devices, give it back its name and labels, and power it on.
+    Restore {
+        /// Agent name.
+        agent: String,
+        /// The quarantined server.
+        server_id: ServerId,
+        /// Its devices, re-authorized.
+        devices: Vec<DeviceId>,
+        /// Why.
+        reason: String,
+    },
+    /// Delete a tailnet device.
+    DeleteDevice {
+        /// The agent (hostname) it belongs to.
+        agent: String,
+        /// Device.
+        device_id: DeviceId,
+        /// Its MagicDNS name.
+        name: String,
+        /// Why.
+        reason: String,
+    },
+    /// Self-healing ([`heal`]): re-key, power-cycle or replace a server that never joined the
+    /// tailnet or whose device went offline.
+    Heal {
+        /// Agent name.
+        agent: String,
+        /// The server remedied.
+        server_id: ServerId,
+        /// What is done.
+        remedy: heal::Remedy,
+        /// Which attempt this is (1-based).
+        attempt: u32,
+        /// `spec.policy.heal.maxAttempts`.
+        max_attempts: u32,
+        /// The agent's devices (deleted with the old server by a replacement).
+        old_devices: Vec<DeviceId>,
+        /// Why: `re-key 2/3: never enrolled 17m after creation`.
+        reason: String,
+    },
+    /// Deliver a new runtime (version, env) in place through the on-VM agent, in a
+    /// health-gated wave: the server, its disk and its IPs are kept.
+    UpdateRuntime {
+        /// Agent name.
+        agent: String,
+        /// Server.
+        server_id: ServerId,
+        /// The version the agent was last told, when tether has a record of it.
+        from: Option<String>,
+        /// The version to run.
+        to: String,
+        /// The runtime fields that differ (secret-looking env values hidden).
+        changes: Vec<Change>,
+        /// The rollout wave: 1 is the canary, later waves double up to the disruption budget.
+        wave: u32,
+    },
+}
+
+/// One field of a replacement that differs, with its old and new value as shown to people
+/// (secret-looking env values are [`fields::HIDDEN`](super::fields::HIDDEN)).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Change {
+    /// The field: `location`, `image`, `server type`, `ssh keys`, `tags`, `runtime version`,
+    /// `subscription`, `env.<NAME>`, `label.<key>`, or [`fields::UNRECORDED`](super::fields::UNRECORDED).
+    pub field: String,
+    /// Current value; `None` when tether has no record of it ([`fields::UNKNOWN`](super::fields::UNKNOWN)).
+    pub from: Option<String>,
+    /// Desired value.
+    pub to: String,
+    /// Hetzner cannot change it in place: this field is why the server is replaced.
+    pub forces_replacement: bool,
+}
+
+impl Action {
+    /// The agent the action is about.
+    pub fn agent(&self) -> &str {
+        match self {
+            Action::Create { agent, .. }
+            | Action::Replace { agent, .. }
+            | Action::Resize { agent, .. }
+            | Action::Relabel { agent, .. }
+            | Action::PowerOn { agent, .. }
+            | Action::PowerOff { agent, .. }
+            | Action::Delete { agent, .. }
+            | Action::Quarantine { agent, .. }
+            | Action::Restore { agent, .. }
+            | Action::DeleteDevice { agent, .. }
+            | Action::Heal { agent, .. } => agent,
+            Action::UpdateRuntime { agent, .. } => agent,
+        }
+    }
+
+    /// The kind, as in the JSON rendering.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Action::Create { .. } => "create",
+            Action::Replace { .. } => "replace",
+            Action::Resize { .. } => "resize",
+            Action::Relabel { .. } => "relabel",
+            Action::PowerOn { .. } => "power-on",
+            Action::PowerOff { .. } => "power-off",
+            Action::Delete { .. } => "delete",
+            Action::Quarantine { .. } => "quarantine",
+            Action::Restore { .. } => "restore",
+            Action::DeleteDevice { .. } => "delete-device",
+            Action::Heal { .. } => "heal",
+            Action::UpdateRuntime { .. } => "update-runtime",
+        }
+    }
+
+    /// Whether the action destroys a server.
+    pub fn deletes_server(&self) -> bool {
+        matches!(self, Action::Delete { .. })
+    }
+
+    /// Where the action goes in the plan's execution order (then by agent).
+    pub(super) fn order(&self) -> u8 {
+        match self {
+            Action::Create { .. } | Action::Restore { .. } => 0,
+            Action::Replace { .. } => 1,
+            Action::Resize { .. } => 2,
+            Action::Relabel { .. } => 3,
+            Action::PowerOn { .. } | Action::PowerOff { .. } | Action::Quarantine { .. } => 4,
+            Action::Delete { .. } => 5,
+            Action::DeleteDevice { .. } => 6,
+            Action::Heal { .. } => 1,
+            Action::UpdateRuntime { .. } => 7,
+        }
+    }
+}
