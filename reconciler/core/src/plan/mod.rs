@@ -3,11 +3,11 @@
 //!
 //! Start at [`plan()`]. [`safety`] enforces the deletion budget and the shrink circuit breaker;
 //! [`cost`] prices the plan; [`render`] draws it for people (text, Markdown), and the JSON
-//! rendering is the [`Plan`]'s `Serialize` form (schema in `docs/plan.md`). The plan's parts:
-//! [`Action`] and [`Change`] (`action.rs`), [`Note`] (`note.rs`); the decisions: the fleet's in
+//! rendering is the [`Plan`]'s `Serialize` form (schema in `docs/plan.md`). Here: what goes in
+//! ([`Observed`], [`Context`]) and the [`Action`]s; [`Note`] in `note.rs`; the plan as a value
+//! ([`Plan`], [`Summary`], [`Refusal`]) in `value.rs`; the decisions: the fleet's in
 //! `compute.rs`, one agent's in `agent.rs`.
 
-mod action;
 mod agent;
 mod compute;
 pub mod confirm;
@@ -21,16 +21,16 @@ pub mod quarantine;
 pub mod render;
 pub mod runtime;
 pub mod safety;
+mod value;
 
-pub use action::{Action, Change};
 pub use compute::plan;
 pub use inventory::{device_ownership, managed_servers, quarantined_servers};
 pub use note::Note;
+pub use value::{Plan, Refusal, Summary};
 
-use crate::compute::{Euros, Server};
+use crate::compute::{Euros, Server, ServerId};
 use crate::tailnet::{Device, DeviceId};
 use serde::Serialize;
-use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
 use tether_schema::Fleet;
 
@@ -84,133 +84,259 @@ pub struct Context {
     pub halted_rollout: Option<runtime::Halted>,
 }
 
-/// Counts and estimates.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct Summary {
-    /// Servers to create.
-    pub create: usize,
-    /// Servers to replace.
-    pub replace: usize,
-    /// In-place updates (resize, relabel, power).
-    pub update: usize,
-    /// Servers to delete.
-    pub delete: usize,
-    /// Devices to delete (besides those of deleted servers).
-    pub delete_devices: usize,
-    /// Servers to quarantine (omitted when 0).
-    #[serde(skip_serializing_if = "is_zero")]
-    pub quarantine: usize,
-    /// Servers to restore from quarantine (omitted when 0).
-    #[serde(skip_serializing_if = "is_zero")]
-    pub restore: usize,
-    /// Servers in quarantine once the plan is applied: powered off, still billed (omitted
-    /// when 0).
-    #[serde(skip_serializing_if = "is_zero")]
-    pub quarantined: usize,
-    /// What the quarantined servers cost per month (omitted when nothing is quarantined).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub quarantined_monthly_cost: Option<Euros>,
-    /// Change of the monthly bill.
-    pub monthly_cost_delta: Euros,
-    /// Estimated API requests to apply the plan.
-    pub api_calls: u32,
-    /// Agents disrupted (replaced, resized, powered off): the use of the disruption budget.
-    pub disruptions: usize,
-    /// Self-healing remedies (omitted when 0).
-    #[serde(skip_serializing_if = "is_zero")]
-    pub heal: usize,
-    /// Runtime updates delivered in place by the on-VM agent (omitted when 0).
-    #[serde(skip_serializing_if = "is_zero")]
-    pub runtime_updates: usize,
-    /// Servers the plan deletes: the use of the deletion budget. Replacements' old servers
-    /// come on top, deleted within what is left of it (else by a later run).
-    pub deletions: usize,
+/// One change to make.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(
+    tag = "kind",
+    rename_all = "kebab-case",
+    rename_all_fields = "camelCase"
+)]
+pub enum Action {
+    /// Create the agent's server (with a fresh auth key at apply time).
+    Create {
+        /// Agent name (and server name).
+        agent: String,
+        /// Server type.
+        server_type: String,
+        /// Location.
+        location: String,
+        /// Image.
+        image: String,
+        /// Labels the server gets.
+        labels: BTreeMap<String, String>,
+        /// Tailscale tags the device advertises.
+        tags: Vec<String>,
+        /// SSH key names.
+        ssh_keys: Vec<String>,
+        /// Agent runtime version.
+        runtime_version: String,
+        /// The agent's environment; secret-looking values are [`fields::HIDDEN`].
+        env: BTreeMap<String, String>,
+        /// Why.
+        reason: String,
+    },
+    /// Create a new server, then delete the old one and its devices.
+    Replace {
+        /// Agent name.
+        agent: String,
+        /// The server being replaced.
+        server_id: ServerId,
+        /// Every field that differs; those Hetzner cannot change in place force the replacement.
+        changes: Vec<Change>,
+        /// Devices of the old server, deleted after the new one is online.
+        old_devices: Vec<DeviceId>,
+        /// New server type.
+        server_type: String,
+        /// New location.
+        location: String,
+        /// New image.
+        image: String,
+        /// Labels the new server gets.
+        labels: BTreeMap<String, String>,
+    },
+    /// Power off, change type, power on: downtime.
+    Resize {
+        /// Agent name.
+        agent: String,
+        /// Server.
+        server_id: ServerId,
+        /// Current type.
+        from: String,
+        /// Desired type.
+        to: String,
+    },
+    /// Replace the server's labels.
+    Relabel {
+        /// Agent name.
+        agent: String,
+        /// Server.
+        server_id: ServerId,
+        /// Current labels.
+        from: BTreeMap<String, String>,
+        /// Desired labels.
+        to: BTreeMap<String, String>,
+    },
+    /// Power the server on.
+    PowerOn {
+        /// Agent name.
+        agent: String,
+        /// Server.
+        server_id: ServerId,
+    },
+    /// Power the server off.
+    PowerOff {
+        /// Agent name.
+        agent: String,
+        /// Server.
+        server_id: ServerId,
+    },
+    /// Delete the server and its devices.
+    Delete {
+        /// Agent name from the server's labels.
+        agent: String,
+        /// Server.
+        server_id: ServerId,
+        /// The server's name (`<agent>-retired-<id>` for the old half of a replacement).
+        server_name: String,
+        /// Server type (for cost).
+        server_type: String,
+        /// Location (for cost).
+        location: String,
+        /// The agent's devices, deleted after the server.
+        devices: Vec<DeviceId>,
+        /// Why.
+        reason: String,
+    },
+    /// Its spec was removed: power the server off, deauthorize its devices, rename it
+    /// `<agent>-quarantined-<id>` and label it with the time and the commit; it is deleted once
+    /// the grace period ends, or restored if the spec comes back.
+    Quarantine {
+        /// Agent name from the server's labels.
+        agent: String,
+        /// Server.
+        server_id: ServerId,
+        /// Server type (for cost).
+        server_type: String,
+        /// Location (for cost).
+        location: String,
+        /// The agent's devices, deauthorized.
+        devices: Vec<DeviceId>,
+        /// The fleet commit that removed the spec, as labelled (`tether/quarantine-commit`).
+        commit: Option<String>,
+        /// How long it waits before it is deleted (`24h`).
+        grace: String,
+        /// Why.
+        reason: String,
+    },
+    /// The spec is back (same agent, same subscription): re-authorize the quarantined server's
+    /// devices, give it back its name and labels, and power it on.
+    Restore {
+        /// Agent name.
+        agent: String,
+        /// The quarantined server.
+        server_id: ServerId,
+        /// Its devices, re-authorized.
+        devices: Vec<DeviceId>,
+        /// Why.
+        reason: String,
+    },
+    /// Delete a tailnet device.
+    DeleteDevice {
+        /// The agent (hostname) it belongs to.
+        agent: String,
+        /// Device.
+        device_id: DeviceId,
+        /// Its MagicDNS name.
+        name: String,
+        /// Why.
+        reason: String,
+    },
+    /// Self-healing ([`heal`]): re-key, power-cycle or replace a server that never joined the
+    /// tailnet or whose device went offline.
+    Heal {
+        /// Agent name.
+        agent: String,
+        /// The server remedied.
+        server_id: ServerId,
+        /// What is done.
+        remedy: heal::Remedy,
+        /// Which attempt this is (1-based).
+        attempt: u32,
+        /// `spec.policy.heal.maxAttempts`.
+        max_attempts: u32,
+        /// The agent's devices (deleted with the old server by a replacement).
+        old_devices: Vec<DeviceId>,
+        /// Why: `re-key 2/3: never enrolled 17m after creation`.
+        reason: String,
+    },
+    /// Deliver a new runtime (version, env) in place through the on-VM agent, in a
+    /// health-gated wave: the server, its disk and its IPs are kept.
+    UpdateRuntime {
+        /// Agent name.
+        agent: String,
+        /// Server.
+        server_id: ServerId,
+        /// The version the agent was last told, when tether has a record of it.
+        from: Option<String>,
+        /// The version to run.
+        to: String,
+        /// The runtime fields that differ (secret-looking env values hidden).
+        changes: Vec<Change>,
+        /// The rollout wave: 1 is the canary, later waves double up to the disruption budget.
+        wave: u32,
+    },
 }
 
-fn is_zero(n: &usize) -> bool {
-    *n == 0
-}
-
-/// Why a plan may not be applied.
+/// One field of a replacement that differs, with its old and new value as shown to people
+/// (secret-looking env values are [`fields::HIDDEN`]).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
-pub struct Refusal {
-    /// Every safety rule the plan breaks.
-    pub reasons: Vec<String>,
-    /// What the operator can do.
-    pub how_to_proceed: String,
+pub struct Change {
+    /// The field: `location`, `image`, `server type`, `ssh keys`, `tags`, `runtime version`,
+    /// `subscription`, `env.<NAME>`, `label.<key>`, or [`fields::UNRECORDED`].
+    pub field: String,
+    /// Current value; `None` when tether has no record of it ([`fields::UNKNOWN`]).
+    pub from: Option<String>,
+    /// Desired value.
+    pub to: String,
+    /// Hetzner cannot change it in place: this field is why the server is replaced.
+    pub forces_replacement: bool,
 }
 
-/// A complete plan.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct Plan {
-    /// Schema version of this JSON form.
-    pub version: u32,
-    /// Fleet name.
-    pub fleet: String,
-    /// Fleet commit, when planned from git.
-    pub revision: Option<String>,
-    /// Servers of this fleet observed (including retired ones): the base of the deletion budget.
-    pub managed_servers: usize,
-    /// Servers the executor may delete in this run, replacements' old servers included: the
-    /// smaller of the per-run budget and what is left of the hourly one.
-    pub deletions_allowed: usize,
-    /// Agents the executor may disrupt in this run: the disruption budget left after the
-    /// replacements still in progress.
-    pub disruptions_allowed: usize,
-    /// Actions in execution order.
-    pub actions: Vec<Action>,
-    /// What was noticed and left alone.
-    pub notes: Vec<Note>,
-    /// Counts and estimates.
-    pub summary: Summary,
-    /// Set when safety rules refuse the plan as a whole.
-    pub refusal: Option<Refusal>,
-    /// `spec.suspend` is set: the plan is reported, nothing of it is applied.
-    pub suspended: bool,
-    /// Each unhealthy agent's self-healing record after this pass's observation (attempts
-    /// are counted once applied); omitted when empty.
-    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
-    pub heal: BTreeMap<String, heal::Record>,
-    /// SHA-256 over everything above but the revision: equal hashes mean the same actions on
-    /// the same inventory under the same policy, whichever commit (a PR head or its merge
-    /// commit) they were planned from.
-    pub plan_hash: String,
-}
-
-impl Plan {
-    /// Whether there is nothing to do.
-    pub fn is_empty(&self) -> bool {
-        self.actions.is_empty()
+impl Action {
+    /// The agent the action is about.
+    pub fn agent(&self) -> &str {
+        match self {
+            Action::Create { agent, .. }
+            | Action::Replace { agent, .. }
+            | Action::Resize { agent, .. }
+            | Action::Relabel { agent, .. }
+            | Action::PowerOn { agent, .. }
+            | Action::PowerOff { agent, .. }
+            | Action::Delete { agent, .. }
+            | Action::Quarantine { agent, .. }
+            | Action::Restore { agent, .. }
+            | Action::DeleteDevice { agent, .. }
+            | Action::Heal { agent, .. } => agent,
+            Action::UpdateRuntime { agent, .. } => agent,
+        }
     }
 
-    /// Whether the plan may be applied.
-    pub fn accepted(&self) -> bool {
-        self.refusal.is_none()
+    /// The kind, as in the JSON rendering.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Action::Create { .. } => "create",
+            Action::Replace { .. } => "replace",
+            Action::Resize { .. } => "resize",
+            Action::Relabel { .. } => "relabel",
+            Action::PowerOn { .. } => "power-on",
+            Action::PowerOff { .. } => "power-off",
+            Action::Delete { .. } => "delete",
+            Action::Quarantine { .. } => "quarantine",
+            Action::Restore { .. } => "restore",
+            Action::DeleteDevice { .. } => "delete-device",
+            Action::Heal { .. } => "heal",
+            Action::UpdateRuntime { .. } => "update-runtime",
+        }
     }
 
-    fn seal(mut self) -> Plan {
-        self.actions
-            .sort_by(|a, b| (a.order(), a.agent()).cmp(&(b.order(), b.agent())));
-        self.notes.sort();
-        self.plan_hash = self.content_hash();
-        self
+    /// Whether the action destroys a server.
+    pub fn deletes_server(&self) -> bool {
+        matches!(self, Action::Delete { .. })
     }
 
-    /// The hash of what the plan does: the plan without its revision and its own hash.
-    fn content_hash(&self) -> String {
-        let body = Plan {
-            revision: None,
-            plan_hash: String::new(),
-            ..self.clone()
-        };
-        let bytes = serde_json::to_vec(&body).unwrap_or_default();
-        Sha256::digest(&bytes)
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect()
+    fn order(&self) -> u8 {
+        match self {
+            Action::Create { .. } | Action::Restore { .. } => 0,
+            Action::Replace { .. } => 1,
+            Action::Resize { .. } => 2,
+            Action::Relabel { .. } => 3,
+            Action::PowerOn { .. } | Action::PowerOff { .. } | Action::Quarantine { .. } => 4,
+            Action::Delete { .. } => 5,
+            Action::DeleteDevice { .. } => 6,
+            Action::Heal { .. } => 1,
+            Action::UpdateRuntime { .. } => 7,
+        }
     }
 }
 
