@@ -3,18 +3,19 @@
 //! Each function takes the raw document and a [`Report`] to add problems to; it returns a value
 //! only when that document is entirely valid.
 
+mod catalog;
+
 use crate::cloud_init;
 use crate::diagnostic::{Code, Diagnostic, Span};
-use crate::model::{
-    Agent, Catalog, ConfirmDeletes, FleetSettings, Labels, Policy, Runtime, ServerSpec,
-};
+use crate::model::{Agent, ConfirmDeletes, FleetSettings, Labels, Policy, Runtime, ServerSpec};
 use crate::names::{
     AgentName, EnvName, FleetName, ImageName, Invalid, LabelKey, LabelValue, LocationName,
     RuntimeVersion, ServerTypeName, SshKeyName, Subscription, Tailnet, TailnetTag,
 };
-use crate::raw::{self, RawAgent, RawFleet, RawServer, Text};
+use crate::raw::{self, RawAgent, RawFleet, Text};
 use crate::spanned::Spanned;
 use crate::text;
+use catalog::{catalog, defaults, in_catalog};
 use std::collections::BTreeMap;
 
 /// Collects the problems of one file.
@@ -197,89 +198,6 @@ fn percent(pct: &Spanned<u32>, path: &str, r: &mut Report<'_>) -> u32 {
         );
     }
     pct.value
-}
-
-fn catalog(raw: &raw::RawCatalog, r: &mut Report<'_>) -> Catalog {
-    let lists: [(&str, &Spanned<Vec<Text>>); 3] = [
-        ("serverTypes", &raw.server_types),
-        ("locations", &raw.locations),
-        ("images", &raw.images),
-    ];
-    for (field, list) in lists {
-        if list.value.is_empty() {
-            r.push(
-                list.span,
-                &format!("spec.catalog.{field}"),
-                Code::InvalidValue,
-                format!("`spec.catalog.{field}` is empty, so no agent could be placed"),
-                format!("list the {field} agents may use"),
-            );
-        }
-    }
-    Catalog {
-        server_types: r.parse_all(
-            "spec.catalog.serverTypes",
-            &raw.server_types.value,
-            ServerTypeName::parse,
-        ),
-        locations: r.parse_all(
-            "spec.catalog.locations",
-            &raw.locations.value,
-            LocationName::parse,
-        ),
-        images: r.parse_all("spec.catalog.images", &raw.images.value, ImageName::parse),
-    }
-}
-
-fn in_catalog<T: AsRef<str>>(
-    r: &mut Report<'_>,
-    path: &str,
-    text: &Text,
-    value: Option<T>,
-    allowed: &[T],
-    what: &str,
-) -> Option<T> {
-    let value = value?;
-    if allowed.iter().any(|a| a.as_ref() == value.as_ref()) {
-        return Some(value);
-    }
-    let names: Vec<&str> = allowed.iter().map(AsRef::as_ref).collect();
-    r.push(
-        text.span,
-        path,
-        Code::NotInCatalog,
-        format!("{what} `{}` is not in the fleet catalog", text.value),
-        format!(
-            "use one of [{}], or add it to `spec.catalog` in fleet.yaml",
-            names.join(", ")
-        ),
-    );
-    None
-}
-
-fn defaults(raw: &RawServer, catalog: &Catalog, r: &mut Report<'_>) -> Defaults {
-    let base = "spec.defaults.server";
-    Defaults {
-        server_type: raw.server_type.as_ref().and_then(|t| {
-            let path = format!("{base}.type");
-            let v = r.parse(&path, t, ServerTypeName::parse);
-            in_catalog(r, &path, t, v, &catalog.server_types, "server type")
-        }),
-        location: raw.location.as_ref().and_then(|t| {
-            let path = format!("{base}.location");
-            let v = r.parse(&path, t, LocationName::parse);
-            in_catalog(r, &path, t, v, &catalog.locations, "location")
-        }),
-        image: raw.image.as_ref().and_then(|t| {
-            let path = format!("{base}.image");
-            let v = r.parse(&path, t, ImageName::parse);
-            in_catalog(r, &path, t, v, &catalog.images, "image")
-        }),
-        ssh_keys: raw
-            .ssh_keys
-            .as_ref()
-            .map(|keys| r.parse_all(&format!("{base}.sshKeys"), keys, SshKeyName::parse)),
-    }
 }
 
 /// What the fleet offers for one server field: its default and its catalog, or nothing when
