@@ -89,7 +89,7 @@ impl World {
         assert!(report.succeeded(), "{report}");
     }
 
-    fn server(&self, name: &str) -> Option<crate::sandbox::hetzner::ServerSummary> {
+    fn server(&self, name: &str) -> Option<tether_emulators::hetzner::ServerSummary> {
         self.stack
             .hetzner
             .servers()

@@ -143,7 +143,7 @@ pub async fn confirmations(fleet: &Fleet, observed: &Observed) -> BTreeMap<Strin
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::sandbox::stripe::StripeEmulator;
+    use tether_emulators::stripe::StripeEmulator;
 
     #[test]
     fn only_an_ended_status_confirms() {

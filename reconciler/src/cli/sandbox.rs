@@ -2,9 +2,9 @@
 //! trying tether and for driving third-party clients in tests.
 
 use super::{CliError, Outcome};
-use crate::sandbox::hetzner::{Config, HetznerEmulator, Latencies, RateLimit, random_token};
+use tether_emulators::hetzner::{Config, HetznerEmulator, Latencies, RateLimit, random_token};
 use crate::sandbox::stack::{LatencyProfile, StackOptions};
-use crate::secret::Secret;
+use tether_emulators::Token;
 use std::net::SocketAddr;
 use std::time::Duration;
 
@@ -169,7 +169,7 @@ fn hetzner_config(args: &HetznerArgs) -> Config {
         tokens: if args.tokens.is_empty() {
             vec![random_token()]
         } else {
-            args.tokens.iter().cloned().map(Secret::new).collect()
+            args.tokens.iter().cloned().map(Token::new).collect()
         },
         latencies: match (args.action_latency_ms, args.latency) {
             (Some(ms), _) => Latencies::uniform(Duration::from_millis(ms)),

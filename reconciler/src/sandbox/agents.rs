@@ -4,7 +4,7 @@
 //! applier; it stops when the server stops. [`AgentSimulator::fail_version`] makes a version
 //! fail on every VM, as a broken release would.
 
-use super::{BootedServer, MachineHooks};
+use tether_emulators::{BootedServer, MachineHooks};
 use crate::agent_client::{self, Applier, Client};
 use crate::runtime::wire::Desired;
 use crate::secret::Secret;

@@ -8,7 +8,7 @@
 
 mod stripe;
 
-use super::hetzner::Latencies;
+use tether_emulators::hetzner::Latencies;
 use super::stack::{Stack, StackOptions};
 use crate::apply::Options;
 use crate::audit::{STATUS_BRANCH, commit::Identity};
@@ -438,7 +438,7 @@ impl<W: Write> Demo<'_, W> {
             "server", "id", "status", "type", "location"
         ));
         for s in servers {
-            let online = devices.iter().any(|d| d.hostname == s.name && d.online);
+            let online = devices.iter().any(|d| d.hostname == s.name && d.connected_to_control);
             let line = format!(
                 "  {:<width$} {:<8} {:<8} {:<6} {:<10} {}",
                 s.name,
@@ -508,7 +508,7 @@ impl<W: Write> Demo<'_, W> {
                 .tailscale
                 .devices()
                 .iter()
-                .filter(|d| d.online)
+                .filter(|d| d.connected_to_control)
                 .count(),
             actions_done: self.actions_done,
             hetzner_requests: self.stack.hetzner.requests().total(),

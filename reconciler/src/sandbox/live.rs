@@ -3,7 +3,7 @@
 //! prints how to talk to each piece; everything it made lives in one temporary folder that is
 //! removed when it stops.
 
-use super::github::{self, GitHubEmulator};
+use tether_emulators::github::{self, GitHubEmulator};
 use super::stack::{CLIENT_ID, Stack, StackOptions};
 use crate::daemon::config::{DaemonConfig, FleetSource, LogFormat, TailscaleAuth};
 use crate::daemon::run::{self, Handles};
@@ -96,7 +96,7 @@ pub async fn run(
         lock_ttl: Duration::from_secs(120),
         lock_holder: format!("sandbox/{}", std::process::id()),
         hetzner_endpoint: stack.hetzner.url(),
-        hetzner_token: stack.hetzner.token(),
+        hetzner_token: stack.hetzner_token(),
         tailscale_endpoint: stack.tailscale.url(),
         tailnet: "-".into(),
         tailscale_auth: TailscaleAuth::OAuth {

@@ -3,10 +3,30 @@
 //! Renames are not detected (a move is a removal and an addition).
 
 use super::state::FileChange;
-use crate::forge::FileStatus;
+use serde::Serialize;
 use sha2::{Digest, Sha256};
 use similar::{ChangeTag, TextDiff};
 use std::collections::BTreeMap;
+
+/// How a file changed, as GitHub's `status` of a pull request file names it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum FileStatus {
+    /// `added`.
+    Added,
+    /// `removed`.
+    Removed,
+    /// `modified`.
+    Modified,
+    /// `renamed`.
+    Renamed,
+    /// `copied`.
+    Copied,
+    /// `changed`: mode or metadata only.
+    Changed,
+    /// `unchanged`.
+    Unchanged,
+}
 
 /// The files that differ between `base` and `head` (path → content), by path.
 pub fn diff(base: &BTreeMap<String, String>, head: &BTreeMap<String, String>) -> Vec<FileChange> {

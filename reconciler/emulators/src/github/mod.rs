@@ -26,8 +26,8 @@ pub mod wire;
 pub use pulls::NewPull;
 pub use state::{Comment, FileChange, PullRequest, Rejection, Status};
 
-use crate::sandbox::emulator::{Faults, RequestLog, Server};
-use crate::secret::Secret;
+use crate::emulator::{Faults, RequestLog, Server};
+use crate::Token;
 use routes::Shared;
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -39,7 +39,7 @@ pub const ACTIONS_BOT: &str = "github-actions[bot]";
 #[derive(Debug, Clone)]
 pub struct Account {
     /// The token.
-    pub token: Secret<String>,
+    pub token: Token,
     /// The account's login.
     pub login: String,
     /// An installation token (GitHub Actions, GitHub App): `GET /user` answers 403.
@@ -75,7 +75,7 @@ impl Config {
     /// Accepts `token` as the user `login` (a personal access token).
     pub fn user(mut self, token: &str, login: &str) -> Self {
         self.accounts.push(Account {
-            token: Secret::from(token),
+            token: Token::from(token),
             login: login.to_owned(),
             integration: false,
         });
@@ -85,7 +85,7 @@ impl Config {
     /// Accepts `token` as an Actions installation token acting as `github-actions[bot]`.
     pub fn integration(mut self, token: &str) -> Self {
         self.accounts.push(Account {
-            token: Secret::from(token),
+            token: Token::from(token),
             login: ACTIONS_BOT.to_owned(),
             integration: true,
         });

@@ -6,7 +6,7 @@ use super::gate::{self, Limits};
 use super::page::{self, Paged};
 use super::state::{Rejection, State};
 use super::{Account, Config, comments, pulls, statuses, wire};
-use crate::sandbox::emulator::RequestLog;
+use crate::emulator::RequestLog;
 use axum::Router;
 use axum::body::{Body, Bytes};
 use axum::extract::{Extension, State as Axum};

@@ -4,7 +4,7 @@
 //! returned as is by the out-of-band Rust API.
 
 use super::files;
-use crate::forge::FileStatus;
+use super::files::FileStatus;
 use serde::Serialize;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};

@@ -12,7 +12,7 @@
 use super::catalog::ServerType;
 use super::shared::Shared;
 use super::state::{Command, Effect, HookEvent, Model};
-use crate::cloud::ServerStatus;
+use crate::hetzner::ServerStatus;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::time::{Instant, sleep_until};

@@ -22,6 +22,7 @@ mod seed;
 pub mod selector;
 mod shared;
 mod state;
+mod status;
 mod wire;
 
 #[cfg(test)]
@@ -30,11 +31,11 @@ mod tests;
 pub use catalog::Catalog;
 pub use lifecycle::Latencies;
 pub use ratelimit::RateLimit;
+pub use status::ServerStatus;
 
 use super::MachineHooks;
 use super::emulator::{Faults, RequestLog, Server};
-use crate::cloud::ServerStatus;
-use crate::secret::Secret;
+use crate::Token;
 use lifecycle::Timing;
 use rand::Rng;
 use rand::distr::Alphanumeric;
@@ -59,7 +60,7 @@ pub struct Config {
     /// token.
     pub addr: SocketAddr,
     /// Tokens that authenticate, all for the one project. The default is one random token.
-    pub tokens: Vec<Secret<String>>,
+    pub tokens: Vec<Token>,
     /// How long each kind of action takes.
     pub latencies: Latencies,
     /// Time from `running` to the `booted` hook (cloud-init).
@@ -93,13 +94,13 @@ impl Default for Config {
 }
 
 /// A random 64-character token, the length of a real Hetzner API token.
-pub fn random_token() -> Secret<String> {
-    Secret::new(
+pub fn random_token() -> Token {
+    Token::new(
         rand::rng()
             .sample_iter(Alphanumeric)
             .take(64)
             .map(char::from)
-            .collect(),
+            .collect::<String>(),
     )
 }
 
@@ -119,7 +120,7 @@ pub struct ServerSummary {
     /// Labels.
     pub labels: BTreeMap<String, String>,
     /// cloud-init as given at create time; secret because it may embed an auth key.
-    pub user_data: Option<Secret<String>>,
+    pub user_data: Option<Token>,
 }
 
 /// A running Hetzner Cloud emulator. Dropping it stops the server and the lifecycle tasks;
@@ -186,7 +187,7 @@ impl HetznerEmulator {
     }
 
     /// The first valid token.
-    pub fn token(&self) -> Secret<String> {
+    pub fn token(&self) -> Token {
         self.shared.tokens.first().cloned().unwrap_or_default()
     }
 
@@ -212,7 +213,7 @@ impl HetznerEmulator {
                 server_type: s.server_type.name.clone(),
                 location: s.location.name.clone(),
                 labels: s.labels.clone(),
-                user_data: s.user_data.clone().map(Secret::new),
+                user_data: s.user_data.clone().map(Token::new),
             })
             .collect()
     }

@@ -5,9 +5,9 @@ use super::catalog::Catalog;
 use super::lifecycle::Timing;
 use super::ratelimit::Limiter;
 use super::state::{HookEvent, Model};
-use crate::sandbox::MachineHooks;
-use crate::sandbox::emulator::{Faults, RequestLog};
-use crate::secret::Secret;
+use crate::MachineHooks;
+use crate::emulator::{Faults, RequestLog};
+use crate::Token;
 use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock};
 use tokio::sync::watch;
@@ -25,7 +25,7 @@ pub struct Shared {
     /// Most servers the project may have.
     pub server_limit: usize,
     /// Tokens that authenticate (one project).
-    pub tokens: Vec<Secret<String>>,
+    pub tokens: Vec<Token>,
     /// Per-token buckets.
     pub limiter: Limiter,
     /// Who hears about boots and stops.

@@ -2,8 +2,8 @@
 //! counters, and [`Effect`]s, the small state changes that timed lifecycle steps apply.
 
 use super::catalog::{Image, Location, ServerType};
-use crate::cloud::ServerStatus;
-use crate::sandbox::BootedServer;
+use crate::hetzner::ServerStatus;
+use crate::BootedServer;
 use std::collections::BTreeMap;
 use std::net::Ipv4Addr;
 use time::OffsetDateTime;
@@ -339,7 +339,7 @@ fn stop(server: &mut ServerRecord) -> Option<HookEvent> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::sandbox::hetzner::Catalog;
+    use crate::hetzner::Catalog;
 
     fn model_with_server() -> (Model, u64) {
         let catalog = Catalog::default();

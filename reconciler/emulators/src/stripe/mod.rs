@@ -6,14 +6,14 @@
 //! Stricter than Stripe where that catches bugs: only the secret key authenticates (Bearer, or
 //! HTTP basic with the key as user), and ids are plain Stripe ids.
 
+pub mod signature;
 mod state;
 #[cfg(test)]
 mod tests;
 pub mod wire;
 
-use crate::billing::serve::signature;
-use crate::sandbox::emulator::{Faults, RequestLog, Server};
-use crate::secret::Secret;
+use crate::emulator::{Faults, RequestLog, Server};
+use crate::Token;
 use axum::Router;
 use axum::extract::{Path, State as Axum};
 use axum::response::{IntoResponse, Response};
@@ -34,7 +34,7 @@ pub struct StripeEmulator {
 
 #[derive(Debug)]
 struct Shared {
-    key: Secret<String>,
+    key: Token,
     state: Mutex<State>,
 }
 
@@ -49,7 +49,7 @@ impl StripeEmulator {
     ///
     /// # Errors
     /// The socket cannot be bound.
-    pub async fn start(key: Secret<String>) -> std::io::Result<StripeEmulator> {
+    pub async fn start(key: Token) -> std::io::Result<StripeEmulator> {
         let shared = Arc::new(Shared {
             key,
             state: Mutex::new(State::default()),
@@ -117,13 +117,13 @@ impl StripeEmulator {
 #[derive(Debug, Clone)]
 pub struct WebhookSender {
     endpoint: String,
-    secret: Secret<String>,
+    secret: Token,
     client: reqwest::Client,
 }
 
 impl WebhookSender {
     /// A sender to `endpoint` (e.g. `http://127.0.0.1:9181/stripe`) signing with `secret`.
-    pub fn new(endpoint: &str, secret: Secret<String>) -> WebhookSender {
+    pub fn new(endpoint: &str, secret: Token) -> WebhookSender {
         WebhookSender {
             endpoint: endpoint.to_owned(),
             secret,
@@ -151,7 +151,7 @@ impl WebhookSender {
     }
 }
 
-fn authorized(headers: &HeaderMap, key: &Secret<String>) -> bool {
+fn authorized(headers: &HeaderMap, key: &Token) -> bool {
     use base64::Engine as _;
     let Some(value) = headers
         .get(header::AUTHORIZATION)

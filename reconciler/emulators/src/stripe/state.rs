@@ -2,7 +2,7 @@
 //! never go backwards and strictly increase per subscription, as an ordering consumer needs.
 
 use super::wire;
-use crate::billing::serve::signature;
+use super::signature;
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
 use std::time::SystemTime;

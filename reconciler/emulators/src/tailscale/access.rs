@@ -3,8 +3,8 @@
 //! device tags.
 
 use super::{ApiError, ApiToken, KeyTagRule, OAuthClient, random_alnum};
-use crate::cloud::tailscale::wire;
-use crate::secret::Secret;
+use super::wire;
+use crate::Token;
 use base64::Engine as _;
 use rand::rngs::SmallRng;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -172,7 +172,7 @@ impl Access {
         authorization: Option<&str>,
         rng: &mut SmallRng,
         now: SystemTime,
-    ) -> Result<wire::Token, ApiError> {
+    ) -> Result<wire::AccessToken, ApiError> {
         let field = |name: &str| form.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone());
         if let Some((unknown, _)) = form.iter().find(|(k, _)| {
             !matches!(
@@ -226,8 +226,8 @@ impl Access {
                 expires_at: now + TOKEN_LIFETIME,
             },
         );
-        Ok(wire::Token {
-            access_token: Secret::new(token),
+        Ok(wire::AccessToken {
+            access_token: Token::new(token),
             token_type: "Bearer".to_owned(),
             expires_in: TOKEN_LIFETIME.as_secs(),
             scope: scopes.join(" "),
@@ -300,7 +300,10 @@ fn downscope(granted: &[String], requested: &str) -> Result<Vec<String>, ApiErro
 
 /// `tag:` followed by a letter, then letters, digits and hyphens.
 pub(super) fn valid_tag(tag: &str) -> bool {
-    tether_schema::names::TailnetTag::parse(tag).is_ok()
+    tag.strip_prefix("tag:").is_some_and(|name| {
+        name.chars().next().is_some_and(|c| c.is_ascii_alphabetic())
+            && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+    })
 }
 
 /// The user and password of a Basic credential.

@@ -13,7 +13,7 @@
 
 use super::machines::Until;
 use super::{ApiError, Shared};
-use crate::sandbox::emulator::FaultRule;
+use crate::emulator::FaultRule;
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::response::{IntoResponse, Response};

@@ -5,7 +5,7 @@
 use super::access::{Actor, Scope};
 use super::state::State as TailnetState;
 use super::{ApiError, Shared};
-use crate::cloud::tailscale::wire;
+use super::wire;
 use axum::body::Bytes;
 use axum::extract::{Path, RawQuery, State};
 use axum::response::{IntoResponse, Response};

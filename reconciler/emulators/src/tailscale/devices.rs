@@ -3,7 +3,7 @@
 //! the JSON the API returns.
 
 use super::{ApiError, random_alnum, timestamp};
-use crate::cloud::tailscale::wire;
+use super::wire;
 use rand::Rng;
 use rand::rngs::SmallRng;
 use std::collections::BTreeMap;

@@ -10,8 +10,8 @@
 
 use super::Shared;
 use super::state::EnrollError;
-use crate::sandbox::{BootedServer, MachineHooks};
-use crate::secret::Secret;
+use crate::{BootedServer, MachineHooks};
+use crate::Token;
 use std::sync::Arc;
 use std::time::SystemTime;
 use yaml_rust2::{Yaml, YamlLoader};
@@ -60,7 +60,7 @@ pub enum FailureReason {
 /// What `tailscale up` would be run with.
 #[derive(Debug)]
 struct Join {
-    auth_key: Secret<String>,
+    auth_key: Token,
     hostname: String,
 }
 
@@ -150,7 +150,7 @@ fn read_cloud_init(server: &BootedServer) -> Result<Join, FailureReason> {
         .ok_or_else(|| FailureReason::NoAuthKey("no --auth-key flag".to_owned()))?;
     let auth_key = match key.strip_prefix("file:") {
         Some(path) => written_file(doc, path)?,
-        None => Secret::new(key),
+        None => Token::new(key),
     };
     let hostname = flag(&args, &["hostname"])
         .or_else(|| doc["hostname"].as_str().map(str::to_owned))
@@ -204,7 +204,7 @@ fn flag(args: &[String], names: &[&str]) -> Option<String> {
 }
 
 /// The content cloud-init writes to `path`, trimmed as `tailscale up` reads key files.
-fn written_file(doc: &Yaml, path: &str) -> Result<Secret<String>, FailureReason> {
+fn written_file(doc: &Yaml, path: &str) -> Result<Token, FailureReason> {
     let missing = || FailureReason::NoAuthKey(format!("no write_files entry for {path}"));
     let entry = doc["write_files"]
         .as_vec()
@@ -225,7 +225,7 @@ fn written_file(doc: &Yaml, path: &str) -> Result<Secret<String>, FailureReason>
     if content.is_empty() {
         return Err(FailureReason::NoAuthKey(format!("{path} is written empty")));
     }
-    Ok(Secret::new(content.to_owned()))
+    Ok(Token::new(content.to_owned()))
 }
 
 /// Base64 file content as cloud-init decodes it (`encoding: b64`), as UTF-8 text.
@@ -263,7 +263,7 @@ mod tests {
     fn keys_come_from_the_named_file_and_hostnames_from_the_flag() {
         let join = read_cloud_init(&server("#cloud-config\nhostname: fallback\nwrite_files:\n  - path: /k\n    content: \"tskey-auth-k1-abc\\n\"\nruncmd:\n  - [tailscale, up, \"--auth-key=file:/k\", \"--hostname=web\"]\n")).expect("join");
         assert_eq!(
-            (join.auth_key.expose().as_str(), join.hostname.as_str()),
+            (join.auth_key.expose(), join.hostname.as_str()),
             ("tskey-auth-k1-abc", "web")
         );
     }
@@ -271,7 +271,7 @@ mod tests {
     #[test]
     fn base64_key_files_are_decoded_as_cloud_init_does() {
         let join = read_cloud_init(&server("#cloud-config\nwrite_files:\n  - path: \"/k\"\n    encoding: \"b64\"\n    content: \"dHNrZXktYXV0aC1rOS16\"\nruncmd:\n  - [\"tailscale\", \"up\", \"--auth-key=file:/k\", \"--hostname=web\"]\n")).expect("join");
-        assert_eq!(join.auth_key.expose().as_str(), "tskey-auth-k9-z");
+        assert_eq!(join.auth_key.expose(), "tskey-auth-k9-z");
         let reason = read_cloud_init(&server("#cloud-config\nwrite_files:\n  - {path: /k, encoding: b64, content: \"not base64!\"}\nruncmd: [[tailscale, up, \"--auth-key=file:/k\"]]\n")).expect_err("refused");
         assert_eq!(
             reason,
@@ -283,7 +283,7 @@ mod tests {
     fn shell_strings_literal_keys_and_fallback_hostnames_work() {
         let join = read_cloud_init(&server("#cloud-config\nhostname: from-cloud-init\nruncmd:\n  - sh -c 'tailscale up --authkey tskey-auth-k2-x && echo ok'\n")).expect("join");
         assert_eq!(
-            (join.auth_key.expose().as_str(), join.hostname.as_str()),
+            (join.auth_key.expose(), join.hostname.as_str()),
             ("tskey-auth-k2-x", "from-cloud-init")
         );
         let join = read_cloud_init(&server(

@@ -4,11 +4,23 @@
 
 use super::access::{Access, Actor};
 use super::{ApiError, random_alnum, timestamp};
-use crate::cloud::tailscale::{is_valid_description, wire};
-use crate::secret::Secret;
+use super::wire;
+use crate::Token;
 use rand::rngs::SmallRng;
 use std::collections::BTreeMap;
 use std::time::{Duration, SystemTime};
+
+/// The longest key description the API accepts.
+const MAX_DESCRIPTION_LEN: usize = 50;
+
+/// Whether the API accepts `text` as a key description: at most 50 ASCII letters, digits,
+/// hyphens and spaces.
+fn is_valid_description(text: &str) -> bool {
+    text.chars().count() <= MAX_DESCRIPTION_LEN
+        && text
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == ' ')
+}
 
 /// The default and longest lifetime of an auth key: 90 days.
 pub const MAX_EXPIRY: Duration = Duration::from_secs(90 * 24 * 3600);
@@ -28,7 +40,7 @@ pub(super) enum Spent {
 #[derive(Debug, Clone)]
 pub(super) struct KeyRecord {
     pub id: String,
-    secret: Secret<String>,
+    secret: Token,
     pub created: SystemTime,
     pub expires: SystemTime,
     expiry_seconds: u64,
@@ -134,7 +146,7 @@ impl Keys {
         let secret = format!("tskey-auth-{id}-{}", random_alnum(rng, 32));
         let record = KeyRecord {
             id: id.clone(),
-            secret: Secret::new(secret),
+            secret: Token::new(secret),
             created: now,
             expires: now + expiry,
             expiry_seconds: expiry.as_secs(),
@@ -190,7 +202,7 @@ impl Keys {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::sandbox::tailscale::KeyTagRule;
+    use crate::tailscale::KeyTagRule;
     use rand::SeedableRng;
 
     fn request(expiry: Option<u64>, description: &str) -> wire::CreateKey {

@@ -8,7 +8,7 @@
 //! - `keys` and `devices`: the two resources and their JSON;
 //! - `state`: enrolment, offline, reaping;
 //! - `api` and `admin`: the HTTP routes (`/api/v2/…` and the unauthenticated `/_emulator/…`);
-//! - [`enroller`]: the [`crate::sandbox::MachineHooks`] that enrols emulated VMs from their
+//! - [`enroller`]: the [`crate::MachineHooks`] that enrols emulated VMs from their
 //!   cloud-init.
 
 mod access;
@@ -19,16 +19,14 @@ pub mod enroller;
 mod keys;
 pub mod machines;
 mod state;
-#[cfg(test)]
-mod tests;
+pub mod wire;
 
 pub use enroller::{Enroller, EnrollmentFailure, FailureReason};
 pub use machines::Until;
 pub use state::EnrollError;
 
-use crate::cloud::tailscale::{AuthKey, Device, DeviceId};
-use crate::sandbox::emulator::{Faults, RequestLog, Server};
-use crate::secret::Secret;
+use crate::emulator::{Faults, RequestLog, Server};
+use crate::Token;
 use axum::Json;
 use axum::response::{IntoResponse, Response};
 use http::StatusCode;
@@ -42,7 +40,7 @@ use std::time::{Duration, SystemTime};
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ApiToken {
     /// The token (`tskey-api-…`).
-    pub token: Secret<String>,
+    pub token: Token,
     /// The owning user's login, e.g. `admin@example.com`.
     pub user: String,
 }
@@ -53,7 +51,7 @@ pub struct OAuthClient {
     /// Client id, e.g. `kTether1CNTRL`.
     pub id: String,
     /// Client secret (`tskey-client-…`).
-    pub secret: Secret<String>,
+    pub secret: Token,
     /// Scopes, e.g. `devices:core`, `auth_keys`, `all:read`.
     pub scopes: Vec<String>,
     /// The client's tags.
@@ -282,36 +280,33 @@ impl TailscaleEmulator {
     }
 
     /// Every device, as the API would report it (all fields).
-    pub fn devices(&self) -> Vec<Device> {
+    pub fn devices(&self) -> Vec<wire::Device> {
         let state = self.shared.lock();
-        state
-            .devices
-            .all()
-            .filter_map(|d| Device::try_from(d.to_wire(true)).ok())
-            .collect()
+        state.devices.all().map(|d| d.to_wire(true)).collect()
     }
 
     /// Every key, without secrets.
-    pub fn keys(&self) -> Vec<AuthKey> {
+    pub fn keys(&self) -> Vec<wire::Key> {
         let now = SystemTime::now();
         let state = self.shared.lock();
         state
             .keys
             .all()
-            .map(|k| AuthKey::from(k.to_wire(now, false)))
+            .map(|k| k.to_wire(now, false))
             .collect()
     }
 
-    /// Registers a node running on `server_id` with `auth_key`, as the control plane would.
+    /// Registers a node running on `server_id` with `auth_key`, as the control plane would;
+    /// returns the new device's node id.
     ///
     /// # Errors
     /// The key is unknown, revoked, expired, or a used single-use key.
     pub fn enroll(
         &self,
-        auth_key: &Secret<String>,
+        auth_key: &Token,
         hostname: &str,
         server_id: u64,
-    ) -> Result<DeviceId, EnrollError> {
+    ) -> Result<String, EnrollError> {
         self.shared
             .lock()
             .enroll(auth_key, hostname, server_id, SystemTime::now())

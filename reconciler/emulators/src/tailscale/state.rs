@@ -5,8 +5,7 @@ use super::access::Access;
 use super::devices::{Devices, NewDevice};
 use super::enroller::EnrollmentFailure;
 use super::keys::{Keys, Spent};
-use crate::cloud::tailscale::DeviceId;
-use crate::secret::Secret;
+use crate::Token;
 use rand::rngs::SmallRng;
 use std::collections::BTreeSet;
 use std::time::{Duration, SystemTime};
@@ -58,11 +57,11 @@ impl State {
     /// tailnet requires device approval), is ephemeral if the key is, and is online.
     pub(super) fn enroll(
         &mut self,
-        auth_key: &Secret<String>,
+        auth_key: &Token,
         hostname: &str,
         server_id: u64,
         now: SystemTime,
-    ) -> Result<DeviceId, EnrollError> {
+    ) -> Result<String, EnrollError> {
         let key = self
             .keys
             .by_secret_mut(auth_key.expose())
@@ -83,7 +82,7 @@ impl State {
             server_id: Some(server_id),
         };
         let device = self.devices.add(new, &mut self.rng, now);
-        Ok(DeviceId(device.node_id.clone()))
+        Ok(device.node_id.clone())
     }
 
     /// Marks the devices of `server_id` offline (`lastSeen` = `now`); returns how many.

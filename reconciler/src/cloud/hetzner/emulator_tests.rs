@@ -2,7 +2,7 @@
 //! injected faults, and the request budget of batched action polling.
 
 use super::*;
-use crate::sandbox::emulator::FaultRule;
+use tether_emulators::emulator::FaultRule;
 use crate::sandbox::stack::{Stack, StackOptions};
 use futures_util::StreamExt;
 use std::collections::BTreeSet;
@@ -143,9 +143,9 @@ async fn creating_100_servers_with_batched_polling_costs_at_most_1_2_requests_ea
 #[tokio::test]
 async fn an_action_stuck_in_running_fails_at_its_deadline_naming_it() {
     let stack = Stack::start(StackOptions {
-        latencies: crate::sandbox::hetzner::Latencies {
+        latencies: tether_emulators::hetzner::Latencies {
             create: Duration::from_secs(3600),
-            ..crate::sandbox::hetzner::Latencies::default()
+            ..tether_emulators::hetzner::Latencies::default()
         },
         ..StackOptions::default()
     })
@@ -181,7 +181,7 @@ async fn an_action_stuck_in_running_fails_at_its_deadline_naming_it() {
 
 #[tokio::test]
 async fn a_deprecated_server_type_reads_as_deprecated_and_cannot_be_ordered() {
-    use crate::sandbox::hetzner::{Catalog, HetznerEmulator, catalog::Deprecation};
+    use tether_emulators::hetzner::{Catalog, HetznerEmulator, catalog::Deprecation};
     let mut catalog = Catalog::default();
     for t in catalog
         .server_types
@@ -193,9 +193,9 @@ async fn a_deprecated_server_type_reads_as_deprecated_and_cannot_be_ordered() {
             unavailable_after: "2026-09-01T00:00:00Z".to_owned(),
         });
     }
-    let emulator = HetznerEmulator::start(crate::sandbox::hetzner::Config {
+    let emulator = HetznerEmulator::start(tether_emulators::hetzner::Config {
         catalog,
-        ..crate::sandbox::hetzner::Config::default()
+        ..tether_emulators::hetzner::Config::default()
     })
     .await
     .expect("emulator");

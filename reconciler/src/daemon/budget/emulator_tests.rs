@@ -8,7 +8,7 @@
 
 use super::*;
 use crate::observe::observe;
-use crate::sandbox::hetzner::RateLimit;
+use tether_emulators::hetzner::RateLimit;
 use crate::sandbox::stack::{Stack, StackOptions};
 use futures_util::StreamExt as _;
 use tokio::time::Instant;

@@ -11,7 +11,7 @@ use super::super::errors::ApiError;
 use super::super::ratelimit::RateLimit;
 use super::super::shared::Shared;
 use super::{ApiResult, parse_id, respond};
-use crate::sandbox::emulator::FaultRule;
+use crate::emulator::FaultRule;
 use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::response::IntoResponse;

@@ -11,7 +11,7 @@ use super::super::state::{Command, ServerRecord};
 use super::super::wire;
 use super::actions::filter_and_sort;
 use super::{ApiResult, Listing, list_of, one, parse_id, respond};
-use crate::cloud::ServerStatus;
+use crate::hetzner::ServerStatus;
 use axum::body::Bytes;
 use axum::extract::{Path, State};
 use http::StatusCode;

@@ -11,7 +11,7 @@ use super::super::shared::Shared;
 use super::super::state::{Model, ServerRecord};
 use super::super::wire;
 use super::{ApiResult, Listing, list_of, one, parse_id, respond};
-use crate::cloud::ServerStatus;
+use crate::hetzner::ServerStatus;
 use axum::body::Bytes;
 use axum::extract::{Path, State};
 use http::StatusCode;
@@ -38,14 +38,6 @@ const STATUSES: [&str; 9] = [
     "rebuilding",
     "unknown",
 ];
-
-/// The wire name of a status.
-pub fn status_name(status: ServerStatus) -> String {
-    match serde_json::to_value(status) {
-        Ok(Value::String(s)) => s,
-        _ => "unknown".to_owned(),
-    }
-}
 
 /// Checks an RFC 1123 hostname: dot-separated labels of letters, digits and inner hyphens.
 fn check_hostname(name: &str) -> Result<(), String> {
@@ -81,7 +73,7 @@ pub async fn list(State(shared): State<Arc<Shared>>, listing: Listing) -> ApiRes
         .values()
         .filter(|s| name.is_none_or(|n| s.name == n))
         .filter(|s| selector.matches(&s.labels))
-        .filter(|s| statuses.is_empty() || statuses.contains(&status_name(s.status)))
+        .filter(|s| statuses.is_empty() || statuses.iter().any(|n| n == s.status.name()))
         .collect();
     sort_by(&mut servers, &keys, |s, field| match field {
         "name" => SortValue::Text(s.name.clone()),

@@ -2,7 +2,7 @@
 
 use super::super::{Config, RateLimit};
 use super::{Api, config};
-use crate::sandbox::emulator::FaultRule;
+use crate::emulator::FaultRule;
 use http::{Method, StatusCode};
 use serde_json::json;
 use std::time::Duration;

@@ -8,7 +8,7 @@ mod limits;
 mod rebuild;
 
 use super::{Config, HetznerEmulator, Latencies};
-use crate::sandbox::{BootedServer, MachineHooks};
+use crate::{BootedServer, MachineHooks};
 use http::{HeaderMap, Method, StatusCode};
 use serde_json::{Value, json};
 use std::sync::Mutex;

@@ -46,7 +46,7 @@ async fn a_rebuild_wipes_the_disk_and_boots_the_same_server_with_its_new_user_da
     let summary = api.emu.servers();
     assert_eq!(summary.len(), 1, "the same server, not a new one");
     assert_eq!(
-        summary[0].user_data.as_ref().map(|u| u.expose().clone()),
+        summary[0].user_data.as_ref().map(|u| u.expose().to_owned()),
         Some("#cloud-config\nnew: 2\n".to_owned())
     );
     api.emu.shutdown().await;

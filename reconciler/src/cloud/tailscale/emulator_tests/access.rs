@@ -3,7 +3,7 @@
 
 use super::*;
 use crate::cloud::tailscale::{DeviceQuery, Tailnet};
-use crate::sandbox::emulator::FaultRule;
+use tether_emulators::emulator::FaultRule;
 use http::{Method, StatusCode};
 use serde_json::{Value, json};
 

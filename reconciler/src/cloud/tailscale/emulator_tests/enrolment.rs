@@ -3,7 +3,7 @@
 
 use super::*;
 use crate::cloud::tailscale::{DeviceQuery, Tailnet};
-use crate::sandbox::{BootedServer, MachineHooks};
+use tether_emulators::{BootedServer, MachineHooks};
 use tether_schema::{Agent, Content, Fleet, SourceFile, load_fleet};
 
 const FLEET: &str = "apiVersion: tether/v1\nkind: Fleet\nmetadata: {name: demo}\nspec:\n  defaults: {server: {type: cpx21, location: fsn1, image: ubuntu-24.04}}\n  tailscale: {tags: [\"tag:agent\", \"tag:agent-eu\", \"tag:agent-us\"]}\n  catalog: {serverTypes: [cpx21], locations: [fsn1], images: [ubuntu-24.04]}\n";

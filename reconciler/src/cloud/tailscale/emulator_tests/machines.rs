@@ -4,7 +4,7 @@
 
 use super::enrolment::{boot, fleet, user_data};
 use super::*;
-use crate::sandbox::MachineHooks;
+use tether_emulators::MachineHooks;
 use serde_json::json;
 
 async fn post(emulator: &TailscaleEmulator, path: &str, body: serde_json::Value) -> u16 {
