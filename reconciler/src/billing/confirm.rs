@@ -165,7 +165,7 @@ mod tests {
 
     #[tokio::test]
     async fn the_lookup_reads_the_emulated_subscription_and_never_needs_a_guess() {
-        let stripe = StripeEmulator::start(Secret::from("sk_test_k"))
+        let stripe = StripeEmulator::start(tether_emulators::Token::from("sk_test_k"))
             .await
             .expect("start");
         let sub = stripe.sign_up("cus_1", "pro_monthly").subscription;

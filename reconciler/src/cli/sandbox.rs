@@ -2,11 +2,11 @@
 //! trying tether and for driving third-party clients in tests.
 
 use super::{CliError, Outcome};
-use tether_emulators::hetzner::{Config, HetznerEmulator, Latencies, RateLimit, random_token};
 use crate::sandbox::stack::{LatencyProfile, StackOptions};
-use tether_emulators::Token;
 use std::net::SocketAddr;
 use std::time::Duration;
+use tether_emulators::Token;
+use tether_emulators::hetzner::{Config, HetznerEmulator, Latencies, RateLimit, random_token};
 
 /// Try tether locally with no credentials: emulated Hetzner and Tailscale on 127.0.0.1 and a
 /// temporary fleet repository. `--demo` runs a narrated scenario to completion.

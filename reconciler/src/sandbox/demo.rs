@@ -8,7 +8,6 @@
 
 mod stripe;
 
-use tether_emulators::hetzner::Latencies;
 use super::stack::{Stack, StackOptions};
 use crate::apply::Options;
 use crate::audit::{STATUS_BRANCH, commit::Identity};
@@ -21,6 +20,7 @@ use git2::{Repository, Signature};
 use std::io::Write;
 use std::path::Path;
 use std::time::{Duration, Instant};
+use tether_emulators::hetzner::Latencies;
 
 /// What the demo ended with, as tether counted it and as the emulators hold it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -438,7 +438,9 @@ impl<W: Write> Demo<'_, W> {
             "server", "id", "status", "type", "location"
         ));
         for s in servers {
-            let online = devices.iter().any(|d| d.hostname == s.name && d.connected_to_control);
+            let online = devices
+                .iter()
+                .any(|d| d.hostname == s.name && d.connected_to_control);
             let line = format!(
                 "  {:<width$} {:<8} {:<8} {:<6} {:<10} {}",
                 s.name,

@@ -3,7 +3,6 @@
 //! prints how to talk to each piece; everything it made lives in one temporary folder that is
 //! removed when it stops.
 
-use tether_emulators::github::{self, GitHubEmulator};
 use super::stack::{CLIENT_ID, Stack, StackOptions};
 use crate::daemon::config::{DaemonConfig, FleetSource, LogFormat, TailscaleAuth};
 use crate::daemon::run::{self, Handles};
@@ -14,6 +13,7 @@ use git2::{IndexAddOption, Repository, Signature};
 use std::io::Write;
 use std::path::Path;
 use std::time::Duration;
+use tether_emulators::github::{self, GitHubEmulator};
 
 /// The repository the sandbox's GitHub emulator serves, backed by the fleet remote.
 const GITHUB_REPOSITORY: &str = "acme/fleet";

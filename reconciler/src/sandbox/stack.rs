@@ -4,15 +4,15 @@
 //! the agent tags). Tests, benchmarks and `tether sandbox` all start it the same way.
 
 use super::agents::AgentSimulator;
-use tether_emulators::hetzner::{self, HetznerEmulator, Latencies};
-use tether_emulators::tailscale::{self as ts, OAuthClient, TailscaleEmulator};
 use crate::cloud::retry::Backoff;
 use crate::cloud::{hetzner as hcloud, tailscale};
 use crate::secret::Secret;
-use tether_emulators::Token;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
+use tether_emulators::Token;
+use tether_emulators::hetzner::{self, HetznerEmulator, Latencies};
+use tether_emulators::tailscale::{self as ts, OAuthClient, TailscaleEmulator};
 
 /// The tag of tether's OAuth client; it owns every agent tag.
 pub const CLIENT_TAG: &str = "tag:tether";

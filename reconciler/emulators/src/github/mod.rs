@@ -26,8 +26,8 @@ pub mod wire;
 pub use pulls::NewPull;
 pub use state::{Comment, FileChange, PullRequest, Rejection, Status};
 
-use crate::emulator::{Faults, RequestLog, Server};
 use crate::Token;
+use crate::emulator::{Faults, RequestLog, Server};
 use routes::Shared;
 use std::collections::BTreeMap;
 use std::sync::Arc;

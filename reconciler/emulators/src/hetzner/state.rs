@@ -2,8 +2,8 @@
 //! counters, and [`Effect`]s, the small state changes that timed lifecycle steps apply.
 
 use super::catalog::{Image, Location, ServerType};
-use crate::hetzner::ServerStatus;
 use crate::BootedServer;
+use crate::hetzner::ServerStatus;
 use std::collections::BTreeMap;
 use std::net::Ipv4Addr;
 use time::OffsetDateTime;

@@ -12,8 +12,8 @@ mod state;
 mod tests;
 pub mod wire;
 
-use crate::emulator::{Faults, RequestLog, Server};
 use crate::Token;
+use crate::emulator::{Faults, RequestLog, Server};
 use axum::Router;
 use axum::extract::{Path, State as Axum};
 use axum::response::{IntoResponse, Response};

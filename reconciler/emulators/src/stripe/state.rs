@@ -1,8 +1,8 @@
 //! The emulator's subscriptions and the events their changes produce. Event `created` times
 //! never go backwards and strictly increase per subscription, as an ordering consumer needs.
 
-use super::wire;
 use super::signature;
+use super::wire;
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
 use std::time::SystemTime;

@@ -2,8 +2,8 @@
 //! `/api/v2/oauth/token` exchange, scope checks, and the tag rules for tailnet-owned keys and
 //! device tags.
 
-use super::{ApiError, ApiToken, KeyTagRule, OAuthClient, random_alnum};
 use super::wire;
+use super::{ApiError, ApiToken, KeyTagRule, OAuthClient, random_alnum};
 use crate::Token;
 use base64::Engine as _;
 use rand::rngs::SmallRng;

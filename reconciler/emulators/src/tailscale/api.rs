@@ -4,8 +4,8 @@
 
 use super::access::{Actor, Scope};
 use super::state::State as TailnetState;
-use super::{ApiError, Shared};
 use super::wire;
+use super::{ApiError, Shared};
 use axum::body::Bytes;
 use axum::extract::{Path, RawQuery, State};
 use axum::response::{IntoResponse, Response};

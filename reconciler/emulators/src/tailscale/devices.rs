@@ -2,8 +2,8 @@
 //! host part), addresses in Tailscale's ranges, the online signal, server-side list filters and
 //! the JSON the API returns.
 
-use super::{ApiError, random_alnum, timestamp};
 use super::wire;
+use super::{ApiError, random_alnum, timestamp};
 use rand::Rng;
 use rand::rngs::SmallRng;
 use std::collections::BTreeMap;

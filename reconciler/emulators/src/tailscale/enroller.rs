@@ -10,8 +10,8 @@
 
 use super::Shared;
 use super::state::EnrollError;
-use crate::{BootedServer, MachineHooks};
 use crate::Token;
+use crate::{BootedServer, MachineHooks};
 use std::sync::Arc;
 use std::time::SystemTime;
 use yaml_rust2::{Yaml, YamlLoader};

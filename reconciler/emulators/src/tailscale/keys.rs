@@ -3,8 +3,8 @@
 //! create response.
 
 use super::access::{Access, Actor};
-use super::{ApiError, random_alnum, timestamp};
 use super::wire;
+use super::{ApiError, random_alnum, timestamp};
 use crate::Token;
 use rand::rngs::SmallRng;
 use std::collections::BTreeMap;

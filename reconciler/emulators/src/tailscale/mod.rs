@@ -25,8 +25,8 @@ pub use enroller::{Enroller, EnrollmentFailure, FailureReason};
 pub use machines::Until;
 pub use state::EnrollError;
 
-use crate::emulator::{Faults, RequestLog, Server};
 use crate::Token;
+use crate::emulator::{Faults, RequestLog, Server};
 use axum::Json;
 use axum::response::{IntoResponse, Response};
 use http::StatusCode;
@@ -289,11 +289,7 @@ impl TailscaleEmulator {
     pub fn keys(&self) -> Vec<wire::Key> {
         let now = SystemTime::now();
         let state = self.shared.lock();
-        state
-            .keys
-            .all()
-            .map(|k| k.to_wire(now, false))
-            .collect()
+        state.keys.all().map(|k| k.to_wire(now, false)).collect()
     }
 
     /// Registers a node running on `server_id` with `auth_key`, as the control plane would;

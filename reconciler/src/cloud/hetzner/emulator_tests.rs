@@ -2,10 +2,10 @@
 //! injected faults, and the request budget of batched action polling.
 
 use super::*;
-use tether_emulators::emulator::FaultRule;
 use crate::sandbox::stack::{Stack, StackOptions};
 use futures_util::StreamExt;
 use std::collections::BTreeSet;
+use tether_emulators::emulator::FaultRule;
 
 fn new_server(i: usize) -> NewServer {
     NewServer {
@@ -151,7 +151,7 @@ async fn an_action_stuck_in_running_fails_at_its_deadline_naming_it() {
     })
     .await
     .expect("stack");
-    let mut config = Config::new(stack.hetzner.url(), stack.hetzner.token());
+    let mut config = Config::new(stack.hetzner.url(), stack.hetzner_token());
     config.poll_interval = Duration::from_millis(10);
     config.action_timeout = Duration::from_millis(300);
     let client = Client::new(config).expect("client");
@@ -199,7 +199,11 @@ async fn a_deprecated_server_type_reads_as_deprecated_and_cannot_be_ordered() {
     })
     .await
     .expect("emulator");
-    let client = Client::new(Config::new(emulator.url(), emulator.token())).expect("client");
+    let client = Client::new(Config::new(
+        emulator.url(),
+        Secret::new(emulator.token().expose().to_owned()),
+    ))
+    .expect("client");
     let types = client.server_types().await.expect("server types");
     let cpx21 = types
         .iter()

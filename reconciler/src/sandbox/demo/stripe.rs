@@ -8,13 +8,13 @@ use crate::billing::serve::mapping::Mapping;
 use crate::billing::serve::metrics::BillingMetrics;
 use crate::billing::serve::queue::{Destination, Queue};
 use crate::billing::serve::signature::DEFAULT_TOLERANCE;
-use tether_emulators::stripe::{Event, StripeEmulator, WebhookSender};
 use crate::secret::Secret;
-use tether_emulators::Token;
 use std::io::Write;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
+use tether_emulators::Token;
+use tether_emulators::stripe::{Event, StripeEmulator, WebhookSender};
 
 const MAPPING: &str = "statuses: {active: present, trialing: present, past_due: present, unpaid: off, paused: off, canceled: absent, incomplete: absent, incomplete_expired: absent}\nprices:\n  - {lookupKey: starter_monthly, plan: starter, type: cpx11, location: hel1, runtime: 1.4.2}\n";
 

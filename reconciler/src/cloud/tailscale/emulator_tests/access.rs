@@ -3,9 +3,9 @@
 
 use super::*;
 use crate::cloud::tailscale::{DeviceQuery, Tailnet};
-use tether_emulators::emulator::FaultRule;
 use http::{Method, StatusCode};
 use serde_json::{Value, json};
+use tether_emulators::emulator::FaultRule;
 
 #[tokio::test]
 async fn oauth_clients_create_keys_only_with_tags_they_own() {

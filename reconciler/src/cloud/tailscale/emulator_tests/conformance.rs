@@ -35,9 +35,7 @@ async fn the_tailscale_pypi_client_reads_and_drives_the_emulator() {
         .create_auth_key(&agent_key("conformance", &["tag:agent"]))
         .await
         .expect("key");
-    emulator
-        .enroll(&key.secret, "conformance-1", 1)
-        .expect("seed a device");
+    enroll(&emulator, &key.secret, "conformance-1", 1).expect("seed a device");
     let script =
         Path::new(env!("CARGO_MANIFEST_DIR")).join("../.ci/conformance/tailscale_python.py");
     let args = [

@@ -54,7 +54,7 @@ async fn a_booted_server_joins_with_the_agents_hostname_and_tags() {
     assert_eq!(devices.len(), 1, "{:?}", emulator.enrollment_failures());
     assert_eq!(devices[0].hostname, "acme-prod");
     assert_eq!(devices[0].tags, ["tag:agent", "tag:agent-eu"]);
-    assert!(devices[0].online && devices[0].authorized);
+    assert!(devices[0].connected_to_control && devices[0].authorized);
     assert!(emulator.enrollment_failures().is_empty());
     emulator.shutdown().await;
 }

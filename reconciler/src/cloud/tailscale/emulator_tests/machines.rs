@@ -4,8 +4,8 @@
 
 use super::enrolment::{boot, fleet, user_data};
 use super::*;
-use tether_emulators::MachineHooks;
 use serde_json::json;
+use tether_emulators::MachineHooks;
 
 async fn post(emulator: &TailscaleEmulator, path: &str, body: serde_json::Value) -> u16 {
     reqwest::Client::new()
@@ -42,7 +42,7 @@ async fn a_failing_cloud_init_never_enrols_until_a_rebuild_brings_a_fresh_key() 
     enroller.booted(&boot(21, &user_data(&emulator, &fleet).await));
     let devices = emulator.devices();
     assert_eq!(devices.len(), 1, "{:?}", emulator.enrollment_failures());
-    assert!(devices[0].online);
+    assert!(devices[0].connected_to_control);
     let knobs: serde_json::Value = reqwest::get(format!("{}/_emulator/machines", emulator.url()))
         .await
         .expect("get")
@@ -59,7 +59,7 @@ async fn a_node_held_offline_comes_back_after_a_power_cycle_unless_held_forever(
     let fleet = fleet();
     let enroller = emulator.enroller();
     enroller.booted(&boot(31, &user_data(&emulator, &fleet).await));
-    assert!(emulator.devices()[0].online);
+    assert!(emulator.devices()[0].connected_to_control);
     let status = post(
         &emulator,
         "offline",
@@ -68,10 +68,16 @@ async fn a_node_held_offline_comes_back_after_a_power_cycle_unless_held_forever(
     .await;
     assert_eq!(status, 200);
     let off = &emulator.devices()[0];
-    assert!(!off.online && off.last_seen.is_some(), "{off:?}");
+    assert!(
+        !off.connected_to_control && off.last_seen.is_some(),
+        "{off:?}"
+    );
     enroller.stopped(31);
     enroller.booted(&boot(31, "unused: a reboot runs no cloud-init"));
-    assert!(emulator.devices()[0].online, "the power cycle ended it");
+    assert!(
+        emulator.devices()[0].connected_to_control,
+        "the power cycle ended it"
+    );
 
     let status = post(
         &emulator,
@@ -84,7 +90,7 @@ async fn a_node_held_offline_comes_back_after_a_power_cycle_unless_held_forever(
     enroller.stopped(31);
     enroller.booted(&boot(31, "unused"));
     let held = &emulator.devices()[0];
-    assert!(!held.online);
+    assert!(!held.connected_to_control);
     assert_eq!(held.last_seen, seen, "lastSeen stays frozen");
     assert_eq!(
         post(
