@@ -20,20 +20,17 @@ const GITHUB_REPOSITORY: &str = "acme/fleet";
 /// The token the sandbox's GitHub emulator accepts (a sandbox value, printed on purpose).
 pub const GITHUB_TOKEN: &str = "ghs_sandbox_token_for_tether";
 
-/// The agent API on a free loopback port: the sandbox's VMs run tether-agent in-process
+/// The agent API on loopback port 0: the daemon binds it and gives the VMs the bound address
+/// ([`crate::runtime::Config::bound_at`]). The sandbox's VMs run tether-agent in-process
 /// ([`super::agents`]), so runtime bumps roll out in waves here too; nothing downloads the binary.
-fn agent_api() -> Result<crate::runtime::Config, LiveError> {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map_err(err)?
-        .port();
-    Ok(crate::runtime::Config {
-        listen: std::net::SocketAddr::from(([127, 0, 0, 1], port)),
-        url: format!("http://127.0.0.1:{port}"),
-        binary_url: format!("http://127.0.0.1:{port}/tether-agent"),
+fn agent_api() -> crate::runtime::Config {
+    crate::runtime::Config {
+        listen: std::net::SocketAddr::from(([127, 0, 0, 1], 0)),
+        url: String::new(),
+        binary_url: String::new(),
         poll: Duration::from_secs(1),
         wave_timeout: Duration::from_secs(60),
-    })
+    }
 }
 
 /// Why the sandbox could not run.
@@ -111,7 +108,7 @@ pub async fn run(
         action_timeout: crate::cloud::hetzner::DEFAULT_ACTION_TIMEOUT,
         reconcile_token: None,
         notify: crate::daemon::config::NotifyConfig::default(),
-        agent_api: Some(agent_api()?),
+        agent_api: Some(agent_api()),
         dashboard: crate::daemon::config::DashboardConfig::default(),
         rate_budget: crate::daemon::budget::RateBudget::default(),
     };
