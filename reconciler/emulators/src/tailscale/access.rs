@@ -141,7 +141,7 @@ impl Access {
             },
             _ => return Err(ApiError::unauthorized()),
         };
-        if let Some(t) = self.tokens.iter().find(|t| t.token.expose() == &token) {
+        if let Some(t) = self.tokens.iter().find(|t| t.token.expose() == token) {
             return Ok(Actor::User {
                 login: t.user.clone(),
             });
@@ -207,7 +207,7 @@ impl Access {
         let client = self
             .clients
             .iter()
-            .find(|c| c.id == id && c.secret.expose() == &secret)
+            .find(|c| c.id == id && c.secret.expose() == secret)
             .ok_or_else(|| ApiError::unauthorized_with("invalid client credentials"))?;
         let scopes = match field("scope") {
             None => client.scopes.clone(),
