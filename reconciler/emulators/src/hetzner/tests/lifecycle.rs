@@ -44,9 +44,15 @@ async fn without_start_after_create_the_server_ends_off_and_never_boots() {
     let server = api
         .create("quiet", json!({"start_after_create": false}))
         .await;
+    // A server created after it that does boot: a boot of `quiet` would come before its own.
+    let loud = api.create("loud", json!({})).await;
     api.wait_status(&server["id"], "off").await;
-    tokio::time::sleep(Duration::from_millis(100)).await;
-    assert!(hooks.events().is_empty());
+    let events = hooks.wait_for(1).await;
+    assert_eq!(events.len(), 1, "{events:?}");
+    assert!(
+        events[0].starts_with(&format!("booted {} loud", loud["id"])),
+        "only the started server boots: {events:?}"
+    );
     api.emu.shutdown().await;
 }
 
