@@ -1,9 +1,9 @@
 //! [`Enroller`]: what a real VM's cloud-init does to the tailnet, for emulated VMs. On first
-//! boot (after a create or a rebuild) it reads the `tailscale up` command from the server's cloud-config (parsed as YAML),
-//! takes the auth key from the `write_files` entry that command names (tether writes it,
-//! base64-encoded, to [`tether_schema::cloud_init::AUTH_KEY_PATH`]) and the hostname from
-//! `--hostname`, and enrols a device. Later boots reconnect the server's devices (cloud-init
-//! runs once per instance); a stop takes them offline.
+//! boot (after a create or a rebuild) it reads the `tailscale up` command from the server's
+//! cloud-config (parsed as YAML), takes the auth key from the `write_files` entry that command
+//! names (`--auth-key=file:<path>`; plain or `encoding: b64`) or from the command itself, and
+//! the hostname from `--hostname`, and enrols a device. Later boots reconnect the server's
+//! devices (cloud-init runs once per instance); a stop takes them offline.
 //!
 //! Failed enrolments are logged (never with the key) and kept, with their reason, for
 //! [`super::TailscaleEmulator::enrollment_failures`].

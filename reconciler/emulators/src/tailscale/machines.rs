@@ -1,7 +1,7 @@
 //! Misbehaving machines, for showing tether's self-healing: a server whose cloud-init fails
 //! (it boots but never runs `tailscale up`), for its next N first boots or forever, and a
 //! node that drops off the control plane (`connectedToControl` false, `lastSeen` frozen) until
-//! its server is power-cycled, or forever. Set over `/_emulator/…` ([`super::admin`]) or the
+//! its server is power-cycled, or forever. Set over `/_emulator/…` (the `admin` routes) or the
 //! [`super::TailscaleEmulator`] handle.
 
 use serde::{Deserialize, Serialize};
