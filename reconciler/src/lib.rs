@@ -14,7 +14,8 @@
 //! - [`audit`]: status commits and the audit log in git;
 //! - [`billing`]: `tether agent add/remove`, the interface billing automation uses;
 //! - [`daemon`]: triggers, single-writer lock, metrics and HTTP endpoints of `tether run`;
-//! - [`sandbox`]: local emulators of those APIs;
+//! - `sandbox` (cargo feature `sandbox`, on by default): tether driven against the emulators of
+//!   those APIs in the `tether-emulators` crate (`tether sandbox`);
 //! - [`cli`]: the `tether` command line, one file per subcommand.
 //!
 //! [`secret`] (from `tether-core`) holds the type every token and auth key lives in.
@@ -30,6 +31,7 @@ pub mod forge;
 pub mod observe;
 pub mod reconcile;
 pub mod runtime;
+#[cfg(feature = "sandbox")]
 pub mod sandbox;
 pub mod source;
 

@@ -4,10 +4,10 @@
 use crate::common::{commit_all, example_fleet, tether_bin};
 use std::process::Stdio;
 use std::time::{Duration, Instant};
-use tether::cloud::ServerStatus;
-use tether::sandbox::emulator::FaultRule;
-use tether::sandbox::hetzner::Latencies;
 use tether::sandbox::stack::{Stack, StackOptions};
+use tether_emulators::emulator::FaultRule;
+use tether_emulators::hetzner::Latencies;
+use tether_emulators::hetzner::ServerStatus;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ctrl_c_lets_in_flight_creates_finish_skips_the_rest_and_exits_130() {

@@ -4,8 +4,7 @@
 
 use crate::common::{apply_command, commit_all, example_fleet};
 use tether::sandbox::stack::{Stack, StackOptions};
-use tether::sandbox::stripe::StripeEmulator;
-use tether::secret::Secret;
+use tether_emulators::stripe::StripeEmulator;
 
 const KEY: &str = "sk_test_e2e_confirm";
 const SUBSCRIPTION: &str = "sub_1OaBcAcmeStage";
@@ -35,7 +34,7 @@ async fn a_removed_spec_is_deleted_only_once_stripe_says_its_subscription_ended(
     let stack = Stack::start(StackOptions::default())
         .await
         .expect("emulators");
-    let stripe = StripeEmulator::start(Secret::from(KEY))
+    let stripe = StripeEmulator::start(tether_emulators::Token::from(KEY))
         .await
         .expect("stripe");
     stripe.seed(SUBSCRIPTION, "cus_acme", "pro_monthly");

@@ -10,9 +10,9 @@ use checks::{fleet_problems, health_problems, injected, status_problems, world_p
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 use support::{FleetRepo, SeededRng, agent_name, apply, apply_killed_after, apply_until_quiet};
-use tether::sandbox::emulator::FaultRule;
-use tether::sandbox::hetzner::{Latencies, RateLimit};
 use tether::sandbox::stack::{Stack, StackOptions};
+use tether_emulators::emulator::FaultRule;
+use tether_emulators::hetzner::{Latencies, RateLimit};
 
 /// Agents of the fault run.
 const FAULT_AGENTS: usize = 200;

@@ -5,8 +5,8 @@
 use crate::common::{commit_all, example_fleet, without_quarantine};
 use std::path::Path;
 use std::time::Duration;
-use tether::sandbox::hetzner::Latencies;
 use tether::sandbox::stack::{Stack, StackOptions};
+use tether_emulators::hetzner::Latencies;
 
 /// A fleet repository and the emulated world it is applied to.
 struct Bed {
@@ -63,7 +63,7 @@ impl Bed {
             .tailscale
             .devices()
             .into_iter()
-            .filter(|d| d.online)
+            .filter(|d| d.connected_to_control)
             .map(|d| d.hostname)
             .collect();
         names.sort();
@@ -113,7 +113,7 @@ async fn apply_converges_a_fleet_and_records_it_on_the_status_branch() {
         .hetzner
         .servers()
         .into_iter()
-        .filter(|s| s.status == tether::cloud::ServerStatus::Off)
+        .filter(|s| s.status == tether_emulators::hetzner::ServerStatus::Off)
         .map(|s| s.name)
         .collect();
     assert_eq!(off, ["acme-research"], "power: off is honoured");
@@ -225,7 +225,11 @@ async fn changing_the_server_type_resizes_in_place() {
         .expect("server");
     assert_eq!(
         (after.id, after.server_type.as_str(), after.status),
-        (before, "cpx31", tether::cloud::ServerStatus::Running)
+        (
+            before,
+            "cpx31",
+            tether_emulators::hetzner::ServerStatus::Running
+        )
     );
     bed.stack.shutdown().await;
 }

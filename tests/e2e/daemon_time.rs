@@ -6,8 +6,8 @@
 use crate::common::{commit_all, example_fleet, status_file, status_log, tether_bin};
 use crate::daemon::Daemon;
 use std::time::{Duration, Instant};
-use tether::sandbox::hetzner::Latencies;
 use tether::sandbox::stack::{Stack, StackOptions};
+use tether_emulators::hetzner::Latencies;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_pass_with_actions_longer_than_a_minute_completes_and_the_next_commit_is_acted_on() {

@@ -5,8 +5,8 @@
 
 use crate::common::{commit_all, example_fleet, tether_bin};
 use std::path::{Path, PathBuf};
-use tether::sandbox::github::{self, GitHubEmulator};
 use tether::sandbox::stack::{Stack, StackOptions};
+use tether_emulators::github::{self, GitHubEmulator};
 
 mod checks;
 

@@ -7,9 +7,9 @@
 use crate::common::{commit_all, status_file, tether_bin};
 use std::path::Path;
 use std::time::Duration;
-use tether::sandbox::emulator::FaultRule;
 use tether::sandbox::stack::{Stack, StackOptions};
-use tether::sandbox::tailscale::Until;
+use tether_emulators::emulator::FaultRule;
+use tether_emulators::tailscale::Until;
 
 /// Writes `fleet.yaml` with `heal` as `spec.policy.heal` and one spec per agent; commits.
 fn write_fleet(dir: &Path, heal: &str, agents: &[&str]) {
@@ -81,7 +81,7 @@ fn online(stack: &Stack, agent: &str) -> bool {
         .tailscale
         .devices()
         .iter()
-        .any(|d| d.hostname == agent && d.online)
+        .any(|d| d.hostname == agent && d.connected_to_control)
 }
 
 fn count(stack: &Stack, command: &str) -> usize {
@@ -251,9 +251,12 @@ async fn while_tailscale_fails_or_lists_no_devices_no_agent_is_remedied() {
     // The listing answers, empty: every device is gone from it.
     let client = stack.tailscale_client().expect("tailscale client");
     for d in stack.tailscale.devices() {
-        tether::cloud::tailscale::Tailnet::delete_device(&client, &d.id)
-            .await
-            .expect("delete device");
+        tether::cloud::tailscale::Tailnet::delete_device(
+            &client,
+            &tether::cloud::tailscale::DeviceId(d.node_id),
+        )
+        .await
+        .expect("delete device");
     }
     let mut last = String::new();
     for _ in 0..3 {

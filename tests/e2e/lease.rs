@@ -10,9 +10,9 @@ use std::collections::BTreeSet;
 use std::path::Path;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
-use tether::sandbox::emulator::FaultRule;
-use tether::sandbox::hetzner::Latencies;
 use tether::sandbox::stack::{Stack, StackOptions};
+use tether_emulators::emulator::FaultRule;
+use tether_emulators::hetzner::Latencies;
 
 const TTL: Duration = Duration::from_secs(2);
 const RECORD_LOG: &str = "info,tether::fence=debug";

@@ -5,8 +5,8 @@
 
 use crate::common::{commit_all, tether_bin};
 use std::path::Path;
-use tether::cloud::ServerStatus;
 use tether::sandbox::stack::{Stack, StackOptions};
+use tether_emulators::hetzner::ServerStatus;
 
 /// `cpx51` is allowed by the fleet but not offered by the emulator.
 fn write_fleet(dir: &Path, server_type: &str) {

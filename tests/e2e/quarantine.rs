@@ -9,9 +9,9 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::Duration;
 use tether::cloud::Compute;
-use tether::cloud::tailscale::Device;
-use tether::sandbox::hetzner::ServerSummary;
 use tether::sandbox::stack::{Stack, StackOptions};
+use tether_emulators::hetzner::ServerSummary;
+use tether_emulators::tailscale::wire::Device;
 
 /// Writes `fleet.yaml` with `policy` and one spec per agent, and commits the tree.
 fn write_fleet(dir: &Path, policy: &str, agents: &[&str], message: &str) -> String {
@@ -95,7 +95,7 @@ async fn a_removed_spec_is_quarantined_restored_with_its_disk_and_deleted_after_
     let original = server_of(&stack, "leaver").expect("leaver's server");
     let born = created(&stack, original.id).await;
     let device = device_of(&stack, "leaver").expect("leaver's device");
-    assert!(device.online && device.authorized);
+    assert!(device.connected_to_control && device.authorized);
 
     // The subscription is cancelled: the server is quarantined, not deleted.
     let removal = write_fleet(dir, policy, &["keep"], "cancel leaver");
@@ -123,8 +123,8 @@ async fn a_removed_spec_is_quarantined_restored_with_its_disk_and_deleted_after_
         Some("quarantine")
     );
     let off = device_of(&stack, "leaver").expect("the device is kept, deauthorized");
-    assert_eq!(off.id, device.id);
-    assert!(!off.authorized && !off.online, "{off:?}");
+    assert_eq!(off.node_id, device.node_id);
+    assert!(!off.authorized && !off.connected_to_control, "{off:?}");
     let doc = status_file(dir, "leaver.yaml");
     assert!(doc.contains("phase: Quarantined"), "{doc}");
     assert!(doc.contains("deleteAfter:"), "{doc}");
@@ -153,7 +153,10 @@ async fn a_removed_spec_is_quarantined_restored_with_its_disk_and_deleted_after_
     assert!(!back.labels.contains_key("tether/quarantined-at"));
     let online = device_of(&stack, "leaver").expect("device");
     assert_eq!(online.id, device.id);
-    assert!(online.online && online.authorized, "{online:?}");
+    assert!(
+        online.connected_to_control && online.authorized,
+        "{online:?}"
+    );
     assert_eq!(stack.hetzner.servers().len(), 2, "no server was created");
     assert!(status_file(dir, "leaver.yaml").contains("phase: Ready"));
 
@@ -246,7 +249,9 @@ async fn a_mass_removal_quarantines_every_server_and_a_revert_restores_them_all_
     let devices = stack.tailscale.devices();
     assert_eq!(devices.len(), 6);
     assert!(
-        devices.iter().all(|d| d.online && d.authorized),
+        devices
+            .iter()
+            .all(|d| d.connected_to_control && d.authorized),
         "{devices:?}"
     );
 }
@@ -268,7 +273,7 @@ async fn quarantine_and_restore_hold_under_realistic_latency() {
     assert_eq!(code, 0, "{out}\n{err}");
     let original = server_of(&stack, "slow").expect("slow's server");
     let device = device_of(&stack, "slow").expect("slow's device");
-    assert!(device.online);
+    assert!(device.connected_to_control);
 
     write_fleet(dir, policy, &["keep"], "cancel slow");
     let (code, out, err) = apply(&stack, dir, &[]).await;
@@ -290,6 +295,9 @@ async fn quarantine_and_restore_hold_under_realistic_latency() {
     );
     let online = device_of(&stack, "slow").expect("device");
     assert_eq!(online.id, device.id);
-    assert!(online.online && online.authorized, "{online:?}");
+    assert!(
+        online.connected_to_control && online.authorized,
+        "{online:?}"
+    );
     assert!(status_file(dir, "slow.yaml").contains("phase: Ready"));
 }

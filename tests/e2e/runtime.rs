@@ -82,7 +82,7 @@ fn credentials(stack: &Stack) -> Vec<String> {
         .servers()
         .iter()
         .filter_map(|s| {
-            let user_data = s.user_data.as_ref()?.expose().clone();
+            let user_data = s.user_data.as_ref()?.expose().to_owned();
             let line = user_data
                 .lines()
                 .skip_while(|l| !l.contains("/etc/tether/agent-credential"))

@@ -72,7 +72,7 @@ fn holdings(stack: &Stack, fleet: &str) -> Holdings {
         .devices()
         .into_iter()
         .filter(|d| servers.contains_key(&d.hostname))
-        .map(|d| (d.id.0, d.hostname))
+        .map(|d| (d.node_id, d.hostname))
         .collect();
     Holdings { servers, devices }
 }
@@ -98,7 +98,11 @@ async fn two_fleets_on_one_tailnet_never_touch_each_other_whatever_the_order() {
         .expect("key for the laptop");
     stack
         .tailscale
-        .enroll(&key.secret, "laptop", 999_999)
+        .enroll(
+            &tether_emulators::Token::new(key.secret.expose().clone()),
+            "laptop",
+            999_999,
+        )
         .expect("the laptop joins");
 
     assert_eq!(staging.apply(&stack, &[]).await.0, 0);
@@ -210,7 +214,7 @@ async fn a_default_change_that_replaces_every_vm_rolls_through_the_disruption_bu
             .tailscale
             .devices()
             .iter()
-            .filter(|d| d.online)
+            .filter(|d| d.connected_to_control)
             .count();
         assert!(online >= 40, "pass {passes}: only {online} agents online");
         // An old server is gone only once its replacement is online.
@@ -224,7 +228,7 @@ async fn a_default_change_that_replaces_every_vm_rolls_through_the_disruption_bu
                         .tailscale
                         .devices()
                         .iter()
-                        .any(|d| d.online && d.hostname == *name),
+                        .any(|d| d.connected_to_control && d.hostname == *name),
                     "{name}: old server deleted before its replacement was online"
                 );
             }

@@ -2,11 +2,12 @@
 //! inventory (ownership, protection, budgets, labels), and what it leaves behind.
 
 use super::*;
-use crate::cloud::{ServerId, ServerStatus};
+use crate::cloud::ServerId;
 use crate::observe::observe;
 use crate::plan::{Context, Note, plan};
 use crate::sandbox::stack::{Stack, StackOptions};
 use std::collections::BTreeMap;
+use tether_emulators::hetzner::ServerStatus;
 use tether_schema::{Content, SourceFile, labels, load_fleet};
 
 /// A fleet named `exec` with one agent per `(name, extra spec lines)`.
@@ -89,7 +90,7 @@ impl World {
         assert!(report.succeeded(), "{report}");
     }
 
-    fn server(&self, name: &str) -> Option<crate::sandbox::hetzner::ServerSummary> {
+    fn server(&self, name: &str) -> Option<tether_emulators::hetzner::ServerSummary> {
         self.stack
             .hetzner
             .servers()

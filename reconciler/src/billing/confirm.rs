@@ -143,7 +143,7 @@ pub async fn confirmations(fleet: &Fleet, observed: &Observed) -> BTreeMap<Strin
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::sandbox::stripe::StripeEmulator;
+    use tether_emulators::stripe::StripeEmulator;
 
     #[test]
     fn only_an_ended_status_confirms() {
@@ -165,7 +165,7 @@ mod tests {
 
     #[tokio::test]
     async fn the_lookup_reads_the_emulated_subscription_and_never_needs_a_guess() {
-        let stripe = StripeEmulator::start(Secret::from("sk_test_k"))
+        let stripe = StripeEmulator::start(tether_emulators::Token::from("sk_test_k"))
             .await
             .expect("start");
         let sub = stripe.sign_up("cus_1", "pro_monthly").subscription;

@@ -17,6 +17,7 @@ mod plan;
 mod prhead;
 mod reconcile;
 mod run;
+#[cfg(feature = "sandbox")]
 mod sandbox;
 mod schema;
 mod status;
@@ -66,6 +67,7 @@ enum Command {
     Audit(audit::AuditArgs),
     Billing(billing::BillingArgs),
     Schema(schema::SchemaArgs),
+    #[cfg(feature = "sandbox")]
     Sandbox(sandbox::SandboxArgs),
     Completions(completions::CompletionsArgs),
     Man(man::ManArgs),
@@ -127,6 +129,7 @@ pub fn main() -> ExitCode {
         Command::Audit(args) => audit::cmd_audit(&args),
         Command::Billing(args) => billing::cmd_billing(&args),
         Command::Schema(args) => schema::cmd_schema(&args),
+        #[cfg(feature = "sandbox")]
         Command::Sandbox(args) => sandbox::cmd_sandbox(&args),
         Command::Completions(args) => completions::cmd_completions(&args),
         Command::Man(args) => man::cmd_man(&args),

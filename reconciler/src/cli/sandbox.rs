@@ -2,11 +2,11 @@
 //! trying tether and for driving third-party clients in tests.
 
 use super::{CliError, Outcome};
-use crate::sandbox::hetzner::{Config, HetznerEmulator, Latencies, RateLimit, random_token};
 use crate::sandbox::stack::{LatencyProfile, StackOptions};
-use crate::secret::Secret;
 use std::net::SocketAddr;
 use std::time::Duration;
+use tether_emulators::Token;
+use tether_emulators::hetzner::{Config, HetznerEmulator, Latencies, RateLimit, random_token};
 
 /// Try tether locally with no credentials: emulated Hetzner and Tailscale on 127.0.0.1 and a
 /// temporary fleet repository. `--demo` runs a narrated scenario to completion.
@@ -169,7 +169,7 @@ fn hetzner_config(args: &HetznerArgs) -> Config {
         tokens: if args.tokens.is_empty() {
             vec![random_token()]
         } else {
-            args.tokens.iter().cloned().map(Secret::new).collect()
+            args.tokens.iter().cloned().map(Token::new).collect()
         },
         latencies: match (args.action_latency_ms, args.latency) {
             (Some(ms), _) => Latencies::uniform(Duration::from_millis(ms)),

@@ -61,7 +61,7 @@ struct Script {
 #[derive(Debug)]
 pub struct Expectations {
     script: Arc<Mutex<Script>>,
-    server: crate::sandbox::emulator::Server,
+    server: tether_emulators::emulator::Server,
 }
 
 impl Expectations {
@@ -72,12 +72,14 @@ impl Expectations {
             ..Script::default()
         }));
         let router = Router::new().fallback(answer).with_state(script.clone());
-        let server =
-            crate::sandbox::emulator::Server::start(router, Arc::default(), Arc::default(), |s| {
-                s.into_response()
-            })
-            .await
-            .expect("bind expectation server");
+        let server = tether_emulators::emulator::Server::start(
+            router,
+            Arc::default(),
+            Arc::default(),
+            |s| s.into_response(),
+        )
+        .await
+        .expect("bind expectation server");
         Expectations { script, server }
     }
 

@@ -8,6 +8,8 @@
 
 pub mod auth;
 mod client;
+#[cfg(test)]
+mod emulator_tests;
 mod error;
 #[cfg(test)]
 mod tests;

@@ -104,18 +104,24 @@ pub async fn run(
         .await
         .map_err(start_err("listening on the HTTP address"))?;
     tracing::info!(url = %server.url(), "endpoints up: / (dashboard) /healthz /readyz /metrics /webhook /reconcile");
-    let runtime = config.agent_api.clone().map(crate::runtime::Service::new);
-    if let Some(service) = &runtime {
-        let signal = signal.clone();
-        let stopped = async move {
-            signal.requested().await;
-        };
-        crate::runtime::api::serve(service.clone(), stopped)
-            .await
-            .map_err(start_err(
-                "listening on the agent API address (agentApi.listen)",
-            ))?;
-    }
+    let runtime = match config.agent_api.clone() {
+        Some(agent_api) => {
+            let signal = signal.clone();
+            let stopped = async move {
+                signal.requested().await;
+            };
+            let listen_err = start_err("listening on the agent API address (agentApi.listen)");
+            let listener = tokio::net::TcpListener::bind(agent_api.listen)
+                .await
+                .map_err(&listen_err)?;
+            let addr = listener.local_addr().map_err(&listen_err)?;
+            let service = crate::runtime::Service::new(agent_api.bound_at(addr));
+            crate::runtime::api::serve_on(listener, service.clone(), stopped)
+                .map_err(listen_err)?;
+            Some(service)
+        }
+        None => None,
+    };
     if let Some(tx) = started {
         let _ = tx.send(Handles {
             http_url: server.url(),

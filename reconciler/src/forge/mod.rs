@@ -1,6 +1,6 @@
 //! The code forge, behind the small [`Forge`] trait in plain data: tether's plan comment on a
 //! pull request, commit statuses, a pull request's changed files and head, and opening pull
-//! requests. [`GitHub`] implements it with `octocrab`; `crate::sandbox::github` emulates the
+//! requests. [`GitHub`] implements it with `octocrab`; `tether_emulators::github` emulates the
 //! GitHub REST API it speaks.
 //!
 //! - [`github`]: the client; [`config`]: its configuration (`GITHUB_TOKEN`,

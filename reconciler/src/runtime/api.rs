@@ -48,6 +48,19 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<ApiServer> {
     let listener = TcpListener::bind(service.config().listen).await?;
+    serve_on(listener, service, shutdown)
+}
+
+/// Serves `service` on an already bound `listener` until `shutdown` resolves (the daemon binds
+/// first, so a port-0 address is known before the service writes it into cloud-init).
+///
+/// # Errors
+/// The listener's address cannot be read.
+pub fn serve_on(
+    listener: TcpListener,
+    service: Service,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<ApiServer> {
     let addr = listener.local_addr()?;
     let app = router(service);
     let task = tokio::spawn(async move {

@@ -37,6 +37,19 @@ pub struct Config {
     pub wave_timeout: Duration,
 }
 
+impl Config {
+    /// The configuration once `listen` is bound at `addr`. With port 0 (the sandbox) the system
+    /// picked the port, so the URLs the VMs are given become the bound address's.
+    pub fn bound_at(mut self, addr: SocketAddr) -> Config {
+        if self.listen.port() == 0 {
+            self.url = format!("http://{addr}");
+            self.binary_url = format!("http://{addr}/tether-agent");
+        }
+        self.listen = addr;
+        self
+    }
+}
+
 /// The last report of an agent.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Reported {

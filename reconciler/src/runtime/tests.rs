@@ -139,3 +139,37 @@ async fn rotation_replaces_the_credential_once_used_and_labelled_and_never_locks
     assert_eq!(status_of(&url, Some(c1.expose())).await.0, 401);
     assert_eq!(status_of(&url, Some(fresh.expose())).await.0, 200);
 }
+
+#[test]
+fn a_port_0_api_gives_the_vms_its_bound_address_and_a_fixed_port_keeps_its_urls() {
+    let config = |listen: &str, url: &str| Config {
+        listen: listen.parse().expect("addr"),
+        url: url.to_owned(),
+        binary_url: format!("{url}/bin"),
+        poll: Duration::from_secs(1),
+        wave_timeout: Duration::from_secs(5),
+    };
+    let bound = "127.0.0.1:40123".parse().expect("addr");
+    let picked = config("127.0.0.1:0", "").bound_at(bound);
+    assert_eq!(
+        (
+            picked.listen,
+            picked.url.as_str(),
+            picked.binary_url.as_str()
+        ),
+        (
+            bound,
+            "http://127.0.0.1:40123",
+            "http://127.0.0.1:40123/tether-agent"
+        )
+    );
+    let fixed = config("100.64.0.1:9190", "http://daemon.tail1.ts.net:9190")
+        .bound_at("100.64.0.1:9190".parse().expect("addr"));
+    assert_eq!(
+        (fixed.url.as_str(), fixed.binary_url.as_str()),
+        (
+            "http://daemon.tail1.ts.net:9190",
+            "http://daemon.tail1.ts.net:9190/bin"
+        )
+    );
+}

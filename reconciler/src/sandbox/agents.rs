@@ -4,7 +4,6 @@
 //! applier; it stops when the server stops. [`AgentSimulator::fail_version`] makes a version
 //! fail on every VM, as a broken release would.
 
-use super::{BootedServer, MachineHooks};
 use crate::agent_client::{self, Applier, Client};
 use crate::runtime::wire::Desired;
 use crate::secret::Secret;
@@ -12,6 +11,7 @@ use base64::Engine as _;
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
+use tether_emulators::{BootedServer, MachineHooks};
 use tether_schema::cloud_init::agent::{CONFIG_PATH, CREDENTIAL_PATH, NAME_VAR, URL_VAR};
 use tokio::sync::watch;
 use yaml_rust2::{Yaml, YamlLoader};

@@ -5,14 +5,14 @@
 //! requests each emulator served per created server. `cargo bench -p tether --bench converge`
 //! prints it; the test below guards its ratios on every CI run.
 
-use super::emulator::RequestLog;
-use super::hetzner::RateLimit;
 use super::stack::{LatencyProfile, Stack, StackOptions};
 use crate::apply::{self, ApplyError, Options};
 use crate::observe::{ObserveError, observe};
 use crate::plan::{Context, plan};
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
+use tether_emulators::emulator::RequestLog;
+use tether_emulators::hetzner::RateLimit;
 use tether_schema::{Content, Fleet, SourceFile, load_fleet};
 
 /// A create action's duration in this benchmark, at full scale.
@@ -165,7 +165,7 @@ pub async fn converge(agents: usize, time_scale: f64) -> Result<Converged, Bench
         .tailscale
         .devices()
         .iter()
-        .filter(|d| d.online)
+        .filter(|d| d.connected_to_control)
         .count();
     let converged = Converged {
         agents,

@@ -6,9 +6,11 @@
 //! Everything is real but local: the emulators over HTTP on 127.0.0.1, a bare git repository in
 //! a temporary folder, the same code paths as `tether agent`, `tether plan` and `tether apply`.
 
+mod report;
 mod stripe;
 
-use super::hetzner::Latencies;
+pub use report::Summary;
+
 use super::stack::{Stack, StackOptions};
 use crate::apply::Options;
 use crate::audit::{STATUS_BRANCH, commit::Identity};
@@ -21,25 +23,7 @@ use git2::{Repository, Signature};
 use std::io::Write;
 use std::path::Path;
 use std::time::{Duration, Instant};
-
-/// What the demo ended with, as tether counted it and as the emulators hold it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Summary {
-    /// Agents in the last applied spec.
-    pub agents: usize,
-    /// Servers in the emulated Hetzner project.
-    pub servers: usize,
-    /// Online devices in the emulated tailnet.
-    pub devices_online: usize,
-    /// Actions tether carried out.
-    pub actions_done: usize,
-    /// Requests the Hetzner emulator served.
-    pub hetzner_requests: u64,
-    /// Requests the Tailscale emulator served.
-    pub tailscale_requests: u64,
-    /// Commits on the status branch.
-    pub status_commits: usize,
-}
+use tether_emulators::hetzner::Latencies;
 
 /// Why the demo stopped.
 #[derive(Debug, thiserror::Error)]
@@ -423,35 +407,6 @@ impl<W: Write> Demo<'_, W> {
         Ok(())
     }
 
-    fn inventory(&mut self) {
-        let mut servers = self.stack.hetzner.servers();
-        servers.sort_by(|a, b| a.name.cmp(&b.name));
-        let devices = self.stack.tailscale.devices();
-        let width = servers
-            .iter()
-            .map(|s| s.name.len())
-            .max()
-            .unwrap_or(0)
-            .max(17);
-        self.say(&format!(
-            "  {:<width$} {:<8} {:<8} {:<6} {:<10} device online",
-            "server", "id", "status", "type", "location"
-        ));
-        for s in servers {
-            let online = devices.iter().any(|d| d.hostname == s.name && d.online);
-            let line = format!(
-                "  {:<width$} {:<8} {:<8} {:<6} {:<10} {}",
-                s.name,
-                s.id,
-                format!("{:?}", s.status).to_lowercase(),
-                s.server_type,
-                s.location,
-                if online { "yes" } else { "no" }
-            );
-            self.say(&line);
-        }
-    }
-
     /// Commits a tree without any agent spec on `main`, as a broken export would.
     fn commit_without_agents(&mut self) -> Result<(), DemoError> {
         let r = Repository::open(&self.repo).map_err(step("bad commit"))?;
@@ -497,74 +452,4 @@ impl<W: Write> Demo<'_, W> {
         ));
         Ok(())
     }
-
-    fn summary(&mut self) -> Result<Summary, DemoError> {
-        let status_log = status_log(&self.repo).map_err(step("summary"))?;
-        let summary = Summary {
-            agents: self.agents_applied,
-            servers: self.stack.hetzner.servers().len(),
-            devices_online: self
-                .stack
-                .tailscale
-                .devices()
-                .iter()
-                .filter(|d| d.online)
-                .count(),
-            actions_done: self.actions_done,
-            hetzner_requests: self.stack.hetzner.requests().total(),
-            tailscale_requests: self.stack.tailscale.requests().total(),
-            status_commits: status_log.len(),
-        };
-        self.heading(10, "Summary");
-        for (what, n) in [
-            (
-                "agents in the last applied spec",
-                summary.agents.to_string(),
-            ),
-            (
-                "servers in the Hetzner project",
-                summary.servers.to_string(),
-            ),
-            (
-                "devices online in the tailnet",
-                summary.devices_online.to_string(),
-            ),
-            ("actions carried out", summary.actions_done.to_string()),
-            (
-                "API calls (Hetzner + Tailscale)",
-                format!(
-                    "{} + {}",
-                    summary.hetzner_requests, summary.tailscale_requests
-                ),
-            ),
-            ("status commits", summary.status_commits.to_string()),
-        ] {
-            self.say(&format!("  {what:<34} {n}"));
-        }
-        self.say(&format!("\n$ git log --oneline {STATUS_BRANCH}"));
-        for line in &status_log {
-            self.say(line);
-        }
-        self.say(&format!(
-            "\ndemo finished in {:.1}s",
-            self.started.elapsed().as_secs_f32()
-        ));
-        Ok(summary)
-    }
-}
-
-/// `git log --oneline` of the status branch.
-fn status_log(repo: &Path) -> Result<Vec<String>, git2::Error> {
-    let r = Repository::open(repo)?;
-    let mut walk = r.revwalk()?;
-    walk.push(r.revparse_single(STATUS_BRANCH)?.id())?;
-    walk.map(|id| {
-        let c = r.find_commit(id?)?;
-        Ok(format!(
-            "{} {}",
-            &c.id().to_string()[..7],
-            c.summary().unwrap_or("")
-        ))
-    })
-    .collect()
 }

@@ -3,7 +3,6 @@
 //! prints how to talk to each piece; everything it made lives in one temporary folder that is
 //! removed when it stops.
 
-use super::github::{self, GitHubEmulator};
 use super::stack::{CLIENT_ID, Stack, StackOptions};
 use crate::daemon::config::{DaemonConfig, FleetSource, LogFormat, TailscaleAuth};
 use crate::daemon::run::{self, Handles};
@@ -14,26 +13,24 @@ use git2::{IndexAddOption, Repository, Signature};
 use std::io::Write;
 use std::path::Path;
 use std::time::Duration;
+use tether_emulators::github::{self, GitHubEmulator};
 
 /// The repository the sandbox's GitHub emulator serves, backed by the fleet remote.
 const GITHUB_REPOSITORY: &str = "acme/fleet";
 /// The token the sandbox's GitHub emulator accepts (a sandbox value, printed on purpose).
 pub const GITHUB_TOKEN: &str = "ghs_sandbox_token_for_tether";
 
-/// The agent API on a free loopback port: the sandbox's VMs run tether-agent in-process
+/// The agent API on loopback port 0: the daemon binds it and gives the VMs the bound address
+/// ([`crate::runtime::Config::bound_at`]). The sandbox's VMs run tether-agent in-process
 /// ([`super::agents`]), so runtime bumps roll out in waves here too; nothing downloads the binary.
-fn agent_api() -> Result<crate::runtime::Config, LiveError> {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map_err(err)?
-        .port();
-    Ok(crate::runtime::Config {
-        listen: std::net::SocketAddr::from(([127, 0, 0, 1], port)),
-        url: format!("http://127.0.0.1:{port}"),
-        binary_url: format!("http://127.0.0.1:{port}/tether-agent"),
+fn agent_api() -> crate::runtime::Config {
+    crate::runtime::Config {
+        listen: std::net::SocketAddr::from(([127, 0, 0, 1], 0)),
+        url: String::new(),
+        binary_url: String::new(),
         poll: Duration::from_secs(1),
         wave_timeout: Duration::from_secs(60),
-    })
+    }
 }
 
 /// Why the sandbox could not run.
@@ -96,7 +93,7 @@ pub async fn run(
         lock_ttl: Duration::from_secs(120),
         lock_holder: format!("sandbox/{}", std::process::id()),
         hetzner_endpoint: stack.hetzner.url(),
-        hetzner_token: stack.hetzner.token(),
+        hetzner_token: stack.hetzner_token(),
         tailscale_endpoint: stack.tailscale.url(),
         tailnet: "-".into(),
         tailscale_auth: TailscaleAuth::OAuth {
@@ -111,7 +108,7 @@ pub async fn run(
         action_timeout: crate::cloud::hetzner::DEFAULT_ACTION_TIMEOUT,
         reconcile_token: None,
         notify: crate::daemon::config::NotifyConfig::default(),
-        agent_api: Some(agent_api()?),
+        agent_api: Some(agent_api()),
         dashboard: crate::daemon::config::DashboardConfig::default(),
         rate_budget: crate::daemon::budget::RateBudget::default(),
     };

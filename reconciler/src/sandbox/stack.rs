@@ -4,14 +4,15 @@
 //! the agent tags). Tests, benchmarks and `tether sandbox` all start it the same way.
 
 use super::agents::AgentSimulator;
-use super::hetzner::{self, HetznerEmulator, Latencies};
-use super::tailscale::{self as ts, OAuthClient, TailscaleEmulator};
 use crate::cloud::retry::Backoff;
 use crate::cloud::{hetzner as hcloud, tailscale};
 use crate::secret::Secret;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
+use tether_emulators::Token;
+use tether_emulators::hetzner::{self, HetznerEmulator, Latencies};
+use tether_emulators::tailscale::{self as ts, OAuthClient, TailscaleEmulator};
 
 /// The tag of tether's OAuth client; it owns every agent tag.
 pub const CLIENT_TAG: &str = "tag:tether";
@@ -103,7 +104,7 @@ impl Stack {
         let tailscale = TailscaleEmulator::start(ts::Config {
             oauth_clients: vec![OAuthClient {
                 id: CLIENT_ID.to_owned(),
-                secret: client_secret.clone(),
+                secret: Token::new(client_secret.expose().clone()),
                 scopes: vec!["devices:core".to_owned(), "auth_keys".to_owned()],
                 tags: vec![CLIENT_TAG.to_owned()],
             }],
@@ -132,7 +133,7 @@ impl Stack {
     pub fn env(&self) -> Vec<(&'static str, String)> {
         vec![
             ("HCLOUD_ENDPOINT", self.hetzner.url()),
-            ("HCLOUD_TOKEN", self.hetzner.token().expose().clone()),
+            ("HCLOUD_TOKEN", self.hetzner.token().expose().to_owned()),
             ("TS_API_URL", self.tailscale.url()),
             ("TS_OAUTH_CLIENT_ID", CLIENT_ID.to_owned()),
             (
@@ -142,12 +143,17 @@ impl Stack {
         ]
     }
 
+    /// The Hetzner emulator's API token, as tether's clients take it.
+    pub fn hetzner_token(&self) -> Secret<String> {
+        Secret::new(self.hetzner.token().expose().to_owned())
+    }
+
     /// A Hetzner client for the emulator, polling actions every `poll`.
     ///
     /// # Errors
     /// The HTTP client cannot be built.
     pub fn hetzner_client(&self, poll: Duration) -> Result<hcloud::Client, hcloud::Error> {
-        let mut config = hcloud::Config::new(self.hetzner.url(), self.hetzner.token());
+        let mut config = hcloud::Config::new(self.hetzner.url(), self.hetzner_token());
         config.poll_interval = poll;
         config.backoff = Backoff {
             base: Duration::from_millis(20),

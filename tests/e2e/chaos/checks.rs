@@ -5,9 +5,9 @@
 use super::support::FLEET;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
-use tether::cloud::ServerStatus;
-use tether::sandbox::emulator::RequestLog;
 use tether::sandbox::stack::Stack;
+use tether_emulators::emulator::RequestLog;
+use tether_emulators::hetzner::ServerStatus;
 use tether_schema::labels;
 use tether_schema::yaml::node::{self, Node, NodeKind};
 
@@ -167,7 +167,7 @@ pub fn health_problems(when: &str, stack: &Stack, desired: &BTreeSet<String>) ->
         .tailscale
         .devices()
         .into_iter()
-        .filter(|d| d.online)
+        .filter(|d| d.connected_to_control)
         .map(|d| d.hostname)
         .collect();
     let offline: Vec<&String> = desired.difference(&online).collect();

@@ -3,7 +3,7 @@
 //! request's head is refused and gets no status at all.
 
 use super::{Bed, PR_BRANCH, REPO, assert_no_secrets, everything_written};
-use tether::sandbox::emulator::FaultRule;
+use tether_emulators::emulator::FaultRule;
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_plan_comment_github_refuses_still_ends_the_status_as_an_error_with_the_reason() {

@@ -5,13 +5,13 @@
 use super::*;
 use crate::apply::{Options, Outcome, apply};
 use crate::cloud::retry::TokioClock;
-use crate::cloud::tailscale::{self as ts, AuthKey, Client, Credentials};
+use crate::cloud::tailscale::{self as ts, Client, Credentials};
 use crate::observe::observe;
 use crate::plan::{self, Context};
-use crate::sandbox::emulator::FaultRule;
 use crate::sandbox::stack::{Stack, StackOptions};
-use crate::sandbox::tailscale::{self as emu, ApiToken, OAuthClient, TailscaleEmulator};
 use std::collections::BTreeMap;
+use tether_emulators::emulator::FaultRule;
+use tether_emulators::tailscale::{self as emu, ApiToken, OAuthClient, TailscaleEmulator};
 use tether_schema::names::TailnetTag;
 use tether_schema::{Content, Fleet, SourceFile, load_fleet};
 use tokio::sync::watch;
@@ -96,7 +96,7 @@ fn first_agent(fleet: &Fleet) -> &Agent {
 }
 
 /// The keys in the tailnet that are valid and carry `fleet`'s marker.
-fn valid_keys_of(emulator: &TailscaleEmulator, fleet: &FleetName) -> Vec<AuthKey> {
+fn valid_keys_of(emulator: &TailscaleEmulator, fleet: &FleetName) -> Vec<emu::wire::Key> {
     let marker = FleetMarker::of(fleet);
     emulator
         .keys()
@@ -170,11 +170,14 @@ async fn a_lost_mint_response_leaves_no_valid_key_once_the_create_is_over() {
     assert_eq!(emulator.keys().len() as u64, lost + 1);
     let valid = valid_keys_of(&emulator, name);
     assert_eq!(
-        valid.iter().map(|k| &k.id).collect::<Vec<_>>(),
-        [&key.key.id],
+        valid.iter().map(|k| k.id.as_str()).collect::<Vec<_>>(),
+        [key.key.id.0.as_str()],
         "only the returned key is valid while the VM boots"
     );
-    assert!(valid[0].description.ends_with(" a0") && valid[0].tags == ["tag:agent"]);
+    assert!(
+        valid[0].description.ends_with(" a0")
+            && valid[0].capabilities.devices.create.tags == ["tag:agent"]
+    );
 
     revoke(&tether, &key.key.id).await.expect("revoke");
     assert!(valid_keys_of(&emulator, name).is_empty());
@@ -295,7 +298,7 @@ async fn the_sweep_revokes_this_fleets_leftover_keys_and_nothing_else() {
         .keys()
         .into_iter()
         .filter(|k| !k.invalid)
-        .map(|k| k.id)
+        .map(|k| AuthKeyId(k.id))
         .collect();
     for id in people.iter().chain([&other_fleet.key.id]) {
         assert!(still_valid.contains(id), "{id} must stay valid");

@@ -150,4 +150,6 @@ fn check_branch(config: &BillingConfig) -> Result<(), ServeError> {
 }
 
 #[cfg(test)]
+mod emulator_tests;
+#[cfg(test)]
 mod tests;

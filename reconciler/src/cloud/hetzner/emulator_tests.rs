@@ -3,10 +3,10 @@
 
 use super::*;
 use crate::cloud::{ActionId, Compute, Created, NewServer};
-use crate::sandbox::emulator::FaultRule;
 use crate::sandbox::stack::{Stack, StackOptions};
 use futures_util::StreamExt;
 use std::collections::BTreeSet;
+use tether_emulators::emulator::FaultRule;
 
 fn new_server(i: usize) -> NewServer {
     NewServer {
@@ -144,15 +144,15 @@ async fn creating_100_servers_with_batched_polling_costs_at_most_1_2_requests_ea
 #[tokio::test]
 async fn an_action_stuck_in_running_fails_at_its_deadline_naming_it() {
     let stack = Stack::start(StackOptions {
-        latencies: crate::sandbox::hetzner::Latencies {
+        latencies: tether_emulators::hetzner::Latencies {
             create: Duration::from_secs(3600),
-            ..crate::sandbox::hetzner::Latencies::default()
+            ..tether_emulators::hetzner::Latencies::default()
         },
         ..StackOptions::default()
     })
     .await
     .expect("stack");
-    let mut config = Config::new(stack.hetzner.url(), stack.hetzner.token());
+    let mut config = Config::new(stack.hetzner.url(), stack.hetzner_token());
     config.poll_interval = Duration::from_millis(10);
     config.action_timeout = Duration::from_millis(300);
     let client = Client::new(config).expect("client");
@@ -182,7 +182,7 @@ async fn an_action_stuck_in_running_fails_at_its_deadline_naming_it() {
 
 #[tokio::test]
 async fn a_deprecated_server_type_reads_as_deprecated_and_cannot_be_ordered() {
-    use crate::sandbox::hetzner::{Catalog, HetznerEmulator, catalog::Deprecation};
+    use tether_emulators::hetzner::{Catalog, HetznerEmulator, catalog::Deprecation};
     let mut catalog = Catalog::default();
     for t in catalog
         .server_types
@@ -194,13 +194,17 @@ async fn a_deprecated_server_type_reads_as_deprecated_and_cannot_be_ordered() {
             unavailable_after: "2026-09-01T00:00:00Z".to_owned(),
         });
     }
-    let emulator = HetznerEmulator::start(crate::sandbox::hetzner::Config {
+    let emulator = HetznerEmulator::start(tether_emulators::hetzner::Config {
         catalog,
-        ..crate::sandbox::hetzner::Config::default()
+        ..tether_emulators::hetzner::Config::default()
     })
     .await
     .expect("emulator");
-    let client = Client::new(Config::new(emulator.url(), emulator.token())).expect("client");
+    let client = Client::new(Config::new(
+        emulator.url(),
+        Secret::new(emulator.token().expose().to_owned()),
+    ))
+    .expect("client");
     let types = client.server_types().await.expect("server types");
     let cpx21 = types
         .iter()

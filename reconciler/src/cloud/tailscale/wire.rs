@@ -1,7 +1,7 @@
-//! The JSON of the Tailscale API v2, field for field (camelCase, as the API spells it). Both the
-//! client and the sandbox emulator speak through these types; nothing outside `cloud` and
-//! `sandbox` sees them. Responses are read leniently (the API adds fields); the request bodies
-//! the emulator parses refuse unknown fields.
+//! The JSON of the Tailscale API v2, field for field (camelCase, as the API spells it), as the
+//! client reads and writes it; nothing outside `cloud` sees them. The emulator in
+//! `tether-emulators` has its own types, so a field misread here fails its tests. Responses are
+//! read leniently (the API adds fields).
 //!
 //! Secrets (`key`, `access_token`) are held in [`Secret`], so no `Debug` of a wire value prints
 //! them.

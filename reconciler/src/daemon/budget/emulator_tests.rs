@@ -8,9 +8,9 @@
 
 use super::*;
 use crate::observe::observe;
-use crate::sandbox::hetzner::RateLimit;
 use crate::sandbox::stack::{Stack, StackOptions};
 use futures_util::StreamExt as _;
+use tether_emulators::hetzner::RateLimit;
 use tokio::time::Instant;
 
 const SERVERS: usize = 1_000;

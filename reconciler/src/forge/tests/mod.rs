@@ -8,11 +8,11 @@ mod requests;
 use super::*;
 use crate::cloud::retry::{Clock, ManualClock, Retry};
 use crate::plan::render::markdown::MARKER;
-use crate::sandbox::emulator::{FaultRule, Faults};
-use crate::sandbox::github::{self as emu, GitHubEmulator, NewPull};
 use crate::secret::Secret;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use tether_emulators::emulator::{FaultRule, Faults};
+use tether_emulators::github::{self as emu, GitHubEmulator, NewPull};
 
 const TOKEN: &str = "ghp_tetherTestToken0123456789abcdefABCDEF";
 const BOT_TOKEN: &str = "ghs_actionsInstallationToken0123456789ab";

@@ -149,7 +149,7 @@ async fn pull_request_files_and_head_come_back_as_plain_data() {
     );
     let many = (0..250).map(|n| emu::FileChange {
         filename: format!("docs/{n:03}.md"),
-        status: FileStatus::Added,
+        status: emu::files::FileStatus::Added,
         additions: 1,
         deletions: 0,
         sha: None,

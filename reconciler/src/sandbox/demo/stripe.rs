@@ -8,12 +8,13 @@ use crate::billing::serve::mapping::Mapping;
 use crate::billing::serve::metrics::BillingMetrics;
 use crate::billing::serve::queue::{Destination, Queue};
 use crate::billing::serve::signature::DEFAULT_TOLERANCE;
-use crate::sandbox::stripe::{Event, StripeEmulator, WebhookSender};
 use crate::secret::Secret;
 use std::io::Write;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
+use tether_emulators::Token;
+use tether_emulators::stripe::{Event, StripeEmulator, WebhookSender};
 
 const MAPPING: &str = "statuses: {active: present, trialing: present, past_due: present, unpaid: off, paused: off, canceled: absent, incomplete: absent, incomplete_expired: absent}\nprices:\n  - {lookupKey: starter_monthly, plan: starter, type: cpx11, location: hel1, runtime: 1.4.2}\n";
 
@@ -24,7 +25,7 @@ impl<W: Write> Demo<'_, W> {
             n,
             "Stripe: a sign-up makes a VM; a cancellation overtakes a delayed update and a retried sign-up (tether billing serve)",
         );
-        let stripe = StripeEmulator::start(Secret::from("sk_test_demo"))
+        let stripe = StripeEmulator::start(Token::from("sk_test_demo"))
             .await
             .map_err(setup)?;
         let secret = Secret::from("whsec_demo");
@@ -56,7 +57,7 @@ impl<W: Write> Demo<'_, W> {
             "tether billing serve  {endpoint}   Stripe API  {}",
             stripe.url()
         ));
-        let sender = WebhookSender::new(&endpoint, secret);
+        let sender = WebhookSender::new(&endpoint, Token::new(secret.expose().clone()));
 
         let signup = stripe.sign_up("cus_initech", "starter_monthly");
         let sub = signup.subscription.clone();
