@@ -84,8 +84,7 @@ pub struct RawHeal {
     pub power_cycles: Option<u32>,
 }
 
-const HINT: &str =
-    "write a duration such as `15m`, `10m`, `1h` or `30s` (units s, m, h, d; at most 90d), or `0`";
+const HINT: &str = "write a duration such as `15m`, `10m`, `1h` or `30s` (units s, m, h, d, w; whole seconds, at most 90d), or `0`";
 
 /// Parses a heal duration into seconds.
 ///

@@ -9,6 +9,9 @@ use std::process::Stdio;
 use std::time::{Duration, Instant};
 use tether::sandbox::stack::{Stack, StackOptions};
 
+/// A port nothing listens on at the moment, for the agent API (`runtime.rs`), whose address the
+/// VMs are given before it starts; racy in principle, unlike the daemon's own HTTP address, which
+/// the daemon binds as `127.0.0.1:0` and logs.
 pub(crate) fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .expect("bind")
@@ -20,7 +23,6 @@ pub(crate) fn free_port() -> u16 {
 /// A `tether run` process against the emulators.
 pub(crate) struct Daemon {
     pub child: tokio::process::Child,
-    pub url: String,
     pub log: std::path::PathBuf,
     _dir: tempfile::TempDir,
 }
@@ -38,14 +40,14 @@ impl Daemon {
     }
 
     /// Starts `tether run` with `source` (indented YAML under `source:`), more top-level YAML
-    /// in `extra`, and `env`; does not wait for it.
+    /// in `extra`, and `env`; does not wait for it. It listens on a port the kernel picks
+    /// (`127.0.0.1:0`) and logs its URL; [`Daemon::url`] reads it from there.
     pub(crate) fn spawn(stack: &Stack, source: &str, extra: &str, env: &[(&str, &str)]) -> Daemon {
-        let port = free_port();
         let dir = tempfile::tempdir().expect("config dir");
         let config = dir.path().join("tether.yaml");
         let log = dir.path().join("tether.log");
         let yaml = format!(
-            "fleet: aura-prod\nsource:\n{source}\ninterval: 5m\nlisten: 127.0.0.1:{port}\nhetzner:\n  endpoint: {}\ntailscale:\n  endpoint: {}\n{extra}",
+            "fleet: aura-prod\nsource:\n{source}\ninterval: 5m\nlisten: 127.0.0.1:0\nhetzner:\n  endpoint: {}\ntailscale:\n  endpoint: {}\n{extra}",
             stack.hetzner.url(),
             stack.tailscale.url(),
         );
@@ -66,16 +68,44 @@ impl Daemon {
         let child = cmd.spawn().expect("start tether run");
         Daemon {
             child,
-            url: format!("http://127.0.0.1:{port}"),
             log,
             _dir: dir,
         }
     }
 
+    /// The URL of the endpoints, from the daemon's `endpoints up` log line (text, `url=http://…`,
+    /// or JSON, `"url":"http://…"`); `None` before it.
+    fn logged_url(&self) -> Option<String> {
+        let log = self.log_text();
+        let line = log.lines().find(|l| l.contains("endpoints up"))?;
+        let from = &line[line.find("http://")?..];
+        let end = from
+            .find(|c: char| c.is_whitespace() || c == '"')
+            .unwrap_or(from.len());
+        Some(from[..end].to_owned())
+    }
+
+    /// The URL of the endpoints, once the daemon has logged it (within 30 s).
+    pub(crate) async fn url(&self) -> String {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Some(url) = self.logged_url() {
+                return url;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "tether run logged no `endpoints up` line within 30 s:\n{}",
+                self.log_text()
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
     /// `/readyz`: the status code and body; `None` while the endpoints do not answer.
     pub(crate) async fn readyz(&self) -> Option<(u16, String)> {
+        let url = self.logged_url()?;
         let r = reqwest::Client::new()
-            .get(format!("{}/readyz", self.url))
+            .get(format!("{url}/readyz"))
             .send()
             .await
             .ok()?;
@@ -195,7 +225,7 @@ async fn the_daemon_reacts_to_a_pushed_commit_via_the_webhook_within_a_second() 
         .collect();
     let pushed = Instant::now();
     let response = reqwest::Client::new()
-        .post(format!("{}/webhook", daemon.url))
+        .post(format!("{}/webhook", daemon.url().await))
         .header("X-GitHub-Event", "push")
         .header("X-GitHub-Delivery", "72d3162e-cc78-11e3-81ab-4c9367dc0958")
         .header("X-Hub-Signature-256", format!("sha256={signature}"))
@@ -212,7 +242,7 @@ async fn the_daemon_reacts_to_a_pushed_commit_via_the_webhook_within_a_second() 
     );
 
     let forged = reqwest::Client::new()
-        .post(format!("{}/webhook", daemon.url))
+        .post(format!("{}/webhook", daemon.url().await))
         .header("X-GitHub-Event", "push")
         .header("X-GitHub-Delivery", "another-delivery")
         .header("X-Hub-Signature-256", "sha256=00")

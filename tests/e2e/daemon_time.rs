@@ -111,13 +111,14 @@ async fn an_invalid_fleet_degrades_readiness_and_a_fix_recovers_it() {
         &[("TETHER_RECONCILE_TOKEN", token)],
     );
     daemon.wait_ready().await;
+    let url = daemon.url().await;
 
     let spec = fleet.path().join("agents/acme/acme-prod.yaml");
     let good = std::fs::read_to_string(&spec).expect("spec");
     std::fs::write(&spec, "apiVersion: tether/v1\nkind: Agent\nmetadata: {name: acme-prod}\nspec: {subscription: [not, a, string]}\n").expect("break");
     let reconcile = || {
         std::process::Command::new(tether_bin())
-            .args(["reconcile", "--url", &daemon.url])
+            .args(["reconcile", "--url", &url])
             .env("TETHER_RECONCILE_TOKEN", token)
             .output()
             .expect("run tether reconcile")
@@ -148,7 +149,7 @@ async fn an_invalid_fleet_degrades_readiness_and_a_fix_recovers_it() {
     assert_eq!(stack.hetzner.servers().len(), 6, "nothing was changed");
 
     let refused = std::process::Command::new(tether_bin())
-        .args(["reconcile", "--url", &daemon.url])
+        .args(["reconcile", "--url", &url])
         .env("TETHER_RECONCILE_TOKEN", "wrong")
         .output()
         .expect("run tether reconcile");

@@ -101,12 +101,13 @@ async fn a_headless_browser_shows_every_emulated_server_ready_and_no_secret() {
         &[("TETHER_DASHBOARD_TOKEN", READ_TOKEN)],
     );
     daemon.wait_ready().await;
+    let base = daemon.url().await;
     let servers = stack.hetzner.servers();
     assert_eq!(servers.len(), 6, "the example fleet has six agents");
-    wait_all_ready(&daemon.url, servers.len()).await;
+    wait_all_ready(&base, servers.len()).await;
 
     let profile = tempfile::tempdir().expect("browser profile");
-    let url = format!("{}/?token={READ_TOKEN}", daemon.url);
+    let url = format!("{base}/?token={READ_TOKEN}");
     // Virtual time lets the page's poll of /api/status run (and re-render) before the dump.
     let dom = browse(
         &chromium,
@@ -135,7 +136,7 @@ async fn a_headless_browser_shows_every_emulated_server_ready_and_no_secret() {
     );
 
     let html = reqwest::Client::new()
-        .get(format!("{}/", daemon.url))
+        .get(format!("{base}/"))
         .bearer_auth(READ_TOKEN)
         .send()
         .await
@@ -145,7 +146,7 @@ async fn a_headless_browser_shows_every_emulated_server_ready_and_no_secret() {
         .expect("body");
     let first = &servers[0];
     let agent_page = reqwest::Client::new()
-        .get(format!("{}/agents/{}", daemon.url, first.name))
+        .get(format!("{base}/agents/{}", first.name))
         .bearer_auth(READ_TOKEN)
         .send()
         .await

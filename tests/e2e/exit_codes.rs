@@ -41,10 +41,16 @@ fn args<'a>(head: &[&'a str], tail: &[&'a str]) -> Vec<&'a str> {
     head.iter().chain(tail).copied().collect()
 }
 
-/// A port on 127.0.0.1 that nothing listens on.
-fn closed_port() -> u16 {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-    listener.local_addr().expect("addr").port()
+/// A port on 127.0.0.1 that refuses connections for as long as the returned socket lives: it
+/// is bound (so no other process can take the port) but never listens (so the kernel answers
+/// every connection with a reset).
+fn refusing_port() -> (tokio::net::TcpSocket, u16) {
+    let socket = tokio::net::TcpSocket::new_v4().expect("socket");
+    socket
+        .bind(([127, 0, 0, 1], 0).into())
+        .expect("bind 127.0.0.1:0");
+    let port = socket.local_addr().expect("addr").port();
+    (socket, port)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -180,7 +186,8 @@ async fn exit_3_when_a_suspended_fleet_has_changes() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn exit_4_within_seconds_with_one_clear_line_when_the_endpoint_refuses_connections() {
     let (stack, repo, mut env) = bed().await;
-    let endpoint = format!("http://127.0.0.1:{}/v1", closed_port());
+    let (_held, port) = refusing_port();
+    let endpoint = format!("http://127.0.0.1:{port}/v1");
     env.retain(|(k, _)| *k != "HCLOUD_ENDPOINT");
     env.push(("HCLOUD_ENDPOINT", endpoint.clone()));
     tether_bin(); // built before the clock starts

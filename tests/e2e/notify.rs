@@ -79,7 +79,7 @@ fn read_request(stream: &std::net::TcpStream) -> Option<serde_json::Value> {
 
 /// Passes the daemon has finished, from `/metrics`.
 async fn passes(daemon: &Daemon) -> u64 {
-    let Ok(r) = reqwest::get(format!("{}/metrics", daemon.url)).await else {
+    let Ok(r) = reqwest::get(format!("{}/metrics", daemon.url().await)).await else {
         return 0;
     };
     r.text()
@@ -95,7 +95,7 @@ async fn passes(daemon: &Daemon) -> u64 {
 async fn one_more_pass(daemon: &Daemon, token: &str) {
     let before = passes(daemon).await;
     let r = reqwest::Client::new()
-        .post(format!("{}/reconcile", daemon.url))
+        .post(format!("{}/reconcile", daemon.url().await))
         .bearer_auth(token)
         .send()
         .await

@@ -16,7 +16,10 @@ use std::time::Duration;
 pub fn ttl(text: &str) -> Result<Duration, String> {
     let d = parse_duration(text.trim())?;
     if d < Duration::from_secs(2) {
-        return Err(format!("{d:?} is shorter than the minimum of 2s"));
+        return Err(format!(
+            "{} is shorter than the minimum of 2s",
+            humantime::format_duration(d)
+        ));
     }
     Ok(d)
 }

@@ -90,7 +90,9 @@ pub fn cmd_status(args: &StatusArgs) -> Result<Outcome, CliError> {
                 .and_then(|d| {
                     (d >= Duration::from_millis(100))
                         .then_some(d)
-                        .ok_or_else(|| format!("{d:?} is shorter than 100ms"))
+                        .ok_or_else(|| {
+                            format!("{} is shorter than 100ms", humantime::format_duration(d))
+                        })
                 })
                 .map_err(|e| {
                     CliError::usage(

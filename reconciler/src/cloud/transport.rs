@@ -64,9 +64,13 @@ mod tests {
 
     #[tokio::test]
     async fn a_closed_port_is_named_with_connection_refused() {
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-        let port = listener.local_addr().expect("addr").port();
-        drop(listener);
+        // Bound but never listening: the kernel answers a connection with a reset (refused), and
+        // the port stays ours for the whole test, so nothing else can start listening there.
+        let socket = tokio::net::TcpSocket::new_v4().expect("socket");
+        socket
+            .bind(([127, 0, 0, 1], 0).into())
+            .expect("bind 127.0.0.1:0");
+        let port = socket.local_addr().expect("addr").port();
         let url = format!("http://127.0.0.1:{port}/v1/servers?page=1");
         let err = reqwest::get(&url).await.expect_err("nothing listens");
         assert_eq!(

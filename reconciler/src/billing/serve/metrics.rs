@@ -1,9 +1,14 @@
-//! `tether billing serve`'s Prometheus metrics, in the daemon's exposition format (the same
-//! [`Family`] type): deliveries by outcome, commits, events per commit and the time from a
-//! delivery's arrival to its answer. Names are listed in `docs/billing.md`.
+//! `tether billing serve`'s Prometheus metrics, in `prometheus-client` families rendered like
+//! the daemon's: deliveries by outcome, commits, events per commit and the time from a
+//! delivery's arrival to its answer. Names are listed in `docs/billing.md`; as in
+//! [`crate::daemon::metrics`], counters are registered without `_total` and help texts without
+//! their full stop, which the library adds.
 
-use crate::daemon::metrics::{Family, Kind};
-use std::sync::{Mutex, PoisonError};
+use crate::daemon::metrics::{HistogramFamily, Labels, encode, labels};
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::registry::Registry;
 use std::time::Duration;
 
 /// Bucket bounds (seconds) of the acknowledgement-time histogram.
@@ -14,81 +19,77 @@ pub const ACK_BUCKETS: [f64; 12] = [
 /// Bucket bounds of the events-per-commit histogram (a count, not seconds).
 pub const BATCH_BUCKETS: [f64; 8] = [1.0, 2.0, 5.0, 10.0, 25.0, 50.0, 100.0, 250.0];
 
-#[derive(Debug)]
-struct Families {
-    deliveries: Family,
-    commits: Family,
-    batch: Family,
-    ack: Family,
+fn ack_histogram() -> Histogram {
+    Histogram::new(ACK_BUCKETS)
+}
+
+fn batch_histogram() -> Histogram {
+    Histogram::new(BATCH_BUCKETS)
 }
 
 /// The receiver's metrics. Shared behind an `Arc`; every method takes `&self`.
 #[derive(Debug)]
 pub struct BillingMetrics {
-    families: Mutex<Families>,
+    registry: Registry,
+    deliveries: Family<Labels, Counter>,
+    commits: Counter,
+    batch: Histogram,
+    ack: HistogramFamily,
 }
 
 impl Default for BillingMetrics {
     fn default() -> Self {
+        let mut registry = Registry::default();
+        let deliveries = Family::default();
+        registry.register(
+            "tether_billing_deliveries",
+            "Stripe deliveries answered, by outcome (applied, duplicate, stale, replay, ignored, unmapped, invalid, refused, bad_signature, bad_event, too_large, failed)",
+            deliveries.clone(),
+        );
+        let commits = Counter::default();
+        registry.register(
+            "tether_billing_commits",
+            "Commits landed on the fleet branch by the receiver",
+            commits.clone(),
+        );
+        let batch = batch_histogram();
+        registry.register(
+            "tether_billing_batch_events",
+            "Events decided per batch that landed a commit",
+            batch.clone(),
+        );
+        let ack = HistogramFamily::new_with_constructor(ack_histogram);
+        registry.register(
+            "tether_billing_ack_seconds",
+            "Time from a delivery's arrival to its answer, by outcome",
+            ack.clone(),
+        );
         BillingMetrics {
-            families: Mutex::new(Families {
-                deliveries: Family::new(
-                    "tether_billing_deliveries_total",
-                    Kind::Counter,
-                    &["outcome"],
-                    "Stripe deliveries answered, by outcome (applied, duplicate, stale, replay, ignored, unmapped, invalid, refused, bad_signature, bad_event, too_large, failed).",
-                ),
-                commits: Family::new(
-                    "tether_billing_commits_total",
-                    Kind::Counter,
-                    &[],
-                    "Commits landed on the fleet branch by the receiver.",
-                ),
-                batch: Family::new(
-                    "tether_billing_batch_events",
-                    Kind::Histogram,
-                    &[],
-                    "Events decided per batch that landed a commit.",
-                )
-                .with_bounds(&BATCH_BUCKETS),
-                ack: Family::new(
-                    "tether_billing_ack_seconds",
-                    Kind::Histogram,
-                    &["outcome"],
-                    "Time from a delivery's arrival to its answer, by outcome.",
-                )
-                .with_bounds(&ACK_BUCKETS),
-            }),
+            registry,
+            deliveries,
+            commits,
+            batch,
+            ack,
         }
     }
 }
 
 impl BillingMetrics {
-    fn families(&self) -> std::sync::MutexGuard<'_, Families> {
-        self.families.lock().unwrap_or_else(PoisonError::into_inner)
-    }
-
     /// Counts one answered delivery and how long it took.
     pub fn count_delivery(&self, outcome: &str, took: Duration) {
-        let mut f = self.families();
-        f.deliveries.add(&[outcome], 1.0);
-        f.ack.observe(&[outcome], took.as_secs_f64());
+        let series = labels(&["outcome"], &[outcome]);
+        self.deliveries.get_or_create(&series).inc();
+        self.ack.get_or_create(&series).observe(took.as_secs_f64());
     }
 
     /// Counts one landed commit deciding `events` events.
     pub fn count_commit(&self, events: usize) {
-        let mut f = self.families();
-        f.commits.add(&[], 1.0);
-        f.batch.observe(&[], events as f64);
+        self.commits.inc();
+        self.batch.observe(events as f64);
     }
 
     /// The text exposition.
     pub fn render(&self) -> String {
-        let f = self.families();
-        let mut out = String::new();
-        for family in [&f.deliveries, &f.commits, &f.batch, &f.ack] {
-            family.render(&mut out);
-        }
-        out
+        encode(&self.registry)
     }
 }

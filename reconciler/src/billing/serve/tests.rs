@@ -325,6 +325,7 @@ async fn a_redelivery_is_a_duplicate_and_a_replay_is_recognised() {
     ] {
         assert!(metrics.contains(line), "{line} missing from\n{metrics}");
     }
+    crate::daemon::metrics::exposition::parse(&metrics).expect("a valid exposition");
 }
 
 #[tokio::test]

@@ -299,29 +299,23 @@ impl Check<'_> {
     }
 }
 
-const DURATION_HINT: &str = "write a number with a unit: `90s`, `5m`, `1h`";
+const DURATION_HINT: &str = "write a number with a unit: `90s`, `5m`, `1h`, `1h 30m`";
 
-/// Parses `500ms`, `90s`, `5m`, `1h`.
+/// Parses a duration as `humantime` reads it: `500ms`, `90s`, `5m`, `1h`, `1h 30m`, `1.5h`,
+/// `2d`.
+///
+/// # Errors
+/// The text is not a duration; the message quotes it and says why.
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
-    let split = text
-        .find(|c: char| !c.is_ascii_digit())
-        .unwrap_or(text.len());
-    let (number, unit) = text.split_at(split);
-    let n: u64 = number
-        .parse()
-        .map_err(|_| format!("`{text}` is not a duration"))?;
-    match unit {
-        "ms" => Ok(Duration::from_millis(n)),
-        "s" => Ok(Duration::from_secs(n)),
-        "m" => Ok(Duration::from_secs(n * 60)),
-        "h" => Ok(Duration::from_secs(n * 3600)),
-        _ => Err(format!("`{text}` is not a duration")),
-    }
+    humantime::parse_duration(text).map_err(|e| format!("`{text}` is not a duration: {e}"))
 }
 
 fn at_least(d: Duration, seconds: u64) -> Result<Duration, String> {
     if d < Duration::from_secs(seconds) {
-        Err(format!("{d:?} is shorter than the minimum of {seconds}s"))
+        Err(format!(
+            "{} is shorter than the minimum of {seconds}s",
+            humantime::format_duration(d)
+        ))
     } else {
         Ok(d)
     }

@@ -165,7 +165,12 @@ impl Check<'_> {
                 parse_duration(t).and_then(|d| {
                     (d >= Duration::from_millis(100))
                         .then_some(d)
-                        .ok_or_else(|| format!("{d:?} is shorter than the minimum of 100ms"))
+                        .ok_or_else(|| {
+                            format!(
+                                "{} is shorter than the minimum of 100ms",
+                                humantime::format_duration(d)
+                            )
+                        })
                 })
             },
         );

@@ -237,7 +237,14 @@ fn durations_and_jitter_parse_with_units() {
     assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
     assert_eq!(parse_duration("5m"), Ok(Duration::from_secs(300)));
     assert_eq!(parse_duration("1h"), Ok(Duration::from_secs(3600)));
-    assert!(parse_duration("5").is_err() && parse_duration("m").is_err());
+    assert_eq!(parse_duration("1h 30m"), Ok(Duration::from_secs(5400)));
+    assert_eq!(parse_duration("1.5s"), Ok(Duration::from_millis(1500)));
+    let err = parse_duration("5").expect_err("no unit");
+    assert!(
+        err.contains("`5` is not a duration") && err.contains("5sec"),
+        "{err}"
+    );
+    assert!(parse_duration("m").is_err() && parse_duration("5 parsecs").is_err());
     assert_eq!(parse_jitter("10%"), Ok(0.1));
     assert_eq!(parse_jitter("0.25"), Ok(0.25));
     assert!(parse_jitter("60%").is_err());

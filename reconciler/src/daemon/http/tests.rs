@@ -50,7 +50,7 @@ async fn health_readiness_and_metrics_answer_over_http() {
     assert_eq!(scrape.headers()[header::CONTENT_TYPE], CONTENT_TYPE);
     let text = scrape.text().await.expect("body");
     assert!(
-        text.contains("\ntether_seconds_since_last_success 30\n"),
+        text.contains("\ntether_seconds_since_last_success 30.0\n"),
         "{text}"
     );
 

@@ -201,10 +201,14 @@ fn lease_records_round_trip_through_commit_messages() {
     assert_eq!(LeaseRecord::parse(&message), Ok(record));
 }
 
-/// A `git daemon` serving a bare `fleet.git` with pushes enabled; killed on drop.
+/// A git server for a bare `fleet.git` with pushes enabled, on a port that cannot race: the
+/// test binds `127.0.0.1:0` and keeps the listener, and each connection it accepts is served by
+/// `git-daemon --inetd` on that socket. Stops accepting, and ends its servers, on drop.
 struct GitDaemon {
-    child: std::process::Child,
     url: String,
+    addr: std::net::SocketAddr,
+    stop: Arc<std::sync::atomic::AtomicBool>,
+    acceptor: Option<std::thread::JoinHandle<()>>,
     _base: tempfile::TempDir,
 }
 
@@ -212,38 +216,37 @@ impl GitDaemon {
     fn start() -> GitDaemon {
         let base = tempfile::tempdir().expect("tempdir");
         Repository::init_bare(base.path().join("fleet.git")).expect("init");
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .expect("free port")
-            .port();
-        // Run git-daemon itself: `git daemon` would fork it as a grandchild that outlives kill.
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
+        let addr = listener.local_addr().expect("bound address");
         let exec_path = std::process::Command::new("git")
             .arg("--exec-path")
             .output()
             .expect("the git binary (CI checks it is installed)");
         let exec_path = String::from_utf8_lossy(&exec_path.stdout).trim().to_owned();
-        let child = std::process::Command::new(Path::new(&exec_path).join("git-daemon"))
-            .args(["--reuseaddr", "--listen=127.0.0.1", "--export-all"])
-            .arg("--enable=receive-pack")
-            .arg(format!("--port={port}"))
-            .arg(format!("--base-path={}", base.path().display()))
-            .arg(base.path())
-            .stdin(std::process::Stdio::null())
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .expect("git-daemon");
-        let deadline = std::time::Instant::now() + Duration::from_secs(10);
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(
-                std::time::Instant::now() < deadline,
-                "git daemon did not start"
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        let git_daemon = Path::new(&exec_path).join("git-daemon");
+        let base_path = base.path().to_owned();
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let stopping = stop.clone();
+        let acceptor = std::thread::spawn(move || {
+            let mut children = Vec::new();
+            for stream in listener.incoming() {
+                if stopping.load(std::sync::atomic::Ordering::SeqCst) {
+                    break;
+                }
+                if let Some(child) = stream.ok().and_then(|s| serve(&git_daemon, &base_path, s)) {
+                    children.push(child);
+                }
+            }
+            for mut child in children {
+                let _ = child.kill();
+                let _ = child.wait();
+            }
+        });
         GitDaemon {
-            child,
-            url: format!("git://127.0.0.1:{port}/fleet.git"),
+            url: format!("git://{addr}/fleet.git"),
+            addr,
+            stop,
+            acceptor: Some(acceptor),
             _base: base,
         }
     }
@@ -265,9 +268,32 @@ impl GitDaemon {
 
 impl Drop for GitDaemon {
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        self.stop.store(true, std::sync::atomic::Ordering::SeqCst);
+        // Wakes the acceptor, which sees `stop` and ends the servers it started.
+        let _ = std::net::TcpStream::connect(self.addr);
+        if let Some(acceptor) = self.acceptor.take() {
+            let _ = acceptor.join();
+        }
     }
+}
+
+/// `git-daemon --inetd` answering the one connection `stream` (its stdin and stdout).
+fn serve(
+    git_daemon: &Path,
+    base: &Path,
+    stream: std::net::TcpStream,
+) -> Option<std::process::Child> {
+    let input = std::os::fd::OwnedFd::from(stream.try_clone().ok()?);
+    std::process::Command::new(git_daemon)
+        .args(["--inetd", "--export-all", "--enable=receive-pack"])
+        .arg("--log-destination=none")
+        .arg(format!("--base-path={}", base.display()))
+        .arg(base)
+        .stdin(input)
+        .stdout(std::os::fd::OwnedFd::from(stream))
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .ok()
 }
 
 #[test]

@@ -1,5 +1,6 @@
-//! Exact exposition text of [`Metrics`].
+//! The exposition of [`Metrics`]: every family, help text, type, series and value.
 
+use super::exposition::parse;
 use super::*;
 
 const START: u64 = 1_700_000_000;
@@ -9,20 +10,15 @@ fn at(seconds: u64) -> SystemTime {
 }
 
 #[test]
-fn a_fresh_daemon_exposes_help_and_type_and_time_since_start() {
+fn a_fresh_daemon_exposes_only_the_time_since_start() {
+    // Families without a series yet are left out, as Prometheus's own clients do.
     let metrics = Metrics::new(at(0));
-    let text = metrics.render(at(42));
-    assert!(text.starts_with(
-        "# HELP tether_reconcile_duration_seconds Time one reconcile pass took, by outcome.\n\
-         # TYPE tether_reconcile_duration_seconds histogram\n\
-         # HELP tether_reconciles_total"
-    ));
-    assert!(text.ends_with(
-        "# TYPE tether_last_success_timestamp_seconds gauge\n\
-         # HELP tether_seconds_since_last_success Seconds since the last successful reconcile (since start while none has).\n\
+    assert_eq!(
+        metrics.render(at(42)),
+        "# HELP tether_seconds_since_last_success Seconds since the last successful reconcile (since start while none has).\n\
          # TYPE tether_seconds_since_last_success gauge\n\
-         tether_seconds_since_last_success 42\n"
-    ));
+         tether_seconds_since_last_success 42.0\n"
+    );
 }
 
 #[test]
@@ -99,7 +95,8 @@ tether_last_success_timestamp_seconds 1700000010
 # TYPE tether_seconds_since_last_success gauge
 tether_seconds_since_last_success 90
 "#;
-    assert_eq!(metrics.render(at(100)), expected);
+    assert_eq!(parse(&metrics.render(at(100))), parse(expected));
+    assert!(parse(expected).is_ok());
 }
 
 #[test]
@@ -111,4 +108,50 @@ fn label_values_are_escaped() {
         text.contains(r#"tether_actions_total{kind="we\"ird\\kind\n",outcome="success"} 1"#),
         "{text}"
     );
+}
+
+#[test]
+fn the_exposition_parses_and_names_every_family_in_order() {
+    let metrics = Metrics::new(at(0));
+    metrics.observe_reconcile(ReconcileOutcome::Aborted, Duration::from_secs(3), at(3));
+    metrics.count_action("create", "success");
+    metrics.count_api_request("hetzner", Some(200));
+    metrics.set_rate_limit_remaining("hetzner", 10);
+    metrics.set_agents(&[("healthy", 1)]);
+    metrics.observe_reconcile(ReconcileOutcome::Success, Duration::from_secs(1), at(4));
+    let families = parse(&metrics.render(at(5))).expect("valid exposition");
+    let names: Vec<(&str, &str)> = families
+        .iter()
+        .map(|(name, family)| (name.as_str(), family.kind.as_str()))
+        .collect();
+    assert_eq!(
+        names,
+        [
+            ("tether_reconcile_duration_seconds", "histogram"),
+            ("tether_reconciles_total", "counter"),
+            ("tether_actions_total", "counter"),
+            ("tether_api_requests_total", "counter"),
+            ("tether_rate_limit_remaining", "gauge"),
+            ("tether_agents", "gauge"),
+            ("tether_last_success_timestamp_seconds", "gauge"),
+            ("tether_seconds_since_last_success", "gauge"),
+        ]
+    );
+    let since = &families[7].1.samples;
+    assert_eq!(
+        since.get(&("tether_seconds_since_last_success".to_owned(), Vec::new())),
+        Some(&1.0)
+    );
+}
+
+#[test]
+fn the_reader_refuses_malformed_lines() {
+    for bad in [
+        "tether_agents 1\n",
+        "# HELP a x\n# TYPE a gauge\na{k=\"v} 1\n",
+        "# HELP a x\n# TYPE a gauge\na one\n",
+        "# HELP a x\n# TYPE a gauge\nb 1\n",
+    ] {
+        assert!(parse(bad).is_err(), "{bad}");
+    }
 }

@@ -261,11 +261,13 @@ mod tests {
 
     #[tokio::test]
     async fn an_unreachable_sink_gives_up_after_its_retries_without_naming_the_url() {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .expect("bind")
-            .local_addr()
-            .expect("addr")
-            .port();
+        // Bound but never listening, and held for the whole test: connections are refused and
+        // nothing else can take the port.
+        let socket = tokio::net::TcpSocket::new_v4().expect("socket");
+        socket
+            .bind(([127, 0, 0, 1], 0).into())
+            .expect("bind 127.0.0.1:0");
+        let port = socket.local_addr().expect("addr").port();
         let url = format!("http://127.0.0.1:{port}/hook/T000/B000/XXXX");
         let e = sink(&url, SinkFormat::Json, 2)
             .deliver(&event())
