@@ -130,7 +130,7 @@ pub fn from_node<T: de::DeserializeOwned>(node: &Node) -> (Result<T, Error>, Vec
     let unknown = RefCell::new(Vec::new());
     let result = T::deserialize(NodeDeserializer {
         node,
-        path: String::new(),
+        path: Path::Root,
         unknown: &unknown,
     });
     let mut unknown = unknown.into_inner();
@@ -138,36 +138,57 @@ pub fn from_node<T: de::DeserializeOwned>(node: &Node) -> (Result<T, Error>, Vec
     (result, unknown)
 }
 
-struct NodeDeserializer<'a> {
+/// The dotted path of a value, as a chain through its parents on the stack: spelt out only
+/// for an error or an unknown field, never for the values that read fine.
+#[derive(Clone, Copy)]
+enum Path<'p> {
+    /// The document.
+    Root,
+    /// A field of a mapping.
+    Field(&'p Path<'p>, &'p str),
+    /// An item of a list.
+    Index(&'p Path<'p>, usize),
+}
+
+impl Path<'_> {
+    fn render(&self) -> String {
+        let mut out = String::new();
+        self.write(&mut out);
+        out
+    }
+
+    fn write(&self, out: &mut String) {
+        match self {
+            Path::Root => {}
+            Path::Field(parent, field) => {
+                parent.write(out);
+                if !out.is_empty() {
+                    out.push('.');
+                }
+                out.push_str(field);
+            }
+            Path::Index(parent, i) => {
+                parent.write(out);
+                out.push_str(&format!("[{i}]"));
+            }
+        }
+    }
+}
+
+struct NodeDeserializer<'a, 'p> {
     node: &'a Node,
-    path: String,
+    path: Path<'p>,
     unknown: &'a RefCell<Vec<UnknownField>>,
 }
 
-fn join(path: &str, field: &str) -> String {
-    if path.is_empty() {
-        field.to_owned()
-    } else {
-        format!("{path}.{field}")
-    }
-}
-
-impl<'a> NodeDeserializer<'a> {
-    fn child(&self, node: &'a Node, path: String) -> Self {
-        NodeDeserializer {
-            node,
-            path,
-            unknown: self.unknown,
-        }
-    }
-
+impl<'a> NodeDeserializer<'a, '_> {
     fn locate<T>(&self, result: Result<T, Error>) -> Result<T, Error> {
         result.map_err(|mut e| {
             if e.span.is_none() {
                 e.span = Some(self.node.span);
                 e.path = Some(match e.missing_field.take() {
-                    Some(field) => join(&self.path, field),
-                    None => self.path.clone(),
+                    Some(field) => Path::Field(&self.path, field).render(),
+                    None => self.path.render(),
                 });
             }
             e
@@ -180,7 +201,7 @@ impl<'a> NodeDeserializer<'a> {
             format!("expected {expected}, found {}", self.node.describe()),
         );
         e.span = Some(self.node.span);
-        e.path = Some(self.path.clone());
+        e.path = Some(self.path.render());
         e.hint = Some(format!(
             "write {expected} here; docs/spec.md describes every field"
         ));
@@ -211,7 +232,7 @@ macro_rules! deserialize_number {
     )*};
 }
 
-impl<'de> Deserializer<'de> for NodeDeserializer<'_> {
+impl<'de> Deserializer<'de> for NodeDeserializer<'_, '_> {
     type Error = Error;
 
     fn deserialize_any<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Error> {
@@ -371,7 +392,7 @@ impl<'de> Deserializer<'de> for NodeDeserializer<'_> {
                 known.push(entry);
             } else {
                 self.unknown.borrow_mut().push(UnknownField {
-                    path: join(&self.path, &entry.0.text),
+                    path: Path::Field(&self.path, &entry.0.text).render(),
                     span: entry.0.span,
                     key: entry.0.text.clone(),
                     suggestion: closest(&entry.0.text, fields),
@@ -415,12 +436,12 @@ fn parse_bool(text: &str) -> Option<bool> {
     }
 }
 
-struct Seq<'p, 'a, I> {
-    parent: &'p NodeDeserializer<'a>,
+struct Seq<'p, 'a, 'q, I> {
+    parent: &'p NodeDeserializer<'a, 'q>,
     items: I,
 }
 
-impl<'de, 'a, I: Iterator<Item = (usize, &'a Node)>> SeqAccess<'de> for Seq<'_, 'a, I> {
+impl<'de, 'a, I: Iterator<Item = (usize, &'a Node)>> SeqAccess<'de> for Seq<'_, 'a, '_, I> {
     type Error = Error;
 
     fn next_element_seed<T: DeserializeSeed<'de>>(
@@ -429,21 +450,25 @@ impl<'de, 'a, I: Iterator<Item = (usize, &'a Node)>> SeqAccess<'de> for Seq<'_, 
     ) -> Result<Option<T::Value>, Error> {
         match self.items.next() {
             None => Ok(None),
-            Some((i, node)) => {
-                let path = format!("{}[{i}]", self.parent.path);
-                seed.deserialize(self.parent.child(node, path)).map(Some)
-            }
+            Some((i, node)) => seed
+                .deserialize(NodeDeserializer {
+                    node,
+                    path: Path::Index(&self.parent.path, i),
+                    unknown: self.parent.unknown,
+                })
+                .map(Some),
         }
     }
 }
 
-struct Map<'p, 'a, I> {
-    parent: &'p NodeDeserializer<'a>,
+struct Map<'p, 'a, 'q, I> {
+    parent: &'p NodeDeserializer<'a, 'q>,
     entries: I,
-    value: Option<(&'a Node, String)>,
+    /// The value of the key just read, and that key.
+    value: Option<(&'a Node, &'a str)>,
 }
 
-impl<'de, 'a, I> MapAccess<'de> for Map<'_, 'a, I>
+impl<'de, 'a, I> MapAccess<'de> for Map<'_, 'a, '_, I>
 where
     I: Iterator<Item = &'a (crate::yaml::node::Key, Node)>,
 {
@@ -456,7 +481,6 @@ where
         let Some((key, value)) = self.entries.next() else {
             return Ok(None);
         };
-        let path = join(&self.parent.path, &key.text);
         let key_node = Node {
             span: key.span,
             kind: NodeKind::Scalar {
@@ -466,28 +490,32 @@ where
         };
         let k = seed.deserialize(NodeDeserializer {
             node: &key_node,
-            path: path.clone(),
+            path: Path::Field(&self.parent.path, &key.text),
             unknown: self.parent.unknown,
         })?;
-        self.value = Some((value, path));
+        self.value = Some((value, &key.text));
         Ok(Some(k))
     }
 
     fn next_value_seed<V: DeserializeSeed<'de>>(&mut self, seed: V) -> Result<V::Value, Error> {
-        let (node, path) = self
+        let (node, key) = self
             .value
             .take()
             .ok_or_else(|| Error::new(Code::InvalidValue, "value requested before key"))?;
-        seed.deserialize(self.parent.child(node, path))
+        seed.deserialize(NodeDeserializer {
+            node,
+            path: Path::Field(&self.parent.path, key),
+            unknown: self.parent.unknown,
+        })
     }
 }
 
-struct SpannedAccess<'a> {
-    inner: NodeDeserializer<'a>,
+struct SpannedAccess<'a, 'p> {
+    inner: NodeDeserializer<'a, 'p>,
     step: usize,
 }
 
-impl<'de> MapAccess<'de> for SpannedAccess<'_> {
+impl<'de> MapAccess<'de> for SpannedAccess<'_, '_> {
     type Error = Error;
 
     fn next_key_seed<K: DeserializeSeed<'de>>(
@@ -509,7 +537,7 @@ impl<'de> MapAccess<'de> for SpannedAccess<'_> {
             1 => seed.deserialize(UsizeDeserializer::<Error>::new(span.column)),
             _ => seed.deserialize(NodeDeserializer {
                 node: self.inner.node,
-                path: self.inner.path.clone(),
+                path: self.inner.path,
                 unknown: self.inner.unknown,
             }),
         }
