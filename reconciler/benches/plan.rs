@@ -1,7 +1,8 @@
 //! Benchmark: plan a fleet of 10,000 agents against 10,000 servers and 10,000 devices.
 //!
 //! Run with `cargo bench -p tether --bench plan`. Prints the minimum / median / maximum time to
-//! load (parse and validate) the fleet and of `plan()`, each over several runs.
+//! read the fleet's files from a packed git repository (as `tether plan --repo` does), to load
+//! (parse and validate) them, and of `plan()`, each over several runs, and the CPU time of each.
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
@@ -36,8 +37,52 @@ fn files() -> Vec<SourceFile> {
     files
 }
 
+/// A bare repository in `dir` whose `main` holds `files`, packed as a clone's objects are.
+fn packed_repo(dir: &std::path::Path, files: &[SourceFile]) -> Result<(), git2::Error> {
+    let loose = tempfile::tempdir().map_err(|e| git2::Error::from_str(&e.to_string()))?;
+    let src = git2::Repository::init_bare(loose.path())?;
+    let mut agents = src.treebuilder(None)?;
+    let mut root = src.treebuilder(None)?;
+    for file in files {
+        let Content::Bytes(bytes) = &file.content else {
+            continue;
+        };
+        let blob = src.blob(bytes)?;
+        match file.path.strip_prefix("agents/") {
+            Some(name) => agents.insert(name, blob, 0o100_644)?,
+            None => root.insert(&file.path, blob, 0o100_644)?,
+        };
+    }
+    root.insert("agents", agents.write()?, 0o040_000)?;
+    let tree = src.find_tree(root.write()?)?;
+    let sig = git2::Signature::now("bench", "bench@tether.invalid")?;
+    let commit = src.commit(None, &sig, &sig, "bench fleet", &tree, &[])?;
+    let dst = git2::Repository::init_bare(dir)?;
+    let mut pack = src.packbuilder()?;
+    pack.insert_commit(commit)?;
+    let odb = dst.odb()?;
+    let mut writer = odb.packwriter()?;
+    pack.foreach(|chunk| std::io::Write::write_all(&mut writer, chunk).is_ok())?;
+    writer.commit()?;
+    dst.reference("refs/heads/main", commit, true, "bench")?;
+    Ok(())
+}
+
 fn main() {
     let files = files();
+    let repo = tempfile::tempdir().expect("temp dir");
+    packed_repo(repo.path(), &files).expect("bench repository");
+    let mut reads: Vec<Duration> = Vec::with_capacity(LOAD_RUNS);
+    let cpu_before = cpu_time();
+    for _ in 0..LOAD_RUNS {
+        let started = Instant::now();
+        let snapshot = tether::source::git::read(repo.path(), "main").expect("readable");
+        reads.push(started.elapsed());
+        assert_eq!(snapshot.files.len(), files.len());
+        std::hint::black_box(snapshot);
+    }
+    let read_cpu = cpu_time().map(|after| (after - cpu_before.unwrap_or(after)) / LOAD_RUNS as u32);
+    reads.sort();
     let mut loads: Vec<Duration> = Vec::with_capacity(LOAD_RUNS);
     let mut loaded = None;
     let cpu_before = cpu_time();
@@ -125,6 +170,12 @@ fn main() {
     let plan_cpu = cpu_time().map(|after| (after - cpu_before.unwrap_or(after)) / RUNS as u32);
     times.sort();
     println!(
+        "git read ({AGENTS} agent files, packed) over {LOAD_RUNS} runs: min {:.2?}, median {:.2?}, max {:.2?}",
+        reads[0],
+        reads[LOAD_RUNS / 2],
+        reads[LOAD_RUNS - 1]
+    );
+    println!(
         "fleet load ({AGENTS} agent files) over {LOAD_RUNS} runs: min {:.2?}, median {:.2?}, max {:.2?}",
         loads[0],
         loads[LOAD_RUNS / 2],
@@ -136,9 +187,10 @@ fn main() {
         times[RUNS / 2],
         times[RUNS - 1]
     );
-    if let (Some(load), Some(plan)) = (load_cpu, plan_cpu) {
+    if let (Some(read), Some(load), Some(plan)) = (read_cpu, load_cpu, plan_cpu) {
         println!(
-            "CPU time per run (this thread, on a shared machine): load {load:.2?}, plan {plan:.2?}"
+            "CPU time per run (this thread, on a shared machine): git read {read:.2?}, load {load:.2?}, plan {plan:.2?}; together {:.2?}",
+            read + load + plan
         );
     }
 }

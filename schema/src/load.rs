@@ -14,7 +14,7 @@ use crate::text;
 use crate::validate::{self, FleetContext, Report};
 use crate::yaml::de::{self, UnknownField};
 use crate::yaml::node::{self, Node, NodeKind};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 
 /// Largest spec file accepted, in bytes.
@@ -102,20 +102,19 @@ pub fn load_fleet(files: &[SourceFile]) -> Result<Fleet, LoadError> {
         }
         Some(file) => load_settings(file, &mut out),
     };
-    let mut agents: Vec<Agent> = Vec::new();
-    let mut spans: BTreeMap<String, (Span, Span)> = BTreeMap::new();
     let mut agent_files: Vec<&SourceFile> = files
         .iter()
         .filter(|f| f.path.starts_with(AGENTS_DIR))
         .collect();
     agent_files.sort_by(|a, b| a.path.cmp(&b.path));
+    // Each agent with the spans of its name and subscription.
+    let mut agents: Vec<(Agent, (Span, Span))> = Vec::with_capacity(agent_files.len());
     for file in agent_files {
         if let Some((agent, name_span, sub_span)) = load_agent(file, fleet.as_ref(), &mut out) {
-            spans.insert(agent.source.clone(), (name_span, sub_span));
-            agents.push(agent);
+            agents.push((agent, (name_span, sub_span)));
         }
     }
-    check_unique(&agents, &spans, &mut out);
+    check_unique(&agents, &mut out);
     if !out.is_empty() {
         diagnostic::sort(&mut out);
         return Err(LoadError { diagnostics: out });
@@ -123,8 +122,10 @@ pub fn load_fleet(files: &[SourceFile]) -> Result<Fleet, LoadError> {
     let Some(fleet) = fleet else {
         return Err(LoadError { diagnostics: out });
     };
-    let agents: BTreeMap<AgentName, Agent> =
-        agents.into_iter().map(|a| (a.name.clone(), a)).collect();
+    let agents: BTreeMap<AgentName, Agent> = agents
+        .into_iter()
+        .map(|(a, _)| (a.name.clone(), a))
+        .collect();
     Ok(Fleet {
         settings: fleet.settings,
         agents,
@@ -388,15 +389,11 @@ fn unknown_field(path: &str, u: UnknownField) -> Diagnostic {
     .with_hint(hint)
 }
 
-fn check_unique(
-    agents: &[Agent],
-    spans: &BTreeMap<String, (Span, Span)>,
-    out: &mut Vec<Diagnostic>,
-) {
-    let mut names: BTreeMap<&str, &Agent> = BTreeMap::new();
-    let mut subs: BTreeMap<&str, &Agent> = BTreeMap::new();
-    for agent in agents {
-        let (name_span, sub_span) = spans[&agent.source];
+fn check_unique(agents: &[(Agent, (Span, Span))], out: &mut Vec<Diagnostic>) {
+    let mut names: HashMap<&str, &Agent> = HashMap::with_capacity(agents.len());
+    let mut subs: HashMap<&str, &Agent> = HashMap::with_capacity(agents.len());
+    for (agent, (name_span, sub_span)) in agents {
+        let (name_span, sub_span) = (*name_span, *sub_span);
         if let Some(first) = names.insert(agent.name.as_str(), agent) {
             names.insert(first.name.as_str(), first);
             out.push(

@@ -8,6 +8,7 @@
 
 use crate::diagnostic::Span;
 use crate::yaml::node::{Node, NodeKind};
+use std::fmt::Write;
 
 /// The UTF-8 byte order mark, accepted (and skipped) at the very start of a file only.
 pub const BOM: char = '\u{FEFF}';
@@ -149,6 +150,10 @@ pub struct Found {
 /// draw the next text over the line.
 pub fn scan_file(text: &str) -> Vec<Found> {
     let mut found = Vec::new();
+    if text.bytes().all(plain_byte) {
+        // Printable ASCII, tabs and LFs only: nothing to refuse (the usual spec file).
+        return found;
+    }
     let mut line = 1;
     let mut column = 1;
     let mut chars = text.chars().peekable();
@@ -181,33 +186,46 @@ pub fn scan_file(text: &str) -> Vec<Found> {
 /// scalar; escapes in quoted scalars can produce what [`scan_file`] cannot see.
 pub fn scan_values(node: &Node) -> Vec<Found> {
     let mut found = Vec::new();
-    walk(node, "", &mut found);
+    walk(node, &mut String::new(), &mut found);
     found
 }
 
-fn walk(node: &Node, path: &str, found: &mut Vec<Found>) {
+/// A byte that is printable ASCII, a tab or a line feed: never refused, in a file or a value.
+fn plain_byte(b: u8) -> bool {
+    matches!(b, b' '..=b'~' | b'\t' | b'\n')
+}
+
+/// Scans the scalars under `node`, whose dotted path is `path` (extended and restored in place,
+/// so no path is built per value).
+fn walk(node: &Node, path: &mut String, found: &mut Vec<Found>) {
+    let len = path.len();
     match &node.kind {
         NodeKind::Scalar { text, .. } => check(text, node.span, path, found),
         NodeKind::Sequence(items) => {
             for (i, item) in items.iter().enumerate() {
-                walk(item, &format!("{path}[{i}]"), found);
+                let _ = write!(path, "[{i}]");
+                walk(item, path, found);
+                path.truncate(len);
             }
         }
         NodeKind::Mapping(entries) => {
             for (key, value) in entries {
-                let child = if path.is_empty() {
-                    key.text.clone()
-                } else {
-                    format!("{path}.{}", key.text)
-                };
-                check(&key.text, key.span, &child, found);
-                walk(value, &child, found);
+                if !path.is_empty() {
+                    path.push('.');
+                }
+                path.push_str(&key.text);
+                check(&key.text, key.span, path, found);
+                walk(value, path, found);
+                path.truncate(len);
             }
         }
     }
 }
 
 fn check(text: &str, span: Span, path: &str, found: &mut Vec<Found>) {
+    if text.bytes().all(plain_byte) {
+        return;
+    }
     if let Some((c, why)) = text.chars().find_map(|c| forbidden(c).map(|why| (c, why))) {
         found.push(Found {
             span,

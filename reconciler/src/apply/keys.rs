@@ -1,5 +1,6 @@
 //! The life of the auth keys tether mints: one key per attempt, each with a description that
-//! names this fleet and the attempt, revoked after use, after a failed attempt, and by a sweep
+//! names this fleet and the attempt, spent by the device it registers (a one-off key; decision
+//! 028) or revoked: when its VM did not enrol in time, after a failed attempt, and by a sweep
 //! at the start of every pass. Start at [`mint`]; [`revoke`] ends a key's use; [`sweep`] cleans
 //! up after a crash.
 //!

@@ -158,9 +158,12 @@ impl<C: Compute, T: Tailnet> Ctx<'_, C, T> {
         })
     }
 
-    /// Mints a one-off auth key for `agent`, runs `run` with it, and revokes the key whatever
-    /// happened: the one place every step that hands a VM a key goes through. A failed
-    /// revocation is a warning; the next pass's [`keys::sweep`] revokes the key.
+    /// Mints a one-off auth key for `agent`, runs `run` with it, and revokes the key unless
+    /// `run` saw the VM's new device enrol (it pushed that device to `report.device_ids`): a
+    /// one-off key that registered its device is spent and can register nothing more
+    /// (`docs/decisions/028-spent-keys.md`). The one place every step that hands a VM a key
+    /// goes through. A failed revocation is a warning; the next pass's [`keys::sweep`] revokes
+    /// every key still valid.
     pub(super) async fn with_key(
         &self,
         agent: &Agent,
@@ -172,8 +175,11 @@ impl<C: Compute, T: Tailnet> Ctx<'_, C, T> {
             .await
             .map_err(|e| e.to_string())?;
         report.key_id = Some(key.key.id.clone());
+        let devices_before = report.device_ids.len();
         let result = run(&key, report).await;
-        if let Err(e) = keys::revoke(self.tailnet, &key.key.id).await {
+        if report.device_ids.len() > devices_before {
+            tracing::debug!(key = %key.key.id, "the key's device enrolled: the one-off key is spent, not revoked");
+        } else if let Err(e) = keys::revoke(self.tailnet, &key.key.id).await {
             report.warning = Some(e.to_string());
         }
         result

@@ -232,6 +232,27 @@ async fn a_replacement_that_never_comes_online_keeps_the_old_server() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_key_whose_device_enrolled_is_spent_and_not_revoked() {
+    let w = World::start(StackOptions::default()).await;
+    w.converge(&fleet(&[("k1", ""), ("k2", "")])).await;
+    let keys = w.stack.tailscale.keys();
+    assert_eq!(keys.len(), 2, "one key per server: {keys:?}");
+    assert!(
+        keys.iter().all(|k| k.invalid && k.revoked.is_none()),
+        "both keys were used up by their devices, none revoked: {keys:?}"
+    );
+    assert_eq!(
+        w.stack
+            .tailscale
+            .requests()
+            .count("DELETE", "/api/v2/tailnet/-/keys"),
+        0,
+        "no revocation request for a spent key"
+    );
+    w.stack.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_replacement_past_the_deletion_budget_keeps_the_old_server_for_a_later_run() {
     let w = World::start(StackOptions::default()).await;
     let old = fleet(&[("r2", "  server: {image: debian-12}\n")]);

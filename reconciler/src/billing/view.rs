@@ -133,7 +133,7 @@ impl View {
         let mut specs = HashMap::with_capacity(entries.len());
         for Entry { path, blob } in entries {
             let checked = match index.spec(fleet, &path, blob) {
-                Some(known) => known.clone(),
+                Some(known) => known,
                 None => match check.agent(&read(repo, &path, blob)?) {
                     Ok(Some(agent)) => Checked::Agent {
                         name: agent.name.as_str().to_owned(),
@@ -145,7 +145,7 @@ impl View {
             };
             specs.insert((path, blob), checked);
         }
-        if duplicate(specs.iter().map(|((p, _), c)| (p.as_str(), c)), None).is_some() {
+        if duplicate(specs.iter().map(|((p, _), c)| (p.as_str(), c))).is_some() {
             return whole();
         }
         index.set_specs(fleet, agents_tree(tree), specs);
@@ -164,14 +164,11 @@ impl View {
     ) -> Result<Option<(String, String)>, git2::Error> {
         match self {
             View::Indexed(_) => {
-                let found = index.specs().find(|(_, _, c)| {
-                    matches!(c, Checked::Agent { subscription: s, .. } if s == subscription)
-                });
-                let Some((path, blob, _)) = found else {
+                let Some((path, blob)) = index.by_subscription(subscription) else {
                     return Ok(None);
                 };
                 let text = String::from_utf8_lossy(repo.find_blob(blob)?.content()).into_owned();
-                Ok(Some((path.to_owned(), text)))
+                Ok(Some((path, text)))
             }
             View::Files(files) => Ok(files.iter().find_map(|f| {
                 super::commit::spec_subscription(f)
@@ -193,9 +190,8 @@ impl View {
     ) -> Result<Option<Vec<u8>>, git2::Error> {
         match self {
             View::Indexed(_) => index
-                .specs()
-                .find(|(p, _, _)| *p == path)
-                .map(|(_, blob, _)| Ok(repo.find_blob(blob)?.content().to_vec()))
+                .spec_at(path)
+                .map(|(blob, _)| Ok(repo.find_blob(blob)?.content().to_vec()))
                 .transpose(),
             View::Files(files) => Ok(files.iter().find(|f| f.path == path).and_then(|f| match &f
                 .content
@@ -245,11 +241,7 @@ impl View {
             Ok(None) => Checked::Skipped,
             Err(_) => return full(),
         };
-        let others = index
-            .specs()
-            .filter(|(p, _, _)| *p != path)
-            .map(|(p, _, c)| (p, c));
-        if duplicate(others, Some(&checked)).is_some() {
+        if index.clashes(path, &checked) {
             return full();
         }
         let blob = Oid::hash_object(ObjectType::Blob, content.as_bytes())?;
@@ -265,11 +257,8 @@ fn agents_tree(tree: &Tree<'_>) -> Option<Oid> {
         .map(|e| e.id())
 }
 
-/// The first spec sharing a name or subscription with another (or with `new`).
-fn duplicate<'a>(
-    specs: impl Iterator<Item = (&'a str, &'a Checked)>,
-    new: Option<&'a Checked>,
-) -> Option<&'a str> {
+/// The first spec sharing a name or subscription with another.
+fn duplicate<'a>(specs: impl Iterator<Item = (&'a str, &'a Checked)>) -> Option<&'a str> {
     let mut names = std::collections::HashSet::new();
     let mut subscriptions = std::collections::HashSet::new();
     let mut seen = |c: &'a Checked| match c {
@@ -278,8 +267,5 @@ fn duplicate<'a>(
         }
         Checked::Skipped => false,
     };
-    if let Some(new) = new {
-        seen(new);
-    }
     specs.into_iter().find(|(_, c)| seen(c)).map(|(p, _)| p)
 }

@@ -249,12 +249,19 @@ mod tests {
         let c = compare(100, 0.05).await.expect("both runs converge");
         assert!(c.flatness() < 1.5, "{c:?}");
         assert!(c.fleet.hetzner_per_server() <= 1.2, "{c:?}");
-        // Two per server are the floor while every key is minted for one VM and revoked after
-        // it (no batch form exists for either); the pass's shared reads add the rest.
-        assert!(c.fleet.tailscale_per_server() <= 2.2, "{c:?}");
+        // One key mint per server (no batch form exists); a key whose device enrolled is
+        // spent, not revoked (decision 028); the pass's shared reads add the rest.
+        assert!(c.fleet.tailscale_per_server() <= 2.0, "{c:?}");
         assert_eq!(
             c.fleet.tailscale_routes.get("POST /api/v2/tailnet/-/keys"),
             Some(&100)
+        );
+        assert_eq!(
+            c.fleet
+                .tailscale_routes
+                .get("DELETE /api/v2/tailnet/-/keys/{id}"),
+            None,
+            "{c:?}"
         );
     }
 }

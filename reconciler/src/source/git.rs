@@ -5,7 +5,7 @@
 //! limit are reported by size (read from the object header) without being loaded.
 
 use super::{Content, MAX_DIR_DEPTH, Snapshot, SourceError, SourceFile};
-use git2::{ObjectType, Repository, Tree};
+use git2::{ObjectType, Odb, Repository, Tree};
 use std::path::Path;
 use tether_schema::{FLEET_FILE, MAX_SPEC_BYTES, is_fleet_path};
 
@@ -50,20 +50,22 @@ pub fn read(repo: &Path, rev: &str) -> Result<Snapshot, SourceError> {
 /// An object is missing from the object database.
 pub fn tree_files(repo: &Repository, tree: &Tree<'_>) -> Result<Vec<SourceFile>, git2::Error> {
     let mut files = Vec::new();
-    walk(repo, tree, "", 0, &mut files)?;
+    let odb = repo.odb()?;
+    walk(repo, &odb, tree, "", 0, &mut files)?;
     files.sort_by(|a, b| a.path.cmp(&b.path));
     Ok(files)
 }
 
 fn walk(
     repo: &Repository,
+    odb: &Odb<'_>,
     tree: &Tree<'_>,
     prefix: &str,
     depth: usize,
     files: &mut Vec<SourceFile>,
 ) -> Result<(), git2::Error> {
     for item in tree {
-        let name = String::from_utf8_lossy(item.name_bytes()).into_owned();
+        let name = String::from_utf8_lossy(item.name_bytes());
         let path = format!("{prefix}{name}");
         let is_tree = item.kind() == Some(ObjectType::Tree);
         let wanted = if is_tree {
@@ -77,7 +79,7 @@ fn walk(
         }
         if is_tree && depth < MAX_DIR_DEPTH {
             let sub = repo.find_tree(item.id())?;
-            walk(repo, &sub, &format!("{path}/"), depth + 1, files)?;
+            walk(repo, odb, &sub, &format!("{path}/"), depth + 1, files)?;
             continue;
         }
         let content = if is_tree {
@@ -89,19 +91,35 @@ fn walk(
                 reason: "a git submodule, not a file".into(),
             }
         } else {
-            let (size, _) = repo.odb()?.read_header(item.id())?;
+            // The header first, so a large blob is never inflated; then the object straight
+            // from the object database (no object cache: each blob is read once).
+            let (size, _) = odb.read_header(item.id())?;
             if item.filemode() == MODE_SYMLINK {
-                let blob = repo.find_blob(item.id())?;
                 Content::Symlink {
-                    target: String::from_utf8_lossy(blob.content()).into_owned(),
+                    target: String::from_utf8_lossy(blob(odb, item.id())?.data()).into_owned(),
                 }
             } else if size as u64 > MAX_SPEC_BYTES {
                 Content::TooLarge { size: size as u64 }
             } else {
-                Content::Bytes(repo.find_blob(item.id())?.content().to_vec())
+                Content::Bytes(blob(odb, item.id())?.data().to_vec())
             }
         };
         files.push(SourceFile { path, content });
     }
     Ok(())
+}
+
+/// The blob `id`, read from the object database.
+///
+/// # Errors
+/// The object is missing, or is not a blob.
+fn blob<'o>(odb: &'o Odb<'_>, id: git2::Oid) -> Result<git2::OdbObject<'o>, git2::Error> {
+    let object = odb.read(id)?;
+    if object.kind() != ObjectType::Blob {
+        return Err(git2::Error::from_str(&format!(
+            "object {id} is a {}, not a blob",
+            object.kind()
+        )));
+    }
+    Ok(object)
 }

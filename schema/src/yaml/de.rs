@@ -131,7 +131,7 @@ pub fn from_node<T: de::DeserializeOwned>(node: &Node) -> (Result<T, Error>, Vec
     let unknown = RefCell::new(Vec::new());
     let result = T::deserialize(NodeDeserializer {
         node,
-        path: String::new(),
+        path: Path::Root,
         unknown: &unknown,
     });
     let mut unknown = unknown.into_inner();
@@ -139,36 +139,57 @@ pub fn from_node<T: de::DeserializeOwned>(node: &Node) -> (Result<T, Error>, Vec
     (result, unknown)
 }
 
-struct NodeDeserializer<'a> {
+/// The dotted path of a value, as a chain through its parents on the stack: spelt out only
+/// for an error or an unknown field, never for the values that read fine.
+#[derive(Clone, Copy)]
+enum Path<'p> {
+    /// The document.
+    Root,
+    /// A field of a mapping.
+    Field(&'p Path<'p>, &'p str),
+    /// An item of a list.
+    Index(&'p Path<'p>, usize),
+}
+
+impl Path<'_> {
+    fn render(&self) -> String {
+        let mut out = String::new();
+        self.write(&mut out);
+        out
+    }
+
+    fn write(&self, out: &mut String) {
+        match self {
+            Path::Root => {}
+            Path::Field(parent, field) => {
+                parent.write(out);
+                if !out.is_empty() {
+                    out.push('.');
+                }
+                out.push_str(field);
+            }
+            Path::Index(parent, i) => {
+                parent.write(out);
+                out.push_str(&format!("[{i}]"));
+            }
+        }
+    }
+}
+
+struct NodeDeserializer<'a, 'p> {
     node: &'a Node,
-    path: String,
+    path: Path<'p>,
     unknown: &'a RefCell<Vec<UnknownField>>,
 }
 
-fn join(path: &str, field: &str) -> String {
-    if path.is_empty() {
-        field.to_owned()
-    } else {
-        format!("{path}.{field}")
-    }
-}
-
-impl<'a> NodeDeserializer<'a> {
-    fn child(&self, node: &'a Node, path: String) -> Self {
-        NodeDeserializer {
-            node,
-            path,
-            unknown: self.unknown,
-        }
-    }
-
+impl<'a> NodeDeserializer<'a, '_> {
     fn locate<T>(&self, result: Result<T, Error>) -> Result<T, Error> {
         result.map_err(|mut e| {
             if e.span.is_none() {
                 e.span = Some(self.node.span);
                 e.path = Some(match e.missing_field.take() {
-                    Some(field) => join(&self.path, field),
-                    None => self.path.clone(),
+                    Some(field) => Path::Field(&self.path, field).render(),
+                    None => self.path.render(),
                 });
             }
             e
@@ -181,7 +202,7 @@ impl<'a> NodeDeserializer<'a> {
             format!("expected {expected}, found {}", self.node.describe()),
         );
         e.span = Some(self.node.span);
-        e.path = Some(self.path.clone());
+        e.path = Some(self.path.render());
         e.hint = Some(format!(
             "write {expected} here; docs/spec.md describes every field"
         ));
@@ -212,7 +233,7 @@ macro_rules! deserialize_number {
     )*};
 }
 
-impl<'de> Deserializer<'de> for NodeDeserializer<'_> {
+impl<'de> Deserializer<'de> for NodeDeserializer<'_, '_> {
     type Error = Error;
 
     fn deserialize_any<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Error> {
@@ -372,7 +393,7 @@ impl<'de> Deserializer<'de> for NodeDeserializer<'_> {
                 known.push(entry);
             } else {
                 self.unknown.borrow_mut().push(UnknownField {
-                    path: join(&self.path, &entry.0.text),
+                    path: Path::Field(&self.path, &entry.0.text).render(),
                     span: entry.0.span,
                     key: entry.0.text.clone(),
                     suggestion: closest(&entry.0.text, fields),

@@ -1,7 +1,7 @@
 //! The serde access types of [`super::NodeDeserializer`]: sequences, mappings, and the three
 //! fields of a `Spanned<T>`.
 
-use super::{Error, NodeDeserializer, join};
+use super::{Error, NodeDeserializer, Path};
 use crate::diagnostic::Code;
 use crate::spanned;
 use crate::yaml::node::{Node, NodeKind};
@@ -9,12 +9,12 @@ use serde::de::value::UsizeDeserializer;
 use serde::de::{DeserializeSeed, IntoDeserializer, MapAccess, SeqAccess};
 
 /// A sequence's items, each deserialized with its index in the path.
-pub(super) struct Seq<'p, 'a, I> {
-    pub(super) parent: &'p NodeDeserializer<'a>,
+pub(super) struct Seq<'p, 'a, 'q, I> {
+    pub(super) parent: &'p NodeDeserializer<'a, 'q>,
     pub(super) items: I,
 }
 
-impl<'de, 'a, I: Iterator<Item = (usize, &'a Node)>> SeqAccess<'de> for Seq<'_, 'a, I> {
+impl<'de, 'a, I: Iterator<Item = (usize, &'a Node)>> SeqAccess<'de> for Seq<'_, 'a, '_, I> {
     type Error = Error;
 
     fn next_element_seed<T: DeserializeSeed<'de>>(
@@ -23,22 +23,26 @@ impl<'de, 'a, I: Iterator<Item = (usize, &'a Node)>> SeqAccess<'de> for Seq<'_, 
     ) -> Result<Option<T::Value>, Error> {
         match self.items.next() {
             None => Ok(None),
-            Some((i, node)) => {
-                let path = format!("{}[{i}]", self.parent.path);
-                seed.deserialize(self.parent.child(node, path)).map(Some)
-            }
+            Some((i, node)) => seed
+                .deserialize(NodeDeserializer {
+                    node,
+                    path: Path::Index(&self.parent.path, i),
+                    unknown: self.parent.unknown,
+                })
+                .map(Some),
         }
     }
 }
 
 /// A mapping's entries, each key and value deserialized with the key in the path.
-pub(super) struct Map<'p, 'a, I> {
-    pub(super) parent: &'p NodeDeserializer<'a>,
+pub(super) struct Map<'p, 'a, 'q, I> {
+    pub(super) parent: &'p NodeDeserializer<'a, 'q>,
     pub(super) entries: I,
-    pub(super) value: Option<(&'a Node, String)>,
+    /// The value of the key just read, and that key.
+    pub(super) value: Option<(&'a Node, &'a str)>,
 }
 
-impl<'de, 'a, I> MapAccess<'de> for Map<'_, 'a, I>
+impl<'de, 'a, I> MapAccess<'de> for Map<'_, 'a, '_, I>
 where
     I: Iterator<Item = &'a (crate::yaml::node::Key, Node)>,
 {
@@ -51,7 +55,6 @@ where
         let Some((key, value)) = self.entries.next() else {
             return Ok(None);
         };
-        let path = join(&self.parent.path, &key.text);
         let key_node = Node {
             span: key.span,
             kind: NodeKind::Scalar {
@@ -61,29 +64,33 @@ where
         };
         let k = seed.deserialize(NodeDeserializer {
             node: &key_node,
-            path: path.clone(),
+            path: Path::Field(&self.parent.path, &key.text),
             unknown: self.parent.unknown,
         })?;
-        self.value = Some((value, path));
+        self.value = Some((value, &key.text));
         Ok(Some(k))
     }
 
     fn next_value_seed<V: DeserializeSeed<'de>>(&mut self, seed: V) -> Result<V::Value, Error> {
-        let (node, path) = self
+        let (node, key) = self
             .value
             .take()
             .ok_or_else(|| Error::new(Code::InvalidValue, "value requested before key"))?;
-        seed.deserialize(self.parent.child(node, path))
+        seed.deserialize(NodeDeserializer {
+            node,
+            path: Path::Field(&self.parent.path, key),
+            unknown: self.parent.unknown,
+        })
     }
 }
 
-/// A value read as `Spanned<T>`: its line, its column, then the value itself.
-pub(super) struct SpannedAccess<'a> {
-    pub(super) inner: NodeDeserializer<'a>,
+/// The three fields of a `Spanned<T>`: line, column and the value.
+pub(super) struct SpannedAccess<'a, 'p> {
+    pub(super) inner: NodeDeserializer<'a, 'p>,
     pub(super) step: usize,
 }
 
-impl<'de> MapAccess<'de> for SpannedAccess<'_> {
+impl<'de> MapAccess<'de> for SpannedAccess<'_, '_> {
     type Error = Error;
 
     fn next_key_seed<K: DeserializeSeed<'de>>(
@@ -105,7 +112,7 @@ impl<'de> MapAccess<'de> for SpannedAccess<'_> {
             1 => seed.deserialize(UsizeDeserializer::<Error>::new(span.column)),
             _ => seed.deserialize(NodeDeserializer {
                 node: self.inner.node,
-                path: self.inner.path.clone(),
+                path: self.inner.path,
                 unknown: self.inner.unknown,
             }),
         }
