@@ -174,6 +174,7 @@ pub(crate) fn fleet(raw: RawFleet, r: &mut Report<'_>) -> Option<FleetContext> {
     policy.heal = crate::heal::validate(&spec.policy.heal, r);
     let catalog = catalog(&spec.catalog, r);
     let defaults = defaults(&spec.defaults.server, &catalog, r);
+    let projects = crate::projects::validate(spec.projects.as_ref(), r);
     let settings = FleetSettings {
         name: name?,
         tailnet: tailnet?,
@@ -181,6 +182,7 @@ pub(crate) fn fleet(raw: RawFleet, r: &mut Report<'_>) -> Option<FleetContext> {
         policy,
         catalog,
         suspend: spec.suspend.unwrap_or(false),
+        projects,
     };
     r.ok().then_some(FleetContext { settings, defaults })
 }
@@ -259,6 +261,15 @@ fn in_catalog<T: AsRef<str>>(
 
 fn defaults(raw: &RawServer, catalog: &Catalog, r: &mut Report<'_>) -> Defaults {
     let base = "spec.defaults.server";
+    if let Some(project) = &raw.project {
+        r.push(
+            project.span,
+            "spec.defaults.server.project",
+            Code::UnknownField,
+            "a project is pinned per agent, not fleet-wide".into(),
+            "set `spec.server.project` in the agent's file, or leave placement to tether".into(),
+        );
+    }
     Defaults {
         server_type: raw.server_type.as_ref().and_then(|t| {
             let path = format!("{base}.type");
@@ -387,6 +398,11 @@ pub(crate) fn agent(
             .and_then(|f| f.defaults.ssh_keys.clone())
             .unwrap_or_default(),
     };
+    let project = crate::projects::pin(
+        s.project.as_ref(),
+        fleet.map(|f| f.settings.projects.as_slice()),
+        r,
+    );
     let tags = tags(spec.tailscale.as_ref().map(|t| &t.tags), fleet, r);
     let runtime = runtime(&spec.runtime, r);
     let power = spec.power.map(|p| p.value).unwrap_or_default();
@@ -409,6 +425,7 @@ pub(crate) fn agent(
             location: location?,
             image: image?,
             ssh_keys,
+            project,
         },
         tags,
         runtime: runtime?,
