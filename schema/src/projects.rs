@@ -44,8 +44,7 @@ pub(crate) fn validate(raw: Option<&Spanned<Vec<RawProject>>>, r: &mut Report<'_
             "spec.projects",
             Code::InvalidValue,
             "`spec.projects` is empty, so no agent could be placed".into(),
-            "list at least one project, or remove the key to use the single token's project"
-                .into(),
+            "list at least one project, or remove the key to use the single token's project".into(),
         );
     }
     let mut seen = BTreeSet::new();
@@ -96,7 +95,8 @@ pub(crate) fn pin(
     }
     let known: Vec<&str> = projects.iter().map(|p| p.name.as_str()).collect();
     let hint = if known.is_empty() {
-        "fleet.yaml declares no `spec.projects`: declare the project there, or remove the pin".to_owned()
+        "fleet.yaml declares no `spec.projects`: declare the project there, or remove the pin"
+            .to_owned()
     } else {
         format!(
             "use one of [{}], or add it to `spec.projects` in fleet.yaml",
@@ -107,7 +107,10 @@ pub(crate) fn pin(
         text.span,
         path,
         Code::NotInCatalog,
-        format!("project `{}` is not one of the fleet's projects", text.value),
+        format!(
+            "project `{}` is not one of the fleet's projects",
+            text.value
+        ),
         hint,
     );
     None
@@ -195,8 +198,11 @@ mod tests {
         let err = load_fleet(&[SourceFile {
             path: "fleet.yaml".into(),
             content: Content::Bytes(
-                HEAD.replace("image: ubuntu-24.04}}", "image: ubuntu-24.04, project: eu-1}}")
-                    .into_bytes(),
+                HEAD.replace(
+                    "image: ubuntu-24.04}}",
+                    "image: ubuntu-24.04, project: eu-1}}",
+                )
+                .into_bytes(),
             ),
         }])
         .expect_err("default pin");

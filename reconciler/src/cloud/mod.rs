@@ -6,12 +6,14 @@
 //! - [`tailscale`]: the Tailscale client;
 //! - [`retry`]: the one retry policy both use;
 //! - [`transport`]: failed requests in words (endpoint and root cause);
+//! - [`projects`]: one fleet over several Hetzner projects, one client per project;
 //! - [`fence`]: both behind the single-writer lease: mutations refused once it is lost.
 
 #[cfg(test)]
 pub mod expect;
 pub mod fence;
 pub mod hetzner;
+pub mod projects;
 pub mod retry;
 pub mod tailscale;
 pub mod transport;
@@ -95,6 +97,9 @@ pub struct Server {
     pub created: String,
     /// Whether delete protection is on.
     pub delete_protected: bool,
+    /// The fleet project it was listed in ([`projects::Projects`]); `None` with one token.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub project: Option<String>,
 }
 
 /// The state of a Hetzner action.
@@ -153,6 +158,8 @@ pub struct NewServer {
     pub labels: BTreeMap<String, String>,
     /// Power on once created (Hetzner's default).
     pub start_after_create: bool,
+    /// The fleet project to create it in ([`projects::Projects`]); `None` with one token.
+    pub project: Option<String>,
 }
 
 /// The result of a create call.

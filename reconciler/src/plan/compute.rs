@@ -4,7 +4,7 @@
 use super::inventory::{Inventory, device_ids, owned_devices};
 use super::{
     Action, Context, Note, Observed, PLAN_VERSION, Plan, Summary, confirm, cost, fields, heal,
-    quarantine, runtime, safety,
+    projects, quarantine, runtime, safety,
 };
 use crate::cloud::tailscale::Device;
 use crate::cloud::{Server, ServerStatus};
@@ -45,6 +45,7 @@ pub fn plan(fleet: &Fleet, observed: &Observed, ctx: &Context) -> Plan {
     }
     let devices = owned_devices(fleet, observed, &inventory, ctx, &mut notes);
     let mut restored = BTreeSet::new();
+    let mut placement = projects::Placement::new(fleet, &observed.servers);
 
     for (name, agent) in &fleet.agents {
         let own_devices = devices.get(name.as_str()).map_or(&[][..], Vec::as_slice);
@@ -76,7 +77,7 @@ pub fn plan(fleet: &Fleet, observed: &Observed, ctx: &Context) -> Plan {
                                 .map_or("none", String::as_str)
                         );
                     }
-                    actions.push(action);
+                    actions.extend(placement.place(agent, action, &mut notes));
                 }
             },
             Some(server) => plan_existing(
@@ -345,6 +346,7 @@ fn plan_existing(
         runtime::effective_labels(agent, server, &fleet.settings, ctx.previous.as_ref());
     let have = effective.as_ref().unwrap_or(&server.labels);
     keep_agent_labels(have, &mut want);
+    projects::keep_label(server, &mut want);
     let viewed = effective.as_ref().map(|labels| Server {
         labels: labels.clone(),
         ..server.clone()
@@ -380,7 +382,7 @@ fn plan_existing(
                 server_type: agent.server.server_type.as_str().to_owned(),
                 location: agent.server.location.as_str().to_owned(),
                 image: agent.server.image.as_str().to_owned(),
-                labels: want,
+                labels: projects::replacement_labels(agent, want),
             });
             return;
         }

@@ -12,6 +12,7 @@ pub mod fields;
 pub mod heal;
 mod inventory;
 pub mod offer;
+pub mod projects;
 pub mod quarantine;
 pub mod render;
 pub mod runtime;
