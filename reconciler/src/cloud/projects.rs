@@ -327,3 +327,6 @@ impl<C: Compute> Compute for Projects<C> {
         self.recorded(index, c.reset(id).await)
     }
 }
+
+#[cfg(test)]
+mod emulator_tests;
