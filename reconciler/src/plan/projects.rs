@@ -136,3 +136,151 @@ pub fn replacement_labels(
     }
     want
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cloud::{ServerId, ServerStatus};
+    use tether_schema::{Content, SourceFile, load_fleet};
+
+    /// A fleet over `projects` (name, capacity) with agents `a000`…, `pins` pinning some.
+    fn fleet(projects: &[(&str, u32)], agents: usize, pins: &[(&str, &str)]) -> Fleet {
+        let list: String = projects
+            .iter()
+            .map(|(n, c)| format!("  - {{name: {n}, capacity: {c}}}\n"))
+            .collect();
+        let mut files = vec![SourceFile {
+            path: "fleet.yaml".into(),
+            content: Content::Bytes(format!("apiVersion: tether/v1\nkind: Fleet\nmetadata: {{name: f}}\nspec:\n  defaults: {{server: {{type: cpx21, location: fsn1, image: ubuntu-24.04}}}}\n  tailscale: {{tags: [\"tag:agent\"]}}\n  catalog: {{serverTypes: [cpx21], locations: [fsn1], images: [ubuntu-24.04]}}\n  projects:\n{list}").into_bytes()),
+        }];
+        for i in 0..agents {
+            let name = format!("a{i:03}");
+            let server = pins
+                .iter()
+                .find(|(a, _)| *a == name)
+                .map_or(String::new(), |(_, p)| {
+                    format!("  server: {{project: {p}}}\n")
+                });
+            files.push(SourceFile {
+                path: format!("agents/{name}.yaml"),
+                content: Content::Bytes(format!("apiVersion: tether/v1\nkind: Agent\nmetadata: {{name: {name}}}\nspec:\n  subscription: s{name}\n  runtime: {{version: '1'}}\n{server}").into_bytes()),
+            });
+        }
+        load_fleet(&files).expect("valid fleet")
+    }
+
+    fn server(id: u64, project: &str) -> Server {
+        Server {
+            id: ServerId(id),
+            name: format!("other-{id}"),
+            status: ServerStatus::Running,
+            server_type: "cpx21".into(),
+            location: "fsn1".into(),
+            image: None,
+            labels: BTreeMap::new(),
+            ipv4: None,
+            ipv6: None,
+            created: "2026-01-01T00:00:00Z".into(),
+            delete_protected: false,
+            project: Some(project.to_owned()),
+        }
+    }
+
+    fn choices(f: &Fleet, servers: &[Server]) -> BTreeMap<String, Option<String>> {
+        let mut placement = Placement::new(f, servers);
+        f.agents
+            .values()
+            .map(|a| {
+                let p = placement.choose(a).ok().flatten().map(str::to_owned);
+                (a.name.as_str().to_owned(), p)
+            })
+            .collect()
+    }
+
+    #[test]
+    fn adding_a_project_only_sends_new_agents_to_it() {
+        let three = fleet(&[("p1", 1000), ("p2", 1000), ("p3", 1000)], 300, &[]);
+        let four = fleet(
+            &[("p1", 1000), ("p2", 1000), ("p3", 1000), ("p4", 1000)],
+            300,
+            &[],
+        );
+        let before = choices(&three, &[]);
+        let after = choices(&four, &[]);
+        let mut moved_to_p4 = 0;
+        for (agent, was) in &before {
+            let now = &after[agent];
+            if now != was {
+                assert_eq!(now.as_deref(), Some("p4"), "{agent} moved elsewhere");
+                moved_to_p4 += 1;
+            }
+        }
+        // About a quarter of the agents score highest in the new project; none other moves.
+        assert!((50..=100).contains(&moved_to_p4), "{moved_to_p4}");
+        let spread: std::collections::BTreeSet<_> = before.values().collect();
+        assert_eq!(spread.len(), 3, "every project gets agents");
+    }
+
+    #[test]
+    fn placement_is_the_same_every_time_and_independent_of_project_order() {
+        let a = fleet(&[("p1", 1000), ("p2", 1000), ("p3", 1000)], 50, &[]);
+        let b = fleet(&[("p3", 1000), ("p1", 1000), ("p2", 1000)], 50, &[]);
+        assert_eq!(choices(&a, &[]), choices(&a, &[]));
+        assert_eq!(choices(&a, &[]), choices(&b, &[]));
+    }
+
+    #[test]
+    fn live_servers_count_against_capacity_and_a_full_fleet_defers_creates() {
+        let f = fleet(&[("p1", 2), ("p2", 1)], 4, &[]);
+        // p1 already holds a server that is not the fleet's: it still takes a slot.
+        let live = [server(1, "p1")];
+        let mut placement = Placement::new(&f, &live);
+        let mut got: BTreeMap<&str, u32> = BTreeMap::new();
+        let mut refused = 0;
+        for agent in f.agents.values() {
+            match placement.choose(agent) {
+                Ok(Some(p)) => *got.entry(p).or_default() += 1,
+                Ok(None) => panic!("the fleet declares projects"),
+                Err(reason) => {
+                    assert!(reason.contains("capacity"), "{reason}");
+                    refused += 1;
+                }
+            }
+        }
+        assert_eq!(got, BTreeMap::from([("p1", 1), ("p2", 1)]));
+        assert_eq!(refused, 2);
+    }
+
+    #[test]
+    fn a_pinned_agent_goes_to_its_project_or_waits_when_that_is_full() {
+        let f = fleet(
+            &[("p1", 5), ("p2", 1)],
+            2,
+            &[("a000", "p2"), ("a001", "p2")],
+        );
+        let mut placement = Placement::new(&f, &[]);
+        let mut agents = f.agents.values();
+        let first = agents.next().expect("a000");
+        let second = agents.next().expect("a001");
+        assert_eq!(placement.choose(first), Ok(Some("p2")));
+        let err = placement.choose(second).expect_err("p2 is full");
+        assert!(err.contains("`p2`"), "{err}");
+    }
+
+    #[test]
+    fn a_fleet_without_projects_places_nothing_and_labels_nothing() {
+        let f = fleet(&[("p1", 5)], 1, &[]);
+        let mut single = f.clone();
+        single.settings.projects.clear();
+        let agent = single.agents.values().next().expect("agent");
+        assert_eq!(Placement::new(&single, &[]).choose(agent), Ok(None));
+        let mut want = BTreeMap::new();
+        keep_label(&server(1, "p1"), &mut want);
+        assert_eq!(want.get(labels::PROJECT).map(String::as_str), Some("p1"));
+        let mut unstamped = server(2, "p1");
+        unstamped.project = None;
+        let mut none = BTreeMap::new();
+        keep_label(&unstamped, &mut none);
+        assert!(none.is_empty());
+    }
+}

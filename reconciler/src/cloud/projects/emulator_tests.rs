@@ -333,3 +333,63 @@ async fn pinning_an_agent_to_another_project_replaces_its_server_there() {
     let settled = w.plan(&w.compute(), &moved).await;
     assert!(settled.actions.is_empty(), "{}", show(&settled));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn calls_for_unplaced_servers_or_projects_are_refused_not_guessed() {
+    let w = World::start(&["eu-1", "eu-2"]).await;
+    let compute = w.compute();
+    let stranger = compute
+        .member("eu-2")
+        .expect("eu-2")
+        .create_server(&NewServer {
+            name: "stranger".into(),
+            server_type: "cpx21".into(),
+            image: "ubuntu-24.04".into(),
+            location: "fsn1".into(),
+            ssh_keys: vec![],
+            user_data: None,
+            labels: BTreeMap::new(),
+            start_after_create: false,
+            project: None,
+        })
+        .await
+        .expect("create by hand");
+    let id = stranger.server.id;
+    // Not listed yet: the composite does not know where it lives and sends nothing.
+    let refused = compute.delete_server(id).await.expect_err("unplaced id");
+    assert!(
+        matches!(&refused, hcloud::Error::Unplaced { reason, .. } if reason.contains(&id.to_string())),
+        "{refused}"
+    );
+    let listed = compute.list_servers(None).await.expect("list");
+    assert_eq!(
+        listed
+            .iter()
+            .find(|s| s.id == id)
+            .and_then(|s| s.project.as_deref()),
+        Some("eu-2")
+    );
+    assert!(compute.get_server(id).await.expect("get").is_some());
+    let new = NewServer {
+        name: "nowhere".into(),
+        server_type: "cpx21".into(),
+        image: "ubuntu-24.04".into(),
+        location: "fsn1".into(),
+        ssh_keys: vec![],
+        user_data: None,
+        labels: BTreeMap::new(),
+        start_after_create: false,
+        project: Some("us-1".into()),
+    };
+    let refused = compute
+        .create_server(&new)
+        .await
+        .expect_err("unknown project");
+    assert!(refused.to_string().contains("`us-1`"), "{refused}");
+    let none = NewServer {
+        project: None,
+        ..new
+    };
+    assert!(compute.create_server(&none).await.is_err());
+    assert_eq!(w.servers().len(), 1, "nothing was created");
+}
