@@ -80,6 +80,24 @@ pub(crate) fn validate(raw: Option<&Spanned<Vec<RawProject>>>, r: &mut Report<'_
     out
 }
 
+/// The project names `fleet.yaml` among `files` declares, in order, read without the agents:
+/// what the provider clients must be built for before the fleet is loaded. Empty when there
+/// is no fleet.yaml, it declares no projects, or it is invalid (loading it reports why).
+pub fn declared(files: &[crate::SourceFile]) -> Vec<String> {
+    let Some(file) = files.iter().find(|f| f.path == crate::FLEET_FILE) else {
+        return Vec::new();
+    };
+    crate::load::load_settings(file, &mut Vec::new())
+        .map(|ctx| {
+            ctx.settings
+                .projects
+                .into_iter()
+                .map(|p| p.name.as_str().to_owned())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
 /// Validates an agent's `spec.server.project` pin against the fleet's projects.
 pub(crate) fn pin(
     raw: Option<&Text>,
@@ -191,6 +209,19 @@ mod tests {
         assert!(paths.contains(&"spec.projects[0].name"), "{paths:?}");
         assert!(paths.contains(&"spec.projects[1].capacity"), "{paths:?}");
         assert!(paths.contains(&"spec.projects[2].name"), "{paths:?}");
+    }
+
+    #[test]
+    fn declared_reads_the_project_names_from_fleet_yaml_alone() {
+        let files = [SourceFile {
+            path: "fleet.yaml".into(),
+            content: Content::Bytes(
+                format!("{HEAD}  projects:\n  - {{name: eu-2, capacity: 3}}\n  - {{name: eu-1, capacity: 3}}\n")
+                    .into_bytes(),
+            ),
+        }];
+        assert_eq!(super::declared(&files), ["eu-2", "eu-1"]);
+        assert!(super::declared(&[]).is_empty());
     }
 
     #[test]

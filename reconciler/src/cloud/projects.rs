@@ -15,6 +15,8 @@
 //! - Server and action ids are unique across projects, as Hetzner's are (one id space for
 //!   the whole API); the emulator gets a first id per instance to match.
 
+pub mod tokens;
+
 use super::hetzner::ratelimit::Observed;
 use super::retry::Clock;
 use super::{
@@ -22,14 +24,37 @@ use super::{
     SshKey, hetzner,
 };
 use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::sync::{Mutex, PoisonError};
+use std::sync::{Arc, Mutex, PoisonError, RwLock};
 
-/// The fleet's projects, each behind its own client, as one [`Compute`].
+/// The fleet's projects, each behind its own client, as one [`Compute`]. Cheap to clone: the
+/// clones share their projects and what they learned about where servers live, so the daemon
+/// can [`Projects::set`] the projects of each pass on the copy its fenced clients wrap.
 #[derive(Debug)]
 pub struct Projects<C> {
-    members: Vec<(String, C)>,
-    servers: Mutex<HashMap<ServerId, usize>>,
-    actions: Mutex<HashMap<ActionId, usize>>,
+    shared: Arc<Shared<C>>,
+}
+
+impl<C> Clone for Projects<C> {
+    fn clone(&self) -> Self {
+        Projects {
+            shared: self.shared.clone(),
+        }
+    }
+}
+
+#[derive(Debug)]
+struct Shared<C> {
+    members: RwLock<Arc<Members<C>>>,
+    servers: Mutex<HashMap<ServerId, String>>,
+    actions: Mutex<HashMap<ActionId, String>>,
+}
+
+/// The clients of a pass: `single` is one project without a name (a fleet that declares no
+/// `spec.projects`): nothing is stamped or labelled and every call goes to its client.
+#[derive(Debug)]
+struct Members<C> {
+    list: Vec<(String, C)>,
+    single: bool,
 }
 
 /// One project's use of its API since its client was built: what the daemon's rate budget
@@ -44,38 +69,103 @@ pub struct Usage {
     pub bucket: Observed,
 }
 
-impl<C: Compute> Projects<C> {
+impl<C: Compute + Clone> Projects<C> {
     /// The projects in the order given: `(name, client)`.
     pub fn new(members: Vec<(String, C)>) -> Self {
+        Projects::with(Members {
+            list: members,
+            single: false,
+        })
+    }
+
+    /// One unnamed project: today's single-token behaviour, every call passed through.
+    pub fn single(client: C) -> Self {
+        Projects::with(Members {
+            list: vec![(String::new(), client)],
+            single: true,
+        })
+    }
+
+    fn with(members: Members<C>) -> Self {
         Projects {
-            members,
-            servers: Mutex::default(),
-            actions: Mutex::default(),
+            shared: Arc::new(Shared {
+                members: RwLock::new(Arc::new(members)),
+                servers: Mutex::default(),
+                actions: Mutex::default(),
+            }),
         }
     }
 
+    /// Replaces the projects (for every clone): `Some` names them, `None` is [`Projects::single`]
+    /// with `client`. What was learned about where servers live is kept.
+    pub fn set(&self, members: Option<Vec<(String, C)>>, client: Option<C>) {
+        let next = match (members, client) {
+            (Some(list), _) => Members {
+                list,
+                single: false,
+            },
+            (None, Some(client)) => Members {
+                list: vec![(String::new(), client)],
+                single: true,
+            },
+            (None, None) => Members {
+                list: Vec::new(),
+                single: false,
+            },
+        };
+        *self
+            .shared
+            .members
+            .write()
+            .unwrap_or_else(PoisonError::into_inner) = Arc::new(next);
+    }
+
+    fn members(&self) -> Arc<Members<C>> {
+        self.shared
+            .members
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
     /// The client of `project`, if it is one of the fleet's.
-    pub fn member(&self, project: &str) -> Option<&C> {
-        self.members
+    pub fn member(&self, project: &str) -> Option<C> {
+        self.members()
+            .list
             .iter()
             .find(|(name, _)| name == project)
-            .map(|(_, c)| c)
+            .map(|(_, c)| c.clone())
     }
 
-    /// The projects' names, in order.
-    pub fn names(&self) -> Vec<&str> {
-        self.members.iter().map(|(n, _)| n.as_str()).collect()
+    /// The projects' names, in order (none for a single unnamed project).
+    pub fn names(&self) -> Vec<String> {
+        let m = self.members();
+        if m.single {
+            return Vec::new();
+        }
+        m.list.iter().map(|(n, _)| n.clone()).collect()
     }
 
-    fn by_server(&self, id: ServerId, operation: &str) -> Result<(usize, &C), hetzner::Error> {
-        let index = self
+    /// The client a call about server `id` goes to, and its project's name.
+    fn by_server(&self, id: ServerId, operation: &str) -> Result<(String, C), hetzner::Error> {
+        let m = self.members();
+        if let (true, Some((name, c))) = (m.single, m.list.first()) {
+            return Ok((name.clone(), c.clone()));
+        }
+        let project = self
+            .shared
             .servers
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .get(&id)
-            .copied();
-        index
-            .and_then(|i| self.members.get(i).map(|(_, c)| (i, c)))
+            .cloned();
+        project
+            .and_then(|p| {
+                m.list
+                    .iter()
+                    .find(|(n, _)| *n == p)
+                    .map(|(n, c)| (n.clone(), c.clone()))
+            })
             .ok_or_else(|| hetzner::Error::Unplaced {
                 operation: operation.to_owned(),
                 reason: format!(
@@ -85,42 +175,47 @@ impl<C: Compute> Projects<C> {
             })
     }
 
-    fn place_server(&self, id: ServerId, index: usize) {
-        self.servers
+    fn place_actions<'a>(&self, project: &str, actions: impl IntoIterator<Item = &'a Action>) {
+        let mut map = self
+            .shared
+            .actions
             .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .insert(id, index);
-    }
-
-    fn place_actions<'a>(&self, index: usize, actions: impl IntoIterator<Item = &'a Action>) {
-        let mut map = self.actions.lock().unwrap_or_else(PoisonError::into_inner);
+            .unwrap_or_else(PoisonError::into_inner);
         for a in actions {
-            map.insert(a.id, index);
+            map.insert(a.id, project.to_owned());
         }
     }
 
-    fn stamp(&self, index: usize, mut server: Server) -> Server {
-        self.place_server(server.id, index);
-        server.project = self.members.get(index).map(|(n, _)| n.clone());
+    /// `server`, as listed in `project`: remembered there and, unless single, stamped with it.
+    fn stamp(&self, project: &str, mut server: Server) -> Server {
+        self.shared
+            .servers
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(server.id, project.to_owned());
+        if !self.members().single {
+            server.project = Some(project.to_owned());
+        }
         server
     }
 
-    /// `result` (an action of project `index`), its action recorded as that project's.
+    /// `result` (an action of `project`), its action recorded as that project's.
     fn recorded(
         &self,
-        index: usize,
+        project: &str,
         result: Result<Action, hetzner::Error>,
     ) -> Result<Action, hetzner::Error> {
         if let Ok(action) = &result {
-            self.place_actions(index, [action]);
+            self.place_actions(project, [action]);
         }
         result
     }
 
-    fn first(&self, operation: &str) -> Result<&C, hetzner::Error> {
-        self.members
+    fn first(&self, operation: &str) -> Result<C, hetzner::Error> {
+        self.members()
+            .list
             .first()
-            .map(|(_, c)| c)
+            .map(|(_, c)| c.clone())
             .ok_or_else(|| hetzner::Error::Unplaced {
                 operation: operation.to_owned(),
                 reason: "the fleet has no projects".to_owned(),
@@ -131,7 +226,8 @@ impl<C: Compute> Projects<C> {
 impl<K: Clock + Clone + 'static> Projects<hetzner::Client<K>> {
     /// Each project's requests and bucket, in order.
     pub fn usage(&self) -> Vec<Usage> {
-        self.members
+        self.members()
+            .list
             .iter()
             .map(|(name, c)| Usage {
                 project: name.clone(),
@@ -142,71 +238,66 @@ impl<K: Clock + Clone + 'static> Projects<hetzner::Client<K>> {
     }
 }
 
-impl<C: Compute> Compute for Projects<C> {
+impl<C: Compute + Clone> Compute for Projects<C> {
     async fn list_servers(
         &self,
         label_selector: Option<&str>,
     ) -> Result<Vec<Server>, hetzner::Error> {
         let mut all = Vec::new();
-        for (index, (_, client)) in self.members.iter().enumerate() {
+        for (project, client) in &self.members().list {
             let servers = client.list_servers(label_selector).await?;
-            all.extend(servers.into_iter().map(|s| self.stamp(index, s)));
+            all.extend(servers.into_iter().map(|s| self.stamp(project, s)));
         }
         Ok(all)
     }
 
     /// The server named `name` in the first project (in `spec.projects` order) that has one.
     async fn find_server(&self, name: &str) -> Result<Option<Server>, hetzner::Error> {
-        for (index, (_, client)) in self.members.iter().enumerate() {
+        for (project, client) in &self.members().list {
             if let Some(server) = client.find_server(name).await? {
-                return Ok(Some(self.stamp(index, server)));
+                return Ok(Some(self.stamp(project, server)));
             }
         }
         Ok(None)
     }
 
     async fn get_server(&self, id: ServerId) -> Result<Option<Server>, hetzner::Error> {
-        let (index, client) = self.by_server(id, &format!("get server {id}"))?;
-        Ok(client.get_server(id).await?.map(|s| self.stamp(index, s)))
+        let (project, client) = self.by_server(id, &format!("get server {id}"))?;
+        Ok(client
+            .get_server(id)
+            .await?
+            .map(|s| self.stamp(&project, s)))
     }
 
     async fn create_server(&self, new: &NewServer) -> Result<Created, hetzner::Error> {
         let operation = format!("create server {}", new.name);
-        let wanted = new
-            .project
-            .as_deref()
-            .ok_or_else(|| hetzner::Error::Unplaced {
-                operation: operation.clone(),
-                reason: format!(
-                    "no project given; the fleet's projects are {}",
-                    self.names().join(", ")
-                ),
-            })?;
-        let index = self
-            .members
-            .iter()
-            .position(|(n, _)| n == wanted)
-            .ok_or_else(|| hetzner::Error::Unplaced {
-                operation: operation.clone(),
-                reason: format!(
-                    "project `{wanted}` is not one of the fleet's projects ({}); give it a token in the daemon configuration",
-                    self.names().join(", ")
-                ),
-            })?;
-        let client = &self.members[index].1;
+        let m = self.members();
+        let member = match (m.single, new.project.as_deref()) {
+            (true, _) => m.list.first(),
+            (false, Some(wanted)) => m.list.iter().find(|(n, _)| n == wanted),
+            (false, None) => None,
+        };
+        let (project, client) = member.ok_or_else(|| hetzner::Error::Unplaced {
+            operation: operation.clone(),
+            reason: format!(
+                "project `{}` is not one of the fleet's projects ({}); declare it in `spec.projects` and give it a token (HCLOUD_TOKEN_<PROJECT>)",
+                new.project.as_deref().unwrap_or("(none given)"),
+                self.names().join(", ")
+            ),
+        })?;
         let mut created = client.create_server(new).await?;
-        created.server = self.stamp(index, created.server);
+        created.server = self.stamp(project, created.server);
         self.place_actions(
-            index,
+            project,
             std::iter::once(&created.action).chain(&created.next_actions),
         );
         Ok(created)
     }
 
     async fn delete_server(&self, id: ServerId) -> Result<Option<Action>, hetzner::Error> {
-        let (index, client) = self.by_server(id, &format!("delete server {id}"))?;
+        let (project, client) = self.by_server(id, &format!("delete server {id}"))?;
         let action = client.delete_server(id).await?;
-        self.place_actions(index, action.iter());
+        self.place_actions(&project, action.iter());
         Ok(action)
     }
 
@@ -216,24 +307,24 @@ impl<C: Compute> Compute for Projects<C> {
         name: Option<&str>,
         labels: &BTreeMap<String, String>,
     ) -> Result<Server, hetzner::Error> {
-        let (index, client) = self.by_server(id, &format!("update server {id}"))?;
+        let (project, client) = self.by_server(id, &format!("update server {id}"))?;
         let server = client.update_server(id, name, labels).await?;
-        Ok(self.stamp(index, server))
+        Ok(self.stamp(&project, server))
     }
 
     async fn power_on(&self, id: ServerId) -> Result<Action, hetzner::Error> {
-        let (index, c) = self.by_server(id, &format!("power on server {id}"))?;
-        self.recorded(index, c.power_on(id).await)
+        let (project, c) = self.by_server(id, &format!("power on server {id}"))?;
+        self.recorded(&project, c.power_on(id).await)
     }
 
     async fn power_off(&self, id: ServerId) -> Result<Action, hetzner::Error> {
-        let (index, c) = self.by_server(id, &format!("power off server {id}"))?;
-        self.recorded(index, c.power_off(id).await)
+        let (project, c) = self.by_server(id, &format!("power off server {id}"))?;
+        self.recorded(&project, c.power_off(id).await)
     }
 
     async fn shutdown(&self, id: ServerId) -> Result<Action, hetzner::Error> {
-        let (index, c) = self.by_server(id, &format!("shut down server {id}"))?;
-        self.recorded(index, c.shutdown(id).await)
+        let (project, c) = self.by_server(id, &format!("shut down server {id}"))?;
+        self.recorded(&project, c.shutdown(id).await)
     }
 
     async fn change_type(
@@ -242,20 +333,28 @@ impl<C: Compute> Compute for Projects<C> {
         server_type: &str,
         upgrade_disk: bool,
     ) -> Result<Action, hetzner::Error> {
-        let (index, c) = self.by_server(id, &format!("change type of server {id}"))?;
-        self.recorded(index, c.change_type(id, server_type, upgrade_disk).await)
+        let (project, c) = self.by_server(id, &format!("change type of server {id}"))?;
+        self.recorded(&project, c.change_type(id, server_type, upgrade_disk).await)
     }
 
     /// Waits for each project's actions with that project's client; the results come back in
     /// the order of `ids`.
     async fn wait_for_actions(&self, ids: &[ActionId]) -> Result<Vec<Action>, hetzner::Error> {
-        let mut groups: BTreeMap<usize, Vec<ActionId>> = BTreeMap::new();
+        let m = self.members();
+        if let (true, Some((_, client))) = (m.single, m.list.first()) {
+            return client.wait_for_actions(ids).await;
+        }
+        let mut groups: BTreeMap<String, Vec<ActionId>> = BTreeMap::new();
         {
-            let map = self.actions.lock().unwrap_or_else(PoisonError::into_inner);
+            let map = self
+                .shared
+                .actions
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
             for id in ids {
-                let index = map
+                let project = map
                     .get(id)
-                    .copied()
+                    .cloned()
                     .ok_or_else(|| hetzner::Error::Unplaced {
                         operation: format!("wait for action {id}"),
                         reason: format!(
@@ -263,12 +362,20 @@ impl<C: Compute> Compute for Projects<C> {
                             self.names().join(", ")
                         ),
                     })?;
-                groups.entry(index).or_default().push(*id);
+                groups.entry(project).or_default().push(*id);
             }
         }
         let mut done: HashMap<ActionId, Action> = HashMap::new();
-        for (index, group) in groups {
-            let client = &self.members[index].1;
+        for (project, group) in groups {
+            let client = m
+                .list
+                .iter()
+                .find(|(n, _)| *n == project)
+                .map(|(_, c)| c)
+                .ok_or_else(|| hetzner::Error::Unplaced {
+                    operation: "wait for actions".to_owned(),
+                    reason: format!("project `{project}` is no longer one of the fleet's"),
+                })?;
             for action in client.wait_for_actions(&group).await? {
                 done.insert(action.id, action);
             }
@@ -300,7 +407,7 @@ impl<C: Compute> Compute for Projects<C> {
     /// could not get it.
     async fn ssh_keys(&self) -> Result<Vec<SshKey>, hetzner::Error> {
         let mut keys = self.first("list ssh keys")?.ssh_keys().await?;
-        for (_, client) in self.members.iter().skip(1) {
+        for (_, client) in self.members().list.iter().skip(1) {
             let names: BTreeSet<String> = client
                 .ssh_keys()
                 .await?
@@ -318,13 +425,13 @@ impl<C: Compute> Compute for Projects<C> {
         image: &str,
         user_data: &crate::secret::Secret<String>,
     ) -> Result<Action, hetzner::Error> {
-        let (index, c) = self.by_server(id, &format!("rebuild server {id}"))?;
-        self.recorded(index, c.rebuild(id, image, user_data).await)
+        let (project, c) = self.by_server(id, &format!("rebuild server {id}"))?;
+        self.recorded(&project, c.rebuild(id, image, user_data).await)
     }
 
     async fn reset(&self, id: ServerId) -> Result<Action, hetzner::Error> {
-        let (index, c) = self.by_server(id, &format!("reset server {id}"))?;
-        self.recorded(index, c.reset(id).await)
+        let (project, c) = self.by_server(id, &format!("reset server {id}"))?;
+        self.recorded(&project, c.reset(id).await)
     }
 }
 
