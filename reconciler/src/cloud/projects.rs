@@ -224,6 +224,18 @@ impl<C: Compute + Clone> Projects<C> {
 }
 
 impl<K: Clock + Clone + 'static> Projects<hetzner::Client<K>> {
+    /// The bucket of the project with the fewest requests left: the one that limits the fleet.
+    pub fn rate_limit(&self) -> Observed {
+        self.usage()
+            .into_iter()
+            .map(|u| u.bucket)
+            .min_by_key(|b| b.remaining)
+            .unwrap_or(Observed {
+                limit: 0,
+                remaining: 0,
+            })
+    }
+
     /// Each project's requests and bucket, in order.
     pub fn usage(&self) -> Vec<Usage> {
         self.members()
