@@ -393,3 +393,35 @@ async fn calls_for_unplaced_servers_or_projects_are_refused_not_guessed() {
     assert!(compute.create_server(&none).await.is_err());
     assert_eq!(w.servers().len(), 1, "nothing was created");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_single_project_passes_every_call_through_and_stamps_nothing() {
+    let w = World::start(&["only"]).await;
+    let compute = Projects::single(client(&w.projects[0].1));
+    let created = compute
+        .create_server(&NewServer {
+            name: "plain".into(),
+            server_type: "cpx21".into(),
+            image: "ubuntu-24.04".into(),
+            location: "fsn1".into(),
+            ssh_keys: vec![],
+            user_data: None,
+            labels: BTreeMap::new(),
+            start_after_create: false,
+            project: None,
+        })
+        .await
+        .expect("create without a project");
+    assert_eq!(created.server.project, None);
+    let again = Projects::single(client(&w.projects[0].1));
+    // A fresh composite never listed the server: with one project there is nowhere else to go.
+    let server = again
+        .get_server(created.server.id)
+        .await
+        .expect("get")
+        .expect("exists");
+    assert_eq!(server.project, None);
+    let ids = [created.action.id];
+    assert_eq!(again.wait_for_actions(&ids).await.expect("wait").len(), 1);
+    assert!(again.names().is_empty());
+}
