@@ -1,6 +1,8 @@
 //! Where each project's Hetzner token comes from: `HCLOUD_TOKEN_<PROJECT>`, the project name
 //! in capitals with `-` as `_` (`eu-1` → `HCLOUD_TOKEN_EU_1`). Tokens never live in the fleet
-//! repository; the one-shot commands and the daemon read them the same way.
+//! repository; the one-shot commands and the daemon read them the same way. Every project uses
+//! the one Hetzner endpoint unless `HCLOUD_ENDPOINT_<PROJECT>` names another (emulators: one
+//! instance per project).
 
 use super::Projects;
 use crate::cloud::hetzner;
@@ -10,14 +12,20 @@ use std::sync::{Mutex, PoisonError};
 
 /// The environment variable holding `project`'s token.
 pub fn token_var(project: &str) -> String {
-    format!(
-        "HCLOUD_TOKEN_{}",
-        project.to_ascii_uppercase().replace('-', "_")
-    )
+    format!("HCLOUD_TOKEN_{}", suffix(project))
+}
+
+/// The environment variable that points `project` at its own endpoint.
+pub fn endpoint_var(project: &str) -> String {
+    format!("HCLOUD_ENDPOINT_{}", suffix(project))
+}
+
+fn suffix(project: &str) -> String {
+    project.to_ascii_uppercase().replace('-', "_")
 }
 
 /// One client per project, each with its own token (from `env`) and rate-limit bucket, and
-/// otherwise `base`'s settings (endpoint, timeouts, backoff).
+/// otherwise `base`'s settings (endpoint unless [`endpoint_var`] is set, timeouts, backoff).
 ///
 /// # Errors
 /// [`hetzner::Error::Config`] naming every project without a token and the variable to set;
@@ -43,6 +51,9 @@ pub fn clients(
         .map(|p| {
             let mut config = base.clone();
             config.token = Secret::new(env(&token_var(p)).unwrap_or_default());
+            if let Some(url) = env(&endpoint_var(p)).filter(|u| !u.is_empty()) {
+                url.trim_end_matches('/').clone_into(&mut config.endpoint);
+            }
             hetzner::Client::new(config).map(|c| (p.clone(), c))
         })
         .collect()
@@ -117,6 +128,7 @@ mod tests {
     fn token_variables_are_named_after_the_project() {
         assert_eq!(token_var("eu-1"), "HCLOUD_TOKEN_EU_1");
         assert_eq!(token_var("fsn"), "HCLOUD_TOKEN_FSN");
+        assert_eq!(endpoint_var("eu-1"), "HCLOUD_ENDPOINT_EU_1");
     }
 
     #[test]
