@@ -55,7 +55,8 @@ impl Bed {
         }
     }
 
-    /// `tether apply` with the tokens of the projects in `with_tokens`.
+    /// `tether apply` with the tokens of the projects in `with_tokens`: its exit code, and its
+    /// stdout followed by its stderr.
     async fn apply(&self, with_tokens: &[usize]) -> (i32, String) {
         let mut cmd = apply_command(&self.stack, self.repo.path(), &[]);
         for i in with_tokens {
@@ -67,7 +68,11 @@ impl Bed {
         let out = cmd.output().await.expect("run tether apply");
         (
             out.status.code().unwrap_or(-1),
-            String::from_utf8_lossy(&out.stderr).into_owned(),
+            format!(
+                "{}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            ),
         )
     }
 
@@ -91,13 +96,16 @@ impl Bed {
 async fn apply_spreads_the_fleet_over_its_projects_and_refuses_a_project_without_a_token() {
     let bed = Bed::new().await;
 
-    let (code, stderr) = bed.apply(&[0, 1]).await;
-    assert_ne!(code, 0, "{stderr}");
-    assert!(stderr.contains("HCLOUD_TOKEN_EU_3"), "{stderr}");
-    assert!(bed.servers().is_empty(), "nothing is created without every token");
+    let (code, output) = bed.apply(&[0, 1]).await;
+    assert_ne!(code, 0, "{output}");
+    assert!(output.contains("HCLOUD_TOKEN_EU_3"), "{output}");
+    assert!(
+        bed.servers().is_empty(),
+        "nothing is created without every token"
+    );
 
-    let (code, stderr) = bed.apply(&[0, 1, 2]).await;
-    assert_eq!(code, 0, "{stderr}");
+    let (code, output) = bed.apply(&[0, 1, 2]).await;
+    assert_eq!(code, 0, "{output}");
     let servers = bed.servers();
     assert_eq!(servers.len(), 6, "{servers:?}");
     for (project, name, label) in &servers {
@@ -109,11 +117,15 @@ async fn apply_spreads_the_fleet_over_its_projects_and_refuses_a_project_without
     }
     for i in 0..PROJECTS.len() {
         let token = bed.emulator(i).token();
-        assert!(!stderr.contains(token.expose().as_str()), "a token leaked");
+        assert!(!output.contains(token.expose().as_str()), "a token leaked");
+        assert!(
+            output.contains(PROJECTS[i]),
+            "the plan names {}",
+            PROJECTS[i]
+        );
     }
-
-    let (code, stderr) = bed.apply(&[0, 1, 2]).await;
-    assert_eq!(code, 0, "{stderr}");
+    let (code, output) = bed.apply(&[0, 1, 2]).await;
+    assert_eq!(code, 0, "{output}");
     let creates: usize = (0..PROJECTS.len())
         .map(|i| {
             bed.emulator(i)
