@@ -111,18 +111,12 @@ async fn apply_spreads_the_fleet_over_its_projects_and_refuses_a_project_without
     for (project, name, label) in &servers {
         assert_eq!(label.as_deref(), Some(project.as_str()), "{name}");
     }
-    for i in 0..PROJECTS.len() {
-        let n = servers.iter().filter(|(p, ..)| p == PROJECTS[i]).count();
-        assert!(n <= 3, "{} holds {n}, over its capacity", PROJECTS[i]);
-    }
-    for i in 0..PROJECTS.len() {
+    for (i, project) in PROJECTS.iter().enumerate() {
+        let n = servers.iter().filter(|(p, ..)| p == project).count();
+        assert!(n <= 3, "{project} holds {n}, over its capacity");
         let token = bed.emulator(i).token();
         assert!(!output.contains(token.expose().as_str()), "a token leaked");
-        assert!(
-            output.contains(PROJECTS[i]),
-            "the plan names {}",
-            PROJECTS[i]
-        );
+        assert!(output.contains(project), "the plan names {project}");
     }
     let (code, output) = bed.apply(&[0, 1, 2]).await;
     assert_eq!(code, 0, "{output}");
