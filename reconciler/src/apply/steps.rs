@@ -265,8 +265,9 @@ impl<C: Compute, T: Tailnet> Ctx<'_, C, T> {
         Ok(())
     }
 
-    /// Renames the old server aside, creates the replacement, and deletes the old server and
-    /// its devices only once the replacement is healthy.
+    /// Renames the old server aside, creates the replacement (in `project` when the action
+    /// names one, a pin's move; else where the old server lives), and deletes the old server
+    /// and its devices only once the replacement is healthy.
     pub(super) async fn replace(
         &self,
         agent: &Agent,

@@ -7,6 +7,8 @@
 //!   was listed in ([`Server::project`]); a failing project fails the listing (a partial
 //!   inventory would look like missing servers).
 //! - A create goes to [`NewServer::project`], which must name one of the projects.
+//! - With one unnamed project ([`Projects::single`], a fleet without `spec.projects`) every
+//!   call passes straight through and nothing is stamped: tether as before.
 //! - Every call about a server or an action goes to the project that listed or created it,
 //!   and only there; a call for an id no listing or create has placed is refused
 //!   ([`hetzner::Error::Unplaced`]) rather than sent to a guessed project.
