@@ -121,6 +121,7 @@ fn main() {
             ipv6: None,
             created: "2026-11-23T00:00:00Z".into(),
             delete_protected: false,
+            project: None,
         });
         devices.push(Device {
             id: DeviceId(format!("d{i}")),

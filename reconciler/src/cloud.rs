@@ -7,12 +7,14 @@
 //! - [`tailscale`]: the Tailscale client;
 //! - [`retry`]: the one retry policy both use;
 //! - [`transport`]: failed requests in words (endpoint and root cause);
+//! - [`projects`]: one fleet over several Hetzner projects, one client per project;
 //! - [`fence`]: both behind the single-writer lease: mutations refused once it is lost.
 
 #[cfg(test)]
 pub mod expect;
 pub mod fence;
 pub mod hetzner;
+pub mod projects;
 pub mod retry;
 pub mod tailscale;
 pub mod transport;

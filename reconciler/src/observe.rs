@@ -194,6 +194,7 @@ mod tests {
             user_data: None,
             labels: [(tether_schema::labels::AGENT.to_owned(), name.to_owned())].into(),
             start_after_create: false,
+            project: None,
         }
     }
 

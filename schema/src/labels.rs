@@ -10,6 +10,7 @@
 //! | `tether/spec` | [`replacement_hash`] of the fields only a new server can change |
 //! | `tether/runtime` | [`runtime_hash`] of the runtime the VM's agent was last told and reported |
 //! | `tether/agent-key` | [`AGENT_KEY`]: the hash of the on-VM agent's credential |
+//! | `tether/project` | the fleet project (`spec.projects`) the server was created in; only on fleets that declare projects |
 //! | `tether/protect` | `true` when the agent is protected: survives the spec's removal |
 //! | `tether/retired` | `true` on a server renamed aside while its replacement is created |
 //! | `tether/quarantine-grace` | the agent's own grace period in seconds, when its spec sets one |
@@ -39,6 +40,10 @@ pub const RUNTIME: &str = "tether/runtime";
 /// `tether/agent-key=<60 hex>`: the SHA-256 of the on-VM agent's credential (the credential
 /// itself is only ever on the VM); the daemon's agent API checks requests against it.
 pub const AGENT_KEY: &str = "tether/agent-key";
+/// `tether/project=<project name>`: the fleet project the server was created in. Set only by
+/// fleets that declare `spec.projects`; such a fleet owns a server only where this label
+/// names the project it is listed in.
+pub const PROJECT: &str = "tether/project";
 /// `tether/protect=true`: the agent was protected at its last applied spec.
 pub const PROTECT: &str = "tether/protect";
 

@@ -60,6 +60,10 @@ pub struct FleetSettings {
     pub catalog: Catalog,
     /// Every change paused (`spec.suspend`): plans are made and reported, nothing is applied.
     pub suspend: bool,
+    /// The Hetzner projects the fleet spreads over (`spec.projects`); empty: one implicit
+    /// project, the single token's.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub projects: Vec<crate::projects::Project>,
 }
 
 /// Deletion and disruption safety policy.
@@ -163,6 +167,9 @@ pub struct ServerSpec {
     pub image: ImageName,
     /// SSH key names, in the order written.
     pub ssh_keys: Vec<SshKeyName>,
+    /// The fleet project the agent is pinned to (`spec.server.project`), if any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub project: Option<crate::names::ProjectName>,
 }
 
 /// The agent runtime.

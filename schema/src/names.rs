@@ -93,6 +93,12 @@ newtype!(
     check_dns_label
 );
 newtype!(
+    /// A Hetzner project's name in `spec.projects`: a lowercase RFC 1123 label; it is the value
+    /// of the `tether/project` label and names the project's token in the daemon config.
+    ProjectName,
+    check_dns_label
+);
+newtype!(
     /// A billing subscription id; it becomes a label value, so Hetzner's value rules apply.
     Subscription,
     check_subscription

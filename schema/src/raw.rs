@@ -87,6 +87,10 @@ pub struct RawServer {
     /// Names of SSH keys stored in the Hetzner project.
     #[serde(default)]
     pub ssh_keys: Option<Vec<Text>>,
+    /// Agents only: the fleet project (`spec.projects`) the server must live in. Unpinned
+    /// agents are placed by tether and stay where they are.
+    #[serde(default)]
+    pub project: Option<Text>,
 }
 
 /// `spec.tailscale` of an Agent.
@@ -151,6 +155,10 @@ pub struct RawFleetSpec {
     pub policy: RawPolicy,
     /// What agents may ask for.
     pub catalog: RawCatalog,
+    /// The Hetzner projects the fleet spreads over, each with its own token (from the daemon
+    /// config) and capacity. Absent: one project, the single token's.
+    #[serde(default)]
+    pub projects: Option<Spanned<Vec<crate::projects::RawProject>>>,
 }
 
 /// `spec.defaults` of the Fleet.

@@ -175,6 +175,7 @@ pub(crate) fn fleet(raw: RawFleet, r: &mut Report<'_>) -> Option<FleetContext> {
     policy.heal = crate::heal::validate(&spec.policy.heal, r);
     let catalog = catalog(&spec.catalog, r);
     let defaults = defaults(&spec.defaults.server, &catalog, r);
+    let projects = crate::projects::validate(spec.projects.as_ref(), r);
     let settings = FleetSettings {
         name: name?,
         tailnet: tailnet?,
@@ -182,6 +183,7 @@ pub(crate) fn fleet(raw: RawFleet, r: &mut Report<'_>) -> Option<FleetContext> {
         policy,
         catalog,
         suspend: spec.suspend.unwrap_or(false),
+        projects,
     };
     r.ok().then_some(FleetContext { settings, defaults })
 }
@@ -305,6 +307,11 @@ pub(crate) fn agent(
             .and_then(|f| f.defaults.ssh_keys.clone())
             .unwrap_or_default(),
     };
+    let project = crate::projects::pin(
+        s.project.as_ref(),
+        fleet.map(|f| f.settings.projects.as_slice()),
+        r,
+    );
     let tags = tags(spec.tailscale.as_ref().map(|t| &t.tags), fleet, r);
     let runtime = runtime(&spec.runtime, r);
     let power = spec.power.map(|p| p.value).unwrap_or_default();
@@ -327,6 +334,7 @@ pub(crate) fn agent(
             location: location?,
             image: image?,
             ssh_keys,
+            project,
         },
         tags,
         runtime: runtime?,

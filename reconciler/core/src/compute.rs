@@ -81,6 +81,9 @@ pub struct Server {
     pub created: String,
     /// Whether delete protection is on.
     pub delete_protected: bool,
+    /// The fleet project it was listed in (`tether::cloud::projects::Projects`); `None` with one token.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub project: Option<String>,
 }
 
 /// The state of a Hetzner action.
@@ -139,6 +142,8 @@ pub struct NewServer {
     pub labels: BTreeMap<String, String>,
     /// Power on once created (Hetzner's default).
     pub start_after_create: bool,
+    /// The fleet project to create it in (`tether::cloud::projects::Projects`); `None` with one token.
+    pub project: Option<String>,
 }
 
 /// The result of a create call.

@@ -52,7 +52,7 @@ impl<C: Compute, T: Tailnet> Ctx<'_, C, T> {
         match remedy {
             Remedy::Rekey => self.rekey(agent, id, report).await,
             Remedy::PowerCycle => self.power_cycle(agent, id, report).await,
-            Remedy::Replace => self.replace(agent, id, old_devices, report).await,
+            Remedy::Replace => self.replace(agent, id, old_devices, None, report).await,
         }
     }
 

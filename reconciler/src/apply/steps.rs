@@ -48,17 +48,25 @@ impl<C: Compute, T: Tailnet> Ctx<'_, C, T> {
         async {
             let mut report = ActionReport::new(action, Outcome::Done);
             let result = match action {
-                Action::Create { agent, .. } => match self.agent(agent) {
-                    Ok(a) => self.create(a, &mut report).await,
+                Action::Create { agent, labels, .. } => match self.agent(agent) {
+                    Ok(a) => {
+                        let project = labels.get(labels::PROJECT).map(String::as_str);
+                        self.create(a, project, &mut report).await
+                    }
                     Err(e) => Err(e),
                 },
                 Action::Replace {
                     agent,
                     server_id,
                     old_devices,
+                    labels,
                     ..
                 } => match self.agent(agent) {
-                    Ok(a) => self.replace(a, *server_id, old_devices, &mut report).await,
+                    Ok(a) => {
+                        let project = labels.get(labels::PROJECT).map(String::as_str);
+                        self.replace(a, *server_id, old_devices, project, &mut report)
+                            .await
+                    }
                     Err(e) => Err(e),
                 },
                 Action::Resize {
@@ -185,12 +193,18 @@ impl<C: Compute, T: Tailnet> Ctx<'_, C, T> {
         result
     }
 
-    /// Creates the server with a fresh key ([`Ctx::with_key`]), waits for its actions and its
-    /// device.
-    async fn create(&self, agent: &Agent, report: &mut ActionReport) -> StepResult {
+    /// Creates the server in `project` (the fleet's projects; `None` with one token) with a
+    /// fresh key ([`Ctx::with_key`]), waits for its actions and its device.
+    async fn create(
+        &self,
+        agent: &Agent,
+        project: Option<&str>,
+        report: &mut ActionReport,
+    ) -> StepResult {
         let before = self.known_devices(agent).await?;
         self.with_key(agent, report, async |key, report| {
-            self.create_with_key(agent, key, &before, report).await
+            self.create_with_key(agent, project, key, &before, report)
+                .await
         })
         .await
     }
@@ -198,12 +212,16 @@ impl<C: Compute, T: Tailnet> Ctx<'_, C, T> {
     async fn create_with_key(
         &self,
         agent: &Agent,
+        project: Option<&str>,
         key: &CreatedAuthKey,
         before: &BTreeSet<DeviceId>,
         report: &mut ActionReport,
     ) -> StepResult {
-        let (user_data, labels, agent_key) =
+        let (user_data, mut labels, agent_key) =
             super::runtime::new_server(agent, self.fleet, key.secret.expose(), self.runtime);
+        if let Some(project) = project {
+            labels.insert(labels::PROJECT.to_owned(), project.to_owned());
+        }
         let new = NewServer {
             name: agent.name.as_str().to_owned(),
             server_type: agent.server.server_type.as_str().to_owned(),
@@ -218,6 +236,7 @@ impl<C: Compute, T: Tailnet> Ctx<'_, C, T> {
             user_data: Some(user_data),
             labels,
             start_after_create: agent.power == Power::On,
+            project: project.map(str::to_owned),
         };
         let created = self
             .compute
@@ -252,16 +271,19 @@ impl<C: Compute, T: Tailnet> Ctx<'_, C, T> {
         Ok(())
     }
 
-    /// Renames the old server aside, creates the replacement, and deletes the old server and
-    /// its devices only once the replacement is healthy.
+    /// Renames the old server aside, creates the replacement (in `project` when the action
+    /// names one, a pin's move; else where the old server lives), and deletes the old server
+    /// and its devices only once the replacement is healthy.
     pub(super) async fn replace(
         &self,
         agent: &Agent,
         old: ServerId,
         old_devices: &[DeviceId],
+        project: Option<&str>,
         report: &mut ActionReport,
     ) -> StepResult {
         let server = self.owned(agent.name.as_str(), old).await?;
+        let project = project.or(server.project.as_deref());
         let mut retired_labels = server.labels.clone();
         retired_labels.insert(labels::RETIRED.to_owned(), "true".to_owned());
         let retired_name = labels::retired_name(agent.name.as_str(), old.0);
@@ -269,7 +291,7 @@ impl<C: Compute, T: Tailnet> Ctx<'_, C, T> {
             .update_server(old, Some(&retired_name), &retired_labels)
             .await
             .map_err(|e| format!("retiring server {old}: {e}"))?;
-        self.create(agent, report).await?;
+        self.create(agent, project, report).await?;
         let healthy = agent.power == Power::Off || !report.device_ids.is_empty();
         if !healthy {
             return Err(Stop::Failed(format!(

@@ -236,7 +236,7 @@ fn apply(
     snapshot: &Snapshot,
     rt: &tokio::runtime::Runtime,
 ) -> Result<(PassOutcome, bool), Failure> {
-    let (compute, tailnet) = common::clients().map_err(Failure::Cli)?;
+    let (compute, tailnet) = common::clients_for(snapshot).map_err(Failure::Cli)?;
     let identity = Identity::default();
     let now = time::OffsetDateTime::now_utc()
         .format(&time::format_description::well_known::Rfc3339)

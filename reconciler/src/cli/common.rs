@@ -2,6 +2,7 @@
 //! the environment, the async runtime, and logging.
 
 use super::CliError;
+use crate::cloud::projects::{self, Projects};
 use crate::cloud::{hetzner, tailscale};
 use crate::forge;
 use crate::source::{self, Snapshot};
@@ -46,17 +47,26 @@ pub fn hetzner() -> Result<hetzner::Client, CliError> {
             "export HCLOUD_TOKEN (and HCLOUD_ENDPOINT for the sandbox); see docs/operations.md",
         )
     })?;
-    if let Ok(text) = std::env::var("TETHER_HETZNER_ACTION_TIMEOUT") {
-        config.action_timeout =
+    if let Some(timeout) = action_timeout()? {
+        config.action_timeout = timeout;
+    }
+    hetzner::Client::new(config)
+        .map_err(|e| CliError::failed(e.to_string(), "report this as a bug"))
+}
+
+/// `TETHER_HETZNER_ACTION_TIMEOUT`, when set.
+fn action_timeout() -> Result<Option<std::time::Duration>, CliError> {
+    std::env::var("TETHER_HETZNER_ACTION_TIMEOUT")
+        .ok()
+        .map(|text| {
             crate::daemon::config::parse_duration(text.trim()).map_err(|e| {
                 CliError::usage(
                     format!("TETHER_HETZNER_ACTION_TIMEOUT: {e}"),
                     "write a number with a unit: `90s`, `10m`",
                 )
-            })?;
-    }
-    hetzner::Client::new(config)
-        .map_err(|e| CliError::failed(e.to_string(), "report this as a bug"))
+            })
+        })
+        .transpose()
 }
 
 /// The Tailscale client from `TS_API_KEY` or `TS_OAUTH_CLIENT_ID`/`TS_OAUTH_CLIENT_SECRET`.
@@ -75,6 +85,39 @@ pub fn tailscale() -> Result<tailscale::Client, CliError> {
 /// Credentials are missing.
 pub fn clients() -> Result<(hetzner::Client, tailscale::Client), CliError> {
     Ok((hetzner()?, tailscale()?))
+}
+
+/// The Hetzner clients `snapshot`'s fleet needs: one per project its fleet.yaml declares
+/// (tokens from `HCLOUD_TOKEN_<PROJECT>`, [`projects::tokens`]), else the `HCLOUD_TOKEN`
+/// client alone; and the Tailscale client.
+///
+/// # Errors
+/// A token or the Tailscale credentials are missing.
+pub fn clients_for(
+    snapshot: &Snapshot,
+) -> Result<(Projects<hetzner::Client>, tailscale::Client), CliError> {
+    let declared = tether_schema::projects::declared(&snapshot.files);
+    let compute = if declared.is_empty() {
+        Projects::single(hetzner()?)
+    } else {
+        let endpoint = std::env::var("HCLOUD_ENDPOINT")
+            .ok()
+            .filter(|u| !u.is_empty())
+            .unwrap_or_else(|| hetzner::DEFAULT_ENDPOINT.to_owned());
+        let mut base = hetzner::Config::new(endpoint, crate::secret::Secret::new(String::new()));
+        if let Some(timeout) = action_timeout()? {
+            base.action_timeout = timeout;
+        }
+        let env = |var: &str| std::env::var(var).ok();
+        let members = projects::tokens::clients(&declared, &base, &env).map_err(|e| {
+            CliError::failed(
+                e.to_string(),
+                "export HCLOUD_TOKEN_<PROJECT> for every project in `spec.projects`; see docs/operations.md",
+            )
+        })?;
+        Projects::new(members)
+    };
+    Ok((compute, tailscale()?))
 }
 
 /// A multi-threaded tokio runtime for one command.

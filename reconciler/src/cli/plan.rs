@@ -117,7 +117,7 @@ fn compute_plan(
     snapshot: &Snapshot,
     rt: &tokio::runtime::Runtime,
 ) -> Result<(Plan, Observed), Failure> {
-    let (compute, tailnet) = common::clients().map_err(Failure::Cli)?;
+    let (compute, tailnet) = common::clients_for(snapshot).map_err(Failure::Cli)?;
     let ledger = match args.source.git.as_deref() {
         Some(repo) => Ledger::read(repo, &args.status_branch)
             .map_err(|e| Failure::Pass(PassError::Ledger(e)))?,

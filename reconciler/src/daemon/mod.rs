@@ -14,6 +14,7 @@
 //!   that applies only after it;
 //! - [`notify`]: notifications of failures, refusals, unhealthy agents and recoveries;
 //! - [`pass`]: one pass and its account (metrics, readiness, one log line);
+//! - [`projects`]: per-project request counting and the pace the slowest project sets;
 //! - [`run`]: the loop that ties them together.
 //!
 //! The remote fleet repository's local mirror is [`crate::source::remote`].
@@ -25,6 +26,7 @@ pub mod lock;
 pub mod metrics;
 pub mod notify;
 mod pass;
+pub mod projects;
 pub mod run;
 pub mod shutdown;
 pub mod trigger;

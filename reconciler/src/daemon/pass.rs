@@ -8,6 +8,7 @@ use super::metrics::{Metrics, ReconcileOutcome};
 use crate::apply::{Options, Outcome};
 use crate::audit::{STATUS_BRANCH, commit::Identity};
 use crate::cloud::Compute;
+use crate::cloud::projects::tokens::Registry;
 use crate::cloud::tailscale::Tailnet;
 use crate::plan::Note;
 use crate::reconcile::{self, PassError, PassOptions, PassOutcome, StatusTarget};
@@ -40,6 +41,7 @@ pub(super) enum Source {
 pub(super) async fn pass<C: Compute, T: Tailnet>(
     config: &DaemonConfig,
     source: &Source,
+    projects: &Registry,
     compute: &C,
     tailnet: &T,
     runtime: Option<&crate::runtime::Service>,
@@ -56,6 +58,10 @@ pub(super) async fn pass<C: Compute, T: Tailnet>(
             return (None, Err(error));
         }
     };
+    let declared = tether_schema::projects::declared(&snapshot.files);
+    if let Err(e) = projects.prepare(&declared, &|var| std::env::var(var).ok()) {
+        return (snapshot.commit, Err(PassError::Observe(e.into())));
+    }
     let identity = Identity {
         name: "tether".into(),
         email: format!("tether@{}", config.fleet),

@@ -17,12 +17,14 @@ use super::lock::{Lease, LeaseGuard, LockError, LockStore};
 use super::metrics::{Metrics, ReconcileOutcome};
 use super::notify::{self, Notifier};
 use super::pass::{self, Health, Source};
+use super::projects;
 use super::shutdown::{self, ShutdownSignal, ShutdownTrigger};
 use super::trigger::{self, Trigger, TriggerSender};
 use super::watch::{self, FleetWatcher};
 use super::webhook::Webhook;
 use crate::cloud::Compute;
 use crate::cloud::fence::Fenced;
+use crate::cloud::projects::tokens::Registry;
 use crate::cloud::retry::TokioClock;
 use crate::cloud::tailscale::Tailnet;
 use crate::cloud::{hetzner, tailscale};
@@ -74,7 +76,7 @@ pub async fn run(
     let metrics = Arc::new(Metrics::new(SystemTime::now()));
     let readiness = Readiness::default();
     let (sender, mut coalescer) = trigger::coalescer(TokioClock, trigger::DEFAULT_SETTLE);
-    let compute = hetzner_client(&config)?;
+    let compute = hetzner_clients(&config)?;
     tailscale_client(&config)?;
 
     let (source, lock_store) = open_source(&config, &sender).await?;
@@ -169,7 +171,7 @@ struct Daemon<'a> {
     config: &'a DaemonConfig,
     source: &'a Source,
     store: &'a LockStore,
-    compute: &'a hetzner::Client,
+    compute: &'a Registry,
     signal: &'a ShutdownSignal,
     sender: &'a TriggerSender,
     metrics: &'a Metrics,
@@ -192,7 +194,7 @@ impl Daemon<'_> {
     /// shutdown.
     async fn lead(&self, coalescer: &mut trigger::Coalescer<TokioClock>) {
         let mut health = Health::new(self.readiness.clone(), self.config.degraded_after);
-        let mut api_seen = std::collections::BTreeMap::new();
+        let mut api_seen = projects::Seen::new();
         loop {
             let Some(lease) = acquire(self.store, self.config, self.signal, self.readiness).await
             else {
@@ -206,7 +208,7 @@ impl Daemon<'_> {
                     return;
                 }
             };
-            let compute = Fenced::new(self.compute.clone(), guard.fence());
+            let compute = Fenced::new(self.compute.compute.clone(), guard.fence());
             let tailnet = Fenced::new(tailnet, guard.fence());
             self.sender.send(Trigger::Manual);
             let ended = self
@@ -253,7 +255,7 @@ impl Daemon<'_> {
         tailnet: &T,
         coalescer: &mut trigger::Coalescer<TokioClock>,
         health: &mut Health,
-        api_seen: &mut std::collections::BTreeMap<Option<u16>, u64>,
+        api_seen: &mut projects::Seen,
     ) -> Ended {
         loop {
             let triggers = tokio::select! {
@@ -281,7 +283,7 @@ impl Daemon<'_> {
             let work = async {
                 tokio::select! {
                     biased;
-                    done = pass::pass(self.config, self.source, compute, tailnet, self.runtime, stop_rx) => done,
+                    done = pass::pass(self.config, self.source, self.compute, compute, tailnet, self.runtime, stop_rx) => done,
                     never = stopper => match never {},
                 }
             };
@@ -306,31 +308,29 @@ impl Daemon<'_> {
                 started_at.elapsed(),
             );
             self.notifier.observe(commit.as_deref(), &outcome);
-            let mut requests = 0;
-            for (status, n) in self.compute.request_counts() {
-                let before = api_seen.insert(status, n).unwrap_or(0);
-                requests += n.saturating_sub(before);
-                for _ in before..n {
-                    self.metrics.count_api_request("hetzner", status);
-                }
-            }
-            self.cadence
-                .after_pass(requests, Some(self.compute.rate_limit()));
-            self.metrics.set_rate_limit_remaining(
-                "hetzner",
-                u64::from(self.compute.rate_limit_remaining()),
+            projects::after_pass(
+                &self.compute.compute.usage(),
+                api_seen,
+                self.metrics,
+                self.cadence,
+                &self.config.rate_budget,
+                self.config.schedule.every,
             );
         }
     }
 }
 
-fn hetzner_client(config: &DaemonConfig) -> Result<hetzner::Client, RunError> {
+/// The `HCLOUD_TOKEN` client, and the settings the clients of the fleet's projects share
+/// ([`Registry`]).
+fn hetzner_clients(config: &DaemonConfig) -> Result<Registry, RunError> {
     let mut hc = hetzner::Config::new(
         config.hetzner_endpoint.clone(),
         config.hetzner_token.clone(),
     );
     hc.action_timeout = config.action_timeout;
-    hetzner::Client::new(hc).map_err(start_err("building the Hetzner client"))
+    let single =
+        hetzner::Client::new(hc.clone()).map_err(start_err("building the Hetzner client"))?;
+    Ok(Registry::new(hc, single))
 }
 
 fn tailscale_client(config: &DaemonConfig) -> Result<tailscale::Client, RunError> {

@@ -209,6 +209,7 @@ mod tests {
                 user_data: Some(Secret::new(user_data)),
                 labels: BTreeMap::new(),
                 start_after_create: true,
+                project: None,
             })
             .await
             .expect("create");

@@ -71,6 +71,15 @@ pub(super) fn in_catalog<T: AsRef<str>>(
 /// `spec.defaults.server`: each default a valid name from the catalog.
 pub(super) fn defaults(raw: &RawServer, catalog: &Catalog, r: &mut Report<'_>) -> Defaults {
     let base = "spec.defaults.server";
+    if let Some(project) = &raw.project {
+        r.push(
+            project.span,
+            "spec.defaults.server.project",
+            Code::UnknownField,
+            "a project is pinned per agent, not fleet-wide".into(),
+            "set `spec.server.project` in the agent's file, or leave placement to tether".into(),
+        );
+    }
     Defaults {
         server_type: raw.server_type.as_ref().and_then(|t| {
             let path = format!("{base}.type");

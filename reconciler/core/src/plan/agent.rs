@@ -1,7 +1,7 @@
 //! One agent's decisions: the create of a missing server, or what must change on the existing
 //! one.
 
-use super::{Action, Context, Note, fields, runtime, safety};
+use super::{Action, Context, Note, fields, projects, runtime, safety};
 use crate::compute::{Server, ServerStatus};
 use crate::tailnet::Device;
 use std::collections::BTreeMap;
@@ -63,6 +63,7 @@ pub(super) fn plan_existing(
         runtime::effective_labels(agent, server, &fleet.settings, ctx.previous.as_ref());
     let have = effective.as_ref().unwrap_or(&server.labels);
     keep_agent_labels(have, &mut want);
+    projects::keep_label(server, &mut want);
     let viewed = effective.as_ref().map(|labels| Server {
         labels: labels.clone(),
         ..server.clone()
@@ -98,7 +99,7 @@ pub(super) fn plan_existing(
                 server_type: agent.server.server_type.as_str().to_owned(),
                 location: agent.server.location.as_str().to_owned(),
                 image: agent.server.image.as_str().to_owned(),
-                labels: want,
+                labels: projects::replacement_labels(agent, want),
             });
             return;
         }

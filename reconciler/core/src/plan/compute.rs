@@ -4,8 +4,8 @@
 use super::agent::{create, plan_existing};
 use super::inventory::{Inventory, device_ids, owned_devices};
 use super::{
-    Action, Context, Note, Observed, PLAN_VERSION, Plan, Summary, confirm, cost, heal, quarantine,
-    runtime, safety,
+    Action, Context, Note, Observed, PLAN_VERSION, Plan, Summary, confirm, cost, heal, projects,
+    quarantine, runtime, safety,
 };
 use crate::compute::Server;
 use crate::tailnet::Device;
@@ -46,6 +46,7 @@ pub fn plan(fleet: &Fleet, observed: &Observed, ctx: &Context) -> Plan {
     }
     let devices = owned_devices(fleet, observed, &inventory, ctx, &mut notes);
     let mut restored = BTreeSet::new();
+    let mut placement = projects::Placement::new(fleet, &observed.servers);
 
     for (name, agent) in &fleet.agents {
         let own_devices = devices.get(name.as_str()).map_or(&[][..], Vec::as_slice);
@@ -77,7 +78,7 @@ pub fn plan(fleet: &Fleet, observed: &Observed, ctx: &Context) -> Plan {
                                 .map_or("none", String::as_str)
                         );
                     }
-                    actions.push(action);
+                    actions.extend(placement.place(agent, action, &mut notes));
                 }
             },
             Some(server) => plan_existing(

@@ -140,6 +140,9 @@ pub fn replacement_changes(
         agent.server.image.as_str(),
         true,
     );
+    if let (Some(pin), Some(lives)) = (&agent.server.project, &server.project) {
+        differ("project", Some(lives), pin.as_str(), true);
+    }
     let have = server.labels.get(labels::SPEC);
     let spec_differs = have != want.get(labels::SPEC);
     if spec_differs {

@@ -17,6 +17,7 @@ pub mod heal;
 mod inventory;
 mod note;
 pub mod offer;
+pub mod projects;
 pub mod quarantine;
 pub mod render;
 pub mod runtime;

@@ -37,10 +37,13 @@ use tether_schema::{Fleet, labels};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
-/// Whether `server` carries this fleet's and `agent`'s ownership labels.
+/// Whether `server` carries this fleet's and `agent`'s ownership labels, and its
+/// `tether/project` label names the project it was listed in (neither, with one token): a
+/// server whose label disagrees with where it lives is not this fleet's.
 pub fn owns_server(server: &Server, fleet: &str, agent: &str) -> bool {
     server.labels.get(labels::FLEET).is_some_and(|f| f == fleet)
         && server.labels.get(labels::AGENT).is_some_and(|a| a == agent)
+        && server.labels.get(labels::PROJECT) == server.project.as_ref()
 }
 
 /// Whether `server` must never be deleted or replaced: `tether/protect=true` (the agent's spec

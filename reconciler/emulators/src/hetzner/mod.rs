@@ -75,6 +75,9 @@ pub struct Config {
     pub ssh_keys: Vec<(String, String)>,
     /// Seed of the fault injector's random source.
     pub fault_seed: u64,
+    /// Added to the first server and action ids (100001 and 5000001), so several instances,
+    /// like the projects of Hetzner's one id space, never hand out the same id.
+    pub id_offset: u64,
 }
 
 impl Default for Config {
@@ -89,6 +92,7 @@ impl Default for Config {
             catalog: Catalog::default(),
             ssh_keys: vec![("ops-2026".to_owned(), OPS_2026_KEY.to_owned())],
             fault_seed: 0,
+            id_offset: 0,
         }
     }
 }
@@ -140,6 +144,7 @@ impl HetznerEmulator {
     /// The address cannot be bound, or a seeded SSH key is malformed (`InvalidInput`).
     pub async fn start(config: Config) -> io::Result<HetznerEmulator> {
         let mut model = state::Model::default();
+        model.offset_ids(config.id_offset);
         for (name, key) in &config.ssh_keys {
             routes::seed_key(&mut model, name, key).map_err(|message| {
                 io::Error::new(

@@ -207,6 +207,12 @@ impl Default for Model {
 }
 
 impl Model {
+    /// Starts server and action ids `offset` higher ([`super::Config::id_offset`]).
+    pub fn offset_ids(&mut self, offset: u64) {
+        self.next_server += offset;
+        self.next_action += offset;
+    }
+
     /// A fresh server id.
     pub fn server_id(&mut self) -> u64 {
         self.next_server += 1;

@@ -32,6 +32,7 @@ fn server(name: &str) -> NewServer {
         user_data: None,
         labels: BTreeMap::new(),
         start_after_create: true,
+        project: None,
     }
 }
 

@@ -18,6 +18,7 @@ fn new_server(i: usize) -> NewServer {
         user_data: None,
         labels: [("tether/agent".to_owned(), format!("agent-{i:03}"))].into(),
         start_after_create: true,
+        project: None,
     }
 }
 

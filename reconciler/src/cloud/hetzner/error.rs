@@ -121,6 +121,15 @@ pub enum Error {
     /// The client could not be configured.
     #[error("hetzner client configuration: {0}")]
     Config(String),
+    /// tether did not send the request: it cannot tell which of the fleet's projects
+    /// ([`crate::cloud::projects`]) the server or action belongs to.
+    #[error("hetzner {operation}: not sent: {reason}")]
+    Unplaced {
+        /// The call that was refused.
+        operation: String,
+        /// Why, naming the server, action or project.
+        reason: String,
+    },
 }
 
 impl Error {
@@ -178,6 +187,7 @@ impl Error {
             | Error::ActionTimedOut { .. }
             | Error::Fenced { .. }
             | Error::NameTaken { .. }
+            | Error::Unplaced { .. }
             | Error::Config(_) => Retry::Terminal,
         }
     }

@@ -59,6 +59,7 @@ fn new_server() -> NewServer {
         user_data: Some(Secret::from("#cloud-config\n# tskey-auth-SECRET\n")),
         labels: [("tether/agent".to_owned(), "acme-prod".to_owned())].into(),
         start_after_create: true,
+        project: None,
     }
 }
 

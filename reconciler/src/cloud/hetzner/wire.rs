@@ -322,6 +322,7 @@ impl From<Server> for cloud::Server {
             ipv6: s.public_net.ipv6.map(|i| i.ip),
             created: s.created,
             delete_protected: s.protection.delete,
+            project: None,
         }
     }
 }

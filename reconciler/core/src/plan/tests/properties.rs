@@ -99,6 +99,7 @@ fn simulate(plan: &Plan, fleet: &Fleet, observed: &Observed) -> Observed {
             ipv6: None,
             created: "2026-11-24T00:00:00Z".into(),
             delete_protected: false,
+            project: None,
         }
     };
     for action in &plan.actions {
@@ -270,6 +271,7 @@ fn observed_of(world: &World, fleet: &Fleet) -> Observed {
             ipv6: None,
             created: "2026-11-23T00:00:00Z".into(),
             delete_protected: false,
+            project: None,
         };
         match drift {
             Drift::Missing => continue,
@@ -314,6 +316,7 @@ fn observed_of(world: &World, fleet: &Fleet) -> Observed {
             ipv6: None,
             created: String::new(),
             delete_protected: false,
+            project: None,
         });
     }
     for j in 0..world.strangers {
@@ -329,6 +332,7 @@ fn observed_of(world: &World, fleet: &Fleet) -> Observed {
             ipv6: None,
             created: String::new(),
             delete_protected: false,
+            project: None,
         });
     }
     servers.sort_by_key(|s| s.id);
