@@ -396,3 +396,7 @@ fn commit_changed(
     };
     Ok(commit::write(target, &files, message)?.map(|oid| oid.to_string()))
 }
+
+#[cfg(test)]
+#[path = "reconcile_tests.rs"]
+mod tests;

@@ -124,4 +124,4 @@ fn resolve(repo: &Path, rev: &str) -> Result<(String, Oid), SourceError> {
 
 #[cfg(test)]
 #[path = "fleets_tests.rs"]
-mod tests;
+pub(crate) mod tests;

@@ -5,14 +5,14 @@ use git2::Signature;
 
 const FLEET: &str = "apiVersion: tether/v1\nkind: Fleet\nmetadata: {name: cached}\nspec:\n  defaults: {server: {type: cpx21, location: fsn1, image: ubuntu-24.04}}\n  tailscale: {tags: [\"tag:agent\"]}\n  catalog: {serverTypes: [cpx11, cpx21, cpx31], locations: [fsn1], images: [ubuntu-24.04]}\n";
 
-fn agent(name: &str, server_type: &str) -> String {
+pub(crate) fn agent(name: &str, server_type: &str) -> String {
     format!(
         "apiVersion: tether/v1\nkind: Agent\nmetadata: {{name: {name}}}\nspec:\n  subscription: sub_{name}\n  server: {{type: {server_type}}}\n  runtime: {{version: \"1.4.2\"}}\n"
     )
 }
 
 /// Commits `fleet.yaml` and `agents` (file name, text) plus a README on `main` of `dir`.
-fn commit(dir: &Path, agents: &[(&str, String)], readme: &str) -> String {
+pub(crate) fn commit(dir: &Path, agents: &[(&str, String)], readme: &str) -> String {
     let repo = Repository::open(dir)
         .or_else(|_| Repository::init(dir))
         .expect("repository");
