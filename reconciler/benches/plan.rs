@@ -3,12 +3,15 @@
 //! Run with `cargo bench -p tether --bench plan`. Prints the minimum / median / maximum time to
 //! read the fleet's files from a packed git repository (as `tether plan --repo` does), to load
 //! (parse and validate) them, and of `plan()`, each over several runs, and the CPU time of each.
+//! Then the daemon's steady state: a pass on a tree it loaded before resolves the revision to
+//! its tree id and takes the fleet from its [`FleetCache`] before planning.
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 use tether::cloud::tailscale::{Device, DeviceId};
 use tether::cloud::{Euros, Server, ServerId, ServerStatus};
 use tether::plan::{Context, Observed, plan};
+use tether::source::fleets::FleetCache;
 use tether_schema::{Content, SourceFile, labels, load_fleet};
 
 const AGENTS: usize = 10_000;
@@ -72,6 +75,16 @@ fn main() {
     let files = files();
     let repo = tempfile::tempdir().expect("temp dir");
     packed_repo(repo.path(), &files).expect("bench repository");
+    // Memory first, before other loads leave freed pages behind: the cache's fleet plus the
+    // copy handed to the pass.
+    let cache = FleetCache::new();
+    let rss_before = rss();
+    let held = cache.read(repo.path(), "main").expect("readable");
+    let fleet_bytes = rss()
+        .zip(rss_before)
+        .map(|(after, before)| after.saturating_sub(before) / 2);
+    assert!(held.fleet.is_ok(), "the bench fleet loads");
+    drop(held);
     let mut reads: Vec<Duration> = Vec::with_capacity(LOAD_RUNS);
     let cpu_before = cpu_time();
     for _ in 0..LOAD_RUNS {
@@ -170,6 +183,24 @@ fn main() {
     }
     let plan_cpu = cpu_time().map(|after| (after - cpu_before.unwrap_or(after)) / RUNS as u32);
     times.sort();
+    let mut steady: Vec<Duration> = Vec::with_capacity(RUNS);
+    let cpu_before = cpu_time();
+    for _ in 0..RUNS {
+        let t = Instant::now();
+        let loaded = cache.read(repo.path(), "main").expect("readable");
+        let fleet = loaded.fleet.expect("cached");
+        let p = plan(&fleet, &observed, &ctx);
+        steady.push(t.elapsed());
+        std::hint::black_box(p);
+    }
+    let steady_cpu = cpu_time().map(|after| (after - cpu_before.unwrap_or(after)) / RUNS as u32);
+    steady.sort();
+    let cpu_before = cpu_time();
+    for _ in 0..RUNS {
+        std::hint::black_box(cache.read(repo.path(), "main").expect("readable"));
+    }
+    let hit_cpu = cpu_time().map(|after| (after - cpu_before.unwrap_or(after)) / RUNS as u32);
+    assert_eq!(cache.loads(), 1, "every steady-state pass is a cache hit");
     println!(
         "git read ({AGENTS} agent files, packed) over {LOAD_RUNS} runs: min {:.2?}, median {:.2?}, max {:.2?}",
         reads[0],
@@ -194,6 +225,31 @@ fn main() {
             read + load + plan
         );
     }
+    println!(
+        "daemon steady state (cache hit: revision -> tree id -> cached fleet, then plan) over {RUNS} runs: min {:.2?}, median {:.2?}, max {:.2?}",
+        steady[0],
+        steady[RUNS / 2],
+        steady[RUNS - 1]
+    );
+    if let (Some(cpu), Some(hit)) = (steady_cpu, hit_cpu) {
+        println!(
+            "CPU time per daemon steady-state pass (this thread): {cpu:.2?}, of which the cache hit (resolve and copy the fleet) {hit:.2?}"
+        );
+    }
+    if let Some(bytes) = fleet_bytes {
+        println!(
+            "memory of one loaded fleet of {AGENTS} agents (resident set growth): about {:.1} MiB",
+            bytes as f64 / (1024.0 * 1024.0)
+        );
+    }
+}
+
+/// Resident set size of this process in bytes (Linux: `/proc/self/status`).
+fn rss() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
+    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib * 1024)
 }
 
 /// Time this thread has spent on a CPU (Linux: `/proc/thread-self/schedstat`), which wall time

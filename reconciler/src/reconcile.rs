@@ -21,6 +21,7 @@ use crate::cloud::{Compute, ServerStatus};
 use crate::observe::{ObserveError, observe, refresh_touched};
 use crate::plan::offer::{self, NotOffered};
 use crate::plan::{self, Context, Observed, Plan};
+use crate::source::fleets::{FleetCache, Loaded};
 use crate::source::{Snapshot, publish};
 use std::collections::BTreeSet;
 use tether_schema::{Fleet, LoadError, load_fleet};
@@ -49,6 +50,9 @@ pub struct PassOptions<'a> {
     pub now: &'a str,
     /// The daemon's agent API, when it serves one: runtime updates roll out through it.
     pub runtime: Option<&'a crate::runtime::Service>,
+    /// The daemon's loaded fleets, which the status baseline's fleet is taken from when its
+    /// tree was loaded before; `None` loads it afresh.
+    pub fleets: Option<&'a FleetCache>,
 }
 
 /// Why a pass stopped.
@@ -101,10 +105,15 @@ pub struct PassOutcome {
 
 /// The planning context the ledger and the run give.
 pub fn context(snapshot: &Snapshot, ledger: &Ledger, allow_shrink: bool, now: &str) -> Context {
+    context_at(snapshot.commit.as_deref(), ledger, allow_shrink, now)
+}
+
+/// [`context`] at `commit` (`None`: a working tree).
+fn context_at(commit: Option<&str>, ledger: &Ledger, allow_shrink: bool, now: &str) -> Context {
     let now = time::OffsetDateTime::parse(now, &time::format_description::well_known::Rfc3339)
         .unwrap_or_else(|_| time::OffsetDateTime::now_utc());
     Context {
-        revision: snapshot.commit.clone(),
+        revision: commit.map(str::to_owned),
         previous: None,
         previous_agents: ledger.baseline.as_ref().map(|b| b.agents),
         allow_shrink,
@@ -126,6 +135,12 @@ pub fn previous_fleet(repo: &std::path::Path, ledger: &Ledger) -> Option<Fleet> 
     load_fleet(&snapshot.files).ok()
 }
 
+/// [`previous_fleet`], taken from `fleets` when the baseline's tree was loaded before.
+fn previous_cached(repo: &std::path::Path, ledger: &Ledger, fleets: &FleetCache) -> Option<Fleet> {
+    let revision = ledger.baseline.as_ref()?.revision.as_deref()?;
+    fleets.read(repo, revision).ok()?.fleet.ok()
+}
+
 /// Loads the fleet, reads the inventory and plans, without changing anything.
 ///
 /// # Errors
@@ -136,7 +151,16 @@ pub async fn plan_only<C: Compute, T: Tailnet>(
     tailnet: &T,
     ctx: &Context,
 ) -> Result<(Fleet, Observed, Plan), PassError> {
-    let fleet = load_fleet(&snapshot.files)?;
+    plan_fleet(load_fleet(&snapshot.files)?, compute, tailnet, ctx).await
+}
+
+/// [`plan_only`] for a fleet already loaded.
+async fn plan_fleet<C: Compute, T: Tailnet>(
+    fleet: Fleet,
+    compute: &C,
+    tailnet: &T,
+    ctx: &Context,
+) -> Result<(Fleet, Observed, Plan), PassError> {
     let observed = observe(compute, tailnet).await?;
     let ctx = Context {
         subscriptions: crate::billing::confirm::confirmations(&fleet, &observed).await,
@@ -177,23 +201,53 @@ pub async fn run<C: Compute, T: Tailnet>(
     options: &PassOptions<'_>,
     stop: watch::Receiver<bool>,
 ) -> Result<PassOutcome, PassError> {
+    run_loaded(
+        Loaded::from_snapshot(snapshot),
+        compute,
+        tailnet,
+        options,
+        stop,
+    )
+    .await
+}
+
+/// [`run`] for a fleet already loaded (or that failed to load), as the daemon's
+/// [`FleetCache`] hands it over.
+///
+/// # Errors
+/// See [`PassError`]; a fleet that failed to load is [`PassError::Load`], recorded.
+pub async fn run_loaded<C: Compute, T: Tailnet>(
+    loaded: Loaded,
+    compute: &C,
+    tailnet: &T,
+    options: &PassOptions<'_>,
+    stop: watch::Receiver<bool>,
+) -> Result<PassOutcome, PassError> {
+    let commit = loaded.commit.as_deref();
     let ledger = match &options.status {
         Some(target) => read_ledger(target)?,
         None => Ledger::default(),
     };
-    let mut ctx = context(snapshot, &ledger, options.allow_shrink, options.now);
+    let mut ctx = context_at(commit, &ledger, options.allow_shrink, options.now);
     ctx.previous = options
         .status
         .as_ref()
-        .and_then(|target| previous_fleet(target.repo, &ledger));
-    let (fleet, observed, plan) = match plan_only(snapshot, compute, tailnet, &ctx).await {
+        .and_then(|target| match options.fleets {
+            Some(fleets) => previous_cached(target.repo, &ledger, fleets),
+            None => previous_fleet(target.repo, &ledger),
+        });
+    let planned = match loaded.fleet {
+        Ok(fleet) => plan_fleet(fleet, compute, tailnet, &ctx).await,
+        Err(e) => Err(e.into()),
+    };
+    let (fleet, observed, plan) = match planned {
         Ok(planned) => planned,
         Err(e) => {
-            record_failure(options, &ledger, snapshot, &e.to_string())?;
+            record_failure(options, &ledger, commit, &e.to_string())?;
             return Err(e);
         }
     };
-    tracing::info!(fleet = %fleet.settings.name, commit = snapshot.commit.as_deref().unwrap_or("working-tree"), plan_hash = %plan.plan_hash, actions = plan.actions.len(), "planned");
+    tracing::info!(fleet = %fleet.settings.name, commit = commit.unwrap_or("working-tree"), plan_hash = %plan.plan_hash, actions = plan.actions.len(), "planned");
     if let Some(expected) = options.expect_plan_hash
         && expected != plan.plan_hash
     {
@@ -318,11 +372,11 @@ fn record(
 fn record_failure(
     options: &PassOptions<'_>,
     ledger: &Ledger,
-    snapshot: &Snapshot,
+    commit: Option<&str>,
     error: &str,
 ) -> Result<(), PassError> {
     let files = status::failure_files(ledger, error, options.now, options.run);
-    let message = message::failure_message(error, snapshot.commit.as_deref(), options.run);
+    let message = message::failure_message(error, commit, options.run);
     commit_changed(options, ledger, files, &message).map(|_| ())
 }
 
@@ -342,3 +396,7 @@ fn commit_changed(
     };
     Ok(commit::write(target, &files, message)?.map(|oid| oid.to_string()))
 }
+
+#[cfg(test)]
+#[path = "reconcile_tests.rs"]
+mod tests;

@@ -275,6 +275,7 @@ fn apply(
         run: &run,
         now: &now,
         runtime: None,
+        fleets: None,
     };
     rt.block_on(async {
         let (trigger, signal) = shutdown::channel();

@@ -13,7 +13,7 @@ use crate::cloud::tailscale::Tailnet;
 use crate::plan::Note;
 use crate::reconcile::{self, PassError, PassOptions, PassOutcome, StatusTarget};
 use crate::source::remote::RepoCache;
-use crate::source::{self, Snapshot};
+use crate::source::{self, fleets::FleetCache, fleets::Loaded};
 use std::path::PathBuf;
 use std::time::{Duration, SystemTime};
 use tokio::sync::watch;
@@ -36,19 +36,27 @@ pub(super) enum Source {
     },
 }
 
+/// Where a pass reads its fleet: the daemon's source, and the fleets already loaded from it.
+#[derive(Clone, Copy)]
+pub(super) struct FleetInput<'a> {
+    pub(super) source: &'a Source,
+    pub(super) fleets: &'a FleetCache,
+}
+
 /// One pass against `compute` and `tailnet` (fenced by the lease); `stop` turns `true` on
-/// shutdown or when the lease is lost, and the apply then starts no new action.
+/// shutdown or when the lease is lost, and the apply then starts no new action. Fleets loaded
+/// from git are kept in `fleets` across passes; a folder's is loaded every pass.
 pub(super) async fn pass<C: Compute, T: Tailnet>(
     config: &DaemonConfig,
-    source: &Source,
+    FleetInput { source, fleets }: FleetInput<'_>,
     projects: &Registry,
     compute: &C,
     tailnet: &T,
     runtime: Option<&crate::runtime::Service>,
     stop: watch::Receiver<bool>,
 ) -> (Option<String>, Result<PassOutcome, PassError>) {
-    let snapshot = match read(source).await {
-        Ok(s) => s,
+    let loaded = match read(source, fleets).await {
+        Ok(loaded) => loaded,
         Err(message) => {
             let diagnostic =
                 tether_schema::Diagnostic::new("", None, tether_schema::Code::Unreadable, message);
@@ -58,9 +66,16 @@ pub(super) async fn pass<C: Compute, T: Tailnet>(
             return (None, Err(error));
         }
     };
-    let declared = tether_schema::projects::declared(&snapshot.files);
-    if let Err(e) = projects.prepare(&declared, &|var| std::env::var(var).ok()) {
-        return (snapshot.commit, Err(PassError::Observe(e.into())));
+    if let Ok(fleet) = &loaded.fleet {
+        let declared: Vec<String> = fleet
+            .settings
+            .projects
+            .iter()
+            .map(|p| p.name.as_str().to_owned())
+            .collect();
+        if let Err(e) = projects.prepare(&declared, &|var| std::env::var(var).ok()) {
+            return (loaded.commit, Err(PassError::Observe(e.into())));
+        }
     }
     let identity = Identity {
         name: "tether".into(),
@@ -102,23 +117,29 @@ pub(super) async fn pass<C: Compute, T: Tailnet>(
         run: &run,
         now: &now,
         runtime,
+        fleets: Some(fleets),
     };
-    let outcome = reconcile::run(&snapshot, compute, tailnet, &options, stop).await;
-    (snapshot.commit, outcome)
+    let commit = loaded.commit.clone();
+    let outcome = reconcile::run_loaded(loaded, compute, tailnet, &options, stop).await;
+    (commit, outcome)
 }
 
-async fn read(source: &Source) -> Result<Snapshot, String> {
+async fn read(source: &Source, fleets: &FleetCache) -> Result<Loaded, String> {
     match source {
         Source::Remote { cache, branch, .. } => {
-            let (cache, branch) = (cache.clone(), branch.clone());
+            let (cache, branch, fleets) = (cache.clone(), branch.clone(), fleets.clone());
             tokio::task::spawn_blocking(move || {
                 let commit = cache.fetch(&branch).map_err(|e| e.to_string())?;
-                source::git::read(cache.path(), &commit).map_err(|e| e.to_string())
+                fleets
+                    .read(cache.path(), &commit)
+                    .map_err(|e| e.to_string())
             })
             .await
             .map_err(|e| e.to_string())?
         }
-        Source::Directory { path, .. } => source::dir::read(path).map_err(|e| e.to_string()),
+        Source::Directory { path, .. } => source::dir::read(path)
+            .map(|snapshot| Loaded::from_snapshot(&snapshot))
+            .map_err(|e| e.to_string()),
     }
 }
 

@@ -28,6 +28,7 @@ use crate::cloud::projects::tokens::Registry;
 use crate::cloud::retry::TokioClock;
 use crate::cloud::tailscale::Tailnet;
 use crate::cloud::{hetzner, tailscale};
+use crate::source::fleets::FleetCache;
 use crate::source::remote::{Credentials, RepoCache};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
@@ -158,6 +159,7 @@ pub async fn run(
         notifier: &notifier,
         runtime: runtime.as_ref(),
         cadence: &cadence,
+        fleets: &FleetCache::new(),
     };
     daemon.lead(&mut coalescer).await;
     // Whatever ended the loop, the process ends too: never a daemon that answers and does nothing.
@@ -179,6 +181,8 @@ struct Daemon<'a> {
     notifier: &'a Notifier,
     runtime: Option<&'a crate::runtime::Service>,
     cadence: &'a Cadence,
+    /// Fleets loaded from git, kept across passes.
+    fleets: &'a FleetCache,
 }
 
 /// Why a stretch of holding the lease ended.
@@ -283,7 +287,7 @@ impl Daemon<'_> {
             let work = async {
                 tokio::select! {
                     biased;
-                    done = pass::pass(self.config, self.source, self.compute, compute, tailnet, self.runtime, stop_rx) => done,
+                    done = pass::pass(self.config, pass::FleetInput { source: self.source, fleets: self.fleets }, self.compute, compute, tailnet, self.runtime, stop_rx) => done,
                     never = stopper => match never {},
                 }
             };

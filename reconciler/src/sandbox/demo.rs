@@ -381,6 +381,7 @@ impl<W: Write> Demo<'_, W> {
             run: "sandbox-demo",
             now: &now,
             runtime: None,
+            fleets: None,
         };
         let (_stop, stop) = tokio::sync::watch::channel(false);
         reconcile::run(&snapshot, &self.compute, &self.tailnet, &options, stop).await

@@ -2,9 +2,11 @@
 //! read straight from its object database ([`git`]). Both hand the schema crate the same
 //! [`SourceFile`]s, so a fleet validates the same way from either. [`remote`] keeps a local bare
 //! mirror of a remote repository for [`git`] to read; [`publish`] moves a remote branch without
-//! force; [`reflock`] clears ref lock files a killed process left.
+//! force; [`reflock`] clears ref lock files a killed process left; [`fleets`] keeps the daemon's
+//! loaded fleets by git tree.
 
 pub mod dir;
+pub mod fleets;
 pub mod git;
 pub mod publish;
 pub mod reflock;
