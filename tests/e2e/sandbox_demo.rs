@@ -1,6 +1,7 @@
 //! `tether sandbox --demo`, the README's first command, run as a newcomer would.
 
 use crate::common::{tether, workspace};
+use std::process::Command;
 
 fn summary_value(out: &str, label: &str) -> String {
     out.lines()
@@ -71,5 +72,45 @@ fn the_demo_runs_to_completion_and_its_summary_matches_the_emulators() {
     assert!(
         !out.contains("tskey-auth-") && !out.contains("tskey-client-"),
         "no secret in the narration"
+    );
+}
+
+/// The README's first command exactly as written, up to `--`: `cargo run` from the workspace
+/// root must pick the `tether` binary among the workspace's binaries (it did not once
+/// `tether-agent` joined it). Run with `--version` instead of the demo, which the test above
+/// runs, and in this test's build profile.
+#[test]
+fn the_readmes_cargo_run_picks_the_tether_binary() {
+    let root = workspace();
+    let readme = std::fs::read_to_string(root.join("README.md")).expect("README.md");
+    let command = readme
+        .lines()
+        .find(|l| l.starts_with("cargo run"))
+        .expect("the README's first command is a `cargo run`");
+    let (cargo_args, demo_args) = command
+        .split_once(" -- ")
+        .expect("the command passes tether its arguments after `--`");
+    assert_eq!(demo_args, "sandbox --demo", "{command}");
+    let in_release = std::env::current_exe()
+        .expect("current exe")
+        .components()
+        .any(|c| c.as_os_str() == "release");
+    let args: Vec<&str> = cargo_args
+        .split_whitespace()
+        .skip(1)
+        .filter(|a| in_release || *a != "--release")
+        .collect();
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
+    let out = Command::new(cargo)
+        .current_dir(&root)
+        .args(&args)
+        .args(["--quiet", "--", "--version"])
+        .output()
+        .expect("run cargo");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && stdout.starts_with("tether "),
+        "`{command}` does not run tether:\nstdout: {stdout}\nstderr: {}",
+        String::from_utf8_lossy(&out.stderr)
     );
 }
