@@ -2,7 +2,7 @@
 //! each with its own token, endpoint and id range; the tokens come from
 //! `HCLOUD_TOKEN_<PROJECT>` and never from the repository.
 
-use crate::common::{apply_command, commit_all, example_fleet, without_quarantine};
+use crate::common::{apply_command, commit_all, example_fleet, tether_bin, without_quarantine};
 use tether::sandbox::stack::{Stack, StackOptions};
 use tether_emulators::hetzner::{self as emu, HetznerEmulator};
 
@@ -59,12 +59,7 @@ impl Bed {
     /// stdout followed by its stderr.
     async fn apply(&self, with_tokens: &[usize]) -> (i32, String) {
         let mut cmd = apply_command(&self.stack, self.repo.path(), &[]);
-        for i in with_tokens {
-            let e = self.emulator(*i);
-            let suffix = PROJECTS[*i].to_uppercase().replace('-', "_");
-            cmd.env(format!("HCLOUD_TOKEN_{suffix}"), e.token().expose());
-            cmd.env(format!("HCLOUD_ENDPOINT_{suffix}"), e.url());
-        }
+        self.project_env(&mut cmd, with_tokens);
         let out = cmd.output().await.expect("run tether apply");
         (
             out.status.code().unwrap_or(-1),
@@ -73,6 +68,38 @@ impl Bed {
                 String::from_utf8_lossy(&out.stdout),
                 String::from_utf8_lossy(&out.stderr)
             ),
+        )
+    }
+
+    /// The token and endpoint of each project in `with_tokens`, as `HCLOUD_TOKEN_<PROJECT>`.
+    fn project_env(&self, cmd: &mut tokio::process::Command, with_tokens: &[usize]) {
+        for i in with_tokens {
+            let e = self.emulator(*i);
+            let suffix = PROJECTS[*i].to_uppercase().replace('-', "_");
+            cmd.env(format!("HCLOUD_TOKEN_{suffix}"), e.token().expose());
+            cmd.env(format!("HCLOUD_ENDPOINT_{suffix}"), e.url());
+        }
+    }
+
+    /// `tether status --live --format json` with every project's token: exit code and stdout.
+    async fn status_live(&self) -> (i32, String, String) {
+        let repo = self.repo.path();
+        let mut cmd = tokio::process::Command::new(tether_bin());
+        cmd.current_dir(repo)
+            .arg("status")
+            .arg("--git")
+            .arg(repo)
+            .args(["--live", "--format", "json"])
+            .env_remove("RUST_LOG");
+        for (k, v) in self.stack.env() {
+            cmd.env(k, v);
+        }
+        self.project_env(&mut cmd, &[0, 1, 2]);
+        let out = cmd.output().await.expect("run tether status --live");
+        (
+            out.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
         )
     }
 
@@ -130,4 +157,20 @@ async fn apply_spreads_the_fleet_over_its_projects_and_refuses_a_project_without
         })
         .sum();
     assert_eq!(creates, 6, "the second apply creates nothing");
+
+    let (code, stdout, stderr) = bed.status_live().await;
+    assert_eq!(code, 0, "{stderr}");
+    let doc: serde_json::Value = serde_json::from_str(&stdout).expect("one JSON document");
+    assert_eq!(
+        doc["disagreements"].as_array().map(Vec::len),
+        Some(0),
+        "status --live reads every project, so no server is missing:\n{stdout}"
+    );
+    for i in 0..PROJECTS.len() {
+        let token = bed.emulator(i).token();
+        assert!(
+            !stdout.contains(token.expose()) && !stderr.contains(token.expose()),
+            "a token leaked"
+        );
+    }
 }

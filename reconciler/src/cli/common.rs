@@ -79,14 +79,6 @@ pub fn tailscale() -> Result<tailscale::Client, CliError> {
         .map_err(|e| CliError::failed(e.to_string(), "report this as a bug"))
 }
 
-/// Both provider clients, from the environment.
-///
-/// # Errors
-/// Credentials are missing.
-pub fn clients() -> Result<(hetzner::Client, tailscale::Client), CliError> {
-    Ok((hetzner()?, tailscale()?))
-}
-
 /// The Hetzner clients `snapshot`'s fleet needs: one per project its fleet.yaml declares
 /// (tokens from `HCLOUD_TOKEN_<PROJECT>`, [`projects::tokens`]), else the `HCLOUD_TOKEN`
 /// client alone; and the Tailscale client.
@@ -96,7 +88,17 @@ pub fn clients() -> Result<(hetzner::Client, tailscale::Client), CliError> {
 pub fn clients_for(
     snapshot: &Snapshot,
 ) -> Result<(Projects<hetzner::Client>, tailscale::Client), CliError> {
-    let declared = tether_schema::projects::declared(&snapshot.files);
+    clients_for_projects(&tether_schema::projects::declared(&snapshot.files))
+}
+
+/// The Hetzner clients of the fleet projects `declared` (none: the `HCLOUD_TOKEN` client alone)
+/// and the Tailscale client.
+///
+/// # Errors
+/// A token or the Tailscale credentials are missing.
+pub fn clients_for_projects(
+    declared: &[String],
+) -> Result<(Projects<hetzner::Client>, tailscale::Client), CliError> {
     let compute = if declared.is_empty() {
         Projects::single(hetzner()?)
     } else {
@@ -109,7 +111,7 @@ pub fn clients_for(
             base.action_timeout = timeout;
         }
         let env = |var: &str| std::env::var(var).ok();
-        let members = projects::tokens::clients(&declared, &base, &env).map_err(|e| {
+        let members = projects::tokens::clients(declared, &base, &env).map_err(|e| {
             CliError::failed(
                 e.to_string(),
                 "export HCLOUD_TOKEN_<PROJECT> for every project in `spec.projects`; see docs/operations.md",

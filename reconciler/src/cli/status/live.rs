@@ -31,12 +31,18 @@ pub(super) fn lease(repo: &Path, fleet: &str) -> Option<LeaseView> {
     }
 }
 
-/// The live inventory of `fleet`: its servers by their labels, the devices the status
-/// branch's device record (`files`) gives to its agents, and the catalog's prices.
+/// The live inventory of `fleet`: its servers by their labels in every project it declares
+/// (`projects`, from the applied revision's fleet.yaml; none: `HCLOUD_TOKEN`'s project), the
+/// devices the status branch's device record (`files`) gives to its agents, and the catalog's
+/// prices.
 ///
 /// # Errors
 /// Credentials are missing, or Hetzner or Tailscale cannot be read.
-pub(super) fn read(fleet: &str, files: &BTreeMap<String, String>) -> Result<Live, CliError> {
+pub(super) fn read(
+    fleet: &str,
+    projects: &[String],
+    files: &BTreeMap<String, String>,
+) -> Result<Live, CliError> {
     if fleet.is_empty() {
         return Err(CliError::failed(
             "--live needs the fleet's name, and `status/fleet.yaml` on the status branch has none"
@@ -44,7 +50,7 @@ pub(super) fn read(fleet: &str, files: &BTreeMap<String, String>) -> Result<Live
             "run `tether apply` (or the daemon) once so the status branch records the fleet",
         ));
     }
-    let (compute, tailnet) = common::clients()?;
+    let (compute, tailnet) = common::clients_for_projects(projects)?;
     let rt = common::runtime()?;
     let observed = rt
         .block_on(crate::observe::observe(&compute, &tailnet))
