@@ -66,6 +66,17 @@ pub struct FleetSettings {
     pub projects: Vec<crate::projects::Project>,
 }
 
+impl FleetSettings {
+    /// The names of [`FleetSettings::projects`], in order: what the provider clients are built
+    /// for (one per project; none: the single token's project).
+    pub fn project_names(&self) -> Vec<String> {
+        self.projects
+            .iter()
+            .map(|p| p.name.as_str().to_owned())
+            .collect()
+    }
+}
+
 /// Deletion and disruption safety policy.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]

@@ -88,13 +88,7 @@ pub fn declared(files: &[crate::SourceFile]) -> Vec<String> {
         return Vec::new();
     };
     crate::load::load_settings(file, &mut Vec::new())
-        .map(|ctx| {
-            ctx.settings
-                .projects
-                .into_iter()
-                .map(|p| p.name.as_str().to_owned())
-                .collect()
-        })
+        .map(|ctx| ctx.settings.project_names())
         .unwrap_or_default()
 }
 

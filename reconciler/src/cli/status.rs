@@ -164,13 +164,9 @@ fn draw(args: &StatusArgs, filter: &Filter) -> Result<String, CliError> {
         FleetOverview::from_files(&files, spec.as_ref(), filter).with_activity(&activity, now);
     let fleet = all.fleet.clone().unwrap_or_default();
     let inventory = if args.live {
-        let projects: Vec<String> = spec.as_ref().map_or_else(Vec::new, |f| {
-            f.settings
-                .projects
-                .iter()
-                .map(|p| p.name.as_str().to_owned())
-                .collect()
-        });
+        let projects = spec
+            .as_ref()
+            .map_or_else(Vec::new, |f| f.settings.project_names());
         Some(live::read(&fleet, &projects, &files)?)
     } else {
         None

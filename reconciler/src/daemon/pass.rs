@@ -67,12 +67,7 @@ pub(super) async fn pass<C: Compute, T: Tailnet>(
         }
     };
     if let Ok(fleet) = &loaded.fleet {
-        let declared: Vec<String> = fleet
-            .settings
-            .projects
-            .iter()
-            .map(|p| p.name.as_str().to_owned())
-            .collect();
+        let declared = fleet.settings.project_names();
         if let Err(e) = projects.prepare(&declared, &|var| std::env::var(var).ok()) {
             return (loaded.commit, Err(PassError::Observe(e.into())));
         }
