@@ -35,4 +35,4 @@ pub mod runtime;
 pub mod sandbox;
 pub mod source;
 
-pub use tether_core::{plan, secret};
+pub use tether_core::{operation, plan, secret};

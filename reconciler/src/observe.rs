@@ -164,6 +164,9 @@ fn offer(
                 let offered = OfferedType {
                     locations: t.locations.into_iter().collect(),
                     deprecated_after: t.deprecated_after,
+                    disk_gb: Some(t.disk_gb),
+                    storage_type: t.storage_type,
+                    architecture: t.architecture,
                 };
                 (t.name, offered)
             })

@@ -63,6 +63,11 @@ pub const QUARANTINE_COMMIT: &str = "tether/quarantine-commit";
 /// may be deleted before its grace period ends.
 pub const PURGE: &str = "tether/purge";
 
+/// `tether/operation=<operation>.<step>`: a multi-step operation (resize, quarantine, restore)
+/// is under way on the server and has reached `<step>`; written before the operation's first
+/// mutation and removed by its last step, so the next pass finishes what a stopped one began.
+pub const OPERATION: &str = "tether/operation";
+
 /// The name a server gets while it is quarantined.
 pub fn quarantined_name(agent: &str, server_id: u64) -> String {
     let suffix = format!("-quarantined-{server_id}");

@@ -81,6 +81,10 @@ pub struct Server {
     pub created: String,
     /// Whether delete protection is on.
     pub delete_protected: bool,
+    /// The primary disk in GB (Hetzner's `primary_disk_size`), when reported: a type change
+    /// can keep or grow it, never shrink it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub disk_gb: Option<u64>,
     /// The fleet project it was listed in (`tether::cloud::projects::Projects`); `None` with one token.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub project: Option<String>,
@@ -198,6 +202,10 @@ pub struct ServerType {
     pub cores: u32,
     /// Disk in GB.
     pub disk_gb: u64,
+    /// Where the disk lives: `local` or `network`.
+    pub storage_type: String,
+    /// CPU architecture: `x86` or `arm`.
+    pub architecture: String,
     /// When Hetzner deprecated the type: the date after which no new server can have it.
     pub deprecated_after: Option<String>,
     /// The locations offering it for new servers (not deprecated there).

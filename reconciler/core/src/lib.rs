@@ -1,6 +1,7 @@
 //! tether's pure core: the domain types the planner reasons about and the planner itself.
 //!
 //! - [`compute`]: Hetzner Cloud as tether sees it (servers, actions, the catalog);
+//! - [`operation`]: the multi-step operations recorded on a server while under way;
 //! - [`tailnet`]: Tailscale as tether sees it (devices, auth keys);
 //! - [`secret`]: [`secret::Secret`], a value that is never printed;
 //! - [`ratelimit`]: the arithmetic of Hetzner's request budget;
@@ -11,6 +12,7 @@
 //! their old paths (`tether::plan`, `tether::secret`, `tether::cloud::Server`, …).
 
 pub mod compute;
+pub mod operation;
 pub mod plan;
 pub mod ratelimit;
 pub mod secret;

@@ -5,6 +5,7 @@ use super::report::ActionReport;
 use super::steps::{Ctx, StepResult, Stop};
 use crate::cloud::tailscale::{DeviceId, Tailnet};
 use crate::cloud::{Compute, Server, ServerId, ServerStatus};
+use crate::operation::{self, Operation};
 use crate::plan::safety;
 use std::collections::BTreeSet;
 use std::time::Duration;
@@ -15,9 +16,12 @@ use time::OffsetDateTime;
 pub(super) const SHUTDOWN_WAIT: Duration = Duration::from_secs(60);
 
 impl<C: Compute, T: Tailnet> Ctx<'_, C, T> {
-    /// Stops the server, deauthorizes its devices (those planned and those attached now), then
-    /// renames it `<agent>-quarantined-<id>` and labels it with the time and `commit` in one
-    /// call: the label is written last, so a pass killed before it quarantines again.
+    /// Records the quarantine on the server (`tether/operation=quarantine.stopping`), stops it,
+    /// records `quarantine.deauthorizing`, deauthorizes its devices (those planned and those
+    /// attached now), then renames it `<agent>-quarantined-<id>` and labels it with the time
+    /// and `commit` in one call that also removes the record. A pass stopped at any step
+    /// leaves the record: the next one quarantines again, or restores when the spec is back
+    /// (the devices are authorized again whatever step was reached).
     ///
     /// # Guarantees
     /// Only a server that still carries this fleet's and `agent`'s labels and is not protected
@@ -37,7 +41,13 @@ impl<C: Compute, T: Tailnet> Ctx<'_, C, T> {
                 "server {id} is protected (`tether/protect=true` or Hetzner delete protection); not quarantining it"
             )));
         }
+        let server = self
+            .record(&server, Operation::Quarantine, "stopping")
+            .await?;
         self.stop(&server, report).await?;
+        let server = self
+            .record(&server, Operation::Quarantine, "deauthorizing")
+            .await?;
         let mut all = devices.to_vec();
         for late in self.attached_devices(&server).await? {
             if !all.contains(&late) {
@@ -45,7 +55,7 @@ impl<C: Compute, T: Tailnet> Ctx<'_, C, T> {
             }
         }
         self.authorize(&all, false, report).await?;
-        let mut quarantined = server.labels.clone();
+        let mut quarantined = operation::done(&server.labels);
         quarantined.insert(
             labels::QUARANTINED_AT.to_owned(),
             OffsetDateTime::now_utc().unix_timestamp().to_string(),
@@ -62,20 +72,40 @@ impl<C: Compute, T: Tailnet> Ctx<'_, C, T> {
         Ok(())
     }
 
-    /// Re-authorizes the devices, gives the server back the agent's name without the
-    /// quarantine labels, powers it on (when the spec says `power: on`) and waits, bounded,
-    /// for a device of it to be online.
+    /// Records the restore (`tether/operation=restore.authorizing`), re-authorizes the devices
+    /// (those planned and those with the agent's name attached now), names the server `name`
+    /// without the quarantine labels (recording `restore.starting`), powers it on (when the spec
+    /// says `power: on`), waits, bounded, for a device of it to be online, and removes the
+    /// record. Also what finishes a quarantine or restore a stopped pass left half done.
+    ///
+    /// # Guarantees
+    /// Every step is idempotent; until the last one the record stays on the server, so the next
+    /// pass restores again and the agent is not reported Ready.
     pub(super) async fn restore(
         &self,
         agent: &Agent,
         id: ServerId,
+        name: &str,
         devices: &[DeviceId],
         report: &mut ActionReport,
     ) -> StepResult {
         report.server_id = Some(id);
         let server = self.owned(agent.name.as_str(), id).await?;
-        self.authorize(devices, true, report).await?;
-        let mut restored = server.labels.clone();
+        let server = self
+            .record(&server, Operation::Restore, "authorizing")
+            .await?;
+        let mut all = devices.to_vec();
+        let as_agent = Server {
+            name: agent.name.as_str().to_owned(),
+            ..server.clone()
+        };
+        for late in self.attached_devices(&as_agent).await? {
+            if !all.contains(&late) {
+                all.push(late);
+            }
+        }
+        self.authorize(&all, true, report).await?;
+        let mut restored = operation::at_step(&server.labels, Operation::Restore, "starting");
         for key in [
             labels::QUARANTINED_AT,
             labels::QUARANTINE_COMMIT,
@@ -84,25 +114,33 @@ impl<C: Compute, T: Tailnet> Ctx<'_, C, T> {
             restored.remove(key);
         }
         self.compute
-            .update_server(id, Some(agent.name.as_str()), &restored)
+            .update_server(id, Some(name), &restored)
             .await
-            .map_err(|e| format!("restoring server {id} from quarantine: {e}"))?;
-        if agent.power == Power::Off || server.status == ServerStatus::Running {
-            return Ok(());
+            .map_err(|e| format!("restoring server {id} from quarantine as {name}: {e}"))?;
+        if agent.power == Power::On && server.status != ServerStatus::Running {
+            let a = self
+                .compute
+                .power_on(id)
+                .await
+                .map_err(|e| format!("powering server {id} on to restore it: {e}"))?;
+            self.wait(&[a.id], report).await?;
         }
-        let a = self.compute.power_on(id).await.map_err(|e| e.to_string())?;
-        self.wait(&[a.id], report).await?;
-        if self
-            .wait_for_device(agent, &BTreeSet::new())
-            .await?
-            .is_none()
+        if agent.power == Power::On
+            && self
+                .wait_for_device(agent, &BTreeSet::new())
+                .await?
+                .is_none()
         {
             report.warning = Some(format!(
                 "no device came online within {}s of the restore; the agent is unhealthy until it does",
                 self.options.device_timeout.as_secs()
             ));
         }
-        Ok(())
+        self.compute
+            .update_server(id, Some(name), &operation::done(&restored))
+            .await
+            .map(|_| ())
+            .map_err(|e| Stop::Failed(format!("clearing the restore record on server {id}: {e}")))
     }
 
     /// An ACPI shutdown, then a hard power-off if the server is not off within

@@ -7,12 +7,14 @@ use super::keys;
 use super::report::{ActionReport, Outcome};
 use crate::cloud::tailscale::{CreatedAuthKey, DeviceId, Tailnet};
 use crate::cloud::{ActionId, ActionStatus, Compute, Server, ServerId};
+use crate::operation::{self, Operation};
 use crate::plan::{Action, safety};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use tether_schema::{Agent, Fleet, Power, labels};
+use tether_schema::{Agent, Fleet, labels};
 use tracing::Instrument;
 
 mod bring_up;
+mod resize;
 
 /// Everything a step needs.
 pub(super) struct Ctx<'a, C, T> {
@@ -110,10 +112,14 @@ impl<C: Compute, T: Tailnet> Ctx<'_, C, T> {
                 Action::Restore {
                     agent,
                     server_id,
+                    name,
                     devices,
                     ..
                 } => match self.agent(agent) {
-                    Ok(a) => self.restore(a, *server_id, devices, &mut report).await,
+                    Ok(a) => {
+                        self.restore(a, *server_id, name, devices, &mut report)
+                            .await
+                    }
                     Err(e) => Err(e),
                 },
                 Action::Heal {
@@ -192,36 +198,6 @@ impl<C: Compute, T: Tailnet> Ctx<'_, C, T> {
             report.warning = Some(e.to_string());
         }
         result
-    }
-
-    async fn resize(
-        &self,
-        agent: &Agent,
-        id: ServerId,
-        to: &str,
-        report: &mut ActionReport,
-    ) -> StepResult {
-        report.server_id = Some(id);
-        let server = self.owned(agent.name.as_str(), id).await?;
-        if server.status != crate::cloud::ServerStatus::Off {
-            let a = self
-                .compute
-                .power_off(id)
-                .await
-                .map_err(|e| e.to_string())?;
-            self.wait(&[a.id], report).await?;
-        }
-        let a = self
-            .compute
-            .change_type(id, to, false)
-            .await
-            .map_err(|e| e.to_string())?;
-        self.wait(&[a.id], report).await?;
-        if agent.power == Power::On {
-            let a = self.compute.power_on(id).await.map_err(|e| e.to_string())?;
-            self.wait(&[a.id], report).await?;
-        }
-        Ok(())
     }
 
     async fn relabel(
@@ -317,6 +293,29 @@ impl<C: Compute, T: Tailnet> Ctx<'_, C, T> {
             }
         }
         self.delete_devices(&all, report).await
+    }
+
+    /// Records on `server` that `op` has reached `step` ([`operation::at_step`]), before the
+    /// step's first mutation, and returns the server as updated.
+    pub(super) async fn record(
+        &self,
+        server: &Server,
+        op: Operation,
+        step: &str,
+    ) -> Result<Server, Stop> {
+        let labels = operation::at_step(&server.labels, op, step);
+        if labels == server.labels {
+            return Ok(server.clone());
+        }
+        self.compute
+            .update_server(server.id, None, &labels)
+            .await
+            .map_err(|e| {
+                Stop::Failed(format!(
+                    "recording {op} at `{step}` on server {}: {e}",
+                    server.id
+                ))
+            })
     }
 
     /// The live server, if it still carries this fleet's and `agent`'s labels.

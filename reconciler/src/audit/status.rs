@@ -257,6 +257,8 @@ fn failed(a: &ActionReport) -> Option<String> {
 
 /// The agent's phase. `spec` is `None` for a live agent without a spec; after a refusal that
 /// says nothing (the refused spec is not the fleet's), so the server's own power state counts.
+/// Ready only when the server runs as its spec says (power and type), its device is authorized
+/// and online, and no operation is recorded on it as under way ([`crate::operation`]).
 fn phase(
     server: Option<&Server>,
     device: Option<&Device>,
@@ -264,7 +266,11 @@ fn phase(
     failed: bool,
     refused: bool,
 ) -> Phase {
-    let online = device.is_some_and(|d| d.online);
+    let online = device.is_some_and(|d| d.online && d.authorized);
+    let settled = server.is_some_and(|s| {
+        crate::operation::pending(s).is_none()
+            && spec.is_none_or(|a| a.server.server_type.as_str() == s.server_type)
+    });
     let power = match (spec, server) {
         (Some(a), _) => a.power,
         (None, Some(s)) if refused && s.status == ServerStatus::Off => Power::Off,
@@ -283,8 +289,8 @@ fn phase(
         {
             Phase::Provisioning
         }
-        Some(s) if s.status == ServerStatus::Off && power == Power::Off => Phase::Ready,
-        Some(s) if s.status == ServerStatus::Running && online => Phase::Ready,
+        Some(s) if s.status == ServerStatus::Off && power == Power::Off && settled => Phase::Ready,
+        Some(s) if s.status == ServerStatus::Running && online && settled => Phase::Ready,
         Some(_) => Phase::Degraded,
     }
 }

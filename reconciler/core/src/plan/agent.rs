@@ -1,8 +1,10 @@
 //! One agent's decisions: the create of a missing server, or what must change on the existing
 //! one.
 
-use super::{Action, Context, Note, fields, projects, runtime, safety};
+use super::offer::Offer;
+use super::{Action, Context, Note, fields, projects, quarantine, resize, runtime, safety};
 use crate::compute::{Server, ServerStatus};
+use crate::operation::{self, Operation};
 use crate::tailnet::Device;
 use std::collections::BTreeMap;
 use tether_schema::labels;
@@ -31,18 +33,29 @@ pub(super) fn create(agent: &Agent, fleet: &Fleet, devices: &[&Device]) -> Actio
     }
 }
 
+/// What the decisions about one agent read besides the agent and its server.
+pub(super) struct Facts<'a> {
+    /// The fleet.
+    pub fleet: &'a Fleet,
+    /// What Hetzner offers, for the preconditions of a type change ([`resize::refusal`]).
+    pub offer: &'a Offer,
+    /// The run's context.
+    pub ctx: &'a Context,
+}
+
 /// What changes on `agent`'s existing `server`: a replacement (or a note saying why not), a
 /// resize, labels, power, the runtime, duplicate devices; notes for waiting and unhealthy
-/// servers.
+/// servers. A server still carrying a quarantine or restore ([`operation::pending`]) is
+/// restored: the devices a half-done quarantine deauthorized are authorized again.
 pub(super) fn plan_existing(
     agent: &Agent,
-    fleet: &Fleet,
     server: &Server,
     devices: &[&Device],
-    ctx: &Context,
+    facts: &Facts<'_>,
     actions: &mut Vec<Action>,
     notes: &mut Vec<Note>,
 ) {
+    let (fleet, ctx) = (facts.fleet, facts.ctx);
     let name = agent.name.as_str().to_owned();
     if matches!(
         server.status,
@@ -58,6 +71,19 @@ pub(super) fn plan_existing(
         });
         return;
     }
+    if matches!(
+        operation::pending(server),
+        Some((Operation::Quarantine | Operation::Restore, _))
+    ) {
+        let devs = quarantine::devices_of(server, None, Some(&devices.to_vec()));
+        actions.push(quarantine::restore(
+            agent,
+            server,
+            devs,
+            server.name.clone(),
+        ));
+        return;
+    }
     let mut want = labels::server_labels(agent, &fleet.settings);
     let effective =
         runtime::effective_labels(agent, server, &fleet.settings, ctx.previous.as_ref());
@@ -68,12 +94,19 @@ pub(super) fn plan_existing(
         labels: labels.clone(),
         ..server.clone()
     });
-    let changes = fields::replacement_changes(
+    let mut changes = fields::replacement_changes(
         agent,
         viewed.as_ref().unwrap_or(server),
         &want,
         ctx.previous.as_ref(),
     );
+    let to = agent.server.server_type.as_str();
+    let refused = (server.server_type != to)
+        .then(|| resize::refusal(server, to, facts.offer))
+        .flatten();
+    if refused.is_some() {
+        fields::force_type_change(&mut changes, server, agent);
+    }
     if !changes.is_empty() {
         if agent.protect || safety::is_protected(server) {
             // Keep the recorded spec hash: relabelling it would hide the pending replacement.
@@ -81,15 +114,29 @@ pub(super) fn plan_existing(
                 Some(have) => want.insert(labels::SPEC.to_owned(), have.clone()),
                 None => want.remove(labels::SPEC),
             };
-            notes.push(Note::ReplaceBlocked {
-                agent: name.clone(),
-                server_id: server.id,
-                fields: changes
-                    .into_iter()
-                    .filter(|c| c.forces_replacement)
-                    .map(|c| c.field)
-                    .collect(),
-            });
+            let fields: Vec<String> = changes
+                .into_iter()
+                .filter(|c| {
+                    c.forces_replacement && !(refused.is_some() && c.field == fields::SERVER_TYPE)
+                })
+                .map(|c| c.field)
+                .collect();
+            if let Some(reason) = refused.clone() {
+                notes.push(Note::ResizeBlocked {
+                    agent: name.clone(),
+                    server_id: server.id,
+                    from: server.server_type.clone(),
+                    to: to.to_owned(),
+                    reason,
+                });
+            }
+            if !fields.is_empty() {
+                notes.push(Note::ReplaceBlocked {
+                    agent: name.clone(),
+                    server_id: server.id,
+                    fields,
+                });
+            }
         } else {
             actions.push(Action::Replace {
                 agent: name,
@@ -104,7 +151,9 @@ pub(super) fn plan_existing(
             return;
         }
     }
-    let resize = server.server_type != agent.server.server_type.as_str();
+    let resize = refused.is_none()
+        && (server.server_type != to
+            || operation::pending(server).is_some_and(|(op, _)| op == Operation::Resize));
     if resize {
         actions.push(Action::Resize {
             agent: name.clone(),
@@ -161,9 +210,10 @@ pub(super) fn plan_existing(
 
 /// The labels the on-VM agent's channel owns are kept as the server has them: the
 /// `tether/runtime` label moves only when a rollout wave is healthy, and `tether/agent-key`
-/// only when the agent's credential is minted or rotated.
+/// only when the agent's credential is minted or rotated. A recorded operation
+/// (`tether/operation`) is removed only by the operation's own last step.
 fn keep_agent_labels(have: &BTreeMap<String, String>, want: &mut BTreeMap<String, String>) {
-    for key in [labels::RUNTIME, labels::AGENT_KEY] {
+    for key in [labels::RUNTIME, labels::AGENT_KEY, labels::OPERATION] {
         if let Some(value) = have.get(key) {
             want.insert(key.to_owned(), value.clone());
         }

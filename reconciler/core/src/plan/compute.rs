@@ -1,7 +1,7 @@
 //! The planning function itself: match observed servers and devices to desired agents and
 //! decide, per agent, what must change.
 
-use super::agent::{create, plan_existing};
+use super::agent::{Facts, create, plan_existing};
 use super::inventory::{Inventory, device_ids, owned_devices};
 use super::{
     Action, Context, Note, Observed, PLAN_VERSION, Plan, Summary, confirm, cost, heal, projects,
@@ -23,7 +23,12 @@ use tether_schema::{Fleet, Power};
 /// - A server labelled `tether/protect=true`, or with Hetzner delete protection, is never
 ///   deleted or replaced; no server is deleted when `policy.prune` is off, except the retired
 ///   half of a replacement once its successor is online.
-/// - An agent whose name is taken by a server this fleet does not own is not created.
+/// - An agent whose name is taken by a server this fleet does not own is not created; its
+///   quarantined server is restored all the same (under its quarantine name), never deleted
+///   for the collision.
+/// - No resize is planned that Hetzner would refuse: a type with a smaller disk, another
+///   storage type or architecture needs a new server (a replacement, or a note under
+///   `protect`) ([`super::resize`]).
 /// - A server whose spec was removed is quarantined, not deleted, unless its grace period is
 ///   zero; it is deleted only once the grace period has passed or it was purged
 ///   ([`quarantine`]), and restored instead of a create when its agent comes back with the same
@@ -47,23 +52,42 @@ pub fn plan(fleet: &Fleet, observed: &Observed, ctx: &Context) -> Plan {
     let devices = owned_devices(fleet, observed, &inventory, ctx, &mut notes);
     let mut restored = BTreeSet::new();
     let mut placement = projects::Placement::new(fleet, &observed.servers);
+    let facts = Facts {
+        fleet,
+        offer: &observed.offer,
+        ctx,
+    };
 
     for (name, agent) in &fleet.agents {
         let own_devices = devices.get(name.as_str()).map_or(&[][..], Vec::as_slice);
         match inventory.managed.get(name.as_str()) {
             None => match (
-                inventory.foreign.get(name.as_str()),
                 quarantine::restorable(agent, &inventory),
+                inventory.foreign.get(name.as_str()),
             ) {
-                (Some(other), _) => notes.push(Note::NameTaken {
+                // A restore wins over a name held by a server this fleet does not own: the
+                // quarantined server is restored under its quarantine name, the collision noted.
+                (Some(server), taken) => {
+                    restored.insert(server.id);
+                    let devs = quarantine::devices_of(server, None, devices.get(name.as_str()));
+                    let new_name = match taken {
+                        Some(other) => {
+                            notes.push(Note::NameHeld {
+                                agent: name.to_string(),
+                                server_id: server.id,
+                                name: server.name.clone(),
+                                other_id: other.id,
+                            });
+                            server.name.clone()
+                        }
+                        None => name.to_string(),
+                    };
+                    actions.push(quarantine::restore(agent, server, devs, new_name));
+                }
+                (None, Some(other)) => notes.push(Note::NameTaken {
                     agent: name.to_string(),
                     server_id: other.id,
                 }),
-                (None, Some(server)) => {
-                    restored.insert(server.id);
-                    let devs = quarantine::devices_of(server, None, devices.get(name.as_str()));
-                    actions.push(quarantine::restore(agent, server, devs));
-                }
                 (None, None) => {
                     let mut action = create(agent, fleet, own_devices);
                     if let (Some(other), Action::Create { reason, .. }) =
@@ -81,15 +105,21 @@ pub fn plan(fleet: &Fleet, observed: &Observed, ctx: &Context) -> Plan {
                     actions.extend(placement.place(agent, action, &mut notes));
                 }
             },
-            Some(server) => plan_existing(
-                agent,
-                fleet,
-                server,
-                own_devices,
-                ctx,
-                &mut actions,
-                &mut notes,
-            ),
+            Some(server) => {
+                if let Some(other) = inventory
+                    .foreign
+                    .get(name.as_str())
+                    .filter(|_| server.name != name.as_str())
+                {
+                    notes.push(Note::NameHeld {
+                        agent: name.to_string(),
+                        server_id: server.id,
+                        name: server.name.clone(),
+                        other_id: other.id,
+                    });
+                }
+                plan_existing(agent, server, own_devices, &facts, &mut actions, &mut notes);
+            }
         }
     }
 

@@ -23,6 +23,9 @@ pub const UNKNOWN: &str =
 /// The field of a replacement whose spec-only inputs changed but cannot be itemised.
 pub const UNRECORDED: &str = "cloud-init inputs (ssh keys, tags, subscription)";
 
+/// The field of a type change.
+pub const SERVER_TYPE: &str = "server type";
+
 /// Parts of an env variable's name that mark its value as a secret.
 const SECRET_NAMES: [&str; 12] = [
     "TOKEN",
@@ -171,7 +174,7 @@ pub fn replacement_changes(
     }
     if server.server_type != agent.server.server_type.as_str() {
         changes.push(Change {
-            field: "server type".to_owned(),
+            field: SERVER_TYPE.to_owned(),
             from: Some(server.server_type.clone()),
             to: agent.server.server_type.as_str().to_owned(),
             forces_replacement: false,
@@ -179,6 +182,23 @@ pub fn replacement_changes(
     }
     changes.extend(label_changes(&server.labels, want, false));
     changes
+}
+
+/// Marks the type change among `changes` as forcing a replacement, adding it when `changes`
+/// has none: Hetzner cannot make it in place ([`super::resize::refusal`]).
+pub fn force_type_change(changes: &mut Vec<Change>, server: &Server, agent: &Agent) {
+    match changes.iter_mut().find(|c| c.field == SERVER_TYPE) {
+        Some(change) => change.forces_replacement = true,
+        None => changes.insert(
+            0,
+            Change {
+                field: SERVER_TYPE.to_owned(),
+                from: Some(server.server_type.clone()),
+                to: agent.server.server_type.as_str().to_owned(),
+                forces_replacement: true,
+            },
+        ),
+    }
 }
 
 /// The agent as last applied, when that record is what `server` was created from.

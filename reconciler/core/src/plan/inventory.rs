@@ -99,8 +99,11 @@ impl<'a> Inventory<'a> {
                 Some(agent)
                     if safety::owns_server(server, fleet, agent)
                         && !is_retired
-                        && *agent == server.name =>
+                        && (*agent == server.name
+                            || server.name == labels::quarantined_name(agent, server.id.0)) =>
                 {
+                    // Under its quarantine name without the quarantine label: restored while
+                    // a server this fleet does not own held the agent's name.
                     inv.managed.insert(agent.as_str(), server);
                 }
                 _ => {

@@ -20,6 +20,7 @@ pub mod offer;
 pub mod projects;
 pub mod quarantine;
 pub mod render;
+mod resize;
 pub mod runtime;
 pub mod safety;
 mod value;
@@ -210,12 +211,16 @@ pub enum Action {
         reason: String,
     },
     /// The spec is back (same agent, same subscription): re-authorize the quarantined server's
-    /// devices, give it back its name and labels, and power it on.
+    /// devices, give it back its name and labels, and power it on. Also what finishes a
+    /// quarantine or restore left half done ([`crate::operation`]) once the spec is back.
     Restore {
         /// Agent name.
         agent: String,
         /// The quarantined server.
         server_id: ServerId,
+        /// The name it gets: the agent's, or its quarantine name while a server this fleet
+        /// does not own holds the agent's name.
+        name: String,
         /// Its devices, re-authorized.
         devices: Vec<DeviceId>,
         /// Why.

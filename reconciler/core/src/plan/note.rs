@@ -62,6 +62,20 @@ pub enum Note {
         /// The fields that differ.
         fields: Vec<String>,
     },
+    /// The spec asks for a server type Hetzner cannot change to in place (a smaller disk, another
+    /// storage type or architecture) and the server is protected, so it is not replaced either.
+    ResizeBlocked {
+        /// Agent.
+        agent: String,
+        /// Server.
+        server_id: ServerId,
+        /// The server's type.
+        from: String,
+        /// The type the spec asks for.
+        to: String,
+        /// Why Hetzner refuses the change.
+        reason: String,
+    },
     /// A server has the agent's name but is not this fleet's: tether neither creates another
     /// (the name is taken) nor adopts it.
     NameTaken {
@@ -69,6 +83,18 @@ pub enum Note {
         agent: String,
         /// The other server.
         server_id: ServerId,
+    },
+    /// The agent's server is this fleet's but keeps its quarantine name: a server the fleet does
+    /// not own holds the agent's name. Reported, never resolved by deleting either server.
+    NameHeld {
+        /// Agent.
+        agent: String,
+        /// The agent's server.
+        server_id: ServerId,
+        /// The name it keeps.
+        name: String,
+        /// The other server.
+        other_id: ServerId,
     },
     /// A device with one of this fleet's agent names that tether cannot prove it owns.
     DeviceNotOwned {

@@ -27,6 +27,12 @@ pub struct OfferedType {
     pub locations: BTreeSet<String>,
     /// When deprecated: the date after which it cannot be ordered.
     pub deprecated_after: Option<String>,
+    /// Its disk in GB: a server can change to it in place only if its disk is no bigger.
+    pub disk_gb: Option<u64>,
+    /// Where its disk lives (`local`, `network`); a type change keeps it. Empty: unknown.
+    pub storage_type: String,
+    /// Its CPU architecture (`x86`, `arm`); a type change keeps it. Empty: unknown.
+    pub architecture: String,
 }
 
 /// One field of one agent that asks for something not on offer.

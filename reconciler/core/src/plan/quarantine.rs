@@ -14,6 +14,7 @@
 use super::inventory::Inventory;
 use super::{Action, Context, Note, safety};
 use crate::compute::Server;
+use crate::operation;
 use crate::tailnet::{Device, DeviceId};
 use std::collections::BTreeMap;
 use tether_schema::{Agent, Fleet, grace, labels};
@@ -116,17 +117,28 @@ pub(super) fn quarantine(
     }
 }
 
-/// The action that gives `agent` its quarantined `server` back.
-pub(super) fn restore(agent: &Agent, server: &Server, devices: Vec<DeviceId>) -> Action {
+/// The action that gives `agent` its quarantined `server` back, named `name`.
+pub(super) fn restore(
+    agent: &Agent,
+    server: &Server,
+    devices: Vec<DeviceId>,
+    name: String,
+) -> Action {
     Action::Restore {
         agent: agent.name.as_str().to_owned(),
         server_id: server.id,
+        name,
         devices,
-        reason: format!(
-            "restore from quarantine: the spec is back with subscription {} (quarantined at {})",
-            agent.subscription,
-            rfc3339(quarantined_at(server))
-        ),
+        reason: match (quarantined_at(server), operation::pending(server)) {
+            (None, Some((op, step))) => format!(
+                "the spec is back while a {op} of its server stopped half way (at `{step}`): its devices are authorized again and it is powered on as its spec says"
+            ),
+            (since, _) => format!(
+                "restore from quarantine: the spec is back with subscription {} (quarantined at {})",
+                agent.subscription,
+                rfc3339(since)
+            ),
+        },
     }
 }
 

@@ -68,8 +68,10 @@ pub enum Proof {
 /// The agent `device` belongs to and how that is known, or `None` when this fleet cannot prove
 /// it owns the device.
 ///
-/// `owned` are the fleet's servers (current and retired) by the agent they serve;
-/// `foreign_names` the names of every other server in the project.
+/// `owned` are the fleet's servers (current, retired and quarantined) by the agent they serve;
+/// `foreign_names` the names of every other server in the project. A device named like another
+/// server is this fleet's only by its record, and only while the fleet still holds a server of
+/// the recorded agent (a quarantined server whose name was taken meanwhile).
 pub fn device_owner<'a>(
     device: &Device,
     ctx: &'a Context,
@@ -77,10 +79,13 @@ pub fn device_owner<'a>(
     foreign_names: &BTreeSet<&str>,
     fleet_tags: &BTreeSet<&str>,
 ) -> Option<(&'a str, Proof)> {
+    let recorded = ctx.owned_devices.get(&device.id);
     if foreign_names.contains(device.hostname.as_str()) {
-        return None;
+        return recorded
+            .filter(|agent| *agent == &device.hostname && owned.contains_key(agent.as_str()))
+            .map(|agent| (agent.as_str(), Proof::Recorded));
     }
-    if let Some(agent) = ctx.owned_devices.get(&device.id) {
+    if let Some(agent) = recorded {
         return Some((agent.as_str(), Proof::Recorded));
     }
     let tags_ok =

@@ -21,6 +21,27 @@ struct Case {
     context: FixtureContext,
     #[serde(default = "default_prices")]
     prices: BTreeMap<String, String>,
+    /// Server types on offer, for the preconditions of a type change.
+    #[serde(default)]
+    types: BTreeMap<String, FixtureType>,
+}
+
+/// A server type on offer.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct FixtureType {
+    disk: u64,
+    #[serde(default = "local")]
+    storage: String,
+    #[serde(default = "x86")]
+    architecture: String,
+}
+
+fn local() -> String {
+    "local".to_owned()
+}
+fn x86() -> String {
+    "x86".to_owned()
 }
 
 fn default_prices() -> BTreeMap<String, String> {
@@ -73,6 +94,9 @@ struct FixtureServer {
     labels: BTreeMap<String, Option<String>>,
     #[serde(default)]
     delete_protected: bool,
+    /// Its primary disk in GB.
+    #[serde(default)]
+    disk: Option<u64>,
 }
 
 fn running() -> String {
@@ -185,6 +209,7 @@ fn observed(case: &Case, fleet: &Fleet) -> Observed {
                 ipv6: None,
                 created: "2026-11-23T10:00:00Z".to_owned(),
                 delete_protected: s.delete_protected,
+                disk_gb: s.disk,
                 project: None,
             }
         })
@@ -230,7 +255,22 @@ fn observed(case: &Case, fleet: &Fleet) -> Observed {
         servers,
         devices,
         prices,
-        offer: Default::default(),
+        offer: offer::Offer {
+            server_types: case
+                .types
+                .iter()
+                .map(|(name, t)| {
+                    let offered = offer::OfferedType {
+                        disk_gb: Some(t.disk),
+                        storage_type: t.storage.clone(),
+                        architecture: t.architecture.clone(),
+                        ..offer::OfferedType::default()
+                    };
+                    (name.clone(), offered)
+                })
+                .collect(),
+            ..offer::Offer::default()
+        },
     }
 }
 
@@ -344,6 +384,7 @@ fn the_markdown_rendering_stays_under_the_comment_limit_and_lists_what_fits() {
             ipv6: None,
             created: String::new(),
             delete_protected: false,
+            disk_gb: None,
             project: None,
         })
         .collect();
@@ -407,6 +448,7 @@ fn the_hash_ignores_the_revision_but_not_the_inventory_or_the_policy() {
         ipv6: None,
         created: String::new(),
         delete_protected: false,
+        disk_gb: None,
         project: None,
     };
     let other_inventory = plan(

@@ -113,6 +113,9 @@ pub struct Server {
     pub labels: BTreeMap<String, String>,
     /// Protection flags.
     pub protection: Protection,
+    /// The primary disk in GB.
+    #[serde(default)]
+    pub primary_disk_size: Option<u64>,
 }
 
 /// The error of a failed action.
@@ -209,6 +212,12 @@ pub struct ServerType {
     pub cores: u32,
     /// Disk in GB.
     pub disk: f64,
+    /// `local` or `network`.
+    #[serde(default)]
+    pub storage_type: String,
+    /// `x86` or `arm`.
+    #[serde(default)]
+    pub architecture: String,
     /// Prices per location.
     pub prices: Vec<Price>,
     /// Set when Hetzner deprecated the type (it is then phased out of every location).
@@ -322,6 +331,7 @@ impl From<Server> for cloud::Server {
             ipv6: s.public_net.ipv6.map(|i| i.ip),
             created: s.created,
             delete_protected: s.protection.delete,
+            disk_gb: s.primary_disk_size,
             project: None,
         }
     }
@@ -381,6 +391,8 @@ impl From<ServerType> for cloud::ServerType {
             name: t.name,
             cores: t.cores,
             disk_gb: t.disk as u64,
+            storage_type: t.storage_type,
+            architecture: t.architecture,
             deprecated_after: t.deprecation.map(|d| d.unavailable_after),
             locations,
             monthly_price: t

@@ -54,6 +54,7 @@ fn server(id: u64, fleet: &Fleet, agent: &str) -> Server {
         ipv6: None,
         created: CREATED.to_owned(),
         delete_protected: false,
+        disk_gb: None,
         project: None,
     }
 }

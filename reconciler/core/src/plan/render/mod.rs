@@ -128,12 +128,18 @@ pub fn headline(action: &Action, esc: fn(&str) -> String) -> String {
         Action::Restore {
             agent,
             server_id,
+            name,
             devices,
             reason,
         } => format!(
-            "{}: server {} (id {server_id}) renamed back, {} device(s) re-authorized, powered on",
+            "{}: server {} (id {server_id}) {}, {} device(s) re-authorized, powered on",
             esc(reason),
             esc(agent),
+            if name == agent {
+                "renamed back".to_owned()
+            } else {
+                format!("keeps the name {} (its own is taken)", esc(name))
+            },
             devices.len()
         ),
         Action::Heal {
@@ -251,7 +257,9 @@ pub fn needs_attention(note: &Note) -> bool {
         note,
         Note::Deferred { .. }
             | Note::ReplaceBlocked { .. }
+            | Note::ResizeBlocked { .. }
             | Note::NameTaken { .. }
+            | Note::NameHeld { .. }
             | Note::Unhealthy { .. }
             | Note::Waiting { .. }
             | Note::HealHeld { .. }

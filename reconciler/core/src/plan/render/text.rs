@@ -149,6 +149,30 @@ pub fn note_line(note: &Note, esc: fn(&str) -> String) -> String {
             esc(agent),
             fields.iter().map(|f| esc(f)).collect::<Vec<_>>().join(", ")
         ),
+        Note::ResizeBlocked {
+            agent,
+            server_id,
+            from,
+            to,
+            reason,
+        } => format!(
+            "agent {} is not resized from {} to {}: {}; only a new server can have that type, and server {server_id} is protected, so tether will not replace it (the server keeps its type). Choose a type with at least the server's disk, or remove `protect` to let tether replace the server",
+            esc(agent),
+            esc(from),
+            esc(to),
+            esc(reason)
+        ),
+        Note::NameHeld {
+            agent,
+            server_id,
+            name,
+            other_id,
+        } => format!(
+            "agent {} runs on server {server_id} under the name {}: server {other_id} holds the name {} and is not this fleet's; tether deletes neither. Rename or remove server {other_id} (or rename the agent) to clear this",
+            esc(agent),
+            esc(name),
+            esc(agent)
+        ),
         Note::NameTaken { agent, server_id } => format!(
             "agent {} is not created: server {server_id} already has that name and is not this fleet's (no matching `tether/fleet` and `tether/agent` labels); rename the agent or remove that server",
             esc(agent)

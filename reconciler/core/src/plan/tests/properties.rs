@@ -99,6 +99,7 @@ fn simulate(plan: &Plan, fleet: &Fleet, observed: &Observed) -> Observed {
             ipv6: None,
             created: "2026-11-24T00:00:00Z".into(),
             delete_protected: false,
+            disk_gb: None,
             project: None,
         }
     };
@@ -271,6 +272,7 @@ fn observed_of(world: &World, fleet: &Fleet) -> Observed {
             ipv6: None,
             created: "2026-11-23T00:00:00Z".into(),
             delete_protected: false,
+            disk_gb: None,
             project: None,
         };
         match drift {
@@ -316,6 +318,7 @@ fn observed_of(world: &World, fleet: &Fleet) -> Observed {
             ipv6: None,
             created: String::new(),
             delete_protected: false,
+            disk_gb: None,
             project: None,
         });
     }
@@ -332,6 +335,7 @@ fn observed_of(world: &World, fleet: &Fleet) -> Observed {
             ipv6: None,
             created: String::new(),
             delete_protected: false,
+            disk_gb: None,
             project: None,
         });
     }
@@ -380,9 +384,10 @@ fn exempt(plan: &Plan) -> BTreeSet<String> {
     plan.notes
         .iter()
         .filter_map(|n| match n {
-            Note::ReplaceBlocked { agent, .. } | Note::NameTaken { agent, .. } => {
-                Some(agent.clone())
-            }
+            Note::ReplaceBlocked { agent, .. }
+            | Note::ResizeBlocked { agent, .. }
+            | Note::NameHeld { agent, .. }
+            | Note::NameTaken { agent, .. } => Some(agent.clone()),
             _ => None,
         })
         .collect()
