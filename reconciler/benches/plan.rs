@@ -134,6 +134,7 @@ fn main() {
             ipv6: None,
             created: "2026-11-23T00:00:00Z".into(),
             delete_protected: false,
+            rebuild_protected: false,
             disk_gb: None,
             project: None,
         });

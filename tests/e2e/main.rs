@@ -19,6 +19,7 @@ mod heal;
 mod lease;
 mod notify;
 mod offer;
+mod operations;
 mod projects;
 mod quarantine;
 mod review;

@@ -37,7 +37,7 @@ fn write_fleet(dir: &Path, policy: &str, agents: &[&str], message: &str) -> Stri
     commit_all(dir, "main", message)
 }
 
-fn server_of(stack: &Stack, agent: &str) -> Option<ServerSummary> {
+pub(crate) fn server_of(stack: &Stack, agent: &str) -> Option<ServerSummary> {
     stack
         .hetzner
         .servers()
@@ -45,7 +45,7 @@ fn server_of(stack: &Stack, agent: &str) -> Option<ServerSummary> {
         .find(|s| s.labels.get("tether/agent").is_some_and(|a| a == agent))
 }
 
-fn device_of(stack: &Stack, agent: &str) -> Option<Device> {
+pub(crate) fn device_of(stack: &Stack, agent: &str) -> Option<Device> {
     stack
         .tailscale
         .devices()
@@ -67,7 +67,7 @@ async fn created(stack: &Stack, id: u64) -> String {
 }
 
 /// `tether ARGS` against the emulators of `stack`.
-fn tether_with(stack: &Stack, args: &[&str]) -> (i32, String, String) {
+pub(crate) fn tether_with(stack: &Stack, args: &[&str]) -> (i32, String, String) {
     let mut cmd = std::process::Command::new(tether_bin());
     cmd.args(args).env("RUST_LOG", "warn");
     for (k, v) in stack.env() {

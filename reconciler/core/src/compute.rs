@@ -81,6 +81,9 @@ pub struct Server {
     pub created: String,
     /// Whether delete protection is on.
     pub delete_protected: bool,
+    /// Whether rebuild protection is on: Hetzner refuses a rebuild (a re-key) with `protected`.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub rebuild_protected: bool,
     /// The primary disk in GB (Hetzner's `primary_disk_size`), when reported: a type change
     /// can keep or grow it, never shrink it.
     #[serde(skip_serializing_if = "Option::is_none")]

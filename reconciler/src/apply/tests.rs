@@ -432,3 +432,5 @@ async fn a_quarantine_keeps_server_labels_and_device_and_spares_a_server_protect
     );
     w.stack.shutdown().await;
 }
+
+mod operations;

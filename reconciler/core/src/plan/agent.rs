@@ -138,6 +138,8 @@ pub(super) fn plan_existing(
                 });
             }
         } else {
+            // The new server starts with no operation under way.
+            want.remove(labels::OPERATION);
             actions.push(Action::Replace {
                 agent: name,
                 server_id: server.id,

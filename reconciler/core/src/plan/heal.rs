@@ -202,7 +202,8 @@ pub(super) fn plan(
             server,
             devices,
             held: held.is_some(),
-            protected: agent.protect || safety::is_protected(server),
+            // Hetzner refuses a rebuild of a rebuild-protected server: no re-key either.
+            protected: agent.protect || safety::is_protected(server) || server.rebuild_protected,
         };
         let record = agent_course(&seen, previous, &policy, input.ctx, actions, notes);
         if !record.is_clear() {

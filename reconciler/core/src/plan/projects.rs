@@ -182,6 +182,7 @@ mod tests {
             ipv6: None,
             created: "2026-01-01T00:00:00Z".into(),
             delete_protected: false,
+            rebuild_protected: false,
             disk_gb: None,
             project: Some(project.to_owned()),
         }

@@ -94,6 +94,7 @@ mod tests {
             ipv6: None,
             created: "2026-11-23T10:00:00Z".to_owned(),
             delete_protected: false,
+            rebuild_protected: false,
             disk_gb: disk,
             project: None,
         }

@@ -209,6 +209,7 @@ fn observed(case: &Case, fleet: &Fleet) -> Observed {
                 ipv6: None,
                 created: "2026-11-23T10:00:00Z".to_owned(),
                 delete_protected: s.delete_protected,
+                rebuild_protected: false,
                 disk_gb: s.disk,
                 project: None,
             }
@@ -384,6 +385,7 @@ fn the_markdown_rendering_stays_under_the_comment_limit_and_lists_what_fits() {
             ipv6: None,
             created: String::new(),
             delete_protected: false,
+            rebuild_protected: false,
             disk_gb: None,
             project: None,
         })
@@ -448,6 +450,7 @@ fn the_hash_ignores_the_revision_but_not_the_inventory_or_the_policy() {
         ipv6: None,
         created: String::new(),
         delete_protected: false,
+        rebuild_protected: false,
         disk_gb: None,
         project: None,
     };

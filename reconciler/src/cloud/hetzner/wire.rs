@@ -83,6 +83,9 @@ pub struct PublicNet {
 pub struct Protection {
     /// Delete protection.
     pub delete: bool,
+    /// Rebuild protection.
+    #[serde(default)]
+    pub rebuild: bool,
 }
 
 /// A server.
@@ -331,6 +334,7 @@ impl From<Server> for cloud::Server {
             ipv6: s.public_net.ipv6.map(|i| i.ip),
             created: s.created,
             delete_protected: s.protection.delete,
+            rebuild_protected: s.protection.rebuild,
             disk_gb: s.primary_disk_size,
             project: None,
         }

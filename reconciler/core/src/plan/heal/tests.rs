@@ -54,6 +54,7 @@ fn server(id: u64, fleet: &Fleet, agent: &str) -> Server {
         ipv6: None,
         created: CREATED.to_owned(),
         delete_protected: false,
+        rebuild_protected: false,
         disk_gb: None,
         project: None,
     }
@@ -428,4 +429,19 @@ fn protected_servers_are_never_rekeyed_and_heal_can_be_turned_off() {
         &ctx("2026-11-20T10:20:00Z", &[("a", seen(9))]),
     );
     assert!(plan.actions.is_empty() && plan.heal.is_empty());
+}
+
+#[test]
+fn a_rebuild_protected_server_is_not_rekeyed_since_hetzner_would_refuse_the_rebuild() {
+    let f = fleet("observations: 1", &["a"]);
+    let mut locked = server(1, &f, "a");
+    locked.rebuild_protected = true;
+    let plan = planned(
+        &f,
+        vec![locked],
+        Vec::new(),
+        &ctx("2026-11-20T10:20:00Z", &[]),
+    );
+    assert!(heals(&plan).is_empty(), "{:?}", heals(&plan));
+    assert!(healing_notes(&plan)[0].0.contains("protected"));
 }

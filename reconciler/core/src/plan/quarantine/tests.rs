@@ -50,6 +50,7 @@ fn server(id: u64, agent: &str, subscription: &str) -> Server {
         ipv6: None,
         created: "2026-11-20T10:00:00Z".to_owned(),
         delete_protected: false,
+        rebuild_protected: false,
         disk_gb: None,
         project: None,
     }

@@ -99,6 +99,7 @@ fn simulate(plan: &Plan, fleet: &Fleet, observed: &Observed) -> Observed {
             ipv6: None,
             created: "2026-11-24T00:00:00Z".into(),
             delete_protected: false,
+            rebuild_protected: false,
             disk_gb: None,
             project: None,
         }
@@ -272,6 +273,7 @@ fn observed_of(world: &World, fleet: &Fleet) -> Observed {
             ipv6: None,
             created: "2026-11-23T00:00:00Z".into(),
             delete_protected: false,
+            rebuild_protected: false,
             disk_gb: None,
             project: None,
         };
@@ -318,6 +320,7 @@ fn observed_of(world: &World, fleet: &Fleet) -> Observed {
             ipv6: None,
             created: String::new(),
             delete_protected: false,
+            rebuild_protected: false,
             disk_gb: None,
             project: None,
         });
@@ -335,6 +338,7 @@ fn observed_of(world: &World, fleet: &Fleet) -> Observed {
             ipv6: None,
             created: String::new(),
             delete_protected: false,
+            rebuild_protected: false,
             disk_gb: None,
             project: None,
         });

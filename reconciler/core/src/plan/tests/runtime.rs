@@ -44,6 +44,7 @@ fn servers(
             ipv6: None,
             created: "2026-11-23T10:00:00Z".into(),
             delete_protected: false,
+            rebuild_protected: false,
             disk_gb: None,
             project: None,
         })
