@@ -105,3 +105,73 @@ async fn a_quarantine_stopped_after_deauthorizing_is_finished_by_a_restore_when_
     assert!(w.plan(&both).await.actions.is_empty());
     w.stack.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_resize_stopped_after_the_power_off_is_finished_by_the_next_pass() {
+    let w = World::start(StackOptions::default()).await;
+    let before = fleet(&[("r", "  server: {type: cpx11}\n")]);
+    w.converge(&before).await;
+    let server = w.server("r").expect("r");
+    // What a pass killed between the power-off and the type change leaves.
+    let mut labels_now = server.labels.clone();
+    labels_now.insert(labels::OPERATION.into(), "resize.changing-type".into());
+    w.compute
+        .update_server(ServerId(server.id), None, &labels_now)
+        .await
+        .expect("record");
+    let off = w.compute.power_off(ServerId(server.id)).await.expect("off");
+    w.compute.wait_for_actions(&[off.id]).await.expect("wait");
+
+    let after = fleet(&[("r", "  server: {type: cpx21}\n")]);
+    let p = w.plan(&after).await;
+    assert!(
+        matches!(p.actions.as_slice(), [Action::Resize { to, .. }] if to == "cpx21"),
+        "the resize is planned again: {p:?}"
+    );
+    let report = w.apply(&p, &after).await;
+    assert!(report.succeeded(), "{report}");
+    let done = w.server("r").expect("r");
+    assert_eq!(
+        (done.status, done.server_type.as_str()),
+        (ServerStatus::Running, "cpx21")
+    );
+    assert!(!done.labels.contains_key(labels::OPERATION), "{done:?}");
+    assert!(w.plan(&after).await.actions.is_empty());
+    w.stack.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_quarantine_stopped_before_its_rename_is_finished_while_the_spec_stays_removed() {
+    let w = World::start(StackOptions::default()).await;
+    let grace = "  quarantineGrace: 1h\n";
+    let both = fleet(&[("keep", ""), ("q1", grace)]);
+    w.converge(&both).await;
+    let server = w.server("q1").expect("q1");
+    let mut labels_now = server.labels.clone();
+    labels_now.insert(labels::OPERATION.into(), "quarantine.stopping".into());
+    w.compute
+        .update_server(ServerId(server.id), None, &labels_now)
+        .await
+        .expect("record");
+
+    let one = fleet(&[("keep", "")]);
+    let p = w.plan(&one).await;
+    assert_eq!(p.summary.quarantine, 1, "{p:?}");
+    let report = w.apply(&p, &one).await;
+    assert!(report.succeeded(), "{report}");
+    let held = w
+        .server(&labels::quarantined_name("q1", server.id))
+        .expect("renamed aside");
+    assert_eq!(held.status, ServerStatus::Off);
+    assert!(held.labels.contains_key(labels::QUARANTINED_AT));
+    assert!(!held.labels.contains_key(labels::OPERATION), "{held:?}");
+    assert!(
+        w.stack
+            .tailscale
+            .devices()
+            .iter()
+            .filter(|d| d.hostname == "q1")
+            .all(|d| !d.authorized)
+    );
+    w.stack.shutdown().await;
+}
