@@ -105,20 +105,25 @@ pub fn plan(fleet: &Fleet, observed: &Observed, ctx: &Context) -> Plan {
                     actions.extend(placement.place(agent, action, &mut notes));
                 }
             },
-            Some(server) => {
-                if let Some(other) = inventory
-                    .foreign
-                    .get(name.as_str())
-                    .filter(|_| server.name != name.as_str())
-                {
-                    notes.push(Note::NameHeld {
+            Some(server) if server.name != name.as_str() => {
+                // Restored under its quarantine name while another server held the agent's.
+                match inventory.foreign.get(name.as_str()) {
+                    Some(other) => notes.push(Note::NameHeld {
                         agent: name.to_string(),
                         server_id: server.id,
                         name: server.name.clone(),
                         other_id: other.id,
-                    });
+                    }),
+                    None => {
+                        let devs = quarantine::devices_of(server, None, devices.get(name.as_str()));
+                        actions.push(quarantine::restore(agent, server, devs, name.to_string()));
+                        continue;
+                    }
                 }
                 plan_existing(agent, server, own_devices, &facts, &mut actions, &mut notes);
+            }
+            Some(server) => {
+                plan_existing(agent, server, own_devices, &facts, &mut actions, &mut notes)
             }
         }
     }

@@ -125,13 +125,14 @@ pub fn api_calls(actions: &[Action]) -> u32 {
         .map(|a| match a {
             Action::Create { .. } => create,
             Action::Replace { old_devices, .. } => create + delete + old_devices.len() as u32,
-            Action::Resize { .. } => 6, // power off, change type, power on, three polls
+            // record, power off, change type, power on, three polls, clear the record
+            Action::Resize { .. } => 8,
             Action::Relabel { .. } | Action::DeleteDevice { .. } => 1,
             Action::PowerOn { .. } | Action::PowerOff { .. } => 2,
-            // shutdown, poll, relabel, one call per device
-            Action::Quarantine { devices, .. } => 3 + devices.len() as u32,
-            // relabel, power on, poll, device check, one call per device
-            Action::Restore { devices, .. } => 4 + devices.len() as u32,
+            // two records, shutdown, poll, relabel, one call per device
+            Action::Quarantine { devices, .. } => 5 + devices.len() as u32,
+            // record, relabel, power on, poll, device check, clear the record, one call per device
+            Action::Restore { devices, .. } => 6 + devices.len() as u32,
             Action::Delete { devices, .. } => delete + devices.len() as u32,
             // re-check labels, then a rebuild (mint, rebuild, poll, device check, revoke), a
             // reset (reset, poll, device check) or a replacement

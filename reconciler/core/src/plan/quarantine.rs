@@ -133,6 +133,10 @@ pub(super) fn restore(
             (None, Some((op, step))) => format!(
                 "the spec is back while a {op} of its server stopped half way (at `{step}`): its devices are authorized again and it is powered on as its spec says"
             ),
+            (None, None) => format!(
+                "no other server holds the name {} any more: server {} gets it back",
+                agent.name, server.name
+            ),
             (since, _) => format!(
                 "restore from quarantine: the spec is back with subscription {} (quarantined at {})",
                 agent.subscription,

@@ -31,16 +31,16 @@ impl<C: Compute, T: Tailnet> Ctx<'_, C, T> {
             .record(&server, Operation::Resize, "changing-type")
             .await?;
         let changed = self.change_type(&server, to, report).await;
-        if agent.power == Power::On {
-            if let Err(e) = self.start(id, report).await {
-                return Err(match changed {
-                    Ok(()) => e,
-                    Err(Stop::Failed(first) | Stop::Skipped(first)) => Stop::Failed(format!(
-                        "{first}; then powering server {id} back on failed too (the next pass retries): {}",
-                        reason(e)
-                    )),
-                });
-            }
+        if agent.power == Power::On
+            && let Err(e) = self.start(id, report).await
+        {
+            return Err(match changed {
+                Ok(()) => e,
+                Err(Stop::Failed(first) | Stop::Skipped(first)) => Stop::Failed(format!(
+                    "{first}; then powering server {id} back on failed too (the next pass retries): {}",
+                    reason(e)
+                )),
+            });
         }
         changed?;
         let live = self.owned(agent.name.as_str(), id).await?;
