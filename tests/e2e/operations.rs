@@ -3,7 +3,7 @@
 //! replacement through the disruption budget otherwise, never leaving a server off; a
 //! quarantine stopped after its devices were deauthorized is undone when the spec comes back;
 //! a restore next to a server that holds the agent's name keeps (and restores) the quarantined
-//! server.
+//! server, which gets the agent's name back once it is free.
 
 use crate::common::{apply, commit_all, status_file};
 use crate::quarantine::{device_of, server_of, tether_with};
@@ -351,4 +351,13 @@ async fn restore_next_to_a_name_collision_keeps_the_quarantined_server() {
         shown.contains("agent leaver runs on server"),
         "the collision stays reported: {shown}"
     );
+
+    // Its owner removes the hand-made server: the agent's server gets its name back.
+    assert!(stack.hetzner.delete_server(stranger.id.0));
+    let (code, out, err) = apply(&stack, dir, &[]).await;
+    assert_eq!(code, 0, "{out}\n{err}");
+    let named = server_of(&stack, "leaver").expect("the agent's server");
+    assert_eq!((named.id, named.name.as_str()), (original.id, "leaver"));
+    assert_eq!(named.status, ServerStatus::Running);
+    assert!(status_file(dir, "leaver.yaml").contains("phase: Ready"));
 }
