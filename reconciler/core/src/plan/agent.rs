@@ -2,7 +2,7 @@
 //! one.
 
 use super::offer::Offer;
-use super::{Action, Context, Note, fields, projects, quarantine, resize, runtime, safety};
+use super::{Action, Change, Context, Note, fields, projects, quarantine, resize, runtime, safety};
 use crate::compute::{Server, ServerStatus};
 use crate::operation::{self, Operation};
 use crate::tailnet::Device;
@@ -114,29 +114,7 @@ pub(super) fn plan_existing(
                 Some(have) => want.insert(labels::SPEC.to_owned(), have.clone()),
                 None => want.remove(labels::SPEC),
             };
-            let fields: Vec<String> = changes
-                .into_iter()
-                .filter(|c| {
-                    c.forces_replacement && !(refused.is_some() && c.field == fields::SERVER_TYPE)
-                })
-                .map(|c| c.field)
-                .collect();
-            if let Some(reason) = refused.clone() {
-                notes.push(Note::ResizeBlocked {
-                    agent: name.clone(),
-                    server_id: server.id,
-                    from: server.server_type.clone(),
-                    to: to.to_owned(),
-                    reason,
-                });
-            }
-            if !fields.is_empty() {
-                notes.push(Note::ReplaceBlocked {
-                    agent: name.clone(),
-                    server_id: server.id,
-                    fields,
-                });
-            }
+            blocked(&name, server, to, changes, refused.clone(), notes);
         } else {
             // The new server starts with no operation under way.
             want.remove(labels::OPERATION);
@@ -206,6 +184,39 @@ pub(super) fn plan_existing(
         notes.push(Note::Unhealthy {
             agent: name,
             server_id: server.id,
+        });
+    }
+}
+
+/// The notes of a protected agent whose spec needs a new server: why the type change cannot be
+/// made in place (`refused`), and which other fields force a replacement.
+fn blocked(
+    agent: &str,
+    server: &Server,
+    to: &str,
+    changes: Vec<Change>,
+    refused: Option<String>,
+    notes: &mut Vec<Note>,
+) {
+    let fields: Vec<String> = changes
+        .into_iter()
+        .filter(|c| c.forces_replacement && !(refused.is_some() && c.field == fields::SERVER_TYPE))
+        .map(|c| c.field)
+        .collect();
+    if let Some(reason) = refused {
+        notes.push(Note::ResizeBlocked {
+            agent: agent.to_owned(),
+            server_id: server.id,
+            from: server.server_type.clone(),
+            to: to.to_owned(),
+            reason,
+        });
+    }
+    if !fields.is_empty() {
+        notes.push(Note::ReplaceBlocked {
+            agent: agent.to_owned(),
+            server_id: server.id,
+            fields,
         });
     }
 }
