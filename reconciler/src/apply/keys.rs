@@ -31,7 +31,7 @@
 mod tests;
 
 use crate::cloud::ServerStatus;
-use crate::cloud::retry::{Backoff, Retry};
+use crate::cloud::retry::{Backoff, Clock, Retry};
 use crate::cloud::tailscale::{
     AuthKey, AuthKeyId, CreatedAuthKey, DeviceId, Error, NewAuthKey, Tailnet, key_description,
 };
@@ -188,7 +188,8 @@ pub enum KeyError {
     },
 }
 
-/// Mints the single-use key for one VM of `agent`, valid for `lifetime` (at most an hour).
+/// Mints the single-use key for one VM of `agent`, valid for `lifetime` (at most an hour),
+/// pausing between attempts on `clock`.
 ///
 /// # Guarantees
 /// - Each attempt carries a description no other attempt has; the request of an attempt is
@@ -205,6 +206,7 @@ pub async fn mint<T: Tailnet>(
     fleet: &FleetName,
     agent: &Agent,
     lifetime: Duration,
+    clock: &impl Clock,
 ) -> Result<CreatedAuthKey, KeyError> {
     let marker = FleetMarker::of(fleet);
     let name = agent.name.as_str();
@@ -242,7 +244,9 @@ pub async fn mint<T: Tailnet>(
                 source,
             });
         }
-        tokio::time::sleep(ATTEMPT_PAUSE.delay(attempt - 1, &mut rand::rng())).await;
+        clock
+            .sleep(ATTEMPT_PAUSE.delay(attempt - 1, &mut rand::rng()))
+            .await;
         attempt += 1;
     }
 }
