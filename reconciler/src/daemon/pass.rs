@@ -181,6 +181,7 @@ impl Health {
         let failure = match outcome {
             Ok(o) => {
                 count_actions(metrics, o);
+                count_breaches(metrics, o);
                 let (done, failed, skipped) = o.report.counts();
                 tracing::info!(
                     commit = %commit,
@@ -247,6 +248,10 @@ fn count_actions(metrics: &Metrics, o: &PassOutcome) {
         ("healthy", agents.saturating_sub(unhealthy)),
         ("unhealthy", unhealthy),
     ]);
+}
+
+/// The invariants `o` judged, broken or not, in `metrics`.
+fn count_breaches(metrics: &Metrics, o: &PassOutcome) {
     let breaches: Vec<(&str, u64)> = Invariant::ALL
         .iter()
         .map(|i| {
