@@ -11,7 +11,7 @@
 use super::ledger::DELETION_WINDOW;
 use super::status::{AgentStatus, Phase};
 use crate::apply::keys::{self, FleetMarker};
-use crate::cloud::tailscale::{AuthKey, AuthKeyId, DeviceId};
+use crate::cloud::tailscale::{AuthKey, AuthKeyId, Device, DeviceId};
 use crate::cloud::{ServerId, ServerStatus};
 use crate::plan::Observed;
 use std::collections::BTreeMap;
@@ -211,6 +211,12 @@ fn servers_off(facts: &Facts<'_>) -> Vec<Breach> {
 }
 
 fn ready_without_device(facts: &Facts<'_>) -> Vec<Breach> {
+    let mut online: BTreeMap<&str, Vec<&Device>> = BTreeMap::new();
+    for d in facts.observed.devices.iter().filter(|d| d.online) {
+        if let Some(agent) = facts.owned.get(&d.id) {
+            online.entry(agent.as_str()).or_default().push(d);
+        }
+    }
     facts
         .agents
         .iter()
@@ -221,18 +227,13 @@ fn ready_without_device(facts: &Facts<'_>) -> Vec<Breach> {
                 .is_some_and(|s| s.status == ServerStatus::Running)
         })
         .filter_map(|a| {
-            let online: Vec<_> = facts
-                .observed
-                .devices
-                .iter()
-                .filter(|d| d.online && facts.owned.get(&d.id) == Some(&a.agent))
-                .collect();
-            if online.iter().any(|d| d.authorized) {
+            let devices = online.get(a.agent.as_str()).map_or(&[][..], Vec::as_slice);
+            if devices.iter().any(|d| d.authorized) {
                 return None;
             }
             Some(Breach::ReadyWithoutDevice {
                 agent: a.agent.clone(),
-                unauthorized: online.first().map(|d| d.id.clone()),
+                unauthorized: devices.first().map(|d| d.id.clone()),
             })
         })
         .collect()

@@ -526,3 +526,48 @@ async fn a_failed_status_commit_returns_the_report_and_the_next_record_carries_i
     assert!(fleet.contains("agents: 3"), "{fleet}");
     world.stack.shutdown().await;
 }
+
+#[tokio::test]
+async fn a_ready_agent_whose_device_was_deauthorized_is_recorded_as_a_broken_invariant() {
+    let world = World::start().await;
+    world.converged().await;
+    let tailnet = world.stack.tailscale_client().expect("tailscale client");
+    let device = tailnet
+        .list_devices(&crate::cloud::tailscale::DeviceQuery::default())
+        .await
+        .expect("devices")
+        .into_iter()
+        .find(|d| d.hostname == "a")
+        .expect("a's device");
+    tailnet
+        .set_authorized(&device.id, false)
+        .await
+        .expect("deauthorized");
+    let outcome = world.pass(world.options()).await.expect("pass");
+    assert_eq!(
+        outcome.breaches,
+        [Breach::ReadyWithoutDevice {
+            agent: "a".into(),
+            unauthorized: Some(device.id.clone()),
+        }]
+    );
+    let (_, fleet) = world.record().expect("a record");
+    assert!(fleet.contains("brokenInvariants"), "{fleet}");
+    assert!(
+        fleet.contains(&format!(
+            "a: Ready, but its device {} is not authorized",
+            device.id
+        )),
+        "{fleet}"
+    );
+
+    tailnet
+        .set_authorized(&device.id, true)
+        .await
+        .expect("authorized again");
+    let healed = world.pass(world.options()).await.expect("pass");
+    assert_eq!(healed.breaches, []);
+    let (_, fleet) = world.record().expect("a record");
+    assert!(!fleet.contains("brokenInvariants"), "{fleet}");
+    world.stack.shutdown().await;
+}
