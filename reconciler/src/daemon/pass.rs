@@ -274,6 +274,73 @@ fn first_line(text: &str) -> &str {
 mod tests {
     use super::*;
 
+    /// A pass of an empty fleet that applied `deleted` (one deletion per server id).
+    fn applied(deleted: &[u64]) -> PassOutcome {
+        let files = [tether_schema::SourceFile {
+            path: "fleet.yaml".into(),
+            content: tether_schema::Content::Bytes(
+                b"apiVersion: tether/v1\nkind: Fleet\nmetadata: {name: n}\nspec:\n  defaults: {server: {type: cpx21, location: fsn1, image: ubuntu-24.04}}\n  tailscale: {tags: [\"tag:agent\"]}\n  catalog: {serverTypes: [cpx21], locations: [fsn1], images: [ubuntu-24.04]}\n".to_vec(),
+            ),
+        }];
+        let fleet = tether_schema::load_fleet(&files).expect("fleet");
+        let plan = crate::plan::plan(
+            &fleet,
+            &crate::plan::Observed::default(),
+            &crate::plan::Context::default(),
+        );
+        let actions = deleted
+            .iter()
+            .map(|id| crate::apply::ActionReport {
+                kind: "delete",
+                agent: format!("agent-{id}"),
+                outcome: Outcome::Done,
+                server_id: Some(crate::cloud::ServerId(*id)),
+                ipv4: None,
+                action_ids: Vec::new(),
+                device_ids: Vec::new(),
+                deleted_server: Some(crate::cloud::ServerId(*id)),
+                key_id: None,
+                warning: None,
+                reason: None,
+                order: 0,
+            })
+            .collect();
+        PassOutcome {
+            report: crate::apply::ApplyReport {
+                plan_hash: plan.plan_hash.clone(),
+                revision: None,
+                actions,
+            },
+            fleet,
+            plan,
+            status_commit: None,
+            breaches: Vec::new(),
+        }
+    }
+
+    fn unrecorded(outcome: PassOutcome) -> Result<PassOutcome, PassError> {
+        Err(PassError::Unrecorded {
+            source: crate::audit::commit::CommitError::Contended(STATUS_BRANCH.to_owned()),
+            pass: Box::new(Ok(outcome)),
+        })
+    }
+
+    #[test]
+    fn reports_whose_record_failed_are_kept_until_a_pass_writes_its_record() {
+        let mut carried = Vec::new();
+        carry_unrecorded(&mut carried, &unrecorded(applied(&[7])));
+        carry_unrecorded(&mut carried, &unrecorded(applied(&[8, 9])));
+        let deleted: Vec<_> = carried
+            .iter()
+            .flat_map(|r| &r.actions)
+            .filter_map(|a| a.deleted_server)
+            .map(|id| id.0)
+            .collect();
+        assert_eq!(deleted, [7, 8, 9]);
+        carry_unrecorded(&mut carried, &Ok(applied(&[])));
+        assert!(carried.is_empty());
+    }
+
     #[test]
     fn readiness_degrades_after_n_failed_passes_in_a_row_and_recovers_on_success() {
         let readiness = Readiness::default();
