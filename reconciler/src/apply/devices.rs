@@ -3,6 +3,7 @@
 
 use super::report::ActionReport;
 use super::steps::{Ctx, StepResult, Stop};
+use crate::cloud::retry::Clock;
 use crate::cloud::tailscale::{DeviceId, DeviceQuery, Tailnet};
 use crate::cloud::{Compute, Server};
 use crate::plan::safety;
@@ -91,7 +92,7 @@ impl<C: Compute, T: Tailnet> Ctx<'_, C, T> {
         agent: &Agent,
         before: &BTreeSet<DeviceId>,
     ) -> Result<Option<DeviceId>, String> {
-        let deadline = tokio::time::Instant::now() + self.options.device_timeout;
+        let deadline = self.options.clock.now() + self.options.device_timeout;
         super::gate::waiting(self.watch.wait(agent, before.clone(), deadline)).await
     }
 }

@@ -12,14 +12,14 @@
 //! [`DeviceWatch::known`]: the newest listing of the pass, taken once for the first create and
 //! kept fresh by the poller. So no create lists the devices itself.
 
+use crate::cloud::retry::{Clock, SharedClock};
 use crate::cloud::tailscale::{Device, DeviceId, DeviceQuery, Tailnet};
 use std::collections::{BTreeSet, HashMap};
 use std::convert::Infallible;
 use std::sync::{Arc, Mutex, PoisonError};
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 use tether_schema::Agent;
 use tokio::sync::{Notify, OnceCell, oneshot};
-use tokio::time::Instant;
 
 /// The tick grows up to this many times [`Options::device_poll`](super::Options).
 pub const CAP_FACTOR: u32 = 4;
@@ -58,16 +58,18 @@ struct State {
 /// actions.
 pub(super) struct DeviceWatch {
     base: Duration,
+    clock: SharedClock,
     state: Mutex<State>,
     wake: Notify,
     first: OnceCell<Arc<Vec<Device>>>,
 }
 
 impl DeviceWatch {
-    /// A watch ticking from `base` (at least a millisecond).
-    pub fn new(base: Duration) -> Self {
+    /// A watch ticking from `base` (at least a millisecond) on `clock`.
+    pub fn new(base: Duration, clock: SharedClock) -> Self {
         DeviceWatch {
             base: base.max(Duration::from_millis(1)),
+            clock,
             state: Mutex::default(),
             wake: Notify::new(),
             first: OnceCell::new(),
@@ -117,7 +119,7 @@ impl DeviceWatch {
         &self,
         agent: &Agent,
         before: BTreeSet<DeviceId>,
-        deadline: Instant,
+        deadline: SystemTime,
     ) -> Result<Option<DeviceId>, String> {
         let (reply, rx) = oneshot::channel();
         let id = {
@@ -137,10 +139,17 @@ impl DeviceWatch {
         };
         self.wake.notify_one();
         let mut rx = std::pin::pin!(rx);
-        match tokio::time::timeout_at(deadline, &mut rx).await {
-            Ok(Ok(found)) => found.map(Some),
-            Ok(Err(_)) => Err("the device watch stopped before the device enrolled".to_owned()),
-            Err(_) => {
+        let left = deadline
+            .duration_since(self.clock.now())
+            .unwrap_or_default();
+        let answer = tokio::select! {
+            answer = &mut rx => Some(answer),
+            () = self.clock.sleep(left) => None,
+        };
+        match answer {
+            Some(Ok(found)) => found.map(Some),
+            Some(Err(_)) => Err("the device watch stopped before the device enrolled".to_owned()),
+            None => {
                 let gone = self.state().waiters.remove(&id).is_none();
                 match rx.try_recv() {
                     Ok(found) if gone => found.map(Some),
@@ -159,7 +168,7 @@ impl DeviceWatch {
             }
             let mut pause = self.base;
             loop {
-                tokio::time::sleep(pause).await;
+                self.clock.sleep(pause).await;
                 let listed = list(tailnet).await;
                 let found = self.deliver(listed);
                 pause = if found > 0 {

@@ -30,16 +30,18 @@
 #[cfg(test)]
 mod tests;
 
-use crate::cloud::retry::{Backoff, Retry};
+use crate::cloud::ServerStatus;
+use crate::cloud::retry::{Backoff, Clock, Retry};
 use crate::cloud::tailscale::{
-    AuthKey, AuthKeyId, CreatedAuthKey, Error, NewAuthKey, Tailnet, key_description,
+    AuthKey, AuthKeyId, CreatedAuthKey, DeviceId, Error, NewAuthKey, Tailnet, key_description,
 };
+use crate::plan::Observed;
 use rand::Rng;
 use sha2::{Digest, Sha256};
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
-use tether_schema::Agent;
 use tether_schema::names::FleetName;
+use tether_schema::{Agent, Fleet};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
@@ -186,7 +188,8 @@ pub enum KeyError {
     },
 }
 
-/// Mints the single-use key for one VM of `agent`, valid for `lifetime` (at most an hour).
+/// Mints the single-use key for one VM of `agent`, valid for `lifetime` (at most an hour),
+/// pausing between attempts on `clock`.
 ///
 /// # Guarantees
 /// - Each attempt carries a description no other attempt has; the request of an attempt is
@@ -203,6 +206,7 @@ pub async fn mint<T: Tailnet>(
     fleet: &FleetName,
     agent: &Agent,
     lifetime: Duration,
+    clock: &impl Clock,
 ) -> Result<CreatedAuthKey, KeyError> {
     let marker = FleetMarker::of(fleet);
     let name = agent.name.as_str();
@@ -240,7 +244,9 @@ pub async fn mint<T: Tailnet>(
                 source,
             });
         }
-        tokio::time::sleep(ATTEMPT_PAUSE.delay(attempt - 1, &mut rand::rng())).await;
+        clock
+            .sleep(ATTEMPT_PAUSE.delay(attempt - 1, &mut rand::rng()))
+            .await;
         attempt += 1;
     }
 }
@@ -331,7 +337,7 @@ pub async fn sweep<T: Tailnet>(
 /// that has not joined the tailnet yet (`awaiting`), and the key is younger than
 /// [`ENROLMENT_WINDOW`]. A cut agent name in the description matches every agent it begins;
 /// that spares more keys, never fewer, and each expires within the hour anyway.
-fn in_flight(
+pub fn in_flight(
     marker: &FleetMarker,
     key: &AuthKey,
     awaiting: &BTreeSet<String>,
@@ -345,10 +351,42 @@ fn in_flight(
     young && awaiting.iter().any(|a| a.starts_with(agent))
 }
 
-/// [`sweep`], with its outcome logged (counts and key ids, never secrets): what a pass runs
-/// before it applies. A sweep that fails does not stop the pass; the next pass sweeps again.
-pub async fn sweep_logged<T: Tailnet>(tailnet: &T, fleet: &FleetName, awaiting: &BTreeSet<String>) {
-    match sweep(tailnet, fleet, awaiting, OffsetDateTime::now_utc()).await {
+/// Agents whose server of this fleet is being created, booting or running without an online
+/// device of its own (`owned`: the devices the fleet owns, id → agent): a key minted for them
+/// by a run that was cut short may still be used.
+pub fn awaiting_enrolment(
+    fleet: &Fleet,
+    observed: &Observed,
+    owned: &BTreeMap<DeviceId, String>,
+) -> BTreeSet<String> {
+    let online: BTreeSet<&str> = observed
+        .devices
+        .iter()
+        .filter(|d| d.online)
+        .filter_map(|d| owned.get(&d.id).map(String::as_str))
+        .collect();
+    crate::plan::managed_servers(fleet, observed)
+        .into_iter()
+        .filter(|(agent, s)| {
+            matches!(
+                s.status,
+                ServerStatus::Initializing | ServerStatus::Starting | ServerStatus::Running
+            ) && !online.contains(agent)
+        })
+        .map(|(agent, _)| agent.to_owned())
+        .collect()
+}
+
+/// [`sweep`] at `now`, with its outcome logged (counts and key ids, never secrets): what a pass
+/// runs before it applies. A sweep that fails does not stop the pass; the next pass sweeps
+/// again.
+pub async fn sweep_logged<T: Tailnet>(
+    tailnet: &T,
+    fleet: &FleetName,
+    awaiting: &BTreeSet<String>,
+    now: OffsetDateTime,
+) {
+    match sweep(tailnet, fleet, awaiting, now).await {
         Ok(swept) => tracing::info!(
             revoked = swept.revoked.len(),
             spared = swept.spared.len(),

@@ -20,6 +20,7 @@ mod steps;
 pub use report::{ActionReport, ApplyReport, Outcome};
 
 use crate::cloud::Compute;
+use crate::cloud::retry::SharedClock;
 use crate::cloud::tailscale::Tailnet;
 #[cfg(doc)]
 use crate::plan::safety;
@@ -31,7 +32,7 @@ use tether_schema::Fleet;
 use tokio::sync::watch;
 
 /// How to execute.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub struct Options {
     /// Actions making requests at once (each makes one at a time, to Hetzner or Tailscale).
     /// Waiting for Hetzner actions and enrolments takes no slot: every action of a pass may be
@@ -43,6 +44,8 @@ pub struct Options {
     pub device_poll: Duration,
     /// Lifetime of minted auth keys (at most one hour).
     pub key_expiry: Duration,
+    /// Where the executor's time and waits come from (the real clock by default).
+    pub clock: SharedClock,
 }
 
 impl Default for Options {
@@ -52,6 +55,7 @@ impl Default for Options {
             device_timeout: Duration::from_secs(300),
             device_poll: Duration::from_secs(2),
             key_expiry: Duration::from_secs(3600),
+            clock: SharedClock::default(),
         }
     }
 }
@@ -139,7 +143,7 @@ pub async fn apply_with<C: Compute, T: Tailnet>(
         });
     }
     let gate = gate::Gate::new(options.concurrency);
-    let watch = enrolment::DeviceWatch::new(options.device_poll);
+    let watch = enrolment::DeviceWatch::new(options.device_poll, options.clock.clone());
     let ctx = steps::Ctx {
         fleet,
         compute,

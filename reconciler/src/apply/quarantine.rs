@@ -3,6 +3,7 @@
 
 use super::report::ActionReport;
 use super::steps::{Ctx, StepResult, Stop};
+use crate::cloud::retry::Clock;
 use crate::cloud::tailscale::{DeviceId, Tailnet};
 use crate::cloud::{Compute, Server, ServerId, ServerStatus};
 use crate::operation::{self, Operation};
@@ -58,7 +59,9 @@ impl<C: Compute, T: Tailnet> Ctx<'_, C, T> {
         let mut quarantined = operation::done(&server.labels);
         quarantined.insert(
             labels::QUARANTINED_AT.to_owned(),
-            OffsetDateTime::now_utc().unix_timestamp().to_string(),
+            OffsetDateTime::from(self.options.clock.now())
+                .unix_timestamp()
+                .to_string(),
         );
         if let Some(commit) = commit {
             quarantined.insert(labels::QUARANTINE_COMMIT.to_owned(), commit.to_owned());
@@ -155,7 +158,7 @@ impl<C: Compute, T: Tailnet> Ctx<'_, C, T> {
             .await
             .map_err(|e| format!("shutting down server {}: {e}", server.id))?;
         self.wait(&[a.id], report).await?;
-        let deadline = tokio::time::Instant::now() + SHUTDOWN_WAIT;
+        let deadline = self.options.clock.now() + SHUTDOWN_WAIT;
         loop {
             let status = self
                 .compute
@@ -166,10 +169,10 @@ impl<C: Compute, T: Tailnet> Ctx<'_, C, T> {
             if status == Some(ServerStatus::Off) {
                 return Ok(());
             }
-            if tokio::time::Instant::now() >= deadline {
+            if self.options.clock.now() >= deadline {
                 break;
             }
-            tokio::time::sleep(self.options.device_poll).await;
+            self.options.clock.sleep(self.options.device_poll).await;
         }
         let a = self
             .compute

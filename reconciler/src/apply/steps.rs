@@ -186,9 +186,15 @@ impl<C: Compute, T: Tailnet> Ctx<'_, C, T> {
         run: impl AsyncFnOnce(&CreatedAuthKey, &mut ActionReport) -> StepResult,
     ) -> StepResult {
         let fleet = &self.fleet.settings.name;
-        let key = keys::mint(self.tailnet, fleet, agent, self.options.key_expiry)
-            .await
-            .map_err(|e| e.to_string())?;
+        let key = keys::mint(
+            self.tailnet,
+            fleet,
+            agent,
+            self.options.key_expiry,
+            &self.options.clock,
+        )
+        .await
+        .map_err(|e| e.to_string())?;
         report.key_id = Some(key.key.id.clone());
         let devices_before = report.device_ids.len();
         let result = run(&key, report).await;

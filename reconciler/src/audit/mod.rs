@@ -4,10 +4,11 @@
 //! history of both branches back for `tether audit log`, with [`timeline`] reading each agent's
 //! phases from the status branch; [`view`] reads `tether status`'s overview (and the dashboard's),
 //! [`overview`] renders it and [`live`] adds the lease and the live inventory; [`heal`] keeps
-//! self-healing's records.
+//! self-healing's records; [`invariants`] checks what must hold at the end of every pass.
 
 pub mod commit;
 pub mod heal;
+pub mod invariants;
 pub mod ledger;
 pub mod live;
 pub mod log;

@@ -3,6 +3,7 @@
 //! `status/deletions.yaml`, derived from the fleet, the inventory observed after the pass, the
 //! apply report and the [`Ledger`]; plus the status commit messages.
 
+use super::invariants;
 use super::ledger::{self, Baseline, Deletion, Ledger};
 use crate::apply::{ActionReport, ApplyReport, Outcome};
 use crate::cloud::tailscale::{Device, DeviceId};
@@ -122,6 +123,9 @@ pub struct FleetStatus {
     /// Set while `spec.suspend` pauses every change.
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub suspended: bool,
+    /// The invariants the pass found broken at its end ([`invariants::check`]).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub broken_invariants: Vec<String>,
 }
 
 /// How a pass ended, for the status documents.
@@ -152,6 +156,23 @@ pub struct Inputs<'a> {
     pub now: &'a str,
     /// The run id.
     pub run: &'a str,
+    /// Why the pass stopped after it applied (the inventory could not be re-read), recorded in
+    /// `lastError` beside any failed action.
+    pub stopped: Option<&'a str>,
+    /// What the end-of-pass invariants are checked with besides the above; `None` when the
+    /// pass did not get that far (nothing is judged then).
+    pub checks: Option<Checks<'a>>,
+}
+
+/// The end-of-pass invariants' inputs that are not in [`Inputs`] ([`invariants::Facts`]).
+#[derive(Debug, Clone, Copy)]
+pub struct Checks<'a> {
+    /// The tailnet's auth keys after the pass, when they could be read.
+    pub keys: Option<&'a [crate::cloud::tailscale::AuthKey]>,
+    /// The operations not finished.
+    pub pending: &'a [invariants::Pending],
+    /// The pass's time.
+    pub now: time::OffsetDateTime,
 }
 
 /// Derives every agent's status: the agents of the spec (unless the plan was refused) and
@@ -297,7 +318,11 @@ fn phase(
 
 /// The fleet-wide status document. After a refusal the baseline (agents, revision, plan hash)
 /// stays what the last accepted pass recorded.
-pub fn fleet_status(input: &Inputs<'_>, agents: &[AgentStatus]) -> FleetStatus {
+pub fn fleet_status(
+    input: &Inputs<'_>,
+    agents: &[AgentStatus],
+    breaches: &[invariants::Breach],
+) -> FleetStatus {
     let mut phases = BTreeMap::new();
     for a in agents {
         *phases.entry(format!("{:?}", a.phase)).or_insert(0) += 1;
@@ -316,17 +341,22 @@ pub fn fleet_status(input: &Inputs<'_>, agents: &[AgentStatus]) -> FleetStatus {
                 Some(b) if plan.is_empty() => b.plan_hash.clone(),
                 _ => plan.plan_hash.clone(),
             };
+            let failed = (!failures.is_empty()).then(|| {
+                format!(
+                    "{} action(s) failed: {}",
+                    failures.len(),
+                    failures.join("; ")
+                )
+            });
+            let last_error = match (failed, input.stopped) {
+                (Some(failed), Some(stopped)) => Some(format!("{failed}; {stopped}")),
+                (failed, stopped) => failed.or_else(|| stopped.map(str::to_owned)),
+            };
             (
                 plan.revision.clone(),
                 Some(input.fleet.agents.len()),
                 plan_hash,
-                (!failures.is_empty()).then(|| {
-                    format!(
-                        "{} action(s) failed: {}",
-                        failures.len(),
-                        failures.join("; ")
-                    )
-                }),
+                last_error,
             )
         }
         Verdict::Suspended(_) => {
@@ -357,6 +387,7 @@ pub fn fleet_status(input: &Inputs<'_>, agents: &[AgentStatus]) -> FleetStatus {
         run: input.run.to_owned(),
         last_error,
         suspended: matches!(input.verdict, Verdict::Suspended(_)),
+        broken_invariants: breaches.iter().map(ToString::to_string).collect(),
     }
 }
 
@@ -409,8 +440,9 @@ pub struct DeletionRecord {
 }
 
 /// Every file of the status folder after this pass: `<agent>.yaml` per agent, `fleet.yaml`,
-/// `devices.yaml` and `deletions.yaml`.
-pub fn files(input: &Inputs<'_>) -> BTreeMap<String, String> {
+/// `devices.yaml` and `deletions.yaml`; and the invariants broken at the end of the pass
+/// (`fleet.yaml` lists them too).
+pub fn files(input: &Inputs<'_>) -> (BTreeMap<String, String>, Vec<invariants::Breach>) {
     let ctx = crate::plan::Context {
         owned_devices: input.ledger.devices.clone(),
         ..crate::plan::Context::default()
@@ -418,6 +450,17 @@ pub fn files(input: &Inputs<'_>) -> BTreeMap<String, String> {
     let owned = crate::plan::device_ownership(input.fleet, input.observed, &ctx);
     let mut agents = agent_statuses(input, &owned);
     let heal = super::heal::next(input, &mut agents);
+    let breaches = input.checks.map_or_else(Vec::new, |c| {
+        invariants::check(&invariants::Facts {
+            fleet: input.fleet,
+            observed: input.observed,
+            agents: &agents,
+            owned: &owned,
+            keys: c.keys,
+            pending: c.pending,
+            now: c.now,
+        })
+    });
     let mut files: BTreeMap<String, String> = agents
         .iter()
         .map(|a| {
@@ -427,7 +470,7 @@ pub fn files(input: &Inputs<'_>) -> BTreeMap<String, String> {
         .collect();
     files.insert(
         ledger::FLEET_FILE.to_owned(),
-        to_yaml(&fleet_status(input, &agents)),
+        to_yaml(&fleet_status(input, &agents, &breaches)),
     );
     files.insert(
         ledger::DEVICES_FILE.to_owned(),
@@ -464,7 +507,7 @@ pub fn files(input: &Inputs<'_>) -> BTreeMap<String, String> {
         ledger::DELETIONS_FILE.to_owned(),
         to_yaml(&DeletionRecord { deletions }),
     );
-    files
+    (files, breaches)
 }
 
 /// The ledger's files with `status/fleet.yaml` saying why the pass failed before it could plan
@@ -487,6 +530,7 @@ pub fn failure_files(
         run: run.to_owned(),
         last_error: Some(error.to_owned()),
         suspended: false,
+        broken_invariants: Vec::new(),
     };
     files.insert(ledger::FLEET_FILE.to_owned(), to_yaml(&doc));
     files

@@ -10,12 +10,14 @@ use super::{CliError, Outcome};
 use crate::apply::Options;
 use crate::audit::{self, commit::Identity, message};
 use crate::cloud::fence::Fenced;
+use crate::cloud::retry::{Clock, TokioClock};
 use crate::daemon::shutdown;
 use crate::forge::StatusState;
 use crate::plan::Plan;
 use crate::plan::render::text;
 use crate::reconcile::{self, PassError, PassOptions, PassOutcome, StatusTarget};
 use crate::source::Snapshot;
+use crate::source::fleets::Loaded;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -144,6 +146,11 @@ pub fn cmd_apply(args: &ApplyArgs) -> Result<Outcome, CliError> {
         };
         r.status(state, &description)?;
     }
+    if let Err(Failure::Pass(e)) = &result
+        && let Some(outcome) = e.outcome()
+    {
+        println!("{}", super::style::current().report(&outcome.report));
+    }
     let (outcome, interrupted) = result?;
     println!("{}", super::style::current().report(&outcome.report));
     if let Some(commit) = &outcome.status_commit {
@@ -181,23 +188,22 @@ fn approve(
         &impl crate::cloud::Compute,
         &impl crate::cloud::tailscale::Tailnet,
     ),
-    status: Option<&StatusTarget<'_>>,
-    allow_shrink: bool,
-    now: &str,
+    options: &PassOptions<'_>,
 ) -> Result<Option<String>, Failure> {
     if matches!(approval, Approval::Auto) {
         return Ok(None);
     }
     let preview = || -> Result<Plan, PassError> {
-        let ledger = match status {
-            Some(target) => reconcile::read_ledger(target)?,
-            None => Default::default(),
-        };
-        let mut ctx = reconcile::context(snapshot, &ledger, allow_shrink, now);
-        ctx.previous = status.and_then(|t| reconcile::previous_fleet(t.repo, &ledger));
         let (compute, tailnet) = clients;
-        rt.block_on(reconcile::plan_only(snapshot, compute, tailnet, &ctx))
-            .map(|(_, _, plan)| plan)
+        let loaded = Loaded::from_snapshot(snapshot);
+        rt.block_on(reconcile::plan_only(
+            loaded,
+            compute,
+            tailnet,
+            &TokioClock,
+            options,
+        ))
+        .map(|(_, _, plan)| plan)
     };
     let plan = match (preview(), approval) {
         (Ok(plan), _) => plan,
@@ -238,13 +244,8 @@ fn apply(
 ) -> Result<(PassOutcome, bool), Failure> {
     let (compute, tailnet) = common::clients_for(snapshot).map_err(Failure::Cli)?;
     let identity = Identity::default();
-    let now = time::OffsetDateTime::now_utc()
-        .format(&time::format_description::well_known::Rfc3339)
-        .unwrap_or_default();
-    let run = format!(
-        "apply-{}",
-        time::OffsetDateTime::now_utc().unix_timestamp_nanos()
-    );
+    let started = time::OffsetDateTime::from(TokioClock.now());
+    let run = format!("apply-{}", started.unix_timestamp_nanos());
     let status = args.source.git.as_deref().map(|repo| StatusTarget {
         repo,
         remote: args.push_status.as_deref(),
@@ -252,19 +253,8 @@ fn apply(
         source_branch: &args.source_branch,
         identity: &identity,
     });
-    let expected = approve(
-        approval,
-        snapshot,
-        rt,
-        (&compute, &tailnet),
-        status.as_ref(),
-        args.allow_shrink,
-        &now,
-    )?;
-    let options = PassOptions {
-        expect_plan_hash: expected.as_deref(),
+    let mut options = PassOptions {
         allow_shrink: args.allow_shrink,
-        on_plan: matches!(approval, Approval::Auto).then_some(show as fn(&Plan)),
         apply: Options {
             concurrency: args.concurrency,
             device_timeout: Duration::from_secs(args.device_timeout),
@@ -272,11 +262,11 @@ fn apply(
             ..Options::default()
         },
         status,
-        run: &run,
-        now: &now,
-        runtime: None,
-        fleets: None,
+        ..PassOptions::new(&run)
     };
+    let expected = approve(approval, snapshot, rt, (&compute, &tailnet), &options)?;
+    options.expect_plan_hash = expected.as_deref();
+    options.on_plan = matches!(approval, Approval::Auto).then_some(show as fn(&Plan));
     rt.block_on(async {
         let (trigger, signal) = shutdown::channel();
         shutdown::on_os_signals(trigger).map_err(|e| {
@@ -318,9 +308,9 @@ fn apply(
                 Some(guard) => {
                     let compute = Fenced::new(compute, guard.fence());
                     let tailnet = Fenced::new(tailnet, guard.fence());
-                    reconcile::run(snapshot, &compute, &tailnet, &options, stop).await
+                    reconcile::run(Loaded::from_snapshot(snapshot), &compute, &tailnet, &TokioClock, &options, stop).await
                 }
-                None => reconcile::run(snapshot, &compute, &tailnet, &options, stop).await,
+                None => reconcile::run(Loaded::from_snapshot(snapshot), &compute, &tailnet, &TokioClock, &options, stop).await,
             }
         };
         let work = async {

@@ -201,7 +201,7 @@ impl From<crate::source::SourceError> for CliError {
 impl From<crate::reconcile::PassError> for CliError {
     fn from(e: crate::reconcile::PassError) -> Self {
         use crate::reconcile::PassError;
-        let (kind, hint) = match &e {
+        let (kind, hint) = match e.cause().unwrap_or(&e) {
             PassError::Load(_) => (
                 ErrorKind::Failed,
                 "run `tether validate` for every problem with its location; nothing was read or changed",
@@ -230,9 +230,13 @@ impl From<crate::reconcile::PassError> for CliError {
                 ErrorKind::Failed,
                 "check that the status branch can be fetched from the fleet repository (network, credentials); tether acts only with its records",
             ),
-            PassError::Status(_) => (
+            PassError::Refresh { .. } => (
                 ErrorKind::Failed,
-                "the changes were applied; the status branch can be written on the next run",
+                "the changes were applied and recorded (the account above); run `tether status --live` to see the inventory now",
+            ),
+            PassError::Unrecorded { .. } => (
+                ErrorKind::Failed,
+                "check that the status branch can be written (network, credentials, the branch's protection); the account above is what was done, and the next run records what it finds",
             ),
         };
         let diagnostics = match &e {

@@ -5,14 +5,16 @@ use super::error::Failure;
 use super::github::{self, Reporter};
 use super::prhead;
 use super::{CliError, Outcome};
-use crate::audit::{self, ledger::Ledger};
+use crate::audit::{self, commit::Identity};
 use crate::cloud::hetzner::ratelimit::Observed;
+use crate::cloud::retry::TokioClock;
 use crate::forge::{PrNumber, StatusState};
 use crate::plan::Plan;
 use crate::plan::offer::NotOffered;
 use crate::plan::render::{self, markdown, text};
-use crate::reconcile::{self, PassError};
+use crate::reconcile::{self, PassError, PassOptions, StatusTarget};
 use crate::source::Snapshot;
+use crate::source::fleets::Loaded;
 
 /// Show what applying the fleet would change, without changing anything.
 ///
@@ -34,6 +36,10 @@ pub struct PlanArgs {
     /// The status branch holding the last applied revision (read with --git).
     #[arg(long, default_value = audit::STATUS_BRANCH)]
     status_branch: String,
+    /// Fetch the status branch from this remote (name or URL) of the --git repository first,
+    /// as `tether apply --push-status` does, so the plan sees what the last apply recorded.
+    #[arg(long, value_name = "REMOTE", requires = "git")]
+    status_remote: Option<String>,
     /// Post the plan as tether's one comment on this pull request (edited on every later
     /// run) and set the `tether/<fleet>` status on its head commit. Needs GITHUB_TOKEN and
     /// GITHUB_REPOSITORY.
@@ -118,21 +124,26 @@ fn compute_plan(
     rt: &tokio::runtime::Runtime,
 ) -> Result<(Plan, Observed), Failure> {
     let (compute, tailnet) = common::clients_for(snapshot).map_err(Failure::Cli)?;
-    let ledger = match args.source.git.as_deref() {
-        Some(repo) => Ledger::read(repo, &args.status_branch)
-            .map_err(|e| Failure::Pass(PassError::Ledger(e)))?,
-        None => Ledger::default(),
+    let identity = Identity::default();
+    let options = PassOptions {
+        allow_shrink: args.allow_shrink,
+        status: args.source.git.as_deref().map(|repo| StatusTarget {
+            repo,
+            remote: args.status_remote.as_deref(),
+            branch: &args.status_branch,
+            source_branch: "",
+            identity: &identity,
+        }),
+        ..PassOptions::new("plan")
     };
-    let now = time::OffsetDateTime::now_utc()
-        .format(&time::format_description::well_known::Rfc3339)
-        .unwrap_or_default();
-    let mut ctx = reconcile::context(snapshot, &ledger, args.allow_shrink, &now);
-    ctx.previous = args
-        .source
-        .git
-        .as_deref()
-        .and_then(|repo| reconcile::previous_fleet(repo, &ledger));
-    let result = rt.block_on(reconcile::plan_only(snapshot, &compute, &tailnet, &ctx));
+    let loaded = Loaded::from_snapshot(snapshot);
+    let result = rt.block_on(reconcile::plan_only(
+        loaded,
+        &compute,
+        &tailnet,
+        &TokioClock,
+        &options,
+    ));
     result
         .map(|(_, _, plan)| (plan, compute.rate_limit()))
         .map_err(Failure::Pass)

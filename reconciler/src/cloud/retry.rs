@@ -90,6 +90,62 @@ impl Clock for TokioClock {
     }
 }
 
+/// Any [`Clock`] behind a shared pointer, for code that holds its clock in plain data rather
+/// than a type parameter (the executor's [`crate::apply::Options`]). The real clock by default.
+#[derive(Clone)]
+pub struct SharedClock(Arc<dyn DynClock>);
+
+impl SharedClock {
+    /// `clock`, shared.
+    pub fn new(clock: impl Clock + 'static) -> SharedClock {
+        SharedClock(Arc::new(clock))
+    }
+}
+
+impl Default for SharedClock {
+    fn default() -> Self {
+        SharedClock::new(TokioClock)
+    }
+}
+
+impl std::fmt::Debug for SharedClock {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+impl Clock for SharedClock {
+    fn now(&self) -> SystemTime {
+        self.0.now()
+    }
+
+    fn sleep(&self, duration: Duration) -> impl Future<Output = ()> + Send {
+        self.0.boxed_sleep(duration)
+    }
+}
+
+/// [`Clock`] in a form a `dyn` pointer can hold.
+trait DynClock: Send + Sync + std::fmt::Debug {
+    fn now(&self) -> SystemTime;
+    fn boxed_sleep(
+        &self,
+        duration: Duration,
+    ) -> std::pin::Pin<Box<dyn Future<Output = ()> + Send + '_>>;
+}
+
+impl<K: Clock + 'static> DynClock for K {
+    fn now(&self) -> SystemTime {
+        Clock::now(self)
+    }
+
+    fn boxed_sleep(
+        &self,
+        duration: Duration,
+    ) -> std::pin::Pin<Box<dyn Future<Output = ()> + Send + '_>> {
+        Box::pin(Clock::sleep(self, duration))
+    }
+}
+
 /// A virtual clock: `sleep` returns at once and advances time; every sleep is recorded.
 #[derive(Debug, Clone)]
 pub struct ManualClock {

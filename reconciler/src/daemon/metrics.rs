@@ -93,6 +93,7 @@ pub struct Metrics {
     api_requests: Family<Labels, Counter>,
     rate_limit: Family<Labels, Gauge>,
     agents: Family<Labels, Gauge>,
+    invariants: Family<Labels, Gauge>,
     last_success: Family<Labels, FloatGauge>,
     since_success: FloatGauge,
     scrape: Mutex<Scrape>,
@@ -138,6 +139,12 @@ impl Metrics {
             "Agents by health, as of the last reconcile",
             agents.clone(),
         );
+        let invariants = Family::default();
+        registry.register(
+            "tether_invariant_breaches",
+            "Invariants found broken at the end of the last pass that checked them, by invariant",
+            invariants.clone(),
+        );
         let last_success = Family::default();
         registry.register(
             "tether_last_success_timestamp_seconds",
@@ -159,6 +166,7 @@ impl Metrics {
             api_requests,
             rate_limit,
             agents,
+            invariants,
             last_success,
             since_success,
             scrape: Mutex::new(Scrape::default()),
@@ -226,6 +234,17 @@ impl Metrics {
             scrape.healths.insert((*health).to_owned());
             self.agents
                 .get_or_create(&labels(&["health"], &[health]))
+                .set(i64::try_from(*n).unwrap_or(i64::MAX));
+        }
+    }
+
+    /// Sets the breaches found at the end of a pass, per invariant (`server-off`,
+    /// `ready-device`, `overdue-operation`, `live-key`); give every invariant, with 0 for those
+    /// that hold.
+    pub fn set_invariant_breaches(&self, counts: &[(&str, u64)]) {
+        for (invariant, n) in counts {
+            self.invariants
+                .get_or_create(&labels(&["invariant"], &[invariant]))
                 .set(i64::try_from(*n).unwrap_or(i64::MAX));
         }
     }

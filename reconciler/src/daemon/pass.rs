@@ -5,10 +5,12 @@
 use super::config::DaemonConfig;
 use super::http::Readiness;
 use super::metrics::{Metrics, ReconcileOutcome};
-use crate::apply::{Options, Outcome};
+use crate::apply::{ApplyReport, Options, Outcome};
+use crate::audit::invariants::Invariant;
 use crate::audit::{STATUS_BRANCH, commit::Identity};
 use crate::cloud::Compute;
 use crate::cloud::projects::tokens::Registry;
+use crate::cloud::retry::{Clock, TokioClock};
 use crate::cloud::tailscale::Tailnet;
 use crate::plan::Note;
 use crate::reconcile::{self, PassError, PassOptions, PassOutcome, StatusTarget};
@@ -36,87 +38,97 @@ pub(super) enum Source {
     },
 }
 
-/// Where a pass reads its fleet: the daemon's source, and the fleets already loaded from it.
+/// What a pass is given besides its clients: the daemon's source, the fleets already loaded
+/// from it, and the reports of earlier passes whose record could not be written.
 #[derive(Clone, Copy)]
 pub(super) struct FleetInput<'a> {
     pub(super) source: &'a Source,
     pub(super) fleets: &'a FleetCache,
+    pub(super) unrecorded: &'a [ApplyReport],
 }
 
 /// One pass against `compute` and `tailnet` (fenced by the lease); `stop` turns `true` on
 /// shutdown or when the lease is lost, and the apply then starts no new action. Fleets loaded
-/// from git are kept in `fleets` across passes; a folder's is loaded every pass.
+/// from git are kept in `fleets` across passes; a folder's is loaded every pass. The daemon
+/// supplies only what differs: where the fleet and status branch are, its projects and agent
+/// API; the pass itself is [`reconcile::run`]'s.
 pub(super) async fn pass<C: Compute, T: Tailnet>(
     config: &DaemonConfig,
-    FleetInput { source, fleets }: FleetInput<'_>,
+    FleetInput {
+        source,
+        fleets,
+        unrecorded,
+    }: FleetInput<'_>,
     projects: &Registry,
     compute: &C,
     tailnet: &T,
     runtime: Option<&crate::runtime::Service>,
     stop: watch::Receiver<bool>,
 ) -> (Option<String>, Result<PassOutcome, PassError>) {
-    let loaded = match read(source, fleets).await {
-        Ok(loaded) => loaded,
-        Err(message) => {
-            let diagnostic =
-                tether_schema::Diagnostic::new("", None, tether_schema::Code::Unreadable, message);
-            let error = PassError::Load(tether_schema::LoadError {
+    let loaded = read(source, fleets).await.unwrap_or_else(|message| {
+        let diagnostic =
+            tether_schema::Diagnostic::new("", None, tether_schema::Code::Unreadable, message);
+        Loaded {
+            commit: None,
+            fleet: Err(tether_schema::LoadError {
                 diagnostics: vec![diagnostic],
-            });
-            return (None, Err(error));
+            }),
         }
-    };
-    if let Ok(fleet) = &loaded.fleet {
-        let declared = fleet.settings.project_names();
-        if let Err(e) = projects.prepare(&declared, &|var| std::env::var(var).ok()) {
-            return (loaded.commit, Err(PassError::Observe(e.into())));
-        }
-    }
+    });
     let identity = Identity {
         name: "tether".into(),
         email: format!("tether@{}", config.fleet),
     };
-    let now = time::OffsetDateTime::now_utc()
-        .format(&time::format_description::well_known::Rfc3339)
-        .unwrap_or_default();
     let run = format!(
         "{}-{}",
         config.lock_holder,
-        time::OffsetDateTime::now_utc().unix_timestamp()
+        time::OffsetDateTime::from(TokioClock.now()).unix_timestamp()
     );
     let status = match source {
-        Source::Remote { cache, branch, url } => Some(StatusTarget {
+        Source::Remote { cache, branch, url } => StatusTarget {
             repo: cache.path(),
             remote: Some(url.as_str()),
             branch: STATUS_BRANCH,
             source_branch: branch,
             identity: &identity,
-        }),
-        Source::Directory { path, branch, .. } => Some(StatusTarget {
+        },
+        Source::Directory { path, branch, .. } => StatusTarget {
             repo: path,
             remote: None,
             branch: STATUS_BRANCH,
             source_branch: branch,
             identity: &identity,
-        }),
+        },
     };
     let options = PassOptions {
-        expect_plan_hash: None,
-        allow_shrink: false,
-        on_plan: None,
         apply: Options {
             concurrency: config.concurrency,
             ..Options::default()
         },
-        status,
-        run: &run,
-        now: &now,
+        status: Some(status),
         runtime,
         fleets: Some(fleets),
+        projects: Some(projects),
+        unrecorded,
+        ..PassOptions::new(&run)
     };
     let commit = loaded.commit.clone();
-    let outcome = reconcile::run_loaded(loaded, compute, tailnet, &options, stop).await;
+    let outcome = reconcile::run(loaded, compute, tailnet, &TokioClock, &options, stop).await;
     (commit, outcome)
+}
+
+/// Keeps the account of a pass whose record could not be written in `unrecorded`, for the
+/// next pass's record; forgets them all once a pass wrote its record.
+pub(super) fn carry_unrecorded(
+    unrecorded: &mut Vec<ApplyReport>,
+    outcome: &Result<PassOutcome, PassError>,
+) {
+    match outcome {
+        Err(e @ PassError::Unrecorded { .. }) => {
+            unrecorded.extend(e.outcome().map(|o| o.report.clone()));
+        }
+        _ => unrecorded.clear(),
+    }
 }
 
 async fn read(source: &Source, fleets: &FleetCache) -> Result<Loaded, String> {
@@ -169,6 +181,7 @@ impl Health {
         let failure = match outcome {
             Ok(o) => {
                 count_actions(metrics, o);
+                count_breaches(metrics, o);
                 let (done, failed, skipped) = o.report.counts();
                 tracing::info!(
                     commit = %commit,
@@ -185,6 +198,9 @@ impl Health {
                 (!o.report.succeeded()).then(|| format!("{failed} action(s) failed at {commit}"))
             }
             Err(e) => {
+                if let Some(o) = e.outcome() {
+                    count_actions(metrics, o);
+                }
                 tracing::error!(commit = %commit, error = %e, took_ms = took.as_millis() as u64, "pass failed at {commit}: {e}");
                 Some(format!(
                     "the pass at {commit} failed: {}",
@@ -234,6 +250,18 @@ fn count_actions(metrics: &Metrics, o: &PassOutcome) {
     ]);
 }
 
+/// The invariants `o` judged, broken or not, in `metrics`.
+fn count_breaches(metrics: &Metrics, o: &PassOutcome) {
+    let breaches: Vec<(&str, u64)> = Invariant::ALL
+        .iter()
+        .map(|i| {
+            let n = o.breaches.iter().filter(|b| b.invariant() == *i).count();
+            (i.as_str(), n as u64)
+        })
+        .collect();
+    metrics.set_invariant_breaches(&breaches);
+}
+
 fn short(commit: &str) -> String {
     commit.chars().take(12).collect()
 }
@@ -245,6 +273,73 @@ fn first_line(text: &str) -> &str {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A pass of an empty fleet that applied `deleted` (one deletion per server id).
+    fn applied(deleted: &[u64]) -> PassOutcome {
+        let files = [tether_schema::SourceFile {
+            path: "fleet.yaml".into(),
+            content: tether_schema::Content::Bytes(
+                b"apiVersion: tether/v1\nkind: Fleet\nmetadata: {name: n}\nspec:\n  defaults: {server: {type: cpx21, location: fsn1, image: ubuntu-24.04}}\n  tailscale: {tags: [\"tag:agent\"]}\n  catalog: {serverTypes: [cpx21], locations: [fsn1], images: [ubuntu-24.04]}\n".to_vec(),
+            ),
+        }];
+        let fleet = tether_schema::load_fleet(&files).expect("fleet");
+        let plan = crate::plan::plan(
+            &fleet,
+            &crate::plan::Observed::default(),
+            &crate::plan::Context::default(),
+        );
+        let actions = deleted
+            .iter()
+            .map(|id| crate::apply::ActionReport {
+                kind: "delete",
+                agent: format!("agent-{id}"),
+                outcome: Outcome::Done,
+                server_id: Some(crate::cloud::ServerId(*id)),
+                ipv4: None,
+                action_ids: Vec::new(),
+                device_ids: Vec::new(),
+                deleted_server: Some(crate::cloud::ServerId(*id)),
+                key_id: None,
+                warning: None,
+                reason: None,
+                order: 0,
+            })
+            .collect();
+        PassOutcome {
+            report: crate::apply::ApplyReport {
+                plan_hash: plan.plan_hash.clone(),
+                revision: None,
+                actions,
+            },
+            fleet,
+            plan,
+            status_commit: None,
+            breaches: Vec::new(),
+        }
+    }
+
+    fn unrecorded(outcome: PassOutcome) -> Result<PassOutcome, PassError> {
+        Err(PassError::Unrecorded {
+            source: crate::audit::commit::CommitError::Contended(STATUS_BRANCH.to_owned()),
+            pass: Box::new(Ok(outcome)),
+        })
+    }
+
+    #[test]
+    fn reports_whose_record_failed_are_kept_until_a_pass_writes_its_record() {
+        let mut carried = Vec::new();
+        carry_unrecorded(&mut carried, &unrecorded(applied(&[7])));
+        carry_unrecorded(&mut carried, &unrecorded(applied(&[8, 9])));
+        let deleted: Vec<_> = carried
+            .iter()
+            .flat_map(|r| &r.actions)
+            .filter_map(|a| a.deleted_server)
+            .map(|id| id.0)
+            .collect();
+        assert_eq!(deleted, [7, 8, 9]);
+        carry_unrecorded(&mut carried, &Ok(applied(&[])));
+        assert!(carried.is_empty());
+    }
 
     #[test]
     fn readiness_degrades_after_n_failed_passes_in_a_row_and_recovers_on_success() {

@@ -261,6 +261,7 @@ impl Daemon<'_> {
         health: &mut Health,
         api_seen: &mut projects::Seen,
     ) -> Ended {
+        let mut unrecorded = Vec::new();
         loop {
             let triggers = tokio::select! {
                 set = coalescer.next() => set,
@@ -287,7 +288,7 @@ impl Daemon<'_> {
             let work = async {
                 tokio::select! {
                     biased;
-                    done = pass::pass(self.config, pass::FleetInput { source: self.source, fleets: self.fleets }, self.compute, compute, tailnet, self.runtime, stop_rx) => done,
+                    done = pass::pass(self.config, pass::FleetInput { source: self.source, fleets: self.fleets, unrecorded: &unrecorded }, self.compute, compute, tailnet, self.runtime, stop_rx) => done,
                     never = stopper => match never {},
                 }
             };
@@ -312,6 +313,7 @@ impl Daemon<'_> {
                 started_at.elapsed(),
             );
             self.notifier.observe(commit.as_deref(), &outcome);
+            pass::carry_unrecorded(&mut unrecorded, &outcome);
             projects::after_pass(
                 &self.compute.compute.usage(),
                 api_seen,

@@ -15,10 +15,12 @@ use super::stack::{Stack, StackOptions};
 use crate::apply::Options;
 use crate::audit::{STATUS_BRANCH, commit::Identity};
 use crate::billing::{self, AgentRequest, Change};
+use crate::cloud::retry::TokioClock;
 use crate::cloud::{hetzner, tailscale};
 use crate::plan::render::text;
 use crate::reconcile::{self, PassError, PassOptions, StatusTarget};
 use crate::source;
+use crate::source::fleets::Loaded;
 use git2::{Repository, Signature};
 use std::io::Write;
 use std::path::Path;
@@ -244,11 +246,15 @@ impl<W: Write> Demo<'_, W> {
         }
 
         self.heading(3, "tether plan");
-        let snapshot = source::git::read(&self.repo, "main").map_err(step("plan"))?;
-        let ctx = reconcile::context(&snapshot, &Default::default(), false, "");
-        let (_, _, plan) = reconcile::plan_only(&snapshot, &self.compute, &self.tailnet, &ctx)
-            .await
-            .map_err(step("plan"))?;
+        let (_, _, plan) = reconcile::plan_only(
+            self.loaded(),
+            &self.compute,
+            &self.tailnet,
+            &TokioClock,
+            &PassOptions::new("sandbox-demo"),
+        )
+        .await
+        .map_err(step("plan"))?;
         let rendered = text::render(&plan, self.color);
         self.say(rendered.trim_end());
 
@@ -343,28 +349,30 @@ impl<W: Write> Demo<'_, W> {
         }
     }
 
+    /// `main` of the fleet repository, loaded (or why it could not be read).
+    fn loaded(&self) -> Loaded {
+        source::git::read(&self.repo, "main").map_or_else(
+            |e| Loaded {
+                commit: None,
+                fleet: Err(tether_schema::LoadError {
+                    diagnostics: vec![tether_schema::Diagnostic::new(
+                        "",
+                        None,
+                        tether_schema::Code::Unreadable,
+                        e.to_string(),
+                    )],
+                }),
+            },
+            |snapshot| Loaded::from_snapshot(&snapshot),
+        )
+    }
+
     async fn pass(&mut self) -> Result<reconcile::PassOutcome, PassError> {
-        let snapshot = source::git::read(&self.repo, "main").map_err(|e| {
-            PassError::Load(tether_schema::LoadError {
-                diagnostics: vec![tether_schema::Diagnostic::new(
-                    "",
-                    None,
-                    tether_schema::Code::Unreadable,
-                    e.to_string(),
-                )],
-            })
-        })?;
         let identity = Identity {
             name: "tether".into(),
             email: "tether@example.com".into(),
         };
-        let now = time::OffsetDateTime::now_utc()
-            .format(&time::format_description::well_known::Rfc3339)
-            .unwrap_or_default();
         let options = PassOptions {
-            expect_plan_hash: None,
-            allow_shrink: false,
-            on_plan: None,
             apply: Options {
                 concurrency: 8,
                 device_poll: Duration::from_millis(100),
@@ -378,13 +386,19 @@ impl<W: Write> Demo<'_, W> {
                 source_branch: "main",
                 identity: &identity,
             }),
-            run: "sandbox-demo",
-            now: &now,
-            runtime: None,
-            fleets: None,
+            ..PassOptions::new("sandbox-demo")
         };
         let (_stop, stop) = tokio::sync::watch::channel(false);
-        reconcile::run(&snapshot, &self.compute, &self.tailnet, &options, stop).await
+        let loaded = self.loaded();
+        reconcile::run(
+            loaded,
+            &self.compute,
+            &self.tailnet,
+            &TokioClock,
+            &options,
+            stop,
+        )
+        .await
     }
 
     async fn apply(&mut self, name: &'static str) -> Result<(), DemoError> {

@@ -4,7 +4,7 @@
 
 use super::*;
 use crate::apply::{Options, Outcome, apply};
-use crate::cloud::retry::TokioClock;
+use crate::cloud::retry::{ManualClock, TokioClock};
 use crate::cloud::tailscale::{self as ts, Client, Credentials};
 use crate::observe::observe;
 use crate::plan::{self, Context};
@@ -162,9 +162,15 @@ async fn a_lost_mint_response_leaves_no_valid_key_once_the_create_is_over() {
     let name = &fleet.settings.name;
     emulator.faults().set(vec![lost_mints(0.5)]);
 
-    let key = mint(&tether, name, first_agent(&fleet), Duration::from_secs(600))
-        .await
-        .expect("a later attempt succeeds");
+    let key = mint(
+        &tether,
+        name,
+        first_agent(&fleet),
+        Duration::from_secs(600),
+        &TokioClock,
+    )
+    .await
+    .expect("a later attempt succeeds");
     let lost = outcomes(&emulator, "POST", "lost");
     assert!(lost >= 1, "the seed must lose at least one response");
     assert_eq!(emulator.keys().len() as u64, lost + 1);
@@ -191,11 +197,13 @@ async fn mints_that_always_lose_their_response_give_up_and_revoke_every_attempt(
     let fleet = fleet("alpha", 1);
     emulator.faults().set(vec![lost_mints(1.0)]);
 
+    let clock = ManualClock::new(std::time::SystemTime::UNIX_EPOCH);
     let err = mint(
         &tether,
         &fleet.settings.name,
         first_agent(&fleet),
         MAX_KEY_LIFETIME,
+        &clock,
     )
     .await
     .expect_err("every response is lost");
@@ -232,9 +240,15 @@ async fn a_refused_mint_is_not_retried() {
     agent.tags = vec![TailnetTag::parse("tag:nobody-owns").expect("tag")];
     let agent = first_agent(&fleet);
 
-    let err = mint(&tether, &fleet.settings.name, agent, MAX_KEY_LIFETIME)
-        .await
-        .expect_err("the tag is not the client's");
+    let err = mint(
+        &tether,
+        &fleet.settings.name,
+        agent,
+        MAX_KEY_LIFETIME,
+        &TokioClock,
+    )
+    .await
+    .expect_err("the tag is not the client's");
     assert!(matches!(err, KeyError::Refused { .. }), "{err}");
     assert_eq!(emulator.requests().count("POST", KEYS_ROUTE), 1);
     assert!(emulator.keys().is_empty());
@@ -253,18 +267,24 @@ async fn the_sweep_revokes_this_fleets_leftover_keys_and_nothing_else() {
 
     let mut leftovers = Vec::new();
     for _ in 0..2 {
-        let key = mint(&tether, alpha_name, agent, lifetime)
+        let key = mint(&tether, alpha_name, agent, lifetime, &TokioClock)
             .await
             .expect("mint");
         leftovers.push(key.key.id);
     }
-    let used = mint(&tether, alpha_name, agent, lifetime)
+    let used = mint(&tether, alpha_name, agent, lifetime, &TokioClock)
         .await
         .expect("mint");
     revoke(&tether, &used.key.id).await.expect("revoke");
-    let other_fleet = mint(&tether, &beta.settings.name, first_agent(&beta), lifetime)
-        .await
-        .expect("mint");
+    let other_fleet = mint(
+        &tether,
+        &beta.settings.name,
+        first_agent(&beta),
+        lifetime,
+        &TokioClock,
+    )
+    .await
+    .expect("mint");
     let mut people = Vec::new();
     for description in ["laptop", "tether a0"] {
         let new = NewAuthKey {
@@ -396,7 +416,7 @@ async fn the_sweep_spares_a_young_key_whose_server_has_not_joined_yet() {
     let tether = client(emulator.url(), Credentials::ApiKey(ADMIN_TOKEN.into()));
     let alpha = fleet("alpha", 1);
     let (name, agent) = (&alpha.settings.name, first_agent(&alpha));
-    let key = mint(&tether, name, agent, MAX_KEY_LIFETIME)
+    let key = mint(&tether, name, agent, MAX_KEY_LIFETIME, &TokioClock)
         .await
         .expect("mint");
     let awaiting: BTreeSet<String> = [agent.name.to_string()].into();

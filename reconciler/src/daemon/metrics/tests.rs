@@ -38,6 +38,7 @@ fn the_exposition_text_is_exact() {
     metrics.set_rate_limit_remaining("hetzner", 3599);
     metrics.set_agents(&[("healthy", 7), ("unhealthy", 1)]);
     metrics.set_agents(&[("healthy", 8)]);
+    metrics.set_invariant_breaches(&[("server-off", 1), ("live-key", 0)]);
 
     let expected = r#"# HELP tether_reconcile_duration_seconds Time one reconcile pass took, by outcome.
 # TYPE tether_reconcile_duration_seconds histogram
@@ -88,6 +89,10 @@ tether_rate_limit_remaining{provider="hetzner"} 3599
 # TYPE tether_agents gauge
 tether_agents{health="healthy"} 8
 tether_agents{health="unhealthy"} 0
+# HELP tether_invariant_breaches Invariants found broken at the end of the last pass that checked them, by invariant.
+# TYPE tether_invariant_breaches gauge
+tether_invariant_breaches{invariant="server-off"} 1
+tether_invariant_breaches{invariant="live-key"} 0
 # HELP tether_last_success_timestamp_seconds UNIX time of the last successful reconcile; absent until one succeeds.
 # TYPE tether_last_success_timestamp_seconds gauge
 tether_last_success_timestamp_seconds 1700000010

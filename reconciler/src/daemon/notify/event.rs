@@ -15,6 +15,9 @@ pub enum Condition {
     Refused,
     /// An agent's server runs but its device is not online.
     Unhealthy,
+    /// An invariant that must hold at the end of every pass is broken (for the agent, or for
+    /// the fleet when it concerns no agent): `audit::invariants`.
+    Invariant,
 }
 
 /// One open condition's identity: at most one is open per key, and each key is announced once
@@ -74,13 +77,14 @@ pub struct Event {
 }
 
 impl Event {
-    /// The `event` field: `failed`, `refused`, `unhealthy` or `recovered`.
+    /// The `event` field: `failed`, `refused`, `unhealthy`, `invariant` or `recovered`.
     pub fn name(&self) -> &'static str {
         match (self.change, self.key.condition) {
             (Change::Recovered, _) => "recovered",
             (Change::Opened, Condition::Failed) => "failed",
             (Change::Opened, Condition::Refused) => "refused",
             (Change::Opened, Condition::Unhealthy) => "unhealthy",
+            (Change::Opened, Condition::Invariant) => "invariant",
         }
     }
 
@@ -147,6 +151,18 @@ impl Event {
             }
             (Change::Recovered, Condition::Unhealthy, None) => {
                 format!("the fleet is healthy again (unhealthy since {since})")
+            }
+            (Change::Opened, Condition::Invariant, Some(a)) => {
+                format!("an invariant is broken for {a}{at}")
+            }
+            (Change::Opened, Condition::Invariant, None) => {
+                format!("an invariant is broken{at}")
+            }
+            (Change::Recovered, Condition::Invariant, Some(a)) => {
+                format!("the invariants hold again for {a}{at} (broken since {since})")
+            }
+            (Change::Recovered, Condition::Invariant, None) => {
+                format!("the invariants hold again{at} (broken since {since})")
             }
         }
     }

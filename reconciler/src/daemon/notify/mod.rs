@@ -1,5 +1,6 @@
 //! Notifications from `tether run`: a failed pass or failed actions, a refused plan, an agent
-//! unhealthy for longer than `notify.unhealthyAfter`, and the recovery of each, sent to a
+//! unhealthy for longer than `notify.unhealthyAfter`, an invariant broken at the end of a pass,
+//! and the recovery of each, sent to a
 //! generic JSON webhook and/or a Slack-compatible webhook (`notify` in the daemon
 //! configuration). Start at [`Notifier::observe`], called once after every pass.
 //!
@@ -172,7 +173,26 @@ fn observation(outcome: &Result<PassOutcome, PassError>) -> Observation {
                     );
                 }
             }
-            [Condition::Failed, Condition::Refused, Condition::Unhealthy].into()
+            for breach in &o.breaches {
+                let key = match breach.agent() {
+                    Some(agent) => Key::agent(Condition::Invariant, agent),
+                    None => Key::fleet(Condition::Invariant),
+                };
+                holding
+                    .entry(key)
+                    .and_modify(|reason: &mut String| {
+                        reason.push_str("; ");
+                        reason.push_str(&breach.to_string());
+                    })
+                    .or_insert_with(|| breach.to_string());
+            }
+            [
+                Condition::Failed,
+                Condition::Refused,
+                Condition::Unhealthy,
+                Condition::Invariant,
+            ]
+            .into()
         }
         Err(PassError::Refused(ApplyError::Refused { reasons })) => {
             holding.insert(Key::fleet(Condition::Refused), reasons.join("; "));
@@ -236,5 +256,58 @@ mod tests {
         let (key, reason) = invalid.holding.iter().next().expect("a failure");
         assert_eq!(key, &Key::fleet(Condition::Failed));
         assert!(reason.contains("cannot parse"), "{reason}");
+    }
+
+    #[test]
+    fn broken_invariants_hold_one_condition_per_agent_with_every_reason() {
+        use crate::audit::invariants::Breach;
+        use crate::cloud::ServerId;
+        use crate::cloud::tailscale::AuthKeyId;
+        let files = [tether_schema::SourceFile {
+            path: "fleet.yaml".into(),
+            content: tether_schema::Content::Bytes(
+                b"apiVersion: tether/v1\nkind: Fleet\nmetadata: {name: n}\nspec:\n  defaults: {server: {type: cpx21, location: fsn1, image: ubuntu-24.04}}\n  tailscale: {tags: [\"tag:agent\"]}\n  catalog: {serverTypes: [cpx21], locations: [fsn1], images: [ubuntu-24.04]}\n".to_vec(),
+            ),
+        }];
+        let fleet = tether_schema::load_fleet(&files).expect("fleet");
+        let plan = crate::plan::plan(
+            &fleet,
+            &crate::plan::Observed::default(),
+            &crate::plan::Context::default(),
+        );
+        let outcome = PassOutcome {
+            report: crate::apply::ApplyReport {
+                plan_hash: plan.plan_hash.clone(),
+                revision: None,
+                actions: Vec::new(),
+            },
+            fleet,
+            plan,
+            status_commit: None,
+            breaches: vec![
+                Breach::ServerOff {
+                    agent: "a".into(),
+                    server: ServerId(7),
+                },
+                Breach::Overdue {
+                    agent: "a".into(),
+                    operation: "deleting quarantined server 7".into(),
+                    deadline: "2026-11-30T18:00:00Z".into(),
+                },
+                Breach::LiveKey {
+                    key: AuthKeyId("k1".into()),
+                    agent: None,
+                },
+            ],
+        };
+        let seen = observation(&Ok(outcome));
+        assert!(seen.judged.contains(&Condition::Invariant));
+        let a = &seen.holding[&Key::agent(Condition::Invariant, "a")];
+        assert!(
+            a.contains("server 7 is off") && a.contains("still pending"),
+            "{a}"
+        );
+        let fleet = &seen.holding[&Key::fleet(Condition::Invariant)];
+        assert!(fleet.contains("auth key k1"), "{fleet}");
     }
 }

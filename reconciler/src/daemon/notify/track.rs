@@ -141,7 +141,7 @@ impl Tracker {
         for (key, open) in &mut self.open {
             let threshold = match key.condition {
                 Condition::Unhealthy => self.unhealthy_after,
-                Condition::Failed | Condition::Refused => Duration::ZERO,
+                Condition::Failed | Condition::Refused | Condition::Invariant => Duration::ZERO,
             };
             let held = now.duration_since(open.since).unwrap_or(Duration::ZERO);
             if !open.announced && held >= threshold {

@@ -4,10 +4,11 @@
 use super::*;
 use crate::audit::STATUS_BRANCH;
 use crate::audit::commit::Identity;
+use crate::cloud::retry::ManualClock;
 use crate::sandbox::stack::{Stack, StackOptions};
 use crate::source::fleets::tests::{agent, commit};
 use std::path::Path;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 /// One pass as the daemon runs it: the revision `main` through `fleets`, status on the
 /// repository's own status branch.
@@ -21,9 +22,6 @@ async fn pass(stack: &Stack, repo: &Path, fleets: &FleetCache) -> Result<PassOut
         email: "tether@cached".into(),
     };
     let options = PassOptions {
-        expect_plan_hash: None,
-        allow_shrink: false,
-        on_plan: None,
         apply: Options {
             device_poll: Duration::from_millis(20),
             device_timeout: Duration::from_secs(10),
@@ -36,14 +34,13 @@ async fn pass(stack: &Stack, repo: &Path, fleets: &FleetCache) -> Result<PassOut
             source_branch: "main",
             identity: &identity,
         }),
-        run: "cache-test",
-        now: "2026-11-29T18:00:00Z",
-        runtime: None,
         fleets: Some(fleets),
+        ..PassOptions::new("cache-test")
     };
+    let clock = ManualClock::new(SystemTime::UNIX_EPOCH + Duration::from_secs(1_796_061_600));
     let loaded = fleets.read(repo, "main").expect("readable revision");
     let (_stop, stop) = watch::channel(false);
-    run_loaded(loaded, &compute, &tailnet, &options, stop).await
+    run(loaded, &compute, &tailnet, &clock, &options, stop).await
 }
 
 /// `status/fleet.yaml` on the status branch.
