@@ -270,8 +270,9 @@ fn live_keys(facts: &Facts<'_>) -> Vec<Breach> {
 
 /// The operations the servers' labels show pending: a quarantined server (not protected)
 /// waits for its delete, due one deletion window after its grace period ends (the budget
-/// may hold a delete back that long); a retired server is a replacement left half done, due
-/// by the end of the pass that finds it.
+/// may hold a delete back that long); a retired server is a replacement left half done, and a
+/// server with a `tether/operation` label a resize, quarantine or restore left half done
+/// (decision 030), each due by the end of the pass that finds it.
 pub fn pending_in_inventory(
     fleet: &Fleet,
     observed: &Observed,
@@ -303,7 +304,15 @@ pub fn pending_in_inventory(
                 deadline: now,
             })
         });
-    quarantined.chain(retired).collect()
+    let recorded = observed.servers.iter().filter(ours).filter_map(|s| {
+        let (op, step) = tether_core::operation::pending(s)?;
+        Some(Pending {
+            agent: s.labels.get(labels::AGENT)?.clone(),
+            operation: format!("{op} of server {} (stopped at step `{step}`)", s.id),
+            deadline: now,
+        })
+    });
+    quarantined.chain(retired).chain(recorded).collect()
 }
 
 #[cfg(test)]

@@ -56,6 +56,8 @@ fn server(id: u64, agent: &str, status: ServerStatus) -> Server {
         ipv6: None,
         created: "2026-11-20T10:00:00Z".to_owned(),
         delete_protected: false,
+        rebuild_protected: false,
+        disk_gb: Some(80),
         project: None,
     }
 }
@@ -290,6 +292,27 @@ fn a_quarantine_past_its_grace_and_a_deletion_window_is_overdue_and_a_retired_se
     );
     assert!(
         overdue[1].starts_with("a: replacing the server (retired server 4 is left)"),
+        "{overdue:?}"
+    );
+}
+
+#[test]
+fn a_server_left_with_an_operation_label_is_an_operation_pending_past_its_pass() {
+    let mut case = Case::healthy();
+    case.observed.servers[0].labels.insert(
+        labels::OPERATION.to_owned(),
+        "resize.changing-type".to_owned(),
+    );
+    case.pending = pending_in_inventory(&case.fleet, &case.observed, now());
+    let overdue: Vec<String> = case
+        .check()
+        .iter()
+        .filter(|b| b.invariant() == Invariant::Overdue)
+        .map(ToString::to_string)
+        .collect();
+    assert_eq!(overdue.len(), 1, "{overdue:?}");
+    assert!(
+        overdue[0].starts_with("a: resize of server 1 (stopped at step `changing-type`)"),
         "{overdue:?}"
     );
 }
