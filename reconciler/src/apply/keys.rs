@@ -240,7 +240,10 @@ pub async fn mint<T: Tailnet>(
                 source,
             });
         }
-        tokio::time::sleep(ATTEMPT_PAUSE.delay(attempt - 1, &mut rand::rng())).await;
+        // The pause is drawn before the wait: a thread-local generator held across an
+        // `.await` would make the pass a future that cannot move between threads.
+        let pause = ATTEMPT_PAUSE.delay(attempt - 1, &mut rand::rng());
+        tokio::time::sleep(pause).await;
         attempt += 1;
     }
 }
