@@ -58,9 +58,17 @@ impl<C: Compute, T: Tailnet> Ctx<'_, C, T> {
         Ok(())
     }
 
-    /// The devices with the agent's hostname and tags, with their online flag, listed now (not
-    /// from the pass's watch): a remedy about to wipe or reset a server checks a fresh listing.
-    pub(super) async fn devices_of(&self, agent: &Agent) -> Result<Vec<(DeviceId, bool)>, String> {
+    /// The agent's devices on `server`, with their online flag, listed now (not from the
+    /// pass's watch): a remedy about to wipe or reset a server checks a fresh listing. A device
+    /// counts when the plan proved it the agent's (`owned`) or it is attached to `server` (its
+    /// name as hostname, the agent's tags, joined after the server was created): another
+    /// fleet's device with the same hostname and tags is not this agent's.
+    pub(super) async fn devices_of(
+        &self,
+        agent: &Agent,
+        server: &Server,
+        owned: &[DeviceId],
+    ) -> Result<Vec<(DeviceId, bool)>, String> {
         let query = DeviceQuery {
             tags: agent.tags.clone(),
             hostname: Some(agent.name.as_str().to_owned()),
@@ -74,6 +82,7 @@ impl<C: Compute, T: Tailnet> Ctx<'_, C, T> {
         Ok(devices
             .into_iter()
             .filter(|d| d.hostname == agent.name.as_str())
+            .filter(|d| owned.contains(&d.id) || safety::joined_after(d, server))
             .map(|d| (d.id, d.online))
             .collect())
     }

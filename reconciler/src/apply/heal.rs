@@ -38,7 +38,7 @@ impl<C: Compute, T: Tailnet> Ctx<'_, C, T> {
             )));
         }
         if self
-            .devices_of(agent)
+            .devices_of(agent, &server, old_devices)
             .await?
             .iter()
             .any(|(_, online)| *online)
