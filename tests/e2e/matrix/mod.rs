@@ -15,6 +15,7 @@
 mod inject;
 mod operations;
 mod oracle;
+mod random;
 mod world;
 
 use inject::{Call, Fault, Script};
@@ -88,6 +89,8 @@ struct Run {
     problems: Vec<String>,
     /// One line per pass.
     log: Vec<String>,
+    /// Faults that hit a call, in every pass.
+    injected: usize,
 }
 
 /// Prepares `op`'s world, runs its pass with `faults` (by step) on the emulators of `options`,
@@ -105,6 +108,7 @@ async fn run(op: Operation, options: StackOptions, faults: Vec<BTreeMap<usize, F
     let mut problems = Vec::new();
     let mut steps = Vec::new();
     let mut quiet = false;
+    let mut injected = 0;
     let scripts = faults
         .into_iter()
         .map(Script::new)
@@ -113,6 +117,7 @@ async fn run(op: Operation, options: StackOptions, faults: Vec<BTreeMap<usize, F
     for (i, script) in scripts.enumerate() {
         let end = world.pass(&script).await;
         log.push(format!("pass {}: {}", i + 1, end.summary()));
+        injected += script.calls().iter().filter(|c| c.fault.is_some()).count();
         if let PassEnd::Done(_) = end {
             answered.extend(script.answered_actions());
             problems.extend(
@@ -139,6 +144,7 @@ async fn run(op: Operation, options: StackOptions, faults: Vec<BTreeMap<usize, F
         steps,
         problems,
         log,
+        injected,
     }
 }
 
@@ -178,6 +184,7 @@ async fn record(op: Operation) -> (Operation, Run) {
             steps: Vec::new(),
             problems: vec![format!("hung for more than {CASE_TIMEOUT:?}")],
             log: Vec::new(),
+            injected: 0,
         });
     (op, ran)
 }

@@ -120,15 +120,18 @@ pub struct World {
     policy: Policy,
     started: SystemTime,
     passes: u32,
+    device_timeout: Duration,
     /// The foreign server and device.
     pub foreign: Foreign,
 }
 
-/// Emulator timing: every action instant and cloud-init 5 ms after boot, or `latencies`.
+/// Emulator timing: every action instant; cloud-init enrols 100 ms after boot, so that, as in
+/// the world (where boot takes half a minute), a pass that revokes the key of a create it gave
+/// up on does so before the VM could use it, every time.
 pub fn instant() -> StackOptions {
     StackOptions {
         latencies: Latencies::uniform(Duration::ZERO),
-        boot_delay: Duration::from_millis(5),
+        boot_delay: Duration::from_millis(100),
         ..StackOptions::default()
     }
 }
@@ -137,6 +140,9 @@ impl World {
     /// Starts the emulators with `options`, seeds the foreign server and device, and writes the
     /// fleet with `policy` and no agent.
     pub async fn start(options: StackOptions, policy: Policy) -> World {
+        // Long enough for a create, its start and its cloud-init, four times over.
+        let device_timeout = Duration::from_secs(1)
+            + (options.latencies.create + options.latencies.start + options.boot_delay) * 4;
         let stack = Stack::start(options).await.expect("emulators");
         let foreign = seed_foreign(&stack).await;
         let repo = tempfile::tempdir().expect("temp dir for the fleet repository");
@@ -146,6 +152,7 @@ impl World {
             policy,
             started: SystemTime::now(),
             passes: 0,
+            device_timeout,
             foreign,
         };
         world.commit(None, "fleet without agents");
@@ -226,7 +233,7 @@ impl World {
             on_plan: None,
             apply: Options {
                 concurrency: 8,
-                device_timeout: Duration::from_secs(1),
+                device_timeout: self.device_timeout,
                 device_poll: Duration::from_millis(10),
                 key_expiry: Duration::from_secs(3600),
             },
