@@ -342,14 +342,7 @@ pub fn truth_problems(world: &World, spec: Option<Spec>) -> Vec<String> {
 pub fn record_problems(world: &World, answered: &BTreeSet<u64>) -> Vec<String> {
     let history = status_history(world.repo());
     let mut problems = Vec::new();
-    let mentioned = |id: u64| {
-        history.contains(&format!(" {id},"))
-            || history.contains(&format!(" {id}]"))
-            || history.contains(&format!(",{id},"))
-            || history.contains(&format!(",{id}]"))
-            || history.contains(&format!("id: {id}\n"))
-            || history.contains(&format!("server {id}"))
-    };
+    let mentioned = |id: u64| history.contains(&id);
     let unrecorded: Vec<&u64> = answered.iter().filter(|id| !mentioned(**id)).collect();
     if !unrecorded.is_empty() {
         problems.push(format!(
@@ -406,11 +399,12 @@ fn read_status(repo: &Path) -> AgentStatus {
     }
 }
 
-/// Every commit message of the status branch and every version of the agent's status file.
-fn status_history(repo: &Path) -> String {
+/// Every number in the status branch's history: in its commit messages and in every version
+/// of every file under `status/` (the agent's document, `deletions.yaml`, …).
+fn status_history(repo: &Path) -> BTreeSet<u64> {
     let r = git2::Repository::open(repo).expect("open the fleet repository");
     let Ok(tip) = r.revparse_single(&format!("refs/heads/{STATUS_BRANCH}")) else {
-        return String::new();
+        return BTreeSet::new();
     };
     let mut walk = r.revwalk().expect("revwalk");
     walk.push(tip.id()).expect("walk the status branch");
@@ -420,11 +414,18 @@ fn status_history(repo: &Path) -> String {
         text.push_str(commit.message().unwrap_or_default());
         text.push('\n');
         let tree = commit.tree().expect("tree");
-        if let Ok(entry) = tree.get_path(Path::new(&format!("status/{AGENT}.yaml"))) {
-            let blob = r.find_blob(entry.id()).expect("status blob");
-            text.push_str(&String::from_utf8_lossy(blob.content()));
-            text.push('\n');
+        let Ok(folder) = tree.get_path(Path::new("status")) else {
+            continue;
+        };
+        let folder = r.find_tree(folder.id()).expect("status/ is a folder");
+        for entry in &folder {
+            if let Ok(blob) = r.find_blob(entry.id()) {
+                text.push_str(&String::from_utf8_lossy(blob.content()));
+                text.push('\n');
+            }
         }
     }
-    text
+    text.split(|c: char| !c.is_ascii_digit())
+        .filter_map(|n| n.parse().ok())
+        .collect()
 }

@@ -86,7 +86,7 @@ async fn random_faults_at_realistic_timings_never_break_a_promise() {
                 let d = d.clone();
                 Box::pin(async move {
                     let timeout = Duration::from_secs(300);
-                    tokio::time::timeout(timeout, run(d.op, options(d.scale), d.faults))
+                    tokio::time::timeout(timeout, run(d.op, options(d.scale), d.faults, true))
                         .await
                         .unwrap_or_else(|_| Run {
                             steps: Vec::new(),

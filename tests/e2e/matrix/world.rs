@@ -273,6 +273,20 @@ impl World {
     }
 }
 
+/// Sleeps into the next second of the wall clock. Both APIs give times to the second, and
+/// device ownership compares a device's join with its server's creation: in the world a VM
+/// joins many seconds after its create and a billing change comes seconds after that, so a
+/// case keeps such events in different seconds too.
+pub async fn next_second() {
+    let now = SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .expect("after the epoch");
+    tokio::time::sleep(Duration::from_nanos(u64::from(
+        1_000_000_000 - now.subsec_nanos(),
+    )))
+    .await;
+}
+
 /// A server of another fleet, running, labelled as if it were this fleet's agent, with a
 /// device in the tailnet that has the agent's hostname and tag: tether must never touch either.
 async fn seed_foreign(stack: &Stack) -> Foreign {
