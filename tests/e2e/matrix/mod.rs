@@ -12,6 +12,7 @@
 //! elsewhere are listed in [`EXPECTED_FAILURES`], each naming its bug; such a case that starts
 //! passing fails the test too, so the list cannot rot.
 
+mod answers;
 mod inject;
 mod operations;
 mod oracle;
@@ -331,7 +332,11 @@ async fn every_operation_survives_an_error_a_lost_answer_and_a_kill_at_every_pro
         .collect();
     for (id, bug) in &expected {
         if let Some(problems) = failures.get(*id) {
-            println!("expected failure {id} ({bug}): {}", problems.join("; "));
+            let first = problems.first().map_or("", String::as_str);
+            println!(
+                "expected failure {id} ({bug}): {first} (and {} more)",
+                problems.len().saturating_sub(1)
+            );
         }
     }
     assert!(
