@@ -348,3 +348,18 @@ async fn every_operation_survives_an_error_a_lost_answer_and_a_kill_at_every_pro
         mended.join("\n")
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_remedy_is_not_held_back_by_another_fleets_device_with_the_agents_hostname() {
+    // The world of every case holds another fleet's online device named like the agent, with
+    // its tag; the agent's own VM never enrolled.
+    let ran = run(Operation::Rekey, world::instant(), Vec::new(), false).await;
+    let log = ran.log.join("\n");
+    assert!(
+        ran.problems.is_empty(),
+        "{}\n{log}",
+        ran.problems.join("\n")
+    );
+    assert!(log.contains("heal alpha done"), "the re-key ran:\n{log}");
+    assert!(!log.contains("online again"), "{log}");
+}
