@@ -4,7 +4,7 @@
 //! servers, leftovers, live auth keys, a status branch that lies) and fails with all of them.
 
 mod checks;
-mod support;
+pub mod support;
 
 use checks::{fleet_problems, health_problems, injected, status_problems, world_problems};
 use std::collections::BTreeSet;

@@ -17,6 +17,7 @@ mod exit_codes;
 mod github;
 mod heal;
 mod lease;
+mod matrix;
 mod notify;
 mod offer;
 mod operations;

@@ -4,7 +4,7 @@
 use super::report::ActionReport;
 use super::steps::{Ctx, StepResult, Stop};
 use crate::cloud::retry::Clock;
-use crate::cloud::tailscale::{DeviceId, DeviceQuery, Tailnet};
+use crate::cloud::tailscale::{Device, DeviceId, DeviceQuery, Tailnet};
 use crate::cloud::{Compute, Server};
 use crate::plan::safety;
 use std::collections::BTreeSet;
@@ -15,9 +15,20 @@ impl<C: Compute, T: Tailnet> Ctx<'_, C, T> {
     /// rule: its name as hostname, fleet tags only, joined after it was created), so that a
     /// device that enrolled after the plan was made goes with its server.
     pub(super) async fn attached_devices(&self, server: &Server) -> Result<Vec<DeviceId>, Stop> {
+        Ok(self
+            .attached_listing(server, &server.name)
+            .await?
+            .into_iter()
+            .map(|d| d.id)
+            .collect())
+    }
+
+    /// The devices named `hostname` attached to `server` (fleet tags only, joined after the
+    /// server was created), listed now.
+    async fn attached_listing(&self, server: &Server, hostname: &str) -> Result<Vec<Device>, Stop> {
         let query = DeviceQuery {
             tags: Vec::new(),
-            hostname: Some(server.name.clone()),
+            hostname: Some(hostname.to_owned()),
             all_fields: false,
         };
         let listed = self
@@ -35,12 +46,11 @@ impl<C: Compute, T: Tailnet> Ctx<'_, C, T> {
         Ok(listed
             .into_iter()
             .filter(|d| {
-                d.hostname == server.name
+                d.hostname == hostname
                     && !d.tags.is_empty()
                     && d.tags.iter().all(|t| fleet_tags.contains(t.as_str()))
                     && safety::joined_after(d, server)
             })
-            .map(|d| d.id)
             .collect())
     }
 
@@ -59,24 +69,24 @@ impl<C: Compute, T: Tailnet> Ctx<'_, C, T> {
         Ok(())
     }
 
-    /// The devices with the agent's hostname and tags, with their online flag, listed now (not
-    /// from the pass's watch): a remedy about to wipe or reset a server checks a fresh listing.
-    pub(super) async fn devices_of(&self, agent: &Agent) -> Result<Vec<(DeviceId, bool)>, String> {
-        let query = DeviceQuery {
-            tags: agent.tags.clone(),
-            hostname: Some(agent.name.as_str().to_owned()),
-            all_fields: false,
-        };
-        let devices = self
-            .tailnet
-            .list_devices(&query)
-            .await
-            .map_err(|e| format!("listing devices: {e}"))?;
-        Ok(devices
+    /// The agent's devices on `server`, with their online flag, listed now (not from the
+    /// pass's watch): a remedy about to wipe or reset a server checks a fresh listing. Only the
+    /// devices attached to `server` count ([`safety::device_owner`]'s attachment rule: the
+    /// agent's name as hostname, fleet tags only, joined after the server was created): neither
+    /// another fleet's device with the same hostname and tags, nor the device of the agent's
+    /// server a replacement is retiring, says anything about this server.
+    pub(super) async fn devices_of(
+        &self,
+        agent: &Agent,
+        server: &Server,
+    ) -> Result<Vec<(DeviceId, bool)>, Stop> {
+        let online = self
+            .attached_listing(server, agent.name.as_str())
+            .await?
             .into_iter()
-            .filter(|d| d.hostname == agent.name.as_str())
             .map(|d| (d.id, d.online))
-            .collect())
+            .collect();
+        Ok(online)
     }
 
     /// The devices of the agent that exist before its new server: from the pass's shared

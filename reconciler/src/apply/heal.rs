@@ -5,8 +5,9 @@
 //!
 //! # Guarantees
 //! - Ownership is re-checked on the live server first, like every destructive step; a
-//!   protected server is never rebuilt or replaced; nothing is done when a device of the agent
-//!   is online again by then.
+//!   protected server is never rebuilt or replaced; nothing is done when a device attached to
+//!   the server is online again by then (another fleet's device with the same hostname, or the
+//!   device of a server being retired, does not count).
 //! - The minted key is revoked whatever happens; a failed revocation is left to the next
 //!   pass's sweep.
 
@@ -38,7 +39,7 @@ impl<C: Compute, T: Tailnet> Ctx<'_, C, T> {
             )));
         }
         if self
-            .devices_of(agent)
+            .devices_of(agent, &server)
             .await?
             .iter()
             .any(|(_, online)| *online)

@@ -244,9 +244,10 @@ pub async fn mint<T: Tailnet>(
                 source,
             });
         }
-        clock
-            .sleep(ATTEMPT_PAUSE.delay(attempt - 1, &mut rand::rng()))
-            .await;
+        // The pause is drawn before the wait: a thread-local generator held across an
+        // `.await` would make the pass a future that cannot move between threads.
+        let pause = ATTEMPT_PAUSE.delay(attempt - 1, &mut rand::rng());
+        clock.sleep(pause).await;
         attempt += 1;
     }
 }

@@ -285,6 +285,17 @@ impl TailscaleEmulator {
         state.devices.all().map(|d| d.to_wire(true)).collect()
     }
 
+    /// The emulated server each device runs on, by node id (`None`: a device enrolled without
+    /// a server), for tests that check which server a device belongs to.
+    pub fn device_servers(&self) -> BTreeMap<String, Option<u64>> {
+        let state = self.shared.lock();
+        state
+            .devices
+            .all()
+            .map(|d| (d.node_id.clone(), d.server_id))
+            .collect()
+    }
+
     /// Every key, without secrets.
     pub fn keys(&self) -> Vec<wire::Key> {
         let now = SystemTime::now();
