@@ -12,10 +12,12 @@ use std::time::{Duration, SystemTime};
 use tether::apply::Options;
 use tether::audit::STATUS_BRANCH;
 use tether::audit::commit::Identity;
+use tether::cloud::retry::ManualClock;
 use tether::cloud::tailscale::{NewAuthKey, Tailnet};
 use tether::cloud::{Compute, NewServer};
 use tether::reconcile::{self, PassError, PassOptions, PassOutcome, StatusTarget};
 use tether::sandbox::stack::{Stack, StackOptions};
+use tether::source::fleets::Loaded;
 use tether_emulators::hetzner::Latencies;
 use tether_schema::labels;
 use tether_schema::names::TailnetTag;
@@ -201,10 +203,10 @@ impl World {
     }
 
     /// The injected time of the next pass.
-    fn next_now(&mut self) -> String {
+    fn next_now(&mut self) -> ManualClock {
         let at = self.started + PASS_INTERVAL * self.passes;
         self.passes += 1;
-        humantime::format_rfc3339_seconds(at).to_string()
+        ManualClock::new(at)
     }
 
     /// One pass of `main` as a freshly started process runs it, its provider calls following
@@ -228,14 +230,12 @@ impl World {
             email: "tether@matrix.invalid".into(),
         };
         let options = PassOptions {
-            expect_plan_hash: None,
             allow_shrink: true,
-            on_plan: None,
             apply: Options {
                 concurrency: 8,
                 device_timeout: self.device_timeout,
                 device_poll: Duration::from_millis(10),
-                key_expiry: Duration::from_secs(3600),
+                ..Options::default()
             },
             status: Some(StatusTarget {
                 repo: self.repo.path(),
@@ -244,16 +244,13 @@ impl World {
                 source_branch: "main",
                 identity: &identity,
             }),
-            run: &run,
-            now: &now,
-            runtime: None,
-            fleets: None,
+            ..PassOptions::new(&run)
         };
         let (_stop, stop) = watch::channel(false);
         tokio::select! {
             biased;
             () = script.killed() => PassEnd::Killed,
-            result = reconcile::run(&snapshot, &compute, &tailnet, &options, stop) => {
+            result = reconcile::run(Loaded::from_snapshot(&snapshot), &compute, &tailnet, &now, &options, stop) => {
                 PassEnd::Done(Box::new(result))
             }
         }
