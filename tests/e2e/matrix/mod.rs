@@ -39,29 +39,7 @@ const CASE_TIMEOUT: Duration = Duration::from_secs(90);
 
 /// Cases that fail today because of a known bug another change fixes: `(case, bug)`. Delete
 /// an entry once its fix is merged; an entry whose case passes fails the matrix.
-const EXPECTED_FAILURES: &[(&str, &str)] = &[
-    ("downsize/clean", RESIZE_REFUSED),
-    ("downsize/0:power_off/error", RESIZE_REFUSED),
-    ("downsize/0:power_off/lost", RESIZE_REFUSED),
-    ("downsize/0:power_off/kill", RESIZE_REFUSED),
-    ("downsize/1:wait_for_actions/error", RESIZE_REFUSED),
-    ("downsize/1:wait_for_actions/lost", RESIZE_REFUSED),
-    ("downsize/1:wait_for_actions/kill", RESIZE_REFUSED),
-    ("downsize/2:change_type/error", RESIZE_REFUSED),
-    ("downsize/2:change_type/lost", RESIZE_REFUSED),
-    ("downsize/2:change_type/kill", RESIZE_REFUSED),
-    ("quarantine-undone/2:set_authorized/kill", QUARANTINE_UNDONE),
-    ("quarantine-undone/2:set_authorized/lost", QUARANTINE_UNDONE),
-    ("quarantine-undone/3:update_server/error", QUARANTINE_UNDONE),
-];
-
-/// Known bug: Hetzner refuses a type with a smaller disk (422) after the server was powered
-/// off, and nothing powers it back on; the planner should replace or block instead.
-const RESIZE_REFUSED: &str =
-    "a refused resize (smaller disk) leaves the server off (issue 27: provider preconditions)";
-/// Known bug: devices deauthorized by a quarantine that stopped before its rename stay
-/// deauthorized when the spec comes back, and status says Ready.
-const QUARANTINE_UNDONE: &str = "a half-done quarantine then restore leaves the device deauthorized while status says Ready (issue 27)";
+const EXPECTED_FAILURES: &[(&str, &str)] = &[];
 
 /// One case: an operation, a step of it and the fault injected there.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
