@@ -17,6 +17,7 @@ mod exit_codes;
 mod github;
 mod heal;
 mod lease;
+mod module_graph;
 mod notify;
 mod offer;
 mod projects;
