@@ -122,7 +122,7 @@ fn context_at(commit: Option<&str>, ledger: &Ledger, allow_shrink: bool, now: &s
         subscriptions: std::collections::BTreeMap::new(),
         now: Some(now),
         heal: ledger.heal.clone(),
-        halted_rollout: crate::runtime::status::halted(ledger),
+        halted_rollout: crate::audit::runtime::halted(ledger),
     }
 }
 
@@ -260,7 +260,7 @@ pub async fn run_loaded<C: Compute, T: Tailnet>(
         show(&plan);
     }
     if let Some(service) = options.runtime {
-        crate::runtime::status::seed(service, &ledger);
+        crate::audit::runtime::seed(service, &ledger);
         service.sync(&fleet, &observed.servers);
         apply::runtime::write_rotated_keys(compute, &fleet, service, &observed.servers).await;
     }
@@ -363,7 +363,7 @@ fn record(
     message: &str,
 ) -> Result<Option<String>, PassError> {
     let mut files = status::files(inputs);
-    crate::runtime::status::add(&mut files, options.runtime, inputs.fleet, ledger);
+    crate::audit::runtime::add(&mut files, options.runtime, inputs.fleet, ledger);
     commit_changed(options, ledger, files, message)
 }
 

@@ -4,7 +4,7 @@
 //! history of both branches back for `tether audit log`, with [`timeline`] reading each agent's
 //! phases from the status branch; [`view`] reads `tether status`'s overview (and the dashboard's),
 //! [`overview`] renders it and [`live`] adds the lease and the live inventory; [`heal`] keeps
-//! self-healing's records.
+//! self-healing's records; [`runtime`] writes `status/runtime.yaml` for runtime rollouts.
 
 pub mod commit;
 pub mod heal;
@@ -13,6 +13,7 @@ pub mod live;
 pub mod log;
 pub mod message;
 pub mod overview;
+pub mod runtime;
 pub mod status;
 pub mod timeline;
 pub mod view;

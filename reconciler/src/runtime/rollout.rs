@@ -15,7 +15,6 @@
 
 use super::Service;
 use super::wire::Desired;
-use crate::apply::{ActionReport, Outcome};
 use crate::cloud::{Compute, ServerId};
 use crate::plan::runtime::Halted;
 use crate::plan::{Action, safety};
@@ -72,6 +71,53 @@ pub struct WaveRecord {
     pub outcome: String,
 }
 
+/// How one runtime update ended; the executor reports it (`apply/runtime.rs`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Update<'a> {
+    /// The plan's [`Action::UpdateRuntime`].
+    pub action: &'a Action,
+    /// The agent's server, once it was looked at.
+    pub server_id: Option<ServerId>,
+    /// How it ended.
+    pub ended: Ended,
+}
+
+/// How a runtime update ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Ended {
+    /// Its wave was healthy and its server relabelled.
+    Done,
+    /// Attempted and failed (or rolled back).
+    Failed {
+        /// Why.
+        reason: String,
+    },
+    /// Not attempted.
+    Skipped {
+        /// Why.
+        reason: String,
+    },
+}
+
+impl<'a> Update<'a> {
+    fn new(action: &'a Action, ended: Ended) -> Self {
+        Update {
+            action,
+            server_id: None,
+            ended,
+        }
+    }
+
+    fn skipped(action: &'a Action, reason: &str) -> Self {
+        Update::new(
+            action,
+            Ended::Skipped {
+                reason: reason.to_owned(),
+            },
+        )
+    }
+}
+
 /// One update of a wave.
 struct Member<'a> {
     action: &'a Action,
@@ -81,13 +127,13 @@ struct Member<'a> {
 }
 
 /// Runs `updates` (the plan's [`Action::UpdateRuntime`]s) wave by wave.
-pub async fn run<C: Compute>(
-    updates: &[&Action],
+pub async fn run<'a, C: Compute>(
+    updates: &[&'a Action],
     fleet: &Fleet,
     compute: &C,
     service: &Service,
     stop: &watch::Receiver<bool>,
-) -> Vec<ActionReport> {
+) -> Vec<Update<'a>> {
     let mut waves: BTreeMap<u32, Vec<&Action>> = BTreeMap::new();
     for action in updates {
         if let Action::UpdateRuntime { wave, .. } = action {
@@ -123,7 +169,7 @@ pub async fn run<C: Compute>(
             .clone()
             .or_else(|| (*stop.borrow()).then(|| "tether is shutting down; not started".to_owned()))
         {
-            reports.extend(actions.iter().map(|a| ActionReport::skipped(a, &reason)));
+            reports.extend(actions.iter().map(|a| Update::skipped(a, &reason)));
             continue;
         }
         let outcome = wave(number, &actions, fleet, compute, service, &mut record).await;
@@ -135,14 +181,14 @@ pub async fn run<C: Compute>(
 }
 
 /// Serves one wave the new runtime, waits for it, and relabels or rolls back.
-async fn wave<C: Compute>(
+async fn wave<'a, C: Compute>(
     number: u32,
-    actions: &[&Action],
+    actions: &[&'a Action],
     fleet: &Fleet,
     compute: &C,
     service: &Service,
     record: &mut Record,
-) -> Vec<ActionReport> {
+) -> Vec<Update<'a>> {
     let mut reports = Vec::new();
     let mut members = Vec::new();
     for action in actions {
@@ -161,7 +207,7 @@ async fn wave<C: Compute>(
             continue;
         };
         let skip = |reason: String| {
-            let mut r = ActionReport::skipped(action, &reason);
+            let mut r = Update::skipped(action, &reason);
             r.server_id = Some(*server_id);
             r
         };
@@ -205,7 +251,7 @@ async fn wave<C: Compute>(
                 reports.push(match relabel(m, fleet, compute).await {
                     Ok(()) => {
                         record.agents_done += 1;
-                        let mut r = ActionReport::new(m.action, Outcome::Done);
+                        let mut r = Update::new(m.action, Ended::Done);
                         r.server_id = Some(m.server_id);
                         r
                     }
@@ -364,8 +410,8 @@ async fn relabel<C: Compute>(m: &Member<'_>, fleet: &Fleet, compute: &C) -> Resu
         })
 }
 
-fn failed(action: &Action, server_id: ServerId, reason: String) -> ActionReport {
-    let mut r = ActionReport::new(action, Outcome::Failed { reason });
+fn failed(action: &Action, server_id: ServerId, reason: String) -> Update<'_> {
+    let mut r = Update::new(action, Ended::Failed { reason });
     r.server_id = Some(server_id);
     r
 }
