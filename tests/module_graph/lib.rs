@@ -52,7 +52,6 @@ pub const KNOWN_LOOPS: &[(&str, &str, &[&str])] = &[
         "crate::plan",
         &["heal", "inventory", "quarantine", "safety", "value"],
     ),
-    ("tether", "crate", &["billing", "daemon", "reconcile"]),
     ("tether", "crate::audit", &["heal", "ledger", "status"]),
     ("tether", "crate::billing", &["commit", "view"]),
     ("tether", "crate::cloud::tailscale", &["auth", "client"]),

@@ -59,7 +59,7 @@ fn action_timeout() -> Result<Option<std::time::Duration>, CliError> {
     std::env::var("TETHER_HETZNER_ACTION_TIMEOUT")
         .ok()
         .map(|text| {
-            crate::daemon::config::parse_duration(text.trim()).map_err(|e| {
+            crate::process::parse_duration(text.trim()).map_err(|e| {
                 CliError::usage(
                     format!("TETHER_HETZNER_ACTION_TIMEOUT: {e}"),
                     "write a number with a unit: `90s`, `10m`",

@@ -18,7 +18,6 @@ mod secrets;
 use crate::daemon::trigger::Schedule;
 use crate::secret::Secret;
 use check::Check;
-pub use check::parse_duration;
 pub use dashboard::{DASHBOARD_TOKEN_ENV, DashboardConfig};
 pub use notify::{
     DEFAULT_NOTIFY_RETRIES, DEFAULT_NOTIFY_TIMEOUT, DEFAULT_UNHEALTHY_AFTER, NotifyConfig,

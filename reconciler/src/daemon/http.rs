@@ -8,10 +8,11 @@
 pub mod dashboard;
 
 use crate::cloud::retry::Clock;
-use crate::daemon::metrics::{CONTENT_TYPE, Metrics};
-use crate::daemon::shutdown::ShutdownSignal;
+use crate::daemon::metrics::Metrics;
 use crate::daemon::trigger::{Trigger, TriggerSender};
 use crate::daemon::webhook::Webhook;
+use crate::process::metrics::CONTENT_TYPE;
+use crate::process::shutdown::ShutdownSignal;
 use crate::secret::Secret;
 use axum::extract::State;
 use axum::response::{IntoResponse, Response};

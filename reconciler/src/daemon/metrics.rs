@@ -6,7 +6,7 @@
 //! to a counter's name and a full stop to each help text, so both are left out where the metrics
 //! are registered.
 
-use prometheus_client::encoding::prometheus_text;
+use crate::process::metrics::{HistogramFamily, Labels, encode, labels};
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
@@ -17,19 +17,13 @@ use std::sync::atomic::AtomicU64;
 use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-/// The `Content-Type` of [`Metrics::render`]'s output.
-pub const CONTENT_TYPE: &str = prometheus_text::CONTENT_TYPE;
 /// Upper bounds (seconds) of the reconcile duration histogram's buckets.
 pub const DURATION_BUCKETS: [f64; 11] = [
     0.1, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0,
 ];
 
-/// One series' label pairs, in the order they are exposed.
-pub(crate) type Labels = Vec<(&'static str, String)>;
 /// A gauge holding a float (seconds, timestamps).
 pub(crate) type FloatGauge = Gauge<f64, AtomicU64>;
-/// A histogram family whose buckets a `fn` builds.
-pub(crate) type HistogramFamily = Family<Labels, Histogram, fn() -> Histogram>;
 
 /// How a reconcile pass ended (label `outcome`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -51,23 +45,6 @@ impl ReconcileOutcome {
             ReconcileOutcome::Aborted => "aborted",
         }
     }
-}
-
-/// The label pairs `names` = `values`, also used by `tether billing serve`'s metrics.
-pub(crate) fn labels(names: &[&'static str], values: &[&str]) -> Labels {
-    names
-        .iter()
-        .zip(values)
-        .map(|(name, value)| (*name, (*value).to_owned()))
-        .collect()
-}
-
-/// The text exposition of everything in `registry`.
-pub(crate) fn encode(registry: &Registry) -> String {
-    let mut out = String::new();
-    // Writing into a `String` cannot fail, and every registered metric encodes infallibly.
-    let _ = prometheus_text::encode(&mut out, registry);
-    out
 }
 
 fn reconcile_duration() -> Histogram {

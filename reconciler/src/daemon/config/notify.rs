@@ -15,8 +15,8 @@
 //! ```
 
 use super::Check;
-use super::check::parse_duration;
 use super::raw::{Setting, Settings};
+use crate::process::parse_duration;
 use crate::secret::Secret;
 use serde::Deserialize;
 use std::time::Duration;

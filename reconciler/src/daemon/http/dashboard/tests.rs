@@ -7,7 +7,7 @@ use crate::cloud::ServerStatus;
 use crate::cloud::retry::ManualClock;
 use crate::daemon::http::{HttpServer, HttpState, serve};
 use crate::daemon::metrics::Metrics;
-use crate::daemon::shutdown;
+use crate::process::shutdown;
 use git2::{Repository, Signature, Time};
 use std::net::SocketAddr;
 use std::time::UNIX_EPOCH;
