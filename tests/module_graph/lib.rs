@@ -32,22 +32,6 @@ pub const WORKSPACE_CRATES: [(&str, &str); 6] = [
 /// fails when a listed loop is gone, so this list only shrinks.
 pub const KNOWN_LOOPS: &[(&str, &str, &[&str])] = &[
     (
-        "tether-schema",
-        "crate",
-        &[
-            "cloud_init",
-            "grace",
-            "heal",
-            "labels",
-            "load",
-            "model",
-            "names",
-            "projects",
-            "raw",
-            "validate",
-        ],
-    ),
-    (
         "tether-core",
         "crate::plan",
         &["heal", "inventory", "quarantine", "safety", "value"],

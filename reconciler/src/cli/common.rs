@@ -88,7 +88,7 @@ pub fn tailscale() -> Result<tailscale::Client, CliError> {
 pub fn clients_for(
     snapshot: &Snapshot,
 ) -> Result<(Projects<hetzner::Client>, tailscale::Client), CliError> {
-    clients_for_projects(&tether_schema::projects::declared(&snapshot.files))
+    clients_for_projects(&tether_schema::declared_projects(&snapshot.files))
 }
 
 /// The Hetzner clients of the fleet projects `declared` (none: the `HCLOUD_TOKEN` client alone)
