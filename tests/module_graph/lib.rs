@@ -48,11 +48,6 @@ pub const KNOWN_LOOPS: &[(&str, &str, &[&str])] = &[
     ("tether-emulators", "crate::github", &["files", "state"]),
     (
         "tether-emulators",
-        "crate::hetzner",
-        &["lifecycle", "shared"],
-    ),
-    (
-        "tether-emulators",
         "crate::tailscale",
         &["enroller", "state"],
     ),
