@@ -46,11 +46,6 @@ pub const KNOWN_LOOPS: &[(&str, &str, &[&str])] = &[
         &["comments", "gate", "pulls", "routes", "statuses"],
     ),
     ("tether-emulators", "crate::github", &["files", "state"]),
-    (
-        "tether-emulators",
-        "crate::tailscale",
-        &["enroller", "state"],
-    ),
 ];
 
 /// One crate's module graph, checked.
