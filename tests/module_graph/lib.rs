@@ -45,7 +45,6 @@ pub const KNOWN_LOOPS: &[(&str, &str, &[&str])] = &[
         "crate::github",
         &["comments", "gate", "pulls", "routes", "statuses"],
     ),
-    ("tether-emulators", "crate::github", &["files", "state"]),
 ];
 
 /// One crate's module graph, checked.
