@@ -1,6 +1,7 @@
 //! The Tailscale side of the executor's steps: finding an agent's devices, waiting for a new
 //! one to join (both through the pass's shared [`super::enrolment`] watch), and deleting them.
 
+use super::error::{Doing, StepError};
 use super::report::ActionReport;
 use super::steps::{Ctx, StepResult, Stop};
 use crate::cloud::tailscale::{DeviceId, DeviceQuery, Tailnet};
@@ -23,7 +24,7 @@ impl<C: Compute, T: Tailnet> Ctx<'_, C, T> {
             .tailnet
             .list_devices(&query)
             .await
-            .map_err(|e| format!("listing the devices of server {}: {e}", server.id))?;
+            .doing(|| format!("listing the devices of server {}", server.id))?;
         let fleet_tags: BTreeSet<&str> = self
             .fleet
             .settings
@@ -52,7 +53,7 @@ impl<C: Compute, T: Tailnet> Ctx<'_, C, T> {
             self.tailnet
                 .delete_device(device)
                 .await
-                .map_err(|e| format!("deleting device {}: {e}", device.0))?;
+                .doing(|| format!("deleting device {}", device.0))?;
             report.device_ids.push(device.clone());
         }
         Ok(())
@@ -60,7 +61,10 @@ impl<C: Compute, T: Tailnet> Ctx<'_, C, T> {
 
     /// The devices with the agent's hostname and tags, with their online flag, listed now (not
     /// from the pass's watch): a remedy about to wipe or reset a server checks a fresh listing.
-    pub(super) async fn devices_of(&self, agent: &Agent) -> Result<Vec<(DeviceId, bool)>, String> {
+    pub(super) async fn devices_of(
+        &self,
+        agent: &Agent,
+    ) -> Result<Vec<(DeviceId, bool)>, StepError> {
         let query = DeviceQuery {
             tags: agent.tags.clone(),
             hostname: Some(agent.name.as_str().to_owned()),
@@ -70,7 +74,7 @@ impl<C: Compute, T: Tailnet> Ctx<'_, C, T> {
             .tailnet
             .list_devices(&query)
             .await
-            .map_err(|e| format!("listing devices: {e}"))?;
+            .doing(|| "listing devices".to_owned())?;
         Ok(devices
             .into_iter()
             .filter(|d| d.hostname == agent.name.as_str())
@@ -80,8 +84,14 @@ impl<C: Compute, T: Tailnet> Ctx<'_, C, T> {
 
     /// The devices of the agent that exist before its new server: from the pass's shared
     /// [`DeviceWatch`](super::enrolment::DeviceWatch), so a create lists nothing itself.
-    pub(super) async fn known_devices(&self, agent: &Agent) -> Result<BTreeSet<DeviceId>, String> {
-        self.watch.known(self.tailnet, agent).await
+    pub(super) async fn known_devices(
+        &self,
+        agent: &Agent,
+    ) -> Result<BTreeSet<DeviceId>, StepError> {
+        self.watch
+            .known(self.tailnet, agent)
+            .await
+            .map_err(StepError::DeviceWatch)
     }
 
     /// Waits (bounded by [`Options::device_timeout`](super::Options)) for an online device of
@@ -90,8 +100,10 @@ impl<C: Compute, T: Tailnet> Ctx<'_, C, T> {
         &self,
         agent: &Agent,
         before: &BTreeSet<DeviceId>,
-    ) -> Result<Option<DeviceId>, String> {
+    ) -> Result<Option<DeviceId>, StepError> {
         let deadline = tokio::time::Instant::now() + self.options.device_timeout;
-        super::gate::waiting(self.watch.wait(agent, before.clone(), deadline)).await
+        super::gate::waiting(self.watch.wait(agent, before.clone(), deadline))
+            .await
+            .map_err(StepError::DeviceWatch)
     }
 }

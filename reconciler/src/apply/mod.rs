@@ -9,6 +9,7 @@
 
 mod devices;
 mod enrolment;
+pub mod error;
 mod gate;
 mod heal;
 pub mod keys;
@@ -17,6 +18,7 @@ pub mod report;
 pub mod runtime;
 mod steps;
 
+pub use error::{Kind, StepError};
 pub use report::{ActionReport, ApplyReport, Outcome};
 
 use crate::cloud::Compute;

@@ -1,6 +1,7 @@
 //! The executor's half of quarantine before delete ([`crate::plan::quarantine`]): putting a
 //! server whose spec was removed into quarantine, and giving it back when its spec returns.
 
+use super::error::Doing;
 use super::report::ActionReport;
 use super::steps::{Ctx, StepResult, Stop};
 use crate::cloud::tailscale::{DeviceId, Tailnet};
@@ -58,7 +59,7 @@ impl<C: Compute, T: Tailnet> Ctx<'_, C, T> {
         self.compute
             .update_server(id, Some(&name), &quarantined)
             .await
-            .map_err(|e| format!("labelling server {id} as quarantined ({name}): {e}"))?;
+            .doing(|| format!("labelling server {id} as quarantined ({name})"))?;
         Ok(())
     }
 
@@ -86,11 +87,11 @@ impl<C: Compute, T: Tailnet> Ctx<'_, C, T> {
         self.compute
             .update_server(id, Some(agent.name.as_str()), &restored)
             .await
-            .map_err(|e| format!("restoring server {id} from quarantine: {e}"))?;
+            .doing(|| format!("restoring server {id} from quarantine"))?;
         if agent.power == Power::Off || server.status == ServerStatus::Running {
             return Ok(());
         }
-        let a = self.compute.power_on(id).await.map_err(|e| e.to_string())?;
+        let a = self.compute.power_on(id).await?;
         self.wait(&[a.id], report).await?;
         if self
             .wait_for_device(agent, &BTreeSet::new())
@@ -115,16 +116,11 @@ impl<C: Compute, T: Tailnet> Ctx<'_, C, T> {
             .compute
             .shutdown(server.id)
             .await
-            .map_err(|e| format!("shutting down server {}: {e}", server.id))?;
+            .doing(|| format!("shutting down server {}", server.id))?;
         self.wait(&[a.id], report).await?;
         let deadline = tokio::time::Instant::now() + SHUTDOWN_WAIT;
         loop {
-            let status = self
-                .compute
-                .get_server(server.id)
-                .await
-                .map_err(|e| e.to_string())?
-                .map(|s| s.status);
+            let status = self.compute.get_server(server.id).await?.map(|s| s.status);
             if status == Some(ServerStatus::Off) {
                 return Ok(());
             }
@@ -137,7 +133,7 @@ impl<C: Compute, T: Tailnet> Ctx<'_, C, T> {
             .compute
             .power_off(server.id)
             .await
-            .map_err(|e| format!("powering off server {}: {e}", server.id))?;
+            .doing(|| format!("powering off server {}", server.id))?;
         self.wait(&[a.id], report).await
     }
 
@@ -151,7 +147,7 @@ impl<C: Compute, T: Tailnet> Ctx<'_, C, T> {
             self.tailnet
                 .set_authorized(device, authorized)
                 .await
-                .map_err(|e| format!("setting authorized={authorized} on device {device}: {e}"))?;
+                .doing(|| format!("setting authorized={authorized} on device {device}"))?;
             report.device_ids.push(device.clone());
         }
         Ok(())

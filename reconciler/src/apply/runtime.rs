@@ -5,7 +5,7 @@
 //! reach their server's label. Without an agent API (`tether apply`, or a daemon without
 //! `agentApi`) runtime updates are skipped with [`NO_AGENT_API`].
 
-use super::{ActionReport, Outcome};
+use super::{ActionReport, Outcome, StepError};
 use crate::cloud::Compute;
 use crate::plan::safety;
 use crate::runtime::rollout::{Ended, Update};
@@ -76,7 +76,7 @@ pub async fn write_rotated_keys<C: Compute>(
 pub fn report(update: Update<'_>) -> ActionReport {
     let outcome = match update.ended {
         Ended::Done => Outcome::Done,
-        Ended::Failed { reason } => Outcome::Failed { reason },
+        Ended::Failed(e) => Outcome::failed(&StepError::from(e)),
         Ended::Skipped { reason } => Outcome::Skipped { reason },
     };
     let mut report = ActionReport::new(update.action, outcome);

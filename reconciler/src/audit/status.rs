@@ -4,7 +4,7 @@
 //! apply report and the [`Ledger`]; plus the status commit messages.
 
 use super::ledger::{self, Baseline, Deletion, Ledger};
-use crate::apply::{ActionReport, ApplyReport, Outcome};
+use crate::apply::{ActionReport, ApplyReport, Kind, Outcome};
 use crate::cloud::tailscale::{Device, DeviceId};
 use crate::cloud::{Server, ServerStatus};
 use crate::plan::{Observed, Plan};
@@ -54,6 +54,10 @@ pub struct AgentStatus {
     pub last_transition_time: String,
     /// The last action's error, if it failed.
     pub last_error: Option<String>,
+    /// Whether that error is `transient` (the next pass tries again) or `terminal` (it needs a
+    /// person or a spec change).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_error_kind: Option<Kind>,
 }
 
 /// The server part of an agent's status.
@@ -223,7 +227,8 @@ pub fn agent_statuses(input: &Inputs<'_>, owned: &BTreeMap<DeviceId, String>) ->
                 }),
                 quarantine: held.map(|s| quarantine_doc(s, fleet)),
                 last_transition_time: input.now.to_owned(),
-                last_error: failure,
+                last_error_kind: failure.as_ref().map(|f| f.1),
+                last_error: failure.map(|f| f.0),
             }
         })
         .collect()
@@ -248,9 +253,9 @@ fn quarantine_doc(server: &Server, fleet: &Fleet) -> QuarantineDoc {
     }
 }
 
-fn failed(a: &ActionReport) -> Option<String> {
+fn failed(a: &ActionReport) -> Option<(String, Kind)> {
     match &a.outcome {
-        Outcome::Failed { reason } => Some(reason.clone()),
+        Outcome::Failed { reason, kind } => Some((reason.clone(), *kind)),
         _ => None,
     }
 }
@@ -303,7 +308,7 @@ pub fn fleet_status(input: &Inputs<'_>, agents: &[AgentStatus]) -> FleetStatus {
                 .report
                 .actions
                 .iter()
-                .filter_map(|a| failed(a).map(|r| format!("{} {}: {r}", a.kind, a.agent)))
+                .filter_map(|a| failed(a).map(|(r, _)| format!("{} {}: {r}", a.kind, a.agent)))
                 .collect();
             // A plan with nothing to do changes nothing: the last plan that did stays recorded.
             let plan_hash = match baseline {

@@ -67,6 +67,7 @@ pub struct Metrics {
     duration: HistogramFamily,
     reconciles: Family<Labels, Counter>,
     actions: Family<Labels, Counter>,
+    action_errors: Family<Labels, Counter>,
     api_requests: Family<Labels, Counter>,
     rate_limit: Family<Labels, Gauge>,
     agents: Family<Labels, Gauge>,
@@ -96,6 +97,12 @@ impl Metrics {
             "tether_actions",
             "Plan actions executed, by kind and outcome",
             actions.clone(),
+        );
+        let action_errors = Family::default();
+        registry.register(
+            "tether_action_errors",
+            "Plan actions not done, by kind and error (transient, terminal or skipped)",
+            action_errors.clone(),
         );
         let api_requests = Family::default();
         registry.register(
@@ -133,6 +140,7 @@ impl Metrics {
             duration,
             reconciles,
             actions,
+            action_errors,
             api_requests,
             rate_limit,
             agents,
@@ -171,6 +179,14 @@ impl Metrics {
     pub fn count_action(&self, kind: &str, outcome: &str) {
         self.actions
             .get_or_create(&labels(&["kind", "outcome"], &[kind, outcome]))
+            .inc();
+    }
+
+    /// Counts one plan action of `kind` that was not done, by its error: `transient` (the next
+    /// pass tries again), `terminal` (it needs a person) or `skipped`.
+    pub fn count_action_error(&self, kind: &str, error: &str) {
+        self.action_errors
+            .get_or_create(&labels(&["kind", "error"], &[kind, error]))
             .inc();
     }
 

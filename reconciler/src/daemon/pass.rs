@@ -220,6 +220,9 @@ fn count_actions(metrics: &Metrics, o: &PassOutcome) {
             Outcome::Skipped { .. } => "skipped",
         };
         metrics.count_action(a.kind, result);
+        if let Some(error) = a.outcome.kind() {
+            metrics.count_action_error(a.kind, error.as_str());
+        }
     }
     let unhealthy = o
         .plan

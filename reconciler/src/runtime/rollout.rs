@@ -15,7 +15,7 @@
 
 use super::Service;
 use super::wire::Desired;
-use crate::cloud::{Compute, ServerId};
+use crate::cloud::{Compute, ServerId, hetzner};
 use crate::plan::runtime::Halted;
 use crate::plan::{Action, safety};
 use serde::{Deserialize, Serialize};
@@ -72,7 +72,7 @@ pub struct WaveRecord {
 }
 
 /// How one runtime update ended; the executor reports it (`apply/runtime.rs`).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug)]
 pub struct Update<'a> {
     /// The plan's [`Action::UpdateRuntime`].
     pub action: &'a Action,
@@ -83,18 +83,52 @@ pub struct Update<'a> {
 }
 
 /// How a runtime update ended.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug)]
 pub enum Ended {
     /// Its wave was healthy and its server relabelled.
     Done,
     /// Attempted and failed (or rolled back).
-    Failed {
-        /// Why.
-        reason: String,
-    },
+    Failed(RolloutError),
     /// Not attempted.
     Skipped {
         /// Why.
+        reason: String,
+    },
+}
+
+/// Why a runtime update failed; its `Display` is the reason the report shows.
+#[derive(Debug, thiserror::Error)]
+pub enum RolloutError {
+    /// Reading the agent's server before its wave failed.
+    #[error("{source}")]
+    Read {
+        /// The server.
+        server_id: ServerId,
+        /// The client's error.
+        #[source]
+        source: hetzner::Error,
+    },
+    /// The plan names an agent that the fleet being applied does not have.
+    #[error("agent `{agent}` is not in the fleet being applied")]
+    NotInFleet {
+        /// The agent.
+        agent: String,
+    },
+    /// The wave reported a failure or was not healthy by its deadline: the rollout halted and
+    /// the wave is served its previous runtime again.
+    #[error("{reason}")]
+    Halted {
+        /// The agent whose update this was.
+        agent: String,
+        /// The halt and how far the rollback got, naming the failing agent and the versions.
+        reason: String,
+    },
+    /// The wave was healthy, but moving the server's `tether/runtime` label failed.
+    #[error("{reason}")]
+    Relabel {
+        /// The server.
+        server_id: ServerId,
+        /// What failed, naming the server.
         reason: String,
     },
 }
@@ -202,7 +236,9 @@ async fn wave<'a, C: Compute>(
             reports.push(failed(
                 action,
                 *server_id,
-                format!("agent `{agent}` is not in the fleet being applied"),
+                RolloutError::NotInFleet {
+                    agent: agent.to_string(),
+                },
             ));
             continue;
         };
@@ -231,7 +267,11 @@ async fn wave<'a, C: Compute>(
                 continue;
             }
             Err(e) => {
-                reports.push(failed(action, *server_id, e.to_string()));
+                let e = RolloutError::Read {
+                    server_id: *server_id,
+                    source: e,
+                };
+                reports.push(failed(action, *server_id, e));
                 continue;
             }
         }
@@ -255,7 +295,14 @@ async fn wave<'a, C: Compute>(
                         r.server_id = Some(m.server_id);
                         r
                     }
-                    Err(reason) => failed(m.action, m.server_id, reason),
+                    Err(reason) => failed(
+                        m.action,
+                        m.server_id,
+                        RolloutError::Relabel {
+                            server_id: m.server_id,
+                            reason,
+                        },
+                    ),
                 });
             }
             record.waves.push(WaveRecord {
@@ -285,11 +332,11 @@ async fn wave<'a, C: Compute>(
                     .before
                     .as_ref()
                     .map_or("the runtime it ran", |d| d.version.as_str());
-                reports.push(failed(
-                    m.action,
-                    m.server_id,
-                    format!("{reason}; {back} to {to}"),
-                ));
+                let halted = RolloutError::Halted {
+                    agent: m.agent.to_owned(),
+                    reason: format!("{reason}; {back} to {to}"),
+                };
+                reports.push(failed(m.action, m.server_id, halted));
             }
             record.waves.push(WaveRecord {
                 wave: number,
@@ -410,8 +457,8 @@ async fn relabel<C: Compute>(m: &Member<'_>, fleet: &Fleet, compute: &C) -> Resu
         })
 }
 
-fn failed(action: &Action, server_id: ServerId, reason: String) -> Update<'_> {
-    let mut r = Update::new(action, Ended::Failed { reason });
+fn failed(action: &Action, server_id: ServerId, error: RolloutError) -> Update<'_> {
+    let mut r = Update::new(action, Ended::Failed(error));
     r.server_id = Some(server_id);
     r
 }
