@@ -12,6 +12,7 @@
 //! - [`http`]: `/healthz`, `/readyz`, `/metrics` and `/webhook`;
 //! - [`notify`]: notifications of failures, refusals, unhealthy agents and recoveries;
 //! - [`pass`]: one pass and its account (metrics, readiness, one log line);
+//! - [`readiness`]: whether the daemon is ready, which a pass sets and `/readyz` reports;
 //! - [`projects`]: per-project request counting and the pace the slowest project sets;
 //! - [`run`]: the loop that ties them together.
 //!
@@ -26,6 +27,7 @@ pub mod metrics;
 pub mod notify;
 mod pass;
 pub mod projects;
+pub mod readiness;
 pub mod run;
 pub mod trigger;
 pub mod watch;

@@ -3,8 +3,8 @@
 //! ([`Health::record`]).
 
 use super::config::DaemonConfig;
-use super::http::Readiness;
 use super::metrics::{Metrics, ReconcileOutcome};
+use super::readiness::Readiness;
 use crate::apply::{Options, Outcome};
 use crate::audit::{STATUS_BRANCH, commit::Identity};
 use crate::cloud::Compute;

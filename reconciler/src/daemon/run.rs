@@ -12,12 +12,13 @@
 
 use super::budget::{self, Cadence};
 use super::config::{DaemonConfig, FleetSource, TailscaleAuth};
-use super::http::{self, HttpState, Readiness};
+use super::http::{self, HttpState};
 use super::lock::{Lease, LeaseGuard, LockError, LockStore};
 use super::metrics::{Metrics, ReconcileOutcome};
 use super::notify::{self, Notifier};
 use super::pass::{self, Health, Source};
 use super::projects;
+use super::readiness::Readiness;
 use super::trigger::{self, Trigger, TriggerSender};
 use super::watch::{self, FleetWatcher};
 use super::webhook::Webhook;
