@@ -33,11 +33,6 @@ pub const WORKSPACE_CRATES: [(&str, &str); 6] = [
 pub const KNOWN_LOOPS: &[(&str, &str, &[&str])] = &[
     ("tether", "crate::audit", &["heal", "ledger", "status"]),
     (
-        "tether",
-        "crate::daemon::config",
-        &["check", "dashboard", "notify", "raw"],
-    ),
-    (
         "tether-emulators",
         "crate::github",
         &["comments", "gate", "pulls", "routes", "statuses"],
