@@ -13,6 +13,8 @@
 //! - [`reconcile`]: one pass from fleet to status commit;
 //! - [`audit`]: status commits and the audit log in git;
 //! - [`billing`]: `tether agent add/remove`, the interface billing automation uses;
+//! - [`process`]: what long-running processes share: shutdown on signals, the Prometheus
+//!   exposition, durations in config files and flags;
 //! - [`daemon`]: triggers, single-writer lock, metrics and HTTP endpoints of `tether run`;
 //! - `sandbox` (cargo feature `sandbox`, on by default): tether driven against the emulators of
 //!   those APIs in the `tether-emulators` crate (`tether sandbox`);
@@ -29,6 +31,7 @@ pub mod cloud;
 pub mod daemon;
 pub mod forge;
 pub mod observe;
+pub mod process;
 pub mod reconcile;
 pub mod runtime;
 #[cfg(feature = "sandbox")]

@@ -4,8 +4,8 @@
 
 use crate::diagnostic::Code;
 use crate::names::Invalid;
-use crate::raw::Text;
-use crate::spanned::Spanned;
+use crate::report::Report;
+use crate::spanned::{Spanned, Text};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
@@ -101,7 +101,7 @@ pub fn parse_duration(text: &str) -> Result<u64, Invalid> {
 }
 
 /// Validates `raw` into a [`HealPolicy`], reporting every problem to `r`.
-pub(crate) fn validate(raw: &RawHeal, r: &mut crate::validate::Report<'_>) -> HealPolicy {
+pub(crate) fn validate(raw: &RawHeal, r: &mut Report<'_>) -> HealPolicy {
     let mut heal = HealPolicy::default();
     if let Some(on) = raw.enabled {
         heal.enabled = on;

@@ -23,8 +23,6 @@ use crate::model::{Agent, FleetSettings};
 use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
 
-/// The prefix of every label tether sets itself.
-pub const TETHER_PREFIX: &str = "tether/";
 /// `tether/fleet=<fleet name>`: the server belongs to this fleet. A server without it is never
 /// touched destructively.
 pub const FLEET: &str = "tether/fleet";

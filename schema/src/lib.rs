@@ -23,6 +23,7 @@ pub mod names;
 pub mod projects;
 pub mod raw;
 pub mod render;
+mod report;
 pub mod spanned;
 pub mod text;
 mod validate;
@@ -30,7 +31,7 @@ pub mod yaml;
 
 pub use diagnostic::{Code, Diagnostic, Span};
 pub use load::{
-    AGENTS_DIR, Content, FLEET_FILE, LoadError, MAX_SPEC_BYTES, SourceFile, is_fleet_path,
-    load_fleet,
+    AGENTS_DIR, Content, FLEET_FILE, LoadError, MAX_SPEC_BYTES, SourceFile, declared_projects,
+    is_fleet_path, load_fleet,
 };
 pub use model::{Agent, ConfirmDeletes, Fleet, FleetSettings, Power};

@@ -10,8 +10,9 @@ use crate::diagnostic::{self, Code, Diagnostic, Span, span_of_byte};
 use crate::model::{Agent, Fleet};
 use crate::names::AgentName;
 use crate::raw::{RawAgent, RawFleet};
+use crate::report::Report;
 use crate::text;
-use crate::validate::{self, FleetContext, Report};
+use crate::validate::{self, FleetContext};
 use crate::yaml::de::{self, UnknownField};
 use crate::yaml::node::{self, Node, NodeKind};
 use std::collections::{BTreeMap, HashMap};
@@ -130,6 +131,18 @@ pub fn load_fleet(files: &[SourceFile]) -> Result<Fleet, LoadError> {
         settings: fleet.settings,
         agents,
     })
+}
+
+/// The project names `fleet.yaml` among `files` declares, in order, read without the agents:
+/// what the provider clients must be built for before the fleet is loaded. Empty when there
+/// is no fleet.yaml, it declares no projects, or it is invalid (loading it reports why).
+pub fn declared_projects(files: &[SourceFile]) -> Vec<String> {
+    let Some(file) = files.iter().find(|f| f.path == FLEET_FILE) else {
+        return Vec::new();
+    };
+    load_settings(file, &mut Vec::new())
+        .map(|ctx| ctx.settings.project_names())
+        .unwrap_or_default()
 }
 
 /// Parses and validates `fleet.yaml`, reporting every problem to `out`.

@@ -6,6 +6,10 @@
 use serde::Serialize;
 use std::fmt;
 
+/// The prefix of every label tether sets itself (the keys in [`crate::labels`]); a label key
+/// of a spec may not use it.
+pub const TETHER_PREFIX: &str = "tether/";
+
 /// Why a value was refused: what is wrong and what to do.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Invalid {
@@ -245,8 +249,7 @@ fn check_label_key(v: &str) -> Result<(), Invalid> {
                 hint,
             ));
         }
-        if prefix == "hetzner.cloud" || prefix == crate::labels::TETHER_PREFIX.trim_end_matches('/')
-        {
+        if prefix == "hetzner.cloud" || prefix == TETHER_PREFIX.trim_end_matches('/') {
             return Err(invalid(
                 format!("the label prefix `{prefix}/` is reserved"),
                 "tether sets `tether/*` labels itself and Hetzner reserves `hetzner.cloud/*`; choose another key",

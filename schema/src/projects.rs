@@ -4,9 +4,8 @@
 
 use crate::diagnostic::Code;
 use crate::names::ProjectName;
-use crate::raw::Text;
-use crate::spanned::Spanned;
-use crate::validate::Report;
+use crate::report::Report;
+use crate::spanned::{Spanned, Text};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeSet;
@@ -78,18 +77,6 @@ pub(crate) fn validate(raw: Option<&Spanned<Vec<RawProject>>>, r: &mut Report<'_
         }
     }
     out
-}
-
-/// The project names `fleet.yaml` among `files` declares, in order, read without the agents:
-/// what the provider clients must be built for before the fleet is loaded. Empty when there
-/// is no fleet.yaml, it declares no projects, or it is invalid (loading it reports why).
-pub fn declared(files: &[crate::SourceFile]) -> Vec<String> {
-    let Some(file) = files.iter().find(|f| f.path == crate::FLEET_FILE) else {
-        return Vec::new();
-    };
-    crate::load::load_settings(file, &mut Vec::new())
-        .map(|ctx| ctx.settings.project_names())
-        .unwrap_or_default()
 }
 
 /// Validates an agent's `spec.server.project` pin against the fleet's projects.
@@ -214,8 +201,8 @@ mod tests {
                     .into_bytes(),
             ),
         }];
-        assert_eq!(super::declared(&files), ["eu-2", "eu-1"]);
-        assert!(super::declared(&[]).is_empty());
+        assert_eq!(crate::declared_projects(&files), ["eu-2", "eu-1"]);
+        assert!(crate::declared_projects(&[]).is_empty());
     }
 
     #[test]

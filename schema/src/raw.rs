@@ -3,16 +3,13 @@
 //! [`crate::model`] happens in [`crate::validate`].
 
 use crate::model::Power;
-use crate::spanned::Spanned;
+use crate::spanned::{Spanned, Text};
 use schemars::JsonSchema;
 use serde::Deserialize;
 use std::collections::BTreeMap;
 
 /// The only supported `apiVersion`.
 pub const API_VERSION: &str = "tether/v1";
-
-/// A string value with its position.
-pub type Text = Spanned<String>;
 
 /// `agents/**/<name>.yaml`: one agent, that is one subscription's VM.
 #[derive(Debug, Deserialize, JsonSchema)]

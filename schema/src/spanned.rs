@@ -12,6 +12,9 @@ pub(crate) const NAME: &str = "$tether::Spanned";
 /// The three pseudo-fields a `Spanned` is deserialised from, in order.
 pub(crate) const FIELDS: &[&str] = &["$line", "$column", "$value"];
 
+/// A string value with its position.
+pub type Text = Spanned<String>;
+
 /// A value and the position of its first character in the source file.
 ///
 /// Equality and ordering look at the value only.

@@ -6,95 +6,38 @@
 mod catalog;
 
 use crate::cloud_init;
-use crate::diagnostic::{Code, Diagnostic, Span};
+use crate::diagnostic::{Code, Span};
 use crate::model::{Agent, ConfirmDeletes, FleetSettings, Labels, Policy, Runtime, ServerSpec};
 use crate::names::{
     AgentName, EnvName, FleetName, ImageName, Invalid, LabelKey, LabelValue, LocationName,
     RuntimeVersion, ServerTypeName, SshKeyName, Subscription, Tailnet, TailnetTag,
 };
-use crate::raw::{self, RawAgent, RawFleet, Text};
-use crate::spanned::Spanned;
+use crate::raw::{self, RawAgent, RawFleet};
+use crate::report::Report;
+use crate::spanned::{Spanned, Text};
 use crate::text;
 use catalog::{catalog, defaults, in_catalog};
 use std::collections::BTreeMap;
 
-/// Collects the problems of one file.
-pub(crate) struct Report<'a> {
-    pub file: &'a str,
-    pub out: &'a mut Vec<Diagnostic>,
-    failed: bool,
-}
-
-impl<'a> Report<'a> {
-    pub fn new(file: &'a str, out: &'a mut Vec<Diagnostic>) -> Self {
-        Report {
-            file,
-            out,
-            failed: false,
-        }
-    }
-
-    pub fn push(&mut self, span: Span, path: &str, code: Code, message: String, hint: String) {
-        self.failed = true;
-        self.out.push(
-            Diagnostic::new(self.file, Some(span), code, message)
-                .at_path(path)
-                .with_hint(hint),
+/// Checks a document's `apiVersion` and `kind`.
+fn header(r: &mut Report<'_>, api_version: &Text, kind: &Text, expected_kind: &str) {
+    if api_version.value != raw::API_VERSION {
+        r.push(
+            api_version.span,
+            "apiVersion",
+            Code::WrongKind,
+            format!("unsupported apiVersion `{}`", api_version.value),
+            format!("use `apiVersion: {}`", raw::API_VERSION),
         );
     }
-
-    /// Parses `text` with `parse`, reporting a failure at the value's position.
-    pub fn parse<T>(
-        &mut self,
-        path: &str,
-        text: &Text,
-        parse: fn(&str) -> Result<T, Invalid>,
-    ) -> Option<T> {
-        match parse(&text.value) {
-            Ok(v) => Some(v),
-            Err(Invalid { message, hint }) => {
-                self.push(text.span, path, Code::InvalidValue, message, hint);
-                None
-            }
-        }
-    }
-
-    fn parse_all<T>(
-        &mut self,
-        path: &str,
-        items: &[Text],
-        parse: fn(&str) -> Result<T, Invalid>,
-    ) -> Vec<T> {
-        items
-            .iter()
-            .enumerate()
-            .filter_map(|(i, t)| self.parse(&format!("{path}[{i}]"), t, parse))
-            .collect()
-    }
-
-    fn header(&mut self, api_version: &Text, kind: &Text, expected_kind: &str) {
-        if api_version.value != raw::API_VERSION {
-            self.push(
-                api_version.span,
-                "apiVersion",
-                Code::WrongKind,
-                format!("unsupported apiVersion `{}`", api_version.value),
-                format!("use `apiVersion: {}`", raw::API_VERSION),
-            );
-        }
-        if kind.value != expected_kind {
-            self.push(
-                kind.span,
-                "kind",
-                Code::WrongKind,
-                format!("expected kind `{expected_kind}`, found `{}`", kind.value),
-                format!("this file must hold a `kind: {expected_kind}` document"),
-            );
-        }
-    }
-
-    pub fn ok(&self) -> bool {
-        !self.failed
+    if kind.value != expected_kind {
+        r.push(
+            kind.span,
+            "kind",
+            Code::WrongKind,
+            format!("expected kind `{expected_kind}`, found `{}`", kind.value),
+            format!("this file must hold a `kind: {expected_kind}` document"),
+        );
     }
 }
 
@@ -114,7 +57,7 @@ pub(crate) struct Defaults {
 }
 
 pub(crate) fn fleet(raw: RawFleet, r: &mut Report<'_>) -> Option<FleetContext> {
-    r.header(&raw.api_version, &raw.kind, "Fleet");
+    header(r, &raw.api_version, &raw.kind, "Fleet");
     let name = r.parse("metadata.name", &raw.metadata.name, FleetName::parse);
     let spec = raw.spec;
     let tailnet = match &spec.tailscale.tailnet {
@@ -258,7 +201,7 @@ pub(crate) fn agent(
     fleet: Option<&FleetContext>,
     r: &mut Report<'_>,
 ) -> Option<Agent> {
-    r.header(&raw.api_version, &raw.kind, "Agent");
+    header(r, &raw.api_version, &raw.kind, "Agent");
     let name = r.parse("metadata.name", &raw.metadata.name, AgentName::parse);
     let labels = labels(&raw.metadata.labels, r);
     let spec = raw.spec;

@@ -18,6 +18,7 @@ mod github;
 mod heal;
 mod lease;
 mod matrix;
+mod module_graph;
 mod notify;
 mod offer;
 mod operations;

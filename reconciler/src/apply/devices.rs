@@ -1,6 +1,7 @@
 //! The Tailscale side of the executor's steps: finding an agent's devices, waiting for a new
 //! one to join (both through the pass's shared [`super::enrolment`] watch), and deleting them.
 
+use super::error::{Doing, StepError};
 use super::report::ActionReport;
 use super::steps::{Ctx, StepResult, Stop};
 use crate::cloud::retry::Clock;
@@ -25,7 +26,11 @@ impl<C: Compute, T: Tailnet> Ctx<'_, C, T> {
 
     /// The devices named `hostname` attached to `server` (fleet tags only, joined after the
     /// server was created), listed now.
-    async fn attached_listing(&self, server: &Server, hostname: &str) -> Result<Vec<Device>, Stop> {
+    async fn attached_listing(
+        &self,
+        server: &Server,
+        hostname: &str,
+    ) -> Result<Vec<Device>, StepError> {
         let query = DeviceQuery {
             tags: Vec::new(),
             hostname: Some(hostname.to_owned()),
@@ -35,7 +40,7 @@ impl<C: Compute, T: Tailnet> Ctx<'_, C, T> {
             .tailnet
             .list_devices(&query)
             .await
-            .map_err(|e| format!("listing the devices of server {}: {e}", server.id))?;
+            .doing(|| format!("listing the devices of server {}", server.id))?;
         let fleet_tags: BTreeSet<&str> = self
             .fleet
             .settings
@@ -63,7 +68,7 @@ impl<C: Compute, T: Tailnet> Ctx<'_, C, T> {
             self.tailnet
                 .delete_device(device)
                 .await
-                .map_err(|e| format!("deleting device {}: {e}", device.0))?;
+                .doing(|| format!("deleting device {}", device.0))?;
             report.device_ids.push(device.clone());
         }
         Ok(())
@@ -79,20 +84,25 @@ impl<C: Compute, T: Tailnet> Ctx<'_, C, T> {
         &self,
         agent: &Agent,
         server: &Server,
-    ) -> Result<Vec<(DeviceId, bool)>, Stop> {
-        let online = self
+    ) -> Result<Vec<(DeviceId, bool)>, StepError> {
+        Ok(self
             .attached_listing(server, agent.name.as_str())
             .await?
             .into_iter()
             .map(|d| (d.id, d.online))
-            .collect();
-        Ok(online)
+            .collect())
     }
 
     /// The devices of the agent that exist before its new server: from the pass's shared
     /// [`DeviceWatch`](super::enrolment::DeviceWatch), so a create lists nothing itself.
-    pub(super) async fn known_devices(&self, agent: &Agent) -> Result<BTreeSet<DeviceId>, String> {
-        self.watch.known(self.tailnet, agent).await
+    pub(super) async fn known_devices(
+        &self,
+        agent: &Agent,
+    ) -> Result<BTreeSet<DeviceId>, StepError> {
+        self.watch
+            .known(self.tailnet, agent)
+            .await
+            .map_err(StepError::DeviceWatch)
     }
 
     /// Waits (bounded by [`Options::device_timeout`](super::Options)) for an online device of
@@ -101,8 +111,10 @@ impl<C: Compute, T: Tailnet> Ctx<'_, C, T> {
         &self,
         agent: &Agent,
         before: &BTreeSet<DeviceId>,
-    ) -> Result<Option<DeviceId>, String> {
+    ) -> Result<Option<DeviceId>, StepError> {
         let deadline = self.options.clock.now() + self.options.device_timeout;
-        super::gate::waiting(self.watch.wait(agent, before.clone(), deadline)).await
+        super::gate::waiting(self.watch.wait(agent, before.clone(), deadline))
+            .await
+            .map_err(StepError::DeviceWatch)
     }
 }

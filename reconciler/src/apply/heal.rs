@@ -11,6 +11,7 @@
 //! - The minted key is revoked whatever happens; a failed revocation is left to the next
 //!   pass's sweep.
 
+use super::error::Doing;
 use super::report::ActionReport;
 use super::steps::{Ctx, StepResult, Stop};
 use crate::cloud::tailscale::{DeviceId, Tailnet};
@@ -69,7 +70,7 @@ impl<C: Compute, T: Tailnet> Ctx<'_, C, T> {
             self.compute
                 .update_server(id, None, &labels)
                 .await
-                .map_err(|e| format!("labelling server {id} before its rebuild: {e}"))?;
+                .doing(|| format!("labelling server {id} before its rebuild"))?;
             if let (Some(service), Some(key)) = (self.runtime, agent_key) {
                 service.enrol(agent, key);
             }
@@ -77,7 +78,7 @@ impl<C: Compute, T: Tailnet> Ctx<'_, C, T> {
                 .compute
                 .rebuild(id, agent.server.image.as_str(), &user_data)
                 .await
-                .map_err(|e| format!("rebuilding server {id}: {e}"))?;
+                .doing(|| format!("rebuilding server {id}"))?;
             self.wait(&[action.id], report).await?;
             self.await_device(agent, &before, report).await
         })
@@ -95,7 +96,7 @@ impl<C: Compute, T: Tailnet> Ctx<'_, C, T> {
             .compute
             .reset(id)
             .await
-            .map_err(|e| format!("resetting server {id}: {e}"))?;
+            .doing(|| format!("resetting server {id}"))?;
         self.wait(&[action.id], report).await?;
         self.await_device(agent, &BTreeSet::new(), report).await
     }

@@ -9,6 +9,7 @@
 
 mod devices;
 mod enrolment;
+pub mod error;
 mod gate;
 mod heal;
 pub mod keys;
@@ -17,6 +18,7 @@ pub mod report;
 pub mod runtime;
 mod steps;
 
+pub use error::{Kind, StepError};
 pub use report::{ActionReport, ApplyReport, Outcome};
 
 use crate::cloud::Compute;
@@ -195,8 +197,8 @@ pub async fn apply_with<C: Compute, T: Tailnet>(
         reports.extend(chains.into_iter().flatten());
     }
     if let Some(service) = agent_api {
-        reports
-            .extend(crate::runtime::rollout::run(&updates, fleet, compute, service, &stop).await);
+        let rollout = crate::runtime::rollout::run(&updates, fleet, compute, service, &stop).await;
+        reports.extend(rollout.into_iter().map(runtime::report));
     }
     reports.sort_by(|a, b| (a.order, &a.agent).cmp(&(b.order, &b.agent)));
     tracing::info!(

@@ -1,6 +1,7 @@
 //! The executor's half of quarantine before delete ([`crate::plan::quarantine`]): putting a
 //! server whose spec was removed into quarantine, and giving it back when its spec returns.
 
+use super::error::Doing;
 use super::report::ActionReport;
 use super::steps::{Ctx, StepResult, Stop};
 use crate::cloud::retry::Clock;
@@ -71,7 +72,7 @@ impl<C: Compute, T: Tailnet> Ctx<'_, C, T> {
         self.compute
             .update_server(id, Some(&name), &quarantined)
             .await
-            .map_err(|e| format!("labelling server {id} as quarantined ({name}): {e}"))?;
+            .doing(|| format!("labelling server {id} as quarantined ({name})"))?;
         Ok(())
     }
 
@@ -119,13 +120,13 @@ impl<C: Compute, T: Tailnet> Ctx<'_, C, T> {
         self.compute
             .update_server(id, Some(name), &restored)
             .await
-            .map_err(|e| format!("restoring server {id} from quarantine as {name}: {e}"))?;
+            .doing(|| format!("restoring server {id} from quarantine as {name}"))?;
         if agent.power == Power::On && server.status != ServerStatus::Running {
             let a = self
                 .compute
                 .power_on(id)
                 .await
-                .map_err(|e| format!("powering server {id} on to restore it: {e}"))?;
+                .doing(|| format!("powering server {id} on to restore it"))?;
             self.wait(&[a.id], report).await?;
         }
         if agent.power == Power::On
@@ -143,7 +144,8 @@ impl<C: Compute, T: Tailnet> Ctx<'_, C, T> {
             .update_server(id, Some(name), &operation::done(&restored))
             .await
             .map(|_| ())
-            .map_err(|e| Stop::Failed(format!("clearing the restore record on server {id}: {e}")))
+            .doing(|| format!("clearing the restore record on server {id}"))
+            .map_err(Stop::Failed)
     }
 
     /// An ACPI shutdown, then a hard power-off if the server is not off within
@@ -156,16 +158,11 @@ impl<C: Compute, T: Tailnet> Ctx<'_, C, T> {
             .compute
             .shutdown(server.id)
             .await
-            .map_err(|e| format!("shutting down server {}: {e}", server.id))?;
+            .doing(|| format!("shutting down server {}", server.id))?;
         self.wait(&[a.id], report).await?;
         let deadline = self.options.clock.now() + SHUTDOWN_WAIT;
         loop {
-            let status = self
-                .compute
-                .get_server(server.id)
-                .await
-                .map_err(|e| e.to_string())?
-                .map(|s| s.status);
+            let status = self.compute.get_server(server.id).await?.map(|s| s.status);
             if status == Some(ServerStatus::Off) {
                 return Ok(());
             }
@@ -178,7 +175,7 @@ impl<C: Compute, T: Tailnet> Ctx<'_, C, T> {
             .compute
             .power_off(server.id)
             .await
-            .map_err(|e| format!("powering off server {}: {e}", server.id))?;
+            .doing(|| format!("powering off server {}", server.id))?;
         self.wait(&[a.id], report).await
     }
 
@@ -192,7 +189,7 @@ impl<C: Compute, T: Tailnet> Ctx<'_, C, T> {
             self.tailnet
                 .set_authorized(device, authorized)
                 .await
-                .map_err(|e| format!("setting authorized={authorized} on device {device}: {e}"))?;
+                .doing(|| format!("setting authorized={authorized} on device {device}"))?;
             report.device_ids.push(device.clone());
         }
         Ok(())

@@ -1,5 +1,6 @@
 //! The account of an apply run: per action what happened, with the provider ids auditors need.
 
+use super::error::{Kind, StepError};
 use crate::cloud::tailscale::{AuthKeyId, DeviceId};
 use crate::cloud::{ActionId, ServerId};
 use crate::plan::Action;
@@ -16,12 +17,33 @@ pub enum Outcome {
     Failed {
         /// Why.
         reason: String,
+        /// Transient (the next pass tries again) or terminal (it needs a person).
+        kind: Kind,
     },
     /// Not attempted.
     Skipped {
         /// Why.
         reason: String,
     },
+}
+
+impl Outcome {
+    /// The failure `error`, its reason rendered.
+    pub fn failed(error: &StepError) -> Outcome {
+        Outcome::Failed {
+            reason: error.to_string(),
+            kind: error.kind(),
+        }
+    }
+
+    /// How an action that was not done ended; `None` when it was done.
+    pub fn kind(&self) -> Option<Kind> {
+        match self {
+            Outcome::Done => None,
+            Outcome::Failed { kind, .. } => Some(*kind),
+            Outcome::Skipped { .. } => Some(Kind::Skipped),
+        }
+    }
 }
 
 /// What happened to one planned action.
@@ -180,7 +202,7 @@ impl fmt::Display for ActionReport {
         .join(", ");
         let outcome = match &self.outcome {
             Outcome::Done => "done".to_owned(),
-            Outcome::Failed { reason } => format!("FAILED: {reason}"),
+            Outcome::Failed { reason, kind } => format!("FAILED ({kind}): {reason}"),
             Outcome::Skipped { reason } => format!("skipped: {reason}"),
         };
         write!(f, "{:<14} {:<24} {outcome}", self.kind, self.agent)?;

@@ -5,8 +5,10 @@
 //! reach their server's label. Without an agent API (`tether apply`, or a daemon without
 //! `agentApi`) runtime updates are skipped with [`NO_AGENT_API`].
 
+use super::{ActionReport, Outcome, StepError};
 use crate::cloud::Compute;
 use crate::plan::safety;
+use crate::runtime::rollout::{Ended, Update};
 use crate::runtime::{Service, credential};
 use crate::secret::Secret;
 use std::collections::BTreeMap;
@@ -68,4 +70,16 @@ pub async fn write_rotated_keys<C: Compute>(
             }
         }
     }
+}
+
+/// The report of one runtime update the rollout ran.
+pub fn report(update: Update<'_>) -> ActionReport {
+    let outcome = match update.ended {
+        Ended::Done => Outcome::Done,
+        Ended::Failed(e) => Outcome::failed(&StepError::from(e)),
+        Ended::Skipped { reason } => Outcome::Skipped { reason },
+    };
+    let mut report = ActionReport::new(update.action, outcome);
+    report.server_id = update.server_id;
+    report
 }

@@ -3,10 +3,11 @@
 
 use super::Options;
 use super::enrolment::DeviceWatch;
-use super::keys;
+use super::error::{Doing, StepError};
+use super::keys::{self, KeyError};
 use super::report::{ActionReport, Outcome};
 use crate::cloud::tailscale::{CreatedAuthKey, DeviceId, Tailnet};
-use crate::cloud::{ActionId, ActionStatus, Compute, Server, ServerId};
+use crate::cloud::{ActionId, ActionStatus, Compute, Server, ServerId, hetzner, tailscale};
 use crate::operation::{self, Operation};
 use crate::plan::{Action, safety};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -31,14 +32,32 @@ pub(super) struct Ctx<'a, C, T> {
 /// Why a step did not complete.
 pub(super) enum Stop {
     /// It was attempted and failed.
-    Failed(String),
+    Failed(StepError),
     /// It was not carried out, on purpose (ownership changed, budget used up, already gone).
     Skipped(String),
 }
 
-impl From<String> for Stop {
-    fn from(reason: String) -> Self {
-        Stop::Failed(reason)
+impl From<StepError> for Stop {
+    fn from(error: StepError) -> Self {
+        Stop::Failed(error)
+    }
+}
+
+impl From<hetzner::Error> for Stop {
+    fn from(error: hetzner::Error) -> Self {
+        Stop::Failed(error.into())
+    }
+}
+
+impl From<tailscale::Error> for Stop {
+    fn from(error: tailscale::Error) -> Self {
+        Stop::Failed(error.into())
+    }
+}
+
+impl From<KeyError> for Stop {
+    fn from(error: KeyError) -> Self {
+        Stop::Failed(error.into())
     }
 }
 
@@ -141,7 +160,7 @@ impl<C: Compute, T: Tailnet> Ctx<'_, C, T> {
                         .delete_device(device_id)
                         .await
                         .map(|_| ())
-                        .map_err(|e| Stop::Failed(e.to_string()))
+                        .map_err(Stop::from)
                 }
                 Action::UpdateRuntime { server_id, .. } => {
                     report.server_id = Some(*server_id);
@@ -156,9 +175,10 @@ impl<C: Compute, T: Tailnet> Ctx<'_, C, T> {
                     tracing::warn!(%reason, "skipped");
                     report.outcome = Outcome::Skipped { reason };
                 }
-                Err(Stop::Failed(reason)) => {
-                    tracing::error!(%reason, "failed");
-                    report.outcome = Outcome::Failed { reason };
+                Err(Stop::Failed(error)) => {
+                    let kind = error.kind();
+                    tracing::error!(reason = %error, %kind, "failed");
+                    report.outcome = Outcome::failed(&error);
                 }
             }
             report
@@ -169,7 +189,9 @@ impl<C: Compute, T: Tailnet> Ctx<'_, C, T> {
 
     fn agent(&self, name: &str) -> Result<&Agent, Stop> {
         self.fleet.agents.get(name).ok_or_else(|| {
-            Stop::Failed(format!("agent `{name}` is not in the fleet being applied"))
+            Stop::Failed(StepError::NotInFleet {
+                agent: name.to_owned(),
+            })
         })
     }
 
@@ -193,8 +215,7 @@ impl<C: Compute, T: Tailnet> Ctx<'_, C, T> {
             self.options.key_expiry,
             &self.options.clock,
         )
-        .await
-        .map_err(|e| e.to_string())?;
+        .await?;
         report.key_id = Some(key.key.id.clone());
         let devices_before = report.device_ids.len();
         let result = run(&key, report).await;
@@ -219,7 +240,7 @@ impl<C: Compute, T: Tailnet> Ctx<'_, C, T> {
             .update_server(id, None, to)
             .await
             .map(|_| ())
-            .map_err(|e| Stop::Failed(e.to_string()))
+            .map_err(Stop::from)
     }
 
     async fn power(
@@ -235,8 +256,7 @@ impl<C: Compute, T: Tailnet> Ctx<'_, C, T> {
             self.compute.power_on(id).await
         } else {
             self.compute.power_off(id).await
-        }
-        .map_err(|e| e.to_string())?;
+        }?;
         self.wait(&[a.id], report).await
     }
 
@@ -259,12 +279,7 @@ impl<C: Compute, T: Tailnet> Ctx<'_, C, T> {
         report: &mut ActionReport,
     ) -> StepResult {
         report.server_id = Some(id);
-        let live = match self
-            .compute
-            .get_server(id)
-            .await
-            .map_err(|e| e.to_string())?
-        {
+        let live = match self.compute.get_server(id).await? {
             Some(server) => server,
             None => {
                 report.warning = Some("the server was already gone".to_owned());
@@ -283,11 +298,7 @@ impl<C: Compute, T: Tailnet> Ctx<'_, C, T> {
                 self.budget
             )));
         }
-        let action = self
-            .compute
-            .delete_server(id)
-            .await
-            .map_err(|e| e.to_string())?;
+        let action = self.compute.delete_server(id).await?;
         report.deleted_server = Some(id);
         if let Some(action) = action {
             self.wait(&[action.id], report).await?;
@@ -316,12 +327,8 @@ impl<C: Compute, T: Tailnet> Ctx<'_, C, T> {
         self.compute
             .update_server(server.id, None, &labels)
             .await
-            .map_err(|e| {
-                Stop::Failed(format!(
-                    "recording {op} at `{step}` on server {}: {e}",
-                    server.id
-                ))
-            })
+            .doing(|| format!("recording {op} at `{step}` on server {}", server.id))
+            .map_err(Stop::Failed)
     }
 
     /// The live server, if it still carries this fleet's and `agent`'s labels.
@@ -329,8 +336,7 @@ impl<C: Compute, T: Tailnet> Ctx<'_, C, T> {
         let server = self
             .compute
             .get_server(id)
-            .await
-            .map_err(|e| e.to_string())?
+            .await?
             .ok_or_else(|| Stop::Skipped(format!("server {id} no longer exists")))?;
         self.check_ownership(agent, &server)?;
         Ok(server)
@@ -357,23 +363,25 @@ impl<C: Compute, T: Tailnet> Ctx<'_, C, T> {
         ) {
             return Ok(());
         }
-        Err(Stop::Failed(format!(
-            "Hetzner returned server {} ({}) without tether's ownership labels tether/fleet={} and tether/agent={}; tether will not manage it or create another under that name. Add the labels by hand (`hcloud server add-label`) to let tether manage it, or delete it",
-            server.id, server.name, self.fleet.settings.name, agent.name
-        )))
+        Err(Stop::Failed(StepError::Unlabelled {
+            server_id: server.id,
+            name: server.name.clone(),
+            fleet: self.fleet.settings.name.to_string(),
+            agent: agent.name.to_string(),
+        }))
     }
 
     pub(super) async fn wait(&self, ids: &[ActionId], report: &mut ActionReport) -> StepResult {
         report.action_ids.extend_from_slice(ids);
-        let done = super::gate::waiting(self.compute.wait_for_actions(ids))
-            .await
-            .map_err(|e| e.to_string())?;
+        let done = super::gate::waiting(self.compute.wait_for_actions(ids)).await?;
         for action in done {
             if let ActionStatus::Error { code, message } = action.status {
-                return Err(Stop::Failed(format!(
-                    "Hetzner action {} ({}) failed: {code}: {message}",
-                    action.id, action.command
-                )));
+                return Err(Stop::Failed(StepError::ActionFailed {
+                    id: action.id,
+                    command: action.command,
+                    code,
+                    message,
+                }));
             }
         }
         Ok(())

@@ -209,8 +209,14 @@ async fn a_replacement_that_never_comes_online_keeps_the_old_server() {
         .expect("accepted");
     let replace = outcome(&report, "replace", "r1");
     assert!(
-        matches!(&replace.outcome, Outcome::Failed { reason } if reason.contains("not online yet")),
+        matches!(&replace.outcome, Outcome::Failed { reason, kind: Kind::Transient } if reason.contains("not online yet")),
         "{report}"
+    );
+    assert!(
+        replace
+            .to_string()
+            .contains("FAILED (transient): the replacement is not online yet"),
+        "{replace}"
     );
     let retired = labels::retired_name("r1", old_id);
     assert!(
@@ -295,7 +301,7 @@ async fn a_server_created_without_labels_fails_loudly_and_is_not_created_again()
     let report = w.apply(&p, &f).await;
     let create = outcome(&report, "create", "bare");
     assert!(
-        matches!(&create.outcome, Outcome::Failed { reason } if reason.contains("without tether's ownership labels") && reason.contains("hcloud server add-label")),
+        matches!(&create.outcome, Outcome::Failed { reason, kind: Kind::Terminal } if reason.contains("without tether's ownership labels") && reason.contains("hcloud server add-label")),
         "{report}"
     );
     let again = w.plan(&f).await;

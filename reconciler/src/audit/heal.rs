@@ -5,7 +5,7 @@
 //! with the reason.
 
 use super::status::{AgentStatus, Inputs, Phase, Verdict};
-use crate::apply::Outcome;
+use crate::apply::{Kind, Outcome};
 use crate::plan::Action;
 use crate::plan::heal::{Record, Remedy};
 use serde::Serialize;
@@ -76,6 +76,7 @@ pub fn next(input: &Inputs<'_>, agents: &mut [AgentStatus]) -> BTreeMap<String, 
         } else if let Some(reason) = records.get(&status.agent).and_then(|r| r.failed.clone()) {
             status.phase = Phase::Failed;
             status.last_error = Some(reason);
+            status.last_error_kind = Some(Kind::Terminal);
         }
     }
     records.retain(|agent, _| agents.iter().any(|s| s.agent == *agent));

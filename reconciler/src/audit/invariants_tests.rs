@@ -104,6 +104,7 @@ fn ready(agent: &str, id: u64, status: ServerStatus) -> AgentStatus {
         quarantine: None,
         last_transition_time: String::new(),
         last_error: None,
+        last_error_kind: None,
     }
 }
 

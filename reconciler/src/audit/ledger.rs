@@ -21,7 +21,7 @@ pub const DEVICES_FILE: &str = "devices.yaml";
 /// The file of recent deletions.
 pub const DELETIONS_FILE: &str = "deletions.yaml";
 /// `status/runtime.yaml`: the runtime rollout and what each on-VM agent last reported
-/// (written by `crate::runtime::status`).
+/// (written by [`super::runtime`]).
 pub const RUNTIME_FILE: &str = "runtime.yaml";
 /// How far back deletions count against `maxDeletionsPerHour`.
 pub const DELETION_WINDOW: time::Duration = time::Duration::hours(1);

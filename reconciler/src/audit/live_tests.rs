@@ -28,6 +28,7 @@ fn doc(name: &str, id: u64, status: ServerStatus, online: bool) -> (String, Stri
         quarantine: None,
         last_transition_time: NOW.to_owned(),
         last_error: None,
+        last_error_kind: None,
     };
     (format!("{name}.yaml"), to_yaml(&a))
 }

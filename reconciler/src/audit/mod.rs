@@ -4,7 +4,8 @@
 //! history of both branches back for `tether audit log`, with [`timeline`] reading each agent's
 //! phases from the status branch; [`view`] reads `tether status`'s overview (and the dashboard's),
 //! [`overview`] renders it and [`live`] adds the lease and the live inventory; [`heal`] keeps
-//! self-healing's records; [`invariants`] checks what must hold at the end of every pass.
+//! self-healing's records; [`runtime`] writes `status/runtime.yaml` for runtime rollouts;
+//! [`invariants`] checks what must hold at the end of every pass.
 
 pub mod commit;
 pub mod heal;
@@ -14,6 +15,7 @@ pub mod live;
 pub mod log;
 pub mod message;
 pub mod overview;
+pub mod runtime;
 pub mod status;
 pub mod timeline;
 pub mod view;

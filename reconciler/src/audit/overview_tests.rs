@@ -35,6 +35,7 @@ fn agent(name: &str, phase: Phase, id: u64, online: Option<bool>) -> AgentStatus
         quarantine: None,
         last_transition_time: NOW.to_owned(),
         last_error: None,
+        last_error_kind: None,
     }
 }
 

@@ -5,7 +5,7 @@
 
 use super::invariants;
 use super::ledger::{self, Baseline, Deletion, Ledger};
-use crate::apply::{ActionReport, ApplyReport, Outcome};
+use crate::apply::{ActionReport, ApplyReport, Kind, Outcome};
 use crate::cloud::tailscale::{Device, DeviceId};
 use crate::cloud::{Server, ServerStatus};
 use crate::plan::{Observed, Plan};
@@ -55,6 +55,10 @@ pub struct AgentStatus {
     pub last_transition_time: String,
     /// The last action's error, if it failed.
     pub last_error: Option<String>,
+    /// Whether that error is `transient` (the next pass tries again) or `terminal` (it needs a
+    /// person or a spec change).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_error_kind: Option<Kind>,
 }
 
 /// The server part of an agent's status.
@@ -244,7 +248,8 @@ pub fn agent_statuses(input: &Inputs<'_>, owned: &BTreeMap<DeviceId, String>) ->
                 }),
                 quarantine: held.map(|s| quarantine_doc(s, fleet)),
                 last_transition_time: input.now.to_owned(),
-                last_error: failure,
+                last_error_kind: failure.as_ref().map(|f| f.1),
+                last_error: failure.map(|f| f.0),
             }
         })
         .collect()
@@ -269,9 +274,9 @@ fn quarantine_doc(server: &Server, fleet: &Fleet) -> QuarantineDoc {
     }
 }
 
-fn failed(a: &ActionReport) -> Option<String> {
+fn failed(a: &ActionReport) -> Option<(String, Kind)> {
     match &a.outcome {
-        Outcome::Failed { reason } => Some(reason.clone()),
+        Outcome::Failed { reason, kind } => Some((reason.clone(), *kind)),
         _ => None,
     }
 }
@@ -334,7 +339,7 @@ pub fn fleet_status(
                 .report
                 .actions
                 .iter()
-                .filter_map(|a| failed(a).map(|r| format!("{} {}: {r}", a.kind, a.agent)))
+                .filter_map(|a| failed(a).map(|(r, _)| format!("{} {}: {r}", a.kind, a.agent)))
                 .collect();
             // A plan with nothing to do changes nothing: the last plan that did stays recorded.
             let plan_hash = match baseline {

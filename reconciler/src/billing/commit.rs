@@ -180,19 +180,6 @@ pub(super) fn branch_tip<'r>(
         .ok_or_else(|| BillingError::NoBranch(base.to_owned()))
 }
 
-/// A spec file's text and its `spec.subscription`.
-pub(super) fn spec_subscription(file: &tether_schema::SourceFile) -> Option<(&str, &str)> {
-    let tether_schema::Content::Bytes(bytes) = &file.content else {
-        return None;
-    };
-    let text = std::str::from_utf8(bytes).ok()?;
-    let sub = text
-        .lines()
-        .find_map(|l| l.trim().strip_prefix("subscription:"))
-        .map(|v| v.trim().trim_matches('"').trim_matches('\''))?;
-    Some((text, sub))
-}
-
 /// `tree` with the file at `path` set to `content` (removed when empty).
 pub(super) fn with_file(
     repo: &Repository,

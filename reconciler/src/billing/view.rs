@@ -171,7 +171,7 @@ impl View {
                 Ok(Some((path, text)))
             }
             View::Files(files) => Ok(files.iter().find_map(|f| {
-                super::commit::spec_subscription(f)
+                spec_subscription(f)
                     .filter(|(_, s)| *s == subscription)
                     .map(|(text, _)| (f.path.clone(), text.to_owned()))
             })),
@@ -268,4 +268,17 @@ fn duplicate<'a>(specs: impl Iterator<Item = (&'a str, &'a Checked)>) -> Option<
         Checked::Skipped => false,
     };
     specs.into_iter().find(|(_, c)| seen(c)).map(|(p, _)| p)
+}
+
+/// A spec file's text and its `spec.subscription`.
+pub(super) fn spec_subscription(file: &tether_schema::SourceFile) -> Option<(&str, &str)> {
+    let tether_schema::Content::Bytes(bytes) = &file.content else {
+        return None;
+    };
+    let text = std::str::from_utf8(bytes).ok()?;
+    let sub = text
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("subscription:"))
+        .map(|v| v.trim().trim_matches('"').trim_matches('\''))?;
+    Some((text, sub))
 }

@@ -11,10 +11,10 @@ use crate::apply::Options;
 use crate::audit::{self, commit::Identity, message};
 use crate::cloud::fence::Fenced;
 use crate::cloud::retry::{Clock, TokioClock};
-use crate::daemon::shutdown;
 use crate::forge::StatusState;
 use crate::plan::Plan;
 use crate::plan::render::text;
+use crate::process::shutdown;
 use crate::reconcile::{self, PassError, PassOptions, PassOutcome, StatusTarget};
 use crate::source::Snapshot;
 use crate::source::fleets::Loaded;
@@ -93,7 +93,7 @@ pub struct ApplyArgs {
     /// After Ctrl-C or SIGTERM: how long in-flight actions may take to finish before tether
     /// stops waiting for them.
     #[arg(long, value_name = "DURATION", env = "TETHER_SHUTDOWN_GRACE", default_value = "60s",
-          value_parser = crate::daemon::config::parse_duration)]
+          value_parser = crate::process::parse_duration)]
     shutdown_grace: Duration,
 }
 

@@ -3,7 +3,7 @@
 use super::common::{self, LogFormat};
 use super::{CliError, Outcome};
 use crate::billing::serve::{self, config::BillingConfig};
-use crate::daemon::shutdown;
+use crate::process::shutdown;
 use std::path::PathBuf;
 
 /// Billing integrations that write the fleet repository.

@@ -59,7 +59,7 @@ fn action_timeout() -> Result<Option<std::time::Duration>, CliError> {
     std::env::var("TETHER_HETZNER_ACTION_TIMEOUT")
         .ok()
         .map(|text| {
-            crate::daemon::config::parse_duration(text.trim()).map_err(|e| {
+            crate::process::parse_duration(text.trim()).map_err(|e| {
                 CliError::usage(
                     format!("TETHER_HETZNER_ACTION_TIMEOUT: {e}"),
                     "write a number with a unit: `90s`, `10m`",
@@ -88,7 +88,7 @@ pub fn tailscale() -> Result<tailscale::Client, CliError> {
 pub fn clients_for(
     snapshot: &Snapshot,
 ) -> Result<(Projects<hetzner::Client>, tailscale::Client), CliError> {
-    clients_for_projects(&tether_schema::projects::declared(&snapshot.files))
+    clients_for_projects(&tether_schema::declared_projects(&snapshot.files))
 }
 
 /// The Hetzner clients of the fleet projects `declared` (none: the `HCLOUD_TOKEN` client alone)

@@ -3,8 +3,8 @@
 //! changes and renewed in the background while the command runs.
 
 use super::CliError;
-use crate::daemon::config::parse_duration;
 use crate::daemon::lock::{Lease, LeaseGuard, LockError, LockStore, rfc3339};
+use crate::process::parse_duration;
 use crate::source::Snapshot;
 use std::path::Path;
 use std::time::Duration;

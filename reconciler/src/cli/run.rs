@@ -3,7 +3,8 @@
 use super::common::{self, LogFormat};
 use super::{CliError, Outcome};
 use crate::daemon::config::{self, DaemonConfig};
-use crate::daemon::{run, shutdown};
+use crate::daemon::run;
+use crate::process::shutdown;
 use std::path::PathBuf;
 
 /// Reconcile continuously: on a schedule, on every push (webhook) and on every local edit,

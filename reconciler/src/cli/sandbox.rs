@@ -131,8 +131,8 @@ async fn run_live(
     options: Option<StackOptions>,
 ) -> Result<Outcome, CliError> {
     super::common::init_logging(super::common::LogFormat::Text, "warn");
-    let (trigger, _signal) = crate::daemon::shutdown::channel();
-    crate::daemon::shutdown::on_os_signals(trigger.clone()).map_err(|e| {
+    let (trigger, _signal) = crate::process::shutdown::channel();
+    crate::process::shutdown::on_os_signals(trigger.clone()).map_err(|e| {
         CliError::failed(
             format!("cannot listen for Ctrl-C: {e}"),
             "check the process's signal handling",

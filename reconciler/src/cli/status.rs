@@ -86,7 +86,7 @@ pub fn cmd_status(args: &StatusArgs) -> Result<Outcome, CliError> {
         .watch
         .as_deref()
         .map(|t| {
-            crate::daemon::config::parse_duration(t.trim())
+            crate::process::parse_duration(t.trim())
                 .and_then(|d| {
                     (d >= Duration::from_millis(100))
                         .then_some(d)

@@ -23,8 +23,8 @@
 
 use crate::cloud::hetzner::ratelimit::Observed;
 use crate::cloud::retry::Clock;
-use crate::daemon::shutdown::ShutdownSignal;
 use crate::daemon::trigger::{Schedule, Trigger, TriggerSender};
+use crate::process::shutdown::ShutdownSignal;
 use rand::Rng as _;
 use std::time::Duration;
 use tokio::sync::watch;

@@ -18,12 +18,12 @@ mod secrets;
 use crate::daemon::trigger::Schedule;
 use crate::secret::Secret;
 use check::Check;
-pub use check::parse_duration;
-pub use dashboard::{DASHBOARD_TOKEN_ENV, DashboardConfig};
+pub use dashboard::DashboardConfig;
 pub use notify::{
     DEFAULT_NOTIFY_RETRIES, DEFAULT_NOTIFY_TIMEOUT, DEFAULT_UNHEALTHY_AFTER, NotifyConfig,
     SinkConfig, SinkFormat,
 };
+pub use raw::DASHBOARD_TOKEN_ENV;
 pub use raw::{ENV_ALIASES, ENV_OVERRIDES, Origin};
 use raw::{Settings, apply_env};
 use std::fmt;

@@ -6,7 +6,7 @@
 //! to a counter's name and a full stop to each help text, so both are left out where the metrics
 //! are registered.
 
-use prometheus_client::encoding::prometheus_text;
+use crate::process::metrics::{HistogramFamily, Labels, encode, labels};
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
@@ -17,19 +17,13 @@ use std::sync::atomic::AtomicU64;
 use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-/// The `Content-Type` of [`Metrics::render`]'s output.
-pub const CONTENT_TYPE: &str = prometheus_text::CONTENT_TYPE;
 /// Upper bounds (seconds) of the reconcile duration histogram's buckets.
 pub const DURATION_BUCKETS: [f64; 11] = [
     0.1, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0,
 ];
 
-/// One series' label pairs, in the order they are exposed.
-pub(crate) type Labels = Vec<(&'static str, String)>;
 /// A gauge holding a float (seconds, timestamps).
 pub(crate) type FloatGauge = Gauge<f64, AtomicU64>;
-/// A histogram family whose buckets a `fn` builds.
-pub(crate) type HistogramFamily = Family<Labels, Histogram, fn() -> Histogram>;
 
 /// How a reconcile pass ended (label `outcome`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -53,23 +47,6 @@ impl ReconcileOutcome {
     }
 }
 
-/// The label pairs `names` = `values`, also used by `tether billing serve`'s metrics.
-pub(crate) fn labels(names: &[&'static str], values: &[&str]) -> Labels {
-    names
-        .iter()
-        .zip(values)
-        .map(|(name, value)| (*name, (*value).to_owned()))
-        .collect()
-}
-
-/// The text exposition of everything in `registry`.
-pub(crate) fn encode(registry: &Registry) -> String {
-    let mut out = String::new();
-    // Writing into a `String` cannot fail, and every registered metric encodes infallibly.
-    let _ = prometheus_text::encode(&mut out, registry);
-    out
-}
-
 fn reconcile_duration() -> Histogram {
     Histogram::new(DURATION_BUCKETS)
 }
@@ -90,6 +67,7 @@ pub struct Metrics {
     duration: HistogramFamily,
     reconciles: Family<Labels, Counter>,
     actions: Family<Labels, Counter>,
+    action_errors: Family<Labels, Counter>,
     api_requests: Family<Labels, Counter>,
     rate_limit: Family<Labels, Gauge>,
     agents: Family<Labels, Gauge>,
@@ -120,6 +98,12 @@ impl Metrics {
             "tether_actions",
             "Plan actions executed, by kind and outcome",
             actions.clone(),
+        );
+        let action_errors = Family::default();
+        registry.register(
+            "tether_action_errors",
+            "Plan actions not done, by kind and error (transient, terminal or skipped)",
+            action_errors.clone(),
         );
         let api_requests = Family::default();
         registry.register(
@@ -163,6 +147,7 @@ impl Metrics {
             duration,
             reconciles,
             actions,
+            action_errors,
             api_requests,
             rate_limit,
             agents,
@@ -202,6 +187,14 @@ impl Metrics {
     pub fn count_action(&self, kind: &str, outcome: &str) {
         self.actions
             .get_or_create(&labels(&["kind", "outcome"], &[kind, outcome]))
+            .inc();
+    }
+
+    /// Counts one plan action of `kind` that was not done, by its error: `transient` (the next
+    /// pass tries again), `terminal` (it needs a person) or `skipped`.
+    pub fn count_action_error(&self, kind: &str, error: &str) {
+        self.action_errors
+            .get_or_create(&labels(&["kind", "error"], &[kind, error]))
             .inc();
     }
 

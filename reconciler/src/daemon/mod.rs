@@ -10,14 +10,14 @@
 //! - [`lock`]: the single-writer lease, a ref compare-and-swapped in the fleet repository;
 //! - [`metrics`]: Prometheus counters, gauges and the reconcile histogram;
 //! - [`http`]: `/healthz`, `/readyz`, `/metrics` and `/webhook`;
-//! - [`shutdown`]: SIGTERM/SIGINT as a signal the loop checks between actions, a grace period
-//!   that applies only after it;
 //! - [`notify`]: notifications of failures, refusals, unhealthy agents and recoveries;
 //! - [`pass`]: one pass and its account (metrics, readiness, one log line);
+//! - [`readiness`]: whether the daemon is ready, which a pass sets and `/readyz` reports;
 //! - [`projects`]: per-project request counting and the pace the slowest project sets;
 //! - [`run`]: the loop that ties them together.
 //!
-//! The remote fleet repository's local mirror is [`crate::source::remote`].
+//! The remote fleet repository's local mirror is [`crate::source::remote`]; shutdown on signals
+//! and the Prometheus exposition are shared with the other servers in [`crate::process`].
 
 pub mod budget;
 pub mod config;
@@ -27,8 +27,8 @@ pub mod metrics;
 pub mod notify;
 mod pass;
 pub mod projects;
+pub mod readiness;
 pub mod run;
-pub mod shutdown;
 pub mod trigger;
 pub mod watch;
 pub mod webhook;

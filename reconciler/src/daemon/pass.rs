@@ -3,8 +3,8 @@
 //! ([`Health::record`]).
 
 use super::config::DaemonConfig;
-use super::http::Readiness;
 use super::metrics::{Metrics, ReconcileOutcome};
+use super::readiness::Readiness;
 use crate::apply::{ApplyReport, Options, Outcome};
 use crate::audit::invariants::Invariant;
 use crate::audit::{STATUS_BRANCH, commit::Identity};
@@ -236,6 +236,9 @@ fn count_actions(metrics: &Metrics, o: &PassOutcome) {
             Outcome::Skipped { .. } => "skipped",
         };
         metrics.count_action(a.kind, result);
+        if let Some(error) = a.outcome.kind() {
+            metrics.count_action_error(a.kind, error.as_str());
+        }
     }
     let unhealthy = o
         .plan

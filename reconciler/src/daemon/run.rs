@@ -12,13 +12,13 @@
 
 use super::budget::{self, Cadence};
 use super::config::{DaemonConfig, FleetSource, TailscaleAuth};
-use super::http::{self, HttpState, Readiness};
+use super::http::{self, HttpState};
 use super::lock::{Lease, LeaseGuard, LockError, LockStore};
 use super::metrics::{Metrics, ReconcileOutcome};
 use super::notify::{self, Notifier};
 use super::pass::{self, Health, Source};
 use super::projects;
-use super::shutdown::{self, ShutdownSignal, ShutdownTrigger};
+use super::readiness::Readiness;
 use super::trigger::{self, Trigger, TriggerSender};
 use super::watch::{self, FleetWatcher};
 use super::webhook::Webhook;
@@ -28,6 +28,7 @@ use crate::cloud::projects::tokens::Registry;
 use crate::cloud::retry::TokioClock;
 use crate::cloud::tailscale::Tailnet;
 use crate::cloud::{hetzner, tailscale};
+use crate::process::shutdown::{self, ShutdownSignal, ShutdownTrigger};
 use crate::source::fleets::FleetCache;
 use crate::source::remote::{Credentials, RepoCache};
 use std::sync::Arc;

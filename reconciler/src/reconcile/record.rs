@@ -204,7 +204,7 @@ impl Record<'_> {
             checks,
         };
         let (mut files, breaches) = status::files(&inputs);
-        crate::runtime::status::add(
+        crate::audit::runtime::add(
             &mut files,
             self.options.runtime,
             &planned.fleet,

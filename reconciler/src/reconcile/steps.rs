@@ -244,7 +244,7 @@ async fn apply<C: Compute, T: Tailnet>(
         ctx,
     } = planned;
     if let Some(service) = options.runtime {
-        crate::runtime::status::seed(service, ledger);
+        crate::audit::runtime::seed(service, ledger);
         service.sync(fleet, &observed.servers);
         apply::runtime::write_rotated_keys(compute, fleet, service, &observed.servers).await;
     }
@@ -302,7 +302,7 @@ fn context_at(
         subscriptions: std::collections::BTreeMap::new(),
         now: Some(now),
         heal: ledger.heal.clone(),
-        halted_rollout: crate::runtime::status::halted(ledger),
+        halted_rollout: crate::audit::runtime::halted(ledger),
     }
 }
 

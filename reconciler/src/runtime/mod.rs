@@ -1,14 +1,13 @@
 //! Runtime updates in place: the daemon's side of the on-VM agent. [`Service`] holds what each
 //! agent should run, the hash of its credential and its last report; [`api`] serves it to the
 //! agents over the tailnet; [`rollout`] moves a new runtime through health-gated waves;
-//! [`status`] writes `status/runtime.yaml`. The agent itself is [`crate::agent_client`].
+//! [`crate::audit::runtime`] writes `status/runtime.yaml`. The agent itself is [`crate::agent_client`].
 //!
 //! Decisions: `docs/decisions/023-on-vm-agent.md`, `docs/decisions/024-health-gated-waves.md`.
 
 pub mod api;
 pub mod credential;
 pub mod rollout;
-pub mod status;
 pub mod wire;
 
 use crate::cloud::Server;

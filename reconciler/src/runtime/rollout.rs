@@ -15,8 +15,7 @@
 
 use super::Service;
 use super::wire::Desired;
-use crate::apply::{ActionReport, Outcome};
-use crate::cloud::{Compute, ServerId};
+use crate::cloud::{Compute, ServerId, hetzner};
 use crate::plan::runtime::Halted;
 use crate::plan::{Action, safety};
 use serde::{Deserialize, Serialize};
@@ -72,6 +71,87 @@ pub struct WaveRecord {
     pub outcome: String,
 }
 
+/// How one runtime update ended; the executor reports it (`apply/runtime.rs`).
+#[derive(Debug)]
+pub struct Update<'a> {
+    /// The plan's [`Action::UpdateRuntime`].
+    pub action: &'a Action,
+    /// The agent's server, once it was looked at.
+    pub server_id: Option<ServerId>,
+    /// How it ended.
+    pub ended: Ended,
+}
+
+/// How a runtime update ended.
+#[derive(Debug)]
+pub enum Ended {
+    /// Its wave was healthy and its server relabelled.
+    Done,
+    /// Attempted and failed (or rolled back).
+    Failed(RolloutError),
+    /// Not attempted.
+    Skipped {
+        /// Why.
+        reason: String,
+    },
+}
+
+/// Why a runtime update failed; its `Display` is the reason the report shows.
+#[derive(Debug, thiserror::Error)]
+pub enum RolloutError {
+    /// Reading the agent's server before its wave failed.
+    #[error("{source}")]
+    Read {
+        /// The server.
+        server_id: ServerId,
+        /// The client's error.
+        #[source]
+        source: hetzner::Error,
+    },
+    /// The plan names an agent that the fleet being applied does not have.
+    #[error("agent `{agent}` is not in the fleet being applied")]
+    NotInFleet {
+        /// The agent.
+        agent: String,
+    },
+    /// The wave reported a failure or was not healthy by its deadline: the rollout halted and
+    /// the wave is served its previous runtime again.
+    #[error("{reason}")]
+    Halted {
+        /// The agent whose update this was.
+        agent: String,
+        /// The halt and how far the rollback got, naming the failing agent and the versions.
+        reason: String,
+    },
+    /// The wave was healthy, but moving the server's `tether/runtime` label failed.
+    #[error("{reason}")]
+    Relabel {
+        /// The server.
+        server_id: ServerId,
+        /// What failed, naming the server.
+        reason: String,
+    },
+}
+
+impl<'a> Update<'a> {
+    fn new(action: &'a Action, ended: Ended) -> Self {
+        Update {
+            action,
+            server_id: None,
+            ended,
+        }
+    }
+
+    fn skipped(action: &'a Action, reason: &str) -> Self {
+        Update::new(
+            action,
+            Ended::Skipped {
+                reason: reason.to_owned(),
+            },
+        )
+    }
+}
+
 /// One update of a wave.
 struct Member<'a> {
     action: &'a Action,
@@ -81,13 +161,13 @@ struct Member<'a> {
 }
 
 /// Runs `updates` (the plan's [`Action::UpdateRuntime`]s) wave by wave.
-pub async fn run<C: Compute>(
-    updates: &[&Action],
+pub async fn run<'a, C: Compute>(
+    updates: &[&'a Action],
     fleet: &Fleet,
     compute: &C,
     service: &Service,
     stop: &watch::Receiver<bool>,
-) -> Vec<ActionReport> {
+) -> Vec<Update<'a>> {
     let mut waves: BTreeMap<u32, Vec<&Action>> = BTreeMap::new();
     for action in updates {
         if let Action::UpdateRuntime { wave, .. } = action {
@@ -123,7 +203,7 @@ pub async fn run<C: Compute>(
             .clone()
             .or_else(|| (*stop.borrow()).then(|| "tether is shutting down; not started".to_owned()))
         {
-            reports.extend(actions.iter().map(|a| ActionReport::skipped(a, &reason)));
+            reports.extend(actions.iter().map(|a| Update::skipped(a, &reason)));
             continue;
         }
         let outcome = wave(number, &actions, fleet, compute, service, &mut record).await;
@@ -135,14 +215,14 @@ pub async fn run<C: Compute>(
 }
 
 /// Serves one wave the new runtime, waits for it, and relabels or rolls back.
-async fn wave<C: Compute>(
+async fn wave<'a, C: Compute>(
     number: u32,
-    actions: &[&Action],
+    actions: &[&'a Action],
     fleet: &Fleet,
     compute: &C,
     service: &Service,
     record: &mut Record,
-) -> Vec<ActionReport> {
+) -> Vec<Update<'a>> {
     let mut reports = Vec::new();
     let mut members = Vec::new();
     for action in actions {
@@ -156,12 +236,14 @@ async fn wave<C: Compute>(
             reports.push(failed(
                 action,
                 *server_id,
-                format!("agent `{agent}` is not in the fleet being applied"),
+                RolloutError::NotInFleet {
+                    agent: agent.to_string(),
+                },
             ));
             continue;
         };
         let skip = |reason: String| {
-            let mut r = ActionReport::skipped(action, &reason);
+            let mut r = Update::skipped(action, &reason);
             r.server_id = Some(*server_id);
             r
         };
@@ -185,7 +267,11 @@ async fn wave<C: Compute>(
                 continue;
             }
             Err(e) => {
-                reports.push(failed(action, *server_id, e.to_string()));
+                let e = RolloutError::Read {
+                    server_id: *server_id,
+                    source: e,
+                };
+                reports.push(failed(action, *server_id, e));
                 continue;
             }
         }
@@ -205,11 +291,18 @@ async fn wave<C: Compute>(
                 reports.push(match relabel(m, fleet, compute).await {
                     Ok(()) => {
                         record.agents_done += 1;
-                        let mut r = ActionReport::new(m.action, Outcome::Done);
+                        let mut r = Update::new(m.action, Ended::Done);
                         r.server_id = Some(m.server_id);
                         r
                     }
-                    Err(reason) => failed(m.action, m.server_id, reason),
+                    Err(reason) => failed(
+                        m.action,
+                        m.server_id,
+                        RolloutError::Relabel {
+                            server_id: m.server_id,
+                            reason,
+                        },
+                    ),
                 });
             }
             record.waves.push(WaveRecord {
@@ -239,11 +332,11 @@ async fn wave<C: Compute>(
                     .before
                     .as_ref()
                     .map_or("the runtime it ran", |d| d.version.as_str());
-                reports.push(failed(
-                    m.action,
-                    m.server_id,
-                    format!("{reason}; {back} to {to}"),
-                ));
+                let halted = RolloutError::Halted {
+                    agent: m.agent.to_owned(),
+                    reason: format!("{reason}; {back} to {to}"),
+                };
+                reports.push(failed(m.action, m.server_id, halted));
             }
             record.waves.push(WaveRecord {
                 wave: number,
@@ -364,8 +457,8 @@ async fn relabel<C: Compute>(m: &Member<'_>, fleet: &Fleet, compute: &C) -> Resu
         })
 }
 
-fn failed(action: &Action, server_id: ServerId, reason: String) -> ActionReport {
-    let mut r = ActionReport::new(action, Outcome::Failed { reason });
+fn failed(action: &Action, server_id: ServerId, error: RolloutError) -> Update<'_> {
+    let mut r = Update::new(action, Ended::Failed(error));
     r.server_id = Some(server_id);
     r
 }

@@ -6,8 +6,8 @@
 use super::stack::{CLIENT_ID, Stack, StackOptions};
 use crate::daemon::config::{DaemonConfig, FleetSource, LogFormat, TailscaleAuth};
 use crate::daemon::run::{self, Handles};
-use crate::daemon::shutdown::ShutdownTrigger;
 use crate::daemon::trigger::Schedule;
+use crate::process::shutdown::ShutdownTrigger;
 use crate::secret::Secret;
 use git2::{IndexAddOption, Repository, Signature};
 use std::io::Write;

@@ -5,8 +5,9 @@ use super::{Defaults, Report};
 use crate::diagnostic::Code;
 use crate::model::Catalog;
 use crate::names::{ImageName, LocationName, ServerTypeName, SshKeyName};
-use crate::raw::{self, RawServer, Text};
+use crate::raw::{self, RawServer};
 use crate::spanned::Spanned;
+use crate::spanned::Text;
 
 /// `spec.catalog`: every list non-empty, every entry a valid name.
 pub(super) fn catalog(raw: &raw::RawCatalog, r: &mut Report<'_>) -> Catalog {

@@ -299,7 +299,7 @@ pub fn label_changes(
     keys.dedup();
     let mut changes = Vec::new();
     for key in keys {
-        if !tether && key.starts_with(labels::TETHER_PREFIX) {
+        if !tether && key.starts_with(tether_schema::names::TETHER_PREFIX) {
             continue;
         }
         let (from, to) = (have.get(key), want.get(key));

@@ -27,27 +27,6 @@ pub fn managed_servers<'a>(fleet: &Fleet, observed: &'a Observed) -> BTreeMap<&'
     Inventory::classify(&observed.servers, fleet.settings.name.as_str()).managed
 }
 
-/// The fleet's quarantined servers by agent name (the newest when an agent has several).
-pub fn quarantined_servers<'a>(
-    fleet: &Fleet,
-    observed: &'a Observed,
-) -> BTreeMap<&'a str, &'a Server> {
-    let mut by_agent: BTreeMap<&str, &Server> = BTreeMap::new();
-    for server in Inventory::classify(&observed.servers, fleet.settings.name.as_str()).quarantined {
-        let Some(agent) = server.labels.get(labels::AGENT) else {
-            continue;
-        };
-        let newer = by_agent.get(agent.as_str()).is_none_or(|held| {
-            (super::quarantine::quarantined_at(held), held.id)
-                < (super::quarantine::quarantined_at(server), server.id)
-        });
-        if newer {
-            by_agent.insert(agent.as_str(), server);
-        }
-    }
-    by_agent
-}
-
 /// The observed servers, sorted by what they are to this fleet.
 pub(super) struct Inventory<'a> {
     /// This fleet's current servers, by agent name.

@@ -2,10 +2,10 @@
 //! each with its reason, plus what was noticed and left alone. Pure: no I/O, no clock.
 //!
 //! Start at [`plan()`]. [`safety`] enforces the deletion budget and the shrink circuit breaker;
-//! [`cost`] prices the plan; [`render`] draws it for people (text, Markdown), and the JSON
+//! ([`Refusal`], why a plan may not be applied, is its); [`cost`] prices the plan; [`render`] draws it for people (text, Markdown), and the JSON
 //! rendering is the [`Plan`]'s `Serialize` form (schema in `docs/plan.md`). Here: what goes in
 //! ([`Observed`], [`Context`]) and the [`Action`]s; [`Note`] in `note.rs`; the plan as a value
-//! ([`Plan`], [`Summary`], [`Refusal`]) in `value.rs`; the decisions: the fleet's in
+//! ([`Plan`], [`Summary`]) in `value.rs`; the decisions: the fleet's in
 //! `compute.rs`, one agent's in `agent.rs`.
 
 mod agent;
@@ -26,9 +26,11 @@ pub mod safety;
 mod value;
 
 pub use compute::plan;
-pub use inventory::{device_ownership, managed_servers, quarantined_servers};
+pub use inventory::{device_ownership, managed_servers};
 pub use note::Note;
-pub use value::{Plan, Refusal, Summary};
+pub use quarantine::quarantined_servers;
+pub use safety::Refusal;
+pub use value::{Plan, Summary};
 
 use crate::compute::{Euros, Server, ServerId};
 use crate::tailnet::{Device, DeviceId};

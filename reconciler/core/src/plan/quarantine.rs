@@ -12,7 +12,7 @@
 //!   parse, no grace period is deemed over: the server is kept (fail closed).
 
 use super::inventory::Inventory;
-use super::{Action, Context, Note, safety};
+use super::{Action, Context, Note, Observed, safety};
 use crate::compute::Server;
 use crate::operation;
 use crate::tailnet::{Device, DeviceId};
@@ -29,6 +29,26 @@ pub fn grace_of(server: &Server, fleet: &Fleet) -> u64 {
         .get(labels::QUARANTINE_GRACE)
         .and_then(|v| v.parse().ok())
         .unwrap_or(fleet.settings.policy.quarantine_grace)
+}
+
+/// The fleet's quarantined servers by agent name (the newest when an agent has several).
+pub fn quarantined_servers<'a>(
+    fleet: &Fleet,
+    observed: &'a Observed,
+) -> BTreeMap<&'a str, &'a Server> {
+    let mut by_agent: BTreeMap<&str, &Server> = BTreeMap::new();
+    for server in Inventory::classify(&observed.servers, fleet.settings.name.as_str()).quarantined {
+        let Some(agent) = server.labels.get(labels::AGENT) else {
+            continue;
+        };
+        let newer = by_agent.get(agent.as_str()).is_none_or(|held| {
+            (quarantined_at(held), held.id) < (quarantined_at(server), server.id)
+        });
+        if newer {
+            by_agent.insert(agent.as_str(), server);
+        }
+    }
+    by_agent
 }
 
 /// When `server` entered quarantine, from `tether/quarantined-at`.

@@ -29,9 +29,10 @@
 //! - Two fleets in different Hetzner projects that share a tailnet do not use the same agent
 //!   names: attachment by hostname cannot tell their devices apart (recorded devices can).
 
-use super::{Action, Context, Note, Refusal};
+use super::{Action, Context, Note};
 use crate::compute::Server;
 use crate::tailnet::Device;
+use serde::Serialize;
 use std::collections::{BTreeMap, BTreeSet};
 use tether_schema::{Fleet, labels};
 use time::OffsetDateTime;
@@ -138,6 +139,16 @@ pub fn disrupts(action: &Action) -> bool {
             | Action::Quarantine { .. }
             | Action::Heal { .. }
     )
+}
+
+/// Why a plan may not be applied.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Refusal {
+    /// Every safety rule the plan breaks.
+    pub reasons: Vec<String>,
+    /// What the operator can do.
+    pub how_to_proceed: String,
 }
 
 /// Every safety rule `actions` break, or `None`.

@@ -1,6 +1,7 @@
 //! The plan as a value: [`Plan`] with its [`Summary`] and [`Refusal`], its actions in execution
 //! order and its content hash.
 
+use super::safety::Refusal;
 use super::{Action, Note, heal};
 use crate::compute::Euros;
 use serde::Serialize;
@@ -53,16 +54,6 @@ pub struct Summary {
 
 fn is_zero(n: &usize) -> bool {
     *n == 0
-}
-
-/// Why a plan may not be applied.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct Refusal {
-    /// Every safety rule the plan breaks.
-    pub reasons: Vec<String>,
-    /// What the operator can do.
-    pub how_to_proceed: String,
 }
 
 /// A complete plan.

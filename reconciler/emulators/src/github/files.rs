@@ -2,11 +2,29 @@
 //! lists them: added, removed and modified files with line counts and unified-diff hunks.
 //! Renames are not detected (a move is a removal and an addition).
 
-use super::state::FileChange;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 use similar::{ChangeTag, TextDiff};
 use std::collections::BTreeMap;
+
+/// One file of a pull request, as `GET …/pulls/{n}/files` lists it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct FileChange {
+    /// Path.
+    pub filename: String,
+    /// How it changed.
+    pub status: FileStatus,
+    /// Added lines.
+    pub additions: u64,
+    /// Deleted lines.
+    pub deletions: u64,
+    /// Blob sha of the new content (none for removed files).
+    pub sha: Option<String>,
+    /// Unified diff hunks.
+    pub patch: Option<String>,
+    /// Path before a rename or copy.
+    pub previous_filename: Option<String>,
+}
 
 /// How a file changed, as GitHub's `status` of a pull request file names it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]

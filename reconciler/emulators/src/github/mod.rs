@@ -23,8 +23,9 @@ pub mod statuses;
 mod tests;
 pub mod wire;
 
+pub use files::FileChange;
 pub use pulls::NewPull;
-pub use state::{Comment, FileChange, PullRequest, Rejection, Status};
+pub use state::{Comment, PullRequest, Rejection, Status};
 
 use crate::Token;
 use crate::emulator::{Faults, RequestLog, Server};

@@ -2,11 +2,12 @@
 //! get, list (filtered by `state`, `head`, `base`; newest first) and files (the branch diff or
 //! files set out of band; paginated, at most 3000).
 
+use super::files::FileChange;
 use super::gate::Caller;
 use super::routes::{
     App, Reply, base_url, body_json, json, number, paged, required_field, string_field,
 };
-use super::state::{FileChange, PullRequest, Rejection, State, now};
+use super::state::{PullRequest, Rejection, State, now};
 use super::wire::{self, PullParts};
 use axum::body::Bytes;
 use axum::extract::{Extension, Path, Query, State as Axum};

@@ -4,7 +4,7 @@
 //! returned as is by the out-of-band Rust API.
 
 use super::files;
-use super::files::FileStatus;
+use super::files::FileChange;
 use serde::Serialize;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
@@ -159,25 +159,6 @@ pub struct PullRequest {
     pub draft: bool,
     /// RFC 3339, seconds.
     pub created_at: String,
-}
-
-/// One file of a pull request, as `GET …/pulls/{n}/files` lists it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct FileChange {
-    /// Path.
-    pub filename: String,
-    /// How it changed.
-    pub status: FileStatus,
-    /// Added lines.
-    pub additions: u64,
-    /// Deleted lines.
-    pub deletions: u64,
-    /// Blob sha of the new content (none for removed files).
-    pub sha: Option<String>,
-    /// Unified diff hunks.
-    pub patch: Option<String>,
-    /// Path before a rename or copy.
-    pub previous_filename: Option<String>,
 }
 
 /// A branch: its head sha and the files at that commit.

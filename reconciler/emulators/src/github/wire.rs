@@ -3,7 +3,8 @@
 //! at the emulator itself (`base`, from the request's `Host`), so they are valid and
 //! followable.
 
-use super::state::{Comment, FileChange, PullRequest, Rejection, Repo, Status, User};
+use super::files::FileChange;
+use super::state::{Comment, PullRequest, Rejection, Repo, Status, User};
 use serde_json::{Value, json};
 
 /// Where GitHub's error answers point.

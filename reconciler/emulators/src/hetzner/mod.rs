@@ -5,7 +5,8 @@
 //! Start with [`HetznerEmulator::start`] and a [`Config`]; point a client at
 //! [`HetznerEmulator::url`]. Where to look next:
 //! - `routes/`: the HTTP surface, one file per resource, and `/_emulator` control routes;
-//! - `lifecycle.rs`: how servers move between states over time, and when hooks fire;
+//! - `lifecycle.rs`: how servers move between states over time, and when hooks fire
+//!   (`timing.rs`: how long each action takes);
 //! - `state.rs`: the model; `catalog.rs` + `seed.rs`: locations, server types, images;
 //! - `selector.rs`, `labels.rs`, `pagination.rs`, `ratelimit.rs`, `errors.rs`: pure rules.
 
@@ -23,20 +24,20 @@ pub mod selector;
 mod shared;
 mod state;
 mod status;
+mod timing;
 mod wire;
 
 #[cfg(test)]
 mod tests;
 
 pub use catalog::Catalog;
-pub use lifecycle::Latencies;
 pub use ratelimit::RateLimit;
 pub use status::ServerStatus;
+pub use timing::Latencies;
 
 use super::MachineHooks;
 use super::emulator::{Faults, RequestLog, Server};
 use crate::Token;
-use lifecycle::Timing;
 use rand::Rng;
 use rand::distr::Alphanumeric;
 use ratelimit::Limiter;
@@ -47,6 +48,7 @@ use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
 use std::time::Duration;
+use timing::Timing;
 use tokio::sync::watch;
 
 /// The public key of the seeded SSH key `ops-2026` (tether's example fleet uses it).

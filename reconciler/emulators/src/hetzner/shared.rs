@@ -2,9 +2,9 @@
 //! settings, the rate limiter, the machine hooks and the stop signal.
 
 use super::catalog::Catalog;
-use super::lifecycle::Timing;
 use super::ratelimit::Limiter;
 use super::state::{HookEvent, Model};
+use super::timing::Timing;
 use crate::MachineHooks;
 use crate::Token;
 use crate::emulator::{Faults, RequestLog};

@@ -9,7 +9,7 @@
 //! [`super::TailscaleEmulator::enrollment_failures`].
 
 use super::Shared;
-use super::state::EnrollError;
+use super::state::{EnrollmentFailure, FailureReason};
 use crate::Token;
 use crate::{BootedServer, MachineHooks};
 use std::sync::Arc;
@@ -21,40 +21,6 @@ use yaml_rust2::{Yaml, YamlLoader};
 #[derive(Debug, Clone)]
 pub struct Enroller {
     shared: Arc<Shared>,
-}
-
-/// A server whose cloud-init did not get it into the tailnet.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct EnrollmentFailure {
-    /// Hetzner server id.
-    pub server_id: u64,
-    /// Server name.
-    pub server_name: String,
-    /// Why.
-    pub reason: FailureReason,
-}
-
-/// Why an emulated VM did not join.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum FailureReason {
-    /// The server was created without user_data.
-    #[error("the server has no user_data")]
-    NoUserData,
-    /// The user_data is not a `#cloud-config` YAML mapping.
-    #[error("user_data is not a cloud-config document: {0}")]
-    NotCloudConfig(String),
-    /// No `runcmd` entry runs `tailscale up`.
-    #[error("cloud-init runs no `tailscale up`")]
-    NoTailscaleUp,
-    /// `tailscale up` names no auth key that cloud-init provides.
-    #[error("`tailscale up` has no usable auth key: {0}")]
-    NoAuthKey(String),
-    /// A failure injected with [`super::TailscaleEmulator::fail_cloud_init`].
-    #[error("cloud-init failed before `tailscale up` (injected)")]
-    Injected,
-    /// The control plane refused the key.
-    #[error("the control plane refused the auth key: {0}")]
-    Rejected(#[from] EnrollError),
 }
 
 /// What `tailscale up` would be run with.

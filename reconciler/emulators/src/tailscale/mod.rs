@@ -21,9 +21,9 @@ pub mod machines;
 mod state;
 pub mod wire;
 
-pub use enroller::{Enroller, EnrollmentFailure, FailureReason};
+pub use enroller::Enroller;
 pub use machines::Until;
-pub use state::EnrollError;
+pub use state::{EnrollError, EnrollmentFailure, FailureReason};
 
 use crate::Token;
 use crate::emulator::{Faults, RequestLog, Server};

@@ -396,7 +396,7 @@ async fn an_apply_under_faults_on_the_key_routes_leaves_no_valid_tether_key() {
     for action in &report.actions {
         match &action.outcome {
             Outcome::Done => created += 1,
-            Outcome::Failed { reason } => assert!(reason.contains("auth key"), "{reason}"),
+            Outcome::Failed { reason, .. } => assert!(reason.contains("auth key"), "{reason}"),
             Outcome::Skipped { reason } => panic!("{} skipped: {reason}", action.agent),
         }
     }

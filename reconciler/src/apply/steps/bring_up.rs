@@ -2,6 +2,7 @@
 //! old one is retired), each with the one-off key it hands its VM.
 
 use super::{Ctx, StepResult, Stop};
+use crate::apply::error::{Doing, StepError};
 use crate::apply::report::ActionReport;
 use crate::apply::runtime;
 use crate::cloud::tailscale::{CreatedAuthKey, DeviceId, Tailnet};
@@ -56,11 +57,7 @@ impl<C: Compute, T: Tailnet> Ctx<'_, C, T> {
             start_after_create: agent.power == Power::On,
             project: project.map(str::to_owned),
         };
-        let created = self
-            .compute
-            .create_server(&new)
-            .await
-            .map_err(|e| e.to_string())?;
+        let created = self.compute.create_server(&new).await?;
         report.server_id = Some(created.server.id);
         report.ipv4.clone_from(&created.server.ipv4);
         self.verify_labels(agent, &created.server)?;
@@ -108,13 +105,14 @@ impl<C: Compute, T: Tailnet> Ctx<'_, C, T> {
         self.compute
             .update_server(old, Some(&retired_name), &retired_labels)
             .await
-            .map_err(|e| format!("retiring server {old}: {e}"))?;
+            .doing(|| format!("retiring server {old}"))?;
         self.create(agent, project, report).await?;
         let healthy = agent.power == Power::Off || !report.device_ids.is_empty();
         if !healthy {
-            return Err(Stop::Failed(format!(
-                "the replacement is not online yet; old server {old} is kept as {retired_name} and deleted on a later run"
-            )));
+            return Err(Stop::Failed(StepError::ReplacementNotOnline {
+                old,
+                retired_name,
+            }));
         }
         let live = self.owned(agent.name.as_str(), old).await?;
         if safety::is_protected(&live) {
@@ -134,7 +132,7 @@ impl<C: Compute, T: Tailnet> Ctx<'_, C, T> {
             .compute
             .delete_server(old)
             .await
-            .map_err(|e| format!("deleting the replaced server {old}: {e}"))?;
+            .doing(|| format!("deleting the replaced server {old}"))?;
         report.deleted_server = Some(old);
         if let Some(action) = action {
             self.wait(&[action.id], report).await?;
@@ -143,7 +141,7 @@ impl<C: Compute, T: Tailnet> Ctx<'_, C, T> {
             self.tailnet
                 .delete_device(device)
                 .await
-                .map_err(|e| format!("deleting old device {}: {e}", device.0))?;
+                .doing(|| format!("deleting old device {}", device.0))?;
             report.device_ids.push(device.clone());
         }
         Ok(())

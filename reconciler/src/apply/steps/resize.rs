@@ -10,6 +10,7 @@
 //!   wanted type is not changed.
 
 use super::{Ctx, StepResult, Stop};
+use crate::apply::error::{Doing, StepError};
 use crate::apply::report::ActionReport;
 use crate::cloud::tailscale::Tailnet;
 use crate::cloud::{Compute, Server, ServerId, ServerStatus};
@@ -34,12 +35,16 @@ impl<C: Compute, T: Tailnet> Ctx<'_, C, T> {
         if agent.power == Power::On
             && let Err(e) = self.start(id, report).await
         {
-            return Err(match changed {
-                Ok(()) => e,
-                Err(Stop::Failed(first) | Stop::Skipped(first)) => Stop::Failed(format!(
-                    "{first}; then powering server {id} back on failed too (the next pass retries): {}",
-                    reason(e)
-                )),
+            return Err(match (changed, e) {
+                (Err(Stop::Failed(first)), Stop::Failed(then)) => {
+                    Stop::Failed(StepError::LeftOff {
+                        server: id,
+                        first: Box::new(first),
+                        then: Box::new(then),
+                    })
+                }
+                (Err(Stop::Failed(first)), Stop::Skipped(_)) => Stop::Failed(first),
+                (_, e) => e,
             });
         }
         changed?;
@@ -48,7 +53,8 @@ impl<C: Compute, T: Tailnet> Ctx<'_, C, T> {
             .update_server(id, None, &operation::done(&live.labels))
             .await
             .map(|_| ())
-            .map_err(|e| Stop::Failed(format!("clearing the resize record on server {id}: {e}")))
+            .doing(|| format!("clearing the resize record on server {id}"))
+            .map_err(Stop::Failed)
     }
 
     /// Powers `server` off (unless it is off) and changes its type to `to` (unless it has it).
@@ -66,16 +72,16 @@ impl<C: Compute, T: Tailnet> Ctx<'_, C, T> {
                 .compute
                 .power_off(server.id)
                 .await
-                .map_err(|e| format!("powering off server {} to resize it: {e}", server.id))?;
+                .doing(|| format!("powering off server {} to resize it", server.id))?;
             self.wait(&[a.id], report).await?;
         }
         let a = self
             .compute
             .change_type(server.id, to, false)
             .await
-            .map_err(|e| {
+            .doing(|| {
                 format!(
-                    "changing server {} from {} to {to}: {e}",
+                    "changing server {} from {} to {to}",
                     server.id, server.server_type
                 )
             })?;
@@ -87,9 +93,11 @@ impl<C: Compute, T: Tailnet> Ctx<'_, C, T> {
         let live = self
             .compute
             .get_server(id)
-            .await
-            .map_err(|e| e.to_string())?
-            .ok_or_else(|| Stop::Failed(format!("server {id} disappeared during its resize")))?;
+            .await?
+            .ok_or(StepError::Vanished {
+                server: id,
+                during: "its resize",
+            })?;
         if matches!(live.status, ServerStatus::Running | ServerStatus::Starting) {
             return Ok(());
         }
@@ -97,13 +105,7 @@ impl<C: Compute, T: Tailnet> Ctx<'_, C, T> {
             .compute
             .power_on(id)
             .await
-            .map_err(|e| format!("powering server {id} on after its resize: {e}"))?;
+            .doing(|| format!("powering server {id} on after its resize"))?;
         self.wait(&[a.id], report).await
-    }
-}
-
-fn reason(stop: Stop) -> String {
-    match stop {
-        Stop::Failed(r) | Stop::Skipped(r) => r,
     }
 }

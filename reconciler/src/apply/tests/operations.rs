@@ -35,7 +35,7 @@ async fn a_type_change_hetzner_refuses_powers_the_server_back_on_and_keeps_the_r
     let report = w.apply(&refused, &small).await;
     let resize = outcome(&report, "resize", "big");
     assert!(
-        matches!(&resize.outcome, Outcome::Failed { reason } if reason.contains("changing server") && reason.contains("invalid_server_type")),
+        matches!(&resize.outcome, Outcome::Failed { reason, .. } if reason.contains("changing server") && reason.contains("invalid_server_type")),
         "{report}"
     );
     let after = w.server("big").expect("big");

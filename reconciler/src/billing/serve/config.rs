@@ -8,7 +8,7 @@
 use super::file::{self, FileError, Problems};
 use super::signature::DEFAULT_TOLERANCE;
 use crate::audit::commit::Identity;
-use crate::daemon::config::parse_duration;
+use crate::process::parse_duration;
 use crate::secret::Secret;
 use serde::Deserialize;
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};

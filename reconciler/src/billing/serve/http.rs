@@ -301,7 +301,7 @@ async fn healthz() -> Response {
 
 async fn metrics(State(receiver): State<Arc<Receiver>>) -> Response {
     (
-        [(header::CONTENT_TYPE, crate::daemon::metrics::CONTENT_TYPE)],
+        [(header::CONTENT_TYPE, crate::process::metrics::CONTENT_TYPE)],
         receiver.metrics.render(),
     )
         .into_response()

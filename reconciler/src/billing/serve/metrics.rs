@@ -4,7 +4,7 @@
 //! [`crate::daemon::metrics`], counters are registered without `_total` and help texts without
 //! their full stop, which the library adds.
 
-use crate::daemon::metrics::{HistogramFamily, Labels, encode, labels};
+use crate::process::metrics::{HistogramFamily, Labels, encode, labels};
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::histogram::Histogram;

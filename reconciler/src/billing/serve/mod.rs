@@ -17,7 +17,7 @@ pub mod metrics;
 pub mod queue;
 pub mod signature;
 
-use crate::daemon::shutdown::ShutdownSignal;
+use crate::process::shutdown::ShutdownSignal;
 use config::BillingConfig;
 use file::FileError;
 use http::Receiver;

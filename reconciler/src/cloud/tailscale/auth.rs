@@ -228,17 +228,17 @@ async fn fetch_token(
             source,
         })?;
     let status = response.status();
-    let retry_at = super::client::retry_at(&response, now);
+    let retry_at = super::error::retry_at(&response, now);
     let body = response.bytes().await.map_err(|source| Error::Transport {
         operation: operation.clone(),
         source,
     })?;
     if !status.is_success() {
-        return Err(super::client::api_error(operation, status, &body, retry_at));
+        return Err(super::error::api_error(operation, status, &body, retry_at));
     }
     let token: wire::Token = serde_json::from_slice(&body).map_err(|e| Error::Decode {
         operation: operation.clone(),
-        message: format!("token response: {}", super::client::json_problem(&e)),
+        message: format!("token response: {}", super::error::json_problem(&e)),
     })?;
     if !token.token_type.eq_ignore_ascii_case("bearer") || token.access_token.expose().is_empty() {
         return Err(Error::Decode {

@@ -3,6 +3,7 @@
 //! classifier.
 
 use super::auth::{Auth, Config, Credentials};
+use super::error::{api_error, json_problem, retry_at};
 use super::{
     AuthKey, AuthKeyId, CreatedAuthKey, Device, DeviceId, DeviceQuery, Error, NewAuthKey, Tailnet,
     wire,
@@ -11,7 +12,6 @@ use crate::cloud::retry::{Backoff, Clock, TokioClock, retry};
 use bytes::Bytes;
 use http::{Method, StatusCode};
 use serde::de::DeserializeOwned;
-use std::time::{Duration, SystemTime};
 use tether_schema::names::{Tailnet as TailnetName, TailnetTag};
 
 /// The Tailscale API client. Cheap to share behind an `Arc`; the OAuth token cache is shared by
@@ -318,49 +318,6 @@ fn decode_error(call: &Call, message: String) -> Error {
         operation: call.operation(),
         message,
     }
-}
-
-/// A secret-free description of a JSON error: its category and position, never the values.
-pub(super) fn json_problem(e: &serde_json::Error) -> String {
-    let category = match e.classify() {
-        serde_json::error::Category::Io => "I/O error",
-        serde_json::error::Category::Syntax => "not JSON",
-        serde_json::error::Category::Data => "unexpected shape",
-        serde_json::error::Category::Eof => "truncated JSON",
-    };
-    format!("{category} at line {} column {}", e.line(), e.column())
-}
-
-/// The [`Error::Api`] for an error response: its `{"message": …}`, or the start of the body.
-pub(super) fn api_error(
-    operation: String,
-    status: StatusCode,
-    body: &[u8],
-    retry_at: Option<SystemTime>,
-) -> Error {
-    let message = match serde_json::from_slice::<wire::ErrorBody>(body) {
-        Ok(e) => e.message,
-        Err(_) => String::from_utf8_lossy(body).chars().take(200).collect(),
-    };
-    Error::Api {
-        operation,
-        status: status.as_u16(),
-        message,
-        retry_at,
-    }
-}
-
-/// When a throttled response may be retried, from its `Retry-After` seconds.
-pub(super) fn retry_at(response: &reqwest::Response, now: SystemTime) -> Option<SystemTime> {
-    let seconds: u64 = response
-        .headers()
-        .get(http::header::RETRY_AFTER)?
-        .to_str()
-        .ok()?
-        .trim()
-        .parse()
-        .ok()?;
-    Some(now + Duration::from_secs(seconds))
 }
 
 /// Percent-encodes a path segment (ids come from the API, but never trust them to be clean).

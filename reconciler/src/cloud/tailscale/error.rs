@@ -4,8 +4,10 @@
 //! No variant holds a token, a client secret or an auth key: API messages come from the
 //! `{"message": …}` body, transport errors name the URL (which never carries credentials).
 
+use super::wire;
 use crate::cloud::retry::Retry;
-use std::time::SystemTime;
+use http::StatusCode;
+use std::time::{Duration, SystemTime};
 
 /// A failed Tailscale API call.
 #[derive(Debug, thiserror::Error)]
@@ -131,6 +133,49 @@ fn transport_reason(e: &reqwest::Error) -> String {
         "request"
     };
     format!("transport ({kind})")
+}
+
+/// A secret-free description of a JSON error: its category and position, never the values.
+pub(super) fn json_problem(e: &serde_json::Error) -> String {
+    let category = match e.classify() {
+        serde_json::error::Category::Io => "I/O error",
+        serde_json::error::Category::Syntax => "not JSON",
+        serde_json::error::Category::Data => "unexpected shape",
+        serde_json::error::Category::Eof => "truncated JSON",
+    };
+    format!("{category} at line {} column {}", e.line(), e.column())
+}
+
+/// The [`Error::Api`] for an error response: its `{"message": …}`, or the start of the body.
+pub(super) fn api_error(
+    operation: String,
+    status: StatusCode,
+    body: &[u8],
+    retry_at: Option<SystemTime>,
+) -> Error {
+    let message = match serde_json::from_slice::<wire::ErrorBody>(body) {
+        Ok(e) => e.message,
+        Err(_) => String::from_utf8_lossy(body).chars().take(200).collect(),
+    };
+    Error::Api {
+        operation,
+        status: status.as_u16(),
+        message,
+        retry_at,
+    }
+}
+
+/// When a throttled response may be retried, from its `Retry-After` seconds.
+pub(super) fn retry_at(response: &reqwest::Response, now: SystemTime) -> Option<SystemTime> {
+    let seconds: u64 = response
+        .headers()
+        .get(http::header::RETRY_AFTER)?
+        .to_str()
+        .ok()?
+        .trim()
+        .parse()
+        .ok()?;
+    Some(now + Duration::from_secs(seconds))
 }
 
 #[cfg(test)]

@@ -155,8 +155,8 @@ fn a_pass_that_costs_more_than_the_whole_budget_is_capped_at_six_hours() {
 #[tokio::test(start_paused = true)]
 async fn the_timer_fires_about_every_period_follows_the_cadence_and_stops_on_shutdown() {
     use crate::cloud::retry::TokioClock;
-    use crate::daemon::shutdown;
     use crate::daemon::trigger::coalescer;
+    use crate::process::shutdown;
     use tokio::time::Instant;
 
     let (sender, mut coalescer) = coalescer(TokioClock, Duration::ZERO);

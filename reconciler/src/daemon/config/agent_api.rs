@@ -2,7 +2,8 @@
 //! never a public one), the URL the VMs are given, where they download `tether-agent`, how often
 //! they poll and how long a rollout wave may take. Absent `listen`: no API, no runtime rollouts.
 
-use super::check::{Check, parse_duration};
+use super::check::Check;
+use crate::process::parse_duration;
 use crate::runtime::Config;
 use std::net::SocketAddr;
 use std::time::Duration;

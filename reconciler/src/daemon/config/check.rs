@@ -9,6 +9,7 @@ use super::{
 use crate::cloud::hetzner::DEFAULT_ACTION_TIMEOUT;
 use crate::daemon::budget::{self, RateBudget};
 use crate::daemon::trigger::Schedule;
+use crate::process::parse_duration;
 use crate::source::remote::RemoteUrl;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -300,15 +301,6 @@ impl Check<'_> {
 }
 
 const DURATION_HINT: &str = "write a number with a unit: `90s`, `5m`, `1h`, `1h 30m`";
-
-/// Parses a duration as `humantime` reads it: `500ms`, `90s`, `5m`, `1h`, `1h 30m`, `1.5h`,
-/// `2d`.
-///
-/// # Errors
-/// The text is not a duration; the message quotes it and says why.
-pub fn parse_duration(text: &str) -> Result<Duration, String> {
-    humantime::parse_duration(text).map_err(|e| format!("`{text}` is not a duration: {e}"))
-}
 
 fn at_least(d: Duration, seconds: u64) -> Result<Duration, String> {
     if d < Duration::from_secs(seconds) {

@@ -3,12 +3,8 @@
 //! (`dashboard.commitUrl`).
 
 use super::check::Check;
+use super::raw::DASHBOARD_TOKEN_ENV;
 use crate::secret::Secret;
-use serde::Deserialize;
-use tether_schema::spanned::Spanned;
-
-/// The environment variable holding the dashboard's read token.
-pub const DASHBOARD_TOKEN_ENV: &str = "TETHER_DASHBOARD_TOKEN";
 
 /// How the dashboard is served.
 #[derive(Debug, Clone, Default)]
@@ -19,24 +15,6 @@ pub struct DashboardConfig {
     /// The URL a commit id is appended to for a link (e.g.
     /// `https://github.com/acme/fleet/commit/`); without it commits are shown unlinked.
     pub commit_url: Option<String>,
-}
-
-/// `dashboard:` as written.
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
-pub(super) struct RawDashboard {
-    read_token_file: Option<Spanned<String>>,
-    commit_url: Option<Spanned<String>>,
-}
-
-impl RawDashboard {
-    /// The keys given, dotted.
-    pub(super) fn entries(self) -> [(&'static str, Option<Spanned<String>>); 2] {
-        [
-            ("dashboard.readTokenFile", self.read_token_file),
-            ("dashboard.commitUrl", self.commit_url),
-        ]
-    }
 }
 
 impl Check<'_> {

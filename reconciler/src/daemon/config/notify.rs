@@ -15,12 +15,9 @@
 //! ```
 
 use super::Check;
-use super::check::parse_duration;
-use super::raw::{Setting, Settings};
+use crate::process::parse_duration;
 use crate::secret::Secret;
-use serde::Deserialize;
 use std::time::Duration;
-use tether_schema::spanned::Spanned;
 
 /// How long an agent may stay unhealthy before it is announced, unless configured.
 pub const DEFAULT_UNHEALTHY_AFTER: Duration = Duration::from_secs(600);
@@ -28,61 +25,6 @@ pub const DEFAULT_UNHEALTHY_AFTER: Duration = Duration::from_secs(600);
 pub const DEFAULT_NOTIFY_TIMEOUT: Duration = Duration::from_secs(10);
 /// Delivery attempts after the first, unless configured.
 pub const DEFAULT_NOTIFY_RETRIES: u32 = 3;
-
-type Text = Option<Spanned<String>>;
-
-/// `notify:` as written.
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
-pub(super) struct RawNotify {
-    unhealthy_after: Text,
-    timeout: Text,
-    retries: Text,
-    #[serde(default)]
-    webhook: RawSink,
-    #[serde(default)]
-    slack: RawSlack,
-}
-
-/// `notify.webhook`: its URL may be written (it need not be secret) or named by variable.
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
-struct RawSink {
-    url: Text,
-    url_env: Text,
-}
-
-/// `notify.slack`: a Slack webhook URL is a secret, so only the variable holding it is named.
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
-struct RawSlack {
-    url_env: Text,
-}
-
-impl RawNotify {
-    /// Adds the block's settings, by dotted key, to `out`.
-    pub(super) fn flatten_into(self, out: &mut Settings) {
-        let entries: [(&'static str, Text); 6] = [
-            ("notify.unhealthyAfter", self.unhealthy_after),
-            ("notify.timeout", self.timeout),
-            ("notify.retries", self.retries),
-            ("notify.webhook.url", self.webhook.url),
-            ("notify.webhook.urlEnv", self.webhook.url_env),
-            ("notify.slack.urlEnv", self.slack.url_env),
-        ];
-        for (key, value) in entries.into_iter() {
-            if let Some(v) = value {
-                out.insert(
-                    key,
-                    Setting {
-                        value: v.value,
-                        origin: super::Origin::File(v.span),
-                    },
-                );
-            }
-        }
-    }
-}
 
 /// The shape of a notification's body.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -9,6 +9,9 @@ use tether_schema::spanned::Spanned;
 
 type Text = Option<Spanned<String>>;
 
+/// The environment variable holding the dashboard's read token.
+pub const DASHBOARD_TOKEN_ENV: &str = "TETHER_DASHBOARD_TOKEN";
+
 /// The whole file.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
@@ -36,9 +39,9 @@ pub(super) struct RawConfig {
     #[serde(default)]
     reconcile: RawReconcile,
     #[serde(default)]
-    notify: super::notify::RawNotify,
+    notify: RawNotify,
     #[serde(default)]
-    dashboard: super::dashboard::RawDashboard,
+    dashboard: RawDashboard,
     #[serde(default)]
     agent_api: RawAgentApi,
     #[serde(default)]
@@ -290,7 +293,7 @@ pub(super) fn inline_secret_hint(path: &str) -> Option<String> {
         ),
         (
             "dashboard.readToken",
-            super::DASHBOARD_TOKEN_ENV,
+            DASHBOARD_TOKEN_ENV,
             "dashboard.readTokenFile",
         ),
     ];
@@ -310,4 +313,75 @@ pub(super) fn inline_secret_hint(path: &str) -> Option<String> {
     (secretish && !reference).then(|| {
         "secrets never go in the config file: pass them in the environment or a file (see docs/operations.md)".to_owned()
     })
+}
+
+/// `notify:` as written.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub(super) struct RawNotify {
+    unhealthy_after: Text,
+    timeout: Text,
+    retries: Text,
+    #[serde(default)]
+    webhook: RawSink,
+    #[serde(default)]
+    slack: RawSlack,
+}
+
+/// `notify.webhook`: its URL may be written (it need not be secret) or named by variable.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct RawSink {
+    url: Text,
+    url_env: Text,
+}
+
+/// `notify.slack`: a Slack webhook URL is a secret, so only the variable holding it is named.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct RawSlack {
+    url_env: Text,
+}
+
+impl RawNotify {
+    /// Adds the block's settings, by dotted key, to `out`.
+    pub(super) fn flatten_into(self, out: &mut Settings) {
+        let entries: [(&'static str, Text); 6] = [
+            ("notify.unhealthyAfter", self.unhealthy_after),
+            ("notify.timeout", self.timeout),
+            ("notify.retries", self.retries),
+            ("notify.webhook.url", self.webhook.url),
+            ("notify.webhook.urlEnv", self.webhook.url_env),
+            ("notify.slack.urlEnv", self.slack.url_env),
+        ];
+        for (key, value) in entries.into_iter() {
+            if let Some(v) = value {
+                out.insert(
+                    key,
+                    Setting {
+                        value: v.value,
+                        origin: Origin::File(v.span),
+                    },
+                );
+            }
+        }
+    }
+}
+
+/// `dashboard:` as written.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub(super) struct RawDashboard {
+    read_token_file: Option<Spanned<String>>,
+    commit_url: Option<Spanned<String>>,
+}
+
+impl RawDashboard {
+    /// The keys given, dotted.
+    pub(super) fn entries(self) -> [(&'static str, Option<Spanned<String>>); 2] {
+        [
+            ("dashboard.readTokenFile", self.read_token_file),
+            ("dashboard.commitUrl", self.commit_url),
+        ]
+    }
 }

@@ -1,7 +1,8 @@
 //! Configuration files and environments, good and bad.
 
-use super::check::{parse_duration, parse_jitter};
+use super::check::parse_jitter;
 use super::*;
+use crate::process::parse_duration;
 use std::collections::BTreeMap;
 
 const FULL: &str = r#"

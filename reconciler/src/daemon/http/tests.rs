@@ -2,9 +2,9 @@
 
 use super::*;
 use crate::cloud::retry::ManualClock;
-use crate::daemon::shutdown::{self, ShutdownReason};
 use crate::daemon::trigger::{DEFAULT_SETTLE, Trigger, coalescer};
 use crate::daemon::webhook::{DELIVERY_HEADER, EVENT_HEADER, SIGNATURE_HEADER};
+use crate::process::shutdown::{self, ShutdownReason};
 use crate::secret::Secret;
 use hmac::{Hmac, Mac};
 use sha2::Sha256;

@@ -33,6 +33,7 @@ fn the_exposition_text_is_exact() {
     metrics.count_action("create", "success");
     metrics.count_action("create", "success");
     metrics.count_action("delete", "failure");
+    metrics.count_action_error("delete", "transient");
     metrics.count_api_request("hetzner", Some(201));
     metrics.count_api_request("hetzner", None);
     metrics.set_rate_limit_remaining("hetzner", 3599);
@@ -78,6 +79,9 @@ tether_reconciles_total{outcome="success"} 1
 # TYPE tether_actions_total counter
 tether_actions_total{kind="create",outcome="success"} 2
 tether_actions_total{kind="delete",outcome="failure"} 1
+# HELP tether_action_errors_total Plan actions not done, by kind and error (transient, terminal or skipped).
+# TYPE tether_action_errors_total counter
+tether_action_errors_total{kind="delete",error="transient"} 1
 # HELP tether_api_requests_total Requests to provider APIs, by provider and HTTP status (`error` without one).
 # TYPE tether_api_requests_total counter
 tether_api_requests_total{provider="hetzner",status="201"} 1

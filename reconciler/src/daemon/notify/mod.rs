@@ -159,10 +159,10 @@ fn observation(outcome: &Result<PassOutcome, PassError>) -> Observation {
     let judged = match outcome {
         Ok(o) => {
             for a in &o.report.actions {
-                if let Outcome::Failed { reason } = &a.outcome {
+                if let Outcome::Failed { reason, kind } = &a.outcome {
                     holding
                         .entry(Key::agent(Condition::Failed, &a.agent))
-                        .or_insert_with(|| format!("{} {}: {reason}", a.kind, a.agent));
+                        .or_insert_with(|| format!("{} {} ({kind}): {reason}", a.kind, a.agent));
                 }
             }
             for note in &o.plan.notes {

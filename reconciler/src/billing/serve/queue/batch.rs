@@ -15,7 +15,8 @@
 use super::super::events::SubscriptionEvent;
 use super::super::mapping::Desired;
 use super::ledger::{Ledger, trailer};
-use crate::billing::commit::{back_off, branch_tip, commit_on, land, spec_subscription, with_file};
+use crate::billing::commit::{back_off, branch_tip, commit_on, land, with_file};
+use crate::billing::view::spec_subscription;
 use crate::billing::{
     AgentRequest, BillingError, MAX_ATTEMPTS, TRAILER_SUBSCRIPTION, Target, agent_file,
 };

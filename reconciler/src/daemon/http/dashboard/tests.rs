@@ -7,7 +7,7 @@ use crate::cloud::ServerStatus;
 use crate::cloud::retry::ManualClock;
 use crate::daemon::http::{HttpServer, HttpState, serve};
 use crate::daemon::metrics::Metrics;
-use crate::daemon::shutdown;
+use crate::process::shutdown;
 use git2::{Repository, Signature, Time};
 use std::net::SocketAddr;
 use std::time::UNIX_EPOCH;
@@ -35,6 +35,7 @@ fn agent(name: &str, phase: Phase, id: u64, error: Option<&str>) -> String {
         quarantine: None,
         last_transition_time: "2026-11-29T12:00:00Z".to_owned(),
         last_error: error.map(str::to_owned),
+        last_error_kind: None,
     })
 }
 

@@ -1,21 +1,21 @@
-//! `status/runtime.yaml` on the status branch: the current rollout ([`super::rollout::Record`])
+//! `status/runtime.yaml` on the status branch: the current rollout ([`crate::runtime::rollout::Record`])
 //! and, per agent, the version it is served, the version it reports running and whether its
 //! heartbeat is fresh and healthy — the third health signal besides the server running
 //! (`status/<agent>.yaml`'s server) and the device online (its device). Read back by
 //! [`halted`] so a halted rollout is not restarted by the next pass.
 
-use super::Service;
-use super::rollout::Record;
-use crate::audit::ledger::Ledger;
-use crate::audit::status::to_yaml;
+use super::ledger::Ledger;
+use super::status::to_yaml;
 use crate::plan::runtime::Halted;
+use crate::runtime::Service;
+use crate::runtime::rollout::Record;
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::time::{Duration, SystemTime};
 use tether_schema::Fleet;
 
 /// The file's name in `status/`.
-pub const FILE: &str = crate::audit::ledger::RUNTIME_FILE;
+pub const FILE: &str = super::ledger::RUNTIME_FILE;
 
 /// `status/runtime.yaml`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
