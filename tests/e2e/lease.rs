@@ -151,8 +151,8 @@ async fn two_daemons_and_two_applies_never_mutate_at_once_and_a_killed_holder_is
     let (standby, mut reason) = standby;
     eprintln!("converged after {:?}", t0.elapsed());
     let holder_id = holder_of(fleet.path()).expect("the lease is held");
-    // The standby retries every quarter TTL, so it may still name the previous holder (an
-    // apply) for a moment.
+    // The standby tries again at least every quarter TTL, so it may still name the previous
+    // holder (an apply) for a moment.
     let named = format!("standing by: `{holder_id}` holds the fleet's lease");
     for _ in 0..40 {
         if reason.contains(&named) {
@@ -192,10 +192,11 @@ async fn two_daemons_and_two_applies_never_mutate_at_once_and_a_killed_holder_is
     let took_over = took_over.unwrap_or_else(|| killed.elapsed());
     let new_holder = holder_of(fleet.path()).expect("held again");
     assert_ne!(new_holder, holder_id);
-    // The dead holder's lease lapses at most a TTL after its last renewal; the standby retries
-    // every quarter TTL.
+    // The dead holder's lease lapses at most a TTL after its last renewal; the standby tries
+    // again the moment it lapses (plus a jitter of at most TTL / 20), so it takes over within
+    // the TTL, give or take the time to start a pass on this shared machine.
     assert!(
-        took_over <= TTL + TTL / 4 + Duration::from_millis(500),
+        took_over <= TTL + TTL / 20 + Duration::from_millis(300),
         "took over {took_over:?} after the kill, TTL {TTL:?}"
     );
     eprintln!("takeover {took_over:?} after the kill (TTL {TTL:?})");

@@ -9,7 +9,7 @@ use crate::apply::{Kind, Outcome};
 use crate::plan::Action;
 use crate::plan::heal::{Record, Remedy};
 use serde::Serialize;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use yaml_rust2::{Yaml, YamlLoader};
 
 /// Every agent's record, from the `heal:` key of the `status/<agent>.yaml` files. A record
@@ -25,6 +25,8 @@ pub fn records(files: &BTreeMap<String, String>) -> BTreeMap<String, Record> {
             ]
             .contains(&name.as_str())
         })
+        // A document without the word has no record: skip parsing it.
+        .filter(|(_, text)| text.contains("heal"))
         .filter_map(|(_, text)| {
             let doc = YamlLoader::load_from_str(text).ok()?.into_iter().next()?;
             let agent = doc["agent"].as_str()?.to_owned();
@@ -55,14 +57,17 @@ pub fn next(input: &Inputs<'_>, agents: &mut [AgentStatus]) -> BTreeMap<String, 
         Verdict::Refused(_) | Verdict::Suspended(_) => input.ledger.heal.clone(),
     };
     if let Verdict::Applied(plan) = input.verdict {
+        let mut remedies: BTreeMap<&str, Remedy> = BTreeMap::new();
+        for a in &plan.actions {
+            if let Action::Heal { agent, remedy, .. } = a {
+                remedies.entry(agent.as_str()).or_insert(*remedy);
+            }
+        }
         for done in input.report.actions.iter().filter(|a| a.kind == "heal") {
             if matches!(done.outcome, Outcome::Skipped { .. }) {
                 continue;
             }
-            let remedy = plan.actions.iter().find_map(|a| match a {
-                Action::Heal { agent, remedy, .. } if *agent == done.agent => Some(*remedy),
-                _ => None,
-            });
+            let remedy = remedies.get(done.agent.as_str()).copied();
             let record = records.entry(done.agent.clone()).or_default();
             record.attempts += 1;
             record.observations = 0;
@@ -79,7 +84,8 @@ pub fn next(input: &Inputs<'_>, agents: &mut [AgentStatus]) -> BTreeMap<String, 
             status.last_error_kind = Some(Kind::Terminal);
         }
     }
-    records.retain(|agent, _| agents.iter().any(|s| s.agent == *agent));
+    let listed: BTreeSet<&str> = agents.iter().map(|s| s.agent.as_str()).collect();
+    records.retain(|agent, _| listed.contains(agent.as_str()));
     records
 }
 

@@ -218,6 +218,39 @@ fn material(text: &str) -> Option<Yaml> {
     Some(doc)
 }
 
+/// The lines of `text` without its volatile top-level keys, when each of those is one whole
+/// line (`lastReconcile: ...` at the start of a line, the next line not indented); `None` when
+/// a volatile value may go on past its line, which only a parse can tell.
+fn material_lines(text: &str) -> Option<Vec<&str>> {
+    let mut lines = Vec::new();
+    let mut after_volatile = false;
+    for line in text.lines() {
+        if after_volatile && line.starts_with([' ', '\t']) {
+            return None;
+        }
+        after_volatile = VOLATILE_KEYS.iter().any(|k| {
+            line.strip_prefix(k)
+                .is_some_and(|rest| rest.starts_with(':'))
+        });
+        if !after_volatile {
+            lines.push(line);
+        }
+    }
+    Some(lines)
+}
+
+/// Whether `old` and `new` differ in volatile keys at most. The line comparison settles the
+/// usual case, documents written the same way, without parsing; anything else is compared as
+/// parsed YAML ([`material`]).
+fn materially_same(old: &str, new: &str) -> bool {
+    if let (Some(a), Some(b)) = (material_lines(old), material_lines(new))
+        && a == b
+    {
+        return true;
+    }
+    material(old).is_some() && material(old) == material(new)
+}
+
 /// What a pass writes, given the files on the branch (`old`) and the files it derived (`new`):
 /// `None` when nothing but volatile fields (times, run ids) changed; otherwise the files to
 /// commit, where every document that did not materially change keeps its old text (and so its
@@ -226,10 +259,7 @@ pub fn settle(
     old: &BTreeMap<String, String>,
     new: BTreeMap<String, String>,
 ) -> Option<BTreeMap<String, String>> {
-    let same = |name: &str, text: &str| {
-        old.get(name)
-            .is_some_and(|o| material(o).is_some() && material(o) == material(text))
-    };
+    let same = |name: &str, text: &str| old.get(name).is_some_and(|o| materially_same(o, text));
     let changed = old.keys().any(|k| !new.contains_key(k))
         || new.iter().any(|(name, text)| !same(name, text));
     if !changed {
@@ -329,6 +359,32 @@ mod tests {
         assert_eq!(written["a.yaml"], old["a.yaml"]);
         assert!(written["b.yaml"].contains("t2"));
         assert!(written["fleet.yaml"].contains("t2"));
+    }
+
+    #[test]
+    fn documents_written_alike_compare_by_line_and_others_by_their_parse() {
+        let old = "agent: a\nphase: Ready\nlastTransitionTime: \"t1\"\n";
+        assert!(materially_same(
+            old,
+            "agent: a\nphase: Ready\nlastTransitionTime: \"t2\"\n"
+        ));
+        assert!(!materially_same(
+            old,
+            "agent: a\nphase: Degraded\nlastTransitionTime: \"t2\"\n"
+        ));
+        assert!(
+            materially_same(old, "{agent: a, phase: Ready, lastTransitionTime: t3}\n"),
+            "another layout is compared as YAML"
+        );
+        assert_eq!(
+            material_lines("run: a\n  b\nphase: Ready\n"),
+            None,
+            "a volatile value that goes on past its line needs a parse"
+        );
+        assert!(!materially_same(
+            "run: a\n  b\nphase: Ready\n",
+            "run: a\nphase: Degraded\n"
+        ));
     }
 
     #[test]

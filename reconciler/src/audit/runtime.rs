@@ -99,6 +99,10 @@ pub fn add(
 /// The halted rollout the status branch records, if any.
 pub fn halted(ledger: &Ledger) -> Option<Halted> {
     let text = ledger.files.get(FILE)?;
+    // The document lists every agent: parse it only when it can say a rollout halted.
+    if !text.contains("halted") {
+        return None;
+    }
     let docs = yaml_rust2::YamlLoader::load_from_str(text).ok()?;
     let rollout = &docs.first()?["rollout"];
     if rollout["halted"].as_bool() != Some(true) {

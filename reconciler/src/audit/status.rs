@@ -192,6 +192,8 @@ pub fn agent_statuses(input: &Inputs<'_>, owned: &BTreeMap<DeviceId, String>) ->
     if !refused {
         names.extend(fleet.agents.keys().map(|n| n.as_str()));
     }
+    let devices = devices_by_agent(&input.observed.devices, owned);
+    let failures = failures_by_agent(input.report);
     names
         .into_iter()
         .map(|name| {
@@ -201,23 +203,8 @@ pub fn agent_statuses(input: &Inputs<'_>, owned: &BTreeMap<DeviceId, String>) ->
                 .copied()
                 .filter(|_| !servers.contains_key(name));
             let server = servers.get(name).copied().or(held);
-            let devices: Vec<&Device> = input
-                .observed
-                .devices
-                .iter()
-                .filter(|d| owned.get(&d.id).is_some_and(|a| a == name))
-                .collect();
-            let device = devices
-                .iter()
-                .find(|d| d.online)
-                .or(devices.last())
-                .copied();
-            let failure = input
-                .report
-                .actions
-                .iter()
-                .filter(|a| a.agent == name)
-                .find_map(failed);
+            let device = devices.get(name).and_then(|d| d.shown());
+            let failure = failures.get(name).cloned();
             let phase = match held {
                 Some(_) if failure.is_none() => Phase::Quarantined,
                 _ => phase(server, device, spec, failure.is_some(), refused),
@@ -272,6 +259,50 @@ fn quarantine_doc(server: &Server, fleet: &Fleet) -> QuarantineDoc {
             .cloned(),
         delete_after: rfc3339(delete_after(server, fleet)),
     }
+}
+
+/// An agent's owned devices, in the order the inventory lists them: the first online one,
+/// else the last one listed, is the one its status shows.
+#[derive(Default)]
+struct AgentDevices<'a> {
+    first_online: Option<&'a Device>,
+    last: Option<&'a Device>,
+}
+
+impl<'a> AgentDevices<'a> {
+    fn shown(&self) -> Option<&'a Device> {
+        self.first_online.or(self.last)
+    }
+}
+
+/// Every observed device the fleet owns, grouped by agent in one walk over the devices.
+fn devices_by_agent<'a>(
+    devices: &'a [Device],
+    owned: &'a BTreeMap<DeviceId, String>,
+) -> BTreeMap<&'a str, AgentDevices<'a>> {
+    let mut by_agent: BTreeMap<&str, AgentDevices<'_>> = BTreeMap::new();
+    for d in devices {
+        let Some(agent) = owned.get(&d.id) else {
+            continue;
+        };
+        let entry = by_agent.entry(agent.as_str()).or_default();
+        if d.online && entry.first_online.is_none() {
+            entry.first_online = Some(d);
+        }
+        entry.last = Some(d);
+    }
+    by_agent
+}
+
+/// Each agent's first failed action's reason, in report order, in one walk over the report.
+fn failures_by_agent(report: &ApplyReport) -> BTreeMap<&str, (String, Kind)> {
+    let mut by_agent = BTreeMap::new();
+    for a in &report.actions {
+        if let Some(reason) = failed(a) {
+            by_agent.entry(a.agent.as_str()).or_insert(reason);
+        }
+    }
+    by_agent
 }
 
 fn failed(a: &ActionReport) -> Option<(String, Kind)> {

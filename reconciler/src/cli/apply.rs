@@ -286,6 +286,9 @@ fn apply(
                 tracing::warn!(
                     "no single-writer lease: the fleet is a folder (--fleet); a `tether run` daemon or another apply could act at the same time. Use --git to take the lease"
                 );
+                tracing::warn!(
+                    "no status branch: the fleet is a folder (--fleet), so nothing remembers earlier runs. maxDeletionsPerHour counts this run's deletions only, and any deletion or quarantine needs --allow-shrink. Use --git to keep the budgets across runs"
+                );
                 None
             }
             (Some(_), None) => None,

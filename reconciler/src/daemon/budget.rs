@@ -157,29 +157,45 @@ impl Cadence {
 /// is dropped. While the configured `schedule` is slower than the budget it is used as is,
 /// jittered both ways; once the budget's cadence (`every`, from [`Cadence::subscribe`]) is
 /// longer, each delay is that cadence plus up to `schedule.jitter` of it, never less, so no
-/// hour holds more timed passes than the budget allows.
+/// hour holds more timed passes than the budget allows. A cadence that changes during a wait
+/// (the first pass has just been counted) re-times that wait from its start, so the first
+/// timed pass respects the budget too.
 pub async fn run_interval<C: Clock>(
     clock: C,
     schedule: Schedule,
-    every: watch::Receiver<Duration>,
+    mut every: watch::Receiver<Duration>,
     sender: TriggerSender,
     shutdown: ShutdownSignal,
 ) {
+    let mut follow = true;
     loop {
-        let budgeted = *every.borrow();
-        let delay = if budgeted > schedule.every {
-            let jitter = schedule.jitter.clamp(0.0, 0.5);
-            budgeted.mul_f64(1.0 + rand::rng().random_range(0.0..=jitter))
-        } else {
-            schedule.next_delay(&mut rand::rng())
-        };
-        tokio::select! {
-            _ = shutdown.requested() => return,
-            _ = clock.sleep(delay) => {}
+        let started = clock.now();
+        let mut delay = next_delay(&schedule, *every.borrow_and_update());
+        loop {
+            let waited = clock.now().duration_since(started).unwrap_or_default();
+            let left = delay.saturating_sub(waited);
+            tokio::select! {
+                _ = shutdown.requested() => return,
+                _ = clock.sleep(left) => break,
+                changed = every.changed(), if follow => match changed {
+                    Ok(()) => delay = next_delay(&schedule, *every.borrow_and_update()),
+                    Err(_) => follow = false,
+                },
+            }
         }
         if !sender.send(Trigger::Interval) {
             return;
         }
+    }
+}
+
+/// One delay of [`run_interval`] for the budget's cadence `budgeted`.
+fn next_delay(schedule: &Schedule, budgeted: Duration) -> Duration {
+    if budgeted > schedule.every {
+        let jitter = schedule.jitter.clamp(0.0, 0.5);
+        budgeted.mul_f64(1.0 + rand::rng().random_range(0.0..=jitter))
+    } else {
+        schedule.next_delay(&mut rand::rng())
     }
 }
 

@@ -25,7 +25,7 @@ use super::webhook::Webhook;
 use crate::cloud::Compute;
 use crate::cloud::fence::Fenced;
 use crate::cloud::projects::tokens::Registry;
-use crate::cloud::retry::TokioClock;
+use crate::cloud::retry::{Clock as _, TokioClock};
 use crate::cloud::tailscale::Tailnet;
 use crate::cloud::{hetzner, tailscale};
 use crate::process::shutdown::{self, ShutdownSignal, ShutdownTrigger};
@@ -440,14 +440,20 @@ async fn acquire(
             Lease::acquire(&store, &fleet, &holder, ttl, TokioClock)
         })
         .await;
+        let mut expires_at = None;
         match attempt {
             Ok(Ok(lease)) => {
                 tracing::info!(holder = %config.lock_holder, "single-writer lease acquired");
                 return Some(lease);
             }
-            Ok(Err(LockError::Held { holder, .. })) => {
+            Ok(Err(LockError::Held {
+                holder,
+                expires_at: until,
+                ..
+            })) => {
                 readiness.set_not_ready(format!("standing by: `{holder}` holds the fleet's lease"));
                 tracing::warn!(%holder, "another process holds the lease; waiting");
+                expires_at = Some(until);
             }
             Ok(Err(e)) => {
                 readiness.set_not_ready(format!("cannot take the lease: {e}"));
@@ -455,9 +461,79 @@ async fn acquire(
             }
             Err(e) => tracing::error!(error = %e, "lease task failed; retrying"),
         }
+        let wait = standby_wait(
+            expires_at,
+            TokioClock.now(),
+            config.lock_ttl,
+            rand::random::<f64>(),
+        );
         tokio::select! {
-            _ = tokio::time::sleep(config.lock_ttl / 4) => {}
+            _ = TokioClock.sleep(wait) => {}
             _ = signal.requested() => return None,
         }
+    }
+}
+
+/// The least a standby waits between attempts, so a lease that reads as held past its expiry
+/// (clock skew) is not retried in a busy loop.
+const STANDBY_MIN_WAIT: Duration = Duration::from_millis(50);
+/// The most jitter added after a lease's expiry, so standbys of one fleet do not all try at
+/// the same instant.
+const STANDBY_MAX_JITTER: Duration = Duration::from_secs(1);
+
+/// How long a standby waits before trying the lease again: until the holder's lease expires
+/// (`expires_at`, as its record says), plus a jitter of up to a twentieth of the TTL (at most
+/// [`STANDBY_MAX_JITTER`]; `jitter` in `[0, 1)`), but never longer than a quarter TTL, so a
+/// lease its holder released is taken soon. So a killed holder's lease is taken over within
+/// the TTL of its last renewal plus the jitter.
+fn standby_wait(
+    expires_at: Option<SystemTime>,
+    now: SystemTime,
+    ttl: Duration,
+    jitter: f64,
+) -> Duration {
+    let poll = ttl / 4;
+    let Some(expires_at) = expires_at else {
+        return poll.max(STANDBY_MIN_WAIT);
+    };
+    let jitter = (ttl / 20)
+        .min(STANDBY_MAX_JITTER)
+        .mul_f64(jitter.clamp(0.0, 1.0));
+    let until = expires_at.duration_since(now).unwrap_or_default() + jitter;
+    until.min(poll).max(STANDBY_MIN_WAIT)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_standby_tries_again_right_after_the_lease_expires_and_at_least_every_quarter_ttl() {
+        let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_000);
+        let ttl = Duration::from_secs(120);
+        let wait = |expires_in: u64, jitter: f64| {
+            standby_wait(
+                Some(now + Duration::from_secs(expires_in)),
+                now,
+                ttl,
+                jitter,
+            )
+        };
+        assert_eq!(wait(10, 0.0), Duration::from_secs(10));
+        assert_eq!(wait(10, 0.5), Duration::from_millis(10_500));
+        assert_eq!(wait(10, 1.0), Duration::from_secs(11), "jitter at most 1 s");
+        assert_eq!(wait(100, 0.0), Duration::from_secs(30), "a quarter TTL");
+        assert_eq!(
+            standby_wait(Some(now - Duration::from_secs(5)), now, ttl, 0.0),
+            STANDBY_MIN_WAIT,
+            "an expired lease that still reads as held is retried, not spun on"
+        );
+        assert_eq!(standby_wait(None, now, ttl, 0.0), Duration::from_secs(30));
+        let short = Duration::from_secs(2);
+        assert_eq!(
+            standby_wait(Some(now + Duration::from_secs(1)), now, short, 1.0),
+            Duration::from_millis(500),
+            "a quarter of a short TTL"
+        );
     }
 }

@@ -7,10 +7,12 @@
 //! - [`agents`]: the in-process agent of every emulated VM;
 //! - [`live`]: `tether sandbox` serving the emulators while tether runs against them;
 //! - [`demo`]: `tether sandbox --demo`, a scripted tour;
-//! - [`bench`]: the converge benchmark (N agents at real-world timing, scaled).
+//! - [`bench`]: the converge benchmark (N agents at real-world timing, scaled);
+//! - [`pass_bench`]: the pass benchmark (the daemon's whole pass at N agents, no-op and 1 % changed).
 
 pub mod agents;
 pub mod bench;
 pub mod demo;
 pub mod live;
+pub mod pass_bench;
 pub mod stack;

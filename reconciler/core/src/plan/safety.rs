@@ -18,10 +18,14 @@
 //!   off, quarantine; the rest wait for later runs, counting replacements still in progress), at most
 //!   [`deletion_budget`] of the fleet's devices deleted on their own (the rest wait). Across runs:
 //!   at most `maxDeletionsPerHour` servers deleted in any rolling hour, counted from the status
-//!   branch (deletions beyond it wait).
+//!   branch (deletions beyond it wait); without a status branch (`tether apply --fleet` on a
+//!   folder) nothing remembers earlier runs, and it holds within the run only.
 //! - **Fail closed.** Without a recorded baseline (no status branch, or it could not be read), a
 //!   plan that deletes or quarantines any server is refused unless the operator confirms with
-//!   `--allow-shrink`; so is a shrink beyond the budget since the last applied revision.
+//!   `--allow-shrink`; so is a shrink beyond [`shrink_budget`] since the last applied revision.
+//!   Reversible and irreversible steps are budgeted apart: the shrink breaker and the
+//!   disruption budget bound quarantines (a removed spec's server powered off, restorable), the
+//!   deletion budgets bound deletions.
 //!
 //! # Assumptions
 //! - Hetzner server names are unique within a project, and Tailscale device ids are never
@@ -181,10 +185,13 @@ pub fn check(actions: &[Action], fleet: &Fleet, managed: usize, ctx: &Context) -
             let removed = previous.saturating_sub(desired);
             if desired == 0 && previous > 0 {
                 reasons.push(format!("the fleet shrank from {previous} agents to none; a fleet that loads empty is almost always a mistake"));
-            } else if removed > deletion_budget(fleet, previous) {
+            } else if removed > shrink_budget(fleet, previous) {
                 reasons.push(format!(
-                    "the fleet shrank from {previous} to {desired} agents since the last applied revision, more than the policy allows in one step ({})",
-                    deletion_budget(fleet, previous)
+                    "the fleet shrank from {previous} to {desired} agents since the last applied revision, more than the policy allows in one step ({}: the deletion budget of {previous} (maxDeletionsPerRun {}, maxDeletionPercent {}%), at least maxDisruptionsPerRun {})",
+                    shrink_budget(fleet, previous),
+                    policy.max_deletions_per_run,
+                    policy.max_deletion_percent,
+                    policy.max_disruptions_per_run
                 ));
             }
         }
@@ -194,8 +201,18 @@ pub fn check(actions: &[Action], fleet: &Fleet, managed: usize, ctx: &Context) -
     }
     Some(Refusal {
         reasons,
-        how_to_proceed: "check that the removed specs were meant to go, then remove them in smaller commits, raise `spec.policy` in fleet.yaml, or re-run with `--allow-shrink` if the shrink is intended".to_owned(),
+        how_to_proceed: "check that the removed specs were meant to go, then remove them in smaller commits, raise `spec.policy` in fleet.yaml, or re-run with `--allow-shrink` if the shrink is intended. A refused plan changes nothing, so every later pass is refused the same way (adds included) until one is accepted: restore the removed specs, or apply once with `tether apply --git <repo> --allow-shrink` (the daemon goes on from that pass's baseline)".to_owned(),
     })
+}
+
+/// How many agents the fleet may lose since the last applied revision (`previous` agents)
+/// before the shrink circuit breaker refuses the plan: the per-run deletion budget of
+/// `previous` ([`deletion_budget`]), but at least `maxDisruptionsPerRun`. A removed agent's
+/// server is quarantined (powered off, restorable), not deleted, and quarantines are paced by
+/// the disruption budget while deletions keep their own budgets; so a fleet may always lose as
+/// many agents in one step as one run may disrupt, however small it is.
+pub fn shrink_budget(fleet: &Fleet, previous: usize) -> usize {
+    deletion_budget(fleet, previous).max(fleet.settings.policy.max_disruptions_per_run as usize)
 }
 
 /// Holds back what the budgets do not allow in this run, each with a [`Note::Deferred`]:

@@ -129,6 +129,21 @@ pub struct ServerSummary {
     pub user_data: Option<Token>,
 }
 
+/// A server to add with [`HetznerEmulator::seed_running`].
+#[derive(Debug, Clone)]
+pub struct Seed<'a> {
+    /// Name, unique in the project.
+    pub name: &'a str,
+    /// Server type name.
+    pub server_type: &'a str,
+    /// Location name.
+    pub location: &'a str,
+    /// Image name.
+    pub image: &'a str,
+    /// Labels.
+    pub labels: BTreeMap<String, String>,
+}
+
 /// A running Hetzner Cloud emulator. Dropping it stops the server and the lifecycle tasks;
 /// [`HetznerEmulator::shutdown`] also waits for open connections to close.
 #[derive(Debug)]
@@ -242,6 +257,57 @@ impl HetznerEmulator {
         let (existed, event) = self.shared.model().remove_by_hand(id);
         self.shared.fire(event.into_iter().collect());
         existed
+    }
+
+    /// Adds a running, booted server at once, as if it had been created long ago: no action,
+    /// no hook. For benchmarks that need a large converged project without creating it request
+    /// by request. Returns its id.
+    ///
+    /// # Errors
+    /// The name is taken, the project is full, or the type, location or image is not in the
+    /// catalog.
+    pub fn seed_running(&self, seed: Seed<'_>) -> Result<u64, String> {
+        let catalog = &self.shared.catalog;
+        let server_type = catalog
+            .server_type(seed.server_type)
+            .ok_or_else(|| format!("no server type `{}`", seed.server_type))?
+            .clone();
+        let location = catalog
+            .location(seed.location)
+            .ok_or_else(|| format!("no location `{}`", seed.location))?
+            .clone();
+        let image = catalog
+            .image(seed.image, &server_type.architecture)
+            .ok_or_else(|| format!("no image `{}`", seed.image))?
+            .clone();
+        let mut model = self.shared.model();
+        if model.server_named(seed.name).is_some() {
+            return Err(format!("the name `{}` is taken", seed.name));
+        }
+        if model.servers.len() >= self.shared.server_limit {
+            return Err("the project's server limit is reached".to_owned());
+        }
+        let id = model.server_id();
+        let (ip_index, ipv4) = model.allocate_ips();
+        let record = state::ServerRecord {
+            id,
+            name: seed.name.to_owned(),
+            status: ServerStatus::Running,
+            created: time::OffsetDateTime::now_utc(),
+            primary_disk_size: server_type.disk,
+            server_type,
+            location,
+            image,
+            labels: seed.labels,
+            user_data: None,
+            ipv4,
+            ipv6: true,
+            ip_index,
+            booted: true,
+            protection: Default::default(),
+        };
+        model.servers.insert(id, record);
+        Ok(id)
     }
 
     /// Makes later creates drop the labels they ask for (`true`), as a misbehaving cloud

@@ -319,6 +319,29 @@ impl TailscaleEmulator {
             .enroll(auth_key, hostname, server_id, SystemTime::now())
     }
 
+    /// Adds an authorized, online device of `server_id` with `tags` at once, as if it had
+    /// enrolled long ago with a tagged key, and marks the server's first boot as done: for
+    /// benchmarks that need a large converged tailnet without enrolling it node by node.
+    /// Returns the device's node id.
+    pub fn seed_device(&self, hostname: &str, tags: &[String], server_id: u64) -> String {
+        let mut state = self.shared.lock();
+        let state = &mut *state;
+        state.booted.insert(server_id);
+        let new = devices::NewDevice {
+            hostname: hostname.to_owned(),
+            user: String::new(),
+            tags: tags.to_vec(),
+            authorized: true,
+            ephemeral: false,
+            server_id: Some(server_id),
+        };
+        state
+            .devices
+            .add(new, &mut state.rng, SystemTime::now())
+            .node_id
+            .clone()
+    }
+
     /// Marks the devices of `server_id` offline (they stay listed); returns how many.
     pub fn set_offline(&self, server_id: u64) -> usize {
         self.shared.lock().set_offline(server_id, SystemTime::now())

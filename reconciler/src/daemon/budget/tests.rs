@@ -197,3 +197,45 @@ async fn the_timer_fires_about_every_period_follows_the_cadence_and_stops_on_shu
         .expect("stops on shutdown")
         .expect("join");
 }
+
+#[tokio::test(start_paused = true)]
+async fn the_first_timed_pass_waits_for_the_budget_counted_after_the_first_pass() {
+    use crate::cloud::retry::TokioClock;
+    use crate::daemon::trigger::coalescer;
+    use crate::process::shutdown;
+    use tokio::time::Instant;
+
+    let (sender, mut coalescer) = coalescer(TokioClock, Duration::ZERO);
+    let (stop, signal) = shutdown::channel();
+    let cadence = Cadence::new(RateBudget::default(), Duration::from_secs(60), 0);
+    let schedule = Schedule {
+        every: Duration::from_secs(60),
+        jitter: 0.1,
+    };
+    let started = Instant::now();
+    let producer = tokio::spawn(run_interval(
+        TokioClock,
+        schedule,
+        cadence.subscribe(),
+        sender,
+        signal,
+    ));
+    // The first pass (started by the lease, not the timer) takes 40 s; counting it sets the
+    // budget's 450 s while the timer's first wait of about 60 s is under way.
+    tokio::time::sleep(Duration::from_secs(40)).await;
+    assert_eq!(
+        cadence.after_pass(203, full(3600)),
+        Duration::from_secs(450)
+    );
+    assert_eq!(coalescer.next().await.triggers(), [Trigger::Interval]);
+    let first = started.elapsed().as_secs_f64();
+    assert!(
+        (450.0..=40.0 + 495.5).contains(&first),
+        "the first timed pass came {first} s after the start"
+    );
+    stop.trigger(shutdown::ShutdownReason::Requested);
+    tokio::time::timeout(Duration::from_secs(1), producer)
+        .await
+        .expect("stops on shutdown")
+        .expect("join");
+}
