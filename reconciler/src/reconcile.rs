@@ -335,7 +335,9 @@ pub async fn run_loaded<C: Compute, T: Tailnet>(
 
 /// Agents whose server of this fleet is being created, booting or running without an online
 /// device of its own: a key minted for them by a run that was cut short may still be used.
+/// Not agents with a remedy in progress: their key is a killed remedy's, revoked at once.
 fn awaiting_enrolment(fleet: &Fleet, observed: &Observed, ctx: &Context) -> BTreeSet<String> {
+    let remedied = plan::heal::remedies_in_progress(fleet, observed, ctx);
     let owned = plan::device_ownership(fleet, observed, ctx);
     let online: BTreeSet<&str> = observed
         .devices
@@ -350,6 +352,7 @@ fn awaiting_enrolment(fleet: &Fleet, observed: &Observed, ctx: &Context) -> BTre
                 s.status,
                 ServerStatus::Initializing | ServerStatus::Starting | ServerStatus::Running
             ) && !online.contains(agent)
+                && !remedied.contains(*agent)
         })
         .map(|(agent, _)| agent.to_owned())
         .collect()

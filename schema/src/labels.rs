@@ -17,6 +17,9 @@
 //! | `tether/quarantined-at` | unix seconds when the server entered quarantine |
 //! | `tether/quarantine-commit` | short fleet commit that removed the agent's spec |
 //! | `tether/purge` | `true`: `tether agent purge` asked to delete the quarantined server early |
+//! | `tether/heal-attempt` | the self-healing attempt last started on the server, written before its first mutation |
+//! | `tether/heal-remedy` | that attempt's remedy: `rekey`, `power-cycle` or `replace` |
+//! | `tether/heal-at` | unix seconds when that attempt started |
 
 use crate::cloud_init;
 use crate::model::{Agent, FleetSettings};
@@ -62,6 +65,15 @@ pub const QUARANTINE_COMMIT: &str = "tether/quarantine-commit";
 /// `tether/purge=true`: an operator confirmed (`tether agent purge`) that the quarantined server
 /// may be deleted before its grace period ends.
 pub const PURGE: &str = "tether/purge";
+
+/// `tether/heal-attempt=<n>`: the self-healing attempt last started on this server (1-based),
+/// written before the remedy's first mutation so a kill cannot make it a free retry.
+pub const HEAL_ATTEMPT: &str = "tether/heal-attempt";
+/// `tether/heal-remedy=<remedy>`: the remedy of that attempt (`rekey`, `power-cycle`,
+/// `replace`).
+pub const HEAL_REMEDY: &str = "tether/heal-remedy";
+/// `tether/heal-at=<unix seconds>`: when that attempt started.
+pub const HEAL_AT: &str = "tether/heal-at";
 
 /// The name a server gets while it is quarantined.
 pub fn quarantined_name(agent: &str, server_id: u64) -> String {

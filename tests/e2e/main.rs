@@ -16,6 +16,7 @@ mod dashboard;
 mod exit_codes;
 mod github;
 mod heal;
+mod heal_kills;
 mod lease;
 mod notify;
 mod offer;

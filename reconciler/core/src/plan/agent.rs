@@ -159,11 +159,18 @@ pub(super) fn plan_existing(
     }
 }
 
-/// The labels the on-VM agent's channel owns are kept as the server has them: the
-/// `tether/runtime` label moves only when a rollout wave is healthy, and `tether/agent-key`
-/// only when the agent's credential is minted or rotated.
+/// The labels the on-VM agent's channel and self-healing own are kept as the server has them:
+/// the `tether/runtime` label moves only when a rollout wave is healthy, `tether/agent-key`
+/// only when the agent's credential is minted or rotated, and a remedy's journal
+/// (`tether/heal-*`) only when the next remedy starts.
 fn keep_agent_labels(have: &BTreeMap<String, String>, want: &mut BTreeMap<String, String>) {
-    for key in [labels::RUNTIME, labels::AGENT_KEY] {
+    for key in [
+        labels::RUNTIME,
+        labels::AGENT_KEY,
+        labels::HEAL_ATTEMPT,
+        labels::HEAL_REMEDY,
+        labels::HEAL_AT,
+    ] {
         if let Some(value) = have.get(key) {
             want.insert(key.to_owned(), value.clone());
         }
