@@ -20,6 +20,7 @@
 //! | `tether/heal-attempt` | the self-healing attempt last started on the server, written before its first mutation |
 //! | `tether/heal-remedy` | that attempt's remedy: `rekey`, `power-cycle` or `replace` |
 //! | `tether/heal-at` | unix seconds when that attempt started |
+//! | `tether/runtime-halted` | the [`runtime_hash`] of a runtime whose rollout halted on this server, written before the rollback |
 
 use crate::cloud_init;
 use crate::model::{Agent, FleetSettings};
@@ -74,6 +75,11 @@ pub const HEAL_ATTEMPT: &str = "tether/heal-attempt";
 pub const HEAL_REMEDY: &str = "tether/heal-remedy";
 /// `tether/heal-at=<unix seconds>`: when that attempt started.
 pub const HEAL_AT: &str = "tether/heal-at";
+
+/// `tether/runtime-halted=<hash>`: the [`runtime_hash`] of the runtime whose rollout failed on
+/// this server (the canary or a wave member), written before the wave is rolled back, so the
+/// halt survives a daemon killed before its status commit.
+pub const RUNTIME_HALTED: &str = "tether/runtime-halted";
 
 /// The name a server gets while it is quarantined.
 pub fn quarantined_name(agent: &str, server_id: u64) -> String {

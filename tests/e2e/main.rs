@@ -24,6 +24,7 @@ mod projects;
 mod quarantine;
 mod review;
 mod runtime;
+mod runtime_restart;
 mod safety;
 mod sandbox_cmd;
 mod sandbox_demo;

@@ -191,8 +191,17 @@ pub async fn apply_with<C: Compute, T: Tailnet>(
         reports.extend(chains.into_iter().flatten());
     }
     if let Some(service) = agent_api {
-        reports
-            .extend(crate::runtime::rollout::run(&updates, fleet, compute, service, &stop).await);
+        reports.extend(
+            crate::runtime::rollout::run(
+                &updates,
+                fleet,
+                compute,
+                service,
+                &stop,
+                &crate::cloud::retry::TokioClock,
+            )
+            .await,
+        );
     }
     reports.sort_by(|a, b| (a.order, &a.agent).cmp(&(b.order, &b.agent)));
     tracing::info!(

@@ -160,9 +160,10 @@ pub(super) fn plan_existing(
 }
 
 /// The labels the on-VM agent's channel and self-healing own are kept as the server has them:
-/// the `tether/runtime` label moves only when a rollout wave is healthy, `tether/agent-key`
-/// only when the agent's credential is minted or rotated, and a remedy's journal
-/// (`tether/heal-*`) only when the next remedy starts.
+/// the `tether/runtime` label moves only when a rollout wave is healthy (and
+/// `tether/runtime-halted` only when one halts), `tether/agent-key` only when the agent's
+/// credential is minted or rotated, and a remedy's journal (`tether/heal-*`) only when the
+/// next remedy starts.
 fn keep_agent_labels(have: &BTreeMap<String, String>, want: &mut BTreeMap<String, String>) {
     for key in [
         labels::RUNTIME,
@@ -170,6 +171,7 @@ fn keep_agent_labels(have: &BTreeMap<String, String>, want: &mut BTreeMap<String
         labels::HEAL_ATTEMPT,
         labels::HEAL_REMEDY,
         labels::HEAL_AT,
+        labels::RUNTIME_HALTED,
     ] {
         if let Some(value) = have.get(key) {
             want.insert(key.to_owned(), value.clone());
