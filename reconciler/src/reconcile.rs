@@ -21,6 +21,7 @@ use crate::cloud::{Compute, ServerStatus};
 use crate::observe::{ObserveError, observe, refresh_touched};
 use crate::plan::offer::{self, NotOffered};
 use crate::plan::{self, Context, Observed, Plan};
+use crate::runtime::history::{History, serve_what_they_ran};
 use crate::source::fleets::{FleetCache, Loaded};
 use crate::source::{Snapshot, publish};
 use std::collections::BTreeSet;
@@ -139,56 +140,6 @@ pub fn previous_fleet(repo: &std::path::Path, ledger: &Ledger) -> Option<Fleet> 
 fn previous_cached(repo: &std::path::Path, ledger: &Ledger, fleets: &FleetCache) -> Option<Fleet> {
     let revision = ledger.baseline.as_ref()?.revision.as_deref()?;
     fleets.read(repo, revision).ok()?.fleet.ok()
-}
-
-/// How many fleet commits a restarted daemon looks back for the runtime its lagging agents ran.
-const RUNTIME_HISTORY: usize = 50;
-
-/// Serves the agents the runtime service has nothing for (a restarted daemon) the runtime
-/// their server's label shows: from the last applied fleet, else from the newest of the last
-/// [`RUNTIME_HISTORY`] fleet commits whose spec gave it. Each label is looked for once.
-fn serve_what_they_ran(
-    options: &PassOptions<'_>,
-    commit: Option<&str>,
-    (fleet, previous): (&Fleet, Option<&Fleet>),
-    service: &crate::runtime::Service,
-    servers: &[crate::cloud::Server],
-) {
-    let mut lagging = service.lagging(fleet, servers);
-    if let Some(previous) = previous {
-        service.serve_as_labelled(previous, servers, &mut lagging);
-    }
-    let Some(target) = options.status.as_ref() else {
-        return;
-    };
-    if lagging.is_empty() {
-        return;
-    }
-    let history =
-        crate::source::git::history(target.repo, commit, RUNTIME_HISTORY).unwrap_or_default();
-    for revision in history {
-        if lagging.is_empty() {
-            break;
-        }
-        let old = match options.fleets {
-            Some(fleets) => fleets
-                .read(target.repo, &revision)
-                .ok()
-                .and_then(|l| l.fleet.ok()),
-            None => crate::source::git::read(target.repo, &revision)
-                .ok()
-                .and_then(|s| load_fleet(&s.files).ok()),
-        };
-        if let Some(old) = old {
-            service.serve_as_labelled(&old, servers, &mut lagging);
-        }
-    }
-    if !lagging.is_empty() {
-        tracing::warn!(
-            agents = lagging.len(),
-            "runtime: no fleet commit among the last {RUNTIME_HISTORY} gives the runtime these agents' servers are labelled with; they are served nothing until the rollout reaches them"
-        );
-    }
 }
 
 /// Loads the fleet, reads the inventory and plans, without changing anything.
@@ -312,8 +263,13 @@ pub async fn run_loaded<C: Compute, T: Tailnet>(
     if let Some(service) = options.runtime {
         crate::runtime::status::seed(service, &ledger);
         service.sync(&fleet, &observed.servers);
+        let history = options.status.as_ref().map(|target| History {
+            repo: target.repo,
+            commit,
+            fleets: options.fleets,
+        });
         let fleets = (&fleet, ctx.previous.as_ref());
-        serve_what_they_ran(options, commit, fleets, service, &observed.servers);
+        serve_what_they_ran(service, fleets, &observed.servers, history.as_ref());
         apply::runtime::write_rotated_keys(compute, &fleet, service, &observed.servers).await;
     }
     let awaiting = awaiting_enrolment(&fleet, &observed, &ctx);

@@ -5,7 +5,7 @@
 //!
 //! A restarted daemon knows its agents from the servers' labels before its first pass
 //! ([`seed_from_servers`]) and serves each what its `tether/runtime` label shows
-//! ([`Service::sync`], [`Service::serve_as_labelled`]); [`refusals`] logs the API's refusals
+//! ([`Service::sync`], [`history`]); [`refusals`] logs the API's refusals
 //! in aggregate.
 //!
 //! Decisions: `docs/decisions/023-on-vm-agent.md`, `docs/decisions/024-health-gated-waves.md`,
@@ -13,6 +13,7 @@
 
 pub mod api;
 pub mod credential;
+pub mod history;
 pub mod refusals;
 pub mod rollout;
 pub mod status;
