@@ -17,6 +17,10 @@
 //! | `tether/quarantined-at` | unix seconds when the server entered quarantine |
 //! | `tether/quarantine-commit` | short fleet commit that removed the agent's spec |
 //! | `tether/purge` | `true`: `tether agent purge` asked to delete the quarantined server early |
+//! | `tether/heal-attempt` | the self-healing attempt last started on the server, written before its first mutation |
+//! | `tether/heal-remedy` | that attempt's remedy: `rekey`, `power-cycle` or `replace` |
+//! | `tether/heal-at` | unix seconds when that attempt started |
+//! | `tether/runtime-halted` | the [`runtime_hash`] of a runtime whose rollout halted on this server, written before the rollback |
 
 use crate::cloud_init;
 use crate::model::{Agent, FleetSettings};
@@ -65,6 +69,20 @@ pub const PURGE: &str = "tether/purge";
 /// is under way on the server and has reached `<step>`; written before the operation's first
 /// mutation and removed by its last step, so the next pass finishes what a stopped one began.
 pub const OPERATION: &str = "tether/operation";
+
+/// `tether/heal-attempt=<n>`: the self-healing attempt last started on this server (1-based),
+/// written before the remedy's first mutation so a kill cannot make it a free retry.
+pub const HEAL_ATTEMPT: &str = "tether/heal-attempt";
+/// `tether/heal-remedy=<remedy>`: the remedy of that attempt (`rekey`, `power-cycle`,
+/// `replace`).
+pub const HEAL_REMEDY: &str = "tether/heal-remedy";
+/// `tether/heal-at=<unix seconds>`: when that attempt started.
+pub const HEAL_AT: &str = "tether/heal-at";
+
+/// `tether/runtime-halted=<hash>`: the [`runtime_hash`] of the runtime whose rollout failed on
+/// this server (the canary or a wave member), written before the wave is rolled back, so the
+/// halt survives a daemon killed before its status commit.
+pub const RUNTIME_HALTED: &str = "tether/runtime-halted";
 
 /// The name a server gets while it is quarantined.
 pub fn quarantined_name(agent: &str, server_id: u64) -> String {

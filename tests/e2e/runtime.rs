@@ -12,7 +12,7 @@ use tether::cloud::Compute;
 use tether::sandbox::stack::{Stack, StackOptions};
 
 /// A fleet of `n` agents running `version`, committed on `main`.
-fn fleet(dir: &Path, n: usize, version: &str) {
+pub(crate) fn fleet(dir: &Path, n: usize, version: &str) {
     std::fs::create_dir_all(dir.join("agents")).expect("agents/");
     std::fs::write(
         dir.join("fleet.yaml"),
@@ -22,7 +22,7 @@ fn fleet(dir: &Path, n: usize, version: &str) {
     set_version(dir, n, version);
 }
 
-fn set_version(dir: &Path, n: usize, version: &str) {
+pub(crate) fn set_version(dir: &Path, n: usize, version: &str) {
     for i in 0..n {
         std::fs::write(
             dir.join(format!("agents/acme-{i:02}.yaml")),
@@ -44,7 +44,11 @@ fn daemon(stack: &Stack, fleet: &Path) -> Daemon {
 }
 
 /// `status/runtime.yaml` once `done` holds for it (within 60 s).
-async fn runtime_status(repo: &Path, done: impl Fn(&str) -> bool, daemon: &Daemon) -> String {
+pub(crate) async fn runtime_status(
+    repo: &Path,
+    done: impl Fn(&str) -> bool,
+    daemon: &Daemon,
+) -> String {
     let start = Instant::now();
     while start.elapsed() < Duration::from_secs(60) {
         let text =

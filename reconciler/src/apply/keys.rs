@@ -18,6 +18,9 @@
 //! - [`sweep`] spares a key that may still be in flight: its agent has a server that has not
 //!   joined yet and the key is younger than [`ENROLMENT_WINDOW`]. So a run killed right after
 //!   creating a server does not strand that server; once the window passes the key is revoked.
+//!   An agent with a self-healing remedy in progress is not spared
+//!   ([`crate::plan::heal::remedies_in_progress`]): its key belongs to a remedy a kill cut
+//!   short, and the next pass revokes it at once (decision 032).
 //!
 //! # Assumptions
 //! - The sweep runs under the single-writer lease (see `docs/decisions/004-single-writer-lock.md`):

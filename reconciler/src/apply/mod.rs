@@ -197,7 +197,9 @@ pub async fn apply_with<C: Compute, T: Tailnet>(
         reports.extend(chains.into_iter().flatten());
     }
     if let Some(service) = agent_api {
-        let rollout = crate::runtime::rollout::run(&updates, fleet, compute, service, &stop).await;
+        let rollout =
+            crate::runtime::rollout::run(&updates, fleet, compute, service, &stop, &options.clock)
+                .await;
         reports.extend(rollout.into_iter().map(runtime::report));
     }
     reports.sort_by(|a, b| (a.order, &a.agent).cmp(&(b.order, &b.agent)));

@@ -145,11 +145,13 @@ impl<C: Compute, T: Tailnet> Ctx<'_, C, T> {
                     agent,
                     server_id,
                     remedy,
+                    attempt,
                     old_devices,
                     ..
                 } => match self.agent(agent) {
                     Ok(a) => {
-                        self.heal(a, *server_id, *remedy, old_devices, &mut report)
+                        let remedy = (*remedy, *attempt);
+                        self.heal(a, *server_id, remedy, old_devices, &mut report)
                             .await
                     }
                     Err(e) => Err(e),

@@ -122,6 +122,14 @@ pub async fn run(
             let service = crate::runtime::Service::new(agent_api.bound_at(addr));
             crate::runtime::api::serve_on(listener, service.clone(), stopped)
                 .map_err(listen_err)?;
+            tokio::spawn({
+                let (compute, service, fleet) = (
+                    compute.compute.clone(),
+                    service.clone(),
+                    config.fleet.clone(),
+                );
+                async move { crate::runtime::seed_from_servers(&compute, &service, &fleet).await }
+            });
             Some(service)
         }
         None => None,

@@ -14,8 +14,10 @@ use crate::cloud::tailscale::{AuthKey, Tailnet};
 use crate::observe::{self, ObserveError};
 use crate::plan::offer::{self, NotOffered};
 use crate::plan::{self, Context, Observed, Plan};
+use crate::runtime::history::{History, serve_what_they_ran};
 use crate::source::fleets::Loaded;
 use crate::source::publish;
+use std::collections::BTreeSet;
 use tether_schema::{Fleet, load_fleet};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
@@ -246,10 +248,22 @@ async fn apply<C: Compute, T: Tailnet>(
     if let Some(service) = options.runtime {
         crate::audit::runtime::seed(service, ledger);
         service.sync(fleet, &observed.servers);
+        let history = options.status.as_ref().map(|target| History {
+            repo: target.repo,
+            commit: ctx.revision.as_deref(),
+            fleets: options.fleets,
+        });
+        let fleets = (fleet, ctx.previous.as_ref());
+        serve_what_they_ran(service, fleets, &observed.servers, history.as_ref());
         apply::runtime::write_rotated_keys(compute, fleet, service, &observed.servers).await;
     }
     let owned = plan::device_ownership(fleet, observed, ctx);
-    let awaiting = apply::keys::awaiting_enrolment(fleet, observed, &owned);
+    // A remedy in progress is a killed remedy's: its key is revoked at once, not awaited.
+    let remedied = plan::heal::remedies_in_progress(fleet, observed, ctx);
+    let awaiting: BTreeSet<String> = apply::keys::awaiting_enrolment(fleet, observed, &owned)
+        .into_iter()
+        .filter(|agent| !remedied.contains(agent))
+        .collect();
     apply::keys::sweep_logged(tailnet, &fleet.settings.name, &awaiting, now).await;
     let applied = apply::apply_with(
         plan,

@@ -5,8 +5,10 @@
 //! Every request carries `Authorization: Bearer <credential>`. A missing or unknown credential
 //! is 401; a credential of another agent is 403, so a VM can only ever read its own runtime
 //! (its env may hold secrets). Credentials are compared in constant time against the kept
-//! hashes and never logged. Start at [`serve`]; [`router`] is the same routes without a socket.
+//! hashes and never logged; refusals are logged in aggregate ([`super::refusals`]). Start at
+//! [`serve`]; [`router`] is the same routes without a socket.
 
+use super::refusals::{self, Refusal};
 use super::wire::{ErrorBody, Report, Rotated};
 use super::{Service, credential};
 use crate::secret::Secret;
@@ -87,7 +89,14 @@ fn authorize(
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "))
         .map(|v| Secret::new(v.trim().to_owned()));
+    let refused = |refusal| {
+        let now = SystemTime::now();
+        if let Some(tally) = service.refused(refusal, now) {
+            refusals::log(&tally, now);
+        }
+    };
     let Some(credential) = credential else {
+        refused(Refusal::Missing);
         return Err((
             StatusCode::UNAUTHORIZED,
             "no credential: send `Authorization: Bearer <the agent credential cloud-init wrote to /etc/tether/agent-credential>`".to_owned(),
@@ -98,7 +107,8 @@ fn authorize(
     }
     match service.owner_of(&credential) {
         Some(owner) => {
-            tracing::warn!(agent = %owner, requested = %name, "agent API: an agent asked for another agent's runtime; refused");
+            tracing::debug!(agent = %owner, requested = %name, "agent API: an agent asked for another agent's runtime; refused");
+            refused(Refusal::Foreign);
             Err((
                 StatusCode::FORBIDDEN,
                 format!(
@@ -107,7 +117,8 @@ fn authorize(
             ))
         }
         None => {
-            tracing::warn!(requested = %name, "agent API: unknown credential; refused");
+            tracing::debug!(requested = %name, "agent API: unknown credential; refused");
+            refused(Refusal::Unknown);
             Err((
                 StatusCode::UNAUTHORIZED,
                 format!(

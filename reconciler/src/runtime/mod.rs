@@ -3,17 +3,25 @@
 //! agents over the tailnet; [`rollout`] moves a new runtime through health-gated waves;
 //! [`crate::audit::runtime`] writes `status/runtime.yaml`. The agent itself is [`crate::agent_client`].
 //!
-//! Decisions: `docs/decisions/023-on-vm-agent.md`, `docs/decisions/024-health-gated-waves.md`.
+//! A restarted daemon knows its agents from the servers' labels before its first pass
+//! ([`seed_from_servers`]) and serves each what its `tether/runtime` label shows
+//! ([`Service::sync`], [`history`]); [`refusals`] logs the API's refusals
+//! in aggregate.
+//!
+//! Decisions: `docs/decisions/023-on-vm-agent.md`, `docs/decisions/024-health-gated-waves.md`,
+//! `docs/decisions/033-rollouts-across-restarts.md`.
 
 pub mod api;
 pub mod credential;
+pub mod history;
+pub mod refusals;
 pub mod rollout;
 pub mod wire;
 
 use crate::cloud::Server;
 use crate::plan::runtime::Halted;
 use crate::secret::Secret;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, SystemTime};
@@ -86,6 +94,11 @@ impl Entry {
 struct State {
     agents: BTreeMap<String, Entry>,
     rollout: Option<rollout::Record>,
+    /// `tether/runtime` hashes already looked for in the fleet's history
+    /// ([`Service::lagging`]), so a label no commit explains is looked for once.
+    searched: BTreeSet<String>,
+    /// The API's refusals since they were last logged.
+    refusals: refusals::Tally,
 }
 
 /// The daemon's runtime state, shared by the API and the passes. Cheap to clone.
@@ -130,18 +143,18 @@ impl Service {
     /// Reads the servers after observing: each agent's credential hash from `tether/agent-key`
     /// (unless a rotation the label does not show yet is pending), and, for an agent whose
     /// server is labelled with its spec's runtime, that runtime as the one to serve. An agent
-    /// mid-rollout or rolled back keeps what the rollout serves it.
+    /// mid-rollout or rolled back keeps what the rollout serves it; one served nothing (a
+    /// restarted daemon) is [`Service::lagging`].
     pub fn sync(&self, fleet: &Fleet, servers: &[Server]) {
         let mut state = self.lock();
-        for server in servers {
+        let now = SystemTime::now();
+        if let Some(tally) = state.refusals.take(now) {
+            refusals::log(&tally, now);
+        }
+        for server in fleet_servers(fleet.settings.name.as_str(), servers) {
             let Some(name) = server.labels.get(labels::AGENT) else {
                 continue;
             };
-            if server.labels.get(labels::FLEET).map(String::as_str)
-                != Some(fleet.settings.name.as_str())
-            {
-                continue;
-            }
             let entry = state.agents.entry(name.clone()).or_default();
             entry.follow_label(server.labels.get(labels::AGENT_KEY));
             if let Some(agent) = fleet.agents.get(name.as_str())
@@ -150,6 +163,80 @@ impl Service {
                 entry.desired = Some(self.desired_of(agent));
             }
         }
+    }
+
+    /// The agents served nothing whose server's `tether/runtime` label shows a runtime not yet
+    /// looked for: after a restart, the agents a rollout has not reached or rolled back. Their
+    /// labels are marked as looked for; [`Service::serve_as_labelled`] serves them from the
+    /// fleet commits that explain them.
+    pub fn lagging(&self, fleet: &Fleet, servers: &[Server]) -> BTreeSet<String> {
+        let mut state = self.lock();
+        let mut lagging = BTreeSet::new();
+        for server in fleet_servers(fleet.settings.name.as_str(), servers) {
+            let (Some(name), Some(label)) = (
+                server.labels.get(labels::AGENT),
+                server.labels.get(labels::RUNTIME),
+            ) else {
+                continue;
+            };
+            let served = state.agents.get(name).is_some_and(|e| e.desired.is_some());
+            if !served && !state.searched.contains(label) {
+                lagging.insert((name.clone(), label.clone()));
+            }
+        }
+        let (agents, searched): (BTreeSet<String>, Vec<String>) = lagging.into_iter().unzip();
+        state.searched.extend(searched);
+        agents
+    }
+
+    /// Serves each of `lagging` whose server's `tether/runtime` label is the runtime `old` (an
+    /// earlier commit of the fleet) gave it that runtime, and takes it out of `lagging`: what
+    /// it last ran well, so a restarted daemon's rollback restores it.
+    pub fn serve_as_labelled(
+        &self,
+        old: &Fleet,
+        servers: &[Server],
+        lagging: &mut BTreeSet<String>,
+    ) {
+        let mut state = self.lock();
+        for server in fleet_servers(old.settings.name.as_str(), servers) {
+            let Some(name) = server.labels.get(labels::AGENT) else {
+                continue;
+            };
+            let Some(agent) = old.agents.get(name.as_str()) else {
+                continue;
+            };
+            if lagging.contains(name)
+                && server.labels.get(labels::RUNTIME) == Some(&labels::runtime_hash(agent))
+            {
+                let desired = self.desired_of(agent);
+                state.agents.entry(name.clone()).or_default().desired = Some(desired);
+                lagging.remove(name);
+            }
+        }
+    }
+
+    /// Takes each agent's credential hash from its server's `tether/agent-key` label, for an
+    /// agent the service does not know yet: what a restarted daemon does before its first pass,
+    /// so its agents are answered at once instead of refused until the pass. Only servers
+    /// labelled `tether/fleet=<fleet>`; what to serve them comes with the first pass.
+    pub fn seed(&self, fleet: &str, servers: &[Server]) -> usize {
+        let mut state = self.lock();
+        let mut seeded = 0;
+        for server in fleet_servers(fleet, servers) {
+            let (Some(name), Some(key)) = (
+                server.labels.get(labels::AGENT),
+                server.labels.get(labels::AGENT_KEY),
+            ) else {
+                continue;
+            };
+            let entry = state.agents.entry(name.clone()).or_default();
+            if entry.key.is_none() {
+                entry.key = Some(key.clone());
+                seeded += 1;
+            }
+        }
+        seeded
     }
 
     /// Records a new agent's credential hash and what it runs (at create).
@@ -255,6 +342,12 @@ impl Service {
             .collect()
     }
 
+    /// Counts a refusal of the API at `now`; the counts to log, when a line is due
+    /// ([`refusals::Tally::count`]).
+    pub fn refused(&self, refusal: refusals::Refusal, now: SystemTime) -> Option<refusals::Tally> {
+        self.lock().refusals.count(refusal, now)
+    }
+
     /// The current rollout's record.
     pub fn rollout(&self) -> Option<rollout::Record> {
         self.lock().rollout.clone()
@@ -272,6 +365,36 @@ impl Service {
             .as_ref()
             .and_then(rollout::Record::halted)
     }
+}
+
+/// Seeds `service` with the credential hashes on `fleet`'s servers ([`Service::seed`]): what
+/// the daemon runs as soon as its agent API listens, before the first pass. A failed listing
+/// is logged; the first pass then fills the service as before.
+pub async fn seed_from_servers<C: crate::cloud::Compute>(
+    compute: &C,
+    service: &Service,
+    fleet: &str,
+) {
+    let selector = format!("{}={fleet}", labels::FLEET);
+    match compute.list_servers(Some(&selector)).await {
+        Ok(servers) => {
+            let seeded = service.seed(fleet, &servers);
+            tracing::info!(
+                agents = seeded,
+                "agent API: credentials read from the servers' tether/agent-key labels; their agents are answered before the first pass"
+            );
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "agent API: listing the servers for their credentials failed; agents are answered after the first pass");
+        }
+    }
+}
+
+/// The servers labelled `tether/fleet=<fleet>`.
+fn fleet_servers<'a>(fleet: &'a str, servers: &'a [Server]) -> impl Iterator<Item = &'a Server> {
+    servers
+        .iter()
+        .filter(move |s| s.labels.get(labels::FLEET).map(String::as_str) == Some(fleet))
 }
 
 #[cfg(test)]

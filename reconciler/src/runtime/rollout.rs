@@ -11,16 +11,25 @@
 //! - A server's `tether/runtime` label moves only after its wave was healthy, and only while it
 //!   still carries this fleet's and its agent's labels.
 //! - A halted runtime is not rolled out again until the spec changes it
-//!   ([`crate::plan::Context::halted_rollout`]).
+//!   ([`crate::plan::Context::halted_rollout`]). The halt is written on the failed agent's
+//!   server (`tether/runtime-halted`) before the wave is rolled back, so it holds even when
+//!   the daemon dies before its status commit
+//!   ([`crate::plan::runtime::hold_halted_on_servers`]).
+//! - Completed waves are durable by their labels: after a restart the planner updates only the
+//!   agents whose `tether/runtime` label still lags the spec, so the rollout goes on where it
+//!   was, and the restarted daemon serves the lagging agents the runtime their label shows
+//!   ([`Service::serve_as_labelled`]): a wave cut short is rolled back to it.
+//! - Time and waits come from the injected [`Clock`].
 
 use super::Service;
 use super::wire::Desired;
+use crate::cloud::retry::Clock;
 use crate::cloud::{Compute, ServerId, hetzner};
 use crate::plan::runtime::Halted;
 use crate::plan::{Action, safety};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::Duration;
 use tether_schema::{Fleet, labels};
 use tokio::sync::watch;
 
@@ -160,13 +169,15 @@ struct Member<'a> {
     before: Option<Desired>,
 }
 
-/// Runs `updates` (the plan's [`Action::UpdateRuntime`]s) wave by wave.
-pub async fn run<'a, C: Compute>(
+/// Runs `updates` (the plan's [`Action::UpdateRuntime`]s) wave by wave, with time and waits
+/// from `clock`.
+pub async fn run<'a, C: Compute, K: Clock>(
     updates: &[&'a Action],
     fleet: &Fleet,
     compute: &C,
     service: &Service,
     stop: &watch::Receiver<bool>,
+    clock: &K,
 ) -> Vec<Update<'a>> {
     let mut waves: BTreeMap<u32, Vec<&Action>> = BTreeMap::new();
     for action in updates {
@@ -206,7 +217,13 @@ pub async fn run<'a, C: Compute>(
             reports.extend(actions.iter().map(|a| Update::skipped(a, &reason)));
             continue;
         }
-        let outcome = wave(number, &actions, fleet, compute, service, &mut record).await;
+        let outcome = wave(
+            number,
+            &actions,
+            (fleet, compute, service, clock),
+            &mut record,
+        )
+        .await;
         reports.extend(outcome);
         service.set_rollout(record.clone());
     }
@@ -215,12 +232,10 @@ pub async fn run<'a, C: Compute>(
 }
 
 /// Serves one wave the new runtime, waits for it, and relabels or rolls back.
-async fn wave<'a, C: Compute>(
+async fn wave<'a, C: Compute, K: Clock>(
     number: u32,
     actions: &[&'a Action],
-    fleet: &Fleet,
-    compute: &C,
-    service: &Service,
+    (fleet, compute, service, clock): (&Fleet, &C, &Service, &K),
     record: &mut Record,
 ) -> Vec<Update<'a>> {
     let mut reports = Vec::new();
@@ -285,7 +300,7 @@ async fn wave<'a, C: Compute>(
     }
     let names: Vec<String> = members.iter().map(|m| m.agent.to_owned()).collect();
     tracing::info!(wave = number, agents = names.len(), target = %record.target, "runtime wave started");
-    match wait(&members, &record.target, service).await {
+    match wait(&members, &record.target, service, clock).await {
         Ok(()) => {
             for m in &members {
                 reports.push(match relabel(m, fleet, compute).await {
@@ -319,10 +334,13 @@ async fn wave<'a, C: Compute>(
             };
             let reason = format!("rollout halted: {} failed on {place}: {why}", record.target);
             tracing::warn!(wave = number, %agent, "{reason}; rolling the wave back");
+            if let Some(failed) = members.iter().find(|m| m.agent == agent) {
+                mark_halted(failed, fleet, compute).await;
+            }
             for m in &members {
                 service.serve(m.agent, m.before.clone());
             }
-            let settled = rolled_back(&members, service).await;
+            let settled = rolled_back(&members, service, clock).await;
             for m in &members {
                 let back = match settled.get(m.agent) {
                     Some(true) => "rolled back",
@@ -352,14 +370,15 @@ async fn wave<'a, C: Compute>(
 
 /// Waits until every member reports `target` healthy (a report made after the wave started);
 /// the first failure (an unhealthy report of `target`, or the deadline) as `(agent, why)`.
-async fn wait(
+async fn wait<K: Clock>(
     members: &[Member<'_>],
     target: &str,
     service: &Service,
+    clock: &K,
 ) -> Result<(), (String, String)> {
     let timeout = service.config().wave_timeout;
-    let started = SystemTime::now();
-    let deadline = Instant::now() + timeout;
+    let started = clock.now();
+    let deadline = started + timeout;
     loop {
         let mut pending = None;
         for m in members {
@@ -390,21 +409,25 @@ async fn wait(
         let Some((agent, why)) = pending else {
             return Ok(());
         };
-        if Instant::now() >= deadline {
+        if clock.now() >= deadline {
             return Err((
                 agent.to_owned(),
                 format!("{why} within {}s", timeout.as_secs_f64()),
             ));
         }
-        tokio::time::sleep(CHECK_EVERY).await;
+        clock.sleep(CHECK_EVERY).await;
     }
 }
 
 /// Waits (up to the wave timeout) until each member reports the runtime it was rolled back to
 /// healthy; whether each did, by agent.
-async fn rolled_back<'a>(members: &[Member<'a>], service: &Service) -> BTreeMap<&'a str, bool> {
-    let started = SystemTime::now();
-    let deadline = Instant::now() + service.config().wave_timeout;
+async fn rolled_back<'a, K: Clock>(
+    members: &[Member<'a>],
+    service: &Service,
+    clock: &K,
+) -> BTreeMap<&'a str, bool> {
+    let started = clock.now();
+    let deadline = started + service.config().wave_timeout;
     loop {
         let settled: BTreeMap<&str, bool> = members
             .iter()
@@ -419,10 +442,46 @@ async fn rolled_back<'a>(members: &[Member<'a>], service: &Service) -> BTreeMap<
                 (m.agent, back)
             })
             .collect();
-        if settled.values().all(|b| *b) || Instant::now() >= deadline {
+        if settled.values().all(|b| *b) || clock.now() >= deadline {
             return settled;
         }
-        tokio::time::sleep(CHECK_EVERY).await;
+        clock.sleep(CHECK_EVERY).await;
+    }
+}
+
+/// Writes the halt on the failed member's server (`tether/runtime-halted` = its agent's target
+/// runtime hash) before the wave is rolled back, so a daemon killed before its status commit
+/// does not roll the same version out again. A failure is logged; the rollback goes on.
+async fn mark_halted<C: Compute>(m: &Member<'_>, fleet: &Fleet, compute: &C) {
+    let marked = async {
+        let server = compute
+            .get_server(m.server_id)
+            .await
+            .map_err(|e| e.to_string())?
+            .ok_or_else(|| format!("server {} no longer exists", m.server_id))?;
+        if !safety::owns_server(&server, fleet.settings.name.as_str(), m.agent) {
+            return Err(format!(
+                "server {} no longer carries this fleet's labels for {}",
+                m.server_id, m.agent
+            ));
+        }
+        let spec = fleet
+            .agents
+            .get(m.agent)
+            .ok_or_else(|| format!("agent `{}` is not in the fleet being applied", m.agent))?;
+        let mut labels = server.labels.clone();
+        labels.insert(
+            labels::RUNTIME_HALTED.to_owned(),
+            labels::runtime_hash(spec),
+        );
+        compute
+            .update_server(m.server_id, None, &labels)
+            .await
+            .map(|_| ())
+            .map_err(|e| e.to_string())
+    };
+    if let Err(e) = marked.await {
+        tracing::warn!(agent = m.agent, server = m.server_id.0, error = %e, "writing the halt on the server failed; the status commit still records it");
     }
 }
 

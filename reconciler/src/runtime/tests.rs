@@ -6,7 +6,7 @@ use super::wire::{Desired, Report};
 use super::{Config, Service, api, credential};
 use crate::agent_client::Client;
 use crate::secret::Secret;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 fn desired(version: &str) -> Desired {
@@ -172,4 +172,120 @@ fn a_port_0_api_gives_the_vms_its_bound_address_and_a_fixed_port_keeps_its_urls(
             "http://daemon.tail1.ts.net:9190/bin"
         )
     );
+}
+
+/// A fleet named `aura` whose agents `a1` and `a2` run `version`.
+fn fleet_at(version: &str) -> tether_schema::Fleet {
+    let mut files = vec![tether_schema::SourceFile {
+        path: "fleet.yaml".into(),
+        content: tether_schema::Content::Bytes(
+            "apiVersion: tether/v1\nkind: Fleet\nmetadata: {name: aura}\nspec:\n  defaults: {server: {type: cpx21, location: fsn1, image: ubuntu-24.04}}\n  tailscale: {tags: [\"tag:agent\"]}\n  catalog: {serverTypes: [cpx21], locations: [fsn1], images: [ubuntu-24.04]}\n".as_bytes().to_vec(),
+        ),
+    }];
+    for name in ["a1", "a2"] {
+        files.push(tether_schema::SourceFile {
+            path: format!("agents/{name}.yaml"),
+            content: tether_schema::Content::Bytes(
+                format!("apiVersion: tether/v1\nkind: Agent\nmetadata: {{name: {name}}}\nspec:\n  subscription: sub_{name}\n  runtime: {{version: \"{version}\", env: {{API_TOKEN: tok-{name}}}}}\n").into_bytes(),
+            ),
+        });
+    }
+    tether_schema::load_fleet(&files).expect("valid fleet")
+}
+
+/// `agent`'s server as `created_from` labelled it, with `credential`'s hash.
+fn server_of(
+    created_from: &tether_schema::Fleet,
+    agent: &str,
+    id: u64,
+    credential: &Secret<String>,
+) -> crate::cloud::Server {
+    let spec = created_from.agents.get(agent).expect("agent");
+    let mut labels = tether_schema::labels::server_labels(spec, &created_from.settings);
+    labels.insert(
+        tether_schema::labels::AGENT_KEY.to_owned(),
+        credential::hash(credential),
+    );
+    crate::cloud::Server {
+        id: crate::cloud::ServerId(id),
+        name: agent.to_owned(),
+        status: crate::cloud::ServerStatus::Running,
+        server_type: "cpx21".into(),
+        location: "fsn1".into(),
+        image: Some("ubuntu-24.04".into()),
+        labels,
+        ipv4: None,
+        ipv6: None,
+        created: "2026-12-01T10:00:00Z".into(),
+        delete_protected: false,
+        rebuild_protected: false,
+        disk_gb: Some(80),
+        project: None,
+    }
+}
+
+fn config() -> Config {
+    Config {
+        listen: "127.0.0.1:0".parse().expect("addr"),
+        url: String::new(),
+        binary_url: String::new(),
+        poll: Duration::from_secs(1),
+        wave_timeout: Duration::from_secs(5),
+    }
+}
+
+#[test]
+fn a_restarted_service_knows_its_agents_from_their_servers_labels_before_any_pass() {
+    let fleet = fleet_at("1.4.0");
+    let (c1, c2) = (credential::mint(), credential::mint());
+    let mut other = server_of(&fleet, "a2", 2, &c2);
+    other
+        .labels
+        .insert(tether_schema::labels::FLEET.to_owned(), "elsewhere".into());
+    let restarted = Service::new(config());
+    let seeded = restarted.seed("aura", &[server_of(&fleet, "a1", 1, &c1), other]);
+    assert_eq!(seeded, 1, "only this fleet's servers");
+    assert!(restarted.authenticates("a1", &c1));
+    assert!(
+        !restarted.authenticates("a2", &c2),
+        "another fleet's server"
+    );
+    assert_eq!(
+        restarted.desired("a1"),
+        None,
+        "what to serve comes with the pass"
+    );
+}
+
+#[test]
+fn a_restarted_service_serves_each_agent_the_runtime_its_label_shows() {
+    let (old, new) = (fleet_at("1.4.0"), fleet_at("2.0.0"));
+    let (c1, c2) = (credential::mint(), credential::mint());
+    // a1 is still on 1.4.0 (a halted rollout never reached it, or rolled it back); a2 is done.
+    let servers = [server_of(&old, "a1", 1, &c1), server_of(&new, "a2", 2, &c2)];
+    let restarted = Service::new(config());
+    restarted.sync(&new, &servers);
+    let version = |agent: &str| restarted.desired(agent).map(|d| d.version);
+    assert_eq!(version("a2").as_deref(), Some("2.0.0"));
+    assert_eq!(version("a1"), None);
+    let mut lagging = restarted.lagging(&new, &servers);
+    assert_eq!(lagging, BTreeSet::from(["a1".to_owned()]));
+    restarted.serve_as_labelled(&new, &servers, &mut lagging);
+    assert_eq!(
+        lagging.len(),
+        1,
+        "the current spec does not explain a1's label"
+    );
+    restarted.serve_as_labelled(&old, &servers, &mut lagging);
+    assert!(lagging.is_empty());
+    assert_eq!(version("a1").as_deref(), Some("1.4.0"));
+    assert_eq!(
+        restarted.desired("a1").map(|d| d.env["API_TOKEN"].clone()),
+        Some("tok-a1".to_owned()),
+        "its own env, from the fleet commit it ran"
+    );
+    // A label looked for once is not looked for again on every pass.
+    let blind = Service::new(config());
+    assert_eq!(blind.lagging(&new, &servers).len(), 2);
+    assert!(blind.lagging(&new, &servers).is_empty());
 }

@@ -44,6 +44,53 @@ pub fn read(repo: &Path, rev: &str) -> Result<Snapshot, SourceError> {
     })
 }
 
+/// The commits that hold a fleet, newest first, at most `limit`: those reachable from `rev` (a
+/// branch, tag or commit), or with `None` (a working tree) from `HEAD` and every local branch.
+/// Where a restarted daemon looks for the spec its agents last ran.
+///
+/// # Errors
+/// The repository cannot be opened, `rev` does not name a commit, or the history cannot be
+/// walked.
+pub fn history(repo: &Path, rev: Option<&str>, limit: usize) -> Result<Vec<String>, SourceError> {
+    let repository = Repository::open(repo).map_err(|e| SourceError::GitOpen {
+        path: repo.to_owned(),
+        message: e.message().to_owned(),
+    })?;
+    let rev_err = |e: git2::Error| SourceError::GitRev {
+        path: repo.to_owned(),
+        rev: rev.unwrap_or("HEAD").to_owned(),
+        message: e.message().to_owned(),
+    };
+    let mut walk = repository.revwalk().map_err(rev_err)?;
+    walk.set_sorting(git2::Sort::TIME).map_err(rev_err)?;
+    match rev {
+        Some(rev) => {
+            let start = repository
+                .revparse_single(rev)
+                .and_then(|o| o.peel_to_commit())
+                .map_err(rev_err)?;
+            walk.push(start.id()).map_err(rev_err)?;
+        }
+        None => {
+            // An unborn HEAD or a repository without branches leaves nothing to walk.
+            let _ = walk.push_head();
+            let _ = walk.push_glob("refs/heads/*");
+        }
+    }
+    let holds_fleet = |id: git2::Oid| {
+        repository
+            .find_commit(id)
+            .and_then(|c| c.tree())
+            .is_ok_and(|t| t.get_name(FLEET_FILE).is_some())
+    };
+    Ok(walk
+        .filter_map(Result::ok)
+        .filter(|id| holds_fleet(*id))
+        .take(limit)
+        .map(|id| id.to_string())
+        .collect())
+}
+
 /// The fleet files of a tree, sorted by path.
 ///
 /// # Errors

@@ -221,12 +221,22 @@ fn blocked(
     }
 }
 
-/// The labels the on-VM agent's channel owns are kept as the server has them: the
-/// `tether/runtime` label moves only when a rollout wave is healthy, and `tether/agent-key`
-/// only when the agent's credential is minted or rotated. A recorded operation
-/// (`tether/operation`) is removed only by the operation's own last step.
+/// The labels the on-VM agent's channel, self-healing and the operations own are kept as the
+/// server has them: the `tether/runtime` label moves only when a rollout wave is healthy (and
+/// `tether/runtime-halted` only when one halts), `tether/agent-key` only when the agent's
+/// credential is minted or rotated, a remedy's journal (`tether/heal-*`) only when the next
+/// remedy starts, and a recorded operation (`tether/operation`) is removed only by the
+/// operation's own last step.
 fn keep_agent_labels(have: &BTreeMap<String, String>, want: &mut BTreeMap<String, String>) {
-    for key in [labels::RUNTIME, labels::AGENT_KEY, labels::OPERATION] {
+    for key in [
+        labels::RUNTIME,
+        labels::AGENT_KEY,
+        labels::OPERATION,
+        labels::HEAL_ATTEMPT,
+        labels::HEAL_REMEDY,
+        labels::HEAL_AT,
+        labels::RUNTIME_HALTED,
+    ] {
         if let Some(value) = have.get(key) {
             want.insert(key.to_owned(), value.clone());
         }

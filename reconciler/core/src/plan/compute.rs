@@ -220,6 +220,7 @@ pub fn plan(fleet: &Fleet, observed: &Observed, ctx: &Context) -> Plan {
         &mut actions,
         &mut notes,
     );
+    runtime::hold_halted_on_servers(fleet, &inventory.managed, &mut actions, &mut notes);
     let managed_servers = inventory.owned_count();
     let owned_device_count = devices.values().map(Vec::len).sum();
     let in_progress = inventory.retired_agents.len();

@@ -15,15 +15,22 @@
 //!   its record is cleared). Each replacement creates one server, so no more than
 //!   `maxAttempts + 1` servers ever exist for one agent's problem.
 //! - Every remedy is a disruption ([`super::safety::disrupts`]) and passes the budgets.
+//! - Attempts count whether or not the pass that made them lived to commit: the executor
+//!   writes each attempt on its server ([`journal`]) before the remedy's first mutation, and
+//!   the planner counts the furthest attempt found on the agent's servers, retired ones
+//!   included. So kills never raise the cap, and a replacement left half done is found by its
+//!   retired server and its name, never started again.
 
-use super::inventory::Inventory;
+pub mod journal;
+
+use super::inventory::{Inventory, owned_devices};
 use super::{Action, Context, Note, Observed, safety};
 use crate::compute::{Server, ServerStatus};
 use crate::tailnet::Device;
 use serde::Serialize;
 use std::collections::{BTreeMap, BTreeSet};
 use tether_schema::heal::HealPolicy;
-use tether_schema::{Fleet, Power, grace};
+use tether_schema::{Fleet, Power, grace, labels};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
@@ -183,11 +190,18 @@ pub(super) fn plan(
     let busy: BTreeSet<String> = actions.iter().map(|a| a.agent().to_owned()).collect();
     for (name, agent) in &input.fleet.agents {
         let name = name.as_str();
-        let previous = input.ctx.heal.get(name).cloned().unwrap_or_default();
+        let devices = input.devices.get(name).map_or(&[][..], Vec::as_slice);
+        let recorded = input.ctx.heal.get(name).cloned().unwrap_or_default();
+        let previous = match journal::newest(servers_of(input.inventory, name), devices) {
+            Some(started) => started.merge_into(recorded),
+            None => recorded,
+        };
         let Some(server) = input.inventory.managed.get(name).copied() else {
+            if !previous.is_clear() {
+                records.insert(name.to_owned(), previous);
+            }
             continue;
         };
-        let devices = input.devices.get(name).map_or(&[][..], Vec::as_slice);
         let healthy = devices
             .iter()
             .any(|d| d.online && safety::joined_after(d, server));
@@ -211,6 +225,45 @@ pub(super) fn plan(
         }
     }
     records
+}
+
+/// `agent`'s servers: its current one and its retired ones (the old halves of replacements).
+fn servers_of<'a>(inventory: &Inventory<'a>, agent: &'a str) -> impl Iterator<Item = &'a Server> {
+    inventory.managed.get(agent).copied().into_iter().chain(
+        inventory
+            .retired
+            .iter()
+            .copied()
+            .filter(move |s| s.labels.get(labels::AGENT).is_some_and(|a| a == agent)),
+    )
+}
+
+/// Agents with a remedy started and not yet seen to work: an attempt is recorded on one of
+/// their servers ([`journal`]) and no device of theirs was seen since. A key minted for such
+/// an agent belongs to a remedy that a kill cut short (a finished pass revokes its remedy's
+/// key itself), so the key sweep revokes it at once instead of sparing it as in flight.
+pub fn remedies_in_progress(fleet: &Fleet, observed: &Observed, ctx: &Context) -> BTreeSet<String> {
+    let inventory = Inventory::classify(&observed.servers, fleet.settings.name.as_str());
+    let devices = owned_devices(fleet, observed, &inventory, ctx, &mut Vec::new());
+    let agents: BTreeSet<&str> = inventory
+        .managed
+        .keys()
+        .copied()
+        .chain(
+            inventory
+                .retired
+                .iter()
+                .filter_map(|s| s.labels.get(labels::AGENT).map(String::as_str)),
+        )
+        .collect();
+    agents
+        .into_iter()
+        .filter(|agent| {
+            let devs = devices.get(*agent).map_or(&[][..], Vec::as_slice);
+            journal::newest(servers_of(&inventory, agent), devs).is_some()
+        })
+        .map(str::to_owned)
+        .collect()
 }
 
 /// What this pass sees of one agent.

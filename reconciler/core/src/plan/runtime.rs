@@ -93,6 +93,47 @@ pub fn update(
     }))
 }
 
+/// Holds the runtime updates to a version whose rollout halted on one of `managed` (its server
+/// carries `tether/runtime-halted` with the hash of its agent's spec runtime): the halt the
+/// daemon wrote on the server before rolling back, which holds even when the daemon died
+/// before its status commit recorded it. Each held update becomes a [`Note::RolloutHalted`].
+pub fn hold_halted_on_servers(
+    fleet: &Fleet,
+    managed: &BTreeMap<&str, &Server>,
+    actions: &mut Vec<Action>,
+    notes: &mut Vec<Note>,
+) {
+    let halted: BTreeMap<&str, &str> = managed
+        .iter()
+        .filter_map(|(name, server)| {
+            let agent = fleet.agents.get(*name)?;
+            let label = server.labels.get(labels::RUNTIME_HALTED)?;
+            (*label == labels::runtime_hash(agent))
+                .then_some((agent.runtime.version.as_str(), *name))
+        })
+        .collect();
+    if halted.is_empty() {
+        return;
+    }
+    actions.retain(|action| {
+        let Action::UpdateRuntime { agent, to, .. } = action else {
+            return true;
+        };
+        let Some(on) = halted.get(to.as_str()) else {
+            return true;
+        };
+        notes.push(Note::RolloutHalted {
+            agent: agent.clone(),
+            version: to.clone(),
+            reason: format!(
+                "rollout halted: {to} failed on {on} (recorded on its server's {} label)",
+                labels::RUNTIME_HALTED
+            ),
+        });
+        false
+    });
+}
+
 /// The runtime fields that differ, shown as a plan shows them (secret-looking env hidden);
 /// without a record of the old runtime, every field of the new one.
 fn changes(old: Option<&Agent>, new: &Agent) -> Vec<Change> {

@@ -445,3 +445,133 @@ fn a_rebuild_protected_server_is_not_rekeyed_since_hetzner_would_refuse_the_rebu
     assert!(heals(&plan).is_empty(), "{:?}", heals(&plan));
     assert!(healing_notes(&plan)[0].0.contains("protected"));
 }
+
+/// `server` with `attempt` of `remedy` recorded on it at `at` (unix seconds), as the executor
+/// writes it before acting.
+fn journaled(mut server: Server, attempt: u32, remedy: Remedy, at: &str) -> Server {
+    let started = super::journal::Journal {
+        attempt,
+        remedy,
+        at: t(at),
+    };
+    server.labels = started.stamp(&server.labels);
+    server
+}
+
+#[test]
+fn attempts_recorded_on_the_agents_servers_count_though_no_status_commit_recorded_them() {
+    let f = fleet(
+        "observations: 1, maxAttempts: 3, rekeys: 0, backoff: 1s",
+        &["a"],
+    );
+    // Two replacements were killed before their status commits: each left its journal on the
+    // server it retired. The status branch knows nothing of either.
+    let mut first = journaled(
+        server(1, &f, "a"),
+        1,
+        Remedy::Replace,
+        "2026-11-20T10:20:00Z",
+    );
+    first.name = labels::retired_name("a", 1);
+    first.labels.insert(labels::RETIRED.into(), "true".into());
+    let mut second = journaled(
+        server(2, &f, "a"),
+        2,
+        Remedy::Replace,
+        "2026-11-20T10:40:00Z",
+    );
+    second.name = labels::retired_name("a", 2);
+    second.labels.insert(labels::RETIRED.into(), "true".into());
+    let mut current = server(3, &f, "a");
+    current.created = "2026-11-20T10:41:00Z".into();
+    let plan = planned(
+        &f,
+        vec![first.clone(), second.clone(), current.clone()],
+        Vec::new(),
+        &ctx("2026-11-20T11:20:00Z", &[]),
+    );
+    assert_eq!(
+        heals(&plan)
+            .into_iter()
+            .map(|(_, r, n, _)| (r, n))
+            .collect::<Vec<_>>(),
+        [(Remedy::Replace, 3)],
+        "the third attempt, not the first again"
+    );
+    // The third was killed as well: its journal on the (now retired) third server ends it.
+    let mut third = journaled(current, 3, Remedy::Replace, "2026-11-20T11:20:00Z");
+    third.name = labels::retired_name("a", 3);
+    third.labels.insert(labels::RETIRED.into(), "true".into());
+    let mut fourth = server(4, &f, "a");
+    fourth.created = "2026-11-20T11:21:00Z".into();
+    let plan = planned(
+        &f,
+        vec![first, second, third, fourth],
+        Vec::new(),
+        &ctx("2026-11-20T12:20:00Z", &[]),
+    );
+    assert!(heals(&plan).is_empty(), "{:?}", plan.actions);
+    assert!(
+        plan.heal["a"]
+            .failed
+            .as_deref()
+            .is_some_and(|f| f.starts_with("self-healing gave up after 3 attempt(s)")),
+        "{:?}",
+        plan.heal
+    );
+}
+
+#[test]
+fn a_replacement_killed_before_its_create_keeps_its_attempt_while_the_create_is_planned() {
+    let f = fleet("observations: 1, rekeys: 0", &["a"]);
+    let mut retired = journaled(
+        server(1, &f, "a"),
+        1,
+        Remedy::Replace,
+        "2026-11-20T10:20:00Z",
+    );
+    retired.name = labels::retired_name("a", 1);
+    retired.labels.insert(labels::RETIRED.into(), "true".into());
+    let plan = planned(
+        &f,
+        vec![retired],
+        Vec::new(),
+        &ctx("2026-11-20T10:21:00Z", &[]),
+    );
+    let creates = plan
+        .actions
+        .iter()
+        .filter(|a| matches!(a, Action::Create { .. }))
+        .count();
+    assert_eq!(creates, 1, "{:?}", plan.actions);
+    assert!(heals(&plan).is_empty());
+    assert_eq!(
+        plan.heal["a"].attempts, 1,
+        "the attempt is carried to the status branch"
+    );
+}
+
+#[test]
+fn an_attempt_whose_device_came_back_is_history_for_the_next_problem() {
+    let f = fleet("observations: 1, offlineThreshold: 60s", &["a"]);
+    // Power-cycled at 10:10, back online after it, offline again since 10:15.
+    let cycled = journaled(
+        server(1, &f, "a"),
+        1,
+        Remedy::PowerCycle,
+        "2026-11-20T10:10:00Z",
+    );
+    let plan = planned(
+        &f,
+        vec![cycled],
+        vec![device("n1", "a", Some("2026-11-20T10:15:00Z"))],
+        &ctx("2026-11-20T10:20:00Z", &[]),
+    );
+    assert_eq!(
+        heals(&plan)
+            .into_iter()
+            .map(|(_, r, n, _)| (r, n))
+            .collect::<Vec<_>>(),
+        [(Remedy::PowerCycle, 1)]
+    );
+}

@@ -174,3 +174,33 @@ fn a_halted_runtime_is_held_with_its_reason_until_the_spec_changes_it() {
     let p = plan(&newer, &observed(servers(&old, current)), &ctx);
     assert_eq!(kinds(&p), BTreeMap::from([("update-runtime", 3)]));
 }
+
+#[test]
+fn a_halt_written_on_the_canary_holds_the_version_though_the_status_branch_never_recorded_it() {
+    let old = fleet(3, "1.5.0", 5);
+    let new = fleet(3, "2.0.0", 5);
+    let mut observed_servers = servers(&old, current);
+    let canary = new.agents.values().next().expect("agent");
+    // The daemon wrote the halt on the canary, rolled it back, and died before committing.
+    observed_servers[0]
+        .labels
+        .insert(labels::RUNTIME_HALTED.into(), labels::runtime_hash(canary));
+    let ctx = Context {
+        previous: Some(old.clone()),
+        ..Context::default()
+    };
+    let p = plan(&new, &observed(observed_servers.clone()), &ctx);
+    assert!(p.actions.is_empty(), "{:?}", p.actions);
+    let text = render::text::render(&p, false);
+    assert!(
+        text.contains("rollout halted: 2.0.0 failed on acme-00 (recorded on its server's tether/runtime-halted label)"),
+        "{text}"
+    );
+    let fixed = fleet(3, "2.0.1", 5);
+    let p = plan(&fixed, &observed(observed_servers), &ctx);
+    assert_eq!(
+        kinds(&p),
+        BTreeMap::from([("update-runtime", 3)]),
+        "a new version is not held, and the label is not relabelled away"
+    );
+}
