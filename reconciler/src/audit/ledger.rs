@@ -7,6 +7,7 @@
 
 use crate::cloud::ServerId;
 use crate::cloud::tailscale::DeviceId;
+use git2::Oid;
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -112,15 +113,9 @@ impl Ledger {
     pub fn read(repo: &Path, branch: &str) -> Result<Ledger, LedgerError> {
         let err = |e: git2::Error| LedgerError::new(repo, branch, e.message());
         let r = git2::Repository::open(repo).map_err(err)?;
-        let local = format!("refs/heads/{branch}");
-        let refname = if r.find_reference(&local).is_ok() {
-            local
-        } else {
-            format!("refs/remotes/origin/{branch}")
-        };
-        if r.find_reference(&refname).is_err() {
+        let Some(refname) = status_ref(&r, branch) else {
             return Ok(Ledger::default());
-        }
+        };
         status_files(&r, &refname)
             .map(Ledger::from_files)
             .map_err(err)
@@ -279,6 +274,17 @@ pub fn settle(
     )
 }
 
+/// The ref [`Ledger::read`] reads `branch` from: the local branch, else `origin/<branch>`;
+/// `None` when neither exists yet.
+pub fn status_ref(repo: &git2::Repository, branch: &str) -> Option<String> {
+    [
+        format!("refs/heads/{branch}"),
+        format!("refs/remotes/origin/{branch}"),
+    ]
+    .into_iter()
+    .find(|refname| repo.find_reference(refname).is_ok())
+}
+
 /// The files of `status/` at the tip of `refname`, name → text (files that are not UTF-8 are
 /// left out; no `status/` folder reads as none).
 ///
@@ -288,12 +294,34 @@ pub fn status_files(
     repo: &git2::Repository,
     refname: &str,
 ) -> Result<BTreeMap<String, String>, git2::Error> {
+    match status_tree(repo, refname)? {
+        Some(tree) => tree_files(repo, tree),
+        None => Ok(BTreeMap::new()),
+    }
+}
+
+/// The id of the `status/` tree at the tip of `refname`; `None` when it has no `status/`.
+///
+/// # Errors
+/// The ref, its commit or its tree cannot be read.
+pub fn status_tree(repo: &git2::Repository, refname: &str) -> Result<Option<Oid>, git2::Error> {
     let tree = repo.find_reference(refname)?.peel_to_commit()?.tree()?;
+    Ok(tree
+        .get_path(Path::new(super::commit::STATUS_DIR))
+        .ok()
+        .map(|entry| entry.id()))
+}
+
+/// The files of the tree `id`, name → text (files that are not UTF-8 are left out).
+///
+/// # Errors
+/// The tree cannot be read.
+pub fn tree_files(
+    repo: &git2::Repository,
+    id: Oid,
+) -> Result<BTreeMap<String, String>, git2::Error> {
     let mut files = BTreeMap::new();
-    let Ok(entry) = tree.get_path(Path::new(super::commit::STATUS_DIR)) else {
-        return Ok(files);
-    };
-    for item in repo.find_tree(entry.id())?.iter() {
+    for item in repo.find_tree(id)?.iter() {
         let (Some(name), Ok(blob)) = (item.name(), repo.find_blob(item.id())) else {
             continue;
         };

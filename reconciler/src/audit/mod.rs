@@ -1,6 +1,6 @@
 //! The audit trail in git: [`status`] derives each agent's phase and the status documents;
 //! [`message`] writes the commit messages; [`ledger`] reads back what the status branch remembers (baseline, device record, recent
-//! deletions) and decides what changed; [`commit`] commits and pushes safely; [`log`] reads the
+//! deletions) and decides what changed, with [`ledgers`] keeping the daemon's last one read; [`commit`] commits and pushes safely; [`log`] reads the
 //! history of both branches back for `tether audit log`, with [`timeline`] reading each agent's
 //! phases from the status branch; [`view`] reads `tether status`'s overview (and the dashboard's),
 //! [`overview`] renders it and [`live`] adds the lease and the live inventory; [`heal`] keeps
@@ -11,6 +11,7 @@ pub mod commit;
 pub mod heal;
 pub mod invariants;
 pub mod ledger;
+pub mod ledgers;
 pub mod live;
 pub mod log;
 pub mod message;

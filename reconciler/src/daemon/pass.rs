@@ -7,6 +7,7 @@ use super::metrics::{Metrics, ReconcileOutcome};
 use super::readiness::Readiness;
 use crate::apply::{ApplyReport, Options, Outcome};
 use crate::audit::invariants::Invariant;
+use crate::audit::ledgers::LedgerCache;
 use crate::audit::{STATUS_BRANCH, commit::Identity};
 use crate::cloud::Compute;
 use crate::cloud::projects::tokens::Registry;
@@ -39,11 +40,12 @@ pub(super) enum Source {
 }
 
 /// What a pass is given besides its clients: the daemon's source, the fleets already loaded
-/// from it, and the reports of earlier passes whose record could not be written.
+/// from it, the status branch as last read, and the reports of earlier passes whose record could not be written.
 #[derive(Clone, Copy)]
 pub(super) struct FleetInput<'a> {
     pub(super) source: &'a Source,
     pub(super) fleets: &'a FleetCache,
+    pub(super) ledgers: &'a LedgerCache,
     pub(super) unrecorded: &'a [ApplyReport],
 }
 
@@ -57,6 +59,7 @@ pub(super) async fn pass<C: Compute, T: Tailnet>(
     FleetInput {
         source,
         fleets,
+        ledgers,
         unrecorded,
     }: FleetInput<'_>,
     projects: &Registry,
@@ -108,6 +111,7 @@ pub(super) async fn pass<C: Compute, T: Tailnet>(
         status: Some(status),
         runtime,
         fleets: Some(fleets),
+        ledgers: Some(ledgers),
         projects: Some(projects),
         unrecorded,
         ..PassOptions::new(&run)

@@ -22,6 +22,7 @@ use super::readiness::Readiness;
 use super::trigger::{self, Trigger, TriggerSender};
 use super::watch::{self, FleetWatcher};
 use super::webhook::Webhook;
+use crate::audit::ledgers::LedgerCache;
 use crate::cloud::Compute;
 use crate::cloud::fence::Fenced;
 use crate::cloud::projects::tokens::Registry;
@@ -169,6 +170,7 @@ pub async fn run(
         runtime: runtime.as_ref(),
         cadence: &cadence,
         fleets: &FleetCache::new(),
+        ledgers: &LedgerCache::new(),
     };
     daemon.lead(&mut coalescer).await;
     // Whatever ended the loop, the process ends too: never a daemon that answers and does nothing.
@@ -192,6 +194,8 @@ struct Daemon<'a> {
     cadence: &'a Cadence,
     /// Fleets loaded from git, kept across passes.
     fleets: &'a FleetCache,
+    /// The status branch as last read, kept across passes.
+    ledgers: &'a LedgerCache,
 }
 
 /// Why a stretch of holding the lease ended.
@@ -297,7 +301,7 @@ impl Daemon<'_> {
             let work = async {
                 tokio::select! {
                     biased;
-                    done = pass::pass(self.config, pass::FleetInput { source: self.source, fleets: self.fleets, unrecorded: &unrecorded }, self.compute, compute, tailnet, self.runtime, stop_rx) => done,
+                    done = pass::pass(self.config, pass::FleetInput { source: self.source, fleets: self.fleets, ledgers: self.ledgers, unrecorded: &unrecorded }, self.compute, compute, tailnet, self.runtime, stop_rx) => done,
                     never = stopper => match never {},
                 }
             };

@@ -28,6 +28,7 @@ use crate::apply::{ApplyError, ApplyReport, Options};
 use crate::audit::commit::{self, CommitError};
 use crate::audit::invariants::Breach;
 use crate::audit::ledger::LedgerError;
+use crate::audit::ledgers::LedgerCache;
 use crate::cloud::Compute;
 use crate::cloud::projects::tokens::Registry;
 use crate::cloud::retry::Clock;
@@ -65,6 +66,9 @@ pub struct PassOptions<'a> {
     /// The daemon's loaded fleets, which the status baseline's fleet is taken from when its
     /// tree was loaded before; `None` loads it afresh.
     pub fleets: Option<&'a FleetCache>,
+    /// The daemon's last status branch read, taken again while the branch's `status/` tree
+    /// is unchanged; `None` reads it afresh.
+    pub ledgers: Option<&'a LedgerCache>,
     /// The daemon's Hetzner projects, prepared from the loaded fleet's declared projects
     /// before the inventory is read.
     pub projects: Option<&'a Registry>,
@@ -86,6 +90,7 @@ impl<'a> PassOptions<'a> {
             run,
             runtime: None,
             fleets: None,
+            ledgers: None,
             projects: None,
             unrecorded: &[],
         }

@@ -8,6 +8,7 @@
 use super::{PassError, PassOptions, StatusTarget};
 use crate::apply::{self, ApplyError, ApplyReport};
 use crate::audit::ledger::{Deletion, Ledger, LedgerError};
+use crate::audit::ledgers::LedgerCache;
 use crate::cloud::Compute;
 use crate::cloud::retry::Clock;
 use crate::cloud::tailscale::{AuthKey, Tailnet};
@@ -156,7 +157,7 @@ pub(super) async fn planned<C: Compute, T: Tailnet>(
 /// earlier passes whose record failed counted at `now` (fail closed).
 fn prepare(options: &PassOptions<'_>, now: OffsetDateTime) -> Result<Ledger, PassError> {
     let mut ledger = match &options.status {
-        Some(target) => read_ledger(target)?,
+        Some(target) => read_ledger(target, options.ledgers)?,
         None => Ledger::default(),
     };
     let at = now.format(&Rfc3339).unwrap_or_default();
@@ -329,11 +330,15 @@ fn previous_fleet(repo: &std::path::Path, ledger: &Ledger) -> Option<Fleet> {
     load_fleet(&snapshot.files).ok()
 }
 
-/// Fetches the status branch (when it has a remote) and reads it.
+/// Fetches the status branch (when it has a remote) and reads it, through `ledgers` when the
+/// daemon keeps them.
 ///
 /// # Errors
 /// The remote or the repository cannot be read.
-fn read_ledger(target: &StatusTarget<'_>) -> Result<Ledger, LedgerError> {
+fn read_ledger(
+    target: &StatusTarget<'_>,
+    ledgers: Option<&LedgerCache>,
+) -> Result<Ledger, LedgerError> {
     if let Some(remote) = target.remote {
         let fetched = git2::Repository::open(target.repo)
             .and_then(|repo| publish::fetch_branch(&repo, remote, target.branch));
@@ -341,5 +346,8 @@ fn read_ledger(target: &StatusTarget<'_>) -> Result<Ledger, LedgerError> {
             return Err(LedgerError::new(target.repo, target.branch, e.message()));
         }
     }
-    Ledger::read(target.repo, target.branch)
+    match ledgers {
+        Some(ledgers) => ledgers.read(target.repo, target.branch),
+        None => Ledger::read(target.repo, target.branch),
+    }
 }

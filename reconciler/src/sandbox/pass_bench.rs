@@ -13,6 +13,7 @@ use super::stack::{Stack, StackOptions};
 use crate::apply::Options;
 use crate::audit::STATUS_BRANCH;
 use crate::audit::commit::Identity;
+use crate::audit::ledgers::LedgerCache;
 use crate::cloud::retry::TokioClock;
 use crate::observe::{ObserveError, observe};
 use crate::reconcile::{self, PassError, PassOptions, StatusTarget};
@@ -127,6 +128,7 @@ fn run_against(stack: &Stack, agents: usize, runs: usize) -> Result<PassCosts, P
         .map_err(|e| client(&e))?;
     let tailnet = stack.tailscale_client().map_err(|e| client(&e))?;
     let cache = FleetCache::new();
+    let ledgers = LedgerCache::new();
     let identity = Identity::default();
     let pass = |run: &str| -> Result<reconcile::PassOutcome, PassBenchError> {
         let options = PassOptions {
@@ -143,6 +145,7 @@ fn run_against(stack: &Stack, agents: usize, runs: usize) -> Result<PassCosts, P
                 identity: &identity,
             }),
             fleets: Some(&cache),
+            ledgers: Some(&ledgers),
             ..PassOptions::new(run)
         };
         let loaded = cache
