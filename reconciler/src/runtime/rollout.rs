@@ -453,40 +453,26 @@ async fn rolled_back<'a, K: Clock>(
 /// runtime hash) before the wave is rolled back, so a daemon killed before its status commit
 /// does not roll the same version out again. A failure is logged; the rollback goes on.
 async fn mark_halted<C: Compute>(m: &Member<'_>, fleet: &Fleet, compute: &C) {
-    let marked = async {
-        let server = compute
-            .get_server(m.server_id)
-            .await
-            .map_err(|e| e.to_string())?
-            .ok_or_else(|| format!("server {} no longer exists", m.server_id))?;
-        if !safety::owns_server(&server, fleet.settings.name.as_str(), m.agent) {
-            return Err(format!(
-                "server {} no longer carries this fleet's labels for {}",
-                m.server_id, m.agent
-            ));
-        }
-        let spec = fleet
-            .agents
-            .get(m.agent)
-            .ok_or_else(|| format!("agent `{}` is not in the fleet being applied", m.agent))?;
-        let mut labels = server.labels.clone();
-        labels.insert(
-            labels::RUNTIME_HALTED.to_owned(),
-            labels::runtime_hash(spec),
-        );
-        compute
-            .update_server(m.server_id, None, &labels)
-            .await
-            .map(|_| ())
-            .map_err(|e| e.to_string())
-    };
-    if let Err(e) = marked.await {
+    if let Err(e) = label_runtime(m, fleet, compute, labels::RUNTIME_HALTED).await {
         tracing::warn!(agent = m.agent, server = m.server_id.0, error = %e, "writing the halt on the server failed; the status commit still records it");
     }
 }
 
 /// Moves the server's `tether/runtime` label to the runtime its agent now runs.
 async fn relabel<C: Compute>(m: &Member<'_>, fleet: &Fleet, compute: &C) -> Result<(), String> {
+    label_runtime(m, fleet, compute, labels::RUNTIME)
+        .await
+        .map_err(|e| format!("the runtime is updated but labelling failed: {e}"))
+}
+
+/// Sets label `key` on the member's server to its agent's target runtime hash, after checking
+/// on the live server that it still carries this fleet's labels for the agent.
+async fn label_runtime<C: Compute>(
+    m: &Member<'_>,
+    fleet: &Fleet,
+    compute: &C,
+    key: &str,
+) -> Result<(), String> {
     let server = compute
         .get_server(m.server_id)
         .await
@@ -494,7 +480,7 @@ async fn relabel<C: Compute>(m: &Member<'_>, fleet: &Fleet, compute: &C) -> Resu
         .ok_or_else(|| format!("server {} no longer exists", m.server_id))?;
     if !safety::owns_server(&server, fleet.settings.name.as_str(), m.agent) {
         return Err(format!(
-            "server {} no longer carries this fleet's labels for {}; not relabelled",
+            "server {} no longer carries this fleet's labels for {}; not labelled",
             m.server_id, m.agent
         ));
     }
@@ -503,17 +489,12 @@ async fn relabel<C: Compute>(m: &Member<'_>, fleet: &Fleet, compute: &C) -> Resu
         .get(m.agent)
         .ok_or_else(|| format!("agent `{}` is not in the fleet being applied", m.agent))?;
     let mut labels = server.labels.clone();
-    labels.insert(labels::RUNTIME.to_owned(), labels::runtime_hash(spec));
+    labels.insert(key.to_owned(), labels::runtime_hash(spec));
     compute
         .update_server(m.server_id, None, &labels)
         .await
         .map(|_| ())
-        .map_err(|e| {
-            format!(
-                "the runtime is updated but labelling server {} failed: {e}",
-                m.server_id
-            )
-        })
+        .map_err(|e| format!("labelling server {}: {e}", m.server_id))
 }
 
 fn failed(action: &Action, server_id: ServerId, error: RolloutError) -> Update<'_> {
