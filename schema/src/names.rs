@@ -103,10 +103,23 @@ newtype!(
     check_dns_label
 );
 newtype!(
-    /// A billing subscription id; it becomes a label value, so Hetzner's value rules apply.
+    /// A billing subscription id: a [`RecordId`], since it becomes a label value, a trailer
+    /// value and part of a branch name.
     Subscription,
     check_subscription
 );
+newtype!(
+    /// A string from outside that lands in a commit message, a trailer, a ref name or a label:
+    /// an idempotency key, a subscription or customer id. One grammar for all of them
+    /// ([`RECORD_ID_GRAMMAR`]): what passes is a Hetzner label value, a git ref name component
+    /// and a trailer value that cannot start another line. A value outside it is refused,
+    /// never truncated or rewritten.
+    RecordId,
+    check_record_id
+);
+
+/// The grammar of a [`RecordId`], as error messages quote it.
+pub const RECORD_ID_GRAMMAR: &str = "1 to 63 ASCII letters, digits, `-`, `_` and `.`, starting and ending with a letter or digit, with no `..` and not ending in `.lock`";
 newtype!(
     /// A Hetzner label key: optional DNS-subdomain prefix and `/`, then a name of at most 63
     /// characters; the `hetzner.cloud/` and `tether/` prefixes are reserved.
@@ -219,7 +232,19 @@ fn check_subscription(v: &str) -> Result<(), Invalid> {
             "set the billing system's subscription id, e.g. `sub_1OaBc`",
         ));
     }
-    check_label_value(v)
+    check_label_value(v)?;
+    check_record_id(v)
+}
+
+fn check_record_id(v: &str) -> Result<(), Invalid> {
+    if label_name_ok(v) && !v.contains("..") && !v.ends_with(".lock") {
+        return Ok(());
+    }
+    let shown: String = v.chars().flat_map(char::escape_debug).take(80).collect();
+    Err(invalid(
+        format!("\"{shown}\" is not a record id"),
+        format!("use {RECORD_ID_GRAMMAR}"),
+    ))
 }
 
 fn check_label_key(v: &str) -> Result<(), Invalid> {
@@ -405,5 +430,57 @@ mod tests {
         assert!(TailnetTag::parse("agent").is_err());
         assert!(TailnetTag::parse("tag:1x").is_err());
         assert!(TailnetTag::parse("tag:a_b").is_err());
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn a_record_id_is_kept_whole_or_refused_and_what_passes_is_one_line_label_and_ref_safe(
+            v in "[A-Za-z0-9._:\\- \n\r\t\u{202e}~^/]{0,70}"
+        ) {
+            match RecordId::parse(&v) {
+                Ok(id) => {
+                    proptest::prop_assert_eq!(id.as_str(), v.as_str());
+                    proptest::prop_assert!(LabelValue::parse(&v).is_ok());
+                    proptest::prop_assert!(!v.is_empty() && v.len() <= 63);
+                    proptest::prop_assert!(!v.contains("..") && !v.ends_with(".lock"));
+                    proptest::prop_assert!(v.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c)));
+                }
+                Err(e) => {
+                    proptest::prop_assert_eq!(e.message.lines().count(), 1);
+                    proptest::prop_assert!(e.hint.contains(RECORD_ID_GRAMMAR));
+                }
+            }
+        }
+
+        #[test]
+        fn a_record_id_with_a_line_break_or_colon_is_refused(
+            head in "[a-z0-9]{1,20}", sep in "[\n\r:\u{202e} ]", tail in "[A-Za-z0-9-]{1,20}"
+        ) {
+            proptest::prop_assert!(RecordId::parse(&format!("{head}{sep}{tail}")).is_err());
+        }
+    }
+
+    #[test]
+    fn record_ids_take_stripe_ids_and_uuids_and_refuse_ref_breakers() {
+        for ok in [
+            "sub_1OaBc",
+            "cus_9",
+            "evt_1Nx",
+            "3f2a1c9e-0b1d-4c1e-9a0b-1c2d3e4f5a6b",
+        ] {
+            assert!(RecordId::parse(ok).is_ok(), "{ok}");
+        }
+        for bad in [
+            "",
+            "a..b",
+            "x.lock",
+            "-a",
+            "a\nTether-Idempotency-Key: b",
+            "a b",
+            &"a".repeat(64),
+        ] {
+            assert!(RecordId::parse(bad).is_err(), "{bad:?}");
+        }
+        assert!(Subscription::parse("sub..1").is_err());
     }
 }

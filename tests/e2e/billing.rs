@@ -182,3 +182,62 @@ fn audit_log_names_who_added_an_agent() {
     assert_eq!(doc[0]["changes"][0]["change"], "added");
     assert_eq!(doc[0]["changes"][0]["path"], "agents/cus-aud/aud-one.yaml");
 }
+
+#[test]
+fn an_idempotency_key_with_a_line_break_is_refused_and_changes_nothing() {
+    let repo = example_fleet();
+    commit_all(repo.path(), "main", "seed");
+    let dir = repo.path().to_str().expect("utf-8");
+    let before = count_commits(repo.path());
+    let forged = tether(
+        repo.path(),
+        &[
+            "agent",
+            "add",
+            "--runtime-version",
+            "1.4.2",
+            "--repo",
+            dir,
+            "--subscription",
+            "sub_Forge1",
+            "--customer",
+            "cus_forge",
+            "--idempotency-key",
+            "a\nTether-Idempotency-Key: b",
+        ],
+    );
+    assert_eq!(forged.code, 2, "{}", forged.stderr);
+    assert!(
+        forged
+            .stderr
+            .contains("idempotency key (--idempotency-key)")
+            && forged.stderr.contains("1 to 63 ASCII letters"),
+        "{}",
+        forged.stderr
+    );
+    assert!(
+        !forged.stderr.contains("\nTether-Idempotency-Key"),
+        "{}",
+        forged.stderr
+    );
+    assert_eq!(count_commits(repo.path()), before);
+    let later = tether(
+        repo.path(),
+        &[
+            "agent",
+            "add",
+            "--runtime-version",
+            "1.4.2",
+            "--repo",
+            dir,
+            "--subscription",
+            "sub_Forge1",
+            "--customer",
+            "cus_forge",
+            "--idempotency-key",
+            "b",
+        ],
+    );
+    assert_eq!(later.code, 0, "{}", later.stderr);
+    assert!(later.stdout.starts_with("committed "), "{}", later.stdout);
+}

@@ -2,6 +2,7 @@
 //! against real folders and git repositories and checks what a user would see.
 
 mod apply_interrupt;
+mod apply_lock;
 mod audit_remote;
 mod audit_timeline;
 mod billing;

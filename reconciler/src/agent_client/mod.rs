@@ -183,7 +183,11 @@ pub async fn run<A: Applier>(
                             Report {
                                 version: Some(desired.version.clone()),
                                 healthy: false,
-                                error: Some(error),
+                                // The API keeps one line of a few hundred characters.
+                                error: Some(crate::runtime::wire::one_line(
+                                    &error,
+                                    crate::runtime::wire::KEPT_ERROR_CHARS,
+                                )),
                             }
                         }
                     };

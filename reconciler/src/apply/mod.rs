@@ -3,7 +3,8 @@
 //! exact account of every action.
 //!
 //! Start at [`apply`]. Each action's steps live in [`steps`]; [`report`] holds the account;
-//! [`keys`] mints, revokes and sweeps the Tailscale auth keys. The pass is pipelined: `gate`
+//! [`keys`] mints, revokes and sweeps the Tailscale auth keys; [`local_lock`] keeps two
+//! folder-mode applies of one fleet from running at once. The pass is pipelined: `gate`
 //! bounds the actions making requests (not those waiting), the Hetzner client's shared poller waits
 //! for every action of the pass at once, and `enrolment` waits for every enrolment at once.
 
@@ -13,6 +14,7 @@ pub mod error;
 mod gate;
 mod heal;
 pub mod keys;
+pub mod local_lock;
 mod quarantine;
 pub mod report;
 pub mod runtime;

@@ -201,7 +201,8 @@ pub fn history(
         .collect())
 }
 
-/// A phase change as one line: `phase Ready (server 42)`, `phase Failed (server 42): why`.
+/// A phase change as one line: `phase Ready (server 42)`, `phase Failed (server 42): why`
+/// (the error escaped to one line).
 pub fn phase_line(p: &PhaseChange) -> String {
     let server = p
         .server_id
@@ -210,7 +211,7 @@ pub fn phase_line(p: &PhaseChange) -> String {
     let error = p
         .error
         .as_deref()
-        .map(|e| format!(": {e}"))
+        .map(|e| format!(": {}", super::trailers::escape(e)))
         .unwrap_or_default();
     format!("phase {}{server}{error}", p.phase)
 }
@@ -292,27 +293,75 @@ fn changed_specs(
         .collect())
 }
 
-/// Status-commit body lines keyed by the fleet commit in their `Tether-Source-Commit` trailer.
+/// A status commit whose trailer block gives one token different values: its records are not
+/// trusted, and `tether audit log` shows it instead of its actions.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Flagged {
+    /// The status commit.
+    pub status_commit: String,
+    /// The tokens that conflict.
+    pub tokens: Vec<String>,
+}
+
+/// The status commits on `status_refs` whose trailers conflict ([`Flagged`]), newest first.
+///
+/// # Errors
+/// The repository or a ref cannot be read.
+pub fn flagged(repo: &Path, status_refs: &[&str]) -> Result<Vec<Flagged>, LogError> {
+    let err = |e: git2::Error| LogError {
+        repo: repo.display().to_string(),
+        message: e.message().to_owned(),
+    };
+    let r = Repository::open(repo).map_err(err)?;
+    let mut out: Vec<Flagged> = Vec::new();
+    for status_ref in status_refs {
+        for f in read_status(&r, status_ref).map_err(err)?.1 {
+            if !out.contains(&f) {
+                out.push(f);
+            }
+        }
+    }
+    Ok(out)
+}
+
 fn status_actions(
     repo: &Repository,
     branch: &str,
 ) -> Result<BTreeMap<String, Vec<String>>, git2::Error> {
+    read_status(repo, branch).map(|(actions, _)| actions)
+}
+
+/// Status-commit body lines keyed by the fleet commit in their `Tether-Source-Commit` trailer,
+/// read from the real trailer block only ([`super::trailers`]), and the commits whose trailers
+/// conflict, which give no lines.
+fn read_status(
+    repo: &Repository,
+    branch: &str,
+) -> Result<(BTreeMap<String, Vec<String>>, Vec<Flagged>), git2::Error> {
     let mut out: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    let mut flagged = Vec::new();
     let Ok(tip) = repo
         .revparse_single(branch)
         .and_then(|o| o.peel_to_commit())
     else {
-        return Ok(out);
+        return Ok((out, flagged));
     };
     let mut walk = repo.revwalk()?;
     walk.push(tip.id())?;
     for oid in walk {
         let commit = repo.find_commit(oid?)?;
         let message = commit.message().unwrap_or("");
-        let Some(source) = message
-            .lines()
-            .find_map(|l| l.strip_prefix(&format!("{}: ", super::TRAILER_SOURCE)))
-        else {
+        let block = super::trailers::block(message);
+        let conflicts = block.conflicts();
+        if !conflicts.is_empty() {
+            flagged.push(Flagged {
+                status_commit: commit.id().to_string(),
+                tokens: conflicts.into_iter().map(str::to_owned).collect(),
+            });
+            continue;
+        }
+        let Some(source) = block.get(super::TRAILER_SOURCE) else {
             continue;
         };
         let body: Vec<String> = message
@@ -321,9 +370,7 @@ fn status_actions(
             .take_while(|l| !l.starts_with("Apply:") && !l.is_empty())
             .map(str::to_owned)
             .collect();
-        out.entry(source.trim().to_owned())
-            .or_default()
-            .extend(body);
+        out.entry(source.to_owned()).or_default().extend(body);
     }
-    Ok(out)
+    Ok((out, flagged))
 }

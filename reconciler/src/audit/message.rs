@@ -1,7 +1,14 @@
 //! The status commits' messages: a summary line (also the description of the
 //! `tether/<fleet>` commit status), one body line per action with its provider ids, and the
 //! trailers auditors and `tether audit log` read.
+//!
+//! # Guarantees
+//! tether's trailers are always the message's last paragraph, and nothing else in it can read
+//! as a trailer, a subject or a paragraph break: every line that carries text from outside
+//! (a VM's error, a reason, an error) is one escaped line ([`super::trailers::escape`]), and an
+//! error's lines are indented ([`super::trailers::body_line`]).
 
+use super::trailers::{body_line, escape};
 use crate::apply::ApplyReport;
 use std::fmt::Write as _;
 
@@ -42,7 +49,14 @@ pub fn summary_line(report: &ApplyReport) -> String {
 /// outcome, then the trailers.
 pub fn commit_message(report: &ApplyReport, run: &str) -> String {
     let mut msg = format!("{}\n\n", summary_line(report));
-    let _ = write!(msg, "{report}");
+    for action in &report.actions {
+        let _ = writeln!(msg, "{}", escape(&action.to_string()));
+    }
+    let (done, failed, skipped) = report.counts();
+    let _ = write!(
+        msg,
+        "Apply: {done} done, {failed} failed, {skipped} skipped."
+    );
     let _ = write!(
         msg,
         "\n\n{}: {}\n{}: {}\n{}: {run}\n",
@@ -59,7 +73,8 @@ pub fn commit_message(report: &ApplyReport, run: &str) -> String {
 pub fn failure_message(error: &str, revision: Option<&str>, run: &str) -> String {
     let short = revision.map_or("working-tree", |r| &r[..r.len().min(7)]);
     format!(
-        "reconcile {short}: failed, nothing changed\n\n{error}\n\n{}: {}\n{}: {run}\n",
+        "reconcile {short}: failed, nothing changed\n\n{}\n\n{}: {}\n{}: {run}\n",
+        body_lines(error),
         super::TRAILER_SOURCE,
         revision.unwrap_or("none"),
         super::TRAILER_RUN
@@ -75,7 +90,7 @@ pub fn refusal_message(plan: &crate::plan::Plan, run: &str) -> String {
     let reasons = plan
         .refusal
         .as_ref()
-        .map(|r| r.reasons.join("\n"))
+        .map(|r| body_lines(&r.reasons.join("\n")))
         .unwrap_or_default();
     format!(
         "apply {short}: refused, nothing changed\n\n{reasons}\n\n{}: {}\n{}: {}\n{}: {run}\n",
@@ -85,4 +100,18 @@ pub fn refusal_message(plan: &crate::plan::Plan, run: &str) -> String {
         plan.plan_hash,
         super::TRAILER_RUN
     )
+}
+
+/// `text`'s lines, each a [`body_line`]; blank lines are dropped, so no paragraph starts.
+fn body_lines(text: &str) -> String {
+    let lines: Vec<String> = text
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(body_line)
+        .collect();
+    if lines.is_empty() {
+        body_line("(no detail)")
+    } else {
+        lines.join("\n")
+    }
 }

@@ -1,5 +1,5 @@
 //! The audit trail in git: [`status`] derives each agent's phase and the status documents;
-//! [`message`] writes the commit messages; [`ledger`] reads back what the status branch remembers (baseline, device record, recent
+//! [`message`] writes the commit messages and [`trailers`] reads their trailers with git's rules; [`ledger`] reads back what the status branch remembers (baseline, device record, recent
 //! deletions) and decides what changed, with [`ledgers`] keeping the daemon's last one read; [`commit`] commits and pushes safely; [`log`] reads the
 //! history of both branches back for `tether audit log`, with [`timeline`] reading each agent's
 //! phases from the status branch; [`view`] reads `tether status`'s overview (and the dashboard's),
@@ -8,6 +8,8 @@
 //! [`invariants`] checks what must hold at the end of every pass.
 
 pub mod commit;
+#[cfg(test)]
+mod forgery_tests;
 pub mod heal;
 pub mod invariants;
 pub mod ledger;
@@ -19,6 +21,7 @@ pub mod overview;
 pub mod runtime;
 pub mod status;
 pub mod timeline;
+pub mod trailers;
 pub mod view;
 
 /// The default status branch; never the branch billing writes.

@@ -3,12 +3,18 @@
 //! heartbeat is fresh and healthy — the third health signal besides the server running
 //! (`status/<agent>.yaml`'s server) and the device online (its device). Read back by
 //! [`halted`] so a halted rollout is not restarted by the next pass.
+//!
+//! What a VM reports is untrusted: its error is one bounded line by the time it is kept
+//! ([`crate::runtime::wire::Report::checked`]), each distinct error is stored once for the
+//! fleet under `errors` and named by its id from the agents, and an agent's entry changes only
+//! when its state does, at most once per flap window ([`crate::runtime::settle`]).
 
 use super::ledger::Ledger;
 use super::status::to_yaml;
 use crate::plan::runtime::Halted;
 use crate::runtime::Service;
 use crate::runtime::rollout::Record;
+use crate::runtime::settle::Shown;
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::time::{Duration, SystemTime};
@@ -24,6 +30,9 @@ pub struct RuntimeStatus {
     /// The last rollout, when there was one since the daemon started.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub rollout: Option<Record>,
+    /// Each distinct error the agents reported, once for the fleet, by id ([`error_id`]).
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub errors: BTreeMap<String, String>,
     /// Each agent of the fleet.
     pub agents: BTreeMap<String, AgentRuntime>,
 }
@@ -39,7 +48,7 @@ pub struct AgentRuntime {
     /// `healthy` (fresh heartbeat, desired version, up), `unhealthy`, `stale` (no heartbeat
     /// within three poll intervals) or `unknown` (no report since the daemon started).
     pub heartbeat: &'static str,
-    /// The agent's last error.
+    /// The id of its error in [`RuntimeStatus::errors`], when it entered this state with one.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
 }
@@ -47,6 +56,7 @@ pub struct AgentRuntime {
 /// The document for `fleet` as `service` knows it at `now`.
 pub fn document(service: &Service, fleet: &Fleet, now: SystemTime) -> RuntimeStatus {
     let fresh = service.config().poll.max(Duration::from_secs(1)) * 3;
+    let mut errors = BTreeMap::new();
     let agents = fleet
         .agents
         .keys()
@@ -62,12 +72,25 @@ pub fn document(service: &Service, fleet: &Fleet, now: SystemTime) -> RuntimeSta
             let (running, error) = reported
                 .map(|r| (r.report.version, r.report.error))
                 .unwrap_or_default();
+            let proposed = Shown {
+                desired,
+                running,
+                heartbeat,
+                error,
+                since: None,
+            };
+            let shown = service.shown(name.as_str(), proposed, now);
+            let error = shown.error.map(|text| {
+                let id = error_id(&text);
+                errors.insert(id.clone(), text);
+                id
+            });
             (
                 name.as_str().to_owned(),
                 AgentRuntime {
-                    desired,
-                    running,
-                    heartbeat,
+                    desired: shown.desired,
+                    running: shown.running,
+                    heartbeat: shown.heartbeat,
                     error,
                 },
             )
@@ -75,8 +98,17 @@ pub fn document(service: &Service, fleet: &Fleet, now: SystemTime) -> RuntimeSta
         .collect();
     RuntimeStatus {
         rollout: service.rollout(),
+        errors,
         agents,
     }
+}
+
+/// The id an error is stored under: `e` and the first 10 hex digits of its SHA-256.
+pub fn error_id(text: &str) -> String {
+    use sha2::{Digest, Sha256};
+    let digest = Sha256::digest(text.as_bytes());
+    let hex: String = digest.iter().take(5).map(|b| format!("{b:02x}")).collect();
+    format!("e{hex}")
 }
 
 /// Adds `status/runtime.yaml` to a pass's status files: derived from `service` when the pass
@@ -133,3 +165,6 @@ pub fn seed(service: &Service, ledger: &Ledger) {
         });
     }
 }
+
+#[cfg(test)]
+mod tests;

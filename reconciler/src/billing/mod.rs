@@ -10,6 +10,7 @@ use crate::audit::commit::Identity;
 use git2::Oid;
 use std::collections::BTreeMap;
 use std::path::Path;
+use tether_schema::names::RecordId;
 use tether_schema::raw::RawAgent;
 use tether_schema::{Diagnostic, Power};
 
@@ -69,6 +70,17 @@ pub enum BillingError {
     /// The change would make the fleet invalid.
     #[error("the change would make the fleet invalid ({} problem(s)); nothing was committed", .0.len())]
     Invalid(Vec<Diagnostic>),
+    /// A string that would land in the commit message, a trailer, a branch name or a label
+    /// breaks the one grammar for such strings ([`tether_schema::names::RecordId`]).
+    #[error("{field}: {message}; nothing was committed ({hint})")]
+    Field {
+        /// The field and the flag that gives it, e.g. `idempotency key (--idempotency-key)`.
+        field: &'static str,
+        /// What is wrong, the value escaped.
+        message: String,
+        /// The grammar.
+        hint: String,
+    },
     /// libgit2 failed.
     #[error("git: {0}")]
     Git(String),
@@ -323,6 +335,11 @@ impl Spec {
 /// # Errors
 /// See [`BillingError`].
 pub fn add(target: &Target<'_>, req: &AgentRequest) -> Result<Change, BillingError> {
+    check_record_ids(
+        &req.subscription,
+        Some(&req.customer),
+        req.idempotency_key.as_deref(),
+    )?;
     let name = req
         .name
         .clone()
@@ -390,6 +407,7 @@ pub fn remove(
     subscription: &str,
     idempotency_key: Option<&str>,
 ) -> Result<Change, BillingError> {
+    check_record_ids(subscription, None, idempotency_key)?;
     let summary = format!("agent remove (subscription {subscription})");
     change(
         target,
@@ -398,6 +416,31 @@ pub fn remove(
         &summary,
         |existing| Ok(existing.map(|(path, _)| (path, String::new()))),
     )
+}
+
+/// Refuses, before anything is read or written, a subscription, customer or idempotency key
+/// outside [`RecordId`]'s grammar: each lands in a commit message, a trailer, a branch name or a
+/// label, and is never truncated or rewritten to fit.
+fn check_record_ids(
+    subscription: &str,
+    customer: Option<&str>,
+    idempotency_key: Option<&str>,
+) -> Result<(), BillingError> {
+    let fields = [
+        ("subscription (--subscription)", Some(subscription)),
+        ("customer (--customer)", customer),
+        ("idempotency key (--idempotency-key)", idempotency_key),
+    ];
+    for (field, value) in fields {
+        if let Some(Err(e)) = value.map(RecordId::parse) {
+            return Err(BillingError::Field {
+                field,
+                message: e.message,
+                hint: e.hint,
+            });
+        }
+    }
+    Ok(())
 }
 
 mod commit;

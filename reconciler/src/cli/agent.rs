@@ -183,6 +183,12 @@ pub fn cmd_agent(args: &AgentArgs) -> Result<Outcome, CliError> {
                 "pass --runtime-version VERSION: the agent runtime version its VM installs",
             ));
         }
+        Err(e @ BillingError::Field { .. }) => {
+            return Err(CliError::usage(
+                e.to_string(),
+                "pass the value as billing has it, within the grammar: tether refuses such a value rather than cut or rewrite it",
+            ));
+        }
         Err(e @ BillingError::DirtyWorkTree { .. }) => {
             return Err(CliError::failed(
                 e.to_string(),

@@ -86,7 +86,8 @@ pub struct ApplyArgs {
           value_parser = lease::ttl)]
     lock_ttl: Duration,
     /// How long to wait for the lease while another process holds it (after a killed run, its
-    /// lease expires within the TTL).
+    /// lease expires within the TTL); with --fleet, for the local lock another apply of the
+    /// same fleet on this host holds.
     #[arg(long, value_name = "DURATION", env = "TETHER_LOCK_WAIT", default_value = "0s",
           value_parser = lease::wait)]
     lock_wait: Duration,
@@ -234,14 +235,37 @@ fn approve(
     }
 }
 
-/// Runs the pass, holding the lease with --git; `true` with the outcome when it was
-/// interrupted.
+/// Takes the folder-mode apply lock of `fleet`, waiting up to `wait`.
+fn local_lock(
+    fleet: &str,
+    wait: Duration,
+    rt: &tokio::runtime::Runtime,
+) -> Result<crate::apply::local_lock::LocalLock, Failure> {
+    let fleet = tether_schema::names::FleetName::parse(fleet)
+        .map_err(|e| Failure::Cli(CliError::failed(e.message, e.hint)))?;
+    rt.block_on(crate::apply::local_lock::take(&fleet, wait, &TokioClock))
+        .map_err(|e| {
+            Failure::Cli(CliError::refused(
+                e.to_string(),
+                "wait for it to finish, or pass --lock-wait 10m to wait for it; nothing was changed",
+            ))
+        })
+}
+
+/// Runs the pass, holding the lease with --git (the local lock with a folder); `true` with the
+/// outcome when it was interrupted.
 fn apply(
     args: &ApplyArgs,
     approval: &Approval,
     snapshot: &Snapshot,
     rt: &tokio::runtime::Runtime,
 ) -> Result<(PassOutcome, bool), Failure> {
+    // A folder has no lease: the local lock keeps a second apply here from sweeping the keys
+    // this one mints (decision 042). Taken before planning, so the plan shown is the one applied.
+    let _local = match (&args.source.git, lease::fleet_name(snapshot)) {
+        (None, Some(fleet)) => Some(local_lock(&fleet, args.lock_wait, rt)?),
+        _ => None,
+    };
     let (compute, tailnet) = common::clients_for(snapshot).map_err(Failure::Cli)?;
     let identity = Identity::default();
     let started = time::OffsetDateTime::from(TokioClock.now());

@@ -62,6 +62,20 @@ pub fn cmd_audit(args: &AuditArgs) -> Result<Outcome, CliError> {
                 "pass --repo with the fleet repository and --branch with its fleet branch",
             )
         })?;
+    let flagged = log::flagged(&a.repo, &refs).unwrap_or_default();
+    for f in &flagged {
+        // On stderr with --format json, so the JSON stays the history alone.
+        let line = format!(
+            "status commit {} has conflicting trailers ({}): its records are not shown",
+            &f.status_commit[..f.status_commit.len().min(10)],
+            f.tokens.join(", ")
+        );
+        if a.format == Format::Json {
+            eprintln!("warning: {line}");
+        } else {
+            println!("! {line}");
+        }
+    }
     if a.format == Format::Json {
         println!(
             "{}",

@@ -7,12 +7,17 @@
 //! (its env may hold secrets). Credentials are compared in constant time against the kept
 //! hashes and never logged; refusals are logged in aggregate ([`super::refusals`]). Start at
 //! [`serve`]; [`router`] is the same routes without a socket.
+//!
+//! A report is bounded ([`super::wire::Report::checked`]: 413 for a body over
+//! [`MAX_REPORT_BYTES`], 422 naming the field) and rate-limited per agent ([`super::limit`]:
+//! 429 with `Retry-After`).
 
 use super::refusals::{self, Refusal};
-use super::wire::{ErrorBody, Report, Rotated};
+use super::wire::{ErrorBody, MAX_REPORT_BYTES, Report, Rotated};
 use super::{Service, credential};
 use crate::secret::Secret;
-use axum::extract::{Path, State};
+use axum::extract::rejection::JsonRejection;
+use axum::extract::{DefaultBodyLimit, Path, State};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
@@ -27,7 +32,10 @@ use tokio::task::JoinHandle;
 pub fn router(service: Service) -> Router {
     Router::new()
         .route("/v1/agents/{name}/runtime", get(runtime))
-        .route("/v1/agents/{name}/report", post(report))
+        .route(
+            "/v1/agents/{name}/report",
+            post(report).layer(DefaultBodyLimit::max(MAX_REPORT_BYTES)),
+        )
         .route("/v1/agents/{name}/rotate", post(rotate))
         .with_state(service)
 }
@@ -152,13 +160,52 @@ async fn report(
     State(service): State<Service>,
     Path(name): Path<String>,
     headers: HeaderMap,
-    Json(report): Json<Report>,
+    body: Result<Json<Report>, JsonRejection>,
 ) -> Response {
     if let Err((status, message)) = authorize(&service, &name, &headers) {
         return refuse(status, message);
     }
+    let now = SystemTime::now();
+    if let Err(wait) = service.admit(&name, now) {
+        let secs = wait.as_secs_f64().ceil().max(1.0);
+        let mut response = refuse(
+            StatusCode::TOO_MANY_REQUESTS,
+            format!(
+                "agent `{name}` reports too often: at most {} at once, then one a second; retry after {secs} s",
+                super::limit::BURST
+            ),
+        );
+        response
+            .headers_mut()
+            .insert(header::RETRY_AFTER, http::HeaderValue::from(secs as u64));
+        return response;
+    }
+    let report = match body {
+        Ok(Json(report)) => report.checked(),
+        Err(rejection) if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE => {
+            return refuse(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                format!(
+                    "a report is at most {MAX_REPORT_BYTES} bytes; send `error` on one line of at most a few hundred characters"
+                ),
+            );
+        }
+        Err(rejection) => {
+            return refuse(
+                rejection.status(),
+                format!(
+                    "the report is not the expected JSON: {}",
+                    super::wire::one_line(&rejection.body_text(), 200)
+                ),
+            );
+        }
+    };
+    let report = match report {
+        Ok(report) => report,
+        Err(refused) => return refuse(StatusCode::UNPROCESSABLE_ENTITY, refused.to_string()),
+    };
     tracing::debug!(agent = %name, version = report.version.as_deref().unwrap_or("none"), healthy = report.healthy, "agent report");
-    service.record(&name, report, SystemTime::now());
+    service.record(&name, report, now);
     StatusCode::NO_CONTENT.into_response()
 }
 

@@ -6,7 +6,8 @@
 //! A restarted daemon knows its agents from the servers' labels before its first pass
 //! ([`seed_from_servers`]) and serves each what its `tether/runtime` label shows
 //! ([`Service::sync`], [`history`]); [`refusals`] logs the API's refusals
-//! in aggregate.
+//! in aggregate; [`limit`] rate-limits each agent's reports; [`settle`] decides what
+//! `status/runtime.yaml` shows, so a flapping VM does not grow the status branch.
 //!
 //! Decisions: `docs/decisions/023-on-vm-agent.md`, `docs/decisions/024-health-gated-waves.md`,
 //! `docs/decisions/033-rollouts-across-restarts.md`.
@@ -14,8 +15,10 @@
 pub mod api;
 pub mod credential;
 pub mod history;
+pub mod limit;
 pub mod refusals;
 pub mod rollout;
+pub mod settle;
 pub mod wire;
 
 use crate::cloud::Server;
@@ -77,6 +80,12 @@ struct Entry {
     next_used: bool,
     desired: Option<Desired>,
     reported: Option<Reported>,
+    /// The rate limit on its reports.
+    bucket: limit::Bucket,
+    /// Since when its reports have said the same version and health.
+    steady_since: Option<SystemTime>,
+    /// What `status/runtime.yaml` last showed of it.
+    shown: Option<settle::Shown>,
 }
 
 impl Entry {
@@ -305,10 +314,47 @@ impl Service {
         std::mem::replace(&mut entry.desired, desired)
     }
 
+    /// Counts a report of `agent` at `now` against its rate limit ([`limit`]).
+    ///
+    /// # Errors
+    /// How long the agent should wait, when it is over the limit.
+    pub fn admit(&self, agent: &str, now: SystemTime) -> Result<(), Duration> {
+        self.lock()
+            .agents
+            .entry(agent.to_owned())
+            .or_default()
+            .bucket
+            .take(now)
+    }
+
     /// Records a report (a heartbeat) of `agent`.
     pub fn record(&self, agent: &str, report: Report, at: SystemTime) {
         let mut state = self.lock();
-        state.agents.entry(agent.to_owned()).or_default().reported = Some(Reported { report, at });
+        let entry = state.agents.entry(agent.to_owned()).or_default();
+        let same = entry.reported.as_ref().is_some_and(|r| {
+            (&r.report.version, r.report.healthy) == (&report.version, report.healthy)
+        });
+        if !same {
+            entry.steady_since = Some(at);
+        }
+        entry.reported = Some(Reported { report, at });
+    }
+
+    /// What `status/runtime.yaml` shows of `agent` at `now`, given what its reports say
+    /// (`proposed`): [`settle::settle`] with the settle time of three poll intervals.
+    pub fn shown(&self, agent: &str, proposed: settle::Shown, now: SystemTime) -> settle::Shown {
+        let window = self.config.poll.max(Duration::from_secs(1)) * 3;
+        let mut state = self.lock();
+        let entry = state.agents.entry(agent.to_owned()).or_default();
+        let shown = settle::settle(
+            entry.shown.as_ref(),
+            proposed,
+            entry.steady_since,
+            now,
+            window,
+        );
+        entry.shown = Some(shown.clone());
+        shown
     }
 
     /// The last report of `agent`.

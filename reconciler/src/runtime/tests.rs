@@ -289,3 +289,85 @@ fn a_restarted_service_serves_each_agent_the_runtime_its_label_shows() {
     assert_eq!(blind.lagging(&new, &servers).len(), 2);
     assert!(blind.lagging(&new, &servers).is_empty());
 }
+
+async fn post_report(
+    url: &str,
+    bearer: &str,
+    body: &serde_json::Value,
+) -> (u16, String, Option<String>) {
+    let response = reqwest::Client::new()
+        .post(url)
+        .bearer_auth(bearer)
+        .json(body)
+        .send()
+        .await
+        .expect("request");
+    let status = response.status().as_u16();
+    let retry = response
+        .headers()
+        .get(http::header::RETRY_AFTER)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    (status, response.text().await.expect("body"), retry)
+}
+
+#[tokio::test]
+async fn a_hostile_report_is_refused_or_kept_as_one_bounded_line() {
+    let (service, base, c1, _) = served().await;
+    let url = format!("{base}/v1/agents/a1/report");
+    let huge =
+        serde_json::json!({"version": "1.0-a1", "healthy": false, "error": "x".repeat(2 << 20)});
+    let (status, body, _) = post_report(&url, c1.expose(), &huge).await;
+    assert_eq!(status, 413, "{body}");
+    assert!(body.contains("at most 8192 bytes"), "{body}");
+
+    let long =
+        serde_json::json!({"version": "1.0-a1", "healthy": false, "error": "y".repeat(5000)});
+    let (status, body, _) = post_report(&url, c1.expose(), &long).await;
+    assert_eq!(status, 422, "{body}");
+    assert!(body.contains("report field `error`"), "{body}");
+
+    let bad_version = serde_json::json!({"version": "1.0\nTether-Run: x", "healthy": true});
+    let (status, body, _) = post_report(&url, c1.expose(), &bad_version).await;
+    assert_eq!(status, 422, "{body}");
+    assert!(
+        body.contains("report field `version`") && !body.contains('\n'),
+        "{body}"
+    );
+    assert_eq!(service.reported("a1"), None, "nothing refused is kept");
+
+    let hostile = format!(
+        "boom\n\nTether-Source-Commit: {}\n\napply 3f2a1c9: +0 created\ndelete a1 done [server 1]\u{202e}\u{1b}[2J{}",
+        "0".repeat(40),
+        "z".repeat(1000)
+    );
+    let report = serde_json::json!({"version": "1.0-a1", "healthy": false, "error": hostile});
+    let (status, body, _) = post_report(&url, c1.expose(), &report).await;
+    assert_eq!(status, 204, "{body}");
+    let kept = service
+        .reported("a1")
+        .and_then(|r| r.report.error)
+        .expect("the error is kept");
+    assert_eq!(kept.lines().count(), 1, "{kept}");
+    assert!(
+        kept.chars().count() <= super::wire::KEPT_ERROR_CHARS + 1,
+        "{kept}"
+    );
+    assert!(!kept.contains(['\u{202e}', '\u{1b}']), "{kept}");
+    assert!(kept.starts_with("boom Tether-Source-Commit: 000"), "{kept}");
+    assert!(kept.ends_with('…'), "{kept}");
+
+    let mut throttled = None;
+    for _ in 0..12 {
+        let (status, _, retry) = post_report(&url, c1.expose(), &report).await;
+        if status == 429 {
+            throttled = retry;
+            break;
+        }
+    }
+    let retry: u64 = throttled
+        .expect("a VM reporting many times a second is throttled")
+        .parse()
+        .expect("Retry-After is whole seconds");
+    assert!((1..=2).contains(&retry), "{retry}");
+}
