@@ -456,7 +456,8 @@ mod tests {
         fn a_record_id_with_a_line_break_or_colon_is_refused(
             head in "[a-z0-9]{1,20}", sep in "[\n\r:\u{202e} ]", tail in "[A-Za-z0-9-]{1,20}"
         ) {
-            proptest::prop_assert!(RecordId::parse(&format!("{head}{sep}{tail}")).is_err());
+            let value = format!("{head}{sep}{tail}");
+            proptest::prop_assert!(RecordId::parse(&value).is_err());
         }
     }
 
