@@ -332,14 +332,14 @@ fn status_actions(
     read_status(repo, branch).map(|(actions, _)| actions)
 }
 
+/// Status-commit body lines by the fleet commit they reflect.
+type Actions = BTreeMap<String, Vec<String>>;
+
 /// Status-commit body lines keyed by the fleet commit in their `Tether-Source-Commit` trailer,
 /// read from the real trailer block only ([`super::trailers`]), and the commits whose trailers
 /// conflict, which give no lines.
-fn read_status(
-    repo: &Repository,
-    branch: &str,
-) -> Result<(BTreeMap<String, Vec<String>>, Vec<Flagged>), git2::Error> {
-    let mut out: BTreeMap<String, Vec<String>> = BTreeMap::new();
+fn read_status(repo: &Repository, branch: &str) -> Result<(Actions, Vec<Flagged>), git2::Error> {
+    let mut out = Actions::new();
     let mut flagged = Vec::new();
     let Ok(tip) = repo
         .revparse_single(branch)
