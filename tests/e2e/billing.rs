@@ -206,7 +206,7 @@ fn an_idempotency_key_with_a_line_break_is_refused_and_changes_nothing() {
             "a\nTether-Idempotency-Key: b",
         ],
     );
-    assert_eq!(forged.code, 2, "{}", forged.stderr);
+    assert_eq!(forged.code, 64, "{}", forged.stderr);
     assert!(
         forged
             .stderr
