@@ -4,7 +4,7 @@
 //! An agent's entry is its state (the version served, the version running, the heartbeat) and
 //! the error it reported when it entered that state:
 //! - the same state with another error text changes nothing;
-//! - a new version served (tether's own change) is shown at once;
+//! - a new version served (tether's own change) and an agent's first report are shown at once;
 //! - a VM-driven change is shown at once when the entry has not changed for [`FLAP_WINDOW`];
 //!   within it, only once the VM's report has held its new state for the settle time (three
 //!   poll intervals, as long as a heartbeat stays fresh). A VM flapping its report thus changes
@@ -64,7 +64,9 @@ pub fn settle(
         };
     }
     let age = |t: SystemTime| now.duration_since(t).unwrap_or_default();
-    let quiet = previous.since.is_none_or(|t| age(t) >= FLAP_WINDOW);
+    // A first report after none (`unknown`) is news, not a flap.
+    let quiet =
+        previous.heartbeat == "unknown" || previous.since.is_none_or(|t| age(t) >= FLAP_WINDOW);
     let steady = steady_since.is_none_or(|t| age(t) >= settle);
     if quiet || steady {
         Shown {
