@@ -22,13 +22,18 @@ fn main() {
     };
     println!("cargo:rustc-env=TETHER_BUILD_COMMIT={detail}");
     // Rebuild when HEAD moves: HEAD itself (a checkout), the branch it names (a commit), and
-    // packed-refs (a branch packed by gc).
+    // packed-refs (a branch packed by gc). Only files that exist are watched: Cargo reruns a
+    // build script whose watched file is missing on every command, which would recompile tether
+    // each time in a checkout without packed-refs. A file that appears later (gc packing the
+    // branch) comes with the loose branch file's removal, which is watched.
     let mut watched = vec!["HEAD".to_owned(), "packed-refs".to_owned()];
     if let Some(branch) = git(&["symbolic-ref", "-q", "HEAD"]) {
         watched.push(branch);
     }
     for name in watched {
-        if let Some(path) = git(&["rev-parse", "--git-path", &name]) {
+        if let Some(path) = git(&["rev-parse", "--git-path", &name])
+            && std::path::Path::new(&path).exists()
+        {
             println!("cargo:rerun-if-changed={path}");
         }
     }

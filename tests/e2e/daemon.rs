@@ -280,3 +280,77 @@ async fn a_fleet_folder_without_git_is_refused_because_it_cannot_hold_the_lease(
     assert!(stack.hetzner.servers().is_empty(), "nothing was changed");
     stack.shutdown().await;
 }
+
+/// The `reconciling` lines the daemon has logged: one per pass it started.
+fn passes(daemon: &Daemon) -> usize {
+    daemon
+        .log_text()
+        .lines()
+        .filter(|l| l.contains("reconciling"))
+        .count()
+}
+
+/// The commit `refs/tether/locks/aura-prod` points at in `fleet`, if any.
+fn lease_commit(fleet: &Path) -> Option<git2::Oid> {
+    git2::Repository::open(fleet)
+        .ok()?
+        .refname_to_id("refs/tether/locks/aura-prod")
+        .ok()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_daemon_on_a_folder_is_not_woken_by_its_own_lease_renewals_and_status_commits() {
+    let stack = Stack::start(StackOptions::default())
+        .await
+        .expect("emulators");
+    let fleet = example_fleet();
+    crate::common::without_quarantine(fleet.path());
+    commit_all(fleet.path(), "main", "seed");
+    // A 3 s lease is renewed every second, so the wait below spans several renewals.
+    let daemon = Daemon::spawn(
+        &stack,
+        &format!("  path: {}", fleet.path().display()),
+        "lock:\n  ttl: 3s\n",
+        &[],
+    );
+    daemon.wait_ready().await;
+    assert_eq!(stack.hetzner.servers().len(), 6, "converged at start");
+    // Let the start pass's own status commit land before counting.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let settled = passes(&daemon);
+
+    let mut leases = std::collections::HashSet::new();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while leases.len() < 5 {
+        assert!(
+            Instant::now() < deadline,
+            "the lease was renewed only {} times in 30 s:\n{}",
+            leases.len().saturating_sub(1),
+            daemon.log_text()
+        );
+        leases.extend(lease_commit(fleet.path()));
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(
+        passes(&daemon),
+        settled,
+        "4 lease renewals with interval 5m started passes:\n{}",
+        daemon.log_text()
+    );
+
+    let edited = Instant::now();
+    std::fs::remove_file(fleet.path().join("agents/globex/globex-ops.yaml"))
+        .expect("edit the fleet");
+    first_request(&stack, "DELETE", "/v1/servers/", edited).await;
+    // The pass's status commit and the renewals after it must not start another.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(
+        passes(&daemon),
+        settled + 1,
+        "a spec change starts exactly one pass:\n{}",
+        daemon.log_text()
+    );
+    assert_eq!(stack.hetzner.servers().len(), 5);
+    daemon.stop().await;
+    stack.shutdown().await;
+}

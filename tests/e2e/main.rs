@@ -9,6 +9,7 @@ mod billing;
 mod billing_confirm;
 mod billing_serve;
 mod chaos;
+mod cli_fixes;
 mod common;
 mod converge;
 mod daemon;

@@ -73,6 +73,30 @@ fn the_demo_runs_to_completion_and_its_summary_matches_the_emulators() {
         !out.contains("tskey-auth-") && !out.contains("tskey-client-"),
         "no secret in the narration"
     );
+    the_printed_agent_add_lines_run_as_shown(out);
+}
+
+/// Runs each `$ tether agent add` line of the demo in a fleet repository holding only the
+/// example fleet.yaml, as a reader copying them would: each commits its spec.
+fn the_printed_agent_add_lines_run_as_shown(out: &str) {
+    let adds: Vec<&str> = out
+        .lines()
+        .filter_map(|l| l.strip_prefix("$ tether agent add "))
+        .collect();
+    assert_eq!(adds.len(), 5, "{out}");
+    let repo = tempfile::tempdir().expect("repo");
+    std::fs::copy(
+        workspace().join("fleet/fleet.yaml"),
+        repo.path().join("fleet.yaml"),
+    )
+    .expect("fleet.yaml");
+    crate::common::commit_all(repo.path(), "main", "fleet.yaml");
+    for add in adds {
+        let mut args = vec!["agent", "add"];
+        args.extend(add.split_whitespace());
+        let run = tether(repo.path(), &args);
+        assert_eq!(run.code, 0, "`tether agent add {add}`: {}", run.stderr);
+    }
 }
 
 /// The README's first command exactly as written, up to `--`: `cargo run` from the workspace

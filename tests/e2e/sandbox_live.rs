@@ -1,23 +1,23 @@
 //! `tether sandbox`: every command its banner prints runs as pasted, in order, after its
-//! exports: billing's `agent add` leaves the work tree clean, a plain `git push` works, and the
-//! pull request gets tether's plan.
+//! exports and without `tether` on the PATH (as after `cargo run`): billing's `agent add`
+//! leaves the work tree clean, a plain `git push` works, the pull request gets tether's plan,
+//! and the operator's `validate`, `reconcile`, `status` and `audit log` work.
 
 use crate::common::{tether_bin, workspace};
 use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Command, Stdio};
 
-/// Runs `command` in bash after `exports`, with `tether` on the PATH; returns (ok, output).
-fn paste(exports: &str, command: &str) -> (bool, String) {
+/// Runs `command` in bash after `exports`, with no `tether` on the PATH; returns (exit code,
+/// output).
+fn paste(exports: &str, command: &str) -> (i32, String) {
     let bin = tether_bin().parent().expect("bin folder");
-    let path = format!(
-        "{}:{}",
-        bin.display(),
-        std::env::var("PATH").unwrap_or_default()
-    );
+    let path: Vec<_> = std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default())
+        .filter(|dir| dir != bin && !dir.join("tether").exists())
+        .collect();
     let out = Command::new("bash")
         .args(["-c", &format!("set -e\n{exports}\n{command}")])
-        .env("PATH", path)
+        .env("PATH", std::env::join_paths(path).expect("PATH"))
         .env("GIT_AUTHOR_NAME", "Sandbox User")
         .env("GIT_AUTHOR_EMAIL", "user@example.com")
         .env("GIT_COMMITTER_NAME", "Sandbox User")
@@ -26,7 +26,7 @@ fn paste(exports: &str, command: &str) -> (bool, String) {
         .output()
         .expect("run bash");
     (
-        out.status.success(),
+        out.status.code().unwrap_or(-1),
         format!(
             "{}{}",
             String::from_utf8_lossy(&out.stdout),
@@ -74,7 +74,11 @@ fn every_command_the_sandbox_banner_prints_works_as_pasted() {
         .iter()
         .filter_map(|l| l.trim_start().strip_prefix("$ "))
         .collect();
-    assert_eq!(commands.len(), 5, "{banner:#?}");
+    assert_eq!(commands.len(), 9, "{banner:#?}");
+    assert!(
+        commands.iter().all(|c| !c.starts_with("tether ")),
+        "tether is named by its path: {commands:#?}"
+    );
 
     for command in &commands {
         if command.starts_with("git ") {
@@ -83,8 +87,8 @@ fn every_command_the_sandbox_banner_prints_works_as_pasted() {
             std::fs::write(&spec, text.replace("LOG_LEVEL: info", "LOG_LEVEL: debug"))
                 .expect("edit the spec");
         }
-        let (ok, out) = paste(&exports, command);
-        assert!(ok, "`{command}` failed as pasted:\n{out}");
+        let (code, out) = paste(&exports, command);
+        assert_eq!(code, 0, "`{command}` failed as pasted:\n{out}");
         if command.contains("agent add") && !command.contains("--open-pr") {
             assert_eq!(status(&work), "", "`{command}` leaves the work tree clean");
             assert!(
@@ -99,7 +103,30 @@ fn every_command_the_sandbox_banner_prints_works_as_pasted() {
         if command.starts_with("curl ") {
             assert!(out.contains("tether:plan"), "the plan comment: {out}");
         }
+        if command.contains(" validate ") {
+            assert!(out.contains("is valid"), "{out}");
+        }
+        if command.ends_with(" reconcile") {
+            assert!(out.contains("reconcile requested"), "{out}");
+        }
+        if command.contains(" status --git ") {
+            assert!(out.contains("acme-prod"), "the status table: {out}");
+        }
     }
+    let apply = banner
+        .iter()
+        .find_map(|l| l.split_once("exits 4 naming the holder: "))
+        .map(|(_, command)| command)
+        .expect("the banner shows apply");
+    let (code, out) = paste(&exports, apply);
+    assert_eq!(
+        code, 4,
+        "`{apply}` while the daemon holds the lease:\n{out}"
+    );
+    assert!(
+        out.contains("sandbox/"),
+        "names the daemon holding the lease: {out}"
+    );
 
     let killed = Command::new("kill")
         .args(["-TERM", &child.id().to_string()])

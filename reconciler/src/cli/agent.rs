@@ -166,9 +166,10 @@ pub fn cmd_agent(args: &AgentArgs) -> Result<Outcome, CliError> {
         AgentCommand::Purge(p) => return purge::cmd_purge(p),
     };
     match result {
-        Ok(Change::Committed { commit, path }) => {
-            println!("committed {commit} on {branch}: {path}");
-        }
+        Ok(Change::Committed { commit, path }) => match &args.command {
+            AgentCommand::Remove(_) => println!("removed {path}: committed {commit} on {branch}"),
+            _ => println!("committed {commit} on {branch}: {path}"),
+        },
         Ok(Change::Unchanged { reason }) => {
             println!("unchanged: {reason}");
         }

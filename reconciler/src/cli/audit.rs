@@ -180,8 +180,8 @@ fn parse_date(text: &str) -> Result<i64, CliError> {
     time::OffsetDateTime::parse(&full, &Rfc3339)
         .map(time::OffsetDateTime::unix_timestamp)
         .map_err(|_| {
-            CliError::failed(
-                format!("`{text}` is not a date"),
+            CliError::usage(
+                format!("--since `{text}` is not a date"),
                 "use YYYY-MM-DD or an RFC 3339 time such as 2026-11-01T00:00:00Z",
             )
         })

@@ -95,31 +95,55 @@ pub fn clients_for(
 /// and the Tailscale client.
 ///
 /// # Errors
-/// A token or the Tailscale credentials are missing.
+/// A token or the Tailscale credentials are missing; every missing one is named in one error.
 pub fn clients_for_projects(
     declared: &[String],
 ) -> Result<(Projects<hetzner::Client>, tailscale::Client), CliError> {
-    let compute = if declared.is_empty() {
-        Projects::single(hetzner()?)
-    } else {
-        let endpoint = std::env::var("HCLOUD_ENDPOINT")
-            .ok()
-            .filter(|u| !u.is_empty())
-            .unwrap_or_else(|| hetzner::DEFAULT_ENDPOINT.to_owned());
-        let mut base = hetzner::Config::new(endpoint, crate::secret::Secret::new(String::new()));
-        if let Some(timeout) = action_timeout()? {
-            base.action_timeout = timeout;
-        }
-        let env = |var: &str| std::env::var(var).ok();
-        let members = projects::tokens::clients(declared, &base, &env).map_err(|e| {
-            CliError::failed(
-                e.to_string(),
-                "export HCLOUD_TOKEN_<PROJECT> for every project in `spec.projects`; see docs/operations.md",
-            )
-        })?;
-        Projects::new(members)
-    };
-    Ok((compute, tailscale()?))
+    match (hetzner_projects(declared), tailscale()) {
+        (Ok(compute), Ok(tailnet)) => Ok((compute, tailnet)),
+        (Err(compute), Err(tailnet)) => Err(compute.and(tailnet)),
+        (Err(e), Ok(_)) | (Ok(_), Err(e)) => Err(e),
+    }
+}
+
+/// The Hetzner clients of the fleet projects `declared` (none: the `HCLOUD_TOKEN` client alone).
+fn hetzner_projects(declared: &[String]) -> Result<Projects<hetzner::Client>, CliError> {
+    if declared.is_empty() {
+        return Ok(Projects::single(hetzner()?));
+    }
+    let endpoint = std::env::var("HCLOUD_ENDPOINT")
+        .ok()
+        .filter(|u| !u.is_empty())
+        .unwrap_or_else(|| hetzner::DEFAULT_ENDPOINT.to_owned());
+    let mut base = hetzner::Config::new(endpoint, crate::secret::Secret::new(String::new()));
+    if let Some(timeout) = action_timeout()? {
+        base.action_timeout = timeout;
+    }
+    let env = |var: &str| std::env::var(var).ok();
+    let members = projects::tokens::clients(declared, &base, &env).map_err(|e| {
+        CliError::failed(
+            e.to_string(),
+            "export HCLOUD_TOKEN_<PROJECT> for every project in `spec.projects`; see docs/operations.md",
+        )
+    })?;
+    Ok(Projects::new(members))
+}
+
+/// Writes `bytes` (`what`, for the error) to stdout. A reader that stopped early (`tether man |
+/// head`) is not an error: the rest is dropped silently, as other Unix tools do.
+///
+/// # Errors
+/// Stdout cannot be written for another reason.
+pub fn write_stdout(bytes: &[u8], what: &str) -> Result<(), CliError> {
+    use std::io::Write as _;
+    let mut out = std::io::stdout().lock();
+    match out.write_all(bytes).and_then(|()| out.flush()) {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(CliError::failed(
+            format!("cannot write {what} to stdout: {e}"),
+            "check where stdout goes",
+        )),
+        _ => Ok(()),
+    }
 }
 
 /// A multi-threaded tokio runtime for one command.

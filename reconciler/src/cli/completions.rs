@@ -20,9 +20,11 @@ pub struct CompletionsArgs {
 /// Runs `tether completions`.
 ///
 /// # Errors
-/// None: the script goes to stdout.
+/// Stdout cannot be written (a reader that stops early is not an error).
 pub fn cmd_completions(args: &CompletionsArgs) -> Result<Outcome, CliError> {
     let mut command = super::Cli::command();
-    clap_complete::generate(args.shell, &mut command, "tether", &mut std::io::stdout());
+    let mut script = Vec::new();
+    clap_complete::generate(args.shell, &mut command, "tether", &mut script);
+    super::common::write_stdout(&script, "the completion script")?;
     Ok(Outcome::Success)
 }

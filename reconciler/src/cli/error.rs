@@ -123,6 +123,18 @@ impl CliError {
         CliError::new(ErrorKind::Usage, message, hint)
     }
 
+    /// This error and `other` as one, for problems found together (every missing credential
+    /// in one run): both messages on their own lines, both hints, and `self`'s kind.
+    pub fn and(mut self, other: CliError) -> Self {
+        self.message = format!("{}\n{}", self.message, other.message);
+        self.hint = match (self.hint, other.hint) {
+            (Some(a), Some(b)) => Some(format!("{a}\n{b}")),
+            (a, b) => a.or(b),
+        };
+        self.diagnostics.extend(other.diagnostics);
+        self
+    }
+
     /// A failure with a hint.
     pub fn failed(message: impl Into<String>, hint: impl Into<String>) -> Self {
         CliError::new(ErrorKind::Failed, message, hint)

@@ -11,6 +11,7 @@ mod common;
 mod completions;
 mod error;
 mod github;
+mod health;
 mod lease;
 mod man;
 mod plan;
@@ -63,6 +64,7 @@ enum Command {
     Status(status::StatusArgs),
     Run(run::RunArgs),
     Reconcile(reconcile::ReconcileArgs),
+    Health(health::HealthArgs),
     Agent(Box<agent::AgentArgs>),
     Audit(audit::AuditArgs),
     Billing(billing::BillingArgs),
@@ -125,6 +127,7 @@ pub fn main() -> ExitCode {
         Command::Status(args) => status::cmd_status(&args),
         Command::Run(args) => run::cmd_run(&args),
         Command::Reconcile(args) => reconcile::cmd_reconcile(&args),
+        Command::Health(args) => health::cmd_health(&args),
         Command::Agent(args) => agent::cmd_agent(&args),
         Command::Audit(args) => audit::cmd_audit(&args),
         Command::Billing(args) => billing::cmd_billing(&args),

@@ -10,7 +10,8 @@ use crate::daemon::config::RECONCILE_TOKEN_ENV;
 /// 1 when it refused, 4 when it cannot be reached.
 #[derive(Debug, clap::Args)]
 pub struct ReconcileArgs {
-    /// The daemon's HTTP address (its `listen` setting).
+    /// The daemon's HTTP address: a URL, or its `listen` setting as written (`127.0.0.1:9180`,
+    /// read as `http://127.0.0.1:9180`).
     #[arg(
         long,
         value_name = "URL",
@@ -18,6 +19,29 @@ pub struct ReconcileArgs {
         default_value = "http://127.0.0.1:9180"
     )]
     url: String,
+}
+
+/// The daemon's base URL from `--url`: a URL as given, or a `listen` address (`host:port`)
+/// with `http://` in front. No trailing `/`.
+///
+/// # Errors
+/// A usage error when the text is neither.
+pub(super) fn base_url(text: &str) -> Result<String, CliError> {
+    let text = text.trim();
+    let url = if text.contains("://") {
+        text.to_owned()
+    } else {
+        format!("http://{text}")
+    };
+    match reqwest::Url::parse(&url) {
+        Ok(parsed) if matches!(parsed.scheme(), "http" | "https") && parsed.has_host() => {
+            Ok(url.trim_end_matches('/').to_owned())
+        }
+        _ => Err(CliError::usage(
+            format!("--url `{text}` is neither an http(s) URL nor a host:port"),
+            "give the daemon's `listen` address, e.g. `127.0.0.1:9180` or `http://127.0.0.1:9180`",
+        )),
+    }
 }
 
 /// Runs `tether reconcile`.
@@ -34,7 +58,7 @@ pub fn cmd_reconcile(args: &ReconcileArgs) -> Result<Outcome, CliError> {
                 format!("export {RECONCILE_TOKEN_ENV} with the token the daemon was given"),
             )
         })?;
-    let url = format!("{}/reconcile", args.url.trim_end_matches('/'));
+    let url = format!("{}/reconcile", base_url(&args.url)?);
     let rt = super::common::runtime()?;
     let response = rt
         .block_on(async {
@@ -78,5 +102,31 @@ pub fn cmd_reconcile(args: &ReconcileArgs) -> Result<Outcome, CliError> {
             format!("the daemon at {url} answered HTTP {status}"),
             "see the daemon's log",
         )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::base_url;
+
+    #[test]
+    fn the_listen_form_and_a_url_both_name_the_daemon() {
+        assert_eq!(
+            base_url("127.0.0.1:9180").expect("listen form"),
+            "http://127.0.0.1:9180"
+        );
+        assert_eq!(
+            base_url("http://127.0.0.1:9180/").expect("url"),
+            "http://127.0.0.1:9180"
+        );
+        assert_eq!(
+            base_url("https://tether.internal").expect("https"),
+            "https://tether.internal"
+        );
+        assert_eq!(base_url("[::1]:9180").expect("ipv6"), "http://[::1]:9180");
+        for bad in ["ftp://host", "http://", "a b:1"] {
+            let err = base_url(bad).expect_err(bad);
+            assert_eq!(err.kind.code(), 64, "{bad}");
+        }
     }
 }

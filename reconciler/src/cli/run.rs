@@ -40,7 +40,7 @@ pub fn cmd_run(args: &RunArgs) -> Result<Outcome, CliError> {
             "# {} with defaults and environment applied",
             args.config.display()
         );
-        println!("{config}");
+        print!("{}", config.to_yaml());
         return Ok(Outcome::Success);
     }
     let format = match config.log_format {

@@ -8,6 +8,7 @@ use super::style::{Style, Tone};
 use super::{CliError, Format, Outcome};
 use crate::audit::live::Extras;
 use crate::audit::overview::{self, Filter, FleetOverview};
+use crate::audit::status::Phase;
 use crate::audit::{self, log};
 use git2::Repository;
 use std::collections::BTreeSet;
@@ -36,8 +37,8 @@ pub struct StatusArgs {
     customer: Option<String>,
     /// Only agents in this phase: pending, provisioning, ready, degraded, deleting, failed,
     /// orphaned or quarantined.
-    #[arg(long)]
-    phase: Option<String>,
+    #[arg(long, value_parser = PhaseParser)]
+    phase: Option<Phase>,
     /// Also read the live inventory (with `tether plan`'s credentials: HCLOUD_TOKEN, TS_API_KEY
     /// or TS_OAUTH_CLIENT_ID/TS_OAUTH_CLIENT_SECRET) for the cost per month, each device's last
     /// contact, and where the status branch and the live state disagree.
@@ -59,28 +60,66 @@ impl StatusArgs {
     }
 }
 
+/// `--phase`: a phase name in any case. Its possible values are the phases, so shell
+/// completion offers them instead of file names.
+#[derive(Debug, Clone, Copy)]
+struct PhaseParser;
+
+impl clap::builder::TypedValueParser for PhaseParser {
+    type Value = Phase;
+
+    fn parse_ref(
+        &self,
+        cmd: &clap::Command,
+        _arg: Option<&clap::Arg>,
+        value: &std::ffi::OsStr,
+    ) -> Result<Phase, clap::Error> {
+        let text = value.to_string_lossy();
+        overview::phase_named(&text).ok_or_else(|| {
+            let names: Vec<&str> = overview::PHASES.iter().map(phase_name).collect();
+            clap::Error::raw(
+                clap::error::ErrorKind::InvalidValue,
+                format!("`{text}` is not a phase: use one of {}\n", names.join(", ")),
+            )
+            .with_cmd(cmd)
+        })
+    }
+
+    fn possible_values(
+        &self,
+    ) -> Option<Box<dyn Iterator<Item = clap::builder::PossibleValue> + '_>> {
+        Some(Box::new(
+            overview::PHASES
+                .iter()
+                .map(|p| clap::builder::PossibleValue::new(phase_name(p))),
+        ))
+    }
+}
+
+/// A phase as `--phase` writes it: `provisioning`.
+fn phase_name(phase: &Phase) -> &'static str {
+    match phase {
+        Phase::Pending => "pending",
+        Phase::Provisioning => "provisioning",
+        Phase::Ready => "ready",
+        Phase::Degraded => "degraded",
+        Phase::Deleting => "deleting",
+        Phase::Failed => "failed",
+        Phase::Orphaned => "orphaned",
+        Phase::Quarantined => "quarantined",
+    }
+}
+
 /// Runs `tether status`.
 ///
 /// # Errors
 /// An unknown `--phase` or `--watch` interval (usage), a repository or status branch that
 /// cannot be read, or (with `--live`) missing credentials or an unreadable inventory.
 pub fn cmd_status(args: &StatusArgs) -> Result<Outcome, CliError> {
-    let phase = args
-        .phase
-        .as_deref()
-        .map(|p| {
-            overview::phase_named(p).ok_or_else(|| {
-                CliError::usage(
-                    format!("`{p}` is not a phase"),
-                    "use one of pending, provisioning, ready, degraded, deleting, failed, orphaned, quarantined",
-                )
-            })
-        })
-        .transpose()?;
     let filter = Filter {
         agent: args.agent.clone(),
         customer: args.customer.clone(),
-        phase,
+        phase: args.phase,
     };
     let watch = args
         .watch

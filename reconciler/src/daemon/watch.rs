@@ -2,9 +2,11 @@
 //! become [`Trigger::FileChange`]s.
 //!
 //! Only writes count: opening and reading files (which tether itself does on every reconcile)
-//! do not. Inside `.git/` only ref changes (`HEAD`, `packed-refs`, `refs/**`) count, so a
-//! commit or a pull in the fleet's work tree triggers but git's object writes do not. Editor
-//! swap files and `*.lock` files are ignored. A change is reported after the debounce window
+//! do not. Inside `.git/` only branch moves (`HEAD`, `packed-refs`, `refs/heads/**`) count, so
+//! a commit or a pull in the fleet's work tree triggers but git's object writes do not. The
+//! daemon's own writes never count: its lease renewals (`refs/tether/locks/*`) and its status
+//! commits and other branches (`refs/heads/tether/*`) would otherwise wake it every TTL/3 and
+//! after every pass. Editor swap files and `*.lock` files are ignored. A change is reported after the debounce window
 //! ([`DEFAULT_DEBOUNCE`], 200 ms), well within a second.
 
 use crate::daemon::trigger::{Trigger, TriggerSender};
@@ -19,6 +21,9 @@ use tokio::task::JoinHandle;
 pub const DEFAULT_DEBOUNCE: Duration = Duration::from_millis(200);
 /// Most distinct paths reported per debounce window; more changes still trigger.
 const MAX_PATHS: usize = 64;
+/// Where tether's own branches live (the status branch `tether/status`, `tether agent add`'s
+/// `tether/agent-*`): the daemon writes them, and they never change the checked-out fleet.
+const OWN_BRANCHES: &str = "refs/heads/tether";
 
 /// Why a directory could not be watched.
 #[derive(Debug, thiserror::Error)]
@@ -168,7 +173,8 @@ fn wanted(relative: &Path) -> bool {
         return true;
     }
     let rest = components.as_path();
-    rest == Path::new("HEAD") || rest == Path::new("packed-refs") || rest.starts_with("refs")
+    let branch = rest.starts_with("refs/heads") && !rest.starts_with(OWN_BRANCHES);
+    rest == Path::new("HEAD") || rest == Path::new("packed-refs") || branch
 }
 
 #[cfg(test)]
@@ -216,7 +222,18 @@ mod tests {
     }
 
     #[test]
-    fn git_internals_are_ignored_except_refs() {
+    fn tethers_own_lease_and_branches_are_ignored() {
+        let create = EventKind::Create(CreateKind::File);
+        assert!(paths(create, ".git/refs/tether/locks/aura-prod").is_empty());
+        assert!(paths(create, ".git/refs/heads/tether/status").is_empty());
+        assert!(paths(create, ".git/refs/heads/tether/agent-sub_1").is_empty());
+        assert!(paths(create, ".git/refs/remotes/origin/main").is_empty());
+        assert!(paths(create, ".git/logs/refs/heads/main").is_empty());
+        assert_eq!(paths(create, ".git/refs/heads/tethered").len(), 1);
+    }
+
+    #[test]
+    fn git_internals_are_ignored_except_branches() {
         let create = EventKind::Create(CreateKind::File);
         assert!(paths(create, ".git/objects/ab/cdef").is_empty());
         assert!(paths(create, ".git/index").is_empty());

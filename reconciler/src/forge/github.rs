@@ -214,7 +214,15 @@ impl<C: Clock + 'static> GitHub<C> {
                 Some(c) if c.body.as_deref() == Some(body.as_str()) => {
                     return Ok(CommentId(c.id.0));
                 }
-                Some(c) => issues.update_comment(c.id, &body).await,
+                // GitHub documents PATCH for an edit; octocrab's `update_comment` sends POST.
+                Some(c) => {
+                    let route = format!("/repos/{owner}/{name}/issues/comments/{}", c.id);
+                    let edit = serde_json::json!({ "body": body.as_str() });
+                    self.inner
+                        .octo
+                        .patch::<octocrab::models::issues::Comment, _, _>(route, Some(&edit))
+                        .await
+                }
                 None => issues.create_comment(pr.0, &body).await,
             };
             result

@@ -242,7 +242,7 @@ impl<W: Write> Demo<'_, W> {
                 }
                 Change::Unchanged { reason } => format!("unchanged: {reason}"),
             };
-            self.say(&format!("$ tether agent add --subscription {sub} --customer {customer} --name {name} --type {server_type} --location {location}\n  {shown}"));
+            self.say(&format!("$ tether agent add --subscription {sub} --customer {customer} --name {name} --type {server_type} --location {location} --plan {plan} --runtime-version 1.4.2 --idempotency-key evt_demo_add_{i}\n  {shown}"));
         }
 
         self.heading(3, "tether plan");

@@ -19,6 +19,9 @@ use tether_emulators::github::{self, GitHubEmulator};
 const GITHUB_REPOSITORY: &str = "acme/fleet";
 /// The token the sandbox's GitHub emulator accepts (a sandbox value, printed on purpose).
 pub const GITHUB_TOKEN: &str = "ghs_sandbox_token_for_tether";
+/// The bearer token of the sandbox daemon's `POST /reconcile` (a sandbox value, printed on
+/// purpose so `tether reconcile` works there).
+pub const RECONCILE_TOKEN: &str = "sandbox-reconcile-token";
 
 /// The agent API on loopback port 0: the daemon binds it and gives the VMs the bound address
 /// ([`crate::runtime::Config::bound_at`]). The sandbox's VMs run tether-agent in-process
@@ -106,7 +109,7 @@ pub async fn run(
         shutdown_grace: crate::daemon::config::DEFAULT_SHUTDOWN_GRACE,
         degraded_after: crate::daemon::config::DEFAULT_DEGRADED_AFTER,
         action_timeout: crate::cloud::hetzner::DEFAULT_ACTION_TIMEOUT,
-        reconcile_token: None,
+        reconcile_token: Some(Secret::new(RECONCILE_TOKEN.to_owned())),
         notify: crate::daemon::config::NotifyConfig::default(),
         agent_api: Some(agent_api()),
         dashboard: crate::daemon::config::DashboardConfig::default(),
@@ -130,11 +133,13 @@ pub async fn run(
             format!("  export HCLOUD_ENDPOINT={} HCLOUD_TOKEN={}   # hcloud server list", stack.hetzner.url(), stack.hetzner.token().expose()),
             format!("  export TS_API_URL={} TS_OAUTH_CLIENT_ID={CLIENT_ID} TS_OAUTH_CLIENT_SECRET={}", stack.tailscale.url(), token("TS_OAUTH_CLIENT_SECRET")),
             format!("  export GITHUB_API_URL={} GITHUB_TOKEN={GITHUB_TOKEN} GITHUB_REPOSITORY={GITHUB_REPOSITORY}", github.url()),
+            format!("  export TETHER_URL={} TETHER_RECONCILE_TOKEN={RECONCILE_TOKEN}   # tether reconcile: the daemon's listen address", handles.http_url.trim_start_matches("http://")),
             format!("  curl {}/_emulator/servers   # the cloud's state, no token needed", stack.hetzner.url().trim_end_matches("/v1")),
             String::new(),
-            "Try it, after the exports above (every `$` line runs as pasted):".to_owned(),
+            "Try it, after the exports above (every `$` line runs as pasted, in order; tether is".to_owned(),
+            "named by its path, so the lines work after `cargo run` too):".to_owned(),
         ];
-        lines.extend(try_lines(&work, &bare, &github.url()));
+        lines.extend(try_lines(&tether_command(), &work, &bare, &github.url()));
         lines.push("Press Ctrl-C to stop; the temporary folder is removed.".to_owned());
         for line in lines {
             let _ = writeln!(out, "{line}");
@@ -149,26 +154,54 @@ pub async fn run(
     result
 }
 
+/// This very binary as a shell word: its path, so a pasted line runs it whether or not
+/// `tether` is on the PATH (after `cargo run` it is not); `tether` when the path is unknown.
+fn tether_command() -> String {
+    std::env::current_exe()
+        .ok()
+        .and_then(|p| p.to_str().map(shell_word))
+        .unwrap_or_else(|| "tether".to_owned())
+}
+
+/// `text` as one POSIX shell word: as is when it holds only safe characters, else in single
+/// quotes.
+fn shell_word(text: &str) -> String {
+    let safe = |c: char| c.is_ascii_alphanumeric() || "/._-+:=@%,".contains(c);
+    if !text.is_empty() && text.chars().all(safe) {
+        text.to_owned()
+    } else {
+        format!("'{}'", text.replace('\'', r"'\''"))
+    }
+}
+
 /// The "Try it" lines of the banner: `$ ` lines are commands that run as pasted, in order,
-/// after the exports (tests/e2e/sandbox_live.rs runs each of them).
-pub fn try_lines(work: &Path, bare: &Path, github_url: &str) -> Vec<String> {
-    let work = work.display();
+/// after the exports (tests/e2e/sandbox_live.rs runs each of them). `tether` is how to run
+/// tether ([`tether_command`]).
+pub fn try_lines(tether: &str, work: &Path, bare: &Path, github_url: &str) -> Vec<String> {
+    let work = shell_word(&work.display().to_string());
+    let bare = shell_word(&bare.display().to_string());
     vec![
         "  billing adds an agent straight to main (the work tree follows):".to_owned(),
         format!(
-            "  $ tether agent add --repo {work} --push origin --runtime-version 1.4.2 --subscription sub_try1 --customer cus_try"
+            "  $ {tether} agent add --repo {work} --push origin --runtime-version 1.4.2 --subscription sub_try1 --customer cus_try"
         ),
         "  or edit a spec under agents/ yourself, then commit and push it:".to_owned(),
         format!("  $ git -C {work} commit -am 'Change a spec' && git -C {work} push"),
         "  or have the change reviewed: a pull request with tether's plan on it:".to_owned(),
         format!(
-            "  $ tether agent add --repo {work} --push origin --open-pr --runtime-version 1.4.2 --subscription sub_try2 --customer cus_try"
+            "  $ {tether} agent add --repo {work} --push origin --open-pr --runtime-version 1.4.2 --subscription sub_try2 --customer cus_try"
         ),
-        format!(
-            "  $ tether plan --git {} --rev tether/agent-sub_try2 --github-pr 1",
-            bare.display()
-        ),
+        format!("  $ {tether} plan --git {bare} --rev tether/agent-sub_try2 --github-pr 1"),
         format!("  $ curl {github_url}/_emulator/comments"),
+        "  the operator's view: check the fleet, ask the daemon for a pass now, read what it did:"
+            .to_owned(),
+        format!("  $ {tether} validate {work}"),
+        format!("  $ {tether} reconcile"),
+        format!("  $ {tether} status --git {work}"),
+        format!("  $ {tether} audit log --repo {work}"),
+        "  an apply by hand (what CI runs) takes the fleet's lease, which the sandbox's daemon holds,"
+            .to_owned(),
+        format!("  so here it exits 4 naming the holder: {tether} apply --git {bare} --rev main"),
     ]
 }
 
@@ -228,4 +261,20 @@ fn copy(from: &Path, to: &Path) -> Result<(), LiveError> {
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::shell_word;
+
+    #[test]
+    fn a_path_with_shell_characters_is_one_quoted_word() {
+        assert_eq!(
+            shell_word("/home/a/target/debug/tether"),
+            "/home/a/target/debug/tether"
+        );
+        assert_eq!(shell_word("/home/my dir/tether"), "'/home/my dir/tether'");
+        assert_eq!(shell_word("/tmp/it's/$x"), r"'/tmp/it'\''s/$x'");
+        assert_eq!(shell_word(""), "''");
+    }
 }

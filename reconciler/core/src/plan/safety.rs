@@ -199,11 +199,24 @@ pub fn check(actions: &[Action], fleet: &Fleet, managed: usize, ctx: &Context) -
     if reasons.is_empty() {
         return None;
     }
+    // Without a baseline (and without --allow-shrink) the first reason is the missing baseline.
+    let blind = ctx.previous_agents.is_none() && !ctx.allow_shrink;
+    let how_to_proceed = match (blind, reasons.len()) {
+        (true, 1) => NO_BASELINE.to_owned(),
+        (true, _) => format!("{NO_BASELINE}. For the other reasons: {SHRINK}"),
+        (false, _) => SHRINK.to_owned(),
+    };
     Some(Refusal {
         reasons,
-        how_to_proceed: "check that the removed specs were meant to go, then remove them in smaller commits, raise `spec.policy` in fleet.yaml, or re-run with `--allow-shrink` if the shrink is intended. A refused plan changes nothing, so every later pass is refused the same way (adds included) until one is accepted: restore the removed specs, or apply once with `tether apply --git <repo> --allow-shrink` (the daemon goes on from that pass's baseline)".to_owned(),
+        how_to_proceed,
     })
 }
+
+/// What to do when the plan is refused for want of a baseline: read the status branch first.
+const NO_BASELINE: &str = "the baseline is the status branch `tether/status`: run with `--git <repo>` (a folder has none), and fetch the branch into that repository first if it lives on a remote (`git fetch origin tether/status:tether/status`); `tether audit log` shows what it holds. Only for a fleet's very first run, with the deletions meant, re-run with `--allow-shrink`";
+
+/// What to do when the plan shrinks the fleet more than the policy allows.
+const SHRINK: &str = "check that the removed specs were meant to go, then remove them in smaller commits, raise `spec.policy` in fleet.yaml, or re-run with `--allow-shrink` if the shrink is intended. A refused plan changes nothing, so every later pass is refused the same way (adds included) until one is accepted: restore the removed specs, or apply once with `tether apply --git <repo> --allow-shrink` (the daemon goes on from that pass's baseline)";
 
 /// How many agents the fleet may lose since the last applied revision (`previous` agents)
 /// before the shrink circuit breaker refuses the plan: the per-run deletion budget of

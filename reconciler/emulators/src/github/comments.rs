@@ -208,8 +208,9 @@ pub async fn get(
     Ok(render(&mut state, &headers, StatusCode::OK, &comment))
 }
 
-/// `PATCH` (and `POST`, which octocrab's `update_comment` sends)
-/// `/repos/{owner}/{repo}/issues/comments/{id}`.
+/// `PATCH` `/repos/{owner}/{repo}/issues/comments/{id}`, and `POST` there as GitHub answers
+/// it: its REST API takes POST wherever it takes PATCH (octocrab's `update_comment` relies
+/// on it).
 pub async fn update(
     Axum(app): Axum<App>,
     Path((owner, name, id)): Path<(String, String, String)>,

@@ -91,9 +91,18 @@ mod tests {
             config.dashboard.commit_url.as_deref(),
             Some("https://github.com/acme/fleet/commit/")
         );
-        let printed = config.to_string();
+        let printed = config.to_yaml();
         assert!(!printed.contains("dash-secret"), "{printed}");
-        assert!(printed.contains("dashboard:\n  readToken: (set, redacted)\n  commitUrl: https://github.com/acme/fleet/commit/"), "{printed}");
+        assert!(
+            printed.contains("dashboard:\n  commitUrl: \"https://github.com/acme/fleet/commit/\"")
+                || printed
+                    .contains("dashboard:\n  commitUrl: https://github.com/acme/fleet/commit/"),
+            "{printed}"
+        );
+        assert!(
+            printed.contains("#   dashboard.readToken: set"),
+            "{printed}"
+        );
 
         let dir = tempfile::tempdir().expect("tempdir");
         std::fs::write(dir.path().join("read-token"), "from-file\n").expect("write");

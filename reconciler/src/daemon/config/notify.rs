@@ -69,24 +69,6 @@ impl Default for NotifyConfig {
     }
 }
 
-impl std::fmt::Display for NotifyConfig {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        use super::print::secs;
-        writeln!(f, "notify:")?;
-        writeln!(f, "  unhealthyAfter: {}", secs(self.unhealthy_after))?;
-        writeln!(f, "  timeout: {}", secs(self.timeout))?;
-        write!(f, "  retries: {}", self.retries)?;
-        for sink in &self.sinks {
-            let name = match sink.format {
-                SinkFormat::Json => "webhook",
-                SinkFormat::Slack => "slack",
-            };
-            write!(f, "\n  {name}:\n    url: (set, redacted)")?;
-        }
-        Ok(())
-    }
-}
-
 const URL_HINT: &str = "use an https URL (plain http only to 127.0.0.1 or localhost), e.g. `https://ops.example.com/hooks/tether`";
 
 impl Check<'_> {

@@ -1,12 +1,16 @@
 //! The effective configuration as YAML for `tether run --print-config`: every setting after
-//! defaults and environment overrides, secrets shown only as set or not.
+//! defaults and environment overrides, written by yaml-rust2's emitter so the output loads back
+//! as a configuration file. Secrets are not settings of the file (they come from the
+//! environment or a `*File` key), so they follow as comments saying only whether each is set.
 
-use super::{DaemonConfig, FleetSource, LogFormat, TailscaleAuth};
+use super::{DaemonConfig, FleetSource, LogFormat, NotifyConfig, SinkFormat, TailscaleAuth};
 use crate::secret::Secret;
-use std::fmt;
 use std::time::Duration;
+use yaml_rust2::yaml::Hash;
+use yaml_rust2::{Yaml, YamlEmitter};
 
-pub(super) fn secs(d: Duration) -> String {
+/// `d` as the configuration writes durations: `90s`, or `250ms` below whole seconds.
+fn secs(d: Duration) -> String {
     if d.subsec_millis() == 0 {
         format!("{}s", d.as_secs())
     } else {
@@ -14,106 +18,167 @@ pub(super) fn secs(d: Duration) -> String {
     }
 }
 
-fn redacted(secret: Option<&Secret<String>>) -> &'static str {
+fn text(value: impl ToString) -> Yaml {
+    Yaml::String(value.to_string())
+}
+
+fn map<const N: usize>(entries: [(&str, Yaml); N]) -> Yaml {
+    Yaml::Hash(
+        entries
+            .into_iter()
+            .map(|(key, value)| (text(key), value))
+            .collect::<Hash>(),
+    )
+}
+
+fn set(secret: Option<&Secret<String>>) -> &'static str {
     match secret {
-        Some(_) => "(set, redacted)",
-        None => "(not set)",
+        Some(_) => "set",
+        None => "not set",
     }
 }
 
-impl fmt::Display for DaemonConfig {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        writeln!(f, "fleet: {}", self.fleet)?;
-        writeln!(f, "source:")?;
-        match &self.source {
+impl DaemonConfig {
+    /// The configuration as a YAML document that [`DaemonConfig::parse`] reads back to the same
+    /// settings (secrets again from the environment), followed by one comment line per secret
+    /// saying whether it is set. No secret value is written.
+    pub fn to_yaml(&self) -> String {
+        let mut out = String::new();
+        let mut emitter = YamlEmitter::new(&mut out);
+        emitter
+            .dump(&self.settings_yaml())
+            .expect("writing YAML to a String cannot fail");
+        out.push_str(
+            "\n# secrets (from the environment or the files the configuration names; never printed):\n",
+        );
+        for (key, state) in self.secret_states() {
+            out.push_str(&format!("#   {key}: {state}\n"));
+        }
+        out
+    }
+
+    fn settings_yaml(&self) -> Yaml {
+        let source = match &self.source {
             FleetSource::Remote {
                 url,
                 branch,
                 cache_dir,
-            } => {
-                writeln!(f, "  remote: {url}")?;
-                writeln!(f, "  branch: {branch}")?;
-                writeln!(f, "  cacheDir: {}", cache_dir.display())?;
-            }
-            FleetSource::Directory { path } => writeln!(f, "  path: {}", path.display())?,
-        }
-        writeln!(f, "interval: {}", secs(self.schedule.every))?;
-        writeln!(f, "jitter: {}%", (self.schedule.jitter * 100.0).round())?;
-        writeln!(f, "listen: {}", self.listen)?;
-        writeln!(
-            f,
-            "webhook:\n  secret: {}",
-            redacted(self.webhook_secret.as_ref())
-        )?;
-        writeln!(
-            f,
-            "reconcile:\n  token: {}",
-            redacted(self.reconcile_token.as_ref())
-        )?;
-        if let Some(api) = &self.agent_api {
-            writeln!(
-                f,
-                "agentApi:\n  listen: {}\n  url: {}\n  binaryUrl: {}\n  poll: {}\n  waveTimeout: {}",
-                api.listen,
-                api.url,
-                api.binary_url,
-                secs(api.poll),
-                secs(api.wave_timeout)
-            )?;
-        }
-        writeln!(
-            f,
-            "dashboard:\n  readToken: {}\n  commitUrl: {}",
-            redacted(self.dashboard.read_token.as_ref()),
-            self.dashboard.commit_url.as_deref().unwrap_or("(not set)")
-        )?;
-        writeln!(
-            f,
-            "lock:\n  ttl: {}\n  holder: {}",
-            secs(self.lock_ttl),
-            self.lock_holder
-        )?;
-        writeln!(
-            f,
-            "hetzner:\n  endpoint: {}\n  token: {}\n  actionTimeout: {}",
-            self.hetzner_endpoint,
-            redacted(Some(&self.hetzner_token)),
-            secs(self.action_timeout)
-        )?;
-        writeln!(
-            f,
-            "tailscale:\n  endpoint: {}\n  tailnet: {}",
-            self.tailscale_endpoint, self.tailnet
-        )?;
-        match &self.tailscale_auth {
-            TailscaleAuth::ApiKey(key) => writeln!(f, "  apiKey: {}", redacted(Some(key)))?,
-            TailscaleAuth::OAuth {
-                client_id,
-                client_secret,
-            } => writeln!(
-                f,
-                "  oauthClientId: {client_id}\n  oauthClientSecret: {}",
-                redacted(Some(client_secret))
-            )?,
-        }
-        writeln!(
-            f,
-            "github:\n  token: {}",
-            redacted(self.github_token.as_ref())
-        )?;
-        writeln!(f, "concurrency: {}", self.concurrency)?;
-        let format = match self.log_format {
+            } => map([
+                ("remote", text(url)),
+                ("branch", text(branch)),
+                ("cacheDir", text(cache_dir.display())),
+            ]),
+            FleetSource::Directory { path } => map([("path", text(path.display()))]),
+        };
+        let log_format = match self.log_format {
             LogFormat::Text => "text",
             LogFormat::Json => "json",
         };
-        writeln!(f, "logFormat: {format}")?;
-        writeln!(f, "shutdownGrace: {}", secs(self.shutdown_grace))?;
-        writeln!(f, "degradedAfter: {}", self.degraded_after)?;
-        writeln!(
-            f,
-            "rateLimit:\n  hourly: {}\n  observeShare: {}",
-            self.rate_budget.hourly, self.rate_budget.observe_share
-        )?;
-        write!(f, "{}", self.notify)
+        let mut root = Hash::new();
+        let mut put = |key: &str, value: Yaml| {
+            root.insert(text(key), value);
+        };
+        put("fleet", text(&self.fleet));
+        put("source", source);
+        put("interval", text(secs(self.schedule.every)));
+        put(
+            "jitter",
+            text(format!("{}%", (self.schedule.jitter * 100.0).round())),
+        );
+        put("listen", text(self.listen));
+        if let Some(api) = &self.agent_api {
+            put(
+                "agentApi",
+                map([
+                    ("listen", text(api.listen)),
+                    ("url", text(&api.url)),
+                    ("binaryUrl", text(&api.binary_url)),
+                    ("poll", text(secs(api.poll))),
+                    ("waveTimeout", text(secs(api.wave_timeout))),
+                ]),
+            );
+        }
+        if let Some(url) = &self.dashboard.commit_url {
+            put("dashboard", map([("commitUrl", text(url))]));
+        }
+        put(
+            "lock",
+            map([
+                ("ttl", text(secs(self.lock_ttl))),
+                ("holder", text(&self.lock_holder)),
+            ]),
+        );
+        put(
+            "hetzner",
+            map([
+                ("endpoint", text(&self.hetzner_endpoint)),
+                ("actionTimeout", text(secs(self.action_timeout))),
+            ]),
+        );
+        put(
+            "tailscale",
+            map([
+                ("endpoint", text(&self.tailscale_endpoint)),
+                ("tailnet", text(&self.tailnet)),
+            ]),
+        );
+        put("concurrency", Yaml::Integer(self.concurrency as i64));
+        put("logFormat", text(log_format));
+        put("shutdownGrace", text(secs(self.shutdown_grace)));
+        put(
+            "degradedAfter",
+            Yaml::Integer(i64::from(self.degraded_after)),
+        );
+        put(
+            "rateLimit",
+            map([
+                ("hourly", Yaml::Integer(i64::from(self.rate_budget.hourly))),
+                (
+                    "observeShare",
+                    Yaml::Real(self.rate_budget.observe_share.to_string()),
+                ),
+            ]),
+        );
+        put("notify", notify_yaml(&self.notify));
+        Yaml::Hash(root)
     }
+
+    /// Every secret the daemon may use, by the key or variable that names it, and whether it
+    /// is set.
+    fn secret_states(&self) -> Vec<(&'static str, &'static str)> {
+        let mut states = vec![
+            ("hetzner.token", set(Some(&self.hetzner_token))),
+            ("webhook.secret", set(self.webhook_secret.as_ref())),
+            ("reconcile.token", set(self.reconcile_token.as_ref())),
+            ("github.token", set(self.github_token.as_ref())),
+            (
+                "dashboard.readToken",
+                set(self.dashboard.read_token.as_ref()),
+            ),
+        ];
+        match &self.tailscale_auth {
+            TailscaleAuth::ApiKey(key) => states.push(("tailscale.apiKey", set(Some(key)))),
+            TailscaleAuth::OAuth { client_secret, .. } => {
+                states.push(("tailscale.oauthClientId", "set"));
+                states.push(("tailscale.oauthClientSecret", set(Some(client_secret))));
+            }
+        }
+        for sink in &self.notify.sinks {
+            let key = match sink.format {
+                SinkFormat::Json => "notify.webhook.url",
+                SinkFormat::Slack => "notify.slack.url",
+            };
+            states.push((key, set(Some(&sink.url))));
+        }
+        states
+    }
+}
+
+/// `notify:` without its sinks: their URLs are secret, so they appear only among the secrets.
+fn notify_yaml(notify: &NotifyConfig) -> Yaml {
+    map([
+        ("unhealthyAfter", text(secs(notify.unhealthy_after))),
+        ("timeout", text(secs(notify.timeout))),
+        ("retries", Yaml::Integer(i64::from(notify.retries))),
+    ])
 }

@@ -284,7 +284,7 @@ fn the_printed_configuration_shows_every_setting_and_no_secret() {
     let file = dir.path().join("tether.yaml");
     std::fs::write(&file, FULL).expect("write");
     let config = DaemonConfig::load(&file, &env(&vars)).expect("valid");
-    let printed = config.to_string();
+    let printed = config.to_yaml();
     for secret in [
         "hc-secret",
         "tskey-api-secret",
@@ -296,13 +296,14 @@ fn the_printed_configuration_shows_every_setting_and_no_secret() {
     }
     for line in [
         "fleet: aura-prod",
-        "  remote: https://github.com/acme/fleet.git",
+        "  remote: \"https://github.com/acme/fleet.git\"",
         "  ttl: 90s",
         "shutdownGrace: 60s",
         "degradedAfter: 3",
         "  actionTimeout: 600s",
-        "  token: (set, redacted)",
-        "  apiKey: (set, redacted)",
+        "#   hetzner.token: set",
+        "#   tailscale.apiKey: set",
+        "#   dashboard.readToken: not set",
     ] {
         assert!(printed.contains(line), "`{line}` missing from\n{printed}");
     }
@@ -339,13 +340,13 @@ fn the_notify_block_takes_a_written_webhook_url_and_a_slack_url_from_the_environ
             ),
         ]
     );
-    let printed = config.to_string();
+    let printed = config.to_yaml();
     assert!(
         !printed.contains("XXXX") && !printed.contains("ops.example.com"),
         "{printed}"
     );
     assert!(
-        printed.contains("  slack:\n    url: (set, redacted)"),
+        printed.contains("#   notify.webhook.url: set\n#   notify.slack.url: set"),
         "{printed}"
     );
 }
@@ -395,4 +396,101 @@ fn a_slack_url_written_inline_a_missing_variable_and_plain_http_are_refused_with
     assert_eq!(found.len(), 1, "{found:?}");
     assert_eq!(found[0].key, "notify.slack.urlEnv");
     assert!(!format!("{found:?}").contains("XXXX"), "{found:?}");
+}
+
+/// Loads `printed` as a configuration file at `/etc/tether/tether.yaml` with `vars`.
+fn reload(printed: &str, vars: &[(&str, &str)]) -> DaemonConfig {
+    DaemonConfig::parse(Path::new("/etc/tether/tether.yaml"), printed, &env(vars))
+        .unwrap_or_else(|e| panic!("the printed configuration does not load back: {e}\n{printed}"))
+}
+
+#[test]
+fn the_printed_configuration_loads_back_to_the_same_settings() {
+    let text = r#"
+fleet: aura-prod
+source:
+  path: "/srv/fleet: #1"
+interval: 90s
+jitter: 0%
+listen: 127.0.0.1:9181
+lock:
+  ttl: 45s
+  holder: "- yes"
+tailscale:
+  tailnet: "-"
+  endpoint: http://127.0.0.1:8081/api/v2
+hetzner:
+  endpoint: http://127.0.0.1:8080/v1
+  actionTimeout: 1500ms
+dashboard:
+  commitUrl: "https://github.com/acme/fleet/commit/"
+agentApi:
+  listen: 127.0.0.1:9300
+  url: http://100.64.0.1:9300
+  binaryUrl: "https://example.com/tether-agent?v=1#x"
+concurrency: 16
+degradedAfter: 5
+rateLimit:
+  hourly: 7200
+  observeShare: 25%
+notify:
+  retries: 0
+  webhook:
+    url: https://ops.example.com/hooks/tether
+"#;
+    let first = reload(text, TOKENS);
+    let printed = first.to_yaml();
+    let second = reload(&printed, TOKENS);
+    assert_eq!(second.tailnet, "-");
+    assert_eq!(second.lock_holder, "- yes");
+    assert_eq!(
+        second.agent_api.as_ref().map(|a| a.binary_url.as_str()),
+        Some("https://example.com/tether-agent?v=1#x")
+    );
+    assert_eq!(second.to_yaml(), printed, "a second round changes nothing");
+    let settings = |c: &DaemonConfig| {
+        format!(
+            "{:?} {:?} {} {:?} {} {:?} {} {} {} {} {:?} {} {} {} {:?}",
+            c.source,
+            c.schedule.every,
+            c.listen,
+            c.lock_ttl,
+            c.hetzner_endpoint,
+            c.action_timeout,
+            c.tailscale_endpoint,
+            c.concurrency,
+            c.degraded_after,
+            c.rate_budget.hourly,
+            c.rate_budget.observe_share,
+            c.notify.retries,
+            c.dashboard.commit_url.as_deref().unwrap_or_default(),
+            c.agent_api
+                .as_ref()
+                .map(|a| a.listen.to_string())
+                .unwrap_or_default(),
+            c.schedule.jitter,
+        )
+    };
+    assert_eq!(settings(&second), settings(&first));
+    assert!(
+        second.notify.sinks.is_empty() && printed.contains("#   notify.webhook.url: set"),
+        "a sink URL is a secret: named as set, not written\n{printed}"
+    );
+}
+
+#[test]
+fn the_printed_defaults_load_back_with_oauth_credentials() {
+    let vars = [
+        ("HCLOUD_TOKEN", "hc-secret"),
+        ("TS_OAUTH_CLIENT_ID", "k123"),
+        ("TS_OAUTH_CLIENT_SECRET", "tskey-client-secret"),
+    ];
+    let first = reload("fleet: aura-prod\nsource:\n  path: /srv/fleet\n", &vars);
+    let printed = first.to_yaml();
+    assert!(!printed.contains("tskey-client-secret"), "{printed}");
+    assert!(
+        printed.contains("#   tailscale.oauthClientSecret: set"),
+        "{printed}"
+    );
+    assert_eq!(reload(&printed, &vars).to_yaml(), printed);
 }

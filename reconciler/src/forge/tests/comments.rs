@@ -21,15 +21,19 @@ async fn the_first_upsert_creates_the_comment_and_later_ones_edit_it() {
         (comments[0].author.as_str(), comments[0].body.as_str()),
         ("tether-bot", plan("two").as_str())
     );
-    let edits = w
-        .emu
-        .requests()
-        .count("POST", "/repos/acme/fleet/issues/comments/{id}");
-    assert_eq!(edits, 1, "octocrab edits with POST");
+    let requests = w.emu.requests();
+    let edits = requests.count("PATCH", "/repos/acme/fleet/issues/comments/{id}");
+    assert_eq!(edits, 1, "an edit is a PATCH, as GitHub documents");
+    assert_eq!(
+        requests.count("POST", "/repos/acme/fleet/issues/comments/{id}"),
+        0
+    );
     gh.upsert_plan_comment(w.pr, &plan("two"))
         .await
         .expect("unchanged");
-    let writes = w.emu.requests().count("POST", "/repos/acme/fleet/issues");
+    let requests = w.emu.requests();
+    let writes = requests.count("POST", "/repos/acme/fleet/issues")
+        + requests.count("PATCH", "/repos/acme/fleet/issues");
     assert_eq!(writes, 2, "an unchanged body is not sent again");
     w.emu.shutdown().await;
 }

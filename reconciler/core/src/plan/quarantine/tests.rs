@@ -361,10 +361,18 @@ fn without_a_baseline_a_quarantine_is_refused_unless_the_shrink_is_confirmed() {
     };
     let refused = plan(&fleet, &observed, &blind);
     assert_eq!(kinds(&refused), [("quarantine", "gone")]);
-    let reasons = refused.refusal.expect("refused").reasons;
+    let refusal = refused.refusal.expect("refused");
     assert!(
-        reasons[0].contains("quarantines 1 server(s)"),
-        "{reasons:?}"
+        refusal.reasons[0].contains("quarantines 1 server(s)"),
+        "{refusal:?}"
+    );
+    assert!(
+        refusal
+            .how_to_proceed
+            .starts_with("the baseline is the status branch `tether/status`")
+            && refusal.how_to_proceed.contains("--git <repo>"),
+        "the advice is to read the status branch first: {}",
+        refusal.how_to_proceed
     );
     let confirmed = Context {
         allow_shrink: true,
