@@ -32,6 +32,9 @@ pub fn action(a: &ActionRecord, now: Instant) -> Value {
             ("error", 100, json!({"code": code, "message": message}))
         }
     };
+    let server = a.server.map(|id| json!({"id": id, "type": "server"}));
+    let firewall = a.firewall.map(|id| json!({"id": id, "type": "firewall"}));
+    let resources: Vec<Value> = server.into_iter().chain(firewall).collect();
     json!({
         "id": a.id,
         "command": a.command.as_str(),
@@ -39,13 +42,13 @@ pub fn action(a: &ActionRecord, now: Instant) -> Value {
         "progress": progress,
         "started": timestamp(a.started),
         "finished": a.finished.map(timestamp),
-        "resources": [{"id": a.server, "type": "server"}],
+        "resources": resources,
         "error": error,
     })
 }
 
-/// The JSON of a server.
-pub fn server(s: &ServerRecord, catalog: &Catalog) -> Value {
+/// The JSON of a server; `firewalls` are `(id, status)` of the firewalls covering it.
+pub fn server(s: &ServerRecord, catalog: &Catalog, firewalls: &[(u64, &str)]) -> Value {
     let included = s
         .server_type
         .prices
@@ -78,7 +81,10 @@ pub fn server(s: &ServerRecord, catalog: &Catalog) -> Value {
             "ipv4": ipv4,
             "ipv6": ipv6,
             "floating_ips": [],
-            "firewalls": [],
+            "firewalls": firewalls
+                .iter()
+                .map(|(id, status)| json!({"id": id, "status": status}))
+                .collect::<Vec<_>>(),
         },
         "private_net": [],
         "server_type": catalog.server_type_json(&s.server_type),
