@@ -4,7 +4,6 @@
 //! `applied`.
 
 use super::selector::Selector;
-use super::state::ServerRecord;
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
 use std::net::IpAddr;
@@ -87,12 +86,12 @@ impl Target {
         }
     }
 
-    /// Whether this target covers `server`.
-    pub fn covers(&self, server: &ServerRecord) -> bool {
+    /// Whether this target covers the server `id` with `labels`.
+    pub fn covers(&self, id: u64, labels: &BTreeMap<String, String>) -> bool {
         match self {
-            Target::Server(id) => *id == server.id,
+            Target::Server(server) => *server == id,
             Target::Selector(text) => {
-                Selector::parse(text).is_ok_and(|s| !s.0.is_empty() && s.matches(&server.labels))
+                Selector::parse(text).is_ok_and(|s| !s.0.is_empty() && s.matches(labels))
             }
         }
     }
@@ -118,9 +117,9 @@ pub struct FirewallRecord {
 }
 
 impl FirewallRecord {
-    /// Whether a server with a public interface is covered by one of the targets.
-    pub fn should_cover(&self, server: &ServerRecord) -> bool {
-        has_public_net(server) && self.targets.iter().any(|t| t.covers(server))
+    /// Whether one of the targets covers the server `id` with `labels`.
+    pub fn targets_cover(&self, id: u64, labels: &BTreeMap<String, String>) -> bool {
+        self.targets.iter().any(|t| t.covers(id, labels))
     }
 
     /// `applied` or `pending` for a covered server at `now`.
@@ -130,72 +129,12 @@ impl FirewallRecord {
             .map(|at| if now >= *at { "applied" } else { "pending" })
     }
 
-    /// The firewall's JSON; `servers` filters out covered servers that are gone.
-    pub fn json(&self, servers: &BTreeMap<u64, ServerRecord>) -> Value {
-        let applied_to: Vec<Value> = self
-            .targets
-            .iter()
-            .map(|t| match t {
-                Target::Server(id) => json!({"type": "server", "server": {"id": id}}),
-                Target::Selector(text) => {
-                    let resources: Vec<Value> = servers
-                        .values()
-                        .filter(|s| self.covered.contains_key(&s.id) && t.covers(s))
-                        .map(|s| json!({"type": "server", "server": {"id": s.id}}))
-                        .collect();
-                    json!({
-                        "type": "label_selector",
-                        "label_selector": {"selector": text},
-                        "applied_to_resources": resources,
-                    })
-                }
-            })
-            .collect();
-        json!({
-            "id": self.id,
-            "name": self.name,
-            "labels": self.labels,
-            "created": super::wire::timestamp(self.created),
-            "rules": self.rules.iter().map(Rule::json).collect::<Vec<_>>(),
-            "applied_to": applied_to,
-        })
-    }
-}
-
-/// A server with neither IPv4 nor IPv6 cannot carry a firewall (`private_net_only_server`).
-pub fn has_public_net(server: &ServerRecord) -> bool {
-    server.ipv4.is_some() || server.ipv6
-}
-
-/// `(firewall id, status)` of every firewall covering `server` at `now`.
-pub fn covering(
-    firewalls: &BTreeMap<u64, FirewallRecord>,
-    server: u64,
-    now: Instant,
-) -> Vec<(u64, &'static str)> {
-    firewalls
-        .values()
-        .filter_map(|f| f.status(server, now).map(|status| (f.id, status)))
-        .collect()
-}
-
-/// Brings every firewall's covered set up to date with the servers: newly covered servers
-/// take effect `delay` from `now`; servers no longer covered (or gone) drop out.
-pub fn sync(
-    firewalls: &mut BTreeMap<u64, FirewallRecord>,
-    servers: &BTreeMap<u64, ServerRecord>,
-    now: Instant,
-    delay: std::time::Duration,
-) {
-    for firewall in firewalls.values_mut() {
-        let wanted: Vec<u64> = servers
-            .values()
-            .filter(|s| firewall.should_cover(s))
-            .map(|s| s.id)
-            .collect();
-        firewall.covered.retain(|id, _| wanted.contains(id));
+    /// Brings the covered set up to date with `wanted`, the servers that should be covered
+    /// now: newly covered ones take effect at `from`; the others drop out.
+    pub fn cover(&mut self, wanted: &[u64], from: Instant) {
+        self.covered.retain(|id, _| wanted.contains(id));
         for id in wanted {
-            firewall.covered.entry(id).or_insert(now + delay);
+            self.covered.entry(*id).or_insert(from);
         }
     }
 }

@@ -131,6 +131,13 @@ pub struct ServerRecord {
     pub protection: Protection,
 }
 
+impl ServerRecord {
+    /// Whether it has a public interface (a firewall needs one: `private_net_only_server`).
+    pub fn has_public_net(&self) -> bool {
+        self.ipv4.is_some() || self.ipv6
+    }
+}
+
 /// A server's `protection`.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Protection {
@@ -321,6 +328,28 @@ impl Model {
     /// The server with this exact name.
     pub fn server_named(&self, name: &str) -> Option<&ServerRecord> {
         self.servers.values().find(|s| s.name == name)
+    }
+
+    /// Brings every firewall's covered servers up to date: servers with a public interface
+    /// that a target covers are covered, newly covered ones `pending` for `delay` from `now`.
+    pub fn sync_firewalls(&mut self, now: Instant, delay: std::time::Duration) {
+        let servers = &self.servers;
+        for firewall in self.firewalls.values_mut() {
+            let wanted: Vec<u64> = servers
+                .values()
+                .filter(|s| s.has_public_net() && firewall.targets_cover(s.id, &s.labels))
+                .map(|s| s.id)
+                .collect();
+            firewall.cover(&wanted, now + delay);
+        }
+    }
+
+    /// `(firewall id, status)` of every firewall covering `server` at `now`.
+    pub fn firewalls_of(&self, server: u64, now: Instant) -> Vec<(u64, &'static str)> {
+        self.firewalls
+            .values()
+            .filter_map(|f| f.status(server, now).map(|status| (f.id, status)))
+            .collect()
     }
 
     /// Applies one effect; returns the hook call it causes, if any.

@@ -1,9 +1,11 @@
-//! JSON of servers, actions and SSH keys, shaped exactly as the OpenAPI schemas (api-facts §1.6,
+//! JSON of servers, actions, SSH keys and firewalls, shaped exactly as the OpenAPI schemas (api-facts §1.6,
 //! §1.7, §1.9), so the official clients parse them.
 
 use super::catalog::Catalog;
+use super::firewall::{FirewallRecord, Target};
 use super::state::{ActionRecord, ActionState, ServerRecord, SshKey};
 use serde_json::{Value, json};
+use std::collections::BTreeMap;
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 use tokio::time::Instant;
@@ -116,5 +118,37 @@ pub fn ssh_key(k: &SshKey) -> Value {
         "public_key": k.public_key,
         "labels": k.labels,
         "created": timestamp(k.created),
+    })
+}
+
+/// The JSON of a firewall; a selector's `applied_to_resources` lists the covered servers that
+/// still exist.
+pub fn firewall(f: &FirewallRecord, servers: &BTreeMap<u64, ServerRecord>) -> Value {
+    let applied_to: Vec<Value> = f
+        .targets
+        .iter()
+        .map(|t| match t {
+            Target::Server(id) => json!({"type": "server", "server": {"id": id}}),
+            Target::Selector(text) => {
+                let resources: Vec<Value> = servers
+                    .values()
+                    .filter(|s| f.covered.contains_key(&s.id) && t.covers(s.id, &s.labels))
+                    .map(|s| json!({"type": "server", "server": {"id": s.id}}))
+                    .collect();
+                json!({
+                    "type": "label_selector",
+                    "label_selector": {"selector": text},
+                    "applied_to_resources": resources,
+                })
+            }
+        })
+        .collect();
+    json!({
+        "id": f.id,
+        "name": f.name,
+        "labels": f.labels,
+        "created": timestamp(f.created),
+        "rules": f.rules.iter().map(super::firewall::Rule::json).collect::<Vec<_>>(),
+        "applied_to": applied_to,
     })
 }

@@ -51,7 +51,7 @@ pub async fn list(State(shared): State<Arc<Shared>>, listing: Listing) -> ApiRes
         &listing,
         "firewalls",
         firewalls,
-        |f| f.json(&model.servers),
+        |f| wire::firewall(f, &model.servers),
         Map::new(),
     )
 }
@@ -65,7 +65,7 @@ pub async fn get(State(shared): State<Arc<Shared>>, Path(id): Path<String>) -> A
         .firewalls
         .get(&id)
         .ok_or_else(|| ApiError::not_found("firewall"))?;
-    one("firewall", firewall.json(&model.servers))
+    one("firewall", wire::firewall(firewall, &model.servers))
 }
 
 /// `POST /v1/firewalls`: 201 with the firewall and one `apply_firewall` action per target.
@@ -122,7 +122,10 @@ pub async fn create(State(shared): State<Arc<Shared>>, body: Bytes) -> ApiResult
         Command::ApplyFirewall,
         now,
     );
-    let firewall = model.firewalls.get(&id).map(|fw| fw.json(&model.servers));
+    let firewall = model
+        .firewalls
+        .get(&id)
+        .map(|fw| wire::firewall(fw, &model.servers));
     Ok(respond(
         StatusCode::CREATED,
         json!({"firewall": firewall, "actions": actions}),
@@ -170,7 +173,10 @@ pub async fn update(
         }
     }
     sync(&shared, &mut model);
-    let firewall = model.firewalls.get(&id).map(|fw| fw.json(&model.servers));
+    let firewall = model
+        .firewalls
+        .get(&id)
+        .map(|fw| wire::firewall(fw, &model.servers));
     one("firewall", firewall.unwrap_or(Value::Null))
 }
 
@@ -367,7 +373,7 @@ fn check_target(model: &Model, target: &Target) -> Result<(), ApiError> {
         .servers
         .get(id)
         .ok_or_else(|| ApiError::firewall_resource_not_found(&format!("server {id}")))?;
-    if firewall::has_public_net(server) {
+    if server.has_public_net() {
         Ok(())
     } else {
         Err(ApiError::private_net_only_server(*id))
@@ -422,15 +428,7 @@ fn finish_later(
 
 /// Brings every firewall's covered servers up to date.
 pub(super) fn sync(shared: &Shared, model: &mut Model) {
-    let Model {
-        firewalls, servers, ..
-    } = model;
-    firewall::sync(
-        firewalls,
-        servers,
-        Instant::now(),
-        shared.timing.latencies.firewall,
-    );
+    model.sync_firewalls(Instant::now(), shared.timing.latencies.firewall);
 }
 
 fn read_rules(f: &mut Fields, body: &Value) -> Vec<firewall::Rule> {

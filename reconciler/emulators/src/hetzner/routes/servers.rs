@@ -4,7 +4,7 @@
 use super::super::body::Fields;
 use super::super::catalog::{Image, Location, ServerType};
 use super::super::errors::ApiError;
-use super::super::firewall::{Target, covering};
+use super::super::firewall::Target;
 use super::super::lifecycle;
 use super::super::pagination::{SortValue, sort_by, sort_keys};
 use super::super::selector::Selector;
@@ -88,7 +88,7 @@ pub async fn list(State(shared): State<Arc<Shared>>, listing: Listing) -> ApiRes
         &listing,
         "servers",
         servers,
-        |s| wire::server(s, &shared.catalog, &covering(&model.firewalls, s.id, now)),
+        |s| wire::server(s, &shared.catalog, &model.firewalls_of(s.id, now)),
         Map::new(),
     )
 }
@@ -102,7 +102,7 @@ pub async fn get(State(shared): State<Arc<Shared>>, Path(id): Path<String>) -> A
         .servers
         .get(&id)
         .ok_or_else(|| ApiError::not_found("server"))?;
-    let firewalls = covering(&model.firewalls, id, Instant::now());
+    let firewalls = model.firewalls_of(id, Instant::now());
     one("server", wire::server(server, &shared.catalog, &firewalls))
 }
 
@@ -295,13 +295,10 @@ pub async fn create(State(shared): State<Arc<Shared>>, body: Bytes) -> ApiResult
         }
     }
     sync(&shared, &mut model);
-    let server_json = model.servers.get(&id).map(|record| {
-        wire::server(
-            record,
-            &shared.catalog,
-            &covering(&model.firewalls, id, now),
-        )
-    });
+    let server_json = model
+        .servers
+        .get(&id)
+        .map(|record| wire::server(record, &shared.catalog, &model.firewalls_of(id, now)));
     let scheduled = lifecycle::create(&mut model, id, order.start, &shared.timing, now);
     let mut actions = scheduled
         .actions
@@ -367,7 +364,7 @@ pub async fn update(
         server.labels = labels;
     }
     sync(&shared, &mut model);
-    let firewalls = covering(&model.firewalls, id, Instant::now());
+    let firewalls = model.firewalls_of(id, Instant::now());
     let server = model
         .servers
         .get(&id)
