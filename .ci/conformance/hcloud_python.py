@@ -4,18 +4,21 @@
 Usage: python3 .ci/conformance/hcloud_python.py [path/to/tether]
 
 Starts the emulator as a subprocess on a free port (it prints `listening on <url>` first),
-drives servers, actions, label selectors, pagination, SSH keys and the catalog through the
-library, and exits non-zero with a clear message on the first mismatch.
+drives servers, actions, label selectors, pagination, SSH keys, the catalog, firewalls and an
+IPv4-less server through the library, and exits non-zero with a clear message on the first mismatch.
 """
 
 import subprocess
 import sys
+import time
 import warnings
 
 from hcloud import APIException, Client
+from hcloud.firewalls import FirewallResource, FirewallResourceLabelSelector, FirewallRule
 from hcloud.images import Image
 from hcloud.locations import Location
 from hcloud.server_types import ServerType
+from hcloud.servers import ServerCreatePublicNetwork
 
 TOKEN = "conformance-python-token"
 KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIK7zJWYdWP1Epwu6tPM9r1CezzsCuMr/lQjaE4rZWyif dev"
@@ -197,6 +200,68 @@ def check_catalog_and_keys(client):
     expect(client.ssh_keys.get_by_name("dev"), None, "deleted SSH key")
 
 
+def firewall_ids(client, name):
+    return [(f.firewall.id, f.status) for f in client.servers.get_by_name(name).public_net.firewalls]
+
+
+def wait_applied(client, name, firewall_id):
+    for _ in range(200):
+        if firewall_ids(client, name) == [(firewall_id, "applied")]:
+            return
+        time.sleep(0.05)
+    raise Mismatch(f"{name}: firewall {firewall_id} never applied: {firewall_ids(client, name)}")
+
+
+def check_firewalls(client):
+    selector = FirewallResource(type="label_selector",
+                                label_selector=FirewallResourceLabelSelector(selector="fleet=acme"))
+    created = client.firewalls.create(
+        name="acme",
+        labels={"fleet": "acme"},
+        rules=[FirewallRule(direction="in", protocol="icmp", source_ips=["0.0.0.0/0", "::/0"])],
+        resources=[selector],
+    )
+    firewall = created.firewall
+    expect([a.command for a in created.actions], ["apply_firewall"], "firewall create actions")
+    for action in created.actions:
+        action.wait_until_finished()
+    v6 = client.servers.create(
+        name="v6-only",
+        server_type=ServerType(name="cpx21"),
+        image=Image(name="ubuntu-24.04"),
+        location=Location(name="fsn1"),
+        labels={"fleet": "acme"},
+        public_net=ServerCreatePublicNetwork(enable_ipv4=False, enable_ipv6=True),
+    )
+    v6.action.wait_until_finished()
+    server = client.servers.get_by_name("v6-only")
+    expect(server.public_net.ipv4, None, "v6-only: no IPv4")
+    if not server.public_net.ipv6.ip:
+        raise Mismatch("v6-only: no IPv6 network")
+    wait_applied(client, "v6-only", firewall.id)
+    expect(firewall_ids(client, "web-1"), [], "web-1 (no fleet label) is not covered")
+    ssh = FirewallRule(direction="in", protocol="tcp", port="22", source_ips=["192.0.2.0/24"])
+    actions = firewall.set_rules([ssh])
+    expect([a.command for a in actions], ["set_firewall_rules", "apply_firewall"], "set_rules actions")
+    for action in actions:
+        action.wait_until_finished()
+    again = client.firewalls.get_by_name("acme")
+    expect([(r.protocol, r.port, r.source_ips) for r in again.rules], [("tcp", "22", ["192.0.2.0/24"])],
+           "rules after set_rules")
+    expect([r.label_selector.selector for r in again.applied_to], ["fleet=acme"], "applied_to")
+    expect([r.server.id for r in again.applied_to[0].applied_to_resources], [server.id],
+           "applied_to_resources")
+    expect([f.name for f in client.firewalls.get_all(label_selector="fleet=acme")], ["acme"],
+           "firewalls by label selector")
+    expect_api_error("resource_in_use", "delete while applied", firewall.delete)
+    expect_api_error("firewall_already_applied", "apply twice", firewall.apply_to_resources, [selector])
+    for action in firewall.remove_from_resources([selector]):
+        action.wait_until_finished()
+    expect(firewall_ids(client, "v6-only"), [], "v6-only after remove_from_resources")
+    firewall.delete()
+    expect(client.firewalls.get_by_name("acme"), None, "deleted firewall")
+
+
 def main():
     tether = sys.argv[1] if len(sys.argv) > 1 else "target/debug/tether"
     proc, url = start_emulator(tether)
@@ -210,6 +275,7 @@ def main():
         check_errors(client)
         check_delete(client)
         check_catalog_and_keys(client)
+        check_firewalls(client)
     except (Mismatch, APIException) as e:
         print(f"hcloud-python conformance FAILED: {e}", file=sys.stderr)
         return 1

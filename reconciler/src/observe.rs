@@ -198,6 +198,7 @@ mod tests {
             labels: [(tether_schema::labels::AGENT.to_owned(), name.to_owned())].into(),
             start_after_create: false,
             project: None,
+            public_net: Default::default(),
         }
     }
 

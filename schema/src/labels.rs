@@ -99,7 +99,7 @@ pub fn retired_name(agent: &str, server_id: u64) -> String {
 }
 
 /// A short hash of everything that needs a new server when it changes: image, location, SSH
-/// keys and what cloud-init gives the VM once (tags, hostname, identity), as
+/// keys, a non-default `publicNet`, and what cloud-init gives the VM once (tags, hostname, identity), as
 /// [`cloud_init::fingerprint`] describes it. The runtime version and env are not in it: they
 /// are [`runtime_hash`]'s. 16 hex characters.
 pub fn replacement_hash(agent: &Agent, fleet: &FleetSettings) -> String {
@@ -129,6 +129,13 @@ fn spec_hash(agent: &Agent, fingerprint: &str) -> String {
     h.update([0]);
     h.update(fingerprint.as_bytes());
     h.update([0]);
+    let net = agent.server.public_net;
+    if !net.is_default() {
+        // Only a non-default publicNet is hashed, so servers created before it existed keep
+        // their hash.
+        h.update(format!("ipv4={},ipv6={}", net.ipv4, net.ipv6).as_bytes());
+        h.update([0]);
+    }
     short_hex(h)
 }
 

@@ -20,6 +20,7 @@ mod load;
 mod load_props;
 pub mod model;
 pub mod names;
+pub mod network;
 pub mod projects;
 pub mod raw;
 pub mod render;

@@ -64,6 +64,9 @@ pub struct FleetSettings {
     /// project, the single token's.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub projects: Vec<crate::projects::Project>,
+    /// The fleet firewall (`spec.firewall`), when the fleet declares one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub firewall: Option<crate::network::Firewall>,
 }
 
 impl FleetSettings {
@@ -181,6 +184,9 @@ pub struct ServerSpec {
     /// The fleet project the agent is pinned to (`spec.server.project`), if any.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub project: Option<crate::names::ProjectName>,
+    /// Public addresses (left out when both, the default).
+    #[serde(skip_serializing_if = "crate::network::PublicNet::is_default")]
+    pub public_net: crate::network::PublicNet,
 }
 
 /// The agent runtime.

@@ -88,6 +88,9 @@ pub struct RawServer {
     /// agents are placed by tether and stay where they are.
     #[serde(default)]
     pub project: Option<Text>,
+    /// Public addresses: `{ipv4: true|false, ipv6: true|false}`, default both.
+    #[serde(default)]
+    pub public_net: Option<crate::network::RawPublicNet>,
 }
 
 /// `spec.tailscale` of an Agent.
@@ -156,6 +159,10 @@ pub struct RawFleetSpec {
     /// config) and capacity. Absent: one project, the single token's.
     #[serde(default)]
     pub projects: Option<Spanned<Vec<crate::projects::RawProject>>>,
+    /// The fleet firewall tether manages and applies to every agent VM. Absent: tether manages
+    /// no firewall. Present: inbound traffic is dropped except what `inbound` allows.
+    #[serde(default)]
+    pub firewall: Option<crate::network::RawFirewall>,
 }
 
 /// `spec.defaults` of the Fleet.

@@ -54,6 +54,7 @@ pub(crate) struct Defaults {
     location: Option<LocationName>,
     image: Option<ImageName>,
     ssh_keys: Option<Vec<SshKeyName>>,
+    public_net: crate::network::PublicNet,
 }
 
 pub(crate) fn fleet(raw: RawFleet, r: &mut Report<'_>) -> Option<FleetContext> {
@@ -119,6 +120,10 @@ pub(crate) fn fleet(raw: RawFleet, r: &mut Report<'_>) -> Option<FleetContext> {
     let catalog = catalog(&spec.catalog, r);
     let defaults = defaults(&spec.defaults.server, &catalog, r);
     let projects = crate::projects::validate(spec.projects.as_ref(), r);
+    let firewall = spec
+        .firewall
+        .as_ref()
+        .map(|f| crate::network::validate_firewall(f, r));
     let settings = FleetSettings {
         name: name?,
         tailnet: tailnet?,
@@ -127,6 +132,7 @@ pub(crate) fn fleet(raw: RawFleet, r: &mut Report<'_>) -> Option<FleetContext> {
         catalog,
         suspend: spec.suspend.unwrap_or(false),
         projects,
+        firewall,
     };
     r.ok().then_some(FleetContext { settings, defaults })
 }
@@ -255,6 +261,13 @@ pub(crate) fn agent(
         fleet.map(|f| f.settings.projects.as_slice()),
         r,
     );
+    let public_net = crate::network::validate_public_net(
+        s.public_net.as_ref(),
+        fleet.map(|f| f.defaults.public_net).unwrap_or_default(),
+        "spec.server.publicNet",
+        spec_span,
+        r,
+    );
     let tags = tags(spec.tailscale.as_ref().map(|t| &t.tags), fleet, r);
     let runtime = runtime(&spec.runtime, r);
     let power = spec.power.map(|p| p.value).unwrap_or_default();
@@ -278,6 +291,7 @@ pub(crate) fn agent(
             image: image?,
             ssh_keys,
             project,
+            public_net,
         },
         tags,
         runtime: runtime?,

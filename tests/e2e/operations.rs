@@ -302,6 +302,7 @@ async fn restore_next_to_a_name_collision_keeps_the_quarantined_server() {
             labels: Default::default(),
             start_after_create: true,
             project: None,
+            public_net: Default::default(),
         })
         .await
         .expect("a hand-made server")

@@ -151,6 +151,8 @@ pub struct NewServer {
     pub start_after_create: bool,
     /// The fleet project to create it in (`tether::cloud::projects::Projects`); `None` with one token.
     pub project: Option<String>,
+    /// Which public addresses it gets (`publicNet`; both by default).
+    pub public_net: tether_schema::network::PublicNet,
 }
 
 /// The result of a create call.

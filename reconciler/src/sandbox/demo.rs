@@ -131,6 +131,7 @@ pub async fn run(
         reboot: Duration::from_millis(150),
         change_type: Duration::from_millis(300),
         delete: Duration::from_millis(200),
+        firewall: Duration::from_millis(100),
     };
     let stack = Stack::start(StackOptions {
         latencies,

@@ -210,6 +210,7 @@ mod tests {
                 labels: BTreeMap::new(),
                 start_after_create: true,
                 project: None,
+                public_net: Default::default(),
             })
             .await
             .expect("create");

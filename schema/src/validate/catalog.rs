@@ -101,5 +101,12 @@ pub(super) fn defaults(raw: &RawServer, catalog: &Catalog, r: &mut Report<'_>) -
             .ssh_keys
             .as_ref()
             .map(|keys| r.parse_all(&format!("{base}.sshKeys"), keys, SshKeyName::parse)),
+        public_net: crate::network::validate_public_net(
+            raw.public_net.as_ref(),
+            crate::network::PublicNet::default(),
+            &format!("{base}.publicNet"),
+            crate::diagnostic::Span::START,
+            r,
+        ),
     }
 }

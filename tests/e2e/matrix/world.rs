@@ -309,6 +309,7 @@ async fn seed_foreign(stack: &Stack) -> Foreign {
             labels,
             start_after_create: true,
             project: None,
+            public_net: Default::default(),
         })
         .await
         .expect("create the foreign server");

@@ -232,6 +232,12 @@ fn spec_inputs(old: &Agent, new: &Agent, changes: &mut Vec<Change>) {
     differ("ssh keys", list(ssh_keys(old)), list(ssh_keys(new)), true);
     differ("tags", list(tags(old)), list(tags(new)), true);
     differ(
+        "public net",
+        public_net(old.server.public_net),
+        public_net(new.server.public_net),
+        true,
+    );
+    differ(
         "runtime version",
         old.runtime.version.as_str().to_owned(),
         new.runtime.version.as_str().to_owned(),
@@ -244,6 +250,15 @@ fn spec_inputs(old: &Agent, new: &Agent, changes: &mut Vec<Change>) {
         true,
     );
     changes.extend(env_changes(Some(old), new, false));
+}
+
+/// `ipv4, ipv6`, `ipv6 only` or `ipv4 only`: the public addresses a server is created with.
+fn public_net(net: tether_schema::network::PublicNet) -> String {
+    match (net.ipv4, net.ipv6) {
+        (true, true) => "ipv4, ipv6".to_owned(),
+        (false, _) => "ipv6 only".to_owned(),
+        (true, false) => "ipv4 only".to_owned(),
+    }
 }
 
 /// The `env.<NAME>` changes from `old`'s runtime env to `new`'s (every variable of `new` when

@@ -170,6 +170,52 @@ impl ApiError {
         )
     }
 
+    /// 422 `resource_in_use`: a firewall still applied to something cannot be deleted.
+    pub fn resource_in_use() -> Self {
+        ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "resource_in_use",
+            "firewall is still applied to a resource",
+        )
+    }
+
+    /// 422 `firewall_already_applied`: the target is already in the firewall's `applied_to`.
+    pub fn firewall_already_applied() -> Self {
+        ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "firewall_already_applied",
+            "firewall is already applied to resource",
+        )
+    }
+
+    /// 404 `firewall_resource_not_found`: the server to apply to (or remove from) is unknown.
+    pub fn firewall_resource_not_found(what: &str) -> Self {
+        ApiError::new(
+            StatusCode::NOT_FOUND,
+            "firewall_resource_not_found",
+            format!("{what} not found"),
+        )
+    }
+
+    /// 422 `private_net_only_server`: a server without a public interface takes no firewall.
+    pub fn private_net_only_server(id: u64) -> Self {
+        ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "private_net_only_server",
+            format!("server {id} has no public interface"),
+        )
+    }
+
+    /// 422 `firewall_managed_by_label_selector`: a server covered by a selector cannot be
+    /// removed by id.
+    pub fn firewall_managed_by_label_selector(id: u64) -> Self {
+        ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "firewall_managed_by_label_selector",
+            format!("firewall is applied to server {id} via a label selector"),
+        )
+    }
+
     /// 429 `rate_limit_exceeded`, naming the token by its first four characters only.
     pub fn rate_limited(limit: u32, token: &str) -> Self {
         let shown: String = token.chars().take(4).collect();

@@ -1,4 +1,5 @@
-//! The Hetzner Cloud API emulator: servers, actions, SSH keys and the catalog under `/v1`,
+//! The Hetzner Cloud API emulator: servers, actions, SSH keys, firewalls and the catalog under
+//! `/v1`,
 //! answering like the real API (api-facts §1) — bearer auth, error envelopes, pagination,
 //! label selectors, rate limits, and asynchronous actions that take time.
 //!
@@ -7,12 +8,13 @@
 //! - `routes/`: the HTTP surface, one file per resource, and `/_emulator` control routes;
 //! - `lifecycle.rs`: how servers move between states over time, and when hooks fire
 //!   (`timing.rs`: how long each action takes);
-//! - `state.rs`: the model; `catalog.rs` + `seed.rs`: locations, server types, images;
+//! - `state.rs`: the model; `firewall.rs`: firewall rules, targets and what they cover; `catalog.rs` + `seed.rs`: locations, server types, images;
 //! - `selector.rs`, `labels.rs`, `pagination.rs`, `ratelimit.rs`, `errors.rs`: pure rules.
 
 mod body;
 pub mod catalog;
 mod errors;
+mod firewall;
 pub mod labels;
 mod lifecycle;
 pub mod pagination;
@@ -240,14 +242,14 @@ impl HetznerEmulator {
             .collect()
     }
 
-    /// Every action ever started, oldest first, as `(command, server id)`: e.g. how many
-    /// `create_server` there were.
+    /// Every action ever started on a server, oldest first, as `(command, server id)`: e.g.
+    /// how many `create_server` there were, or whether a server got its own `apply_firewall`.
     pub fn action_commands(&self) -> Vec<(&'static str, u64)> {
         self.shared
             .model()
             .actions
             .values()
-            .map(|a| (a.command.as_str(), a.server))
+            .filter_map(|a| Some((a.command.as_str(), a.server?)))
             .collect()
     }
 

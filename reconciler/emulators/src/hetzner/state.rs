@@ -1,7 +1,8 @@
-//! The project's mutable state, held behind one mutex: servers, actions, SSH keys and the id
-//! counters, and [`Effect`]s, the small state changes that timed lifecycle steps apply.
+//! The project's mutable state, held behind one mutex: servers, actions, SSH keys, firewalls
+//! and the id counters, and [`Effect`]s, the small state changes that timed lifecycle steps apply.
 
 use super::catalog::{Image, Location, ServerType};
+use super::firewall::FirewallRecord;
 use crate::BootedServer;
 use crate::hetzner::ServerStatus;
 use std::collections::BTreeMap;
@@ -32,6 +33,12 @@ pub enum Command {
     RebuildServer,
     /// `change_protection`.
     ChangeProtection,
+    /// `set_firewall_rules`.
+    SetFirewallRules,
+    /// `apply_firewall`.
+    ApplyFirewall,
+    /// `remove_firewall`.
+    RemoveFirewall,
 }
 
 impl Command {
@@ -48,6 +55,9 @@ impl Command {
             Command::DeleteServer => "delete_server",
             Command::RebuildServer => "rebuild_server",
             Command::ChangeProtection => "change_protection",
+            Command::SetFirewallRules => "set_firewall_rules",
+            Command::ApplyFirewall => "apply_firewall",
+            Command::RemoveFirewall => "remove_firewall",
         }
     }
 }
@@ -80,8 +90,10 @@ pub struct ActionRecord {
     pub begins: Instant,
     /// When its work is scheduled to end.
     pub ends: Instant,
-    /// The server it acts on.
-    pub server: u64,
+    /// The server it acts on, if any.
+    pub server: Option<u64>,
+    /// The firewall it acts on, if any.
+    pub firewall: Option<u64>,
 }
 
 /// One server.
@@ -117,6 +129,13 @@ pub struct ServerRecord {
     pub booted: bool,
     /// Delete and rebuild protection.
     pub protection: Protection,
+}
+
+impl ServerRecord {
+    /// Whether it has a public interface (a firewall needs one: `private_net_only_server`).
+    pub fn has_public_net(&self) -> bool {
+        self.ipv4.is_some() || self.ipv6
+    }
 }
 
 /// A server's `protection`.
@@ -186,9 +205,12 @@ pub struct Model {
     pub actions: BTreeMap<u64, ActionRecord>,
     /// SSH keys by id.
     pub ssh_keys: BTreeMap<u64, SshKey>,
+    /// Firewalls by id.
+    pub firewalls: BTreeMap<u64, FirewallRecord>,
     next_server: u64,
     next_action: u64,
     next_key: u64,
+    next_firewall: u64,
     next_ip: u64,
 }
 
@@ -198,9 +220,11 @@ impl Default for Model {
             servers: BTreeMap::new(),
             actions: BTreeMap::new(),
             ssh_keys: BTreeMap::new(),
+            firewalls: BTreeMap::new(),
             next_server: 100_001,
             next_action: 5_000_001,
             next_key: 30_001,
+            next_firewall: 70_001,
             next_ip: 1,
         }
     }
@@ -225,6 +249,12 @@ impl Model {
         self.next_key - 1
     }
 
+    /// A fresh firewall id.
+    pub fn firewall_id(&mut self) -> u64 {
+        self.next_firewall += 1;
+        self.next_firewall - 1
+    }
+
     /// A fresh primary-IP index and the lowest free IPv4 address, if any.
     pub fn allocate_ips(&mut self) -> (u64, Option<Ipv4Addr>) {
         let index = self.next_ip;
@@ -245,6 +275,30 @@ impl Model {
         begins: Instant,
         ends: Instant,
     ) -> u64 {
+        self.record_action(Some(server), None, command, begins, ends)
+    }
+
+    /// Records a running action on `firewall` (and `server`, when it concerns one) that ends
+    /// at `ends`.
+    pub fn new_firewall_action(
+        &mut self,
+        firewall: u64,
+        server: Option<u64>,
+        command: Command,
+        now: Instant,
+        ends: Instant,
+    ) -> u64 {
+        self.record_action(server, Some(firewall), command, now, ends)
+    }
+
+    fn record_action(
+        &mut self,
+        server: Option<u64>,
+        firewall: Option<u64>,
+        command: Command,
+        begins: Instant,
+        ends: Instant,
+    ) -> u64 {
         let id = self.next_action;
         self.next_action += 1;
         self.actions.insert(
@@ -258,6 +312,7 @@ impl Model {
                 begins,
                 ends,
                 server,
+                firewall,
             },
         );
         id
@@ -267,12 +322,34 @@ impl Model {
     pub fn is_locked(&self, server: u64) -> bool {
         self.actions
             .values()
-            .any(|a| a.server == server && a.state == ActionState::Running)
+            .any(|a| a.server == Some(server) && a.state == ActionState::Running)
     }
 
     /// The server with this exact name.
     pub fn server_named(&self, name: &str) -> Option<&ServerRecord> {
         self.servers.values().find(|s| s.name == name)
+    }
+
+    /// Brings every firewall's covered servers up to date: servers with a public interface
+    /// that a target covers are covered, newly covered ones `pending` for `delay` from `now`.
+    pub fn sync_firewalls(&mut self, now: Instant, delay: std::time::Duration) {
+        let servers = &self.servers;
+        for firewall in self.firewalls.values_mut() {
+            let wanted: Vec<u64> = servers
+                .values()
+                .filter(|s| s.has_public_net() && firewall.targets_cover(s.id, &s.labels))
+                .map(|s| s.id)
+                .collect();
+            firewall.cover(&wanted, now + delay);
+        }
+    }
+
+    /// `(firewall id, status)` of every firewall covering `server` at `now`.
+    pub fn firewalls_of(&self, server: u64, now: Instant) -> Vec<(u64, &'static str)> {
+        self.firewalls
+            .values()
+            .filter_map(|f| f.status(server, now).map(|status| (f.id, status)))
+            .collect()
     }
 
     /// Applies one effect; returns the hook call it causes, if any.
@@ -327,7 +404,7 @@ impl Model {
             return (false, None);
         };
         for action in self.actions.values_mut() {
-            if action.server == id && action.state == ActionState::Running {
+            if action.server == Some(id) && action.state == ActionState::Running {
                 action.state =
                     ActionState::Error("action_failed".into(), "the server was deleted".into());
                 action.finished = Some(OffsetDateTime::now_utc());

@@ -20,6 +20,9 @@ pub struct Latencies {
     pub change_type: Duration,
     /// `delete_server`.
     pub delete: Duration,
+    /// Firewall actions (`set_firewall_rules`, `apply_firewall`, `remove_firewall`), and how
+    /// long a newly covered server's firewall stays `pending`.
+    pub firewall: Duration,
 }
 
 impl Default for Latencies {
@@ -34,7 +37,8 @@ impl Default for Latencies {
 
 impl Latencies {
     /// What the real Hetzner Cloud API takes, roughly: create 25 s, start 10 s, power off 7 s,
-    /// ACPI shutdown 10 s, reboot 7 s, change type 30 s, delete 5 s.
+    /// ACPI shutdown 10 s, reboot 7 s, change type 30 s, delete 5 s, firewall changes 3 s
+    /// ("can take up to a few seconds", the firewalls reference).
     pub fn realistic() -> Self {
         let s = Duration::from_secs;
         Latencies {
@@ -45,6 +49,7 @@ impl Latencies {
             reboot: s(7),
             change_type: s(30),
             delete: s(5),
+            firewall: s(3),
         }
     }
 
@@ -59,6 +64,7 @@ impl Latencies {
             reboot: f(self.reboot),
             change_type: f(self.change_type),
             delete: f(self.delete),
+            firewall: f(self.firewall),
         }
     }
 
@@ -72,6 +78,7 @@ impl Latencies {
             reboot: each,
             change_type: each,
             delete: each,
+            firewall: each,
         }
     }
 }

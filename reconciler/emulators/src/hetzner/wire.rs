@@ -1,9 +1,11 @@
-//! JSON of servers, actions and SSH keys, shaped exactly as the OpenAPI schemas (api-facts §1.6,
+//! JSON of servers, actions, SSH keys and firewalls, shaped exactly as the OpenAPI schemas (api-facts §1.6,
 //! §1.7, §1.9), so the official clients parse them.
 
 use super::catalog::Catalog;
+use super::firewall::{FirewallRecord, Target};
 use super::state::{ActionRecord, ActionState, ServerRecord, SshKey};
 use serde_json::{Value, json};
+use std::collections::BTreeMap;
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 use tokio::time::Instant;
@@ -32,6 +34,9 @@ pub fn action(a: &ActionRecord, now: Instant) -> Value {
             ("error", 100, json!({"code": code, "message": message}))
         }
     };
+    let server = a.server.map(|id| json!({"id": id, "type": "server"}));
+    let firewall = a.firewall.map(|id| json!({"id": id, "type": "firewall"}));
+    let resources: Vec<Value> = server.into_iter().chain(firewall).collect();
     json!({
         "id": a.id,
         "command": a.command.as_str(),
@@ -39,13 +44,13 @@ pub fn action(a: &ActionRecord, now: Instant) -> Value {
         "progress": progress,
         "started": timestamp(a.started),
         "finished": a.finished.map(timestamp),
-        "resources": [{"id": a.server, "type": "server"}],
+        "resources": resources,
         "error": error,
     })
 }
 
-/// The JSON of a server.
-pub fn server(s: &ServerRecord, catalog: &Catalog) -> Value {
+/// The JSON of a server; `firewalls` are `(id, status)` of the firewalls covering it.
+pub fn server(s: &ServerRecord, catalog: &Catalog, firewalls: &[(u64, &str)]) -> Value {
     let included = s
         .server_type
         .prices
@@ -78,7 +83,10 @@ pub fn server(s: &ServerRecord, catalog: &Catalog) -> Value {
             "ipv4": ipv4,
             "ipv6": ipv6,
             "floating_ips": [],
-            "firewalls": [],
+            "firewalls": firewalls
+                .iter()
+                .map(|(id, status)| json!({"id": id, "status": status}))
+                .collect::<Vec<_>>(),
         },
         "private_net": [],
         "server_type": catalog.server_type_json(&s.server_type),
@@ -110,5 +118,37 @@ pub fn ssh_key(k: &SshKey) -> Value {
         "public_key": k.public_key,
         "labels": k.labels,
         "created": timestamp(k.created),
+    })
+}
+
+/// The JSON of a firewall; a selector's `applied_to_resources` lists the covered servers that
+/// still exist.
+pub fn firewall(f: &FirewallRecord, servers: &BTreeMap<u64, ServerRecord>) -> Value {
+    let applied_to: Vec<Value> = f
+        .targets
+        .iter()
+        .map(|t| match t {
+            Target::Server(id) => json!({"type": "server", "server": {"id": id}}),
+            Target::Selector(text) => {
+                let resources: Vec<Value> = servers
+                    .values()
+                    .filter(|s| f.covered.contains_key(&s.id) && t.covers(s.id, &s.labels))
+                    .map(|s| json!({"type": "server", "server": {"id": s.id}}))
+                    .collect();
+                json!({
+                    "type": "label_selector",
+                    "label_selector": {"selector": text},
+                    "applied_to_resources": resources,
+                })
+            }
+        })
+        .collect();
+    json!({
+        "id": f.id,
+        "name": f.name,
+        "labels": f.labels,
+        "created": timestamp(f.created),
+        "rules": f.rules.iter().map(super::firewall::Rule::json).collect::<Vec<_>>(),
+        "applied_to": applied_to,
     })
 }

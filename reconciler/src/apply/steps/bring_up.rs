@@ -56,6 +56,7 @@ impl<C: Compute, T: Tailnet> Ctx<'_, C, T> {
             labels,
             start_after_create: agent.power == Power::On,
             project: project.map(str::to_owned),
+            public_net: agent.server.public_net,
         };
         let created = self.compute.create_server(&new).await?;
         report.server_id = Some(created.server.id);

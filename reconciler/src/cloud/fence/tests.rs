@@ -33,6 +33,7 @@ fn server(name: &str) -> NewServer {
         labels: BTreeMap::new(),
         start_after_create: true,
         project: None,
+        public_net: Default::default(),
     }
 }
 

@@ -131,5 +131,11 @@ fn create_body(new: &NewServer) -> Value {
     if let Some(user_data) = &new.user_data {
         body["user_data"] = Value::String(user_data.expose().clone());
     }
+    if !new.public_net.is_default() {
+        body["public_net"] = json!({
+            "enable_ipv4": new.public_net.ipv4,
+            "enable_ipv6": new.public_net.ipv6,
+        });
+    }
     body
 }

@@ -19,6 +19,7 @@ fn new_server(i: usize) -> NewServer {
         labels: [("tether/agent".to_owned(), format!("agent-{i:03}"))].into(),
         start_after_create: true,
         project: None,
+        public_net: Default::default(),
     }
 }
 
@@ -259,4 +260,29 @@ async fn a_listing_of_three_pages_costs_one_request_per_page_and_keeps_the_api_o
     sorted.sort_unstable();
     assert_eq!(ids, sorted, "the API's order (by id), page after page");
     stack.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_server_ordered_without_ipv4_is_created_with_ipv6_only() {
+    let stack = Stack::start(StackOptions::default()).await.expect("stack");
+    let client = stack
+        .hetzner_client(Duration::from_millis(20))
+        .expect("client");
+    let mut new = new_server(1);
+    new.public_net = tether_schema::network::PublicNet {
+        ipv4: false,
+        ipv6: true,
+    };
+    let created = client.create_server(&new).await.expect("create");
+    assert_eq!(created.server.ipv4, None);
+    assert!(created.server.ipv6.is_some(), "{:?}", created.server);
+    let plain = client.create_server(&new_server(2)).await.expect("create");
+    assert!(plain.server.ipv4.is_some(), "the default keeps IPv4");
+    let listed = client.list_servers(None).await.expect("list");
+    let without: Vec<&str> = listed
+        .iter()
+        .filter(|s| s.ipv4.is_none())
+        .map(|s| s.name.as_str())
+        .collect();
+    assert_eq!(without, ["agent-001"]);
 }

@@ -60,6 +60,7 @@ fn new_server() -> NewServer {
         labels: [("tether/agent".to_owned(), "acme-prod".to_owned())].into(),
         start_after_create: true,
         project: None,
+        public_net: Default::default(),
     }
 }
 

@@ -280,6 +280,7 @@ async fn a_server_whose_project_label_disagrees_with_where_it_lives_is_untouched
                 labels,
                 start_after_create: false,
                 project: None,
+                public_net: Default::default(),
             })
             .await
             .expect("plant by hand");
@@ -355,6 +356,7 @@ async fn calls_for_unplaced_servers_or_projects_are_refused_not_guessed() {
             labels: BTreeMap::new(),
             start_after_create: false,
             project: None,
+            public_net: Default::default(),
         })
         .await
         .expect("create by hand");
@@ -384,6 +386,7 @@ async fn calls_for_unplaced_servers_or_projects_are_refused_not_guessed() {
         labels: BTreeMap::new(),
         start_after_create: false,
         project: Some("us-1".into()),
+        public_net: Default::default(),
     };
     let refused = compute
         .create_server(&new)
@@ -392,6 +395,7 @@ async fn calls_for_unplaced_servers_or_projects_are_refused_not_guessed() {
     assert!(refused.to_string().contains("`us-1`"), "{refused}");
     let none = NewServer {
         project: None,
+        public_net: Default::default(),
         ..new
     };
     assert!(compute.create_server(&none).await.is_err());
@@ -413,6 +417,7 @@ async fn a_single_project_passes_every_call_through_and_stamps_nothing() {
             labels: BTreeMap::new(),
             start_after_create: false,
             project: None,
+            public_net: Default::default(),
         })
         .await
         .expect("create without a project");

@@ -4,11 +4,12 @@
 //! - [`servers`]: `/servers` CRUD; [`server_actions`]: power, change type, server actions;
 //! - [`rebuild`]: rebuild (a wiped disk, new user_data) and change_protection;
 //! - [`actions`]: `/actions`; [`catalog`]: types, locations, datacenters, images;
-//! - [`ssh_keys`]: `/ssh_keys` CRUD; [`control`]: `/_emulator` for tests; [`gate`]: middleware.
+//! - [`ssh_keys`]: `/ssh_keys` CRUD; [`firewalls`]: `/firewalls` CRUD and their actions; [`control`]: `/_emulator` for tests; [`gate`]: middleware.
 
 mod actions;
 mod catalog;
 mod control;
+mod firewalls;
 mod gate;
 mod rebuild;
 mod server_actions;
@@ -62,6 +63,21 @@ pub fn router(shared: Arc<Shared>) -> Router {
             get(ssh_keys::get)
                 .put(ssh_keys::update)
                 .delete(ssh_keys::delete),
+        )
+        .route(
+            "/v1/firewalls",
+            get(firewalls::list).post(firewalls::create),
+        )
+        .route(
+            "/v1/firewalls/{id}",
+            get(firewalls::get)
+                .put(firewalls::update)
+                .delete(firewalls::delete),
+        )
+        .route("/v1/firewalls/{id}/actions", get(firewalls::actions))
+        .route(
+            "/v1/firewalls/{id}/actions/{action}",
+            axum::routing::post(firewalls::post),
         )
         .fallback(|| async { ApiError::not_found("route") })
         .method_not_allowed_fallback(|| async { ApiError::method_not_allowed() })

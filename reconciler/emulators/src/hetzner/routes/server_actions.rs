@@ -32,7 +32,11 @@ pub async fn list(
         return Err(ApiError::not_found("server"));
     }
     let actions = filter_and_sort(
-        model.actions.values().filter(|a| a.server == id).collect(),
+        model
+            .actions
+            .values()
+            .filter(|a| a.server == Some(id))
+            .collect(),
         &listing.params,
     )?;
     list_of(
@@ -55,7 +59,7 @@ pub async fn get(
     let found = model
         .actions
         .get(&action)
-        .filter(|a| a.server == id)
+        .filter(|a| a.server == Some(id))
         .ok_or_else(|| ApiError::not_found("action"))?;
     one("action", wire::action(found, Instant::now()))
 }

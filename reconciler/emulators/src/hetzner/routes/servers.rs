@@ -4,12 +4,14 @@
 use super::super::body::Fields;
 use super::super::catalog::{Image, Location, ServerType};
 use super::super::errors::ApiError;
+use super::super::firewall::Target;
 use super::super::lifecycle;
 use super::super::pagination::{SortValue, sort_by, sort_keys};
 use super::super::selector::Selector;
 use super::super::shared::Shared;
 use super::super::state::{Model, ServerRecord};
 use super::super::wire;
+use super::firewalls::sync;
 use super::{ApiResult, Listing, list_of, one, parse_id, respond};
 use crate::hetzner::ServerStatus;
 use axum::body::Bytes;
@@ -67,7 +69,9 @@ pub async fn list(State(shared): State<Arc<Shared>>, listing: Listing) -> ApiRes
     let statuses = p.enum_values("status", &STATUSES)?;
     let keys = sort_keys(p, &["id", "name", "created"])?;
     let name = p.one("name");
-    let model = shared.model();
+    let now = Instant::now();
+    let mut model = shared.model();
+    sync(&shared, &mut model);
     let mut servers: Vec<&ServerRecord> = model
         .servers
         .values()
@@ -84,7 +88,7 @@ pub async fn list(State(shared): State<Arc<Shared>>, listing: Listing) -> ApiRes
         &listing,
         "servers",
         servers,
-        |s| wire::server(s, &shared.catalog),
+        |s| wire::server(s, &shared.catalog, &model.firewalls_of(s.id, now)),
         Map::new(),
     )
 }
@@ -92,12 +96,14 @@ pub async fn list(State(shared): State<Arc<Shared>>, listing: Listing) -> ApiRes
 /// `GET /v1/servers/{id}`.
 pub async fn get(State(shared): State<Arc<Shared>>, Path(id): Path<String>) -> ApiResult {
     let id = parse_id(&id, "server")?;
-    let model = shared.model();
+    let mut model = shared.model();
+    sync(&shared, &mut model);
     let server = model
         .servers
         .get(&id)
         .ok_or_else(|| ApiError::not_found("server"))?;
-    one("server", wire::server(server, &shared.catalog))
+    let firewalls = model.firewalls_of(id, Instant::now());
+    one("server", wire::server(server, &shared.catalog, &firewalls))
 }
 
 /// What `POST /v1/servers` asked for, resolved against the catalog.
@@ -112,6 +118,7 @@ struct Order {
     start: bool,
     ipv4: bool,
     ipv6: bool,
+    firewalls: Vec<u64>,
 }
 
 /// Reads and checks a create body; SSH keys are looked up in `model`.
@@ -134,9 +141,10 @@ fn read_order(shared: &Shared, model: &Model, body: &[u8]) -> Result<Order, ApiE
     let labels = f.labels("labels").unwrap_or_default();
     let start = f.boolean("start_after_create", false).unwrap_or(true);
     f.boolean("automount", false);
-    for unsupported in ["volumes", "networks", "firewalls", "placement_group"] {
+    for unsupported in ["volumes", "networks", "placement_group"] {
         f.unsupported(unsupported);
     }
+    let firewalls = read_firewalls(&mut f, model, body);
     let (mut ipv4, mut ipv6) = (true, true);
     if let Some(mut net) = f.object("public_net") {
         ipv4 = net.boolean("enable_ipv4", false).unwrap_or(true);
@@ -216,9 +224,27 @@ fn read_order(shared: &Shared, model: &Model, body: &[u8]) -> Result<Order, ApiE
             start,
             ipv4,
             ipv6,
+            firewalls,
         }),
         _ => Err(ApiError::invalid_field("body", "incomplete request")),
     }
+}
+
+/// `firewalls: [{"firewall": id}]` of a create: each must exist.
+fn read_firewalls(f: &mut Fields, model: &Model, body: &[u8]) -> Vec<u64> {
+    let value: Value = serde_json::from_slice(body).unwrap_or_default();
+    let Some(items) = value.get("firewalls").and_then(Value::as_array) else {
+        return Vec::new();
+    };
+    let mut ids = Vec::new();
+    for item in items {
+        match item.get("firewall").and_then(Value::as_u64) {
+            Some(id) if model.firewalls.contains_key(&id) => ids.push(id),
+            Some(id) => f.reject("firewalls", format!("firewall {id} not found")),
+            None => f.reject("firewalls", "entries must be {\"firewall\": id}"),
+        }
+    }
+    ids
 }
 
 /// `POST /v1/servers`: 201 with the server, its `create_server` action, `next_actions` and
@@ -259,8 +285,20 @@ pub async fn create(State(shared): State<Arc<Shared>>, body: Bytes) -> ApiResult
         booted: false,
         protection: Default::default(),
     };
-    let server_json = wire::server(&record, &shared.catalog);
+    if record.ipv4.is_none() && !record.ipv6 && !order.firewalls.is_empty() {
+        return Err(ApiError::private_net_only_server(id));
+    }
     model.servers.insert(id, record);
+    for firewall in &order.firewalls {
+        if let Some(fw) = model.firewalls.get_mut(firewall) {
+            fw.targets.push(Target::Server(id));
+        }
+    }
+    sync(&shared, &mut model);
+    let server_json = model
+        .servers
+        .get(&id)
+        .map(|record| wire::server(record, &shared.catalog, &model.firewalls_of(id, now)));
     let scheduled = lifecycle::create(&mut model, id, order.start, &shared.timing, now);
     let mut actions = scheduled
         .actions
@@ -325,7 +363,13 @@ pub async fn update(
     if let Some(labels) = labels {
         server.labels = labels;
     }
-    one("server", wire::server(server, &shared.catalog))
+    sync(&shared, &mut model);
+    let firewalls = model.firewalls_of(id, Instant::now());
+    let server = model
+        .servers
+        .get(&id)
+        .ok_or_else(|| ApiError::not_found("server"))?;
+    one("server", wire::server(server, &shared.catalog, &firewalls))
 }
 
 /// `DELETE /v1/servers/{id}`: 200 with the `delete_server` action; the server is `deleting`

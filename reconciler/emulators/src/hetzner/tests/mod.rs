@@ -3,6 +3,7 @@
 
 mod api;
 mod catalog;
+mod firewalls;
 mod lifecycle;
 mod limits;
 mod rebuild;
