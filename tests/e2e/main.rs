@@ -26,6 +26,7 @@ mod notify;
 mod offer;
 mod operations;
 mod projects;
+mod public_net;
 mod quarantine;
 mod review;
 mod runtime;
