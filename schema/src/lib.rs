@@ -21,6 +21,7 @@ mod load_props;
 pub mod model;
 pub mod names;
 pub mod projects;
+pub mod public_env;
 pub mod raw;
 pub mod render;
 mod report;

@@ -64,6 +64,9 @@ pub struct FleetSettings {
     /// project, the single token's.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub projects: Vec<crate::projects::Project>,
+    /// The env variables plans show in clear (`spec.publicEnv`); every other value is hidden.
+    #[serde(skip_serializing_if = "crate::public_env::PublicEnv::is_empty")]
+    pub public_env: crate::public_env::PublicEnv,
 }
 
 impl FleetSettings {

@@ -156,6 +156,10 @@ pub struct RawFleetSpec {
     /// config) and capacity. Absent: one project, the single token's.
     #[serde(default)]
     pub projects: Option<Spanned<Vec<crate::projects::RawProject>>>,
+    /// Env variables whose values plans may show in clear: names (`LOG_LEVEL`) and `*`
+    /// patterns (`OTEL_*`), at most 256. Every other env value is shown as `(hidden #…)`.
+    #[serde(default)]
+    pub public_env: Option<Spanned<Vec<Text>>>,
 }
 
 /// `spec.defaults` of the Fleet.

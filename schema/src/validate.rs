@@ -119,6 +119,7 @@ pub(crate) fn fleet(raw: RawFleet, r: &mut Report<'_>) -> Option<FleetContext> {
     let catalog = catalog(&spec.catalog, r);
     let defaults = defaults(&spec.defaults.server, &catalog, r);
     let projects = crate::projects::validate(spec.projects.as_ref(), r);
+    let public_env = crate::public_env::validate(spec.public_env.as_ref(), r);
     let settings = FleetSettings {
         name: name?,
         tailnet: tailnet?,
@@ -127,6 +128,7 @@ pub(crate) fn fleet(raw: RawFleet, r: &mut Report<'_>) -> Option<FleetContext> {
         catalog,
         suspend: spec.suspend.unwrap_or(false),
         projects,
+        public_env,
     };
     r.ok().then_some(FleetContext { settings, defaults })
 }

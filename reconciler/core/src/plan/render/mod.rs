@@ -181,8 +181,8 @@ pub fn headline(action: &Action, esc: fn(&str) -> String) -> String {
 }
 
 /// The fields under an action, one `(sign, text)` per line: `+` set, `-` removed, `~` changed,
-/// `#` what it means. Values are quoted where users write them freely (env); secret-looking
-/// env values are [`fields::HIDDEN`].
+/// `#` what it means. Values are quoted where users write them freely (env); env values not
+/// declared public are hidden ([`crate::plan::env`]).
 pub fn details(action: &Action) -> Vec<(char, String)> {
     match action {
         Action::Create {
