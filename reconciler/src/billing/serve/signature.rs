@@ -156,12 +156,12 @@ fn parse(header: &str) -> Result<Header<'_>, SignatureError> {
             bytes: header.len(),
         });
     }
+    if header.split(',').nth(MAX_ENTRIES).is_some() {
+        return Err(SignatureError::TooManyEntries);
+    }
     let mut timestamp = None;
     let mut v1 = Vec::new();
-    for (index, item) in header.split(',').enumerate() {
-        if index == MAX_ENTRIES {
-            return Err(SignatureError::TooManyEntries);
-        }
+    for item in header.split(',') {
         let Some((key, value)) = item.trim().split_once('=') else {
             return Err(SignatureError::Malformed("an entry without `=`"));
         };
