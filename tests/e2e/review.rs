@@ -421,8 +421,8 @@ async fn a_replacement_shows_the_old_and_new_values_from_the_last_applied_revisi
         "~ tags: tag:agent, tag:agent-eu, tag:agent-us → tag:agent   # forces replacement",
         "~ runtime version: 1.3.9 → 1.4.2",
         "+ env.LOG_LEVEL: \"debug\"",
-        "+ env.API_TOKEN: (hidden #",
-        "+ env.DB_PW: (hidden #",
+        "+ env.API_TOKEN: (changed #",
+        "+ env.DB_PW: (changed #",
         "new public IPv4/IPv6, the disk is not kept",
     ] {
         assert!(out.contains(line), "{line:?} in:\n{out}");
