@@ -12,7 +12,6 @@
 //! ([`without_digests`]), so `tether plan` and a later `tether apply` agree on it.
 
 use super::Change;
-use super::fields::NOT_SET;
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 use std::collections::BTreeMap;
@@ -20,6 +19,8 @@ use std::sync::OnceLock;
 use tether_schema::public_env::PublicEnv;
 use tether_schema::{Agent, FleetSettings};
 
+/// Shown for a value that is not set (also what [`super::fields`] shows for any field).
+pub const NOT_SET: &str = "(not set)";
 /// Opens a hidden value, followed by its short hash and `)`.
 pub const HIDDEN: &str = "(hidden #";
 /// Opens the new value of a hidden change, followed by its short hash and `)`.

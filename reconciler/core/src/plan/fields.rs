@@ -14,8 +14,7 @@ use crate::compute::Server;
 use std::collections::BTreeMap;
 use tether_schema::{Agent, Fleet, labels};
 
-/// Shown for a value that is not set.
-pub const NOT_SET: &str = "(not set)";
+pub use super::env::NOT_SET;
 /// Shown for a replacement's old value that tether has no record of.
 pub const UNKNOWN: &str =
     "(previous value unknown: no applied spec on the status branch matches this server)";
