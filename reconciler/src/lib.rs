@@ -30,6 +30,8 @@ pub mod cli;
 pub mod cloud;
 pub mod daemon;
 pub mod forge;
+#[cfg(test)]
+mod fuzz;
 pub mod observe;
 pub mod process;
 pub mod reconcile;

@@ -22,6 +22,7 @@ pub mod model;
 pub mod names;
 pub mod network;
 pub mod projects;
+pub mod public_env;
 pub mod raw;
 pub mod render;
 mod report;

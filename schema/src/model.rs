@@ -67,6 +67,9 @@ pub struct FleetSettings {
     /// The fleet firewall (`spec.firewall`), when the fleet declares one.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub firewall: Option<crate::network::Firewall>,
+    /// The env variables plans show in clear (`spec.publicEnv`); every other value is hidden.
+    #[serde(skip_serializing_if = "crate::public_env::PublicEnv::is_empty")]
+    pub public_env: crate::public_env::PublicEnv,
 }
 
 impl FleetSettings {

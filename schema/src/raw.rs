@@ -163,6 +163,10 @@ pub struct RawFleetSpec {
     /// no firewall. Present: inbound traffic is dropped except what `inbound` allows.
     #[serde(default)]
     pub firewall: Option<crate::network::RawFirewall>,
+    /// Env variables whose values plans may show in clear: names (`LOG_LEVEL`) and `*`
+    /// patterns (`OTEL_*`), at most 256. Every other env value is shown as `(hidden #…)`.
+    #[serde(default)]
+    pub public_env: Option<Spanned<Vec<Text>>>,
 }
 
 /// `spec.defaults` of the Fleet.

@@ -124,6 +124,7 @@ pub(crate) fn fleet(raw: RawFleet, r: &mut Report<'_>) -> Option<FleetContext> {
         .firewall
         .as_ref()
         .map(|f| crate::network::validate_firewall(f, r));
+    let public_env = crate::public_env::validate(spec.public_env.as_ref(), r);
     let settings = FleetSettings {
         name: name?,
         tailnet: tailnet?,
@@ -133,6 +134,7 @@ pub(crate) fn fleet(raw: RawFleet, r: &mut Report<'_>) -> Option<FleetContext> {
         suspend: spec.suspend.unwrap_or(false),
         projects,
         firewall,
+        public_env,
     };
     r.ok().then_some(FleetContext { settings, defaults })
 }

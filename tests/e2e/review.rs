@@ -405,7 +405,7 @@ async fn a_replacement_shows_the_old_and_new_values_from_the_last_applied_revisi
         &spec,
         text.replace(
             "version: \"1.3.9\"",
-            "version: \"1.4.2\"\n    env: {LOG_LEVEL: debug, API_TOKEN: never-shown-0123}\n  tailscale: {tags: [\"tag:agent\"]}",
+            "version: \"1.4.2\"\n    env: {LOG_LEVEL: debug, API_TOKEN: never-shown-0123, DB_PW: never-shown-pw}\n  tailscale: {tags: [\"tag:agent\"]}",
         ),
     )
     .expect("edit spec");
@@ -421,7 +421,8 @@ async fn a_replacement_shows_the_old_and_new_values_from_the_last_applied_revisi
         "~ tags: tag:agent, tag:agent-eu, tag:agent-us → tag:agent   # forces replacement",
         "~ runtime version: 1.3.9 → 1.4.2",
         "+ env.LOG_LEVEL: \"debug\"",
-        "+ env.API_TOKEN: (value hidden)",
+        "+ env.API_TOKEN: (changed #",
+        "+ env.DB_PW: (changed #",
         "new public IPv4/IPv6, the disk is not kept",
     ] {
         assert!(out.contains(line), "{line:?} in:\n{out}");
@@ -432,7 +433,7 @@ async fn a_replacement_shows_the_old_and_new_values_from_the_last_applied_revisi
     );
     assert!(
         !out.contains("never-shown"),
-        "a secret-looking value is never shown"
+        "a value whose name fleet.yaml does not declare public is never shown"
     );
     assert!(!out.contains("tether/spec"), "no opaque hashes: {out}");
 }

@@ -5,13 +5,15 @@
 //! - [`tailnet`]: Tailscale as tether sees it (devices, auth keys);
 //! - [`secret`]: [`secret::Secret`], a value that is never printed;
 //! - [`ratelimit`]: the arithmetic of Hetzner's request budget;
-//! - [`plan`]: `plan(desired, observed, context) -> Plan` with its safety rules.
+//! - [`plan`]: `plan(desired, observed, context) -> Plan` with its safety rules;
+//! - [`escape`]: one escaper per output untrusted text lands in (terminal, Markdown, Slack, HTML).
 //!
 //! No I/O, no async, no network: CI fails if tokio, reqwest, git2, octocrab, hyper or axum enter
 //! this crate's dependency tree. The product crate (`tether`) re-exports these modules under
 //! their old paths (`tether::plan`, `tether::secret`, `tether::cloud::Server`, …).
 
 pub mod compute;
+pub mod escape;
 pub mod operation;
 pub mod plan;
 pub mod ratelimit;

@@ -8,6 +8,7 @@ use crate::cloud::Euros;
 use serde::Serialize;
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
+use tether_core::escape::terminal;
 use yaml_rust2::YamlLoader;
 
 /// The lease on the fleet as the repository records it.
@@ -192,7 +193,8 @@ impl Extras {
         out
     }
 
-    /// The disagreements section after the table; empty without `--live`.
+    /// The disagreements section after the table, escaped for the terminal (names and states
+    /// come from the status branch and the providers); empty without `--live`.
     pub fn section(&self) -> String {
         let Some(found) = &self.disagreements else {
             return String::new();
@@ -206,10 +208,10 @@ impl Extras {
             let _ = writeln!(
                 out,
                 "  {:<width$}  {}: status branch says {}; live: {}",
-                d.agent,
+                terminal(&d.agent),
                 phrase(d.kind),
-                d.recorded,
-                d.live
+                terminal(&d.recorded),
+                terminal(&d.live)
             );
         }
         out

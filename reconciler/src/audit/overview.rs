@@ -8,6 +8,7 @@ use super::status::Phase;
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
+use tether_core::escape::terminal;
 use tether_schema::Fleet;
 use yaml_rust2::{Yaml, YamlLoader};
 
@@ -274,15 +275,17 @@ impl FleetOverview {
         self.render_with(&[], paint)
     }
 
-    /// Like [`FleetOverview::render`], with `more` fleet lines after the overview's own.
+    /// Like [`FleetOverview::render`], with `more` fleet lines after the overview's own. What
+    /// the status branch holds (errors, a VM's reports, names, ids) is escaped for the
+    /// terminal ([`tether_core::escape::terminal`]).
     pub fn render_with(&self, more: &[String], paint: &dyn Fn(&str, &str) -> String) -> String {
         let mut out = String::new();
-        let or_dash = |v: &Option<String>| v.clone().unwrap_or_else(|| "-".to_owned());
+        let or_dash = |v: &Option<String>| terminal(v.as_deref().unwrap_or("-"));
         let _ = writeln!(out, "fleet:        {}", or_dash(&self.fleet));
         let _ = writeln!(
             out,
             "spec commit:  {}{}",
-            self.revision.as_deref().map_or("-", short),
+            terminal(self.revision.as_deref().map_or("-", short)),
             self.plan_hash
                 .as_deref()
                 .map(|h| format!(" (plan {})", short(h)))
@@ -294,7 +297,7 @@ impl FleetOverview {
             or_dash(&self.last_pass),
             self.run
                 .as_deref()
-                .map(|r| format!(" (run {r})"))
+                .map(|r| format!(" (run {})", terminal(r)))
                 .unwrap_or_default()
         );
         let _ = writeln!(
@@ -325,10 +328,10 @@ impl FleetOverview {
             }
         );
         if let Some(e) = &self.last_error {
-            let _ = writeln!(out, "last error:   {e}");
+            let _ = writeln!(out, "last error:   {}", terminal(e));
         }
         for line in more {
-            let _ = writeln!(out, "{line}");
+            let _ = writeln!(out, "{}", terminal(line));
         }
         out.push('\n');
         if self.agents.is_empty() {
@@ -341,7 +344,11 @@ impl FleetOverview {
 
     fn table(&self, out: &mut String, paint: &dyn Fn(&str, &str) -> String) {
         const HEADER: [&str; 13] = COLUMNS;
-        let rows: Vec<[String; 13]> = self.agents.iter().map(cells).collect();
+        let rows: Vec<[String; 13]> = self
+            .agents
+            .iter()
+            .map(|a| cells(a).map(|c| terminal(&c)))
+            .collect();
         let mut widths = HEADER.map(str::len);
         for r in &rows {
             for (w, c) in widths.iter_mut().zip(r) {

@@ -173,6 +173,30 @@ fn an_unhealthy_agent_is_degraded_with_its_device_offline() {
 }
 
 #[test]
+fn hostile_text_on_the_status_branch_reaches_the_terminal_escaped() {
+    let files = files(
+        &healthy(),
+        fleet_doc(
+            &[("Ready", 3)],
+            // YAML escapes: ESC, BEL, RIGHT-TO-LEFT OVERRIDE and a line break, as a hostile
+            // VM's report could have them stored.
+            Some(r"boom\e]0;pwned\a\e[2J\u202E\nlast pass: fine"),
+            0,
+        ),
+    );
+    let both = both(&files, &Filter::default());
+    let text = both.split("\n{").next().unwrap_or_default();
+    assert!(
+        !text.contains('\u{1b}') && !text.contains('\u{202e}'),
+        "{text}"
+    );
+    assert!(
+        text.contains("boom\\u{1b}]0;pwned\\u{7}\\u{1b}[2J\\u{202e}\\u{a}last pass: fine"),
+        "{text}"
+    );
+}
+
+#[test]
 fn a_refused_plan_is_the_fleets_last_error_and_a_quarantined_agent_says_until_when() {
     let mut agents = healthy();
     agents.push(AgentStatus {

@@ -5,6 +5,7 @@ use super::{CliError, Format, Outcome};
 use crate::audit::log::TimelineEntry;
 use crate::audit::{self, log};
 use std::path::PathBuf;
+use tether_core::escape::terminal;
 
 /// Read the audit trail from git.
 #[derive(Debug, clap::Args)]
@@ -88,30 +89,31 @@ pub fn cmd_audit(args: &AuditArgs) -> Result<Outcome, CliError> {
         println!("no spec changes found");
     }
     for agent in &history {
-        println!("{}", style.out(Tone::Strong, &agent.agent));
+        println!("{}", style.out(Tone::Strong, &terminal(&agent.agent)));
         for entry in agent.timeline() {
             let when = rfc3339(entry.time());
             match entry {
                 TimelineEntry::Spec(c) => {
                     println!(
                         "  {} {when} {:<8} {} by {}: {}",
-                        style.out(Tone::Warn, &c.commit[..c.commit.len().min(10)]),
+                        style.out(Tone::Warn, &terminal(&c.commit[..c.commit.len().min(10)])),
                         c.change,
-                        c.path,
-                        c.author,
-                        c.summary
+                        terminal(&c.path),
+                        terminal(&c.author),
+                        terminal(&c.summary)
                     );
                     for action in &c.actions {
-                        println!("      {}", style.out(Tone::Faint, &format!("→ {action}")));
+                        let line = terminal(&format!("→ {action}"));
+                        println!("      {}", style.out(Tone::Faint, &line));
                     }
                 }
                 TimelineEntry::Phase(p) => println!(
                     "  {} {when} {}",
                     style.out(
                         Tone::Faint,
-                        &p.status_commit[..p.status_commit.len().min(10)]
+                        &terminal(&p.status_commit[..p.status_commit.len().min(10)])
                     ),
-                    log::phase_line(p)
+                    terminal(&log::phase_line(p))
                 ),
             }
         }

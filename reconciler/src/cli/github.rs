@@ -142,12 +142,19 @@ fn generic_description(state: StatusState) -> &'static str {
     }
 }
 
-/// The comment for a fleet that does not load: every problem with its location.
+/// The comment for a fleet that does not load: every problem with its location, the summary
+/// Markdown-escaped and each line of the code block escaped for a terminal (file names and
+/// messages come from the pull request).
 pub fn invalid_fleet_comment(error: &LoadError, snapshot: &Snapshot) -> String {
-    let problems = render::human(&error.diagnostics, |path| snapshot.text(path));
+    let problems: Vec<String> = render::human(&error.diagnostics, |path| snapshot.text(path))
+        .trim_end()
+        .lines()
+        .map(tether_core::escape::terminal)
+        .collect();
     format!(
-        "{MARKER}\n### tether plan: 🛑 the fleet does not load\n\n{error}; nothing can be planned or applied until every problem is fixed.\n\n```text\n{}\n```\n\nRun `tether validate` locally to check a fix before pushing.\n",
-        problems.trim_end().replace("```", "'''")
+        "{MARKER}\n### tether plan: 🛑 the fleet does not load\n\n{}; nothing can be planned or applied until every problem is fixed.\n\n```text\n{}\n```\n\nRun `tether validate` locally to check a fix before pushing.\n",
+        tether_core::escape::markdown(&error.to_string()),
+        problems.join("\n").replace("```", "'''")
     )
 }
 

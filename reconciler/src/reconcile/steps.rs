@@ -318,6 +318,7 @@ fn context_at(
         now: Some(now),
         heal: ledger.heal.clone(),
         halted_rollout: crate::audit::runtime::halted(ledger),
+        env_key: crate::plan::env::EnvKey::default(),
     }
 }
 

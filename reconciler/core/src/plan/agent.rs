@@ -1,6 +1,7 @@
 //! One agent's decisions: the create of a missing server, or what must change on the existing
 //! one.
 
+use super::env::EnvView;
 use super::offer::Offer;
 use super::{Action, Change, Context, Note, fields, projects, quarantine, resize, runtime, safety};
 use crate::compute::{Server, ServerStatus};
@@ -12,7 +13,12 @@ use tether_schema::{Agent, Fleet, Power};
 
 /// The create of `agent`'s server; `devices` are the agent's devices, whose presence
 /// without a server means it was deleted outside tether.
-pub(super) fn create(agent: &Agent, fleet: &Fleet, devices: &[&Device]) -> Action {
+pub(super) fn create(
+    agent: &Agent,
+    fleet: &Fleet,
+    devices: &[&Device],
+    env: &EnvView<'_>,
+) -> Action {
     let reason = if devices.is_empty() {
         "no server for this agent".to_owned()
     } else {
@@ -28,7 +34,7 @@ pub(super) fn create(agent: &Agent, fleet: &Fleet, devices: &[&Device]) -> Actio
         tags: fields::tags(agent),
         ssh_keys: fields::ssh_keys(agent),
         runtime_version: agent.runtime.version.as_str().to_owned(),
-        env: fields::env_shown(agent),
+        env: env.shown(agent),
         reason,
     }
 }
@@ -56,6 +62,7 @@ pub(super) fn plan_existing(
     notes: &mut Vec<Note>,
 ) {
     let (fleet, ctx) = (facts.fleet, facts.ctx);
+    let env = EnvView::new(&fleet.settings, &ctx.env_key);
     let name = agent.name.as_str().to_owned();
     if matches!(
         server.status,
@@ -99,6 +106,7 @@ pub(super) fn plan_existing(
         viewed.as_ref().unwrap_or(server),
         &want,
         ctx.previous.as_ref(),
+        &env,
     );
     let to = agent.server.server_type.as_str();
     let refused = (server.server_type != to)
@@ -148,6 +156,7 @@ pub(super) fn plan_existing(
         have,
         ctx.previous.as_ref(),
         ctx.halted_rollout.as_ref(),
+        &env,
     );
     if server.labels != want {
         actions.push(Action::Relabel {

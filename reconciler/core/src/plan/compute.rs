@@ -89,7 +89,8 @@ pub fn plan(fleet: &Fleet, observed: &Observed, ctx: &Context) -> Plan {
                     server_id: other.id,
                 }),
                 (None, None) => {
-                    let mut action = create(agent, fleet, own_devices);
+                    let env = super::env::EnvView::new(&fleet.settings, &ctx.env_key);
+                    let mut action = create(agent, fleet, own_devices, &env);
                     if let (Some(other), Action::Create { reason, .. }) =
                         (quarantine::of_agent(name.as_str(), &inventory), &mut action)
                     {

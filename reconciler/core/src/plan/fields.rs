@@ -1,6 +1,6 @@
 //! What a plan shows of an agent's inputs: every field a create sets, and for a replacement
 //! each field that differs with its old and new value, the ones Hetzner cannot change in place
-//! marked as forcing it. Secret-looking env values are never shown ([`looks_secret`]).
+//! marked as forcing it. Env values are shown as [`super::env`] decides.
 //!
 //! Old values come from the live server where Hetzner shows them (type, location, image,
 //! labels) and, for what only the spec knows (SSH keys, tags, runtime version, subscription,
@@ -9,14 +9,12 @@
 //! one [`UNRECORDED`] change whose old value is unknown.
 
 use super::Change;
+use super::env::EnvView;
 use crate::compute::Server;
 use std::collections::BTreeMap;
 use tether_schema::{Agent, Fleet, labels};
 
-/// Shown instead of a secret-looking env value.
-pub const HIDDEN: &str = "(value hidden)";
-/// Shown for a value that is not set.
-pub const NOT_SET: &str = "(not set)";
+pub use super::env::NOT_SET;
 /// Shown for a replacement's old value that tether has no record of.
 pub const UNKNOWN: &str =
     "(previous value unknown: no applied spec on the status branch matches this server)";
@@ -25,76 +23,6 @@ pub const UNRECORDED: &str = "cloud-init inputs (ssh keys, tags, subscription)";
 
 /// The field of a type change.
 pub const SERVER_TYPE: &str = "server type";
-
-/// Parts of an env variable's name that mark its value as a secret.
-const SECRET_NAMES: [&str; 12] = [
-    "TOKEN",
-    "SECRET",
-    "KEY",
-    "PASS",
-    "PWD",
-    "CREDENTIAL",
-    "AUTH",
-    "PRIVATE",
-    "CERT",
-    "DSN",
-    "COOKIE",
-    "SESSION",
-];
-/// Prefixes of well-known credential formats.
-const SECRET_PREFIXES: [&str; 10] = [
-    "tskey-",
-    "ghp_",
-    "gho_",
-    "ghs_",
-    "github_pat_",
-    "sk-",
-    "xox",
-    "AKIA",
-    "glpat-",
-    "-----BEGIN",
-];
-
-/// Whether an env variable is to be hidden: its name contains a [`SECRET_NAMES`] part, or its
-/// value looks like a credential (a known key prefix, a URL with a password, or a long run of
-/// letters and digits without spaces, as tokens are).
-pub fn looks_secret(name: &str, value: &str) -> bool {
-    let upper = name.to_ascii_uppercase();
-    if SECRET_NAMES.iter().any(|part| upper.contains(part)) {
-        return true;
-    }
-    if SECRET_PREFIXES.iter().any(|p| value.starts_with(p)) {
-        return true;
-    }
-    if value.contains("://") && value.contains('@') {
-        return true;
-    }
-    let tokenish = value
-        .chars()
-        .all(|c| c.is_ascii_alphanumeric() || "+/=_-.".contains(c));
-    let digits = value.chars().filter(char::is_ascii_digit).count();
-    let letters = value.chars().filter(char::is_ascii_alphabetic).count();
-    tokenish && value.len() >= 20 && digits >= 2 && letters >= 2
-}
-
-/// How an env value is shown: quoted and escaped, or [`HIDDEN`].
-pub fn env_value(name: &str, value: &str) -> String {
-    if looks_secret(name, value) {
-        HIDDEN.to_owned()
-    } else {
-        format!("{value:?}")
-    }
-}
-
-/// The agent's `spec.runtime.env` as a plan shows it.
-pub fn env_shown(agent: &Agent) -> BTreeMap<String, String> {
-    agent
-        .runtime
-        .env
-        .iter()
-        .map(|(k, v)| (k.as_str().to_owned(), env_value(k.as_str(), v)))
-        .collect()
-}
 
 /// The agent's tags.
 pub fn tags(agent: &Agent) -> Vec<String> {
@@ -119,6 +47,7 @@ pub fn replacement_changes(
     server: &Server,
     want: &BTreeMap<String, String>,
     previous: Option<&Fleet>,
+    env: &EnvView<'_>,
 ) -> Vec<Change> {
     let mut changes = Vec::new();
     let mut differ = |field: &str, from: Option<&str>, to: &str, forces: bool| {
@@ -150,7 +79,7 @@ pub fn replacement_changes(
     let spec_differs = have != want.get(labels::SPEC);
     if spec_differs {
         match applied(agent, server, previous) {
-            Some(old) => spec_inputs(old, agent, &mut changes),
+            Some(old) => spec_inputs(old, agent, env, &mut changes),
             None => changes.push(Change {
                 field: UNRECORDED.to_owned(),
                 from: None,
@@ -211,7 +140,7 @@ fn applied<'a>(agent: &Agent, server: &Server, previous: Option<&'a Fleet>) -> O
 
 /// The spec-only inputs that differ between the applied agent and the desired one; the runtime
 /// version and env are listed too, but a new server is never needed for them.
-fn spec_inputs(old: &Agent, new: &Agent, changes: &mut Vec<Change>) {
+fn spec_inputs(old: &Agent, new: &Agent, env: &EnvView<'_>, changes: &mut Vec<Change>) {
     let mut differ = |field: &str, from: String, to: String, forces: bool| {
         if from != to {
             changes.push(Change {
@@ -249,7 +178,7 @@ fn spec_inputs(old: &Agent, new: &Agent, changes: &mut Vec<Change>) {
         new.subscription.as_str().to_owned(),
         true,
     );
-    changes.extend(env_changes(Some(old), new, false));
+    changes.extend(env.changes(Some(old), new, false));
 }
 
 /// `ipv4, ipv6`, `ipv6 only` or `ipv4 only`: the public addresses a server is created with.
@@ -259,47 +188,6 @@ fn public_net(net: tether_schema::network::PublicNet) -> String {
         (false, _) => "ipv6 only".to_owned(),
         (true, false) => "ipv4 only".to_owned(),
     }
-}
-
-/// The `env.<NAME>` changes from `old`'s runtime env to `new`'s (every variable of `new` when
-/// there is no `old`); secret-looking values are [`HIDDEN`].
-pub fn env_changes(old: Option<&Agent>, new: &Agent, forces: bool) -> Vec<Change> {
-    let mut names: Vec<&str> = old
-        .map(|o| o.runtime.env.keys().map(|k| k.as_str()).collect())
-        .unwrap_or_default();
-    names.extend(new.runtime.env.keys().map(|k| k.as_str()));
-    names.sort_unstable();
-    names.dedup();
-    let find = |agent: Option<&Agent>, name: &str| {
-        agent?
-            .runtime
-            .env
-            .iter()
-            .find(|(k, _)| k.as_str() == name)
-            .map(|(_, v)| v.clone())
-    };
-    let mut changes = Vec::new();
-    for name in names {
-        let (from, to) = (find(old, name), find(Some(new), name));
-        if from == to {
-            continue;
-        }
-        let secret = [&from, &to]
-            .iter()
-            .any(|v| v.as_deref().is_some_and(|v| looks_secret(name, v)));
-        let show = |v: Option<String>| match v {
-            None => NOT_SET.to_owned(),
-            Some(_) if secret => HIDDEN.to_owned(),
-            Some(v) => format!("{v:?}"),
-        };
-        changes.push(Change {
-            field: format!("env.{name}"),
-            from: Some(show(from)),
-            to: show(to),
-            forces_replacement: forces,
-        });
-    }
-    changes
 }
 
 /// The labels that differ, as `label.<key>` changes that force nothing; tether's own
@@ -328,30 +216,4 @@ pub fn label_changes(
         }
     }
     changes
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn names_and_values_that_look_like_secrets_are_hidden() {
-        for (name, value) in [
-            ("API_TOKEN", "x"),
-            ("OPENAI_API_KEY", "x"),
-            ("DB_PASSWORD", "hunter2"),
-            ("anything", "tskey-auth-k123"),
-            ("DATABASE_URL", "postgres://u:p@db/x"),
-            ("OPAQUE", "a8F3k2L9q0Z7x1C4v6B5n"),
-        ] {
-            assert_eq!(env_value(name, value), HIDDEN, "{name}={value}");
-        }
-        for (name, value) in [
-            ("LOG_LEVEL", "debug"),
-            ("REGION", "eu-central"),
-            ("GREETING", "hello world, this is long"),
-        ] {
-            assert_eq!(env_value(name, value), format!("{value:?}"), "{name}");
-        }
-    }
 }

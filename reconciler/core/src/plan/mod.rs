@@ -12,6 +12,7 @@ mod agent;
 mod compute;
 pub mod confirm;
 pub mod cost;
+pub mod env;
 pub mod fields;
 pub mod heal;
 mod inventory;
@@ -86,6 +87,9 @@ pub struct Context {
     /// The runtime rollout the daemon halted, from the status branch (`status/runtime.yaml`):
     /// its runtime is not rolled out again until the spec changes it.
     pub halted_rollout: Option<runtime::Halted>,
+    /// The key of the short hashes of hidden env values ([`env::EnvKey`]): the process's own
+    /// unless a test fixes it.
+    pub env_key: env::EnvKey,
 }
 
 /// One change to make.
@@ -114,7 +118,7 @@ pub enum Action {
         ssh_keys: Vec<String>,
         /// Agent runtime version.
         runtime_version: String,
-        /// The agent's environment; secret-looking values are [`fields::HIDDEN`].
+        /// The agent's environment, shown as [`env::EnvView::value`] decides.
         env: BTreeMap<String, String>,
         /// Why.
         reason: String,
@@ -268,7 +272,7 @@ pub enum Action {
         from: Option<String>,
         /// The version to run.
         to: String,
-        /// The runtime fields that differ (secret-looking env values hidden).
+        /// The runtime fields that differ (env values hidden unless public).
         changes: Vec<Change>,
         /// The rollout wave: 1 is the canary, later waves double up to the disruption budget.
         wave: u32,
@@ -276,7 +280,7 @@ pub enum Action {
 }
 
 /// One field of a replacement that differs, with its old and new value as shown to people
-/// (secret-looking env values are [`fields::HIDDEN`]).
+/// (env values shown as [`env::EnvView`] decides).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Change {

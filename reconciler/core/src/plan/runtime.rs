@@ -5,7 +5,8 @@
 //! Start at [`update`]; [`assign_waves`] numbers the updates of a plan; [`effective_labels`] is
 //! the one-time reading of pre-upgrade servers (decision 023).
 
-use super::{Action, Change, Note, fields};
+use super::env::EnvView;
+use super::{Action, Change, Note};
 use crate::compute::Server;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -67,6 +68,7 @@ pub fn update(
     have: &BTreeMap<String, String>,
     previous: Option<&Fleet>,
     halted: Option<&Halted>,
+    env: &EnvView<'_>,
 ) -> Option<Result<Action, Note>> {
     let current = have.get(labels::RUNTIME)?;
     let want = labels::runtime_hash(agent);
@@ -88,7 +90,7 @@ pub fn update(
         server_id: server.id,
         from: old.map(|o| o.runtime.version.as_str().to_owned()),
         to: agent.runtime.version.as_str().to_owned(),
-        changes: changes(old, agent),
+        changes: changes(old, agent, env),
         wave: 0,
     }))
 }
@@ -134,9 +136,9 @@ pub fn hold_halted_on_servers(
     });
 }
 
-/// The runtime fields that differ, shown as a plan shows them (secret-looking env hidden);
+/// The runtime fields that differ, shown as a plan shows them (env hidden unless public);
 /// without a record of the old runtime, every field of the new one.
-fn changes(old: Option<&Agent>, new: &Agent) -> Vec<Change> {
+fn changes(old: Option<&Agent>, new: &Agent, env: &EnvView<'_>) -> Vec<Change> {
     let mut out = Vec::new();
     let from = old.map(|o| o.runtime.version.as_str().to_owned());
     if from.as_deref() != Some(new.runtime.version.as_str()) {
@@ -147,7 +149,7 @@ fn changes(old: Option<&Agent>, new: &Agent) -> Vec<Change> {
             forces_replacement: false,
         });
     }
-    out.extend(fields::env_changes(old, new, false));
+    out.extend(env.changes(old, new, false));
     out
 }
 

@@ -324,6 +324,7 @@ fn every_fixture_plans_as_snapshotted_in_text_markdown_and_json() {
                 time::OffsetDateTime::parse(t, &time::format_description::well_known::Rfc3339)
                     .expect("context.now is RFC 3339")
             }),
+            env_key: crate::plan::env::EnvKey::fixed([0x5a; 32]),
             ..Context::default()
         };
         let p = plan(

@@ -122,8 +122,8 @@ impl Plan {
             plan_hash: String::new(),
             ..self.clone()
         };
-        let bytes = serde_json::to_vec(&body).unwrap_or_default();
-        Sha256::digest(&bytes)
+        let json = serde_json::to_string(&body).unwrap_or_default();
+        Sha256::digest(super::env::without_digests(&json).as_bytes())
             .iter()
             .map(|b| format!("{b:02x}"))
             .collect()

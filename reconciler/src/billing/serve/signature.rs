@@ -4,18 +4,30 @@
 //! tests use it).
 //!
 //! Only `v1` counts (a `v0` entry is ignored, so no downgrade); any `v1` matching any configured
-//! secret accepts (secret rotation); the comparison is constant-time (`hmac`'s `verify_slice`).
+//! secret accepts (secret rotation); the comparison is constant-time (`subtle`'s `ct_eq`).
 //! The timestamp is checked after the signature, against a tolerance on both sides of now.
+//!
+//! The header is untrusted and checked cheaply before any hashing: at most
+//! [`MAX_HEADER_BYTES`] bytes and [`MAX_ENTRIES`] entries, or it is refused unread. The HMAC of
+//! the body is then computed once per configured secret for the one timestamp, as Stripe's own
+//! libraries do, and each `v1` is compared against those digests: the work is one HMAC of the
+//! body per secret, whatever the header holds.
 
 use crate::secret::Secret;
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use subtle::ConstantTimeEq;
 
 /// The header Stripe sends.
 pub const HEADER: &str = "stripe-signature";
 /// How far a delivery's timestamp may be from now unless configured (Stripe's libraries: 300 s).
 pub const DEFAULT_TOLERANCE: Duration = Duration::from_secs(300);
+/// The longest header read. Stripe sends `t=` and one `v1` per active endpoint secret, plus a
+/// `v0` in test mode: about 150 bytes; rolling secrets adds 68 bytes per extra `v1`.
+pub const MAX_HEADER_BYTES: usize = 2048;
+/// The most comma-separated entries read (`t`, `v0`, `v1` or others together).
+pub const MAX_ENTRIES: usize = 16;
 
 /// A delivery whose signature checked out.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -35,6 +47,19 @@ pub enum SignatureError {
         "the Stripe-Signature header is malformed ({0}); it must read `t=<unix seconds>,v1=<hex>`"
     )]
     Malformed(&'static str),
+    /// The header is longer than [`MAX_HEADER_BYTES`]; refused before it is parsed.
+    #[error(
+        "the Stripe-Signature header is {bytes} bytes, past the {MAX_HEADER_BYTES}-byte limit; Stripe sends one `t=` and a few `v1=` entries"
+    )]
+    TooLong {
+        /// Its length in bytes.
+        bytes: usize,
+    },
+    /// The header has more than [`MAX_ENTRIES`] entries; refused before any signature is hashed.
+    #[error(
+        "the Stripe-Signature header has more than {MAX_ENTRIES} entries; Stripe sends one `t=` and a few `v1=` entries"
+    )]
+    TooManyEntries,
     /// No `v1` entry.
     #[error("the Stripe-Signature header has no v1 signature (only the v1 scheme is accepted)")]
     NoV1,
@@ -76,36 +101,16 @@ pub fn verify(
     now: SystemTime,
     tolerance: Duration,
 ) -> Result<Verified, SignatureError> {
-    let mut timestamp = None;
-    let mut candidates = Vec::new();
-    for item in header.split(',') {
-        let Some((key, value)) = item.trim().split_once('=') else {
-            return Err(SignatureError::Malformed("an entry without `=`"));
-        };
-        match key {
-            "t" if timestamp.is_some() => {
-                return Err(SignatureError::Malformed("two `t=` entries"));
-            }
-            "t" => {
-                let t = value
-                    .parse::<i64>()
-                    .map_err(|_| SignatureError::Malformed("`t=` is not a number"))?;
-                timestamp = Some((t, value));
-            }
-            "v1" => candidates.push(value),
-            _ => {}
-        }
-    }
-    let Some((t, t_text)) = timestamp else {
-        return Err(SignatureError::Malformed("no `t=` entry"));
-    };
-    if candidates.is_empty() {
-        return Err(SignatureError::NoV1);
-    }
-    let matched = candidates.iter().find(|candidate| {
-        decode_hex(candidate).is_some_and(|expected| {
-            secrets.iter().any(|secret| {
-                mac(secret, t_text, body).is_some_and(|m| m.verify_slice(&expected).is_ok())
+    let Header { t, t_text, v1 } = parse(header)?;
+    let digests: Vec<[u8; 32]> = secrets
+        .iter()
+        .filter_map(|secret| mac(secret, t_text, body))
+        .map(|m| m.finalize().into_bytes().into())
+        .collect();
+    let matched = v1.iter().find(|candidate| {
+        decode_hex(candidate).is_some_and(|given| {
+            digests.iter().fold(false, |any, digest| {
+                any | bool::from(digest[..].ct_eq(&given))
             })
         })
     });
@@ -131,6 +136,56 @@ pub fn verify(
         timestamp: t,
         signature: signature.to_ascii_lowercase(),
     })
+}
+
+/// A header's entries that count, read within the caps.
+#[derive(Debug, PartialEq, Eq)]
+struct Header<'a> {
+    /// The timestamp.
+    t: i64,
+    /// The timestamp as sent (what was signed).
+    t_text: &'a str,
+    /// The `v1` signatures, as sent.
+    v1: Vec<&'a str>,
+}
+
+/// Reads `header` within [`MAX_HEADER_BYTES`] and [`MAX_ENTRIES`]: no HMAC is computed here.
+fn parse(header: &str) -> Result<Header<'_>, SignatureError> {
+    if header.len() > MAX_HEADER_BYTES {
+        return Err(SignatureError::TooLong {
+            bytes: header.len(),
+        });
+    }
+    if header.split(',').nth(MAX_ENTRIES).is_some() {
+        return Err(SignatureError::TooManyEntries);
+    }
+    let mut timestamp = None;
+    let mut v1 = Vec::new();
+    for item in header.split(',') {
+        let Some((key, value)) = item.trim().split_once('=') else {
+            return Err(SignatureError::Malformed("an entry without `=`"));
+        };
+        match key {
+            "t" if timestamp.is_some() => {
+                return Err(SignatureError::Malformed("two `t=` entries"));
+            }
+            "t" => {
+                let t = value
+                    .parse::<i64>()
+                    .map_err(|_| SignatureError::Malformed("`t=` is not a number"))?;
+                timestamp = Some((t, value));
+            }
+            "v1" => v1.push(value),
+            _ => {}
+        }
+    }
+    let Some((t, t_text)) = timestamp else {
+        return Err(SignatureError::Malformed("no `t=` entry"));
+    };
+    if v1.is_empty() {
+        return Err(SignatureError::NoV1);
+    }
+    Ok(Header { t, t_text, v1 })
 }
 
 /// The header Stripe would send for `body` signed with `secret` at `timestamp`.
@@ -256,6 +311,36 @@ mod tests {
                 ..
             })
         ));
+    }
+
+    #[test]
+    fn a_header_past_either_cap_is_refused_before_any_hmac() {
+        let sixty_thousand = format!("t=1000{}", ",v1=00".repeat(60_000));
+        assert_eq!(
+            parse(&sixty_thousand),
+            Err(SignatureError::TooLong {
+                bytes: sixty_thousand.len()
+            })
+        );
+        let short_but_many = format!("t=1000{}", ",v1=0".repeat(MAX_ENTRIES));
+        assert!(short_but_many.len() <= MAX_HEADER_BYTES);
+        assert_eq!(parse(&short_but_many), Err(SignatureError::TooManyEntries));
+        let at_the_cap = format!("t=1000{}", ",v1=0".repeat(MAX_ENTRIES - 1));
+        assert_eq!(parse(&at_the_cap).map(|h| h.v1.len()), Ok(MAX_ENTRIES - 1));
+    }
+
+    #[test]
+    fn a_rolled_secret_header_with_a_v0_fits_the_caps_and_verifies() {
+        let secrets = [secret("whsec_a"), secret("whsec_b"), secret("whsec_c")];
+        let mut header = sign(&secrets[2], 1000, BODY);
+        for other in &secrets[..2] {
+            let v1 = sign(other, 1000, BODY);
+            header.push_str(v1.trim_start_matches("t=1000"));
+        }
+        header.push_str(&format!(",v0={}", "ab".repeat(32)));
+        assert!(header.len() <= MAX_HEADER_BYTES, "{}", header.len());
+        let verified = verify(&header, BODY, &secrets[..1], at(1000), DEFAULT_TOLERANCE);
+        assert_eq!(verified.map(|v| v.timestamp), Ok(1000));
     }
 
     #[test]

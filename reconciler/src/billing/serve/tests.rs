@@ -386,6 +386,41 @@ async fn forged_stale_oversized_unmapped_and_invalid_deliveries_are_refused() {
     assert_eq!(h.commits(), 0);
 }
 
+#[tokio::test]
+async fn a_60000_entry_signature_header_gets_a_400_naming_the_limit_and_writes_nothing() {
+    let h = harness(50).await;
+    let body = event(
+        "evt_d",
+        "customer.subscription.created",
+        100,
+        "sub_d",
+        "active",
+        "pro_monthly",
+    );
+    let now = signature::unix(SystemTime::now());
+    let header = format!("t={now}{}", ",v1=00".repeat(60_000));
+    let (status, answer) = h.send(&body, &header).await;
+    assert_eq!(status, 400, "{answer}");
+    assert!(
+        answer["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("2048-byte limit")),
+        "{answer}"
+    );
+    let valid = signature::sign(&Secret::from(SECRET), now, body.as_bytes());
+    let many = format!("{valid}{}", ",v0=00".repeat(signature::MAX_ENTRIES));
+    let (status, answer) = h.send(&body, &many).await;
+    assert_eq!(status, 400, "{answer}");
+    assert!(
+        answer["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("more than 16 entries")),
+        "{answer}"
+    );
+    assert_eq!(h.commits(), 0);
+    assert_eq!(h.deliver(&body).await.0, 200);
+}
+
 /// What one subscription's events say, newest last.
 fn burst_events(subs: usize) -> (Vec<String>, Vec<(String, Option<bool>)>) {
     let mut events = Vec::new();

@@ -4,6 +4,7 @@
 
 use serde::Serialize;
 use serde_json::json;
+use tether_core::escape::slack;
 
 /// A state of the fleet worth telling someone about while it lasts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
@@ -106,13 +107,14 @@ impl Event {
         body
     }
 
-    /// A Slack incoming-webhook body: `{"text": …}`, escaped for mrkdwn.
+    /// A Slack incoming-webhook body: `{"text": …}`, each part escaped for mrkdwn
+    /// ([`tether_core::escape::slack`]): the reason stays inside its quote block.
     pub fn to_slack(&self) -> serde_json::Value {
         let text = format!(
             "*{}*: {}\n>{}",
-            mrkdwn(&self.fleet),
-            mrkdwn(&self.summary()),
-            mrkdwn(&self.reason)
+            slack(&self.fleet),
+            slack(&self.summary()),
+            slack(&self.reason)
         );
         json!({ "text": text })
     }
@@ -166,21 +168,6 @@ impl Event {
             }
         }
     }
-}
-
-/// `text` with Slack's control characters escaped (`&`, `<`, `>`), so that a reason can
-/// neither mention anyone nor forge a link.
-pub fn mrkdwn(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            c => out.push(c),
-        }
-    }
-    out
 }
 
 /// `reason` unless it looks like it holds a secret (an auth key, a token), then a placeholder:
@@ -237,6 +224,20 @@ mod tests {
         assert_eq!(
             text,
             "*aura-prod*: the plan is refused at 0123456789ab; nothing is changed\n>the fleet shrank from 6 agents to none &lt;@here&gt; &amp; more"
+        );
+    }
+
+    #[test]
+    fn a_line_break_in_a_reason_cannot_leave_the_quote_block_or_mention_the_channel() {
+        let mut event = refused();
+        event.reason = "boom\n*fake* headline <!channel>\u{2028}> more".into();
+        let body = event.to_slack();
+        let text = body["text"].as_str().expect("text");
+        let (_, quoted) = text.split_once('\n').expect("two lines");
+        assert!(quoted.starts_with('>') && !quoted.contains('\n'), "{text}");
+        assert!(
+            !text.contains("<!channel>") && !text.contains('\u{2028}'),
+            "{text}"
         );
     }
 

@@ -4,17 +4,23 @@
 //! # Guarantees
 //! - At most the given limit of characters (GitHub's 65,536 for a comment): sections list as
 //!   many whole items as fit and say how many were left out.
-//! - Nothing users or the inventory control can change the comment's structure: such text is
-//!   Markdown-escaped ([`escape`]), and the actions' code block is fenced with more backticks
-//!   than any run inside it.
+//! - Nothing users, VMs or the inventory control can change the comment's structure: notes are
+//!   Markdown-escaped whole ([`crate::escape::markdown`]: no mention, autolink, HTML, table
+//!   cell or line break), the actions' lines are [`crate::escape::terminal`]-escaped inside a
+//!   code block fenced with more backticks than any run inside it.
+//! - A note of any length leaves room for the others: each is cut at [`MAX_NOTE_CHARS`], so
+//!   the "Needs attention" section lists every item that fits even when one is huge.
 
 use super::{budget_use, cost_delta, details, headline, needs_attention, summary_line, symbol};
-use crate::plan::Plan;
+use crate::escape;
 use crate::plan::render::text::note_line;
+use crate::plan::{Note, Plan};
 use std::fmt::Write as _;
 
 /// GitHub's limit on a comment body, in characters.
 pub const GITHUB_COMMENT_LIMIT: usize = 65_536;
+/// The longest note shown, in characters, before its rest is left out.
+pub const MAX_NOTE_CHARS: usize = 600;
 /// The hidden marker that lets tether find and edit its own comment.
 pub const MARKER: &str = "<!-- tether:plan -->";
 
@@ -26,12 +32,12 @@ pub fn render(plan: &Plan, limit: usize) -> String {
     let (attention, other): (Vec<_>, Vec<_>) = plan.notes.iter().partition(|n| needs_attention(n));
     let attention: Vec<Vec<String>> = attention
         .iter()
-        .map(|n| vec![format!("- {}", note_line(n, escape))])
+        .map(|n| vec![format!("- {}", note_item(n))])
         .collect();
     let actions: Vec<Vec<String>> = plan.actions.iter().map(action_lines).collect();
     let other: Vec<Vec<String>> = other
         .iter()
-        .map(|n| vec![format!("- {}", note_line(n, escape))])
+        .map(|n| vec![format!("- {}", note_item(n))])
         .collect();
     let sections = [
         ("⚠️ Needs attention", &attention, false, true),
@@ -55,22 +61,19 @@ pub fn render(plan: &Plan, limit: usize) -> String {
     full.chars().take(limit).collect()
 }
 
-/// Backslash-escapes every character Markdown or GitHub's HTML could read as structure, and
-/// turns line breaks into spaces.
-pub fn escape(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            '\n' | '\r' | '\u{85}' | '\u{2028}' | '\u{2029}' => out.push(' '),
-            '\\' | '`' | '*' | '_' | '{' | '}' | '[' | ']' | '<' | '>' | '#' | '|' | '~' | '!'
-            | '&' => {
-                out.push('\\');
-                out.push(c);
-            }
-            c => out.push(c),
-        }
+/// One note, cut at [`MAX_NOTE_CHARS`] and Markdown-escaped whole.
+fn note_item(note: &Note) -> String {
+    let line = note_line(note);
+    let count = len(&line);
+    if count <= MAX_NOTE_CHARS {
+        return escape::markdown(&line);
     }
-    out
+    let kept: String = line.chars().take(MAX_NOTE_CHARS).collect();
+    format!(
+        "{}… ({} more characters; `tether plan` shows them)",
+        escape::markdown(&kept),
+        count - MAX_NOTE_CHARS
+    )
 }
 
 fn len(text: &str) -> usize {
@@ -81,12 +84,12 @@ fn action_lines(action: &crate::plan::Action) -> Vec<String> {
     let mut lines = vec![format!(
         "{} {}",
         symbol(action),
-        headline(action, str::to_owned)
+        escape::terminal(&headline(action))
     )];
     lines.extend(
         details(action)
             .into_iter()
-            .map(|(sign, text)| format!("{sign}     {text}")),
+            .map(|(sign, text)| format!("{sign}     {}", escape::terminal(&text))),
     );
     lines
 }
@@ -169,12 +172,12 @@ fn header(plan: &Plan) -> String {
     let revision = plan
         .revision
         .as_deref()
-        .map(|r| format!(" at `{}`", escape(&r[..r.len().min(12)])))
+        .map(|r| format!(" at `{}`", escape::markdown(&r[..r.len().min(12)])))
         .unwrap_or_default();
     let _ = writeln!(
         out,
         "### tether plan for {}{revision}: {status}\n",
-        escape(&plan.fleet)
+        escape::markdown(&plan.fleet)
     );
     let _ = writeln!(out, "**{}**\n", summary_line(plan));
     if let Some(refusal) = &plan.refusal {
@@ -239,11 +242,63 @@ fn footer(plan: &Plan) -> String {
 mod tests {
     use super::*;
 
+    use crate::compute::ServerId;
+
+    /// A plan whose notes are a halted rollout per agent carrying the canary's hostile 2 MB
+    /// error, and an unhealthy agent after them.
+    fn plan_with_a_huge_hostile_error() -> Plan {
+        let error = format!(
+            "@octocat \u{202e}see https://evil.example\n# forged | cell <b>x</b> {}",
+            "x".repeat(2 * 1024 * 1024)
+        );
+        let mut notes: Vec<Note> = (0..3)
+            .map(|i| Note::RolloutHalted {
+                agent: format!("agent-{i}"),
+                version: "2.0.0".into(),
+                reason: error.clone(),
+            })
+            .collect();
+        notes.push(Note::Unhealthy {
+            agent: "zeta".into(),
+            server_id: ServerId(9),
+        });
+        Plan {
+            version: crate::plan::PLAN_VERSION,
+            fleet: "f".into(),
+            revision: None,
+            managed_servers: 4,
+            deletions_allowed: 0,
+            disruptions_allowed: 1,
+            actions: Vec::new(),
+            notes,
+            summary: crate::plan::Summary::default(),
+            refusal: None,
+            suspended: false,
+            heal: std::collections::BTreeMap::new(),
+            plan_hash: String::new(),
+        }
+    }
+
     #[test]
-    fn escaping_leaves_no_markdown_or_html_structure() {
-        let hostile = "a*b_c`d<script>[x](y)|z\n# h";
-        let e = escape(hostile);
-        assert_eq!(e, r"a\*b\_c\`d\<script\>\[x\](y)\|z \# h");
+    fn a_huge_hostile_vm_error_leaves_every_needs_attention_item_listed_and_inert() {
+        let plan = plan_with_a_huge_hostile_error();
+        let out = render(&plan, GITHUB_COMMENT_LIMIT);
+        assert!(out.chars().count() <= GITHUB_COMMENT_LIMIT);
+        for agent in ["agent-0", "agent-1", "agent-2", "zeta"] {
+            assert!(out.contains(&escape::markdown(agent)), "{agent} missing");
+        }
+        assert!(!out.contains("more not shown"), "an item was left out");
+        assert!(out.contains("more characters; `tether plan` shows them"));
+        for raw in [
+            "@octocat",
+            "https://evil",
+            "\u{202e}",
+            "\n# forged",
+            "<b>",
+            " | cell",
+        ] {
+            assert!(!out.contains(raw), "{raw:?} reached the comment");
+        }
     }
 
     #[test]

@@ -40,11 +40,12 @@ pub fn symbol(action: &Action) -> &'static str {
     }
 }
 
-/// One line saying what the action does and why; `esc` escapes what users control.
-pub fn headline(action: &Action, esc: fn(&str) -> String) -> String {
+/// One line saying what the action does and why, unescaped: each renderer escapes it for
+/// its output.
+pub fn headline(action: &Action) -> String {
     match action {
         Action::Create { agent, reason, .. } => {
-            format!("create server {}: {reason}", esc(agent))
+            format!("create server {}: {reason}", agent)
         }
         Action::Replace {
             agent,
@@ -55,11 +56,11 @@ pub fn headline(action: &Action, esc: fn(&str) -> String) -> String {
             let fields: Vec<String> = changes
                 .iter()
                 .filter(|c| c.forces_replacement)
-                .map(|c| esc(&c.field))
+                .map(|c| c.field.clone())
                 .collect();
             format!(
                 "REPLACE server {} (id {server_id}): {} cannot change in place",
-                esc(agent),
+                agent,
                 fields.join(", ")
             )
         }
@@ -67,18 +68,18 @@ pub fn headline(action: &Action, esc: fn(&str) -> String) -> String {
             agent, server_id, ..
         } => format!(
             "resize server {} (id {server_id}): power off, change type, power on (DOWNTIME)",
-            esc(agent)
+            agent
         ),
         Action::Relabel {
             agent, server_id, ..
-        } => format!("update labels of server {} (id {server_id})", esc(agent)),
+        } => format!("update labels of server {} (id {server_id})", agent),
         Action::PowerOn { agent, server_id } => format!(
             "power on server {} (id {server_id}): spec says `power: on`",
-            esc(agent)
+            agent
         ),
         Action::PowerOff { agent, server_id } => format!(
             "power off server {} (id {server_id}): spec says `power: off`",
-            esc(agent)
+            agent
         ),
         Action::Delete {
             agent,
@@ -91,13 +92,13 @@ pub fn headline(action: &Action, esc: fn(&str) -> String) -> String {
             let of = if server_name == agent {
                 String::new()
             } else {
-                format!(" of agent {}", esc(agent))
+                format!(" of agent {}", agent)
             };
             format!(
                 "delete server {} (id {server_id}){of} and {} device(s): {}",
-                esc(server_name),
+                server_name,
                 devices.len(),
-                esc(reason)
+                reason
             )
         }
         Action::DeleteDevice {
@@ -107,9 +108,7 @@ pub fn headline(action: &Action, esc: fn(&str) -> String) -> String {
             reason,
         } => format!(
             "delete device {} (id {}) of {}: {reason}",
-            esc(name),
-            esc(&device_id.0),
-            esc(agent)
+            name, &device_id.0, agent
         ),
         Action::Quarantine {
             agent,
@@ -120,10 +119,10 @@ pub fn headline(action: &Action, esc: fn(&str) -> String) -> String {
             ..
         } => format!(
             "QUARANTINE server {} (id {server_id}): {}; power off, deauthorize {} device(s), delete after {} unless the spec comes back",
-            esc(agent),
-            esc(reason),
+            agent,
+            reason,
             devices.len(),
-            esc(grace)
+            grace
         ),
         Action::Restore {
             agent,
@@ -133,12 +132,12 @@ pub fn headline(action: &Action, esc: fn(&str) -> String) -> String {
             reason,
         } => format!(
             "{}: server {} (id {server_id}) {}, {} device(s) re-authorized, powered on",
-            esc(reason),
-            esc(agent),
+            reason,
+            agent,
             if name == agent {
                 "renamed back".to_owned()
             } else {
-                format!("keeps the name {} (its own is taken)", esc(name))
+                format!("keeps the name {} (its own is taken)", name)
             },
             devices.len()
         ),
@@ -150,8 +149,8 @@ pub fn headline(action: &Action, esc: fn(&str) -> String) -> String {
             ..
         } => format!(
             "HEAL server {} (id {server_id}): {}; {}",
-            esc(agent),
-            esc(reason),
+            agent,
+            reason,
             match remedy {
                 super::heal::Remedy::Rekey =>
                     "rebuild the same server with a fresh one-off auth key (its disk is wiped)",
@@ -168,21 +167,21 @@ pub fn headline(action: &Action, esc: fn(&str) -> String) -> String {
             ..
         } => {
             let what = match from.as_deref() {
-                Some(from) if from == to => format!("env of {}", esc(to)),
-                from => format!("{} → {}", esc(from.unwrap_or("(unrecorded)")), esc(to)),
+                Some(from) if from == to => format!("env of {to}"),
+                from => format!("{} → {to}", from.unwrap_or("(unrecorded)")),
             };
             let canary = if *wave == 1 { " canary" } else { "" };
             format!(
                 "update runtime of server {} (id {server_id}): {what} (in place, wave {wave}{canary})",
-                esc(agent)
+                agent
             )
         }
     }
 }
 
 /// The fields under an action, one `(sign, text)` per line: `+` set, `-` removed, `~` changed,
-/// `#` what it means. Values are quoted where users write them freely (env); secret-looking
-/// env values are [`fields::HIDDEN`].
+/// `#` what it means. Values are quoted where users write them freely (env); env values not
+/// declared public are hidden ([`crate::plan::env`]).
 pub fn details(action: &Action) -> Vec<(char, String)> {
     match action {
         Action::Create {

@@ -2,6 +2,7 @@
 //! it, what needs attention, what was left alone, the summary and budgets, and the refusal.
 
 use super::{budget_use, details, headline, needs_attention, summary_line, symbol};
+use crate::escape::terminal;
 use crate::plan::{Action, Note, Plan};
 use std::fmt::Write as _;
 
@@ -40,9 +41,10 @@ pub fn render(plan: &Plan, color: bool) -> String {
             out,
             "  {} {}",
             paint(code, &format!("{:>3}", symbol(action))),
-            headline(action, str::to_owned)
+            terminal(&headline(action))
         );
         for (sign, line) in details(action) {
+            let line = terminal(&line);
             let painted = match sign {
                 '+' => paint(GREEN, &format!("+ {line}")),
                 '-' => paint(RED, &format!("- {line}")),
@@ -57,13 +59,13 @@ pub fn render(plan: &Plan, color: bool) -> String {
     if !attention.is_empty() {
         let _ = writeln!(out, "\n{}", paint(YELLOW, "Needs attention:"));
         for note in attention {
-            let _ = writeln!(out, "  ! {}", note_line(note, str::to_owned));
+            let _ = writeln!(out, "  ! {}", terminal(&note_line(note)));
         }
     }
     if !other.is_empty() {
         let _ = writeln!(out, "\nNoticed and left alone:");
         for note in other {
-            let _ = writeln!(out, "  - {}", note_line(note, str::to_owned));
+            let _ = writeln!(out, "  - {}", terminal(&note_line(note)));
         }
     }
     let _ = writeln!(out, "\n{}", paint(BOLD, &summary_line(plan)));
@@ -84,7 +86,7 @@ pub fn render(plan: &Plan, color: bool) -> String {
             )
         );
         for reason in &refusal.reasons {
-            let _ = writeln!(out, "  - {reason}");
+            let _ = writeln!(out, "  - {}", terminal(reason));
         }
         let _ = writeln!(
             out,
@@ -99,11 +101,11 @@ pub fn render(plan: &Plan, color: bool) -> String {
     out
 }
 
-/// One line for a note; `esc` escapes what users and the inventory control.
-pub fn note_line(note: &Note, esc: fn(&str) -> String) -> String {
+/// One line for a note, unescaped: each renderer escapes it for its output.
+pub fn note_line(note: &Note) -> String {
     match note {
         Note::Unmanaged { count, names } => {
-            let shown: Vec<String> = names.iter().take(10).map(|n| esc(n)).collect();
+            let shown: Vec<String> = names.iter().take(10).cloned().collect();
             let more = if names.len() > 10 {
                 format!(" and {} more", names.len() - 10)
             } else {
@@ -120,12 +122,11 @@ pub fn note_line(note: &Note, esc: fn(&str) -> String) -> String {
             reason,
         } => format!(
             "server {} (id {server_id}) has no spec but is kept: {}",
-            esc(agent),
-            esc(reason)
+            agent, reason
         ),
         Note::Unhealthy { agent, server_id } => format!(
             "agent {} is UNHEALTHY: server {server_id} runs but no device of it is online in the tailnet",
-            esc(agent)
+            agent
         ),
         Note::Waiting {
             agent,
@@ -133,21 +134,21 @@ pub fn note_line(note: &Note, esc: fn(&str) -> String) -> String {
             status,
         } => format!(
             "server {} (id {server_id}) is {status}; tether waits for it to settle",
-            esc(agent)
+            agent
         ),
         Note::Deferred {
             agent,
             action,
             reason,
-        } => format!("{action} of {} waits for a later run: {reason}", esc(agent)),
+        } => format!("{action} of {} waits for a later run: {reason}", agent),
         Note::ReplaceBlocked {
             agent,
             server_id,
             fields,
         } => format!(
             "agent {} needs a new server ({} changed) but server {server_id} is protected: tether will not replace it; remove `protect` (and any Hetzner delete protection) to let it, or revert the change",
-            esc(agent),
-            fields.iter().map(|f| esc(f)).collect::<Vec<_>>().join(", ")
+            agent,
+            fields.join(", ")
         ),
         Note::ResizeBlocked {
             agent,
@@ -157,10 +158,7 @@ pub fn note_line(note: &Note, esc: fn(&str) -> String) -> String {
             reason,
         } => format!(
             "agent {} is not resized from {} to {}: {}; only a new server can have that type, and server {server_id} is protected, so tether will not replace it (the server keeps its type). Choose a type with at least the server's disk, or remove `protect` to let tether replace the server",
-            esc(agent),
-            esc(from),
-            esc(to),
-            esc(reason)
+            agent, from, to, reason
         ),
         Note::NameHeld {
             agent,
@@ -169,26 +167,23 @@ pub fn note_line(note: &Note, esc: fn(&str) -> String) -> String {
             other_id,
         } => format!(
             "agent {} runs on server {server_id} under the name {}: server {other_id} holds the name {} and is not this fleet's; tether deletes neither. Rename or remove server {other_id} (or rename the agent) to clear this",
-            esc(agent),
-            esc(name),
-            esc(agent)
+            agent, name, agent
         ),
         Note::NameTaken { agent, server_id } => format!(
             "agent {} is not created: server {server_id} already has that name and is not this fleet's (no matching `tether/fleet` and `tether/agent` labels); rename the agent or remove that server",
-            esc(agent)
+            agent
         ),
         Note::DeviceNotOwned { agent, device_id } => format!(
             "device {} is named {} but tether cannot prove this fleet owns it (not in the fleet's device record, not attached to its server); left alone",
-            esc(&device_id.to_string()),
-            esc(agent)
+            &device_id.to_string(),
+            agent
         ),
         Note::PriceUnknown {
             server_type,
             location,
         } => format!(
             "no price known for {} in {}; counted as €0",
-            esc(server_type),
-            esc(location)
+            server_type, location
         ),
         Note::Quarantined {
             agent,
@@ -198,15 +193,15 @@ pub fn note_line(note: &Note, esc: fn(&str) -> String) -> String {
             delete_after,
         } => format!(
             "agent {} is QUARANTINED: server {server_id} powered off since {} (spec removed in commit {}); deleted after {} unless the spec comes back with the same subscription, or earlier with `tether agent purge {}`",
-            esc(agent),
-            esc(since),
-            esc(commit.as_deref().unwrap_or("unknown")),
-            esc(delete_after),
-            esc(agent)
+            agent,
+            since,
+            commit.as_deref().unwrap_or("unknown"),
+            delete_after,
+            agent
         ),
         Note::HealHeld { reason } => format!(
             "self-healing is HELD for this pass: {}; no problem is counted and no remedy taken",
-            esc(reason)
+            reason
         ),
         Note::Healing {
             agent,
@@ -215,9 +210,9 @@ pub fn note_line(note: &Note, esc: fn(&str) -> String) -> String {
             failed,
         } => format!(
             "agent {} {} server {server_id}: {}",
-            esc(agent),
+            agent,
             if *failed { "is FAILED:" } else { "is healing:" },
-            esc(message)
+            message
         ),
         Note::RolloutHalted {
             agent,
@@ -225,9 +220,7 @@ pub fn note_line(note: &Note, esc: fn(&str) -> String) -> String {
             reason,
         } => format!(
             "runtime {} of agent {} is held: {}; change the runtime in the spec to roll out again",
-            esc(version),
-            esc(agent),
-            esc(reason)
+            version, agent, reason
         ),
     }
 }

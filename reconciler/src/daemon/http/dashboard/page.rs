@@ -31,20 +31,9 @@ pub struct Links<'a> {
 }
 
 /// `text` with anything shaped like an auth key replaced, then escaped for HTML text and
-/// quoted attributes.
+/// quoted attributes ([`tether_core::escape::html`]).
 pub fn esc(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in redact(text).chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
-    out
+    tether_core::escape::html(&redact(text))
 }
 
 /// `text` with every `tskey-…` word replaced by `[redacted]`.
