@@ -12,7 +12,6 @@ use super::signature::DEFAULT_TOLERANCE;
 use super::trigger::Trigger;
 use crate::audit::commit::Identity;
 use crate::billing::stripe::{API_KEY_ENV, StripeApi};
-use crate::daemon::config::RECONCILE_TOKEN_ENV;
 use crate::process::parse_duration;
 use crate::secret::Secret;
 use serde::Deserialize;
@@ -34,6 +33,9 @@ pub const DEFAULT_ACK_TIMEOUT: Duration = Duration::from_secs(10);
 /// Subscription reads a second unless configured: below Stripe's documented live-mode limit
 /// of about 100, leaving room for the account's other clients.
 pub const DEFAULT_READS_PER_SECOND: u32 = 50;
+/// The variable holding the daemon's `POST /reconcile` token: the name the daemon reads it
+/// from (billing sits below the daemon and does not import it).
+pub const RECONCILE_TOKEN_ENV: &str = "TETHER_RECONCILE_TOKEN";
 /// How often the receiver runs `tether billing sync`'s reconciliation unless configured.
 pub const DEFAULT_SYNC_EVERY: Duration = Duration::from_secs(3600);
 
