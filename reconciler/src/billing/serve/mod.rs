@@ -165,6 +165,8 @@ fn check_branch(config: &BillingConfig) -> Result<(), ServeError> {
 }
 
 #[cfg(test)]
+mod after_commit_tests;
+#[cfg(test)]
 mod burst;
 #[cfg(test)]
 mod emulator_tests;
