@@ -1,11 +1,15 @@
 #!/usr/bin/env python3
-"""Conformance: deliveries signed by Stripe's official `stripe` Python library against
-`tether billing serve`.
+"""Conformance: Stripe's official `stripe` Python library against the Stripe emulator's API,
+and deliveries signed by it against `tether billing serve`.
 
 Usage: python3 .ci/conformance/stripe_python.py [path/to/tether]
 
-Seeds a temporary fleet repository, starts the receiver on a free port (it prints
-`listening on <url>` first), signs subscription events with the library's own signing code
+Starts the Stripe emulator (`tether sandbox stripe`) with a few subscriptions and drives its
+API with the library: `stripe.Subscription.retrieve` (with `expand`), `stripe.Subscription.list`
+paged with `auto_paging_iter` over every status, and the library's errors for an unknown id
+and for the read rate limit (429). Then seeds a temporary fleet repository, starts the receiver
+on a free port, reading subscriptions from the emulator (both print `listening on <url>`
+first), signs subscription events with the library's own signing code
 (`stripe.WebhookSignature._compute_signature`, checked by `stripe.Webhook.construct_event`)
 and checks: a signed event is applied and committed with its trailer; a tampered body, a wrong
 secret and a stale timestamp are refused; a replayed delivery and a redelivered event change
@@ -26,6 +30,13 @@ import urllib.request
 import stripe
 
 SECRET = "whsec_conformance_secret"
+API_KEY = "sk_test_conformance"
+SUBSCRIPTIONS = [
+    "sub_conformance:cus_conformance:pro_monthly",
+    "sub_conf2:cus_conf2:pro_monthly:past_due",
+    "sub_conf3:cus_conf3:pro_monthly:canceled",
+    "sub_conf4:cus_conf4:pro_monthly:unpaid",
+]
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 MAPPING = """statuses:
   active: present
@@ -70,17 +81,48 @@ def seed(tmp):
     return repo
 
 
-def start(tether, tmp):
-    env = dict(os.environ, STRIPE_WEBHOOK_SECRET=SECRET)
-    proc = subprocess.Popen(
-        [tether, "billing", "serve", "--config", str(tmp / "billing.yaml")],
-        stdout=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True, env=env,
-    )
+def launch(args, env, what):
+    proc = subprocess.Popen(args, stdout=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True, env=env)
     first = proc.stdout.readline().strip()
     if not first.startswith("listening on "):
         proc.kill()
-        raise Mismatch(f"the receiver did not announce its endpoint: {first!r}")
+        raise Mismatch(f"{what} did not announce its endpoint: {first!r}")
     return proc, first.removeprefix("listening on ")
+
+
+def start_stripe(tether):
+    args = [tether, "sandbox", "stripe", "--key", API_KEY]
+    for sub in SUBSCRIPTIONS:
+        args += ["--subscription", sub]
+    return launch(args, dict(os.environ), "the Stripe emulator")
+
+
+def start(tether, tmp, api):
+    env = dict(os.environ, STRIPE_WEBHOOK_SECRET=SECRET, STRIPE_API_KEY=API_KEY, STRIPE_API_URL=api)
+    return launch([tether, "billing", "serve", "--config", str(tmp / "billing.yaml")], env, "the receiver")
+
+
+def check_api(api):
+    """The library's retrieve, list and errors against the emulator."""
+    client = stripe.StripeClient(API_KEY, base_addresses={"api": api}, max_network_retries=0)
+    sub = client.subscriptions.retrieve("sub_conformance", params={"expand": ["items.data.price.product"]})
+    expect((sub.id, sub.status), ("sub_conformance", "active"), "retrieve")
+    expect(sub["items"].data[0].price.product.object, "product", "retrieve with expand[]=items.data.price.product")
+    expect(sub["items"].data[0].price.lookup_key, "pro_monthly", "the price's lookup key")
+    listed = [s.id for s in client.subscriptions.list(params={"status": "all", "limit": 2}).auto_paging_iter()]
+    expect(sorted(listed), sorted(s.split(":")[0] for s in SUBSCRIPTIONS), "list with status=all, paged by 2")
+    active = [s.id for s in client.subscriptions.list(params={"limit": 100}).auto_paging_iter()]
+    expect("sub_conf3" in active, False, "a canceled subscription listed without status=all")
+    try:
+        client.subscriptions.retrieve("sub_missing")
+        raise Mismatch("an unknown subscription was retrieved")
+    except stripe.InvalidRequestError as e:
+        expect((e.http_status, e.code), (404, "resource_missing"), "the library's error for an unknown id")
+    try:
+        stripe.StripeClient("sk_test_wrong", base_addresses={"api": api}).subscriptions.retrieve("sub_conformance")
+        raise Mismatch("a wrong key was accepted")
+    except stripe.AuthenticationError:
+        pass
 
 
 def event(event_id, created, status):
@@ -159,16 +201,22 @@ def main():
     with tempfile.TemporaryDirectory() as tmp:
         tmp = pathlib.Path(tmp)
         repo = seed(tmp)
-        proc, url = start(tether, tmp)
+        procs = []
         try:
+            emulator, api = start_stripe(tether)
+            procs.append(emulator)
+            check_api(api)
+            receiver, url = start(tether, tmp, api)
+            procs.append(receiver)
             check(url, repo)
         except Mismatch as e:
             print(f"stripe conformance: {e}", file=sys.stderr)
             return 1
         finally:
-            proc.terminate()
-            proc.wait(timeout=10)
-    print(f"stripe conformance: stripe {stripe.VERSION} signatures accepted; tampered, wrong-secret and stale refused; replay and redelivery changed nothing")
+            for proc in procs:
+                proc.terminate()
+                proc.wait(timeout=10)
+    print(f"stripe conformance: stripe {stripe.VERSION} retrieves, lists (paged, every status, expanded) and reads errors from the emulator; signatures accepted; tampered, wrong-secret and stale refused; replay and redelivery changed nothing")
     return 0
 
 

@@ -7,6 +7,8 @@ use std::process::{Command, Stdio};
 use std::time::SystemTime;
 use tether::billing::serve::signature;
 use tether::secret::Secret;
+use tether_emulators::Token;
+use tether_emulators::stripe::StripeEmulator;
 
 const SECRET: &str = "whsec_e2e_serve";
 const MAPPING: &str = "statuses: {active: present, trialing: present, past_due: present, unpaid: off, paused: off, canceled: absent, incomplete: absent, incomplete_expired: absent}\nprices:\n  - {lookupKey: pro_monthly, plan: pro, type: cpx21, location: fsn1, runtime: 1.4.2}\n";
@@ -25,6 +27,10 @@ impl Drop for Receiver {
 async fn a_signed_delivery_to_the_running_receiver_is_committed_with_its_trailer() {
     let repo = example_fleet();
     commit_all(repo.path(), "main", "seed the example fleet");
+    let stripe = StripeEmulator::start(Token::from("sk_test_e2e_serve"))
+        .await
+        .expect("start the Stripe emulator");
+    stripe.seed("sub_e2eNew", "cus_e2e", "pro_monthly");
     let config_dir = tempfile::tempdir().expect("temp dir");
     std::fs::write(config_dir.path().join("mapping.yaml"), MAPPING).expect("mapping");
     let config = format!(
@@ -36,6 +42,8 @@ async fn a_signed_delivery_to_the_running_receiver_is_committed_with_its_trailer
         .args(["billing", "serve", "--config"])
         .arg(config_dir.path().join("billing.yaml"))
         .env("STRIPE_WEBHOOK_SECRET", SECRET)
+        .env("STRIPE_API_KEY", "sk_test_e2e_serve")
+        .env("STRIPE_API_URL", stripe.url())
         .env("RUST_LOG", "warn")
         .stdout(Stdio::piped())
         .stderr(Stdio::null())

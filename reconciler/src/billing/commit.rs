@@ -93,7 +93,23 @@ fn attempts(
             return Ok(Change::Committed { commit: oid, path });
         }
     }
-    Err(BillingError::Contended(target.branch.to_owned()))
+    Err(gave_up(repo, target))
+}
+
+/// Why [`MAX_ATTEMPTS`] attempts to move the branch failed: its ref lock file, when one is
+/// there (a git process killed mid-update leaves it, and it blocks every writer until it is
+/// old enough to clear), else other writers that kept landing first.
+pub(super) fn gave_up(repo: &Repository, target: &Target<'_>) -> BillingError {
+    let lock_file = repo
+        .path()
+        .join(format!("refs/heads/{}.lock", target.branch));
+    if target.push.is_none() && lock_file.exists() {
+        return BillingError::Locked {
+            branch: target.branch.to_owned(),
+            lock_file,
+        };
+    }
+    BillingError::Contended(target.branch.to_owned())
 }
 
 /// Commits `tree` on `tip` with `message` as `target.identity`, moving no ref.

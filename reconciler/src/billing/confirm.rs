@@ -10,95 +10,21 @@
 //! - The API key is read from `STRIPE_API_KEY` or the file `STRIPE_API_KEY_FILE` names, sent
 //!   only to the API, and never logged.
 
+use super::stripe::ReadError;
 use crate::plan::Observed;
 use crate::plan::confirm::{Confirmation, subscriptions_to_confirm};
-use crate::secret::Secret;
 use std::collections::BTreeMap;
-use std::time::Duration;
 use tether_schema::Fleet;
 
-/// The API base URL unless `STRIPE_API_URL` says otherwise.
-pub const DEFAULT_API_URL: &str = "https://api.stripe.com";
-/// The variable naming another API base URL (the sandbox's emulator).
-pub const API_URL_ENV: &str = "STRIPE_API_URL";
-/// The variable holding the secret (or restricted, read-only) API key.
-pub const API_KEY_ENV: &str = "STRIPE_API_KEY";
-/// The variable naming a file holding the key.
-pub const API_KEY_FILE_ENV: &str = "STRIPE_API_KEY_FILE";
-
-/// Stripe's subscription lookup.
-#[derive(Debug, Clone)]
-pub struct StripeApi {
-    base: String,
-    key: Secret<String>,
-    client: reqwest::Client,
-}
+pub use super::stripe::{API_KEY_ENV, API_KEY_FILE_ENV, API_URL_ENV, DEFAULT_API_URL, StripeApi};
 
 impl StripeApi {
-    /// From the environment read through `env`; the reason when no key is given.
-    ///
-    /// # Errors
-    /// No key, or the key file cannot be read.
-    pub fn from_env(env: &dyn Fn(&str) -> Option<String>) -> Result<StripeApi, String> {
-        let key = match (env(API_KEY_ENV), env(API_KEY_FILE_ENV)) {
-            (Some(key), _) if !key.trim().is_empty() => key.trim().to_owned(),
-            (_, Some(path)) => std::fs::read_to_string(&path)
-                .map(|k| k.trim().to_owned())
-                .map_err(|e| {
-                    format!("{API_KEY_FILE_ENV} names `{path}`, which cannot be read: {e}")
-                })?,
-            _ => {
-                return Err(format!(
-                    "{API_KEY_ENV} is not set, so Stripe cannot be asked; set it (a restricted key with read access to subscriptions is enough)"
-                ));
-            }
-        };
-        let base = env(API_URL_ENV).unwrap_or_else(|| DEFAULT_API_URL.to_owned());
-        let client = reqwest::Client::builder()
-            .timeout(Duration::from_secs(10))
-            .build()
-            .map_err(|e| format!("cannot build the HTTP client: {e}"))?;
-        Ok(StripeApi {
-            base: base.trim_end_matches('/').to_owned(),
-            key: Secret::new(key),
-            client,
-        })
-    }
-
     /// What Stripe says about `subscription`.
     pub async fn confirm(&self, subscription: &str) -> Confirmation {
-        let url = format!("{}/v1/subscriptions/{subscription}", self.base);
-        let response = match self
-            .client
-            .get(&url)
-            .bearer_auth(self.key.expose())
-            .send()
-            .await
-        {
-            Ok(r) => r,
-            Err(e) => {
-                return Confirmation::NotEnded(format!(
-                    "the Stripe lookup failed: {}",
-                    e.without_url()
-                ));
-            }
-        };
-        let status = response.status();
-        if status == http::StatusCode::NOT_FOUND {
-            return classify(None);
-        }
-        if !status.is_success() {
-            return Confirmation::NotEnded(format!(
-                "the Stripe lookup answered HTTP {}",
-                status.as_u16()
-            ));
-        }
-        match response.json::<serde_json::Value>().await {
+        match self.retrieve(subscription).await {
             Ok(body) => classify(body["status"].as_str()),
-            Err(e) => Confirmation::NotEnded(format!(
-                "the Stripe answer is unreadable: {}",
-                e.without_url()
-            )),
+            Err(ReadError::Unknown { .. }) => classify(None),
+            Err(e) => Confirmation::NotEnded(format!("the Stripe lookup failed: {e}")),
         }
     }
 }

@@ -45,6 +45,11 @@ pub struct AgentRequest {
     /// Power to set: `Off` writes `power: off`; `On` turns an agent that was off back on;
     /// `None` keeps what the spec says.
     pub power: Option<Power>,
+    /// The server fields are exactly this request's: one it leaves out is removed, so
+    /// fleet.yaml's default applies (the receiver writes the whole server its price buys; a
+    /// downgrade to a price without a type must not keep the old type). `false` keeps the
+    /// fields a request leaves out, as `tether agent add` does.
+    pub whole_server: bool,
 }
 
 /// What happened.
@@ -87,6 +92,17 @@ pub enum BillingError {
     /// The branch kept moving.
     #[error("branch `{0}` kept moving; gave up after {MAX_ATTEMPTS} attempts (nothing was forced)")]
     Contended(String),
+    /// The branch's ref is locked: another git process is updating it, or one was killed in
+    /// the middle of an update and left its lock file.
+    #[error(
+        "branch `{branch}` is locked by `{}`; if no git process is writing the repository, it was left by one that was killed: tether removes it once it is {} s old, or remove it by hand. Nothing was committed", lock_file.display(), crate::source::reflock::STALE_AFTER.as_secs()
+    )]
+    Locked {
+        /// The branch.
+        branch: String,
+        /// The lock file.
+        lock_file: std::path::PathBuf,
+    },
     /// The branch does not exist.
     #[error("branch `{0}` not found; billing commits to an existing fleet branch")]
     NoBranch(String),
@@ -255,6 +271,9 @@ impl Spec {
             .insert("customer".to_owned(), req.customer.clone());
         if let Some(plan) = &req.plan {
             self.labels.insert("plan".to_owned(), plan.clone());
+        }
+        if req.whole_server {
+            self.server.clear();
         }
         for (key, value) in [
             ("type", &req.server_type),
@@ -447,6 +466,7 @@ mod commit;
 pub mod confirm;
 mod index;
 pub mod serve;
+pub mod stripe;
 #[cfg(test)]
 mod tests;
 

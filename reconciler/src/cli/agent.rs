@@ -157,6 +157,7 @@ pub fn cmd_agent(args: &AgentArgs) -> Result<Outcome, CliError> {
                 runtime_version: a.runtime_version.clone(),
                 idempotency_key: a.repo.idempotency_key.clone(),
                 power: None,
+                whole_server: false,
             };
             with_target(repo, branch, base, |t| billing::add(t, &req))
         }

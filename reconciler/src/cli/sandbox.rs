@@ -7,6 +7,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 use tether_emulators::Token;
 use tether_emulators::hetzner::{Config, HetznerEmulator, Latencies, RateLimit, random_token};
+use tether_emulators::stripe::StripeEmulator;
 
 /// Try tether locally with no credentials: emulated Hetzner and Tailscale on 127.0.0.1 and a
 /// temporary fleet repository. `--demo` runs a narrated scenario to completion.
@@ -47,6 +48,45 @@ pub enum SandboxCommand {
     /// Run the Hetzner Cloud API emulator. Prints `listening on <url>` first, then the
     /// HCLOUD_ENDPOINT and HCLOUD_TOKEN to use.
     Hetzner(HetznerArgs),
+    /// Run the Stripe API emulator (subscriptions: retrieve and list). Prints `listening on
+    /// <url>` first, then the STRIPE_API_URL and STRIPE_API_KEY to use.
+    Stripe(StripeArgs),
+}
+
+/// Options of `tether sandbox stripe`.
+#[derive(Debug, clap::Args)]
+pub struct StripeArgs {
+    /// The secret key the emulator accepts (default: a random `sk_test_…`, printed).
+    #[arg(long, value_name = "KEY")]
+    key: Option<String>,
+    /// A subscription that exists from the start, `<sub_id>:<cus_id>:<lookup key>[:<status>]`
+    /// (status default `active`; repeatable).
+    #[arg(long = "subscription", value_name = "SPEC", value_parser = subscription_spec)]
+    subscriptions: Vec<(String, String, String, String)>,
+    /// Most reads a second before the API answers 429 (default: no limit).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    read_limit: Option<u32>,
+}
+
+fn subscription_spec(text: &str) -> Result<(String, String, String, String), String> {
+    let parts: Vec<&str> = text.split(':').collect();
+    match parts.as_slice() {
+        [sub, cus, lookup] => Ok((
+            (*sub).into(),
+            (*cus).into(),
+            (*lookup).into(),
+            "active".into(),
+        )),
+        [sub, cus, lookup, status] => Ok((
+            (*sub).into(),
+            (*cus).into(),
+            (*lookup).into(),
+            (*status).into(),
+        )),
+        _ => Err(format!(
+            "`{text}` is not `<sub_id>:<cus_id>:<lookup key>[:<status>]`, e.g. sub_1:cus_1:pro_monthly"
+        )),
+    }
 }
 
 /// Options of `tether sandbox hetzner`.
@@ -93,6 +133,7 @@ pub fn cmd_sandbox(args: &SandboxArgs) -> Result<Outcome, CliError> {
         })?;
     match &args.command {
         Some(SandboxCommand::Hetzner(hetzner)) => runtime.block_on(run_hetzner(hetzner)),
+        Some(SandboxCommand::Stripe(stripe)) => runtime.block_on(run_stripe(stripe)),
         None if args.demo => runtime.block_on(run_demo(&fleet_dir(args.fleet.as_deref())?)),
         None => {
             let options = (args.latency.is_some() || args.time_scale != 1.0).then(|| {
@@ -204,6 +245,37 @@ async fn run_hetzner(args: &HetznerArgs) -> Result<Outcome, CliError> {
     println!("press Ctrl-C to stop");
     stopped().await;
     emulator.shutdown().await;
+    println!("stopped");
+    Ok(Outcome::Success)
+}
+
+async fn run_stripe(args: &StripeArgs) -> Result<Outcome, CliError> {
+    let key = args
+        .key
+        .clone()
+        .unwrap_or_else(|| format!("sk_test_{}", random_token().expose().to_ascii_lowercase()));
+    let emulator = StripeEmulator::start(Token::new(key.clone()))
+        .await
+        .map_err(|e| {
+            CliError::failed(
+                format!("cannot start the Stripe emulator on 127.0.0.1: {e}"),
+                "check that a local port is free",
+            )
+        })?;
+    for (sub, customer, lookup, status) in &args.subscriptions {
+        emulator.seed(sub, customer, lookup);
+        if status != "active" {
+            emulator.set_status(sub, status);
+        }
+    }
+    emulator.set_read_limit(args.read_limit);
+    let url = emulator.url();
+    println!("listening on {url}");
+    println!("STRIPE_API_URL={url}");
+    // A sandbox key, printed on purpose so clients can be pointed at the emulator.
+    println!("STRIPE_API_KEY={key}");
+    println!("press Ctrl-C to stop");
+    stopped().await;
     println!("stopped");
     Ok(Outcome::Success)
 }

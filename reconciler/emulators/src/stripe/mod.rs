@@ -1,11 +1,13 @@
-//! A small Stripe emulator: subscriptions whose life (sign-up, status changes, cancellation)
-//! produces Stripe events, a [`WebhookSender`] that delivers them with real `Stripe-Signature`
-//! headers, and the API's subscription lookup `GET /v1/subscriptions/{id}` (what the
-//! confirmed-delete policy asks). Start with [`StripeEmulator::start`].
+//! A small Stripe emulator: subscriptions whose life (sign-up, price and status changes,
+//! cancellation) produces Stripe events, a [`WebhookSender`] that delivers them with real
+//! `Stripe-Signature` headers, and the API's subscription retrieve and list ([`api`]: what the
+//! confirmed-delete policy, the billing receiver and `tether billing sync` read), with a read
+//! rate limit. Start with [`StripeEmulator::start`].
 //!
 //! Stricter than Stripe where that catches bugs: only the secret key authenticates (Bearer, or
 //! HTTP basic with the key as user), and ids are plain Stripe ids.
 
+mod api;
 pub mod signature;
 mod state;
 #[cfg(test)]
@@ -15,27 +17,62 @@ pub mod wire;
 use crate::Token;
 use crate::emulator::{Faults, RequestLog, Server};
 use axum::Router;
-use axum::extract::{Path, State as Axum};
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use axum::routing::get;
-use http::{HeaderMap, StatusCode, header};
+use http::{StatusCode, header};
 use serde_json::Value;
 pub use state::Event;
 use state::State;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
-use std::time::SystemTime;
+use std::time::{Duration, Instant, SystemTime};
 
 /// The emulator: its API server and its subscriptions.
 #[derive(Debug)]
 pub struct StripeEmulator {
     server: Server,
     shared: Arc<Shared>,
+    faults: Arc<Faults>,
+    log: Arc<RequestLog>,
 }
 
 #[derive(Debug)]
 struct Shared {
     key: Token,
     state: Mutex<State>,
+    reads: ReadBudget,
+}
+
+/// Reads allowed per one-second window (none: unlimited), like Stripe's per-second limit.
+#[derive(Debug, Default)]
+struct ReadBudget {
+    per_second: Mutex<Option<u32>>,
+    window: Mutex<Option<(Instant, u32)>>,
+}
+
+impl ReadBudget {
+    /// Whether one more read fits the window `now` falls in.
+    fn take(&self, now: Instant) -> bool {
+        let Some(limit) = *self
+            .per_second
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+        else {
+            return true;
+        };
+        let mut window = self.window.lock().unwrap_or_else(PoisonError::into_inner);
+        let (start, used) = match *window {
+            Some((start, used)) if now.duration_since(start) < Duration::from_secs(1) => {
+                (start, used)
+            }
+            _ => (now, 0),
+        };
+        if used >= limit {
+            *window = Some((start, used));
+            return false;
+        }
+        *window = Some((start, used + 1));
+        true
+    }
 }
 
 impl Shared {
@@ -53,18 +90,67 @@ impl StripeEmulator {
         let shared = Arc::new(Shared {
             key,
             state: Mutex::new(State::default()),
+            reads: ReadBudget::default(),
         });
         let router = Router::new()
-            .route("/v1/subscriptions/{id}", get(retrieve))
+            .route("/v1/subscriptions", get(api::list))
+            .route("/v1/subscriptions/{id}", get(api::retrieve))
             .with_state(shared.clone());
-        let server = Server::start(
-            router,
-            Arc::new(Faults::new(0)),
-            Arc::new(RequestLog::default()),
-            fault_body,
-        )
-        .await?;
-        Ok(StripeEmulator { server, shared })
+        let faults = Arc::new(Faults::new(0));
+        let log = Arc::new(RequestLog::default());
+        let server = Server::start(router, faults.clone(), log.clone(), fault_body).await?;
+        Ok(StripeEmulator {
+            server,
+            shared,
+            faults,
+            log,
+        })
+    }
+
+    /// The fault rules (latency, 5xx answers, dropped connections) of the API.
+    pub fn faults(&self) -> &Faults {
+        &self.faults
+    }
+
+    /// The API's request counters (reads by route and outcome).
+    pub fn requests(&self) -> &RequestLog {
+        &self.log
+    }
+
+    /// At most `per_second` reads in any one-second window, beyond which the API answers 429
+    /// with a `rate_limit_error`, as Stripe does; `None` lifts the limit.
+    pub fn set_read_limit(&self, per_second: Option<u32>) {
+        *self
+            .shared
+            .reads
+            .per_second
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = per_second;
+    }
+
+    /// The subscription moves to `lookup_key`'s price (an upgrade or a downgrade):
+    /// `customer.subscription.updated`; `None` for an unknown subscription.
+    pub fn change_price(&self, subscription: &str, lookup_key: &str) -> Option<Event> {
+        self.shared
+            .state()
+            .change_price(subscription, lookup_key, SystemTime::now())
+    }
+
+    /// Every subscription as `(id, status, lookup key, customer)`, sorted by id: Stripe's
+    /// current state, for a test to compare the fleet with.
+    pub fn subscriptions(&self) -> Vec<(String, String, String, String)> {
+        self.shared
+            .state()
+            .subscriptions()
+            .map(|s| {
+                (
+                    s.id.clone(),
+                    s.status.clone(),
+                    s.lookup_key.clone(),
+                    s.customer.clone(),
+                )
+            })
+            .collect()
     }
 
     /// `http://127.0.0.1:<port>`: the API base URL (Stripe's is `https://api.stripe.com`).
@@ -148,48 +234,6 @@ impl WebhookSender {
             .await?;
         let status = response.status().as_u16();
         Ok((status, response.json().await.unwrap_or(Value::Null)))
-    }
-}
-
-fn authorized(headers: &HeaderMap, key: &Token) -> bool {
-    use base64::Engine as _;
-    let Some(value) = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-    else {
-        return false;
-    };
-    if let Some(bearer) = value.strip_prefix("Bearer ") {
-        return bearer == key.expose();
-    }
-    value
-        .strip_prefix("Basic ")
-        .and_then(|b| base64::engine::general_purpose::STANDARD.decode(b).ok())
-        .and_then(|user| String::from_utf8(user).ok())
-        .is_some_and(|user| user.strip_suffix(':').unwrap_or(&user) == key.expose())
-}
-
-async fn retrieve(
-    Axum(shared): Axum<Arc<Shared>>,
-    Path(id): Path<String>,
-    headers: HeaderMap,
-) -> Response {
-    if !authorized(&headers, &shared.key) {
-        return wire::error(
-            StatusCode::UNAUTHORIZED,
-            None,
-            "Invalid API Key provided.",
-            None,
-        );
-    }
-    match shared.state().subscription(&id) {
-        Some(sub) => (StatusCode::OK, axum::Json(sub.to_json())).into_response(),
-        None => wire::error(
-            StatusCode::NOT_FOUND,
-            Some("resource_missing"),
-            &format!("No such subscription: '{id}'"),
-            Some("id"),
-        ),
     }
 }
 

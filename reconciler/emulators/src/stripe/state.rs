@@ -84,6 +84,19 @@ impl State {
         self.subscriptions.get(id)
     }
 
+    /// Every subscription, by id.
+    pub fn subscriptions(&self) -> impl Iterator<Item = &Subscription> {
+        self.subscriptions.values()
+    }
+
+    /// A price change and its `customer.subscription.updated` event.
+    pub fn change_price(&mut self, id: &str, lookup_key: &str, now: SystemTime) -> Option<Event> {
+        self.subscriptions.get(id)?;
+        let created = self.tick(now);
+        self.subscriptions.get_mut(id)?.lookup_key = lookup_key.to_owned();
+        Some(self.event(id, "customer.subscription.updated", created))
+    }
+
     /// A new active subscription and its `created` event.
     pub fn sign_up(&mut self, customer: &str, lookup_key: &str, now: SystemTime) -> Event {
         let id = self.id("sub");

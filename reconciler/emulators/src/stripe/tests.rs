@@ -63,3 +63,95 @@ async fn the_subscription_lookup_answers_like_stripe() {
         "the key as the basic-auth user, as Stripe's curl examples do"
     );
 }
+
+#[tokio::test]
+async fn the_list_pages_every_status_and_expands_like_stripe() {
+    let stripe = StripeEmulator::start(Token::from(KEY))
+        .await
+        .expect("start");
+    let mut ids = Vec::new();
+    for i in 0..5 {
+        ids.push(
+            stripe
+                .sign_up(&format!("cus_{i}"), "pro_monthly")
+                .subscription,
+        );
+    }
+    stripe.cancel(&ids[0]);
+    let list = format!("{}/v1/subscriptions", stripe.url());
+    let (_, default) = get(&list, Some(KEY)).await;
+    assert_eq!(
+        default["data"].as_array().map(Vec::len),
+        Some(4),
+        "without status=all a canceled subscription is not listed"
+    );
+    let mut seen = Vec::new();
+    let mut after: Option<String> = None;
+    loop {
+        let mut url = format!("{list}?status=all&limit=2&expand[]=data.items.data.price.product");
+        if let Some(a) = &after {
+            url.push_str(&format!("&starting_after={a}"));
+        }
+        let (status, page) = get(&url, Some(KEY)).await;
+        assert_eq!(status, 200, "{page}");
+        let data = page["data"].as_array().cloned().unwrap_or_default();
+        assert!(data.len() <= 2);
+        for sub in &data {
+            assert_eq!(
+                sub["items"]["data"][0]["price"]["product"]["object"],
+                "product"
+            );
+            seen.push(sub["id"].as_str().unwrap_or_default().to_owned());
+        }
+        after = seen.last().cloned();
+        if page["has_more"] != true {
+            break;
+        }
+    }
+    ids.reverse();
+    assert_eq!(seen, ids, "every subscription once, newest first");
+    let (status, body) = get(&format!("{list}?expand[]=data.plan.tiers"), Some(KEY)).await;
+    assert_eq!(
+        (status, body["error"]["param"].as_str()),
+        (400, Some("expand"))
+    );
+    let (status, _) = get(&format!("{list}?limit=101"), Some(KEY)).await;
+    assert_eq!(status, 400);
+    let one = format!(
+        "{}/v1/subscriptions/{}?expand[0]=customer",
+        stripe.url(),
+        ids[0]
+    );
+    assert_eq!(
+        get(&one, Some(KEY)).await.1["customer"]["object"],
+        "customer"
+    );
+}
+
+#[tokio::test]
+async fn reads_beyond_the_limit_get_stripes_429_and_faults_its_5xx_body() {
+    let stripe = StripeEmulator::start(Token::from(KEY))
+        .await
+        .expect("start");
+    let sub = stripe.sign_up("cus_1", "pro_monthly").subscription;
+    let url = format!("{}/v1/subscriptions/{sub}", stripe.url());
+    stripe.set_read_limit(Some(2));
+    let mut statuses = Vec::new();
+    for _ in 0..3 {
+        statuses.push(get(&url, Some(KEY)).await);
+    }
+    assert_eq!(statuses[0].0, 200);
+    assert_eq!(statuses[2].0, 429);
+    assert_eq!(statuses[2].1["error"]["type"], "rate_limit_error");
+    stripe.set_read_limit(None);
+    stripe.faults().set(vec![crate::emulator::FaultRule {
+        error_rate: 1.0,
+        error_statuses: vec![503],
+        ..crate::emulator::FaultRule::everywhere()
+    }]);
+    let (status, body) = get(&url, Some(KEY)).await;
+    assert_eq!(
+        (status, body["error"]["type"].as_str()),
+        (503, Some("api_error"))
+    );
+}

@@ -31,6 +31,21 @@ pub fn error(
     (status, axum::Json(json!({ "error": error }))).into_response()
 }
 
+/// Stripe's answer beyond the rate limit: 429, `rate_limit_error`, code `rate_limit`.
+pub fn rate_limited() -> Response {
+    let error = json!({
+        "type": "rate_limit_error",
+        "code": "rate_limit",
+        "message": "Request rate limit exceeded. Learn more about rate limits here https://stripe.com/docs/rate-limits.",
+        "doc_url": "https://stripe.com/docs/error-codes/rate-limit",
+    });
+    (
+        StatusCode::TOO_MANY_REQUESTS,
+        axum::Json(json!({ "error": error })),
+    )
+        .into_response()
+}
+
 /// An event object around `object` (a subscription).
 pub fn event(id: &str, kind: &str, created: i64, object: Value) -> Value {
     json!({

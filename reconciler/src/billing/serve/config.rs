@@ -2,12 +2,16 @@
 //! (strict keys, every problem at once with its line), with `TETHER_BILLING_LISTEN` overriding
 //! `listen`. The endpoint secrets come only from the environment (`STRIPE_WEBHOOK_SECRET`, or
 //! the variable `webhook.secretEnv` names) or from `webhook.secretFile`; several secrets,
-//! separated by commas or newlines, are all accepted while one is rolled. Start at
-//! [`BillingConfig::load`]; the keys are documented in `docs/billing.md`.
+//! separated by commas or newlines, are all accepted while one is rolled. The Stripe API key
+//! (which the receiver reads subscriptions with) comes only from `STRIPE_API_KEY` or the file
+//! `STRIPE_API_KEY_FILE` names. Start at [`BillingConfig::load`]; the keys are documented in
+//! `docs/billing.md`.
 
 use super::file::{self, FileError, Problems};
 use super::signature::DEFAULT_TOLERANCE;
+use super::trigger::Trigger;
 use crate::audit::commit::Identity;
+use crate::billing::stripe::{API_KEY_ENV, StripeApi};
 use crate::process::parse_duration;
 use crate::secret::Secret;
 use serde::Deserialize;
@@ -26,6 +30,14 @@ pub const LISTEN_ENV: &str = "TETHER_BILLING_LISTEN";
 pub const DEFAULT_MAX_BATCH: usize = 250;
 /// How long a delivery waits for its commit unless configured (Stripe waits longer).
 pub const DEFAULT_ACK_TIMEOUT: Duration = Duration::from_secs(10);
+/// Subscription reads a second unless configured: below Stripe's documented live-mode limit
+/// of about 100, leaving room for the account's other clients.
+pub const DEFAULT_READS_PER_SECOND: u32 = 50;
+/// The variable holding the daemon's `POST /reconcile` token: the name the daemon reads it
+/// from (billing sits below the daemon and does not import it).
+pub const RECONCILE_TOKEN_ENV: &str = "TETHER_RECONCILE_TOKEN";
+/// How often the receiver runs `tether billing sync`'s reconciliation unless configured.
+pub const DEFAULT_SYNC_EVERY: Duration = Duration::from_secs(3600);
 
 /// A validated configuration. Its `Debug` output holds no secret.
 #[derive(Debug, Clone)]
@@ -50,6 +62,14 @@ pub struct BillingConfig {
     pub identity: Identity,
     /// Endpoint secrets (`whsec_…`).
     pub secrets: Vec<Secret<String>>,
+    /// Stripe's API, which every event's subscription is read from.
+    pub stripe: StripeApi,
+    /// Most subscription reads a second.
+    pub reads_per_second: u32,
+    /// How often the receiver reconciles every subscription with Stripe's list.
+    pub sync_every: Duration,
+    /// The daemon asked for a pass after each commit (`daemon.url`).
+    pub trigger: Option<Trigger>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -67,6 +87,23 @@ struct RawConfig {
     author: RawAuthor,
     #[serde(default)]
     webhook: RawWebhook,
+    #[serde(default)]
+    stripe: RawStripe,
+    #[serde(default)]
+    daemon: RawDaemon,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct RawDaemon {
+    url: Option<Spanned<String>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct RawStripe {
+    reads_per_second: Option<Spanned<u32>>,
+    sync_every: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -106,7 +143,23 @@ impl BillingConfig {
         let mut problems = Problems::default();
         let raw = file::read::<RawConfig>(path, &mut problems, unknown_hint)?;
         let base = path.parent().unwrap_or(Path::new(".")).to_owned();
-        let config = raw.and_then(|raw| validate(raw, &base, env, &mut problems));
+        let config = raw.and_then(|raw| validate(raw, &base, env, &mut problems, true));
+        problems.finish(path, config)
+    }
+
+    /// Like [`BillingConfig::load`] for `tether billing sync`, which receives no webhook and
+    /// so needs no endpoint secret (`secrets` is empty).
+    ///
+    /// # Errors
+    /// The file cannot be read, or holds problems (all listed).
+    pub fn load_for_sync(
+        path: &Path,
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<BillingConfig, FileError> {
+        let mut problems = Problems::default();
+        let raw = file::read::<RawConfig>(path, &mut problems, unknown_hint)?;
+        let base = path.parent().unwrap_or(Path::new(".")).to_owned();
+        let config = raw.and_then(|raw| validate(raw, &base, env, &mut problems, false));
         problems.finish(path, config)
     }
 }
@@ -116,6 +169,7 @@ fn validate(
     base: &Path,
     env: &dyn Fn(&str) -> Option<String>,
     problems: &mut Problems,
+    webhook: bool,
 ) -> Option<BillingConfig> {
     let listen_text = env(LISTEN_ENV)
         .map(|v| (v, None))
@@ -180,7 +234,42 @@ fn validate(
         Some(m) => m.value,
         None => DEFAULT_MAX_BATCH,
     };
-    let secrets = secrets(raw.webhook, base, env, problems);
+    let secrets = if webhook {
+        secrets(raw.webhook, base, env, problems)
+    } else {
+        Vec::new()
+    };
+    let stripe = StripeApi::from_env(env)
+        .map_err(|why| {
+            problems.push(
+                API_KEY_ENV,
+                None,
+                why,
+                "the receiver reads each event's subscription from Stripe's API: give it a key (a restricted key with read access to subscriptions is enough)",
+            );
+        })
+        .ok();
+    let reads_per_second = match raw.stripe.reads_per_second {
+        Some(r) if r.value == 0 => {
+            problems.push(
+                "stripe.readsPerSecond",
+                Some(r.span),
+                "must be at least 1".to_owned(),
+                "e.g. 50 (Stripe allows about 100 a second in live mode, fewer in test mode)",
+            );
+            DEFAULT_READS_PER_SECOND
+        }
+        Some(r) => r.value,
+        None => DEFAULT_READS_PER_SECOND,
+    };
+    let trigger = raw.daemon.url.and_then(|url| trigger(&url, env, problems));
+    let sync_every = duration(
+        raw.stripe.sync_every,
+        "stripe.syncEvery",
+        DEFAULT_SYNC_EVERY,
+        problems,
+    )
+    .max(Duration::from_secs(60));
     Some(BillingConfig {
         listen,
         repo: repo?,
@@ -201,7 +290,41 @@ fn validate(
                 .unwrap_or_else(|| "billing@tether.invalid".to_owned()),
         },
         secrets,
+        stripe: stripe?,
+        reads_per_second,
+        sync_every,
+        trigger,
     })
+}
+
+/// The daemon at `url` (`daemon.url`), with the token of its `POST /reconcile` from
+/// `TETHER_RECONCILE_TOKEN`; problems never quote the token.
+fn trigger(
+    url: &Spanned<String>,
+    env: &dyn Fn(&str) -> Option<String>,
+    problems: &mut Problems,
+) -> Option<Trigger> {
+    if !(url.value.starts_with("http://") || url.value.starts_with("https://")) {
+        problems.push(
+            "daemon.url",
+            Some(url.span),
+            format!("`{}` is not an http(s) URL", url.value),
+            "write the daemon's HTTP address, e.g. http://127.0.0.1:9180",
+        );
+        return None;
+    }
+    let Some(token) = env(RECONCILE_TOKEN_ENV).filter(|t| !t.trim().is_empty()) else {
+        problems.push(
+            RECONCILE_TOKEN_ENV,
+            None,
+            "is not set".to_owned(),
+            "`daemon.url` needs the daemon's POST /reconcile token in TETHER_RECONCILE_TOKEN",
+        );
+        return None;
+    };
+    Trigger::new(&url.value, Secret::new(token.trim().to_owned()))
+        .map_err(|why| problems.push("daemon.url", Some(url.span), why, "report this as a bug"))
+        .ok()
 }
 
 /// The endpoint secrets from the environment variable, else the file; each must look like a
@@ -289,7 +412,10 @@ mod tests {
     fn a_minimal_file_with_rotated_secrets_in_the_environment_loads() -> Result<(), FileError> {
         let c = load(
             "repo: fleet.git\nmapping: mapping.yaml\ntolerance: 2m\n",
-            &[("STRIPE_WEBHOOK_SECRET", "whsec_new, whsec_old")],
+            &[
+                ("STRIPE_WEBHOOK_SECRET", "whsec_new, whsec_old"),
+                ("STRIPE_API_KEY", "rk_test_reader"),
+            ],
         )?;
         assert_eq!(c.secrets.len(), 2);
         assert_eq!(
@@ -297,7 +423,9 @@ mod tests {
             (Duration::from_secs(120), DEFAULT_LISTEN, "main")
         );
         assert!(c.repo.ends_with("fleet.git"));
+        assert_eq!(c.reads_per_second, DEFAULT_READS_PER_SECOND);
         assert!(!format!("{c:?}").contains("whsec_new"));
+        assert!(!format!("{c:?}").contains("rk_test_reader"));
         Ok(())
     }
 
@@ -315,6 +443,7 @@ mod tests {
             "`mapping`: is required",
             "maxBatch",
             "not a webhook signing secret",
+            "STRIPE_API_KEY is not set",
         ] {
             assert!(shown.contains(part), "{part} missing from:\n{shown}");
         }

@@ -230,7 +230,61 @@ pub fn parse(body: &[u8]) -> Result<Parsed, EventError> {
         kind: event.kind.clone(),
         problem,
     };
-    let sub: WireSubscription = serde_json::from_value(event.data.object.clone())
+    let state = snapshot(event.data.object, &bad)?;
+    Ok(Parsed::Subscription(SubscriptionEvent {
+        id: event.id,
+        kind: event.kind,
+        created: event.created,
+        subscription: state.subscription,
+        customer: state.customer,
+        status: state.status,
+        prices: state.prices,
+    }))
+}
+
+/// `event` with its subscription's state replaced by `object`, the subscription as Stripe's
+/// API answers it now: the spec follows Stripe's current state, the event only triggered the
+/// read.
+///
+/// # Errors
+/// `object` is not a usable subscription, or another subscription than the event's.
+pub fn current(
+    event: &SubscriptionEvent,
+    object: serde_json::Value,
+) -> Result<SubscriptionEvent, EventError> {
+    let bad = |problem: String| EventError::BadSubscription {
+        event: event.id.clone(),
+        kind: "the subscription read from Stripe".to_owned(),
+        problem,
+    };
+    let state = snapshot(object, &bad)?;
+    if state.subscription != event.subscription {
+        return Err(bad(format!(
+            "Stripe answered subscription {} for {}",
+            state.subscription, event.subscription
+        )));
+    }
+    Ok(SubscriptionEvent {
+        customer: state.customer,
+        status: state.status,
+        prices: state.prices,
+        ..event.clone()
+    })
+}
+
+/// A subscription object's id, customer, status and prices.
+struct Snapshot {
+    subscription: String,
+    customer: String,
+    status: Status,
+    prices: Vec<Price>,
+}
+
+fn snapshot(
+    object: serde_json::Value,
+    bad: &dyn Fn(String) -> EventError,
+) -> Result<Snapshot, EventError> {
+    let sub: WireSubscription = serde_json::from_value(object)
         .map_err(|e| bad(format!("`data.object` is not a subscription: {e}")))?;
     let status = Status::parse(&sub.status)
         .ok_or_else(|| bad(format!("unknown subscription status `{}`", sub.status)))?;
@@ -250,15 +304,12 @@ pub fn parse(body: &[u8]) -> Result<Parsed, EventError> {
             product: item.price.product.id(),
         })
         .collect();
-    Ok(Parsed::Subscription(SubscriptionEvent {
-        id: event.id,
-        kind: event.kind,
-        created: event.created,
+    Ok(Snapshot {
         subscription: sub.id,
         customer,
         status,
         prices,
-    }))
+    })
 }
 
 #[cfg(test)]

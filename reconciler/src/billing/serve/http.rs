@@ -3,11 +3,11 @@
 //!
 //! Order of checks: body size (413 past [`MAX_BODY_BYTES`]), signature and timestamp (400,
 //! before anything reads the body), replay (a signature acknowledged before: 200 `replay`,
-//! nothing done), event shape (400), mapping (422, Stripe retries once the mapping is fixed),
-//! then the single writer: the answer waits for the commit holding the event.
+//! nothing done), event shape (400), then the single writer, which reads the subscription from
+//! Stripe and maps it (422 unmapped, 503 unreadable): the answer waits for the commit holding
+//! the event.
 
 use super::events::{self, Parsed};
-use super::mapping::Mapping;
 use super::metrics::BillingMetrics;
 use super::queue::{Item, Outcome, Queue, QueueError};
 use super::signature::{self, HEADER};
@@ -33,8 +33,6 @@ pub struct Receiver {
     pub secrets: Vec<Secret<String>>,
     /// Timestamp tolerance.
     pub tolerance: Duration,
-    /// The price mapping.
-    pub mapping: Mapping,
     /// The single writer.
     pub queue: Queue,
     /// Metrics.
@@ -64,7 +62,6 @@ impl Receiver {
     pub fn new(
         secrets: Vec<Secret<String>>,
         tolerance: Duration,
-        mapping: Mapping,
         queue: Queue,
         metrics: Arc<BillingMetrics>,
         ack_timeout: Duration,
@@ -73,7 +70,6 @@ impl Receiver {
         Receiver {
             secrets,
             tolerance,
-            mapping,
             queue,
             metrics,
             ack_timeout,
@@ -154,22 +150,9 @@ impl Receiver {
                 );
             }
         };
-        let desired = match self.mapping.resolve(&event) {
-            Ok(d) => d,
-            Err(e) => {
-                tracing::error!(event = %event.id, subscription = %event.subscription, error = %e, "Stripe event not applied");
-                return problem(
-                    StatusCode::UNPROCESSABLE_ENTITY,
-                    "unmapped",
-                    &e.to_string(),
-                    "fix the price mapping and restart; Stripe retries the delivery",
-                );
-            }
-        };
         let (id, sub) = (event.id.clone(), event.subscription.clone());
         let submitted =
-            tokio::time::timeout(self.ack_timeout, self.queue.submit(Item { event, desired }))
-                .await;
+            tokio::time::timeout(self.ack_timeout, self.queue.submit(Item { event })).await;
         let answer = match submitted {
             Ok(Ok(outcome)) => answer(&id, &sub, outcome),
             Ok(Err(QueueError::Commit(e))) => problem(
@@ -258,6 +241,18 @@ fn answer(id: &str, sub: &str, outcome: Outcome) -> Answer {
                 json!({"error": "the change would make the fleet invalid; nothing was committed", "problems": problems, "hint": "fix the price mapping or fleet.yaml; Stripe retries"}),
             )
         }
+        Outcome::Unmapped(e) => problem(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "unmapped",
+            &e.to_string(),
+            "fix the price mapping and restart; Stripe retries the delivery",
+        ),
+        Outcome::Unreadable(reason) => problem(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "unreadable",
+            &reason,
+            "Stripe retries; the spec follows the subscription read from Stripe's API (STRIPE_API_KEY)",
+        ),
         Outcome::Refused(reason) => {
             tracing::error!(event = id, subscription = sub, reason = %reason, "Stripe event refused");
             problem(

@@ -1,6 +1,6 @@
 //! `tether billing serve`'s Prometheus metrics, in `prometheus-client` families rendered like
 //! the daemon's: deliveries by outcome, commits, events per commit and the time from a
-//! delivery's arrival to its answer. Names are listed in `docs/billing.md`; as in
+//! delivery's arrival to its answer, and the subscriptions read from Stripe. Names are listed in `docs/billing.md`; as in
 //! [`crate::daemon::metrics`], counters are registered without `_total` and help texts without
 //! their full stop, which the library adds.
 
@@ -33,6 +33,7 @@ pub struct BillingMetrics {
     registry: Registry,
     deliveries: Family<Labels, Counter>,
     commits: Counter,
+    reads: Counter,
     batch: Histogram,
     ack: HistogramFamily,
 }
@@ -43,7 +44,7 @@ impl Default for BillingMetrics {
         let deliveries = Family::default();
         registry.register(
             "tether_billing_deliveries",
-            "Stripe deliveries answered, by outcome (applied, duplicate, stale, replay, ignored, unmapped, invalid, refused, bad_signature, bad_event, too_large, failed)",
+            "Stripe deliveries answered, by outcome (applied, duplicate, stale, replay, ignored, unmapped, unreadable, invalid, refused, bad_signature, bad_event, too_large, failed)",
             deliveries.clone(),
         );
         let commits = Counter::default();
@@ -51,6 +52,12 @@ impl Default for BillingMetrics {
             "tether_billing_commits",
             "Commits landed on the fleet branch by the receiver",
             commits.clone(),
+        );
+        let reads = Counter::default();
+        registry.register(
+            "tether_billing_stripe_reads",
+            "Subscriptions read from Stripe's API for the events of a batch (one per subscription per batch, retries not counted)",
+            reads.clone(),
         );
         let batch = batch_histogram();
         registry.register(
@@ -68,6 +75,7 @@ impl Default for BillingMetrics {
             registry,
             deliveries,
             commits,
+            reads,
             batch,
             ack,
         }
@@ -86,6 +94,11 @@ impl BillingMetrics {
     pub fn count_commit(&self, events: usize) {
         self.commits.inc();
         self.batch.observe(events as f64);
+    }
+
+    /// Counts `n` subscriptions read from Stripe.
+    pub fn count_reads(&self, n: usize) {
+        self.reads.inc_by(n as u64);
     }
 
     /// The text exposition.

@@ -4,9 +4,10 @@
 //! `docs/decisions/017-stripe-receiver.md` the reasoning.
 //!
 //! The rooms, in the order a delivery passes them: [`http`] (the endpoint), [`signature`]
-//! (`Stripe-Signature`), [`events`] (the wire types), [`mapping`] (status and price to agent),
-//! [`queue`] (the single writer, its [`queue::batch`] commit and the [`queue::ledger`] read
-//! from trailers), plus [`config`], [`file`] and [`metrics`].
+//! (`Stripe-Signature`), [`events`] (the wire types), [`queue`] (the single writer), [`read`]
+//! (the batch's subscriptions read from Stripe, once each, paced), [`mapping`] (status and
+//! price to agent), [`queue::batch`] (the commit) and [`queue::ledger`] (read from trailers),
+//! plus [`config`], [`file`] and [`metrics`].
 
 pub mod config;
 pub mod events;
@@ -15,7 +16,10 @@ pub mod http;
 pub mod mapping;
 pub mod metrics;
 pub mod queue;
+pub mod read;
 pub mod signature;
+pub mod sync;
+pub mod trigger;
 
 use crate::process::shutdown::ShutdownSignal;
 use config::BillingConfig;
@@ -23,7 +27,8 @@ use file::FileError;
 use http::Receiver;
 use mapping::Mapping;
 use metrics::BillingMetrics;
-use queue::{Destination, Queue};
+use queue::{Destination, Queue, Source};
+use read::Reader;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::SystemTime;
@@ -97,12 +102,22 @@ pub async fn start(config: BillingConfig, shutdown: ShutdownSignal) -> Result<Ru
         branch: config.branch.clone(),
         push: config.push.clone(),
         identity: config.identity.clone(),
+        trigger: config.trigger.clone(),
     };
-    let queue = Queue::spawn(destination, config.max_batch, metrics.clone());
+    tokio::spawn(sync::every(
+        config.sync_every,
+        config.stripe.clone(),
+        mapping.clone(),
+        destination.clone(),
+    ));
+    let source = Source {
+        reader: Reader::new(config.stripe, config.reads_per_second),
+        mapping,
+    };
+    let queue = Queue::spawn(destination, config.max_batch, source, metrics.clone());
     let receiver = Arc::new(Receiver::new(
         config.secrets,
         config.tolerance,
-        mapping,
         queue,
         metrics,
         config.ack_timeout,
@@ -150,6 +165,12 @@ fn check_branch(config: &BillingConfig) -> Result<(), ServeError> {
 }
 
 #[cfg(test)]
+mod after_commit_tests;
+#[cfg(test)]
+mod burst;
+#[cfg(test)]
 mod emulator_tests;
+#[cfg(test)]
+mod harness;
 #[cfg(test)]
 mod tests;

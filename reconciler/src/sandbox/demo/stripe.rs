@@ -6,8 +6,10 @@ use super::{Demo, DemoError, setup, step};
 use crate::billing::serve::http::Receiver;
 use crate::billing::serve::mapping::Mapping;
 use crate::billing::serve::metrics::BillingMetrics;
-use crate::billing::serve::queue::{Destination, Queue};
+use crate::billing::serve::queue::{Destination, Queue, Source};
+use crate::billing::serve::read::Reader;
 use crate::billing::serve::signature::DEFAULT_TOLERANCE;
+use crate::billing::stripe::{API_KEY_ENV, API_URL_ENV, StripeApi};
 use crate::secret::Secret;
 use std::io::Write;
 use std::path::Path;
@@ -35,12 +37,23 @@ impl<W: Write> Demo<'_, W> {
             branch: "main".to_owned(),
             push: None,
             identity: self.identity.clone(),
+            trigger: None,
+        };
+        let url = stripe.url();
+        let api = StripeApi::from_env(&|var| match var {
+            API_KEY_ENV => Some("sk_test_demo".to_owned()),
+            API_URL_ENV => Some(url.clone()),
+            _ => None,
+        })
+        .map_err(setup)?;
+        let source = Source {
+            reader: Reader::new(api, 50),
+            mapping: Mapping::parse(Path::new("mapping.yaml"), MAPPING).map_err(setup)?,
         };
         let receiver = Arc::new(Receiver::new(
             vec![secret.clone()],
             DEFAULT_TOLERANCE,
-            Mapping::parse(Path::new("mapping.yaml"), MAPPING).map_err(setup)?,
-            Queue::spawn(destination, 250, metrics.clone()),
+            Queue::spawn(destination, 250, source, metrics.clone()),
             metrics,
             Duration::from_secs(10),
             Arc::new(SystemTime::now),
