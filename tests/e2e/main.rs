@@ -3,6 +3,8 @@
 
 mod apply_interrupt;
 mod audit_remote;
+mod audit_report;
+mod audit_signed;
 mod audit_timeline;
 mod billing;
 mod billing_confirm;

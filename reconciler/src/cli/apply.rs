@@ -2,7 +2,7 @@
 //! fleet once.
 
 use super::approve::{self, Approval};
-use super::common::{self, LogFormat, SourceArgs};
+use super::common::{self, LogFormat, SigningArgs, SourceArgs};
 use super::error::Failure;
 use super::github::Reporter;
 use super::lease;
@@ -41,6 +41,8 @@ use std::time::Duration;
 pub struct ApplyArgs {
     #[command(flatten)]
     source: SourceArgs,
+    #[command(flatten)]
+    signing: SigningArgs,
     /// A plan saved with `tether plan --out FILE`: apply it only if a fresh plan has its hash.
     #[arg(value_name = "PLAN_FILE", conflicts_with = "plan_hash")]
     plan_file: Option<PathBuf>,
@@ -243,7 +245,11 @@ fn apply(
     rt: &tokio::runtime::Runtime,
 ) -> Result<(PassOutcome, bool), Failure> {
     let (compute, tailnet) = common::clients_for(snapshot).map_err(Failure::Cli)?;
-    let identity = Identity::default();
+    let default = Identity::default();
+    let identity = args
+        .signing
+        .identity(&default.name, &default.email)
+        .map_err(Failure::Cli)?;
     let started = time::OffsetDateTime::from(TokioClock.now());
     let run = format!("apply-{}", started.unix_timestamp_nanos());
     let status = args.source.git.as_deref().map(|repo| StatusTarget {

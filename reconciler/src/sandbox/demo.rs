@@ -155,6 +155,7 @@ pub async fn run(
         identity: Identity {
             name: "billing".into(),
             email: "billing@example.com".into(),
+            signer: None,
         },
         actions_done: 0,
         agents_applied: 0,
@@ -371,6 +372,7 @@ impl<W: Write> Demo<'_, W> {
         let identity = Identity {
             name: "tether".into(),
             email: "tether@example.com".into(),
+            signer: None,
         };
         let options = PassOptions {
             apply: Options {

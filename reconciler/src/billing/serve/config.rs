@@ -8,6 +8,7 @@
 use super::file::{self, FileError, Problems};
 use super::signature::DEFAULT_TOLERANCE;
 use crate::audit::commit::Identity;
+use crate::audit::signing::Signer;
 use crate::process::parse_duration;
 use crate::secret::Secret;
 use serde::Deserialize;
@@ -74,6 +75,8 @@ struct RawConfig {
 struct RawAuthor {
     name: Option<String>,
     email: Option<String>,
+    /// The SSH private key billing commits are signed with.
+    signing_key_file: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -181,6 +184,17 @@ fn validate(
         None => DEFAULT_MAX_BATCH,
     };
     let secrets = secrets(raw.webhook, base, env, problems);
+    let key_span = raw.author.signing_key_file.as_ref().map(|k| k.span);
+    let key_file = raw.author.signing_key_file.map(|k| base.join(k.value));
+    let signer = Signer::configured(key_file.as_deref(), env).unwrap_or_else(|e| {
+        problems.push(
+            "author.signingKeyFile",
+            key_span,
+            e.to_string(),
+            "name an OpenSSH private key without a passphrase, or remove the key to commit unsigned",
+        );
+        None
+    });
     Some(BillingConfig {
         listen,
         repo: repo?,
@@ -199,6 +213,7 @@ fn validate(
                 .author
                 .email
                 .unwrap_or_else(|| "billing@tether.invalid".to_owned()),
+            signer,
         },
         secrets,
     })

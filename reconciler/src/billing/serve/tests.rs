@@ -55,6 +55,7 @@ async fn receiver_on(dir: tempfile::TempDir, max_batch: usize) -> Harness {
         identity: Identity {
             name: "tether billing".into(),
             email: "billing@tether.invalid".into(),
+            signer: None,
         },
     };
     let queue = Queue::spawn(destination, max_batch, metrics.clone());

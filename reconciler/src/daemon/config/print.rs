@@ -114,6 +114,14 @@ impl fmt::Display for DaemonConfig {
             "rateLimit:\n  hourly: {}\n  observeShare: {}",
             self.rate_budget.hourly, self.rate_budget.observe_share
         )?;
+        writeln!(
+            f,
+            "signing:\n  key: {}",
+            self.signer
+                .as_ref()
+                .map_or("(not set: status commits are unsigned)", |s| s
+                    .fingerprint())
+        )?;
         write!(f, "{}", self.notify)
     }
 }
