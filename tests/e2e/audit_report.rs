@@ -115,6 +115,7 @@ async fn the_audit_report_of_a_sandbox_run_matches_the_providers_action_log_one_
                 .push(who);
         }
     }
+    assert!(!log.is_empty(), "the run made provider actions");
     let unreported: Vec<_> = log
         .iter()
         .filter(|(id, _)| !claimed.contains_key(id))
@@ -176,4 +177,77 @@ async fn the_audit_report_of_a_sandbox_run_matches_the_providers_action_log_one_
     assert_eq!(csv.code, 0, "{}", csv.stderr);
     assert_eq!(csv.stdout.lines().count(), rows.len() + 1, "{}", csv.stdout);
     assert!(csv.stdout.starts_with("time,kind,agent,outcome,actor,"));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn applies_from_a_folder_are_journaled_and_the_next_git_apply_imports_them_into_the_report() {
+    let stack = Stack::start(StackOptions::default())
+        .await
+        .expect("emulators");
+    let state = tempfile::tempdir().expect("state dir");
+    let fleet = example_fleet();
+    let repo = fleet.path();
+    let folder = tokio::process::Command::new(crate::common::tether_bin())
+        .args(["apply", "--auto-approve", "--fleet"])
+        .arg(repo)
+        .args(["--device-poll-ms", "50", "--device-timeout", "20"])
+        .env("TETHER_STATE_DIR", state.path())
+        .env("HCLOUD_POLL_INTERVAL_MS", "25")
+        .envs(stack.env())
+        .output()
+        .await
+        .expect("run tether apply --fleet");
+    assert!(
+        folder.status.success(),
+        "{}",
+        String::from_utf8_lossy(&folder.stderr)
+    );
+    let journal = state.path().join("journal-aura-prod.txt");
+    assert!(journal.exists(), "no journal in {}", state.path().display());
+
+    commit_all(repo, "main", "billing: the example fleet");
+    let (code, _, err) = crate::common::apply_command(&stack, repo, &[])
+        .env("TETHER_STATE_DIR", state.path())
+        .output()
+        .await
+        .map(|o| {
+            (
+                o.status.code().unwrap_or(-1),
+                String::new(),
+                String::from_utf8_lossy(&o.stderr).into_owned(),
+            )
+        })
+        .expect("run tether apply --git");
+    assert_eq!(code, 0, "{err}");
+    assert!(!journal.exists(), "the journal was imported and removed");
+    let log = action_log(&stack).await;
+    stack.shutdown().await;
+
+    let subjects = crate::common::status_log(repo);
+    assert!(
+        subjects[0].starts_with("import 1 applies made without a status branch"),
+        "{subjects:?}"
+    );
+    let repo_arg = repo.to_str().expect("utf-8 path");
+    let run = tether(
+        repo,
+        &["audit", "report", "--repo", repo_arg, "--format", "json"],
+    );
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let rows: Vec<serde_json::Value> = serde_json::from_str(&run.stdout).expect("json rows");
+    let mut reported: Vec<u64> = rows
+        .iter()
+        .flat_map(|r| r["actions"].as_array().cloned().unwrap_or_default())
+        .filter_map(|id| id.as_u64())
+        .collect();
+    reported.sort_unstable();
+    let provider: Vec<u64> = log.keys().copied().collect();
+    assert!(!provider.is_empty());
+    assert_eq!(reported, provider, "{}", run.stdout);
+    assert_eq!(
+        rows.iter().filter(|r| r["kind"] == "create").count(),
+        6,
+        "{}",
+        run.stdout
+    );
 }

@@ -7,11 +7,13 @@
 //! self-healing's records; [`runtime`] writes `status/runtime.yaml` for runtime rollouts;
 //! [`invariants`] checks what must hold at the end of every pass; [`signing`] signs commits with
 //! an SSH key, [`signers`] reads the allowed signers and [`verify`] proves the status branch;
-//! [`report`] exports a period's activity.
+//! [`report`] exports a period's activity; [`journal`] keeps the applies made without a status
+//! branch until one imports them.
 
 pub mod commit;
 pub mod heal;
 pub mod invariants;
+pub mod journal;
 pub mod ledger;
 pub mod ledgers;
 pub mod live;
