@@ -196,13 +196,19 @@ pub(crate) mod tests {
         Signer { key, fingerprint }
     }
 
+    impl Signer {
+        /// The private key in OpenSSH form, for writing test key files.
+        pub(crate) fn private_openssh(&self) -> String {
+            self.key
+                .to_openssh(LineEnding::LF)
+                .expect("encode")
+                .to_string()
+        }
+    }
+
     #[test]
     fn an_openssh_key_parses_into_the_same_signer() {
-        let text = signer(1)
-            .key
-            .to_openssh(LineEnding::LF)
-            .expect("encode")
-            .to_string();
+        let text = signer(1).private_openssh();
         assert_eq!(Signer::from_openssh(&text, "test").expect("key"), signer(1));
     }
 
