@@ -190,3 +190,51 @@ async fn git_verifies_every_signed_status_commit_and_audit_verify_names_the_forg
         found.stdout
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_daemon_signs_its_status_commits_with_the_key_from_the_environment() {
+    let keys = tempfile::tempdir().expect("keys");
+    let public = keygen(keys.path(), "daemon");
+    let signers = keys.path().join("allowed_signers");
+    std::fs::write(&signers, format!("tether@aura-prod {public}")).expect("allowed signers");
+    let key = keys.path().join("daemon");
+
+    let stack = Stack::start(StackOptions::default())
+        .await
+        .expect("emulators");
+    let fleet = example_fleet();
+    commit_all(fleet.path(), "main", "the example fleet");
+    let daemon = crate::daemon::Daemon::spawn(
+        &stack,
+        &format!("  path: {}", fleet.path().display()),
+        "",
+        &[("TETHER_SIGNING_KEY_FILE", key.to_str().expect("utf-8 path"))],
+    );
+    daemon.wait_ready().await;
+    let log = daemon.log_text();
+    daemon.stop().await;
+    stack.shutdown().await;
+    assert!(!log.contains("PRIVATE KEY"), "{log}");
+
+    let repo = fleet.path();
+    let (_, list) = git(repo, &signers, &["rev-list", "tether/status"]);
+    assert!(!list.trim().is_empty(), "the daemon wrote no status commit");
+    for commit in list.lines() {
+        let (code, out) = git(repo, &signers, &["verify-commit", commit]);
+        assert_eq!(code, 0, "git verify-commit {commit}: {out}");
+    }
+    let repo_arg = repo.to_str().expect("utf-8 path");
+    let signers_arg = signers.to_str().expect("utf-8 path");
+    let verify = tether(
+        repo,
+        &[
+            "audit",
+            "verify",
+            "--repo",
+            repo_arg,
+            "--allowed-signers",
+            signers_arg,
+        ],
+    );
+    assert_eq!(verify.code, 0, "{}{}", verify.stdout, verify.stderr);
+}
