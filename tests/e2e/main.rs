@@ -4,6 +4,8 @@
 mod apply_interrupt;
 mod apply_lock;
 mod audit_remote;
+mod audit_report;
+mod audit_signed;
 mod audit_timeline;
 mod billing;
 mod billing_confirm;

@@ -1,10 +1,12 @@
 //! Writing a status commit to the status branch through libgit2, and pushing it without ever
 //! forcing: on a non-fast-forward the status change is rebuilt on the new tip and pushed again.
 
+use super::signing::{self, Signer};
 use crate::source::{publish, reflock};
 use git2::{Oid, Repository, Signature};
 use std::collections::BTreeMap;
 use std::path::Path;
+use std::sync::Arc;
 
 /// Attempts at pushing before giving up on a contended status branch.
 pub const MAX_PUSH_ATTEMPTS: usize = 5;
@@ -18,6 +20,8 @@ pub struct Identity {
     pub name: String,
     /// Email.
     pub email: String,
+    /// The key commits are signed with; unsigned without one ([`super::signing`]).
+    pub signer: Option<Arc<Signer>>,
 }
 
 impl Default for Identity {
@@ -25,6 +29,7 @@ impl Default for Identity {
         Identity {
             name: "tether".to_owned(),
             email: "tether@localhost".to_owned(),
+            signer: None,
         }
     }
 }
@@ -83,6 +88,35 @@ pub fn write(
     files: &BTreeMap<String, String>,
     message: &str,
 ) -> Result<Option<Oid>, CommitError> {
+    land(target, message, |repo, parent| {
+        let tree = build_tree(repo, parent.map(|p| p.tree()).transpose()?.as_ref(), files)?;
+        Ok((parent.is_none_or(|p| p.tree_id() != tree)).then_some(tree))
+    })
+}
+
+/// Records `message` on the status branch as a commit that changes no file: an event that is
+/// not a pass (a purge request), pushed like [`write`]'s commits.
+///
+/// # Errors
+/// As [`write`]'s.
+pub fn note(target: &Target<'_>, message: &str) -> Result<Oid, CommitError> {
+    let written = land(target, message, |repo, parent| {
+        Ok(Some(match parent {
+            Some(p) => p.tree_id(),
+            None => repo.treebuilder(None)?.write()?,
+        }))
+    })?;
+    written.ok_or_else(|| CommitError::Contended(target.branch.to_owned()))
+}
+
+/// The loop [`write`] and [`note`] share: `tree_for` gives the tree to commit on the current tip
+/// (`None`: nothing to commit), then the commit lands by compare-and-swap or a push that never
+/// forces, rebuilt on a lost race.
+fn land(
+    target: &Target<'_>,
+    message: &str,
+    tree_for: impl Fn(&Repository, Option<&git2::Commit<'_>>) -> Result<Option<Oid>, git2::Error>,
+) -> Result<Option<Oid>, CommitError> {
     if target.branch == target.source_branch {
         return Err(CommitError::SourceBranch(target.branch.to_owned()));
     }
@@ -101,26 +135,14 @@ pub fn write(
             .find_reference(&local_ref)
             .ok()
             .and_then(|r| r.peel_to_commit().ok());
-        let tree = build_tree(
-            &repo,
-            parent
-                .as_ref()
-                .map(|p| p.tree())
-                .transpose()
-                .map_err(git)?
-                .as_ref(),
-            files,
-        )
-        .map_err(git)?;
-        if parent.as_ref().is_some_and(|p| p.tree_id() == tree) {
+        let Some(tree) = tree_for(&repo, parent.as_ref()).map_err(git)? else {
             return Ok(None);
-        }
-        let sig = Signature::now(&target.identity.name, &target.identity.email).map_err(git)?;
+        };
         let tree = repo.find_tree(tree).map_err(git)?;
         let parents: Vec<&git2::Commit<'_>> = parent.iter().collect();
-        let oid = repo
-            .commit(None, &sig, &sig, message, &tree, &parents)
-            .map_err(git)?;
+        let who = Signature::now(&target.identity.name, &target.identity.email).map_err(git)?;
+        let signer = target.identity.signer.as_deref();
+        let oid = signing::commit(&repo, &who, signer, message, &tree, &parents).map_err(git)?;
         match target.remote {
             None => {
                 reflock::clear_stale(&repo, &local_ref, std::time::SystemTime::now());

@@ -202,7 +202,7 @@ pub fn history(
 }
 
 /// A phase change as one line: `phase Ready (server 42)`, `phase Failed (server 42): why`
-/// (the error escaped to one line).
+/// (the error escaped to one line), `… (3 passes in a row)` for a repeated failure.
 pub fn phase_line(p: &PhaseChange) -> String {
     let server = p
         .server_id
@@ -213,7 +213,12 @@ pub fn phase_line(p: &PhaseChange) -> String {
         .as_deref()
         .map(|e| format!(": {}", super::trailers::escape(e)))
         .unwrap_or_default();
-    format!("phase {}{server}{error}", p.phase)
+    let repeated = if p.count > 1 {
+        format!(" ({} passes in a row)", p.count)
+    } else {
+        String::new()
+    };
+    format!("phase {}{server}{error}{repeated}", p.phase)
 }
 
 /// Of `refs`, the one whose tip was committed last.

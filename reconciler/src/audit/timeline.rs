@@ -28,6 +28,9 @@ pub struct PhaseChange {
     pub server_id: Option<u64>,
     /// The document's `lastError`.
     pub error: Option<String>,
+    /// The status commits in a row that recorded it anew: a failure repeated pass after pass
+    /// (each time with a new correlation id) is one entry with a count.
+    pub count: u32,
 }
 
 /// What a status document says that the timeline follows.
@@ -47,6 +50,24 @@ fn recorded(text: &str) -> Option<Recorded> {
             .and_then(|i| u64::try_from(i).ok()),
         error: doc["lastError"].as_str().map(str::to_owned),
     })
+}
+
+/// Whether `now` records the failure `before` recorded again: the same phase, server and error
+/// but for the providers' correlation ids, which are new on every request.
+fn same_failure(before: &Recorded, now: &Recorded) -> bool {
+    let bare = |e: &str| -> String {
+        let mut out = String::new();
+        let mut rest = e;
+        while let Some(i) = rest.find(" (correlation id ") {
+            out.push_str(&rest[..i]);
+            rest = rest[i..].find(')').map_or("", |j| &rest[i + j + 1..]);
+        }
+        out.push_str(rest);
+        out
+    };
+    before.phase == now.phase
+        && before.server_id == now.server_id
+        && matches!((&before.error, &now.error), (Some(a), Some(b)) if bare(a) == bare(b))
 }
 
 /// The agent documents of `status/` in `tree`: agent name (file stem) → blob id.
@@ -113,6 +134,12 @@ pub fn phase_changes(
             seen.push((name.clone(), gone));
         }
         for (name, r) in seen {
+            if last.get(&name).is_some_and(|l| same_failure(l, &r)) {
+                if let Some(entry) = out.get_mut(&name).and_then(|list| list.last_mut()) {
+                    entry.count += 1;
+                }
+                continue;
+            }
             if last.get(&name) == Some(&r) {
                 continue;
             }
@@ -122,6 +149,7 @@ pub fn phase_changes(
                 phase: r.phase.clone(),
                 server_id: r.server_id,
                 error: r.error.clone(),
+                count: 1,
             });
             last.insert(name, r);
         }
@@ -225,5 +253,30 @@ mod tests {
                 .expect("read")
                 .is_empty()
         );
+    }
+
+    #[test]
+    fn a_failure_repeated_with_new_correlation_ids_is_one_entry_with_a_count() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let repo = Repository::init(dir.path()).expect("init");
+        let failed = |n: i64| {
+            let error = format!("hetzner create: HTTP 503 unavailable: down (correlation id c{n})");
+            doc("Failed", None, &format!("t{n}"), Some(&error))
+        };
+        for n in 1..=3 {
+            commit(&repo, n * 100, &[("a.yaml", &failed(n))]);
+        }
+        commit(
+            &repo,
+            400,
+            &[("a.yaml", &doc("Ready", Some(7), "t4", None))],
+        );
+
+        let changes = phase_changes(&repo, "refs/heads/tether/status", None).expect("read");
+        let seen: Vec<(i64, &str, u32)> = changes["a"]
+            .iter()
+            .map(|c| (c.time, c.phase.as_str(), c.count))
+            .collect();
+        assert_eq!(seen, [(100, "Failed", 3), (400, "Ready", 1)]);
     }
 }

@@ -112,7 +112,8 @@ pub(super) fn gave_up(repo: &Repository, target: &Target<'_>) -> BillingError {
     BillingError::Contended(target.branch.to_owned())
 }
 
-/// Commits `tree` on `tip` with `message` as `target.identity`, moving no ref.
+/// Commits `tree` on `tip` with `message` as `target.identity` (signed with its key, when it
+/// has one), moving no ref.
 pub(super) fn commit_on(
     repo: &Repository,
     target: &Target<'_>,
@@ -120,8 +121,10 @@ pub(super) fn commit_on(
     tree: Oid,
     message: &str,
 ) -> Result<Oid, git2::Error> {
-    let sig = Signature::now(&target.identity.name, &target.identity.email)?;
-    repo.commit(None, &sig, &sig, message, &repo.find_tree(tree)?, &[tip])
+    let who = Signature::now(&target.identity.name, &target.identity.email)?;
+    let signer = target.identity.signer.as_deref();
+    let tree = repo.find_tree(tree)?;
+    crate::audit::signing::commit(repo, &who, signer, message, &tree, &[tip])
 }
 
 /// After a lost race: a jittered pause growing with `attempt`, so racers spread out.

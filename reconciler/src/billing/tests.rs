@@ -490,3 +490,48 @@ fn a_spec_committed_behind_billings_back_is_checked_and_a_damaged_index_changes_
     ));
     assert_eq!(commits(dir.path()), 3);
 }
+
+#[test]
+fn a_billing_commit_is_signed_with_the_receivers_key() {
+    let dir = seeded();
+    let signer = crate::audit::signing::tests::signer(3);
+    let allowed = crate::audit::signers::AllowedSigners::parse(
+        &format!("billing@tether.invalid {}\n", signer.public_key()),
+        "allowed_signers",
+    )
+    .expect("allowed signers");
+    let id = Identity {
+        name: "tether billing".into(),
+        email: "billing@tether.invalid".into(),
+        signer: Some(std::sync::Arc::new(signer)),
+    };
+    let t = Target {
+        repo: dir.path(),
+        base: None,
+        branch: "main",
+        push: None,
+        identity: &id,
+    };
+    let Change::Committed { commit, .. } =
+        add(&t, &request("sub_Initech1", Some("evt_1"))).expect("add")
+    else {
+        panic!("a commit");
+    };
+    let r = Repository::open(dir.path()).expect("open");
+    let (armored, data) = r.extract_signature(&commit, None).expect("signed");
+    let when = r
+        .find_commit(commit)
+        .expect("commit")
+        .committer()
+        .when()
+        .seconds();
+    let key = allowed
+        .check(
+            "billing@tether.invalid",
+            when,
+            armored.as_str().expect("text"),
+            &data,
+        )
+        .expect("signed by the receiver's key");
+    assert!(key.starts_with("SHA256:"));
+}

@@ -3,7 +3,7 @@
 
 mod purge;
 
-use super::common;
+use super::common::{self, SigningArgs};
 use super::{CliError, Outcome};
 use crate::audit::commit::Identity;
 use crate::billing::{self, AgentRequest, BillingError, Change, Target};
@@ -56,6 +56,8 @@ struct RepoArgs {
         default_value = "billing@tether.invalid"
     )]
     author_email: String,
+    #[command(flatten)]
+    signing: SigningArgs,
 }
 
 /// Write (or update) the agent spec of a subscription and commit it.
@@ -144,6 +146,9 @@ pub fn cmd_agent(args: &AgentArgs) -> Result<Outcome, CliError> {
         .as_ref()
         .map_or(repo.branch.as_str(), |p| p.branch.as_str());
     let base = pr.as_ref().map(|_| repo.branch.as_str());
+    let identity = repo
+        .signing
+        .identity(&repo.author_name, &repo.author_email)?;
     let result = match &args.command {
         AgentCommand::Add(a) => {
             let req = AgentRequest {
@@ -159,9 +164,9 @@ pub fn cmd_agent(args: &AgentArgs) -> Result<Outcome, CliError> {
                 power: None,
                 whole_server: false,
             };
-            with_target(repo, branch, base, |t| billing::add(t, &req))
+            with_target(repo, &identity, branch, base, |t| billing::add(t, &req))
         }
-        AgentCommand::Remove(r) => with_target(repo, branch, base, |t| {
+        AgentCommand::Remove(r) => with_target(repo, &identity, branch, base, |t| {
             billing::remove(t, &r.subscription, r.repo.idempotency_key.as_deref())
         }),
         AgentCommand::Purge(p) => return purge::cmd_purge(p),
@@ -314,19 +319,16 @@ fn check_remote(repo: &std::path::Path, remote: &str) -> Result<(), CliError> {
 
 fn with_target<T>(
     repo: &RepoArgs,
+    identity: &Identity,
     branch: &str,
     base: Option<&str>,
     f: impl FnOnce(&Target<'_>) -> T,
 ) -> T {
-    let identity = Identity {
-        name: repo.author_name.clone(),
-        email: repo.author_email.clone(),
-    };
     f(&Target {
         repo: &repo.repo,
         branch,
         base,
         push: repo.push.as_deref(),
-        identity: &identity,
+        identity,
     })
 }

@@ -2,13 +2,13 @@
 //! fleet once.
 
 use super::approve::{self, Approval};
-use super::common::{self, LogFormat, SourceArgs};
+use super::common::{self, LogFormat, SigningArgs, SourceArgs};
 use super::error::Failure;
 use super::github::Reporter;
 use super::lease;
 use super::{CliError, Outcome};
 use crate::apply::Options;
-use crate::audit::{self, commit::Identity, message};
+use crate::audit::{self, commit::Identity, journal, message};
 use crate::cloud::fence::Fenced;
 use crate::cloud::retry::{Clock, TokioClock};
 use crate::forge::StatusState;
@@ -41,6 +41,8 @@ use std::time::Duration;
 pub struct ApplyArgs {
     #[command(flatten)]
     source: SourceArgs,
+    #[command(flatten)]
+    signing: SigningArgs,
     /// A plan saved with `tether plan --out FILE`: apply it only if a fresh plan has its hash.
     #[arg(value_name = "PLAN_FILE", conflicts_with = "plan_hash")]
     plan_file: Option<PathBuf>,
@@ -267,7 +269,16 @@ fn apply(
         _ => None,
     };
     let (compute, tailnet) = common::clients_for(snapshot).map_err(Failure::Cli)?;
-    let identity = Identity::default();
+    let default = Identity::default();
+    let identity = args
+        .signing
+        .identity(&default.name, &default.email)
+        .map_err(Failure::Cli)?;
+    if args.source.git.is_some() && identity.signer.is_none() {
+        tracing::info!(
+            "status commits are unsigned: no signing key (--signing-key, TETHER_SIGNING_KEY, TETHER_SIGNING_KEY_FILE)"
+        );
+    }
     let started = time::OffsetDateTime::from(TokioClock.now());
     let run = format!("apply-{}", started.unix_timestamp_nanos());
     let status = args.source.git.as_deref().map(|repo| StatusTarget {
@@ -291,7 +302,7 @@ fn apply(
     let expected = approve(approval, snapshot, rt, (&compute, &tailnet), &options)?;
     options.expect_plan_hash = expected.as_deref();
     options.on_plan = matches!(approval, Approval::Auto).then_some(show as fn(&Plan));
-    rt.block_on(async {
+    let done = rt.block_on(async {
         let (trigger, signal) = shutdown::channel();
         shutdown::on_os_signals(trigger).map_err(|e| {
             Failure::Cli(CliError::failed(
@@ -364,5 +375,51 @@ fn apply(
             })?
             .map_err(Failure::Pass)?;
         Ok((outcome, signal.is_requested()))
-    })
+    })?;
+    journal(snapshot, options.status.as_ref(), &run, &done.0);
+    Ok(done)
+}
+
+/// Without a status branch, appends the pass's account to this machine's journal
+/// ([`audit::journal`]); with one, imports the journal's entries after the pass's own record.
+fn journal(
+    snapshot: &Snapshot,
+    status: Option<&StatusTarget<'_>>,
+    run: &str,
+    outcome: &PassOutcome,
+) {
+    let Some(fleet) = lease::fleet_name(snapshot) else {
+        return;
+    };
+    let Some(path) = journal::path(&fleet, &|v| std::env::var(v).ok()) else {
+        tracing::warn!(
+            "no journal: set TETHER_STATE_DIR (or HOME) so applies without a status branch are recorded"
+        );
+        return;
+    };
+    let journal = path.display().to_string();
+    match status {
+        None if !outcome.report.actions.is_empty() => {
+            let text = message::commit_message(&outcome.report, run);
+            match journal::append(&path, &text) {
+                Ok(()) => tracing::info!(
+                    %journal,
+                    "no status branch: this apply is recorded in the local journal, which the next `tether apply --git` imports"
+                ),
+                Err(e) => {
+                    tracing::warn!(%journal, error = %e, "this apply could not be recorded in the journal")
+                }
+            }
+        }
+        None => {}
+        Some(target) => match journal::import(target, &path, &format!("{run}-import")) {
+            Ok(Some(commit)) => {
+                tracing::info!(%commit, %journal, "imported the applies recorded without a status branch")
+            }
+            Ok(None) => {}
+            Err(e) => {
+                tracing::warn!(%journal, error = %e, "the journal could not be imported; the next apply tries again")
+            }
+        },
+    }
 }

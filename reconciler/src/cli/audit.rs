@@ -1,4 +1,9 @@
-//! `tether audit log`: who caused each VM to exist or disappear, when, and what happened.
+//! `tether audit log`: who caused each VM to exist or disappear, when, and what happened;
+//! `tether audit verify` ([`verify`]) proves the status branch; `tether audit report`
+//! ([`report`]) exports a period's activity.
+
+mod report;
+mod verify;
 
 use super::style::Tone;
 use super::{CliError, Format, Outcome};
@@ -17,6 +22,8 @@ pub struct AuditArgs {
 #[derive(Debug, clap::Subcommand)]
 enum AuditCommand {
     Log(LogArgs),
+    Verify(verify::VerifyArgs),
+    Report(report::ReportArgs),
 }
 
 /// Per agent, each spec change (commit, author, time, what changed) with the actions it caused,
@@ -52,7 +59,14 @@ struct LogArgs {
 /// # Errors
 /// The repository or a date cannot be read.
 pub fn cmd_audit(args: &AuditArgs) -> Result<Outcome, CliError> {
-    let AuditCommand::Log(a) = &args.command;
+    match &args.command {
+        AuditCommand::Log(a) => cmd_log(a),
+        AuditCommand::Verify(a) => verify::cmd_verify(a),
+        AuditCommand::Report(a) => report::cmd_report(a),
+    }
+}
+
+fn cmd_log(a: &LogArgs) -> Result<Outcome, CliError> {
     let since = a.since.as_deref().map(parse_date).transpose()?;
     let status_refs = status_refs(a);
     let refs: Vec<&str> = status_refs.iter().map(String::as_str).collect();
@@ -192,7 +206,10 @@ fn parse_date(text: &str) -> Result<i64, CliError> {
 impl AuditArgs {
     /// Whether output (and so an error) is JSON.
     pub fn json(&self) -> bool {
-        let AuditCommand::Log(a) = &self.command;
-        a.format == Format::Json
+        match &self.command {
+            AuditCommand::Log(a) => a.format == Format::Json,
+            AuditCommand::Verify(a) => a.format == Format::Json,
+            AuditCommand::Report(a) => a.format == report::ReportFormat::Json,
+        }
     }
 }

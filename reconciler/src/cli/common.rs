@@ -2,6 +2,8 @@
 //! the environment, the async runtime, and logging.
 
 use super::CliError;
+use crate::audit::commit::Identity;
+use crate::audit::signing::Signer;
 use crate::cloud::projects::{self, Projects};
 use crate::cloud::{hetzner, tailscale};
 use crate::forge;
@@ -20,6 +22,37 @@ pub struct SourceArgs {
     /// The branch, tag or commit to read with --git.
     #[arg(long, value_name = "REV", requires = "git")]
     pub rev: Option<String>,
+}
+
+/// The key commits are signed with.
+#[derive(Debug, Clone, clap::Args)]
+pub struct SigningArgs {
+    /// Sign commits with this SSH private key (OpenSSH format, no passphrase), as git does with
+    /// `gpg.format=ssh`. Else the key in TETHER_SIGNING_KEY, else the file TETHER_SIGNING_KEY_FILE
+    /// names; with none, commits are unsigned.
+    #[arg(long, value_name = "FILE")]
+    pub signing_key: Option<PathBuf>,
+}
+
+impl SigningArgs {
+    /// Commits as `name <email>`, signed with the configured key.
+    ///
+    /// # Errors
+    /// The key given cannot be read or parsed.
+    pub fn identity(&self, name: &str, email: &str) -> Result<Identity, CliError> {
+        let signer = Signer::configured(self.signing_key.as_deref(), &|v| std::env::var(v).ok())
+            .map_err(|e| {
+                CliError::usage(
+                    e.to_string(),
+                    "pass --signing-key FILE with an OpenSSH private key, or unset TETHER_SIGNING_KEY and TETHER_SIGNING_KEY_FILE to commit unsigned",
+                )
+            })?;
+        Ok(Identity {
+            name: name.to_owned(),
+            email: email.to_owned(),
+            signer,
+        })
+    }
 }
 
 impl SourceArgs {

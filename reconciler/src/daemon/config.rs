@@ -138,6 +138,9 @@ pub struct DaemonConfig {
     pub dashboard: DashboardConfig,
     /// The Hetzner rate-limit budget that stretches `schedule` (`rateLimit`).
     pub rate_budget: crate::daemon::budget::RateBudget,
+    /// The key status commits are signed with (`signing.keyFile`, `TETHER_SIGNING_KEY`,
+    /// `TETHER_SIGNING_KEY_FILE`); unsigned without one.
+    pub signer: Option<std::sync::Arc<crate::audit::signing::Signer>>,
 }
 
 /// One problem in the configuration.

@@ -81,6 +81,7 @@ pub(super) async fn pass<C: Compute, T: Tailnet>(
     let identity = Identity {
         name: "tether".into(),
         email: format!("tether@{}", config.fleet),
+        signer: config.signer.clone(),
     };
     let run = format!(
         "{}-{}",

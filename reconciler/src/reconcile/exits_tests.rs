@@ -41,6 +41,7 @@ impl World {
             identity: Identity {
                 name: "tether".into(),
                 email: "tether@exits".into(),
+                signer: None,
             },
             clock: ManualClock::new(SystemTime::UNIX_EPOCH + Duration::from_secs(PASS_TIME)),
         }

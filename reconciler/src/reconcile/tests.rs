@@ -20,6 +20,7 @@ async fn pass(stack: &Stack, repo: &Path, fleets: &FleetCache) -> Result<PassOut
     let identity = Identity {
         name: "tether".into(),
         email: "tether@cached".into(),
+        signer: None,
     };
     let options = PassOptions {
         apply: Options {

@@ -156,6 +156,7 @@ pub async fn run(
         identity: Identity {
             name: "billing".into(),
             email: "billing@example.com".into(),
+            signer: None,
         },
         actions_done: 0,
         agents_applied: 0,
@@ -372,6 +373,7 @@ impl<W: Write> Demo<'_, W> {
         let identity = Identity {
             name: "tether".into(),
             email: "tether@example.com".into(),
+            signer: None,
         };
         let options = PassOptions {
             apply: Options {

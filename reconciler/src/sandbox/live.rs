@@ -114,6 +114,7 @@ pub async fn run(
         agent_api: Some(agent_api()),
         dashboard: crate::daemon::config::DashboardConfig::default(),
         rate_budget: crate::daemon::budget::RateBudget::default(),
+        signer: None,
     };
     let (tx, rx) = tokio::sync::oneshot::channel::<Handles>();
     let narrate = async {

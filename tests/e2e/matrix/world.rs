@@ -228,6 +228,7 @@ impl World {
         let identity = Identity {
             name: "tether".into(),
             email: "tether@matrix.invalid".into(),
+            signer: None,
         };
         let options = PassOptions {
             allow_shrink: true,

@@ -173,6 +173,7 @@ async fn sync_repairs_a_spec_whose_webhook_never_came_and_one_whose_cancellation
     let identity = crate::audit::commit::Identity {
         name: "tether billing".into(),
         email: "billing@tether.invalid".into(),
+        signer: None,
     };
     let target = crate::billing::Target {
         repo: h.dir.path(),

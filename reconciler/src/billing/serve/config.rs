@@ -12,6 +12,7 @@ use super::signature::DEFAULT_TOLERANCE;
 use super::trigger::Trigger;
 use crate::audit::commit::Identity;
 use crate::billing::stripe::{API_KEY_ENV, StripeApi};
+use crate::audit::signing::Signer;
 use crate::process::parse_duration;
 use crate::secret::Secret;
 use serde::Deserialize;
@@ -111,6 +112,8 @@ struct RawStripe {
 struct RawAuthor {
     name: Option<String>,
     email: Option<String>,
+    /// The SSH private key billing commits are signed with.
+    signing_key_file: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -270,6 +273,17 @@ fn validate(
         problems,
     )
     .max(Duration::from_secs(60));
+    let key_span = raw.author.signing_key_file.as_ref().map(|k| k.span);
+    let key_file = raw.author.signing_key_file.map(|k| base.join(k.value));
+    let signer = Signer::configured(key_file.as_deref(), env).unwrap_or_else(|e| {
+        problems.push(
+            "author.signingKeyFile",
+            key_span,
+            e.to_string(),
+            "name an OpenSSH private key without a passphrase, or remove the key to commit unsigned",
+        );
+        None
+    });
     Some(BillingConfig {
         listen,
         repo: repo?,
@@ -288,6 +302,7 @@ fn validate(
                 .author
                 .email
                 .unwrap_or_else(|| "billing@tether.invalid".to_owned()),
+            signer,
         },
         secrets,
         stripe: stripe?,

@@ -99,6 +99,7 @@ pub async fn receiver_with(
         identity: Identity {
             name: "tether billing".into(),
             email: "billing@tether.invalid".into(),
+            signer: None,
         },
         trigger,
     };

@@ -197,6 +197,7 @@ impl Check<'_> {
         let notify = self.notify();
         let agent_api = self.agent_api();
         let dashboard = self.dashboard();
+        let signer = self.signer();
         Some(DaemonConfig {
             fleet: fleet?,
             source: source?,
@@ -221,6 +222,7 @@ impl Check<'_> {
             agent_api,
             dashboard,
             rate_budget,
+            signer,
         })
     }
 

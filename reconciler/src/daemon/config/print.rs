@@ -54,6 +54,11 @@ impl DaemonConfig {
         for (key, state) in self.secret_states() {
             out.push_str(&format!("#   {key}: {state}\n"));
         }
+        let signing = self.signer.as_ref().map_or(
+            "not set (status commits are unsigned)".to_owned(),
+            |s| s.fingerprint().to_owned(),
+        );
+        out.push_str(&format!("#   signing.key: {signing}\n"));
         out
     }
 

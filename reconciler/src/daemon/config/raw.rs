@@ -46,6 +46,15 @@ pub(super) struct RawConfig {
     agent_api: RawAgentApi,
     #[serde(default)]
     rate_limit: RawRateLimit,
+    #[serde(default)]
+    signing: RawSigning,
+}
+
+/// The SSH key status commits are signed with (`docs/operations.md`, "For auditors").
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct RawSigning {
+    key_file: Text,
 }
 
 /// The on-VM agents' API (`crate::runtime`); served only when `listen` is set.
@@ -174,7 +183,7 @@ impl RawConfig {
         let mut out = Settings::new();
         self.notify.flatten_into(&mut out);
         let dashboard = self.dashboard.entries();
-        let entries: [(&'static str, Text); 32] = [
+        let entries: [(&'static str, Text); 33] = [
             ("fleet", self.fleet),
             ("source.remote", self.source.remote),
             ("source.path", self.source.path),
@@ -210,6 +219,7 @@ impl RawConfig {
             ("agentApi.waveTimeout", self.agent_api.wave_timeout),
             ("rateLimit.hourly", self.rate_limit.hourly),
             ("rateLimit.observeShare", self.rate_limit.observe_share),
+            ("signing.keyFile", self.signing.key_file),
         ];
         for (key, value) in entries.into_iter().chain(dashboard) {
             if let Some(v) = value {
@@ -286,6 +296,7 @@ pub(super) fn inline_secret_hint(path: &str) -> Option<String> {
             "tailscale.oauthClientSecretFile",
         ),
         ("github.token", "GITHUB_TOKEN", "github.tokenFile"),
+        ("signing.key", "TETHER_SIGNING_KEY", "signing.keyFile"),
         (
             "reconcile.token",
             "TETHER_RECONCILE_TOKEN",

@@ -3,7 +3,9 @@
 //! Problems name the variable or key and the file, never the value.
 
 use super::{Check, DEFAULT_WEBHOOK_SECRET_ENV, Origin, TailscaleAuth};
+use crate::audit::signing::Signer;
 use crate::secret::Secret;
+use std::sync::Arc;
 
 impl Check<'_> {
     /// The secret in environment variable `var`, else in the file named by `file_key`.
@@ -42,6 +44,20 @@ impl Check<'_> {
                 None
             }
         }
+    }
+
+    /// The key status commits are signed with: `signing.keyFile`, else the key in
+    /// `TETHER_SIGNING_KEY`, else the file `TETHER_SIGNING_KEY_FILE` names.
+    pub(super) fn signer(&mut self) -> Option<Arc<Signer>> {
+        let path = self.path("signing.keyFile");
+        Signer::configured(path.as_deref(), self.env).unwrap_or_else(|e| {
+            self.bad(
+                "signing.keyFile",
+                e.to_string(),
+                "name an OpenSSH private key without a passphrase, or remove the key to commit unsigned",
+            );
+            None
+        })
     }
 
     /// Like [`Check::secret`], reporting its absence.

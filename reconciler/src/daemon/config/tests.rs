@@ -494,3 +494,37 @@ fn the_printed_defaults_load_back_with_oauth_credentials() {
     );
     assert_eq!(reload(&printed, &vars).to_yaml(), printed);
 }
+
+#[test]
+fn a_signing_key_file_is_loaded_and_a_bad_one_is_reported_without_its_content() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let signer = crate::audit::signing::tests::signer(5);
+    std::fs::write(dir.path().join("signing"), signer.private_openssh()).expect("write key");
+    std::fs::write(dir.path().join("garbage"), "not-a-key-hunter2\n").expect("write");
+    let text = "fleet: aura-prod\nsource:\n  path: fleet\nsigning:\n  keyFile: signing\n";
+    let config =
+        DaemonConfig::parse(&dir.path().join("tether.yaml"), text, &env(TOKENS)).expect("valid");
+    assert_eq!(
+        config.signer.as_deref().map(|s| s.fingerprint()),
+        Some(signer.fingerprint())
+    );
+    assert!(
+        config
+            .to_yaml()
+            .contains(&format!("#   signing.key: {}", signer.fingerprint()))
+    );
+
+    let unsigned = text.replace("signing:\n  keyFile: signing\n", "");
+    let config = DaemonConfig::parse(&dir.path().join("tether.yaml"), &unsigned, &env(TOKENS))
+        .expect("valid");
+    assert!(config.to_yaml().contains("status commits are unsigned"));
+
+    let bad = text.replace("keyFile: signing", "keyFile: garbage");
+    let found = match DaemonConfig::parse(&dir.path().join("tether.yaml"), &bad, &env(TOKENS)) {
+        Err(ConfigError::Invalid { problems, .. }) => problems,
+        other => panic!("expected problems, got {other:?}"),
+    };
+    assert_eq!(found.len(), 1, "{found:?}");
+    assert_eq!(found[0].key, "signing.keyFile");
+    assert!(!found[0].message.contains("hunter2"), "{found:?}");
+}

@@ -5,7 +5,9 @@
 //! - `GET|PUT /_emulator/faults` the fault rules (a JSON list of `FaultRule`);
 //! - `GET /_emulator/servers` every server, `DELETE /_emulator/servers/{id}` deletes one "by
 //!   hand" (gone at once, `stopped` hook fired);
-//! - `PUT /_emulator/rate_limit` `{"limit": n, "refill_per_second": x}`.
+//! - `PUT /_emulator/rate_limit` `{"limit": n, "refill_per_second": x}`;
+//! - `GET /_emulator/actions` the action log: every action ever started, oldest first (the
+//!   history an audit report is reconciled with).
 
 use super::super::errors::ApiError;
 use super::super::ratelimit::RateLimit;
@@ -33,6 +35,7 @@ pub fn router(shared: Arc<Shared>) -> Router {
         .route("/_emulator/servers", get(servers))
         .route("/_emulator/servers/{id}", delete(delete_server))
         .route("/_emulator/rate_limit", put(rate_limit))
+        .route("/_emulator/actions", get(actions))
         .with_state(shared)
 }
 
@@ -78,6 +81,21 @@ async fn servers(State(shared): State<Arc<Shared>>) -> Json<Value> {
         })
         .collect();
     Json(json!({ "servers": servers }))
+}
+
+async fn actions(State(shared): State<Arc<Shared>>) -> Json<Value> {
+    let actions: Vec<Value> = shared
+        .model()
+        .actions
+        .values()
+        .map(|a| {
+            json!({
+                "id": a.id, "command": a.command.as_str(), "server": a.server,
+                "started": a.started.unix_timestamp(),
+            })
+        })
+        .collect();
+    Json(json!({ "actions": actions }))
 }
 
 async fn delete_server(State(shared): State<Arc<Shared>>, Path(id): Path<String>) -> ApiResult {

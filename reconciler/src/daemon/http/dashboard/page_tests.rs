@@ -223,6 +223,7 @@ fn the_agent_page_shows_provider_ids_timeline_and_plan_lines() {
         phase: phase.to_owned(),
         server_id: Some(4242),
         error: error.map(str::to_owned),
+        count: 1,
     };
     let data = AgentData {
         overview: overview(vec![row("acme-prod", "Ready", None)]),
