@@ -240,9 +240,9 @@ fn agent_remove_says_it_removed_the_spec() {
     );
     let git = git2::Repository::open(repo.path()).expect("repo");
     let tree = git
-        .head()
-        .and_then(|h| h.peel_to_tree())
-        .expect("HEAD's tree");
+        .revparse_single("main")
+        .and_then(|c| c.peel_to_tree())
+        .expect("main's tree");
     assert!(
         tree.get_path(std::path::Path::new("agents/acme/acme-staging.yaml"))
             .is_err(),

@@ -198,7 +198,9 @@ pub fn try_lines(tether: &str, work: &Path, bare: &Path, github_url: &str) -> Ve
         format!("  $ {tether} reconcile"),
         "  an apply by hand (what CI runs) takes the fleet's lease, which the sandbox's daemon holds,"
             .to_owned(),
-        format!("  so here it exits 4 naming the holder: {tether} apply --git {bare} --rev main"),
+        format!(
+            "  so here it exits 4 naming the holder: {tether} apply --git {bare} --rev main --auto-approve"
+        ),
     ]
 }
 
