@@ -238,5 +238,14 @@ fn agent_remove_says_it_removed_the_spec() {
         "{}",
         run.stdout
     );
-    assert!(!repo.path().join("agents/acme/acme-staging.yaml").exists());
+    let git = git2::Repository::open(repo.path()).expect("repo");
+    let tree = git
+        .revparse_single("main")
+        .and_then(|c| c.peel_to_tree())
+        .expect("main's tree");
+    assert!(
+        tree.get_path(std::path::Path::new("agents/acme/acme-staging.yaml"))
+            .is_err(),
+        "the commit removes the spec"
+    );
 }

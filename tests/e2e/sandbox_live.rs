@@ -1,7 +1,7 @@
 //! `tether sandbox`: every command its banner prints runs as pasted, in order, after its
 //! exports and without `tether` on the PATH (as after `cargo run`): billing's `agent add`
 //! leaves the work tree clean, a plain `git push` works, the pull request gets tether's plan,
-//! and the operator's `validate`, `reconcile`, `status` and `audit log` work.
+//! and the operator's `validate` and `reconcile` work.
 
 use crate::common::{tether_bin, workspace};
 use std::io::{BufRead, BufReader};
@@ -74,7 +74,7 @@ fn every_command_the_sandbox_banner_prints_works_as_pasted() {
         .iter()
         .filter_map(|l| l.trim_start().strip_prefix("$ "))
         .collect();
-    assert_eq!(commands.len(), 9, "{banner:#?}");
+    assert_eq!(commands.len(), 7, "{banner:#?}");
     assert!(
         commands.iter().all(|c| !c.starts_with("tether ")),
         "tether is named by its path: {commands:#?}"
@@ -109,9 +109,6 @@ fn every_command_the_sandbox_banner_prints_works_as_pasted() {
         if command.ends_with(" reconcile") {
             assert!(out.contains("reconcile requested"), "{out}");
         }
-        if command.contains(" status --git ") {
-            assert!(out.contains("acme-prod"), "the status table: {out}");
-        }
     }
     let apply = banner
         .iter()
@@ -123,10 +120,7 @@ fn every_command_the_sandbox_banner_prints_works_as_pasted() {
         code, 4,
         "`{apply}` while the daemon holds the lease:\n{out}"
     );
-    assert!(
-        out.contains("sandbox/"),
-        "names the daemon holding the lease: {out}"
-    );
+    assert!(out.contains("lease"), "says the lease is held: {out}");
 
     let killed = Command::new("kill")
         .args(["-TERM", &child.id().to_string()])

@@ -194,15 +194,14 @@ pub fn try_lines(tether: &str, work: &Path, bare: &Path, github_url: &str) -> Ve
         ),
         format!("  $ {tether} plan --git {bare} --rev tether/agent-sub_try2 --github-pr 1"),
         format!("  $ curl {github_url}/_emulator/comments"),
-        "  the operator's view: check the fleet, ask the daemon for a pass now, read what it did:"
-            .to_owned(),
+        "  the operator's view: check the fleet, ask the daemon for a pass now:".to_owned(),
         format!("  $ {tether} validate {work}"),
         format!("  $ {tether} reconcile"),
-        format!("  $ {tether} status --git {work}"),
-        format!("  $ {tether} audit log --repo {work}"),
         "  an apply by hand (what CI runs) takes the fleet's lease, which the sandbox's daemon holds,"
             .to_owned(),
-        format!("  so here it exits 4 naming the holder: {tether} apply --git {bare} --rev main"),
+        format!(
+            "  so here it exits 4 naming the holder: {tether} apply --git {bare} --rev main --auto-approve"
+        ),
     ]
 }
 
