@@ -14,6 +14,7 @@ mod daemon;
 mod daemon_time;
 mod dashboard;
 mod exit_codes;
+mod fleet_workflow;
 mod github;
 mod heal;
 mod heal_kills;
