@@ -13,6 +13,8 @@
 //! - [`github`]: comments, statuses and pull requests, as octocrab reads them;
 //! - [`stripe`]: subscriptions, signed webhook deliveries and the subscription lookup;
 //! - [`MachineHooks`]: how an emulated VM's life reaches other emulators;
+//! - [`vmbox`]: the opt-in mode where each booted server is a Debian container running its
+//!   cloud-init;
 //! - [`Token`]: a credential that prints as `[redacted]`.
 
 pub mod emulator;
@@ -22,6 +24,7 @@ mod machine;
 pub mod stripe;
 pub mod tailscale;
 mod token;
+pub mod vmbox;
 
 pub use machine::{BootedServer, MachineHooks};
 pub use token::Token;

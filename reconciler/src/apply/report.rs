@@ -25,6 +25,13 @@ pub enum Outcome {
         /// Why.
         reason: String,
     },
+    /// Not this run's to do: left to a process that can do it (a runtime update in a run
+    /// without an agent API waits for a daemon with one, or for the server's next creation).
+    /// It does not fail the run.
+    Deferred {
+        /// Why, and who does it.
+        reason: String,
+    },
 }
 
 impl Outcome {
@@ -36,10 +43,10 @@ impl Outcome {
         }
     }
 
-    /// How an action that was not done ended; `None` when it was done.
+    /// How an action that was not done ended; `None` when it was done or deferred.
     pub fn kind(&self) -> Option<Kind> {
         match self {
-            Outcome::Done => None,
+            Outcome::Done | Outcome::Deferred { .. } => None,
             Outcome::Failed { kind, .. } => Some(*kind),
             Outcome::Skipped { .. } => Some(Kind::Skipped),
         }
@@ -143,7 +150,7 @@ pub struct ApplyReport {
 }
 
 impl ApplyReport {
-    /// (done, failed, skipped).
+    /// (done, failed, skipped); deferred actions are in none of them ([`Self::deferred`]).
     pub fn counts(&self) -> (usize, usize, usize) {
         let mut c = (0, 0, 0);
         for a in &self.actions {
@@ -151,14 +158,33 @@ impl ApplyReport {
                 Outcome::Done => c.0 += 1,
                 Outcome::Failed { .. } => c.1 += 1,
                 Outcome::Skipped { .. } => c.2 += 1,
+                Outcome::Deferred { .. } => {}
             }
         }
         c
     }
 
-    /// Whether every action was carried out.
+    /// Actions left to another process ([`Outcome::Deferred`]).
+    pub fn deferred(&self) -> usize {
+        self.actions
+            .iter()
+            .filter(|a| matches!(a.outcome, Outcome::Deferred { .. }))
+            .count()
+    }
+
+    /// Whether every action was carried out or deferred to the process that does it.
     pub fn succeeded(&self) -> bool {
         self.counts().1 == 0 && self.counts().2 == 0
+    }
+
+    /// The one-line total: `Apply: 2 done, 0 failed, 0 skipped.`, naming deferred actions
+    /// when there are any.
+    pub fn totals(&self) -> String {
+        let (done, failed, skipped) = self.counts();
+        match self.deferred() {
+            0 => format!("Apply: {done} done, {failed} failed, {skipped} skipped."),
+            n => format!("Apply: {done} done, {failed} failed, {skipped} skipped, {n} deferred."),
+        }
     }
 
     /// Done actions of `kind`.
@@ -204,6 +230,7 @@ impl fmt::Display for ActionReport {
             Outcome::Done => "done".to_owned(),
             Outcome::Failed { reason, kind } => format!("FAILED ({kind}): {reason}"),
             Outcome::Skipped { reason } => format!("skipped: {reason}"),
+            Outcome::Deferred { reason } => format!("deferred: {reason}"),
         };
         write!(f, "{:<14} {:<24} {outcome}", self.kind, self.agent)?;
         if !ids.is_empty() {
@@ -224,7 +251,6 @@ impl fmt::Display for ApplyReport {
         for a in &self.actions {
             writeln!(f, "{a}")?;
         }
-        let (done, failed, skipped) = self.counts();
-        write!(f, "Apply: {done} done, {failed} failed, {skipped} skipped.")
+        f.write_str(&self.totals())
     }
 }

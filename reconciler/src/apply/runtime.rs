@@ -3,7 +3,8 @@
 //! plan's [`Action::UpdateRuntime`](crate::plan::Action::UpdateRuntime)s go to
 //! [`crate::runtime::rollout::run`] (called from [`super::apply_with`]), and rotated credentials
 //! reach their server's label. Without an agent API (`tether apply`, or a daemon without
-//! `agentApi`) runtime updates are skipped with [`NO_AGENT_API`].
+//! `agentApi`) runtime updates are deferred with [`NO_AGENT_API`], which fails no run
+//! (decision 049).
 
 use super::{ActionReport, Outcome, StepError};
 use crate::cloud::Compute;
@@ -15,8 +16,8 @@ use std::collections::BTreeMap;
 use tether_schema::cloud_init::{self, agent::Bootstrap};
 use tether_schema::{Agent, Fleet, labels};
 
-/// Why a runtime update is skipped without an agent API.
-pub const NO_AGENT_API: &str = "runtime updates are delivered by the daemon's agent API (`tether run` with an `agentApi` block); this run has none";
+/// Why a runtime update is deferred without an agent API.
+pub const NO_AGENT_API: &str = "runtime updates are delivered by the daemon's agent API (`tether run` with an `agentApi` block); this run has none, so the server keeps its runtime until such a daemon delivers the update or the server is created anew (new servers get the spec's runtime in their cloud-init)";
 
 /// The user_data and labels of a new server: with the agent's bootstrap and credential hash
 /// when there is an agent API. The credential is only ever in the returned user_data.

@@ -35,6 +35,8 @@ pub(super) enum Stop {
     Failed(StepError),
     /// It was not carried out, on purpose (ownership changed, budget used up, already gone).
     Skipped(String),
+    /// It is another process's to do ([`Outcome::Deferred`]).
+    Deferred(String),
 }
 
 impl From<StepError> for Stop {
@@ -166,7 +168,7 @@ impl<C: Compute, T: Tailnet> Ctx<'_, C, T> {
                 }
                 Action::UpdateRuntime { server_id, .. } => {
                     report.server_id = Some(*server_id);
-                    Err(Stop::Skipped(
+                    Err(Stop::Deferred(
                         crate::apply::runtime::NO_AGENT_API.to_owned(),
                     ))
                 }
@@ -176,6 +178,10 @@ impl<C: Compute, T: Tailnet> Ctx<'_, C, T> {
                 Err(Stop::Skipped(reason)) => {
                     tracing::warn!(%reason, "skipped");
                     report.outcome = Outcome::Skipped { reason };
+                }
+                Err(Stop::Deferred(reason)) => {
+                    tracing::info!(%reason, "deferred");
+                    report.outcome = Outcome::Deferred { reason };
                 }
                 Err(Stop::Failed(error)) => {
                     let kind = error.kind();

@@ -42,6 +42,10 @@ pub fn summary_line(report: &ApplyReport) -> String {
     if skipped > 0 {
         summary.push(format!("{skipped} skipped"));
     }
+    let deferred = report.deferred();
+    if deferred > 0 {
+        summary.push(format!("{deferred} deferred"));
+    }
     format!("apply {short}: {}", summary.join(", "))
 }
 

@@ -117,7 +117,7 @@ impl Style {
         paint(self.stderr, tone, text)
     }
 
-    /// Apply's account for stdout: failed actions red, skipped yellow, the summary green when
+    /// Apply's account for stdout: failed actions red, skipped and deferred yellow, the summary green when
     /// every action was done and red otherwise.
     pub fn report(self, report: &ApplyReport) -> String {
         let mut out = String::new();
@@ -126,12 +126,11 @@ impl Style {
             out.push_str(&match a.outcome {
                 Outcome::Done => line,
                 Outcome::Failed { .. } => self.out(Tone::Bad, &line),
-                Outcome::Skipped { .. } => self.out(Tone::Warn, &line),
+                Outcome::Skipped { .. } | Outcome::Deferred { .. } => self.out(Tone::Warn, &line),
             });
             out.push('\n');
         }
-        let (done, failed, skipped) = report.counts();
-        let summary = format!("Apply: {done} done, {failed} failed, {skipped} skipped.");
+        let summary = report.totals();
         let tone = if report.succeeded() {
             Tone::Good
         } else {

@@ -239,6 +239,7 @@ fn count_actions(metrics: &Metrics, o: &PassOutcome) {
             Outcome::Done => "done",
             Outcome::Failed { .. } => "failed",
             Outcome::Skipped { .. } => "skipped",
+            Outcome::Deferred { .. } => "deferred",
         };
         metrics.count_action(a.kind, result);
         if let Some(error) = a.outcome.kind() {

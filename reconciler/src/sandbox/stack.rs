@@ -13,6 +13,7 @@ use std::time::Duration;
 use tether_emulators::Token;
 use tether_emulators::hetzner::{self, HetznerEmulator, Latencies};
 use tether_emulators::tailscale::{self as ts, OAuthClient, TailscaleEmulator};
+use tether_emulators::vmbox::{BoxOptions, Boxes};
 
 /// The tag of tether's OAuth client; it owns every agent tag.
 pub const CLIENT_TAG: &str = "tag:tether";
@@ -30,6 +31,18 @@ pub struct StackOptions {
     pub agent_tags: Vec<String>,
     /// Most servers the project may have.
     pub server_limit: usize,
+    /// Boot each server as a VM in a box instead of reading its user_data (opt-in; the fast
+    /// mode is the default).
+    pub boxes: Option<BoxMode>,
+}
+
+/// Where VMs in a box come from and live ([`tether_emulators::vmbox`]).
+#[derive(Debug, Clone)]
+pub struct BoxMode {
+    /// The image every box is copied from ([`tether_emulators::vmbox::rootfs::ensure`]).
+    pub rootfs: std::path::PathBuf,
+    /// A folder for the boxes' disks and console logs.
+    pub machines: std::path::PathBuf,
 }
 
 /// Boot, cloud-init and Tailscale enrolment on a real server: about 30 s after `running`.
@@ -70,6 +83,7 @@ impl Default for StackOptions {
                 .map(str::to_owned)
                 .to_vec(),
             server_limit: 1000,
+            boxes: None,
         }
     }
 }
@@ -81,8 +95,10 @@ pub struct Stack {
     pub hetzner: HetznerEmulator,
     /// The tailnet.
     pub tailscale: TailscaleEmulator,
-    /// tether-agent on every booted VM that carries it.
+    /// tether-agent on every booted VM that carries it (the fast mode).
     pub agents: Arc<AgentSimulator>,
+    /// The VMs in a box, in the box mode.
+    pub boxes: Option<Arc<Boxes>>,
     client_secret: Secret<String>,
 }
 
@@ -120,11 +136,23 @@ impl Stack {
         })
         .await?;
         let agents = Arc::new(AgentSimulator::new(Arc::new(tailscale.enroller())));
-        hetzner.set_hooks(agents.clone());
+        let boxes = options.boxes.map(|mode| {
+            let places = BoxOptions {
+                rootfs: mode.rootfs,
+                machines: mode.machines,
+                tailscale_url: tailscale.url(),
+            };
+            Arc::new(Boxes::new(places, tailscale.enroller()))
+        });
+        match &boxes {
+            Some(boxes) => hetzner.set_hooks(boxes.clone()),
+            None => hetzner.set_hooks(agents.clone()),
+        }
         Ok(Stack {
             hetzner,
             tailscale,
             agents,
+            boxes,
             client_secret,
         })
     }

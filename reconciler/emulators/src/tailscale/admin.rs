@@ -9,7 +9,10 @@
 //! - `GET /_emulator/machines`: the machine knobs; `POST /_emulator/machines/cloud-init`
 //!   `{"server": name, "until": {"times": n} | "forever"}` makes that server's cloud-init fail;
 //!   `POST /_emulator/machines/offline` `{"serverId": id, "until": "power-cycle" | "forever"}`
-//!   takes its nodes offline ([`super::machines`]).
+//!   takes its nodes offline ([`super::machines`]);
+//! - `POST /_emulator/join` `{"serverId": id, "hostname": h, "authKey": key}`: what
+//!   `tailscale up --auth-key=…` does on a VM in a box (the `vmbox` module): enrols a node of
+//!   that server with the key, as the control plane would; the key is never echoed.
 
 use super::machines::Until;
 use super::{ApiError, Shared};
@@ -36,6 +39,32 @@ pub(super) fn routes() -> Router<Arc<Shared>> {
         .route("/_emulator/machines", get(machines))
         .route("/_emulator/machines/cloud-init", post(fail_cloud_init))
         .route("/_emulator/machines/offline", post(hold_offline))
+        .route("/_emulator/join", post(join))
+}
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct JoinBody {
+    server_id: u64,
+    hostname: String,
+    auth_key: String,
+}
+
+async fn join(State(shared): Ctx, bytes: Bytes) -> Result<Response, ApiError> {
+    let b: JoinBody = body(&bytes)?;
+    let mut state = shared.lock();
+    state.booted.insert(b.server_id);
+    let key = crate::Token::new(b.auth_key);
+    match state.enroll(&key, &b.hostname, b.server_id, SystemTime::now()) {
+        Ok(device) => {
+            tracing::info!(provider = "tailscale-emulator", server_id = b.server_id, hostname = %b.hostname, %device, "node joined from its box");
+            Ok(Json(json!({ "nodeId": device })).into_response())
+        }
+        Err(e) => {
+            tracing::warn!(provider = "tailscale-emulator", server_id = b.server_id, reason = %e, "join from a box refused");
+            Err(ApiError::bad_request(format!("join refused: {e}")))
+        }
+    }
 }
 
 async fn machines(State(shared): Ctx) -> Json<Value> {

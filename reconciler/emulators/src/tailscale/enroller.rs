@@ -34,6 +34,11 @@ impl Enroller {
     pub(super) fn new(shared: Arc<Shared>) -> Enroller {
         Enroller { shared }
     }
+
+    /// Brings the nodes of `server_id` back online (a server booted again); returns how many.
+    pub fn reconnect(&self, server_id: u64) -> usize {
+        self.shared.lock().reconnect(server_id)
+    }
 }
 
 impl MachineHooks for Enroller {

@@ -397,7 +397,9 @@ async fn an_apply_under_faults_on_the_key_routes_leaves_no_valid_tether_key() {
         match &action.outcome {
             Outcome::Done => created += 1,
             Outcome::Failed { reason, .. } => assert!(reason.contains("auth key"), "{reason}"),
-            Outcome::Skipped { reason } => panic!("{} skipped: {reason}", action.agent),
+            Outcome::Skipped { reason } | Outcome::Deferred { reason } => {
+                panic!("{} not done: {reason}", action.agent)
+            }
         }
     }
     assert_eq!(stack.hetzner.servers().len(), created);
