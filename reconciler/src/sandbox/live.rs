@@ -108,6 +108,7 @@ pub async fn run(
         action_timeout: crate::cloud::hetzner::DEFAULT_ACTION_TIMEOUT,
         reconcile_token: None,
         notify: crate::daemon::config::NotifyConfig::default(),
+        events: crate::daemon::config::EventsConfig::default(),
         agent_api: Some(agent_api()),
         dashboard: crate::daemon::config::DashboardConfig::default(),
         rate_budget: crate::daemon::budget::RateBudget::default(),

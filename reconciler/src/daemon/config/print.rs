@@ -114,6 +114,6 @@ impl fmt::Display for DaemonConfig {
             "rateLimit:\n  hourly: {}\n  observeShare: {}",
             self.rate_budget.hourly, self.rate_budget.observe_share
         )?;
-        write!(f, "{}", self.notify)
+        write!(f, "{}{}", self.notify, self.events)
     }
 }
