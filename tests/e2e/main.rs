@@ -13,6 +13,7 @@ mod converge;
 mod daemon;
 mod daemon_time;
 mod dashboard;
+mod events;
 mod exit_codes;
 mod github;
 mod heal;

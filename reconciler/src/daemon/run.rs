@@ -106,6 +106,7 @@ pub async fn run(
         &source,
         &lock_store,
         readiness.clone(),
+        events.clone(),
     ));
     let server = http::serve(config.listen, state, signal.clone())
         .await
@@ -277,15 +278,16 @@ impl Daemon<'_> {
     /// is logged and leaves the events on the status branch for the next holder or restart.
     async fn start_delivery(&self) -> Option<Delivery> {
         let endpoint = self.config.events.endpoint.clone()?;
-        let repo = match self.source {
-            Source::Remote { cache, .. } => cache.path().to_owned(),
-            Source::Directory { path, .. } => path.clone(),
+        let (repo, remote) = match self.source {
+            Source::Remote { cache, url, .. } => (cache.path().to_owned(), Some(url.clone())),
+            Source::Directory { path, .. } => (path.clone(), None),
         };
         let outbox = Outbox {
             endpoint,
             fleet: self.config.fleet.clone(),
             repo,
             status_branch: crate::audit::STATUS_BRANCH.to_owned(),
+            remote,
             store: self.store.clone(),
         };
         match Delivery::start(

@@ -2,7 +2,8 @@
 //! become [`Trigger::FileChange`]s.
 //!
 //! Only writes count: opening and reading files (which tether itself does on every reconcile)
-//! do not. Inside `.git/` only ref changes (`HEAD`, `packed-refs`, `refs/**`) count, so a
+//! do not. Inside `.git/` only ref changes (`HEAD`, `packed-refs`, `refs/**` but tether's own
+//! `refs/tether/**`) count, so a
 //! commit or a pull in the fleet's work tree triggers but git's object writes do not. Editor
 //! swap files and `*.lock` files are ignored. A change is reported after the debounce window
 //! ([`DEFAULT_DEBOUNCE`], 200 ms), well within a second.
@@ -168,7 +169,11 @@ fn wanted(relative: &Path) -> bool {
         return true;
     }
     let rest = components.as_path();
-    rest == Path::new("HEAD") || rest == Path::new("packed-refs") || rest.starts_with("refs")
+    // `refs/tether/` holds tether's own bookkeeping (the lease, the events cursors): writing it
+    // changes no fleet, so it must not trigger the pass that writes it again.
+    rest == Path::new("HEAD")
+        || rest == Path::new("packed-refs")
+        || (rest.starts_with("refs") && !rest.starts_with("refs/tether"))
 }
 
 #[cfg(test)]
@@ -222,6 +227,8 @@ mod tests {
         assert!(paths(create, ".git/index").is_empty());
         assert!(paths(create, ".git/refs/heads/main.lock").is_empty());
         assert_eq!(paths(create, ".git/refs/heads/main").len(), 1);
+        assert!(paths(create, ".git/refs/tether/events/aura/app").is_empty());
+        assert!(paths(create, ".git/refs/tether/locks/aura").is_empty());
         assert_eq!(paths(create, ".git/HEAD").len(), 1);
         assert_eq!(paths(create, ".git/packed-refs").len(), 1);
         assert!(paths(create, "agents/.a.yaml.swp").is_empty());

@@ -156,7 +156,7 @@ impl Deriver {
                 },
                 None => None,
             };
-            if let Some(kind) = transition(known.last.as_ref(), now.as_ref(), known.ever_ready) {
+            for kind in transitions(known.last.as_ref(), now.as_ref(), known.ever_ready) {
                 known.sequence += 1;
                 let shown = now.as_ref().or(known.last.as_ref());
                 out.push(LifecycleEvent {
@@ -190,13 +190,32 @@ impl Deriver {
     }
 }
 
-/// The event a change of an agent's document from `before` to `now` makes, if any (`None`: the
-/// document is absent). `ever_ready`: the agent was Ready at some point before.
-pub fn transition(
+/// The events a change of an agent's document from `before` to `now` makes (`None`: the
+/// document is absent), in order. An agent the status branch records for the first time past
+/// provisioning (a pass created its server and saw it ready, or failed) gets
+/// `agent.provisioning` first, so every agent's life starts with one. `ever_ready`: the agent
+/// was Ready at some point before.
+pub fn transitions(
     before: Option<&Snapshot>,
     now: Option<&Snapshot>,
     ever_ready: bool,
-) -> Option<Kind> {
+) -> Vec<Kind> {
+    let Some(kind) = transition(before, now, ever_ready) else {
+        return Vec::new();
+    };
+    let first_seen_past_provisioning = before.is_none()
+        && matches!(
+            kind,
+            Kind::Ready | Kind::Failed | Kind::Unhealthy | Kind::Recovered
+        );
+    if first_seen_past_provisioning {
+        vec![Kind::Provisioning, kind]
+    } else {
+        vec![kind]
+    }
+}
+
+fn transition(before: Option<&Snapshot>, now: Option<&Snapshot>, ever_ready: bool) -> Option<Kind> {
     let was = before.map(|s| s.phase.as_str());
     let Some(now) = now else {
         return before.map(|_| Kind::Deleted);

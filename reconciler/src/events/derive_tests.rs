@@ -213,12 +213,16 @@ fn a_restored_agent_and_a_runtime_change_are_their_own_events() {
     assert_eq!(
         kinds(&events),
         [
-            ("agent.ready", 1),
-            ("agent.updated", 2),
-            ("agent.quarantined", 3),
-            ("agent.restored", 4),
-        ]
+            ("agent.provisioning", 1),
+            ("agent.ready", 2),
+            ("agent.updated", 3),
+            ("agent.quarantined", 4),
+            ("agent.restored", 5),
+        ],
+        "an agent first recorded Ready is announced provisioning first"
     );
-    assert_eq!(events[0].data.runtime_version.as_deref(), Some("1.0.0"));
-    assert_eq!(events[1].data.runtime_version.as_deref(), Some("1.1.0"));
+    assert_eq!(events[0].status_commit, events[1].status_commit);
+    assert_ne!(events[0].id, events[1].id);
+    assert_eq!(events[1].data.runtime_version.as_deref(), Some("1.0.0"));
+    assert_eq!(events[2].data.runtime_version.as_deref(), Some("1.1.0"));
 }

@@ -36,19 +36,6 @@ pub enum Kind {
 }
 
 impl Kind {
-    /// Every kind, in lifecycle order.
-    pub const ALL: [Kind; 9] = [
-        Kind::Provisioning,
-        Kind::Ready,
-        Kind::Updated,
-        Kind::Unhealthy,
-        Kind::Recovered,
-        Kind::Failed,
-        Kind::Quarantined,
-        Kind::Restored,
-        Kind::Deleted,
-    ];
-
     /// The CloudEvents `type`, e.g. `agent.ready`.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -62,14 +49,6 @@ impl Kind {
             Kind::Restored => "agent.restored",
             Kind::Deleted => "agent.deleted",
         }
-    }
-
-    /// The kind named `text` (`agent.ready` or `ready`).
-    pub fn parse(text: &str) -> Option<Kind> {
-        let bare = text.strip_prefix("agent.").unwrap_or(text);
-        Kind::ALL
-            .into_iter()
-            .find(|k| &k.as_str()["agent.".len()..] == bare)
     }
 }
 
@@ -174,4 +153,42 @@ pub fn rfc3339(seconds: i64) -> String {
                 .ok()
         })
         .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `docs/events/ready.example.json` is what tether sends for this event; CI validates that
+    /// file against `docs/schema/event.schema.json`, so the schema is checked against the code.
+    #[test]
+    fn the_documented_ready_event_is_what_tether_sends() {
+        let event = LifecycleEvent {
+            id: "evt_5b0c8c5e1f7a4c0e9d7e2b1a3c4d5e6f".into(),
+            kind: Kind::Ready,
+            agent: "sub-1oabcacmeprod".into(),
+            fleet: "aura-prod".into(),
+            sequence: 2,
+            time: 1_796_675_475,
+            status_commit: "3f1c2a9b8e7d6c5b4a39281706f5e4d3c2b1a098".into(),
+            phase: Some("Ready".into()),
+            reason: None,
+            data: AgentData {
+                server_id: Some(4711),
+                server_type: Some("cpx21".into()),
+                location: Some("fsn1".into()),
+                ipv4: Some("203.0.113.7".into()),
+                ipv6: Some("2001:db8:1::/64".into()),
+                device_id: Some("nd7XyZ1CNTRL".into()),
+                tailnet_ips: vec!["100.64.0.7".into(), "fd7a:115c:a1e0::7".into()],
+                hostname: Some("sub-1oabcacmeprod".into()),
+                runtime_version: Some("1.4.2".into()),
+            },
+        };
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../docs/events/ready.example.json");
+        let documented = std::fs::read_to_string(path).expect("the example");
+        let sent = serde_json::to_string_pretty(&event.to_cloudevent()).expect("json");
+        assert_eq!(documented.trim_end(), sent);
+    }
 }

@@ -127,6 +127,67 @@ mod tests {
         );
     }
 
+    /// The Python verifier of docs/events.md (`docs/events/verify.py`), run on tether's own
+    /// signatures: a receiver following the docs accepts what tether sends, and only that.
+    #[test]
+    fn the_documented_python_verifier_accepts_tethers_signature_and_refuses_a_changed_body() {
+        use std::io::Write;
+        let script =
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/events/verify.py");
+        let docs = std::fs::read_to_string(
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/events.md"),
+        )
+        .expect("docs/events.md");
+        let source = std::fs::read_to_string(&script).expect("verify.py");
+        let function = &source[source.find("def verify").expect("def")
+            ..source.find("\n\nif __name__").expect("main")];
+        assert!(
+            docs.contains(function),
+            "docs/events.md shows verify.py's function as it is"
+        );
+        let secrets = [
+            Secret::new("rotated-new-0123456789".to_owned()),
+            Secret::new("rotated-old-0123456789".to_owned()),
+        ];
+        let body = br#"{"specversion":"1.0","type":"agent.ready"}"#;
+        let now = crate::billing::serve::signature::unix(SystemTime::now());
+        let header = sign(&secrets, now, body);
+        let run = |body: &[u8], secret: &str| {
+            let mut child = std::process::Command::new("python3")
+                .arg(&script)
+                .arg(&header)
+                .env("TETHER_EVENTS_SECRETS", secret)
+                .stdin(std::process::Stdio::piped())
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .expect("python3 runs (CI installs it)");
+            child
+                .stdin
+                .take()
+                .expect("stdin")
+                .write_all(body)
+                .expect("write body");
+            let out = child.wait_with_output().expect("wait");
+            (
+                out.status.code(),
+                String::from_utf8_lossy(&out.stdout).into_owned()
+                    + &String::from_utf8_lossy(&out.stderr),
+            )
+        };
+        assert_eq!(
+            run(body, "rotated-old-0123456789"),
+            (Some(0), "verified\n".to_owned())
+        );
+        let (code, said) = run(
+            br#"{"specversion":"1.0","type":"agent.deleted"}"#,
+            "rotated-new-0123456789",
+        );
+        assert_eq!(code, Some(1), "{said}");
+        assert!(said.contains("no signature matches"), "{said}");
+        assert_eq!(run(body, "another-secret-0123456789").0, Some(1));
+    }
+
     #[test]
     fn the_header_holds_no_secret() {
         let header = sign(&[Secret::new("whsec_topsecret".into())], 1, b"{}");

@@ -63,6 +63,25 @@ pub struct EndpointState {
     pub dead: Vec<DeadLetter>,
 }
 
+impl EndpointState {
+    /// One line for the dashboard: `app: 12 delivered, 1 pending (oldest 4 s), 0 dead letter(s)`
+    /// and, while the next event fails, why.
+    pub fn summary(&self) -> String {
+        let mut line = format!(
+            "{}: {} delivered, {} pending (oldest {} s), {} dead letter(s)",
+            self.name,
+            self.delivered,
+            self.pending,
+            self.lag_seconds,
+            self.dead.len()
+        );
+        if let Some(e) = &self.last_error {
+            line.push_str(&format!("; failing ({} attempt(s)): {e}", self.attempts));
+        }
+        line
+    }
+}
+
 /// Shared between the delivery task and the dashboard.
 pub type SharedState = Arc<Mutex<Option<EndpointState>>>;
 
@@ -77,6 +96,9 @@ pub struct Outbox {
     pub repo: PathBuf,
     /// The status branch.
     pub status_branch: String,
+    /// The remote the status branch is fetched from before the cursor is first created (the
+    /// source's URL), so a new endpoint starts at the remote's tip, not at a stale copy's.
+    pub remote: Option<String>,
     /// Where the cursor lives (the lease's repository).
     pub store: LockStore,
 }
@@ -176,6 +198,10 @@ fn open(
         message: e.message().to_owned(),
     };
     let repo = Repository::open(&outbox.repo).map_err(status)?;
+    if let Some(remote) = &outbox.remote {
+        crate::source::publish::fetch_branch(&repo, remote, &outbox.status_branch)
+            .map_err(status)?;
+    }
     let mut cursor = Cursor::default();
     if let Ok(tip) = repo.refname_to_id(&format!("refs/heads/{}", outbox.status_branch)) {
         let last = Deriver::new().advance(&repo, tip).map_err(status)?.pop();
