@@ -13,6 +13,8 @@
 //! - [`reconcile`]: one pass from fleet to status commit;
 //! - [`audit`]: status commits and the audit log in git;
 //! - [`billing`]: `tether agent add/remove`, the interface billing automation uses;
+//! - [`events`]: the lifecycle events for the app, derived from the status branch, and their
+//!   signature;
 //! - [`process`]: what long-running processes share: shutdown on signals, the Prometheus
 //!   exposition, durations in config files and flags;
 //! - [`daemon`]: triggers, single-writer lock, metrics and HTTP endpoints of `tether run`;
@@ -29,6 +31,7 @@ pub mod billing;
 pub mod cli;
 pub mod cloud;
 pub mod daemon;
+pub mod events;
 pub mod forge;
 #[cfg(test)]
 mod fuzz;

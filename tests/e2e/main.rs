@@ -18,6 +18,7 @@ mod converge;
 mod daemon;
 mod daemon_time;
 mod dashboard;
+mod events;
 mod exit_codes;
 mod fleet_workflow;
 mod github;

@@ -73,6 +73,18 @@ fn the_demo_runs_to_completion_and_its_summary_matches_the_emulators() {
         !out.contains("tskey-auth-") && !out.contains("tskey-client-"),
         "no secret in the narration"
     );
+    let ready = out
+        .lines()
+        .find(|l| l.starts_with("app received agent.ready acme-prod #2: server "))
+        .unwrap_or_else(|| panic!("the app's signed agent.ready for acme-prod:\n{out}"));
+    assert!(
+        ready.contains("(cpx31 in fsn1), public ") && ready.contains(", tailnet 100."),
+        "{ready}"
+    );
+    assert!(
+        out.contains("app received agent.quarantined globex-ops"),
+        "the cancellation reaches the app too:\n{out}"
+    );
     the_printed_agent_add_lines_run_as_shown(out);
 }
 

@@ -186,7 +186,7 @@ fn rfc3339(time: i64) -> String {
         .unwrap_or_default()
 }
 
-fn parse_date(text: &str) -> Result<i64, CliError> {
+pub(super) fn parse_date(text: &str) -> Result<i64, CliError> {
     use time::format_description::well_known::Rfc3339;
     let full = if text.len() == 10 {
         format!("{text}T00:00:00Z")

@@ -10,6 +10,7 @@ mod billing;
 mod common;
 mod completions;
 mod error;
+mod events;
 mod github;
 mod health;
 mod lease;
@@ -67,6 +68,7 @@ enum Command {
     Health(health::HealthArgs),
     Agent(Box<agent::AgentArgs>),
     Audit(audit::AuditArgs),
+    Events(events::EventsArgs),
     Billing(billing::BillingArgs),
     Schema(schema::SchemaArgs),
     #[cfg(feature = "sandbox")]
@@ -82,6 +84,7 @@ impl Command {
             Command::Validate(args) => args.json(),
             Command::Plan(args) => args.json(),
             Command::Audit(args) => args.json(),
+            Command::Events(args) => args.json(),
             Command::Status(args) => args.json(),
             _ => false,
         }
@@ -130,6 +133,7 @@ pub fn main() -> ExitCode {
         Command::Health(args) => health::cmd_health(&args),
         Command::Agent(args) => agent::cmd_agent(&args),
         Command::Audit(args) => audit::cmd_audit(&args),
+        Command::Events(args) => events::cmd_events(&args),
         Command::Billing(args) => billing::cmd_billing(&args),
         Command::Schema(args) => schema::cmd_schema(&args),
         #[cfg(feature = "sandbox")]

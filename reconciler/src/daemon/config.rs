@@ -10,6 +10,7 @@
 mod agent_api;
 mod check;
 mod dashboard;
+mod events;
 mod notify;
 mod print;
 mod raw;
@@ -19,6 +20,10 @@ use crate::daemon::trigger::Schedule;
 use crate::secret::Secret;
 use check::Check;
 pub use dashboard::DashboardConfig;
+pub use events::{
+    DEFAULT_EVENTS_TIMEOUT, DEFAULT_GIVE_UP_AFTER, DEFAULT_RETRY_FIRST, DEFAULT_RETRY_MAX,
+    EventsConfig, EventsEndpoint,
+};
 pub use notify::{
     DEFAULT_NOTIFY_RETRIES, DEFAULT_NOTIFY_TIMEOUT, DEFAULT_UNHEALTHY_AFTER, NotifyConfig,
     SinkConfig, SinkFormat,
@@ -132,6 +137,8 @@ pub struct DaemonConfig {
     pub reconcile_token: Option<Secret<String>>,
     /// Where notifications go (`notify`); no sink, no notification.
     pub notify: NotifyConfig,
+    /// Where the agents' lifecycle events go (`events`); no endpoint, no delivery.
+    pub events: EventsConfig,
     /// The on-VM agents' API (`agentApi`); runtime updates roll out only when it is served.
     pub agent_api: Option<crate::runtime::Config>,
     /// The dashboard's read token and commit links.

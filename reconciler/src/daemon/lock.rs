@@ -36,6 +36,7 @@ use crate::source::remote::RepoCache;
 pub use guard::{LeaseFence, LeaseGuard};
 use std::time::{Duration, SystemTime};
 pub use store::LockStore;
+pub(in crate::daemon) use store::{lost_race, push_checked};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 

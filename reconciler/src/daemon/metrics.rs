@@ -74,6 +74,10 @@ pub struct Metrics {
     invariants: Family<Labels, Gauge>,
     last_success: Family<Labels, FloatGauge>,
     since_success: FloatGauge,
+    event_deliveries: Family<Labels, Counter>,
+    event_pending: Family<Labels, Gauge>,
+    event_lag: Family<Labels, Gauge>,
+    event_dead: Family<Labels, Gauge>,
     scrape: Mutex<Scrape>,
 }
 
@@ -141,7 +145,35 @@ impl Metrics {
             "Seconds since the last successful reconcile (since start while none has)",
             since_success.clone(),
         );
+        let event_deliveries = Family::default();
+        registry.register(
+            "tether_event_deliveries",
+            "Lifecycle event delivery attempts, by endpoint and outcome (delivered, failed, dead)",
+            event_deliveries.clone(),
+        );
+        let event_pending = Family::default();
+        registry.register(
+            "tether_events_pending",
+            "Lifecycle events on the status branch not yet delivered, by endpoint",
+            event_pending.clone(),
+        );
+        let event_lag = Family::default();
+        registry.register(
+            "tether_event_lag_seconds",
+            "Age of the oldest undelivered lifecycle event, by endpoint (0 when none waits)",
+            event_lag.clone(),
+        );
+        let event_dead = Family::default();
+        registry.register(
+            "tether_event_dead_letters",
+            "Lifecycle events given up on, kept in the endpoint's cursor, by endpoint",
+            event_dead.clone(),
+        );
         Metrics {
+            event_deliveries,
+            event_pending,
+            event_lag,
+            event_dead,
             started_at,
             registry,
             duration,
@@ -156,6 +188,25 @@ impl Metrics {
             since_success,
             scrape: Mutex::new(Scrape::default()),
         }
+    }
+
+    /// Counts one lifecycle event delivery attempt to `endpoint` (`delivered`, `failed` or
+    /// `dead`).
+    pub fn count_event_delivery(&self, endpoint: &str, outcome: &str) {
+        self.event_deliveries
+            .get_or_create(&labels(&["endpoint", "outcome"], &[endpoint, outcome]))
+            .inc();
+    }
+
+    /// Sets `endpoint`'s backlog: events pending, the oldest one's age, dead letters kept.
+    pub fn set_event_backlog(&self, endpoint: &str, pending: usize, lag_seconds: i64, dead: usize) {
+        let series = labels(&["endpoint"], &[endpoint]);
+        let count = |n: usize| i64::try_from(n).unwrap_or(i64::MAX);
+        self.event_pending
+            .get_or_create(&series)
+            .set(count(pending));
+        self.event_lag.get_or_create(&series).set(lag_seconds);
+        self.event_dead.get_or_create(&series).set(count(dead));
     }
 
     fn scrape(&self) -> MutexGuard<'_, Scrape> {

@@ -11,6 +11,7 @@
 //! - [`metrics`]: Prometheus counters, gauges and the reconcile histogram;
 //! - [`http`]: `/healthz`, `/readyz`, `/metrics` and `/webhook`;
 //! - [`notify`]: notifications of failures, refusals, unhealthy agents and recoveries;
+//! - [`events`]: delivery of the agents' lifecycle events to the app, by the lease holder;
 //! - [`pass`]: one pass and its account (metrics, readiness, one log line);
 //! - [`readiness`]: whether the daemon is ready, which a pass sets and `/readyz` reports;
 //! - [`projects`]: per-project request counting and the pace the slowest project sets;
@@ -21,6 +22,7 @@
 
 pub mod budget;
 pub mod config;
+pub mod events;
 pub mod http;
 pub mod lock;
 pub mod metrics;

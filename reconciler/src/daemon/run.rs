@@ -12,6 +12,7 @@
 
 use super::budget::{self, Cadence};
 use super::config::{DaemonConfig, FleetSource, TailscaleAuth};
+use super::events::{Delivery, Outbox, SharedState};
 use super::http::{self, HttpState};
 use super::lock::{Lease, LeaseGuard, LockError, LockStore};
 use super::metrics::{Metrics, ReconcileOutcome};
@@ -84,6 +85,7 @@ pub async fn run(
 
     let (source, lock_store) = open_source(&config, &sender).await?;
     let notifier = Notifier::start(&config, &notify::status_files(&source).await);
+    let events = SharedState::default();
     let mut state = HttpState::new(metrics.clone(), readiness.clone(), TokioClock);
     if let Some(secret) = &config.webhook_secret {
         let branch = match &source {
@@ -104,6 +106,7 @@ pub async fn run(
         &source,
         &lock_store,
         readiness.clone(),
+        events.clone(),
     ));
     let server = http::serve(config.listen, state, signal.clone())
         .await
@@ -167,6 +170,7 @@ pub async fn run(
         metrics: &metrics,
         readiness: &readiness,
         notifier: &notifier,
+        events: &events,
         runtime: runtime.as_ref(),
         cadence: &cadence,
         fleets: &FleetCache::new(),
@@ -187,9 +191,11 @@ struct Daemon<'a> {
     compute: &'a Registry,
     signal: &'a ShutdownSignal,
     sender: &'a TriggerSender,
-    metrics: &'a Metrics,
+    metrics: &'a Arc<Metrics>,
     readiness: &'a Readiness,
     notifier: &'a Notifier,
+    /// Where event delivery stands, for the dashboard.
+    events: &'a SharedState,
     runtime: Option<&'a crate::runtime::Service>,
     cadence: &'a Cadence,
     /// Fleets loaded from git, kept across passes.
@@ -227,6 +233,7 @@ impl Daemon<'_> {
             };
             let compute = Fenced::new(self.compute.compute.clone(), guard.fence());
             let tailnet = Fenced::new(tailnet, guard.fence());
+            let delivery = self.start_delivery().await;
             self.sender.send(Trigger::Manual);
             let ended = self
                 .while_held(
@@ -236,8 +243,11 @@ impl Daemon<'_> {
                     coalescer,
                     &mut health,
                     &mut api_seen,
+                    delivery.as_ref(),
                 )
                 .await;
+            // Only the lease holder delivers events.
+            drop(delivery);
             match ended {
                 Ended::Shutdown => {
                     self.readiness.set_not_ready("shutting down");
@@ -264,7 +274,40 @@ impl Daemon<'_> {
         }
     }
 
+    /// Starts delivering lifecycle events, when an endpoint is configured; a failure to start
+    /// is logged and leaves the events on the status branch for the next holder or restart.
+    async fn start_delivery(&self) -> Option<Delivery> {
+        let endpoint = self.config.events.endpoint.clone()?;
+        let (repo, remote) = match self.source {
+            Source::Remote { cache, url, .. } => (cache.path().to_owned(), Some(url.clone())),
+            Source::Directory { path, .. } => (path.clone(), None),
+        };
+        let outbox = Outbox {
+            endpoint,
+            fleet: self.config.fleet.clone(),
+            repo,
+            status_branch: crate::audit::STATUS_BRANCH.to_owned(),
+            remote,
+            store: self.store.clone(),
+        };
+        match Delivery::start(
+            outbox,
+            TokioClock,
+            self.metrics.clone(),
+            self.events.clone(),
+        )
+        .await
+        {
+            Ok(d) => Some(d),
+            Err(e) => {
+                tracing::error!(error = %e, "cannot start delivering lifecycle events; they wait on the status branch");
+                None
+            }
+        }
+    }
+
     /// Runs passes on triggers while `guard` holds the lease.
+    #[allow(clippy::too_many_arguments)]
     async fn while_held<C: Compute, T: Tailnet>(
         &self,
         guard: &LeaseGuard<TokioClock>,
@@ -273,6 +316,7 @@ impl Daemon<'_> {
         coalescer: &mut trigger::Coalescer<TokioClock>,
         health: &mut Health,
         api_seen: &mut projects::Seen,
+        delivery: Option<&Delivery>,
     ) -> Ended {
         let mut unrecorded = Vec::new();
         loop {
@@ -326,6 +370,9 @@ impl Daemon<'_> {
                 started_at.elapsed(),
             );
             self.notifier.observe(commit.as_deref(), &outcome);
+            if let Some(delivery) = delivery {
+                delivery.wake();
+            }
             pass::carry_unrecorded(&mut unrecorded, &outcome);
             projects::after_pass(
                 &self.compute.compute.usage(),

@@ -109,6 +109,9 @@ struct Demo<'a, W: Write> {
     agents_applied: usize,
     started: Instant,
     color: bool,
+    /// The product's event endpoint, and the events derived for it so far.
+    app: super::app::App,
+    events: crate::events::derive::Deriver,
 }
 
 /// Runs the scripted scenario against fresh emulators, narrating into `out` (headings and plans
@@ -162,6 +165,8 @@ pub async fn run(
         agents_applied: 0,
         started,
         color,
+        app: super::app::App::start().await.map_err(setup)?,
+        events: crate::events::derive::Deriver::new(),
     };
     let summary = demo.script().await;
     demo.stack.shutdown().await;
@@ -220,7 +225,8 @@ impl<W: Write> Demo<'_, W> {
             self.stack.tailscale.url(),
             self.repo.display().to_string(),
         );
-        self.say(&format!("Hetzner Cloud API   {h}\nTailscale API       {t}\nfleet repository    {r} (branch main: fleet.yaml, no agents yet)"));
+        let app = self.app.url().to_owned();
+        self.say(&format!("Hetzner Cloud API   {h}\nTailscale API       {t}\nfleet repository    {r} (branch main: fleet.yaml, no agents yet)\nthe app's events    {app} (signed lifecycle events, verified on receipt)"));
 
         self.heading(2, "Billing adds five subscriptions (tether agent add)");
         for (i, (sub, customer, name, server_type, location, plan)) in
@@ -421,6 +427,29 @@ impl<W: Write> Demo<'_, W> {
                 "status commit {} on {STATUS_BRANCH}",
                 &commit[..7]
             ));
+        }
+        self.app_receives().await
+    }
+
+    /// Delivers the lifecycle events of status commits not delivered yet to the app, signed, as
+    /// `tether run` does, and says what the app received.
+    pub(super) async fn app_receives(&mut self) -> Result<(), DemoError> {
+        let repo = Repository::open(&self.repo).map_err(step("events"))?;
+        let tip = repo
+            .refname_to_id(&format!("refs/heads/{STATUS_BRANCH}"))
+            .map_err(step("events"))?;
+        let new = self.events.advance(&repo, tip).map_err(step("events"))?;
+        let (endpoint, client) = (self.app.endpoint(), reqwest::Client::new());
+        let before = self.app.received().len();
+        for event in &new {
+            let now = crate::billing::serve::signature::unix(std::time::SystemTime::now());
+            crate::daemon::events::post::post(&client, &endpoint, event, now)
+                .await
+                .map_err(step("events"))?;
+        }
+        for event in self.app.received().iter().skip(before) {
+            let line = super::app::describe(event);
+            self.say(&line);
         }
         Ok(())
     }

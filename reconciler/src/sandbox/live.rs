@@ -67,6 +67,7 @@ pub async fn run(
         GitHubEmulator::start(github::Config::default().user(GITHUB_TOKEN, "tether-sandbox"))
             .await
             .map_err(err)?;
+    let app = super::app::App::start().await.map_err(err)?;
     let bare = dir.path().join("fleet.git");
     let work = dir.path().join("fleet");
     let fleet_name = seed(fleet_dir, &bare, &work)?;
@@ -111,6 +112,9 @@ pub async fn run(
         action_timeout: crate::cloud::hetzner::DEFAULT_ACTION_TIMEOUT,
         reconcile_token: Some(Secret::new(RECONCILE_TOKEN.to_owned())),
         notify: crate::daemon::config::NotifyConfig::default(),
+        events: crate::daemon::config::EventsConfig {
+            endpoint: Some(app.endpoint()),
+        },
         agent_api: Some(agent_api()),
         dashboard: crate::daemon::config::DashboardConfig::default(),
         rate_budget: crate::daemon::budget::RateBudget::default(),
@@ -129,6 +133,7 @@ pub async fn run(
             format!("fleet remote      {}   (the daemon reconciles its `main` within 5 s)", bare.display()),
             format!("daemon            {}/metrics  {0}/readyz  {0}/healthz", handles.http_url),
             format!("dashboard:        {}/   (the fleet, live; open it in a browser)", handles.http_url),
+            format!("the app           {}   (receives the agents' signed lifecycle events; `tether events list --repo {}`)", app.url(), bare.display()),
             String::new(),
             "Point clients at the emulated cloud:".to_owned(),
             format!("  export HCLOUD_ENDPOINT={} HCLOUD_TOKEN={}   # hcloud server list", stack.hetzner.url(), stack.hetzner.token().expose()),

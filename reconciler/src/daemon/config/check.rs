@@ -195,6 +195,7 @@ impl Check<'_> {
         let tailscale_auth = self.tailscale_auth();
         let github_token = self.secret("GITHUB_TOKEN", "github.tokenFile");
         let notify = self.notify();
+        let events = self.events();
         let agent_api = self.agent_api();
         let dashboard = self.dashboard();
         let signer = self.signer();
@@ -219,6 +220,7 @@ impl Check<'_> {
             action_timeout,
             reconcile_token,
             notify,
+            events,
             agent_api,
             dashboard,
             rate_budget,

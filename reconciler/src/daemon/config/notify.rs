@@ -132,7 +132,7 @@ impl Check<'_> {
 
     /// The URL written under `url_key`, or held by the variable `env_key` names; problems name
     /// the key or the variable, never the URL.
-    fn sink_url(&mut self, url_key: &str, env_key: &str) -> Option<Secret<String>> {
+    pub(super) fn sink_url(&mut self, url_key: &str, env_key: &str) -> Option<Secret<String>> {
         let written = self.text(url_key);
         let named = self.text(env_key);
         let (url, key) = match (written, named) {

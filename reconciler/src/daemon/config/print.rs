@@ -54,10 +54,12 @@ impl DaemonConfig {
         for (key, state) in self.secret_states() {
             out.push_str(&format!("#   {key}: {state}\n"));
         }
-        let signing = self.signer.as_ref().map_or(
-            "not set (status commits are unsigned)".to_owned(),
-            |s| s.fingerprint().to_owned(),
-        );
+        let signing = self
+            .signer
+            .as_ref()
+            .map_or("not set (status commits are unsigned)".to_owned(), |s| {
+                s.fingerprint().to_owned()
+            });
         out.push_str(&format!("#   signing.key: {signing}\n"));
         out
     }
@@ -145,6 +147,18 @@ impl DaemonConfig {
             ]),
         );
         put("notify", notify_yaml(&self.notify));
+        if let Some(e) = &self.events.endpoint {
+            put(
+                "events",
+                map([
+                    ("name", text(&e.name)),
+                    ("timeout", text(secs(e.timeout))),
+                    ("retryFirst", text(secs(e.retry_first))),
+                    ("retryMax", text(secs(e.retry_max))),
+                    ("giveUpAfter", text(secs(e.give_up_after))),
+                ]),
+            );
+        }
         Yaml::Hash(root)
     }
 
@@ -167,6 +181,10 @@ impl DaemonConfig {
                 states.push(("tailscale.oauthClientId", "set"));
                 states.push(("tailscale.oauthClientSecret", set(Some(client_secret))));
             }
+        }
+        if self.events.endpoint.is_some() {
+            states.push(("events.url", "set"));
+            states.push(("events.secrets", "set"));
         }
         for sink in &self.notify.sinks {
             let key = match sink.format {

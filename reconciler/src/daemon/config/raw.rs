@@ -41,6 +41,8 @@ pub(super) struct RawConfig {
     #[serde(default)]
     notify: RawNotify,
     #[serde(default)]
+    events: RawEvents,
+    #[serde(default)]
     dashboard: RawDashboard,
     #[serde(default)]
     agent_api: RawAgentApi,
@@ -182,6 +184,7 @@ impl RawConfig {
     pub(super) fn flatten(self) -> Settings {
         let mut out = Settings::new();
         self.notify.flatten_into(&mut out);
+        self.events.flatten_into(&mut out);
         let dashboard = self.dashboard.entries();
         let entries: [(&'static str, Text); 33] = [
             ("fleet", self.fleet),
@@ -366,6 +369,47 @@ impl RawNotify {
             ("notify.slack.urlEnv", self.slack.url_env),
         ];
         for (key, value) in entries.into_iter() {
+            if let Some(v) = value {
+                out.insert(
+                    key,
+                    Setting {
+                        value: v.value,
+                        origin: Origin::File(v.span),
+                    },
+                );
+            }
+        }
+    }
+}
+
+/// `events:` as written.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub(super) struct RawEvents {
+    name: Text,
+    url: Text,
+    url_env: Text,
+    secrets_env: Text,
+    timeout: Text,
+    retry_first: Text,
+    retry_max: Text,
+    give_up_after: Text,
+}
+
+impl RawEvents {
+    /// Adds the block's settings, by dotted key, to `out`.
+    pub(super) fn flatten_into(self, out: &mut Settings) {
+        let entries: [(&'static str, Text); 8] = [
+            ("events.name", self.name),
+            ("events.url", self.url),
+            ("events.urlEnv", self.url_env),
+            ("events.secretsEnv", self.secrets_env),
+            ("events.timeout", self.timeout),
+            ("events.retryFirst", self.retry_first),
+            ("events.retryMax", self.retry_max),
+            ("events.giveUpAfter", self.give_up_after),
+        ];
+        for (key, value) in entries {
             if let Some(v) = value {
                 out.insert(
                     key,

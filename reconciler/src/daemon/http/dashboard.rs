@@ -62,6 +62,7 @@ pub struct Dashboard {
     read_token: Option<Secret<String>>,
     commit_url: Option<String>,
     lease_seen: Mutex<Option<(Instant, String)>>,
+    events: crate::daemon::events::SharedState,
 }
 
 impl Dashboard {
@@ -75,6 +76,7 @@ impl Dashboard {
             read_token: None,
             commit_url: None,
             lease_seen: Mutex::new(None),
+            events: crate::daemon::events::SharedState::default(),
         }
     }
 
@@ -87,6 +89,12 @@ impl Dashboard {
     /// Requires `token` on every page and on `/api/status`.
     pub fn with_read_token(mut self, token: Option<Secret<String>>) -> Dashboard {
         self.read_token = token;
+        self
+    }
+
+    /// Shows where lifecycle event delivery stands.
+    pub fn with_events(mut self, events: crate::daemon::events::SharedState) -> Dashboard {
+        self.events = events;
         self
     }
 
@@ -116,10 +124,18 @@ impl Dashboard {
             Ok(()) => ("ready".to_owned(), None),
             Err((status, reason)) => (status.to_owned(), Some(reason)),
         };
+        let events = self
+            .events
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .iter()
+            .map(crate::daemon::events::EndpointState::summary)
+            .collect();
         Health {
             status,
             reason,
             lease: self.lease_line(),
+            events,
         }
     }
 
@@ -209,6 +225,7 @@ pub(in crate::daemon) fn for_daemon(
     source: &Source,
     store: &LockStore,
     readiness: Readiness,
+    events: crate::daemon::events::SharedState,
 ) -> Dashboard {
     let status_ref = format!("refs/heads/{STATUS_BRANCH}");
     let sources = match source {
@@ -233,6 +250,7 @@ pub(in crate::daemon) fn for_daemon(
         })
         .with_read_token(config.dashboard.read_token.clone())
         .with_commit_url(config.dashboard.commit_url.clone())
+        .with_events(events)
 }
 
 async fn authorize(State(d): State<Arc<Dashboard>>, request: Request, next: Next) -> Response {
@@ -320,6 +338,7 @@ async fn fleet(State(d): State<Arc<Dashboard>>) -> Response {
         status: "unknown".to_owned(),
         reason: Some(e.to_string()),
         lease: "unknown".to_owned(),
+        events: Vec::new(),
     });
     Html(page::fleet_page(&data, &health, d.links())).into_response()
 }

@@ -146,8 +146,8 @@ impl LockStore {
 
 /// Pushes `outgoing` to `name` unless the remote's value differs from `expected`. `Ok(None)`
 /// when pushed, `Ok(Some(reason))` when the server rejected the update, and for a value that
-/// moved before upload.
-fn push_checked(
+/// moved before upload. The events' delivery cursor is written the same way.
+pub(in crate::daemon) fn push_checked(
     cache: &RepoCache,
     repo: &Repository,
     outgoing: &str,
@@ -163,9 +163,7 @@ fn push_checked(
             .any(|u| u.dst_refname() == Some(name) && u.src() != expected)
         {
             moved.set(true);
-            return Err(git2::Error::from_str(
-                "the lock ref moved since it was read",
-            ));
+            return Err(git2::Error::from_str("the ref moved since it was read"));
         }
         Ok(())
     });
@@ -182,14 +180,14 @@ fn push_checked(
         .push(&[format!("+{outgoing}:{name}")], Some(&mut options));
     drop(options);
     match result {
-        Err(_) if moved.get() => Ok(Some("the lock ref moved since it was read".into())),
+        Err(_) if moved.get() => Ok(Some("the ref moved since it was read".into())),
         Err(e) => Err(e),
         Ok(()) => Ok(rejected.into_inner()),
     }
 }
 
 /// A libgit2 error meaning the ref was not what we expected, or another writer held it.
-fn lost_race(e: &git2::Error) -> bool {
+pub(in crate::daemon) fn lost_race(e: &git2::Error) -> bool {
     matches!(
         e.code(),
         ErrorCode::Modified | ErrorCode::Locked | ErrorCode::Exists | ErrorCode::NotFound

@@ -21,6 +21,9 @@ pub struct Health {
     pub reason: Option<String>,
     /// Who holds the fleet's lease, until when; or why that is unknown.
     pub lease: String,
+    /// Where lifecycle event delivery stands, one line per endpoint (none: not configured, or
+    /// this daemon does not hold the lease).
+    pub events: Vec<String>,
 }
 
 /// Where commit ids link to.
@@ -167,6 +170,9 @@ fn health(out: &mut String, h: &Health) {
     let html = format!("<span class=\"{class}\">{}</span>", esc(&status));
     field(out, "readiness", "readiness", &html);
     field(out, "lease", "lease", &esc(&h.lease));
+    for line in &h.events {
+        field(out, "events", "events", &esc(line));
+    }
     out.push_str("</dl></section>\n");
 }
 

@@ -62,6 +62,10 @@ fn health() -> Health {
         status: "ready".to_owned(),
         reason: None,
         lease: "held by sandbox/1 until 2026-11-29T12:02:00Z".to_owned(),
+        events: vec![
+            "app: 12 delivered, 1 pending (oldest 4 s), 0 dead letter(s); failing: the endpoint answered HTTP 500 <b>"
+                .to_owned(),
+        ],
     }
 }
 
@@ -264,4 +268,18 @@ fn the_agent_page_shows_provider_ids_timeline_and_plan_lines() {
     assert!(timeline.contains("<li class=\"phase-failed\">"));
     let plan = &html[html.find("id=\"plan\"").expect("plan lines")..];
     assert!(plan.contains("create acme-prod done server 4242"));
+}
+
+#[test]
+fn the_event_delivery_of_each_endpoint_is_shown_escaped() {
+    let data = FleetData {
+        overview: overview(Vec::new()),
+        warning: None,
+        commits: Vec::new(),
+    };
+    let page = fleet_page(&data, &health(), plain());
+    assert!(
+        page.contains("app: 12 delivered, 1 pending (oldest 4 s), 0 dead letter(s); failing: the endpoint answered HTTP 500 &lt;b&gt;"),
+        "{page}"
+    );
 }
