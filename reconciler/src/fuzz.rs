@@ -5,13 +5,13 @@
 //! arrives: no panic, an answer from the documented set, bounded work, inert text.
 //!
 //! Targets here: the `Stripe-Signature` header ([`signature::verify`]), the Stripe event parser
-//! ([`events::parse`]), the GitHub webhook ([`Webhook::receive`]) and the agent API's report
-//! body ([`Report`]). Elsewhere: the spec loader (`tether-schema`, `load_props.rs`) and the
-//! renderers (`tether-core`, `escape/tests.rs`). The commit trailer parser gets its target
-//! here, beside these, when it lands: arbitrary commit messages into the parser, checking that
-//! only the final trailer block is read and that what it returns round-trips through
-//! `git interpret-trailers --parse`.
+//! ([`events::parse`]), the GitHub webhook ([`Webhook::receive`]), the agent API's report
+//! body ([`Report`]) and the commit trailer parser ([`trailers::parse`], with hostile text set
+//! as body lines by [`trailers::body_line`]). Elsewhere: the spec loader (`tether-schema`,
+//! `load_props.rs`), the renderers (`tether-core`, `escape/tests.rs`), and the trailer parser
+//! compared with the real `git interpret-trailers --parse` (`audit/trailers/tests.rs`).
 
+use crate::audit::trailers;
 use crate::billing::serve::events::{self, Parsed};
 use crate::billing::serve::signature::{self, MAX_ENTRIES, MAX_HEADER_BYTES, SignatureError};
 use crate::cloud::retry::ManualClock;
@@ -206,5 +206,24 @@ proptest! {
                 }
             }
         }
+    }
+
+    #[test]
+    fn a_commit_message_of_any_shape_parses_and_hostile_body_text_forges_no_trailer(
+        raw in any::<String>(),
+        hostile in proptest::collection::vec(hostile_text(), 0..4),
+    ) {
+        let _ = trailers::parse(&raw);
+        let mut message = String::from("apply 3f2a1c9: +1 created\n\n");
+        for text in &hostile {
+            message.push_str(&trailers::body_line(text));
+            message.push('\n');
+        }
+        message.push_str("\nTether-Source-Commit: real\nTether-Run: r1\n");
+        let expected = vec![
+            ("Tether-Source-Commit".to_owned(), "real".to_owned()),
+            ("Tether-Run".to_owned(), "r1".to_owned()),
+        ];
+        prop_assert_eq!(trailers::parse(&message), expected, "{:?}", message);
     }
 }

@@ -46,8 +46,15 @@ impl Daemon {
         let dir = tempfile::tempdir().expect("config dir");
         let config = dir.path().join("tether.yaml");
         let log = dir.path().join("tether.log");
+        // `interval: 5m` unless `extra` sets its own: a test that needs passes after the first
+        // must ask for them, since the daemon's own writes do not wake it.
+        let interval = if extra.lines().any(|l| l.starts_with("interval:")) {
+            ""
+        } else {
+            "interval: 5m\n"
+        };
         let yaml = format!(
-            "fleet: aura-prod\nsource:\n{source}\ninterval: 5m\nlisten: 127.0.0.1:0\nhetzner:\n  endpoint: {}\ntailscale:\n  endpoint: {}\n{extra}",
+            "fleet: aura-prod\nsource:\n{source}\n{interval}listen: 127.0.0.1:0\nhetzner:\n  endpoint: {}\ntailscale:\n  endpoint: {}\n{extra}",
             stack.hetzner.url(),
             stack.tailscale.url(),
         );

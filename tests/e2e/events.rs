@@ -23,6 +23,8 @@ use tether::events::derive::Deriver;
 use tether::events::{LifecycleEvent, signature};
 use tether::sandbox::stack::{LatencyProfile, Stack, StackOptions};
 use tether::secret::Secret;
+use tether_emulators::Token;
+use tether_emulators::stripe::StripeEmulator;
 
 const STRIPE_SECRET: &str = "whsec_e2e_events_stripe";
 const EVENTS_SECRET: &str = "app-secret-0123456789abcdef";
@@ -171,18 +173,35 @@ fn derived(repo: &Path) -> Vec<LifecycleEvent> {
     Deriver::new().advance(&git, tip).expect("derive")
 }
 
-/// Kills the billing receiver when the test ends.
-struct Billing(std::process::Child);
+/// Kills the billing receiver when the test ends; keeps the Stripe emulator it reads serving
+/// until then.
+struct Billing {
+    child: std::process::Child,
+    _stripe: StripeEmulator,
+}
 
 impl Drop for Billing {
     fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 }
 
-/// `tether billing serve` committing to `repo`; its URL.
-fn billing_serve(repo: &Path, config_dir: &Path) -> (Billing, String) {
+const STRIPE_KEY: &str = "sk_test_e2e_events";
+
+/// `tether billing serve` committing to `repo`, reading a Stripe emulator that bills
+/// `subscriptions` on the `pro_monthly` price; its URL.
+async fn billing_serve(
+    repo: &Path,
+    config_dir: &Path,
+    subscriptions: &[String],
+) -> (Billing, String) {
+    let stripe = StripeEmulator::start(Token::from(STRIPE_KEY))
+        .await
+        .expect("start the Stripe emulator");
+    for subscription in subscriptions {
+        stripe.seed(subscription, "cus_e2e", "pro_monthly");
+    }
     std::fs::write(config_dir.join("mapping.yaml"), MAPPING).expect("mapping");
     let config = format!(
         "listen: 127.0.0.1:0\nrepo: {}\nbranch: main\nmapping: mapping.yaml\n",
@@ -193,13 +212,18 @@ fn billing_serve(repo: &Path, config_dir: &Path) -> (Billing, String) {
         .args(["billing", "serve", "--config"])
         .arg(config_dir.join("billing.yaml"))
         .env("STRIPE_WEBHOOK_SECRET", STRIPE_SECRET)
+        .env("STRIPE_API_KEY", STRIPE_KEY)
+        .env("STRIPE_API_URL", stripe.url())
         .env("RUST_LOG", "warn")
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
         .expect("start tether billing serve");
     let stdout = child.stdout.take().expect("stdout");
-    let billing = Billing(child);
+    let billing = Billing {
+        child,
+        _stripe: stripe,
+    };
     let mut first = String::new();
     BufReader::new(stdout)
         .read_line(&mut first)
@@ -256,7 +280,8 @@ async fn a_paid_subscription_reaches_the_app_as_a_signed_agent_ready_with_the_vm
     .await;
 
     let config = tempfile::tempdir().expect("config dir");
-    let (_billing, billing) = billing_serve(repo.path(), config.path());
+    let (_billing, billing) =
+        billing_serve(repo.path(), config.path(), &["sub_e2eNew".to_owned()]).await;
     let paid = Instant::now();
     pay(&billing, "sub_e2eNew").await;
     let ready = app
@@ -510,8 +535,8 @@ async fn payments_to_ready(n: usize, scale: f64) -> (Vec<Duration>, Vec<Duration
     )
     .await;
     let config = tempfile::tempdir().expect("config dir");
-    let (_billing, billing) = billing_serve(repo.path(), config.path());
     let subscriptions: Vec<String> = (0..n).map(|i| format!("sub_bench{i:03}")).collect();
+    let (_billing, billing) = billing_serve(repo.path(), config.path(), &subscriptions).await;
     let paid = Instant::now();
     let sends: Vec<_> = subscriptions
         .iter()

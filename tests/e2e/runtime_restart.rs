@@ -13,11 +13,12 @@ use tether::sandbox::stack::{Stack, StackOptions};
 
 const N: usize = 6;
 
-/// `tether run` with its agent API on `port` (the address the VMs were given) and a 2 s lease,
-/// so a restart after a kill takes over quickly.
+/// `tether run` with its agent API on `port` (the address the VMs were given), a 2 s lease, so
+/// a restart after a kill takes over quickly, and a pass every 10 s (the shortest allowed), so the pass after a halted
+/// wave comes without a spec change.
 fn daemon(stack: &Stack, fleet: &Path, port: u16) -> Daemon {
     let extra = format!(
-        "concurrency: 20\nlock:\n  ttl: 2s\nagentApi:\n  listen: 127.0.0.1:{port}\n  binaryUrl: http://127.0.0.1:1/tether-agent\n  waveTimeout: 20s\n"
+        "interval: 10s\nconcurrency: 20\nlock:\n  ttl: 2s\nagentApi:\n  listen: 127.0.0.1:{port}\n  binaryUrl: http://127.0.0.1:1/tether-agent\n  waveTimeout: 20s\n"
     );
     Daemon::spawn(stack, &format!("  path: {}", fleet.display()), &extra, &[])
 }
